@@ -1,0 +1,2 @@
+//! Placeholder (issue 2 builds it).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Placeholder demo (issue 2 builds it).
+fn main() {}

@@ -1,0 +1,185 @@
+//! Budgets & quotas: the `currentObjective` block and credits shown as dollars.
+//!
+//! From the second page: agent work runs against a credit budget, 1 credit = $0.01, and the
+//! `currentObjective` block (returned by `usage_stats` and on every checkpoint) tells the agent
+//! how to pace itself:
+//!
+//! | signal | [`BudgetState`] | what to do |
+//! | --- | --- | --- |
+//! | `remainingPct` > 30 | [`Normal`](BudgetState::Normal) | carry on |
+//! | `remainingPct` ≤ 30 | [`SlowDown`](BudgetState::SlowDown) | stop opening new branches |
+//! | `remainingPct` ≤ 10 | [`Finalize`](BudgetState::Finalize) | ship a partial result now |
+//! | `abortSignal` present | [`Abort`](BudgetState::Abort) | post one summary, mark blocked, stop |
+//!
+//! ```
+//! use tower_api_retry::budget::{BudgetState, Credits, Objective};
+//!
+//! let objective: Objective = serde_json::from_str(
+//!     r#"{"allocated": 500, "spent": 430, "remaining": 70, "remainingPct": 14}"#,
+//! ).unwrap();
+//! assert_eq!(objective.state(), BudgetState::SlowDown);
+//! assert_eq!(objective.remaining.unwrap().to_string(), "$0.70");
+//! assert_eq!(Credits(120).to_string(), "$1.20");
+//! ```
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A number of credits. One credit is one US cent; [`Display`](fmt::Display) shows dollars,
+/// as the page asks ("phrase spend to humans as a dollar amount, never as a raw credit count").
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Credits(pub i64);
+
+impl Credits {
+    /// The raw credit count (cents), for arithmetic, never for people.
+    pub const fn cents(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Credits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let cents = self.0.unsigned_abs();
+        write!(f, "{sign}${}.{:02}", cents / 100, cents % 100)
+    }
+}
+
+/// How an agent should pace itself, from the `currentObjective` block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum BudgetState {
+    /// More than 30 % left: carry on.
+    Normal,
+    /// `remainingPct` ≤ 30: slow down, stop opening new branches.
+    SlowDown,
+    /// `remainingPct` ≤ 10: finalize now, ship a partial result.
+    Finalize,
+    /// `abortSignal` present: post one final summary, mark the task blocked, stop the loop.
+    Abort,
+}
+
+impl BudgetState {
+    /// The state for a remaining percentage and whether an `abortSignal` is present.
+    ///
+    /// A missing or non-finite percentage is read as "unknown" and gives `Normal` unless the
+    /// abort signal is set: the signal, not the arithmetic, is what stops work.
+    pub fn from_signals(remaining_pct: Option<f64>, abort: bool) -> BudgetState {
+        if abort {
+            return BudgetState::Abort;
+        }
+        match remaining_pct {
+            Some(p) if p.is_finite() && p <= 10.0 => BudgetState::Finalize,
+            Some(p) if p.is_finite() && p <= 30.0 => BudgetState::SlowDown,
+            _ => BudgetState::Normal,
+        }
+    }
+}
+
+/// The `currentObjective` block: allocated, spent and remaining credits, `remainingPct`, and
+/// the optional `abortSignal`. Unknown fields are ignored.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Objective {
+    /// Credits allocated to the objective.
+    #[serde(default)]
+    pub allocated: Option<Credits>,
+    /// Credits spent so far.
+    #[serde(default)]
+    pub spent: Option<Credits>,
+    /// Credits remaining.
+    #[serde(default)]
+    pub remaining: Option<Credits>,
+    /// Percentage of the budget remaining.
+    #[serde(default)]
+    pub remaining_pct: Option<f64>,
+    /// Present (any value but `null`) when the budget was exhausted mid-session.
+    #[serde(default)]
+    pub abort_signal: Option<serde_json::Value>,
+}
+
+impl Objective {
+    /// Reads the block from a `usage_stats` or checkpoint response: either the block itself or
+    /// any object with a `currentObjective` member.
+    pub fn from_value(value: &serde_json::Value) -> Option<Objective> {
+        let block = value.get("currentObjective").unwrap_or(value);
+        if !block.is_object() {
+            return None;
+        }
+        Objective::deserialize(block).ok()
+    }
+
+    /// How to pace the work.
+    pub fn state(&self) -> BudgetState {
+        let abort = self
+            .abort_signal
+            .as_ref()
+            .is_some_and(|v| !v.is_null() && v != &serde_json::Value::Bool(false));
+        BudgetState::from_signals(self.remaining_pct, abort)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn dollars() {
+        for (c, s) in [
+            (7, "$0.07"),
+            (120, "$1.20"),
+            (0, "$0.00"),
+            (100_000, "$1000.00"),
+            (-5, "-$0.05"),
+        ] {
+            assert_eq!(Credits(c).to_string(), s);
+        }
+        assert_eq!(Credits(i64::MIN).to_string(), "-$92233720368547758.08");
+    }
+
+    #[test]
+    fn the_signal_table() {
+        let cases = [
+            (json!({"remainingPct": 80}), BudgetState::Normal),
+            (json!({"remainingPct": 30.5}), BudgetState::Normal),
+            (json!({"remainingPct": 30}), BudgetState::SlowDown),
+            (json!({"remainingPct": 11}), BudgetState::SlowDown),
+            (json!({"remainingPct": 10}), BudgetState::Finalize),
+            (json!({"remainingPct": 0}), BudgetState::Finalize),
+            (
+                json!({"remainingPct": 50, "abortSignal": {"reason": "exhausted"}}),
+                BudgetState::Abort,
+            ),
+            (
+                json!({"remainingPct": 50, "abortSignal": true}),
+                BudgetState::Abort,
+            ),
+            (
+                json!({"remainingPct": 50, "abortSignal": null}),
+                BudgetState::Normal,
+            ),
+            (
+                json!({"currentObjective": {"remainingPct": 5, "remaining": 3}}),
+                BudgetState::Finalize,
+            ),
+            (json!({}), BudgetState::Normal),
+        ];
+        for (v, want) in cases {
+            assert_eq!(Objective::from_value(&v).unwrap().state(), want, "{v}");
+        }
+        let o = Objective::from_value(&json!({"currentObjective": {"allocated": 1000, "spent": 993, "remaining": 7, "remainingPct": 0.7}})).unwrap();
+        assert_eq!(o.remaining.unwrap().to_string(), "$0.07");
+        assert_eq!(o.allocated.unwrap().to_string(), "$10.00");
+    }
+
+    #[test]
+    fn wrong_types_are_none() {
+        assert!(Objective::from_value(&json!({"remainingPct": "low"})).is_none());
+        assert!(Objective::from_value(&json!([1, 2])).is_none());
+    }
+}

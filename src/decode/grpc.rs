@@ -1,0 +1,51 @@
+//! gRPC errors in response headers: `grpc-status` and the percent-encoded `grpc-message`.
+
+use crate::{ErrorCode, error::ApiError, error::BodyShape, redact::redact, retry_after::Hint};
+use http::{HeaderMap, StatusCode};
+
+const GRPC_STATUS: &str = "grpc-status";
+const GRPC_MESSAGE: &str = "grpc-message";
+
+/// `true` when `grpc-status` is present and is not `0` (OK).
+pub(super) fn is_error(headers: &HeaderMap) -> bool {
+    headers
+        .get(GRPC_STATUS)
+        .is_some_and(|v| v.as_bytes().trim_ascii() != b"0")
+}
+
+/// The gRPC error in `headers`, if any. An unparsable or out-of-range `grpc-status` is
+/// `UNKNOWN`, as the gRPC spec asks; a parsable number is kept as the numeric code.
+pub(super) fn decode(status: StatusCode, headers: &HeaderMap, hint: Hint) -> Option<ApiError> {
+    if !is_error(headers) {
+        return None;
+    }
+    let raw = headers.get(GRPC_STATUS)?;
+    let number = std::str::from_utf8(raw.as_bytes())
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok());
+    let code = number
+        .and_then(ErrorCode::from_grpc)
+        .unwrap_or(ErrorCode::Unknown);
+    let message = headers
+        .get(GRPC_MESSAGE)
+        .map(|v| decode_message(v.as_bytes()))
+        .unwrap_or_default();
+    let message = if message.is_empty() {
+        code.as_str().to_owned()
+    } else {
+        message
+    };
+    let mut err = ApiError::new(status, code, message);
+    err.shape = BodyShape::Grpc;
+    err.numeric_code = number.map(i64::from);
+    err.retry_after = hint.after;
+    err.do_not_retry = hint.do_not_retry;
+    Some(err)
+}
+
+/// Percent-decodes a `grpc-message` (lossy UTF-8, credentials redacted, length bounded by the
+/// header itself).
+pub(crate) fn decode_message(raw: &[u8]) -> String {
+    let bytes: Vec<u8> = percent_encoding::percent_decode(raw).collect();
+    redact(&String::from_utf8_lossy(&bytes)).into_owned()
+}

@@ -1,0 +1,230 @@
+use super::is_error;
+use crate::error::{ApiError, BoxError, Error};
+use bytes::Buf;
+use http::{Response, response::Parts};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+use tokio::time::Sleep;
+use tower::{Layer, Service};
+
+/// The default for [`ErrorDecodeLayer::max_body_bytes`]: 64 KiB.
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// The default for [`ErrorDecodeLayer::read_timeout`]: 10 seconds.
+pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Turns error responses into [`Error`]s. See the [module docs](crate::decode) for an example.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorDecodeLayer {
+    max_body_bytes: usize,
+    read_timeout: Option<Duration>,
+}
+
+impl Default for ErrorDecodeLayer {
+    fn default() -> Self {
+        ErrorDecodeLayer::new()
+    }
+}
+
+impl ErrorDecodeLayer {
+    /// Reads at most 64 KiB of an error body, for at most 10 seconds.
+    pub const fn new() -> Self {
+        ErrorDecodeLayer {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            read_timeout: Some(DEFAULT_READ_TIMEOUT),
+        }
+    }
+
+    /// The most bytes of an error body that are read; the rest is never polled. A body cut
+    /// short is decoded as far as it goes (usually as an unrecognised body, by its status).
+    pub const fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    /// How long reading an error body may take before it is decoded as far as it got
+    /// (`None`: no limit). This bounds a body that trickles a byte a second.
+    pub const fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+}
+
+impl<S> Layer<S> for ErrorDecodeLayer {
+    type Service = ErrorDecode<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        ErrorDecode {
+            inner,
+            config: *self,
+        }
+    }
+}
+
+/// The service of [`ErrorDecodeLayer`].
+#[derive(Clone, Debug)]
+pub struct ErrorDecode<S> {
+    inner: S,
+    config: ErrorDecodeLayer,
+}
+
+impl<S> ErrorDecode<S> {
+    /// Wraps `inner` with the default configuration.
+    pub fn new(inner: S) -> Self {
+        ErrorDecodeLayer::new().layer(inner)
+    }
+
+    /// A layer with the default configuration.
+    pub fn layer() -> ErrorDecodeLayer {
+        ErrorDecodeLayer::new()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, Req, B> Service<Req> for ErrorDecode<S>
+where
+    S: Service<Req, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<B>;
+    type Error = Error;
+    type Future = ResponseFuture<S::Future, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx).map_err(Error::transport)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        ResponseFuture {
+            state: State::Calling {
+                future: self.inner.call(req),
+            },
+            config: self.config,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`ErrorDecode`].
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+        config: ErrorDecodeLayer,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Calling { #[pin] future: F },
+        Reading {
+            parts: Option<Parts>,
+            #[pin]
+            body: B,
+            buf: Vec<u8>,
+            #[pin]
+            deadline: Option<Sleep>,
+        },
+    }
+}
+
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response<B>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let res = ready!(future.poll(cx)).map_err(Error::transport)?;
+                    if !is_error(res.status(), res.headers()) {
+                        return Poll::Ready(Ok(res));
+                    }
+                    let (parts, body) = res.into_parts();
+                    let config = *this.config;
+                    if super::grpc::is_error(&parts.headers) || config.max_body_bytes == 0 {
+                        // A gRPC error is all in the headers (trailers-only): no body to read.
+                        return Poll::Ready(Err(decode(&parts, &[])));
+                    }
+                    let hint = body.size_hint().upper().unwrap_or(0);
+                    let cap = (hint as usize).min(config.max_body_bytes).min(8 * 1024);
+                    this.state.set(State::Reading {
+                        parts: Some(parts),
+                        body,
+                        buf: Vec::with_capacity(cap),
+                        deadline: config.read_timeout.map(tokio::time::sleep),
+                    });
+                }
+                StateProj::Reading {
+                    parts,
+                    mut body,
+                    buf,
+                    deadline,
+                } => {
+                    let max = this.config.max_body_bytes;
+                    let timed_out = deadline.as_pin_mut().is_some_and(|d| d.poll(cx).is_ready());
+                    let mut done = timed_out || buf.len() >= max;
+                    while !done {
+                        match body.as_mut().poll_frame(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(Some(Ok(frame))) => {
+                                if let Ok(mut data) = frame.into_data() {
+                                    while data.has_remaining() && buf.len() < max {
+                                        let chunk = data.chunk();
+                                        let take = chunk.len().min(max - buf.len());
+                                        buf.extend_from_slice(&chunk[..take]);
+                                        data.advance(take);
+                                    }
+                                    done = buf.len() >= max;
+                                }
+                            }
+                            // A body that fails half-way is decoded as far as it got: the
+                            // status alone already says what happened.
+                            Poll::Ready(Some(Err(_))) | Poll::Ready(None) => done = true,
+                        }
+                    }
+                    let parts = parts.take().expect("polled after completion");
+                    return Poll::Ready(Err(decode(&parts, buf)));
+                }
+            }
+        }
+    }
+}
+
+fn decode(parts: &Parts, body: &[u8]) -> Error {
+    let api = ApiError::decode(parts.status, &parts.headers, body);
+    tracing::debug!(status = parts.status.as_u16(), code = %api.code(), "decoded error response");
+    Error::from_api(api)
+}

@@ -1,0 +1,307 @@
+//! The JSON body shapes of both pages, decoded in one pass without an intermediate `Value`
+//! for the parts the crate understands.
+
+use crate::{
+    ErrorCode,
+    error::{ApiError, BodyShape},
+    redact::{redact, redact_value},
+    retry_after::Hint,
+};
+use http::StatusCode;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+use std::fmt;
+
+/// One JSON error object: the top level of a body, or the object under `"error"`.
+#[derive(Default)]
+pub(super) struct Obj {
+    detail: Option<Value>,
+    error: Option<ErrorField>,
+    code: Option<Value>,
+    message: Option<Value>,
+    fix: Option<Value>,
+    details: Option<Value>,
+    data: Option<Value>,
+    jsonrpc: bool,
+    others: Vec<(Box<str>, Value)>,
+}
+
+/// The `"error"` member: a string (`"agent_connected"`), an object (MCP, JSON-RPC), or junk.
+enum ErrorField {
+    Text(String),
+    Object(Box<Obj>),
+    Other(Value),
+}
+
+enum Key {
+    Detail,
+    Error,
+    Code,
+    Message,
+    Fix,
+    Details,
+    Data,
+    JsonRpc,
+    Id,
+    Other(Box<str>),
+}
+
+impl<'de> de::Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key, E> {
+                Ok(match s {
+                    "detail" => Key::Detail,
+                    "error" => Key::Error,
+                    "code" => Key::Code,
+                    "message" => Key::Message,
+                    "fix" => Key::Fix,
+                    "details" => Key::Details,
+                    "data" => Key::Data,
+                    "jsonrpc" => Key::JsonRpc,
+                    "id" => Key::Id,
+                    other => Key::Other(other.into()),
+                })
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl<'de> de::Deserialize<'de> for Obj {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ObjVisitor)
+    }
+}
+
+struct ObjVisitor;
+
+impl<'de> Visitor<'de> for ObjVisitor {
+    type Value = Obj;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an error object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Obj, A::Error> {
+        let mut obj = Obj::default();
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::Detail => obj.detail = Some(map.next_value()?),
+                Key::Error => obj.error = Some(map.next_value_seed(ErrorFieldSeed)?),
+                Key::Code => obj.code = Some(map.next_value()?),
+                Key::Message => obj.message = Some(map.next_value()?),
+                Key::Fix => obj.fix = Some(map.next_value()?),
+                Key::Details => obj.details = Some(map.next_value()?),
+                Key::Data => obj.data = Some(map.next_value()?),
+                Key::JsonRpc => {
+                    map.next_value::<IgnoredAny>()?;
+                    obj.jsonrpc = true;
+                }
+                Key::Id => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Key::Other(name) => {
+                    let value = map.next_value()?;
+                    match obj.others.iter_mut().find(|(k, _)| *k == name) {
+                        Some(slot) => slot.1 = value, // duplicate key: the last wins, as in `Value`
+                        None => obj.others.push((name, value)),
+                    }
+                }
+            }
+        }
+        Ok(obj)
+    }
+}
+
+struct ErrorFieldSeed;
+
+impl<'de> DeserializeSeed<'de> for ErrorFieldSeed {
+    type Value = ErrorField;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ErrorField, D::Error> {
+        d.deserialize_any(ErrorFieldVisitor)
+    }
+}
+
+struct ErrorFieldVisitor;
+
+impl<'de> Visitor<'de> for ErrorFieldVisitor {
+    type Value = ErrorField;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an error code or object")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<ErrorField, E> {
+        Ok(ErrorField::Text(s.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<ErrorField, E> {
+        Ok(ErrorField::Text(s))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ErrorField, A::Error> {
+        ObjVisitor
+            .visit_map(map)
+            .map(|o| ErrorField::Object(Box::new(o)))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<ErrorField, A::Error> {
+        let v = de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(ErrorField::Other(v))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<ErrorField, E> {
+        Ok(ErrorField::Other(Value::Bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<ErrorField, E> {
+        Ok(ErrorField::Other(v.into()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<ErrorField, E> {
+        Ok(ErrorField::Other(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<ErrorField, E> {
+        Ok(ErrorField::Other(v.into()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<ErrorField, E> {
+        Ok(ErrorField::Other(Value::Null))
+    }
+}
+
+/// Parses a body as one of the JSON shapes; `None` when it is not a JSON object.
+pub(super) fn parse(body: &[u8]) -> Option<Obj> {
+    serde_json::from_slice(body).ok()
+}
+
+impl Obj {
+    /// `true` when the object carries an error the MCP mode recognises in a 200.
+    #[allow(dead_code)]
+    pub(super) fn has_error(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// Builds the [`ApiError`] for `status`, falling back to `excerpt` for the message.
+    pub(super) fn into_api_error(self, status: StatusCode, hint: Hint, body: &[u8]) -> ApiError {
+        let mut top = self;
+        let mut shape;
+        let mut numeric = None;
+        let code;
+        let mut message;
+        let mut fix;
+        let mut details;
+        let mut fields = std::mem::take(&mut top.others);
+
+        match top.error.take() {
+            Some(ErrorField::Object(inner)) => {
+                // MCP `{"error": {code, message, fix, details}}`, or a JSON-RPC envelope.
+                let mut inner = *inner;
+                shape = if top.jsonrpc {
+                    BodyShape::JsonRpc
+                } else {
+                    BodyShape::Mcp
+                };
+                let (c, n) = code_of(inner.code.take(), status);
+                code = c;
+                numeric = n;
+                if numeric.is_some() && !top.jsonrpc {
+                    shape = BodyShape::JsonRpc;
+                }
+                message = inner.message.take();
+                fix = inner.fix.take();
+                details = inner.details.take().or(inner.data.take());
+                fields.append(&mut inner.others);
+            }
+            Some(ErrorField::Text(text)) => {
+                // The structured 409: {"error": "agent_connected", "message", "agent_id"}.
+                shape = BodyShape::Structured;
+                code = ErrorCode::parse(&text);
+                message = top.message.take();
+                fix = top.fix.take();
+                details = top.details.take();
+            }
+            other => {
+                if let Some(ErrorField::Other(v)) = other {
+                    fields.push(("error".into(), v));
+                }
+                message = top.message.take();
+                fix = top.fix.take();
+                details = top.details.take();
+                if top.code.is_some() {
+                    shape = BodyShape::Envelope;
+                    let (c, n) = code_of(top.code.take(), status);
+                    code = c;
+                    numeric = n;
+                } else if let Some(detail) = top.detail.take() {
+                    shape = BodyShape::Detail;
+                    code = ErrorCode::from_status(status);
+                    match detail {
+                        Value::String(s) => message = Some(Value::String(s)),
+                        // FastAPI-style validation errors: a list of {loc, msg, type}.
+                        other => {
+                            let first = other
+                                .as_array()
+                                .and_then(|a| a.first())
+                                .and_then(|e| e.get("msg"))
+                                .and_then(Value::as_str)
+                                .map(str::to_owned);
+                            message = message.or(first.map(Value::String));
+                            details = details.or(Some(other));
+                        }
+                    }
+                } else {
+                    shape = BodyShape::Unrecognized;
+                    code = ErrorCode::from_status(status);
+                }
+            }
+        }
+        if top.detail.is_some() && shape != BodyShape::Detail {
+            fields.push(("detail".into(), top.detail.take().unwrap_or_default()));
+        }
+
+        let message = match message.take() {
+            Some(Value::String(s)) => redact(&s).into_owned(),
+            Some(Value::Null) | None if shape == BodyShape::Unrecognized => super::excerpt(body),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => super::excerpt(other.to_string().as_bytes()),
+        };
+        let message = if message.is_empty() {
+            super::default_message(status, &code)
+        } else {
+            message
+        };
+        let fix = match fix.take() {
+            Some(Value::String(s)) => Some(redact(&s).into_owned().into_boxed_str()),
+            Some(Value::Null) | None => None,
+            Some(other) => Some(super::excerpt(other.to_string().as_bytes()).into_boxed_str()),
+        };
+        if let Some(d) = details.as_mut() {
+            redact_value(d);
+        }
+        for (_, v) in fields.iter_mut() {
+            redact_value(v);
+        }
+        ApiError {
+            status,
+            code,
+            message: message.into_boxed_str(),
+            fix,
+            details: details.filter(|d| !d.is_null()),
+            fields,
+            retry_after: hint.after,
+            do_not_retry: hint.do_not_retry,
+            numeric_code: numeric,
+            shape,
+        }
+    }
+}
+
+/// A `code` member: a string, or a number (JSON-RPC `-32602`; anything else numeric keeps
+/// its number and takes its code from the status).
+fn code_of(code: Option<Value>, status: StatusCode) -> (ErrorCode, Option<i64>) {
+    match code {
+        Some(Value::String(s)) => (ErrorCode::parse(&s), None),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(n) if n < 0 => (ErrorCode::from_jsonrpc(n), Some(n)),
+            Some(n) => (ErrorCode::from_status(status), Some(n)),
+            None => (ErrorCode::from_status(status), None),
+        },
+        _ => (ErrorCode::from_status(status), None),
+    }
+}

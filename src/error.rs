@@ -1,0 +1,593 @@
+//! The typed error model: [`ApiError`] (what the server said) and [`Error`] (the one error
+//! type of every service in this crate).
+
+use crate::{
+    ErrorCode,
+    classify::{Disposition, classify},
+    redact::redact,
+};
+use http::StatusCode;
+use serde_json::Value;
+use std::{borrow::Cow, error::Error as StdError, fmt, time::Duration};
+
+/// A boxed error, as tower uses it.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Which documented body shape an [`ApiError`] was decoded from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BodyShape {
+    /// `{"detail": "..."}` (first page). The code is derived from the status.
+    Detail,
+    /// `{"error": "agent_connected", "message": "...", ...}` (first page's structured 409).
+    Structured,
+    /// `{"code": "...", "message": "...", "fix": "...", "details": {...}}` (second page).
+    Envelope,
+    /// `{"error": {"code": ..., "message": ...}}`: the MCP payload (second page).
+    Mcp,
+    /// A JSON-RPC 2.0 envelope `{"jsonrpc": "2.0", "id": .., "error": {...}}`.
+    JsonRpc,
+    /// A gRPC status in the response headers (`grpc-status`, `grpc-message`).
+    Grpc,
+    /// Anything else: empty, HTML from a proxy, truncated or malformed JSON. The code is
+    /// derived from the status, the message is a short, safe excerpt of the body.
+    Unrecognized,
+}
+
+/// What the server said: one error response, decoded.
+///
+/// Built by [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) from every documented body shape
+/// (see [`BodyShape`]), or by hand with [`ApiError::new`] for tests and custom services.
+///
+/// ```
+/// use http::StatusCode;
+/// use tower_api_retry::{ApiError, Disposition, ErrorCode};
+///
+/// let err = ApiError::decode(
+///     StatusCode::CONFLICT,
+///     &http::HeaderMap::new(),
+///     br#"{"error": "agent_connected", "message": "Agent agt_1 is connected.", "agent_id": "agt_1"}"#,
+/// );
+/// assert_eq!(err.code(), &ErrorCode::AgentConnected);
+/// assert_eq!(err.field("agent_id").and_then(|v| v.as_str()), Some("agt_1"));
+/// assert_eq!(err.disposition(), Disposition::FixRequest);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) code: ErrorCode,
+    pub(crate) message: Box<str>,
+    pub(crate) fix: Option<Box<str>>,
+    pub(crate) details: Option<Value>,
+    pub(crate) fields: Vec<(Box<str>, Value)>,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) do_not_retry: bool,
+    pub(crate) numeric_code: Option<i64>,
+    pub(crate) shape: BodyShape,
+}
+
+impl ApiError {
+    /// An error with a status, a code and a message, as a custom service or a test builds
+    /// one. Credentials in `message` are redacted.
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl AsRef<str>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: redact(message.as_ref()).into(),
+            fix: None,
+            details: None,
+            fields: Vec::new(),
+            retry_after: None,
+            do_not_retry: false,
+            numeric_code: None,
+            shape: BodyShape::Envelope,
+        }
+    }
+
+    /// Sets the actionable next step.
+    pub fn with_fix(mut self, fix: impl AsRef<str>) -> ApiError {
+        self.fix = Some(redact(fix.as_ref()).into());
+        self
+    }
+
+    /// Sets the server's `Retry-After` hint.
+    pub fn with_retry_after(mut self, retry_after: Duration) -> ApiError {
+        self.retry_after = Some(retry_after.min(crate::retry_after::MAX_HINT));
+        self
+    }
+
+    /// Sets the extra context (`details`).
+    pub fn with_details(mut self, mut details: Value) -> ApiError {
+        crate::redact::redact_value(&mut details);
+        self.details = Some(details);
+        self
+    }
+
+    /// HTTP status of the response (200 for gRPC trailers-only and MCP errors).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The machine-readable code: branch on this, never on [`message`](Self::message).
+    pub fn code(&self) -> &ErrorCode {
+        &self.code
+    }
+
+    /// Human-readable text, for display only; credentials are redacted.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// An actionable next step, when the server gave one.
+    pub fn fix(&self) -> Option<&str> {
+        self.fix.as_deref()
+    }
+
+    /// Extra context (a `nodeId`, a field name, ...), when the server gave it.
+    pub fn details(&self) -> Option<&Value> {
+        self.details.as_ref()
+    }
+
+    /// Any other top-level field of the error object, for example `agent_id`.
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        self.fields
+            .iter()
+            .find(|(k, _)| &**k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Names of the other top-level fields, in the order the server sent them.
+    pub fn field_names(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|(k, _)| &**k)
+    }
+
+    /// How long the server asked the client to wait (`Retry-After`, as delay-seconds or an
+    /// HTTP-date, or `grpc-retry-pushback-ms`), saturated at
+    /// [`MAX_HINT`](crate::retry_after::MAX_HINT).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// `true` when a gRPC server sent a negative `grpc-retry-pushback-ms`: do not retry.
+    pub fn server_forbids_retry(&self) -> bool {
+        self.do_not_retry
+    }
+
+    /// The numeric code the server sent, if any: a JSON-RPC error code such as `-32602`, or
+    /// the `grpc-status` number (kept even when it is outside the gRPC table).
+    pub fn numeric_code(&self) -> Option<i64> {
+        self.numeric_code
+    }
+
+    /// The body shape this error was decoded from.
+    pub fn shape(&self) -> BodyShape {
+        self.shape
+    }
+
+    /// What a careful caller does: [`classify`] of this status and code.
+    pub fn disposition(&self) -> Disposition {
+        classify(Some(self.status), &self.code)
+    }
+
+    /// The documented remedies of a 409 `agent_connected`, or `None` for any other error.
+    pub fn agent_connected(&self) -> Option<AgentConnected<'_>> {
+        (self.code == ErrorCode::AgentConnected).then_some(AgentConnected { error: self })
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)?;
+        if let Some(fix) = &self.fix {
+            write!(f, " (fix: {fix})")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for ApiError {}
+
+/// The header that forces a key rotation past a connected agent.
+pub const X_FORCE_ROTATE: http::HeaderName = http::HeaderName::from_static("x-force-rotate");
+
+/// A 409 `agent_connected`: the agent is connected to another installation.
+///
+/// The page documents two remedies, and this crate applies neither on its own: a rotation
+/// disconnects somebody, so it is the caller's decision.
+///
+/// 1. Release the agent first: `POST` [`release_path`](Self::release_path), then rotate.
+/// 2. Send the rotation again with `X-Force-Rotate: true` ([`force_rotate`](Self::force_rotate)).
+///
+/// ```
+/// use http::{Request, StatusCode};
+/// use tower_api_retry::ApiError;
+///
+/// let err = ApiError::decode(StatusCode::CONFLICT, &Default::default(),
+///     br#"{"error":"agent_connected","message":"Release it first or retry with X-Force-Rotate: true.","agent_id":"agt_7"}"#);
+/// let conflict = err.agent_connected().unwrap();
+/// assert_eq!(conflict.agent_id(), Some("agt_7"));
+/// assert_eq!(conflict.release_path().as_deref(), Some("/api/actors/agt_7/release"));
+///
+/// let mut retry = Request::post("/api/actors/agt_7/rotate-key").body(()).unwrap();
+/// conflict.force_rotate(&mut retry);
+/// assert_eq!(retry.headers()["x-force-rotate"], "true");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct AgentConnected<'a> {
+    error: &'a ApiError,
+}
+
+impl<'a> AgentConnected<'a> {
+    /// The connected agent's id (`agent_id`).
+    pub fn agent_id(&self) -> Option<&'a str> {
+        self.error.field("agent_id").and_then(Value::as_str)
+    }
+
+    /// `/api/actors/{agent_id}/release`, the endpoint that releases the agent.
+    pub fn release_path(&self) -> Option<String> {
+        let id = self.agent_id()?;
+        let id = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+        Some(format!("/api/actors/{id}/release"))
+    }
+
+    /// Adds `X-Force-Rotate: true` to a request (a new rotation request the caller sends).
+    pub fn force_rotate<B>(&self, request: &mut http::Request<B>) {
+        request
+            .headers_mut()
+            .insert(X_FORCE_ROTATE, http::HeaderValue::from_static("true"));
+    }
+}
+
+/// The error of every service in this crate.
+///
+/// It is the `Error` of a stack whose innermost layer is
+/// [`ErrorDecodeLayer`](crate::ErrorDecodeLayer), and what a `tower::BoxError` from such a
+/// stack downcasts to. It is either what the server said ([`api`](Self::api)), a transport
+/// failure of the inner service ([`source`](StdError::source) reaches it), or a request the
+/// rate-limit gate refused to send.
+///
+/// `Display` shows code, message and fix; neither `Display` nor `Debug` shows a credential.
+/// The exact text is not stable; branch on [`code`](Self::code) and
+/// [`disposition`](Self::disposition).
+///
+/// ```
+/// use http::StatusCode;
+/// use tower_api_retry::{ApiError, Disposition, Error, ErrorCode};
+///
+/// let err = Error::from(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::KeyRevoked, "The key was revoked.")
+///     .with_fix("Generate a fresh key in Settings → API Keys"));
+/// assert_eq!(err.code().as_str(), "KEY_REVOKED");
+/// assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
+/// assert_eq!(err.disposition(), Disposition::Reauthenticate);
+/// assert!(!err.is_retryable());
+/// assert_eq!(err.to_string(), "KEY_REVOKED: The key was revoked. (fix: Generate a fresh key in Settings → API Keys)");
+/// ```
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: Kind,
+    attempts: u32,
+    sent: bool,
+    note: Option<Cow<'static, str>>,
+}
+
+enum Kind {
+    Api(ApiError),
+    Transport {
+        code: ErrorCode,
+        message: Box<str>,
+        source: BoxError,
+    },
+    GateClosed {
+        retry_after: Duration,
+    },
+}
+
+impl Error {
+    /// An error for what the server said.
+    pub fn from_api(api: ApiError) -> Error {
+        Error::new(Kind::Api(api), true)
+    }
+
+    /// An error for a failure of the inner service (connect refused, reset, timeout, ...).
+    ///
+    /// A boxed [`Error`] is returned as it is. Anything else is classified transient:
+    /// `DEADLINE_EXCEEDED` when the chain of sources holds a timeout, `UNAVAILABLE` otherwise;
+    /// a refused connection is marked as never sent (see [`request_sent`](Self::request_sent)).
+    pub fn transport(source: impl Into<BoxError>) -> Error {
+        let source = source.into();
+        let source = match source.downcast::<Error>() {
+            Ok(err) => return *err,
+            Err(source) => source,
+        };
+        let mut timeout = false;
+        let mut refused = false;
+        let mut message = String::new();
+        let mut link: Option<&(dyn StdError + 'static)> = Some(&*source);
+        let mut depth = 0;
+        while let Some(err) = link {
+            if depth < 8 {
+                if !message.is_empty() {
+                    message.push_str(": ");
+                }
+                message.push_str(&err.to_string());
+            }
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind::*;
+                timeout |= io.kind() == TimedOut;
+                refused |= matches!(
+                    io.kind(),
+                    ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable
+                );
+            }
+            timeout |= err.is::<tower::timeout::error::Elapsed>()
+                || err.is::<tokio::time::error::Elapsed>();
+            link = err.source();
+            depth += 1;
+        }
+        let message = crate::decode::excerpt(message.as_bytes());
+        let code = if timeout {
+            ErrorCode::DeadlineExceeded
+        } else {
+            ErrorCode::Unavailable
+        };
+        Error::new(
+            Kind::Transport {
+                code,
+                message: message.into(),
+                source,
+            },
+            !refused,
+        )
+    }
+
+    /// A request the rate-limit gate refused to send: coded `RESOURCE_EXHAUSTED`, no status,
+    /// never sent.
+    pub(crate) fn gate_closed(retry_after: Duration) -> Error {
+        Error::new(Kind::GateClosed { retry_after }, false)
+    }
+
+    fn new(kind: Kind, sent: bool) -> Error {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                attempts: 1,
+                sent,
+                note: None,
+            }),
+        }
+    }
+
+    /// Records how many attempts produced this error (used by the retry layer).
+    pub(crate) fn set_attempts(&mut self, attempts: u32) {
+        self.inner.attempts = attempts;
+    }
+
+    /// Records why the error was returned without a (further) retry.
+    pub(crate) fn set_note(&mut self, note: impl Into<Cow<'static, str>>) {
+        self.inner.note = Some(note.into());
+    }
+
+    /// The code: the server's, or `UNAVAILABLE` / `DEADLINE_EXCEEDED` for a transport
+    /// failure, or `RESOURCE_EXHAUSTED` for a request a closed rate-limit gate held back.
+    pub fn code(&self) -> &ErrorCode {
+        static RESOURCE_EXHAUSTED: ErrorCode = ErrorCode::ResourceExhausted;
+        match &self.inner.kind {
+            Kind::Api(api) => api.code(),
+            Kind::Transport { code, .. } => code,
+            Kind::GateClosed { .. } => &RESOURCE_EXHAUSTED,
+        }
+    }
+
+    /// The HTTP status, or `None` when no response was received.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.api().map(ApiError::status)
+    }
+
+    /// What the server said, when it said something.
+    pub fn api(&self) -> Option<&ApiError> {
+        match &self.inner.kind {
+            Kind::Api(api) => Some(api),
+            _ => None,
+        }
+    }
+
+    /// The human-readable message (redacted).
+    pub fn message(&self) -> &str {
+        match &self.inner.kind {
+            Kind::Api(api) => api.message(),
+            Kind::Transport { message, .. } => message,
+            Kind::GateClosed { .. } => "rate limited: this path's gate is closed, request not sent",
+        }
+    }
+
+    /// The server's actionable next step, when it gave one.
+    pub fn fix(&self) -> Option<&str> {
+        self.api().and_then(ApiError::fix)
+    }
+
+    /// What a careful caller does with this error.
+    pub fn disposition(&self) -> Disposition {
+        match &self.inner.kind {
+            Kind::Api(api) => api.disposition(),
+            Kind::Transport { code, .. } => classify(None, code),
+            Kind::GateClosed { .. } => Disposition::RateLimited,
+        }
+    }
+
+    /// `true` when the contract allows retrying the same request: the disposition is
+    /// [`Retry`](Disposition::Retry) or [`RateLimited`](Disposition::RateLimited) and the
+    /// server did not forbid it (negative gRPC pushback).
+    pub fn is_retryable(&self) -> bool {
+        self.disposition().is_retryable() && !self.api().is_some_and(ApiError::server_forbids_retry)
+    }
+
+    /// How long to wait before trying again: the server's hint, or the time left on a closed
+    /// rate-limit gate.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match &self.inner.kind {
+            Kind::Api(api) => api.retry_after(),
+            Kind::Transport { .. } => None,
+            Kind::GateClosed { retry_after } => Some(*retry_after),
+        }
+    }
+
+    /// How many attempts produced this error: 1 unless a retry layer made more.
+    pub fn attempts(&self) -> u32 {
+        self.inner.attempts
+    }
+
+    /// `false` when the request certainly never reached the server (a refused connection, or
+    /// a closed rate-limit gate), so sending it again cannot duplicate a side effect.
+    pub fn request_sent(&self) -> bool {
+        self.inner.sent
+    }
+
+    /// `true` for a failure of the inner service rather than an error response.
+    pub fn is_transport(&self) -> bool {
+        matches!(self.inner.kind, Kind::Transport { .. })
+    }
+
+    /// `true` for a request held back by a closed rate-limit gate.
+    pub fn is_gate_closed(&self) -> bool {
+        matches!(self.inner.kind, Kind::GateClosed { .. })
+    }
+
+    /// Why the error was returned without a further retry, when a layer knows (retry budget
+    /// exhausted, body too large to replay, `Retry-After` too long, ...).
+    pub fn note(&self) -> Option<&str> {
+        self.inner.note.as_deref()
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(api: ApiError) -> Self {
+        Error::from_api(api)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.message())?;
+        if let Some(fix) = self.fix() {
+            write!(f, " (fix: {fix})")?;
+        }
+        if self.inner.attempts > 1 {
+            write!(f, " after {} attempts", self.inner.attempts)?;
+        }
+        if let Some(note) = &self.inner.note {
+            write!(f, "; {note}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the source's own `Debug`: it is not ours to vouch for. The message already
+        // holds its redacted text.
+        let mut d = f.debug_struct("Error");
+        d.field("code", &self.code().as_str())
+            .field("status", &self.status())
+            .field("disposition", &self.disposition())
+            .field("message", &self.message());
+        if let Some(fix) = self.fix() {
+            d.field("fix", &fix);
+        }
+        if let Some(ra) = self.retry_after() {
+            d.field("retry_after", &ra);
+        }
+        d.field("attempts", &self.inner.attempts)
+            .field("sent", &self.inner.sent);
+        if let Some(note) = &self.inner.note {
+            d.field("note", note);
+        }
+        d.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match &self.inner.kind {
+            Kind::Transport { source, .. } => Some(&**source),
+            Kind::Api(api) => Some(api),
+            Kind::GateClosed { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn error_is_send_sync_and_small() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Error>();
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+    }
+
+    #[test]
+    fn transport_errors_are_transient_and_reach_their_source() {
+        let err = Error::transport(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "reset by peer",
+        ));
+        assert_eq!(err.code(), &ErrorCode::Unavailable);
+        assert_eq!(err.status(), None);
+        assert!(err.is_retryable() && err.is_transport() && err.request_sent());
+        assert_eq!(err.attempts(), 1);
+        let src = err.source().unwrap().downcast_ref::<io::Error>().unwrap();
+        assert_eq!(src.kind(), io::ErrorKind::ConnectionReset);
+    }
+
+    #[test]
+    fn refused_connections_were_never_sent_and_timeouts_are_deadlines() {
+        let refused = Error::transport(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert!(!refused.request_sent());
+        let timeout = Error::transport(tower::timeout::error::Elapsed::new());
+        assert_eq!(timeout.code(), &ErrorCode::DeadlineExceeded);
+        assert!(timeout.is_retryable());
+    }
+
+    #[test]
+    fn a_boxed_error_is_not_wrapped_twice() {
+        let inner = Error::from(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "gone",
+        ));
+        let boxed: BoxError = Box::new(inner);
+        let err = Error::transport(boxed);
+        assert_eq!(err.status(), Some(StatusCode::NOT_FOUND));
+    }
+
+    #[test]
+    fn credentials_never_show() {
+        let err = Error::transport(io::Error::other(
+            "GET /x?token=convo_SECRET failed: Bearer convo_SECRET",
+        ));
+        for text in [err.to_string(), format!("{err:?}"), format!("{err:#?}")] {
+            assert!(!text.contains("SECRET"), "{text}");
+        }
+        let api = Error::from(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidApiKey,
+            "bad key convo_SECRET",
+        ));
+        assert!(!format!("{api} {api:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn gate_closed_errors() {
+        let err = Error::gate_closed(Duration::from_secs(3));
+        assert_eq!(err.code(), &ErrorCode::ResourceExhausted);
+        assert_eq!(err.status(), None);
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(err.disposition(), Disposition::RateLimited);
+        assert!(!err.request_sent() && err.is_gate_closed());
+    }
+}

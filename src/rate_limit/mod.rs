@@ -1,0 +1,1 @@
+//! Middleware that stops sending on a rate-limited path until it resets (placeholder: issue 4).

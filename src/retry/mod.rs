@@ -1,0 +1,1 @@
+//! Middleware that retries what the contract says is transient (placeholder: issue 3).
