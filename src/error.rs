@@ -271,6 +271,9 @@ struct Inner {
     attempts: u32,
     sent: bool,
     note: Option<Cow<'static, str>>,
+    /// The equivalent gRPC status, built on first use, where tonic looks for it.
+    #[cfg(feature = "tonic")]
+    status: std::sync::OnceLock<tonic::Status>,
 }
 
 enum Kind {
@@ -356,6 +359,8 @@ impl Error {
                 attempts: 1,
                 sent,
                 note: None,
+                #[cfg(feature = "tonic")]
+                status: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -512,7 +517,17 @@ impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match &self.inner.kind {
             Kind::Transport { source, .. } => Some(&**source),
+            // With `tonic`, the chain holds the equivalent `Status`, where `tonic::client::Grpc`
+            // looks for it.
+            #[cfg(feature = "tonic")]
+            _ => Some(
+                self.inner
+                    .status
+                    .get_or_init(|| crate::grpc_status::status_of(self)),
+            ),
+            #[cfg(not(feature = "tonic"))]
             Kind::Api(api) => Some(api),
+            #[cfg(not(feature = "tonic"))]
             Kind::GateClosed { .. } => None,
         }
     }

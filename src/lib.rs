@@ -5,10 +5,14 @@
 
 pub mod backoff;
 pub mod budget;
+#[cfg(feature = "tower-http")]
+pub mod classifier;
 mod classify;
 mod code;
 pub mod decode;
 mod error;
+#[cfg(feature = "tonic")]
+pub mod grpc_status;
 pub mod rate_limit;
 mod redact;
 pub mod retry;

@@ -1,0 +1,233 @@
+//! The crate's classification as a `tower_http` classifier, so `TraceLayer` (and anything else
+//! driven by [`ClassifyResponse`]) reports failures by [`Disposition`].
+//!
+//! ```
+//! use tower_http::trace::TraceLayer;
+//! use tower_api_retry::classifier::ContractClassifier;
+//!
+//! let trace = TraceLayer::new(ContractClassifier::make());
+//! # let _ = trace;
+//! ```
+//!
+//! Responses are classified by HTTP status (400 and above are failures) and by `grpc-status`,
+//! in the headers (trailers-only) or in the trailers at the end of the stream. Errors of this
+//! crate's stack are classified by their own code; any other error counts as a transport
+//! failure.
+
+use crate::{Disposition, Error, ErrorCode, classify};
+use http::{HeaderMap, Response, StatusCode};
+use std::{any::Any, fmt};
+use tower_http::classify::{ClassifiedResponse, ClassifyEos, ClassifyResponse, SharedClassifier};
+
+/// A failure as [`ContractClassifier`] reports it: the disposition, the code and the status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailureClass {
+    disposition: Disposition,
+    code: ErrorCode,
+    status: Option<StatusCode>,
+}
+
+impl FailureClass {
+    /// What a careful caller does.
+    pub fn disposition(&self) -> Disposition {
+        self.disposition
+    }
+
+    /// The code (derived from the status when only a status is known).
+    pub fn code(&self) -> &ErrorCode {
+        &self.code
+    }
+
+    /// The HTTP status, `None` for an error without a response.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.status
+    }
+
+    fn new(status: Option<StatusCode>, code: ErrorCode) -> FailureClass {
+        FailureClass {
+            disposition: classify(status, &code),
+            code,
+            status,
+        }
+    }
+}
+
+impl fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}", self.disposition, self.code)?;
+        if let Some(status) = self.status {
+            write!(f, ", HTTP {}", status.as_u16())?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// Classifies responses and errors by the documented contract. See the [module docs](self).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ContractClassifier;
+
+impl ContractClassifier {
+    /// The classifier as a `MakeClassifier`, for `TraceLayer::new`.
+    pub fn make() -> SharedClassifier<ContractClassifier> {
+        SharedClassifier::new(ContractClassifier)
+    }
+}
+
+fn grpc_failure(status: StatusCode, headers: &HeaderMap) -> Option<FailureClass> {
+    let raw = headers.get("grpc-status")?.to_str().ok()?.trim();
+    let code = match raw.parse::<i32>() {
+        Ok(0) => return None,
+        Ok(n) => ErrorCode::from_grpc(n).unwrap_or(ErrorCode::Unknown),
+        Err(_) => ErrorCode::Unknown,
+    };
+    Some(FailureClass::new(Some(status), code))
+}
+
+fn error_class<E: fmt::Display + 'static>(error: &E) -> FailureClass {
+    match (error as &dyn Any).downcast_ref::<Error>() {
+        Some(err) => FailureClass {
+            disposition: err.disposition(),
+            code: err.code().clone(),
+            status: err.status(),
+        },
+        None => FailureClass::new(None, ErrorCode::Unavailable),
+    }
+}
+
+impl ClassifyResponse for ContractClassifier {
+    type FailureClass = FailureClass;
+    type ClassifyEos = GrpcEos;
+
+    fn classify_response<B>(self, res: &Response<B>) -> ClassifiedResponse<FailureClass, GrpcEos> {
+        let status = res.status();
+        if let Some(class) = grpc_failure(status, res.headers()) {
+            return ClassifiedResponse::Ready(Err(class));
+        }
+        if status.as_u16() >= 400 {
+            return ClassifiedResponse::Ready(Err(FailureClass::new(
+                Some(status),
+                ErrorCode::from_status(status),
+            )));
+        }
+        let is_grpc = res
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        if is_grpc {
+            ClassifiedResponse::RequiresEos(GrpcEos { status })
+        } else {
+            ClassifiedResponse::Ready(Ok(()))
+        }
+    }
+
+    fn classify_error<E: fmt::Display + 'static>(self, error: &E) -> FailureClass {
+        error_class(error)
+    }
+}
+
+/// Classifies the end of a gRPC stream by the `grpc-status` trailer.
+#[derive(Clone, Copy, Debug)]
+pub struct GrpcEos {
+    status: StatusCode,
+}
+
+impl ClassifyEos for GrpcEos {
+    type FailureClass = FailureClass;
+
+    fn classify_eos(self, trailers: Option<&HeaderMap>) -> Result<(), FailureClass> {
+        match trailers.and_then(|t| grpc_failure(self.status, t)) {
+            Some(class) => Err(class),
+            None => Ok(()),
+        }
+    }
+
+    fn classify_error<E: fmt::Display + 'static>(self, error: &E) -> FailureClass {
+        error_class(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ApiError;
+
+    fn res(status: u16, headers: &[(&'static str, &'static str)]) -> Response<()> {
+        let mut r = Response::builder().status(status);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.body(()).unwrap()
+    }
+
+    fn ready(r: ClassifiedResponse<FailureClass, GrpcEos>) -> Result<(), FailureClass> {
+        match r {
+            ClassifiedResponse::Ready(r) => r,
+            ClassifiedResponse::RequiresEos(_) => panic!("expected a ready classification"),
+        }
+    }
+
+    #[test]
+    fn statuses_and_grpc_headers() {
+        let c = ContractClassifier;
+        assert_eq!(ready(c.classify_response(&res(200, &[]))), Ok(()));
+        assert_eq!(
+            ready(c.classify_response(&res(503, &[])))
+                .unwrap_err()
+                .disposition(),
+            Disposition::Retry
+        );
+        assert_eq!(
+            ready(c.classify_response(&res(429, &[])))
+                .unwrap_err()
+                .disposition(),
+            Disposition::RateLimited
+        );
+        assert_eq!(
+            ready(c.classify_response(&res(401, &[])))
+                .unwrap_err()
+                .disposition(),
+            Disposition::Reauthenticate
+        );
+        let grpc = ready(c.classify_response(&res(200, &[("grpc-status", "8")]))).unwrap_err();
+        assert_eq!(
+            (grpc.code(), grpc.disposition()),
+            (&ErrorCode::ResourceExhausted, Disposition::RateLimited)
+        );
+        assert_eq!(
+            grpc.to_string(),
+            "rate_limited (RESOURCE_EXHAUSTED, HTTP 200)"
+        );
+    }
+
+    #[test]
+    fn grpc_trailers_at_end_of_stream() {
+        let c = ContractClassifier;
+        let ClassifiedResponse::RequiresEos(eos) =
+            c.classify_response(&res(200, &[("content-type", "application/grpc")]))
+        else {
+            panic!("a gRPC response is classified at its end");
+        };
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", "14".parse().unwrap());
+        assert_eq!(
+            eos.classify_eos(Some(&trailers)).unwrap_err().code(),
+            &ErrorCode::Unavailable
+        );
+        trailers.insert("grpc-status", "0".parse().unwrap());
+        assert_eq!(eos.classify_eos(Some(&trailers)), Ok(()));
+    }
+
+    #[test]
+    fn errors_of_the_stack_keep_their_class() {
+        let err = Error::from(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::SubscriptionCanceled,
+            "gone",
+        ));
+        let class = ContractClassifier.classify_error(&err);
+        assert_eq!(class.disposition(), Disposition::NeedsHuman);
+        assert_eq!(class.status(), Some(StatusCode::CONFLICT));
+        let other = ContractClassifier.classify_error(&std::io::Error::other("reset"));
+        assert_eq!(other.disposition(), Disposition::Retry);
+    }
+}
