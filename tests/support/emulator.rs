@@ -1,0 +1,336 @@
+//! An emulated API on loopback that speaks both documented error contracts.
+//!
+//! Shared by the integration tests (`mod support;`) and the demo
+//! (`#[path = "../tests/support/emulator.rs"]`). Each path has a script of replies, consumed in
+//! order (the last reply of an `always` script repeats; an empty script answers 200), and a log
+//! of every request the server actually received: when, method, query, body length and
+//! checksum, so tests assert on what reached the server rather than on what the client thinks
+//! it sent.
+#![allow(dead_code)]
+
+use axum::{Router, body::Body, extract::Request, response::Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use hyper_util::{
+    rt::TokioExecutor, rt::TokioIo, server::conn::auto, service::TowerToHyperService,
+};
+use serde_json::{Value, json};
+use std::{
+    collections::{HashMap, VecDeque},
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::{net::TcpListener, sync::Notify, time::Instant};
+
+/// One reply of a script.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// A complete response.
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Bytes,
+    },
+    /// Close the connection without a response (RST: zero linger).
+    Reset,
+    /// Never answer.
+    Stall,
+    /// Answer after a delay (on tokio's clock).
+    Delay(Duration, Box<Reply>),
+    /// An error status with a body that never ends.
+    Endless { status: u16 },
+    /// An error status with a body that sends one byte per `every`, `len` bytes in all.
+    Trickle {
+        status: u16,
+        every: Duration,
+        len: usize,
+    },
+}
+
+impl Reply {
+    /// `200 {"ok": true}`.
+    pub fn ok() -> Reply {
+        Reply::json(200, json!({"ok": true}))
+    }
+    /// A JSON body with a status.
+    pub fn json(status: u16, body: Value) -> Reply {
+        Reply::Respond {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Bytes::from(body.to_string()),
+        }
+    }
+    /// A raw body with a status.
+    pub fn raw(status: u16, body: impl Into<Bytes>) -> Reply {
+        Reply::Respond {
+            status,
+            headers: vec![],
+            body: body.into(),
+        }
+    }
+    /// `{"detail": message}` (first page).
+    pub fn detail(status: u16, message: &str) -> Reply {
+        Reply::json(status, json!({ "detail": message }))
+    }
+    /// `{code, message, fix?}` (second page's envelope).
+    pub fn envelope(status: u16, code: &str, message: &str, fix: Option<&str>) -> Reply {
+        let mut body = json!({"code": code, "message": message});
+        if let Some(fix) = fix {
+            body["fix"] = json!(fix);
+        }
+        Reply::json(status, body)
+    }
+    /// The structured 409 `agent_connected` (first page).
+    pub fn agent_connected(agent_id: &str) -> Reply {
+        Reply::json(
+            409,
+            json!({
+                "error": "agent_connected",
+                "message": format!("Agent {agent_id} is currently connected to another installation. Release it first or retry with X-Force-Rotate: true."),
+                "agent_id": agent_id,
+            }),
+        )
+    }
+    /// 429 with `Retry-After: secs`.
+    pub fn too_many(secs: u64) -> Reply {
+        Reply::envelope(429, "RESOURCE_EXHAUSTED", "Too many requests", None)
+            .header("retry-after", &secs.to_string())
+    }
+    /// 503 `REFRESH_IN_PROGRESS` with `Retry-After: secs`.
+    pub fn refresh_in_progress(secs: u64) -> Reply {
+        Reply::envelope(
+            503,
+            "REFRESH_IN_PROGRESS",
+            "Another credential refresh for this team and agent is already running",
+            None,
+        )
+        .header("retry-after", &secs.to_string())
+    }
+    /// Adds a header to a `Respond` reply.
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        if let Reply::Respond { headers, .. } = &mut self {
+            headers.push((name.into(), value.into()));
+        }
+        self
+    }
+}
+
+/// What the server received.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub at: Instant,
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body_len: usize,
+    pub body_sum: u64,
+}
+
+#[derive(Default)]
+struct Script {
+    replies: VecDeque<Reply>,
+    repeat_last: bool,
+}
+
+#[derive(Default)]
+struct State {
+    scripts: Mutex<HashMap<String, Script>>,
+    seen: Mutex<Vec<Seen>>,
+}
+
+/// The running emulated API.
+#[derive(Clone)]
+pub struct Emulator {
+    addr: SocketAddr,
+    state: Arc<State>,
+}
+
+/// FNV-1a, 64 bits: a checksum of what the server received.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+impl Emulator {
+    /// Starts the server on `127.0.0.1:0`; it runs until the runtime shuts down.
+    pub async fn start() -> Emulator {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State::default());
+        let st = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let kill = Arc::new(Notify::new());
+                let state = st.clone();
+                let k = kill.clone();
+                let router = Router::new()
+                    .fallback(move |req: Request| handle(state.clone(), k.clone(), req));
+                tokio::spawn(async move {
+                    let _ = stream.set_nodelay(true);
+                    let _ = stream.set_zero_linger();
+                    let service = TowerToHyperService::new(router);
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = kill.notified() => {} // dropping the connection resets it
+                    }
+                });
+            }
+        });
+        Emulator { addr, state }
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT{path_and_query}`.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.addr, path_and_query)
+    }
+
+    /// Replies for `path`, in order; then 200.
+    pub fn script(&self, path: &str, replies: impl IntoIterator<Item = Reply>) {
+        let script = Script {
+            replies: replies.into_iter().collect(),
+            repeat_last: false,
+        };
+        self.state
+            .scripts
+            .lock()
+            .unwrap()
+            .insert(path.into(), script);
+    }
+
+    /// Replies for `path`, in order, the last one repeating forever.
+    pub fn always(&self, path: &str, replies: impl IntoIterator<Item = Reply>) {
+        let script = Script {
+            replies: replies.into_iter().collect(),
+            repeat_last: true,
+        };
+        self.state
+            .scripts
+            .lock()
+            .unwrap()
+            .insert(path.into(), script);
+    }
+
+    /// Every request received for `path`, in arrival order.
+    pub fn seen(&self, path: &str) -> Vec<Seen> {
+        self.state
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.path == path)
+            .cloned()
+            .collect()
+    }
+
+    /// Every request received.
+    pub fn all_seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    fn next_reply(&self, path: &str) -> Reply {
+        next_reply(&self.state, path)
+    }
+}
+
+fn next_reply(state: &State, path: &str) -> Reply {
+    let mut scripts = state.scripts.lock().unwrap();
+    let Some(script) = scripts.get_mut(path) else {
+        return Reply::ok();
+    };
+    if script.repeat_last && script.replies.len() == 1 {
+        return script.replies[0].clone();
+    }
+    script.replies.pop_front().unwrap_or_else(Reply::ok)
+}
+
+async fn handle(
+    state: Arc<State>,
+    kill: Arc<Notify>,
+    req: Request,
+) -> Result<Response, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 64 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let path = parts.uri.path().to_owned();
+    state.seen.lock().unwrap().push(Seen {
+        at: Instant::now(),
+        method: parts.method.clone(),
+        path: path.clone(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers.clone(),
+        body_len: body.len(),
+        body_sum: checksum(&body),
+    });
+    let mut reply = next_reply(&state, &path);
+    loop {
+        match reply {
+            Reply::Delay(d, next) => {
+                tokio::time::sleep(d).await;
+                reply = *next;
+            }
+            other => return Ok(respond(other, &kill).await),
+        }
+    }
+}
+
+async fn respond(reply: Reply, kill: &Notify) -> Response {
+    match reply {
+        Reply::Respond {
+            status,
+            headers,
+            body,
+        } => {
+            let mut res = Response::new(Body::from(body));
+            *res.status_mut() = StatusCode::from_u16(status).unwrap();
+            for (k, v) in headers {
+                res.headers_mut().append(
+                    HeaderName::try_from(k).unwrap(),
+                    HeaderValue::try_from(v).unwrap(),
+                );
+            }
+            res
+        }
+        Reply::Reset => {
+            kill.notify_one();
+            std::future::pending().await
+        }
+        Reply::Stall | Reply::Delay(..) => std::future::pending().await,
+        Reply::Endless { status } => {
+            let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
+            let stream =
+                futures_util::stream::repeat_with(move || Ok::<_, Infallible>(chunk.clone()));
+            let mut res = Response::new(Body::from_stream(stream));
+            *res.status_mut() = StatusCode::from_u16(status).unwrap();
+            res
+        }
+        Reply::Trickle { status, every, len } => {
+            let stream = futures_util::stream::unfold(0usize, move |n| async move {
+                if n == len {
+                    return None;
+                }
+                tokio::time::sleep(every).await;
+                Some((Ok::<_, Infallible>(Bytes::from_static(b"x")), n + 1))
+            });
+            let mut res = Response::new(Body::from_stream(stream));
+            *res.status_mut() = StatusCode::from_u16(status).unwrap();
+            res
+        }
+    }
+}
