@@ -135,10 +135,30 @@ struct Script {
     repeat_last: bool,
 }
 
+/// Random faults for paths without a script, drawn from a seeded generator.
+#[derive(Clone, Debug)]
+pub struct Chaos {
+    pub seed: u64,
+    /// Percentages (0–100) of each fault; the rest is 200.
+    pub unavailable: u32,
+    pub rate_limited: u32,
+    pub reset: u32,
+    pub slow: u32,
+    pub garbage: u32,
+    pub bad_request: u32,
+    /// How long a slow response takes.
+    pub slow_for: Duration,
+    /// `Retry-After` of a rate-limited response, in seconds.
+    pub retry_after_secs: u64,
+}
+
 #[derive(Default)]
 struct State {
     scripts: Mutex<HashMap<String, Script>>,
     seen: Mutex<Vec<Seen>>,
+    chaos: Mutex<Option<(rand::rngs::StdRng, Chaos)>>,
+    /// (path, when the 429 was answered, Retry-After) of every rate-limited reply.
+    limited: Mutex<Vec<(String, Instant, Duration)>>,
 }
 
 /// The running emulated API.
@@ -285,18 +305,31 @@ async fn handle(
                 tokio::time::sleep(d).await;
                 reply = *next;
             }
-            other => return Ok(respond(other, &kill).await),
+            other => return Ok(respond(&state, &path, other, &kill).await),
         }
     }
 }
 
-async fn respond(reply: Reply, kill: &Notify) -> Response {
+async fn respond(state: &State, path: &str, reply: Reply, kill: &Notify) -> Response {
     match reply {
         Reply::Respond {
             status,
             headers,
             body,
         } => {
+            if status == 429 {
+                let after = headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+                    .and_then(|(_, v)| v.parse().ok())
+                    .map(Duration::from_secs)
+                    .unwrap_or_default();
+                state
+                    .limited
+                    .lock()
+                    .unwrap()
+                    .push((path.to_owned(), Instant::now(), after));
+            }
             let mut res = Response::new(Body::from(body));
             *res.status_mut() = StatusCode::from_u16(status).unwrap();
             for (k, v) in headers {
