@@ -23,4 +23,5 @@ pub use code::ErrorCode;
 pub use decode::ErrorDecodeLayer;
 pub use error::{AgentConnected, ApiError, BodyShape, BoxError, Error, X_FORCE_ROTATE};
 // re-exports: retry (issue 3)
+pub use retry::{Attempts, Retry, RetryLayer};
 // re-exports: rate_limit (issue 4)

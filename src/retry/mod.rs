@@ -1,1 +1,141 @@
-//! Middleware that retries what the contract says is transient (placeholder: issue 3).
+//! Middleware that retries what the API's contract calls transient, on the documented
+//! schedule, without ever duplicating a side effect.
+//!
+//! [`RetryLayer`] goes outside [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) (and outside the
+//! rate-limit layer, when there is one). It keeps the request type: the inner service receives
+//! the same `http::Request<B>` as the caller sends, so it stacks over a hyper-util `Client`
+//! or a tonic `Channel` with no adapter. Its error is the crate's [`Error`](crate::Error);
+//! every response that passes through carries an [`Attempts`] extension, and every error
+//! [`attempts()`](crate::Error::attempts) and, when a retry was refused,
+//! [`note()`](crate::Error::note) saying why.
+//!
+//! # Schedule
+//!
+//! "Start with a 1-second delay and double on each attempt, up to a reasonable maximum (e.g.
+//! 30 seconds)", with "a small random offset so retries don't synchronize": waits of about
+//! 1 s, 2 s, 4 s (±20 % by default, see [`Jitter`](crate::backoff::Jitter) for full, equal and
+//! decorrelated jitter), never above [`max_delay`](RetryLayer::max_delay), 3 retries (4
+//! attempts). A server hint (`Retry-After`, `grpc-retry-pushback-ms`) is a floor: the wait is
+//! the larger of the backoff and the hint. A hint above
+//! [`max_retry_after`](RetryLayer::max_retry_after) (30 s) is not waited for: the error comes
+//! back at once with [`retry_after()`](crate::Error::retry_after) set, for the caller to
+//! schedule. With a [`deadline`](RetryLayer::deadline), a wait that would end past it is not
+//! started. All waiting is on tokio's clock.
+//!
+//! # What is retried
+//!
+//! Only what [`Error::is_retryable`](crate::Error::is_retryable) says, the crate's one
+//! classification: [`Disposition::Retry`](crate::Disposition::Retry) and
+//! [`RateLimited`](crate::Disposition::RateLimited) (5xx, `UNAVAILABLE`, `DEADLINE_EXCEEDED`,
+//! `INTERNAL`, `UNKNOWN`, `REFRESH_IN_PROGRESS`, 429, `RESOURCE_EXHAUSTED`, transport errors),
+//! and never when a gRPC server sent a negative pushback. Every other 4xx and every code that
+//! needs a human is returned after one attempt.
+//!
+//! ## Side effects
+//!
+//! A retry after a 5xx or a reset connection sends the request a second time to a server that
+//! may already have acted on the first one. For GET, HEAD, OPTIONS, TRACE, PUT and DELETE that
+//! is harmless: they are idempotent (RFC 9110 §9.2.2), doing them twice is doing them once.
+//! A POST or PATCH is retried only when a duplicate cannot happen:
+//!
+//! - the server rejected it without processing it: 429, `RESOURCE_EXHAUSTED`,
+//!   `REFRESH_IN_PROGRESS`, or it never left this process (a refused connection, a closed
+//!   rate-limit gate: [`request_sent()`](crate::Error::request_sent) is `false`);
+//! - it carries an `Idempotency-Key` header ([`IDEMPOTENCY_KEY`]), so the server deduplicates;
+//! - or the caller opted in with [`retry_non_idempotent(true)`](RetryLayer::retry_non_idempotent).
+//!
+//! ## gRPC
+//!
+//! Every gRPC call is a POST, so it follows the same rules: it is retried after
+//! `RESOURCE_EXHAUSTED`, after a refused connection, or with the opt-in. One more case is
+//! treated as "not processed": a gRPC *server's* `UNAVAILABLE` (a `grpc-status: 14` response
+//! to an `application/grpc` request). gRPC defines `UNAVAILABLE` as the code a server uses for
+//! "try again with backoff", and gRPC's own retry design lists it as the retryable code. A
+//! transport failure after the request was sent (also coded `UNAVAILABLE`) is *not* covered:
+//! the server may have acted. Turn the server case off with
+//! [`retry_grpc_unavailable(false)`](RetryLayer::retry_grpc_unavailable) if your server can
+//! answer `UNAVAILABLE` after a side effect. `DEADLINE_EXCEEDED`, `INTERNAL` and `UNKNOWN`
+//! from a gRPC server are not retried without the opt-in.
+//!
+//! # Bodies
+//!
+//! Cloneable bodies are replayed by clone; streaming bodies (tonic's, axum's, boxed bodies)
+//! are replayed from a copy captured while the first attempt streams, up to
+//! [`max_replay_bytes`](RetryLayer::max_replay_bytes) (64 KiB). A bigger body is sent once,
+//! whole, and not retried. Every attempt sends the same bytes and trailers. See
+//! [`ReplayBody`].
+//!
+//! # Retry budget
+//!
+//! All services made by one layer, and their clones, share a [`RetryBudget`]: retries stay
+//! within 20 % of requests over 10 s, plus 10 retries a second, so a failing server sees at
+//! most about 1.2 × the traffic, not 4 ×.
+//!
+//! # Observability
+//!
+//! Each retry emits a `tracing` event at `INFO` with the attempt number, the wait, the status,
+//! the code, the method and the path, without its query string. Never headers or bodies.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//! use tower_api_retry::{Attempts, ErrorDecodeLayer, RetryLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let calls = Arc::new(AtomicU32::new(0));
+//! let server = service_fn(move |_req: Request<Full<Bytes>>| {
+//!     let n = calls.fetch_add(1, Ordering::SeqCst);
+//!     async move {
+//!         let status = if n < 2 { 503 } else { 200 };
+//!         Ok::<_, std::io::Error>(Response::builder().status(status).body(Full::new(Bytes::new())).unwrap())
+//!     }
+//! });
+//! let client = ServiceBuilder::new()
+//!     .layer(RetryLayer::new())
+//!     .layer(ErrorDecodeLayer::new())
+//!     .service(server);
+//!
+//! let res = client.oneshot(Request::get("/api/status").body(Full::default()).unwrap()).await.unwrap();
+//! assert_eq!(res.extensions().get::<Attempts>().map(Attempts::get), Some(3));
+//! # }
+//! ```
+
+mod body;
+mod budget;
+mod future;
+mod layer;
+mod policy;
+mod service;
+
+pub use body::{CaptureBody, Captured, NotReplayable, ReplayBody, ReplayedBody};
+pub use budget::RetryBudget;
+pub use future::ResponseFuture;
+pub use layer::{DEFAULT_MAX_REPLAY_BYTES, RetryLayer};
+pub use policy::IDEMPOTENCY_KEY;
+pub use service::Retry;
+
+/// How many attempts produced a response: a response extension set on every response that
+/// passes through [`Retry`]. [`Error::attempts`](crate::Error::attempts) carries the same on
+/// failure.
+///
+/// ```
+/// # use tower_api_retry::Attempts;
+/// # let res = http::Response::new(());
+/// let attempts = res.extensions().get::<Attempts>().map_or(1, Attempts::get);
+/// # assert_eq!(attempts, 1);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Attempts(pub(crate) u32);
+
+impl Attempts {
+    /// The number of attempts, at least 1.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}

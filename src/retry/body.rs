@@ -1,0 +1,391 @@
+//! Request bodies that can be sent again: by clone, or from a copy captured while the first
+//! attempt streams.
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use std::{
+    convert::Infallible,
+    fmt,
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard},
+    task::{Context, Poll, ready},
+};
+
+/// A request body the [`Retry`](super::Retry) service can send again.
+///
+/// Cheaply cloneable bodies ([`Full`](http_body_util::Full), [`Empty`](http_body_util::Empty),
+/// `String`, [`Bytes`], `Vec<u8>`, `()`, `&'static str`) are replayed by clone: nothing is
+/// copied, so [`max_replay_bytes`](super::RetryLayer::max_replay_bytes) does not apply.
+///
+/// Streaming bodies (`tonic::body::Body` with the `tonic` feature, `axum::body::Body` with the
+/// `axum` feature, [`BoxBody`](http_body_util::combinators::BoxBody) and
+/// [`UnsyncBoxBody`](http_body_util::combinators::UnsyncBoxBody)) are sent the first time
+/// through a [`CaptureBody`], which copies every frame (trailers included) as it streams, up
+/// to `max_replay_bytes`. A later attempt is rebuilt from that copy ([`ReplayedBody`]), so it
+/// carries the very same bytes. A body over the limit is still sent once, whole, but it is not
+/// retried; neither is one whose first attempt had not finished streaming when the response
+/// came back.
+///
+/// To make your own streaming body replayable, do what the built-in impls do:
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::combinators::BoxBody;
+/// use tower_api_retry::retry::{Captured, NotReplayable, ReplayBody};
+///
+/// struct MyBody(BoxBody<Bytes, std::io::Error>);
+/// # impl http_body::Body for MyBody {
+/// #     type Data = Bytes;
+/// #     type Error = std::io::Error;
+/// #     fn poll_frame(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>)
+/// #         -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+/// #         std::pin::Pin::new(&mut self.0).poll_frame(cx)
+/// #     }
+/// # }
+///
+/// impl ReplayBody for MyBody {
+///     type Replay = Captured;
+///     fn capture(self, max_bytes: usize) -> (Self, Captured) {
+///         let (body, copy) = Captured::capture(self.0, max_bytes);
+///         (MyBody(BoxBody::new(body)), copy)
+///     }
+///     fn replay(copy: &Captured) -> Result<Self, NotReplayable> {
+///         let body = copy.replay()?;
+///         Ok(MyBody(BoxBody::new(http_body_util::BodyExt::map_err(body, |e| match e {}))))
+///     }
+/// }
+/// ```
+pub trait ReplayBody: Sized {
+    /// What is kept, between attempts, to send the body again.
+    type Replay;
+
+    /// Called once, before the first attempt: returns the body to send first and what is kept
+    /// to send it again. A streaming body keeps at most `max_bytes` bytes.
+    fn capture(self, max_bytes: usize) -> (Self, Self::Replay);
+
+    /// Called before each further attempt: the body to send again, or why it cannot be.
+    fn replay(copy: &Self::Replay) -> Result<Self, NotReplayable>;
+}
+
+macro_rules! replay_by_clone {
+    ($($(#[$m:meta])* [$($g:tt)*] $ty:ty),* $(,)?) => {$(
+        $(#[$m])*
+        impl<$($g)*> ReplayBody for $ty {
+            type Replay = $ty;
+            #[inline]
+            fn capture(self, _max_bytes: usize) -> (Self, Self::Replay) {
+                (self.clone(), self)
+            }
+            #[inline]
+            fn replay(copy: &Self::Replay) -> Result<Self, NotReplayable> {
+                Ok(copy.clone())
+            }
+        }
+    )*};
+}
+
+replay_by_clone! {
+    [D: Clone] http_body_util::Full<D>,
+    [D] http_body_util::Empty<D>,
+    [] String,
+    [] Bytes,
+    [] Vec<u8>,
+    [] (),
+    [] &'static str,
+    [] &'static [u8],
+}
+
+impl<E: 'static> ReplayBody for http_body_util::combinators::BoxBody<Bytes, E> {
+    type Replay = Captured;
+    fn capture(self, max_bytes: usize) -> (Self, Captured) {
+        Captured::capture_with(self, max_bytes, Self::new)
+    }
+    fn replay(copy: &Captured) -> Result<Self, NotReplayable> {
+        copy.replay().map(|b| Self::new(never_fails(b)))
+    }
+}
+
+impl<E: 'static> ReplayBody for http_body_util::combinators::UnsyncBoxBody<Bytes, E> {
+    type Replay = Captured;
+    fn capture(self, max_bytes: usize) -> (Self, Captured) {
+        Captured::capture_with(self, max_bytes, Self::new)
+    }
+    fn replay(copy: &Captured) -> Result<Self, NotReplayable> {
+        copy.replay().map(|b| Self::new(never_fails(b)))
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl ReplayBody for tonic::body::Body {
+    type Replay = Captured;
+    fn capture(self, max_bytes: usize) -> (Self, Captured) {
+        Captured::capture_with(self, max_bytes, Self::new)
+    }
+    fn replay(copy: &Captured) -> Result<Self, NotReplayable> {
+        copy.replay().map(Self::new)
+    }
+}
+
+#[cfg(feature = "axum")]
+impl ReplayBody for axum::body::Body {
+    type Replay = Captured;
+    fn capture(self, max_bytes: usize) -> (Self, Captured) {
+        Captured::capture_with(self, max_bytes, Self::new)
+    }
+    fn replay(copy: &Captured) -> Result<Self, NotReplayable> {
+        copy.replay().map(Self::new)
+    }
+}
+
+fn never_fails<E>(
+    body: ReplayedBody,
+) -> http_body_util::combinators::MapErr<ReplayedBody, fn(Infallible) -> E> {
+    http_body_util::BodyExt::map_err(body, |e| match e {})
+}
+
+/// Why a request body cannot be sent again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NotReplayable {
+    /// The body is larger than [`max_replay_bytes`](super::RetryLayer::max_replay_bytes).
+    TooLarge,
+    /// The first attempt's response came back before its body had finished streaming.
+    Incomplete,
+    /// The body failed while the first attempt streamed it.
+    Failed,
+}
+
+impl NotReplayable {
+    pub(crate) fn note(self) -> &'static str {
+        match self {
+            NotReplayable::TooLarge => {
+                "not retried: the request body is larger than max_replay_bytes, so it was sent once and cannot be replayed"
+            }
+            NotReplayable::Incomplete => {
+                "not retried: the request body had not finished streaming when the response arrived"
+            }
+            NotReplayable::Failed => "not retried: the request body failed while streaming",
+        }
+    }
+}
+
+impl fmt::Display for NotReplayable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.note().trim_start_matches("not retried: "))
+    }
+}
+
+impl std::error::Error for NotReplayable {}
+
+#[derive(Default)]
+struct State {
+    data: Vec<Bytes>,
+    len: usize,
+    trailers: Option<HeaderMap>,
+    complete: bool,
+    overflow: bool,
+    failed: bool,
+}
+
+/// The copy of a streaming body that a [`CaptureBody`] takes while it is sent.
+///
+/// See [`ReplayBody`].
+#[derive(Clone)]
+pub struct Captured {
+    state: Option<Arc<Mutex<State>>>,
+}
+
+impl fmt::Debug for Captured {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the bytes.
+        let mut d = f.debug_struct("Captured");
+        if let Some(s) = &self.state {
+            let s = lock(s);
+            d.field("len", &s.len)
+                .field("complete", &s.complete)
+                .field("overflow", &s.overflow);
+        } else {
+            d.field("overflow", &true);
+        }
+        d.finish()
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Captured {
+    /// Wraps `body` so that what it streams is copied, up to `max_bytes` (trailers included).
+    pub fn capture<B>(body: B, max_bytes: usize) -> (CaptureBody<B>, Captured)
+    where
+        B: Body<Data = Bytes>,
+    {
+        let state = Arc::new(Mutex::new(State::default()));
+        let body = CaptureBody {
+            inner: body,
+            state: Arc::clone(&state),
+            max_bytes,
+        };
+        (body, Captured { state: Some(state) })
+    }
+
+    /// Like [`capture`](Self::capture), but skips the wrapper when the body is already known
+    /// to be too large (its size hint) and re-wraps the capture with `wrap`.
+    fn capture_with<B>(
+        body: B,
+        max_bytes: usize,
+        wrap: impl FnOnce(CaptureBody<B>) -> B,
+    ) -> (B, Captured)
+    where
+        B: Body<Data = Bytes>,
+    {
+        if body.size_hint().lower() > max_bytes as u64 {
+            // Sent once, untouched, never replayed.
+            return (body, Captured { state: None });
+        }
+        let (body, copy) = Captured::capture(body, max_bytes);
+        (wrap(body), copy)
+    }
+
+    /// A body with the same frames as the one captured, or why there is none.
+    pub fn replay(&self) -> Result<ReplayedBody, NotReplayable> {
+        let Some(state) = &self.state else {
+            return Err(NotReplayable::TooLarge);
+        };
+        let s = lock(state);
+        if s.overflow {
+            Err(NotReplayable::TooLarge)
+        } else if s.failed {
+            Err(NotReplayable::Failed)
+        } else if !s.complete {
+            Err(NotReplayable::Incomplete)
+        } else {
+            Ok(ReplayedBody {
+                data: s.data.clone(),
+                next: 0,
+                trailers: s.trailers.clone(),
+            })
+        }
+    }
+}
+
+pin_project! {
+    /// A body that streams its inner body unchanged and keeps a copy for [`Captured`].
+    ///
+    /// Frames are forwarded as they come, never held back and never truncated; past the limit
+    /// the copy is dropped and the body is no longer replayable.
+    pub struct CaptureBody<B> {
+        #[pin]
+        inner: B,
+        state: Arc<Mutex<State>>,
+        max_bytes: usize,
+    }
+}
+
+impl<B> fmt::Debug for CaptureBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaptureBody").finish_non_exhaustive()
+    }
+}
+
+impl<B> Body for CaptureBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        let mut s = lock(this.state);
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    if !s.overflow {
+                        if data.len() > *this.max_bytes - s.len {
+                            s.overflow = true;
+                            s.data = Vec::new();
+                            s.trailers = None;
+                        } else {
+                            s.len += data.len();
+                            s.data.push(data.clone());
+                        }
+                    }
+                } else if let Some(trailers) = frame.trailers_ref() {
+                    if !s.overflow {
+                        s.trailers = Some(trailers.clone());
+                    }
+                    s.complete = true;
+                }
+            }
+            Some(Err(_)) => s.failed = true,
+            None => s.complete = true,
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let end = self.inner.is_end_stream();
+        if end {
+            // A peer may stop polling once this is true, without waiting for `None`.
+            lock(&self.state).complete = true;
+        }
+        end
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A body rebuilt from a [`Captured`] copy: the same data frames and trailers.
+#[derive(Clone)]
+pub struct ReplayedBody {
+    data: Vec<Bytes>,
+    next: usize,
+    trailers: Option<HeaderMap>,
+}
+
+impl fmt::Debug for ReplayedBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplayedBody").finish_non_exhaustive()
+    }
+}
+
+impl Body for ReplayedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        if let Some(data) = this.data.get_mut(this.next) {
+            this.next += 1;
+            return Poll::Ready(Some(Ok(Frame::data(std::mem::take(data)))));
+        }
+        Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.next >= self.data.len() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let left: usize = self.data[self.next.min(self.data.len())..]
+            .iter()
+            .map(Bytes::len)
+            .sum();
+        SizeHint::with_exact(left as u64)
+    }
+}

@@ -1,0 +1,150 @@
+use super::{Retry, RetryBudget, budget::Bucket};
+use crate::backoff::{Backoff, Jitter};
+use std::{sync::Arc, time::Duration};
+use tower::Layer;
+
+/// The default for [`RetryLayer::max_replay_bytes`]: 64 KiB.
+pub const DEFAULT_MAX_REPLAY_BYTES: usize = 64 * 1024;
+
+/// Retries what the API's contract calls transient, on the documented schedule.
+///
+/// See the [module docs](super) for what is retried and an example.
+#[derive(Clone, Debug)]
+pub struct RetryLayer {
+    pub(crate) config: Config,
+    pub(crate) budget: Option<Arc<Bucket>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Config {
+    pub(crate) backoff: Backoff,
+    pub(crate) max_retries: u32,
+    pub(crate) max_retry_after: Duration,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) retry_non_idempotent: bool,
+    pub(crate) retry_grpc_unavailable: bool,
+    pub(crate) max_replay_bytes: usize,
+}
+
+/// What a [`Retry`] service shares with its clones: the configuration and the budget.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) budget: Option<Arc<Bucket>>,
+}
+
+impl Default for RetryLayer {
+    fn default() -> Self {
+        RetryLayer::new()
+    }
+}
+
+impl RetryLayer {
+    /// The documented schedule: waits of about 1 s, 2 s, 4 s (doubling, ±20 % jitter, never
+    /// above 30 s), 3 retries (4 attempts), `Retry-After` honoured up to 30 s, the default
+    /// [`RetryBudget`], replay copies of at most 64 KiB, no overall deadline.
+    pub fn new() -> Self {
+        RetryLayer {
+            config: Config {
+                backoff: Backoff::new(),
+                max_retries: 3,
+                max_retry_after: Duration::from_secs(30),
+                deadline: None,
+                retry_non_idempotent: false,
+                retry_grpc_unavailable: true,
+                max_replay_bytes: DEFAULT_MAX_REPLAY_BYTES,
+            },
+            budget: Some(Arc::new(Bucket::new(RetryBudget::default()))),
+        }
+    }
+
+    /// How many times a request may be sent again (default 3, so 4 attempts). `0` passes every
+    /// request straight through.
+    pub fn max_retries(mut self, max_retries: u32) -> Self {
+        self.config.max_retries = max_retries;
+        self
+    }
+
+    /// The first wait (default 1 s); each later one doubles.
+    pub fn base_delay(mut self, base: Duration) -> Self {
+        self.config.backoff = self.config.backoff.base(base);
+        self
+    }
+
+    /// The longest wait the backoff ever computes, jitter included (default 30 s).
+    pub fn max_delay(mut self, max: Duration) -> Self {
+        self.config.backoff = self.config.backoff.max(max);
+        self
+    }
+
+    /// How randomised each wait is (default [`Jitter::Proportional(0.2)`](Jitter), ±20 %).
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.config.backoff = self.config.backoff.jitter(jitter);
+        self
+    }
+
+    /// The whole backoff schedule at once.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.config.backoff = backoff;
+        self
+    }
+
+    /// The longest server hint (`Retry-After`, `grpc-retry-pushback-ms`) that is waited for
+    /// (default 30 s). A longer hint returns the error at once, with
+    /// [`retry_after`](crate::Error::retry_after) set, so the caller can schedule the retry.
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
+        self.config.max_retry_after = max;
+        self
+    }
+
+    /// An overall limit, from the first attempt, that waiting never overruns: a wait that
+    /// would end past it is not started and the last error is returned (default: none). It
+    /// does not bound an attempt itself; put a timeout inside the retry layer for that.
+    pub fn deadline(mut self, deadline: impl Into<Option<Duration>>) -> Self {
+        self.config.deadline = deadline.into();
+        self
+    }
+
+    /// The retry budget shared by every service this layer makes and their clones (default
+    /// [`RetryBudget::default()`]); `None` disables it. Each call creates a fresh budget.
+    pub fn budget(mut self, budget: impl Into<Option<RetryBudget>>) -> Self {
+        self.budget = budget.into().map(|b| Arc::new(Bucket::new(b)));
+        self
+    }
+
+    /// Also retry POST, PATCH and other non-idempotent requests after errors the server may
+    /// have processed (default `false`). Only opt in when the API deduplicates them, or a
+    /// duplicate is harmless. See the [module docs](super#side-effects).
+    pub fn retry_non_idempotent(mut self, yes: bool) -> Self {
+        self.config.retry_non_idempotent = yes;
+        self
+    }
+
+    /// Treat a gRPC server's `UNAVAILABLE` as "not processed", so gRPC calls (which are all
+    /// POSTs) are retried after it (default `true`). See the [module docs](super#grpc).
+    pub fn retry_grpc_unavailable(mut self, yes: bool) -> Self {
+        self.config.retry_grpc_unavailable = yes;
+        self
+    }
+
+    /// The most bytes of a streaming request body kept for replay (default 64 KiB). A larger
+    /// body is sent once, whole, and not retried. Cloneable bodies are not copied, so this does
+    /// not apply to them.
+    pub fn max_replay_bytes(mut self, max: usize) -> Self {
+        self.config.max_replay_bytes = max;
+        self
+    }
+}
+
+impl<S> Layer<S> for RetryLayer {
+    type Service = Retry<S>;
+    fn layer(&self, inner: S) -> Retry<S> {
+        Retry {
+            inner,
+            shared: Arc::new(Shared {
+                config: self.config,
+                budget: self.budget.clone(),
+            }),
+        }
+    }
+}

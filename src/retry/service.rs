@@ -1,0 +1,96 @@
+use super::{
+    ReplayBody, RetryLayer,
+    future::{ResponseFuture, Retrying},
+    layer::Shared,
+    policy::RequestFacts,
+};
+use crate::error::{BoxError, Error};
+use http::{Request, Response};
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+use tower::{Layer, Service};
+
+/// The service of [`RetryLayer`]. See the [module docs](super) for an example.
+///
+/// Clones share the retry budget.
+#[derive(Clone, Debug)]
+pub struct Retry<S> {
+    pub(crate) inner: S,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl<S> Retry<S> {
+    /// Wraps `inner` with the documented schedule ([`RetryLayer::new`]).
+    pub fn new(inner: S) -> Self {
+        RetryLayer::new().layer(inner)
+    }
+
+    /// A layer with the documented schedule.
+    pub fn layer() -> RetryLayer {
+        RetryLayer::new()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, ResB> Service<Request<B>> for Retry<S>
+where
+    S: Service<Request<B>, Response = Response<ResB>> + Clone,
+    S::Error: Into<BoxError>,
+    B: ReplayBody,
+{
+    type Response = Response<ResB>;
+    type Error = Error;
+    type Future = ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx).map_err(Error::transport)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let config = &self.shared.config;
+        if config.max_retries == 0 {
+            // No retry can apply: no copy, no clone, no budget.
+            return ResponseFuture::passthrough(self.inner.call(req));
+        }
+        if let Some(budget) = &self.shared.budget {
+            budget.deposit();
+        }
+        let (parts, body) = req.into_parts();
+        let facts = RequestFacts::of(&parts.method, &parts.headers);
+        let (body, copy) = body.capture(config.max_replay_bytes);
+        let started = config.deadline.map(|_| tokio::time::Instant::now());
+        // The ready service goes with the future; `self` keeps a fresh clone (tower's idiom).
+        let clone = self.inner.clone();
+        let mut service = std::mem::replace(&mut self.inner, clone);
+        let future = service.call(Request::from_parts(parts.clone(), body));
+        ResponseFuture::retrying(
+            future,
+            Retrying {
+                service,
+                parts,
+                copy,
+                shared: Arc::clone(&self.shared),
+                facts,
+                started,
+                previous: None,
+                pending: None,
+            },
+        )
+    }
+}
