@@ -12,9 +12,7 @@ use std::{
 use tokio::time::Instant;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_api_retry::{
-    Attempts, Error, ErrorDecodeLayer, RetryLayer,
-    backoff::Jitter,
-    retry::RetryBudget,
+    Attempts, Error, ErrorDecodeLayer, RetryLayer, backoff::Jitter, retry::RetryBudget,
 };
 
 const S: fn(u64) -> Duration = Duration::from_secs;
@@ -126,13 +124,19 @@ async fn nominal_waits_are_1_2_4_seconds_within_the_jitter_band() {
     let waits = calls.waits();
     for (wait, nominal) in waits.iter().zip([1.0, 2.0, 4.0]) {
         let w = wait.as_secs_f64();
-        assert!(w >= nominal * 0.8 - 1e-3 && w <= nominal * 1.2 + 1e-3, "{waits:?}");
+        assert!(
+            w >= nominal * 0.8 - 1e-3 && w <= nominal * 1.2 + 1e-3,
+            "{waits:?}"
+        );
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn without_jitter_the_schedule_is_exact() {
-    let layer = RetryLayer::new().budget(None).jitter(Jitter::None).max_retries(6);
+    let layer = RetryLayer::new()
+        .budget(None)
+        .jitter(Jitter::None)
+        .max_retries(6);
     let (svc, calls) = stack(layer, |_| status(500));
     let err = svc.oneshot(get("/x")).await.unwrap_err();
     assert_eq!(err.attempts(), 7);
@@ -192,7 +196,9 @@ async fn a_hint_shorter_than_the_backoff_does_not_shorten_it() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_3600s_surfaces_at_once() {
-    let (svc, calls) = stack(RetryLayer::new(), |_| with_header(429, "retry-after", "3600"));
+    let (svc, calls) = stack(RetryLayer::new(), |_| {
+        with_header(429, "retry-after", "3600")
+    });
     let start = Instant::now();
     let err = svc.oneshot(get("/x")).await.unwrap_err();
     assert_eq!(start.elapsed(), Duration::ZERO);
@@ -259,9 +265,14 @@ async fn every_transient_disposition_is_retried() {
         ("UNKNOWN", || grpc(2)),
         ("RESOURCE_EXHAUSTED", || grpc(8)),
         ("REFRESH_IN_PROGRESS", || {
-            json(503, r#"{"code":"REFRESH_IN_PROGRESS","message":"try again"}"#)
+            json(
+                503,
+                r#"{"code":"REFRESH_IN_PROGRESS","message":"try again"}"#,
+            )
         }),
-        ("transport", || Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset"))),
+        ("transport", || {
+            Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset"))
+        }),
     ];
     for (name, reply) in cases {
         let (svc, calls) = stack(RetryLayer::new().budget(None), move |n| {
@@ -280,9 +291,16 @@ async fn what_the_contract_does_not_call_transient_is_sent_once() {
         ("401", || status(401)),
         ("403", || status(403)),
         ("404", || status(404)),
-        ("409", || json(409, r#"{"error":"agent_connected","message":"m","agent_id":"a"}"#)),
+        ("409", || {
+            json(
+                409,
+                r#"{"error":"agent_connected","message":"m","agent_id":"a"}"#,
+            )
+        }),
         ("422", || status(422)),
-        ("KEY_REVOKED", || json(401, r#"{"code":"KEY_REVOKED","message":"m"}"#)),
+        ("KEY_REVOKED", || {
+            json(401, r#"{"code":"KEY_REVOKED","message":"m"}"#)
+        }),
         ("INVALID_ARGUMENT", || grpc(3)),
         ("PERMISSION_DENIED", || grpc(7)),
         ("UNAUTHENTICATED", || grpc(16)),
@@ -296,15 +314,28 @@ async fn what_the_contract_does_not_call_transient_is_sent_once() {
     }
 }
 
-async fn sends(layer: RetryLayer, request: Request<Full<Bytes>>, reply: fn() -> Reply) -> (usize, Option<Error>) {
-    let (svc, calls) = stack(layer.budget(None), move |n| if n < 1 { reply() } else { status(200) });
+async fn sends(
+    layer: RetryLayer,
+    request: Request<Full<Bytes>>,
+    reply: fn() -> Reply,
+) -> (usize, Option<Error>) {
+    let (svc, calls) = stack(layer.budget(None), move |n| {
+        if n < 1 { reply() } else { status(200) }
+    });
     let err = svc.oneshot(request).await.err();
     (calls.count(), err)
 }
 
 #[tokio::test(start_paused = true)]
 async fn idempotent_methods_retry_after_any_transient_error() {
-    for method in [Method::GET, Method::HEAD, Method::OPTIONS, Method::PUT, Method::DELETE, Method::TRACE] {
+    for method in [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PUT,
+        Method::DELETE,
+        Method::TRACE,
+    ] {
         let (n, err) = sends(RetryLayer::new(), req(method.clone()), || status(503)).await;
         assert_eq!((n, err.is_none()), (2, true), "{method}");
     }
@@ -341,7 +372,9 @@ async fn post_is_retried_when_rejected_unprocessed_or_keyed_or_opted_in() {
     }
     // Idempotency-Key.
     let mut keyed = req(Method::POST);
-    keyed.headers_mut().insert("idempotency-key", "k-1".parse().unwrap());
+    keyed
+        .headers_mut()
+        .insert("idempotency-key", "k-1".parse().unwrap());
     assert_eq!(sends(RetryLayer::new(), keyed, || status(503)).await.0, 2);
     // Opt-in.
     let layer = RetryLayer::new().retry_non_idempotent(true);
@@ -358,19 +391,30 @@ fn grpc_call() -> Request<Full<Bytes>> {
 
 #[tokio::test(start_paused = true)]
 async fn grpc_unavailable_from_the_server_counts_as_not_processed() {
-    assert_eq!(sends(RetryLayer::new(), grpc_call(), || grpc(14)).await.0, 2);
+    assert_eq!(
+        sends(RetryLayer::new(), grpc_call(), || grpc(14)).await.0,
+        2
+    );
     // Off by choice.
     let off = RetryLayer::new().retry_grpc_unavailable(false);
     assert_eq!(sends(off, grpc_call(), || grpc(14)).await.0, 1);
     // Other transient gRPC codes and a reset after sending: the server may have acted.
-    assert_eq!(sends(RetryLayer::new(), grpc_call(), || grpc(13)).await.0, 1);
+    assert_eq!(
+        sends(RetryLayer::new(), grpc_call(), || grpc(13)).await.0,
+        1
+    );
     assert_eq!(sends(RetryLayer::new(), grpc_call(), || grpc(4)).await.0, 1);
     let reset = || Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset"));
     assert_eq!(sends(RetryLayer::new(), grpc_call(), reset).await.0, 1);
     // RESOURCE_EXHAUSTED was rejected at the door.
     assert_eq!(sends(RetryLayer::new(), grpc_call(), || grpc(8)).await.0, 2);
     // An UNAVAILABLE to a plain (non-gRPC) POST is not the gRPC server's word.
-    assert_eq!(sends(RetryLayer::new(), req(Method::POST), || grpc(14)).await.0, 1);
+    assert_eq!(
+        sends(RetryLayer::new(), req(Method::POST), || grpc(14))
+            .await
+            .0,
+        1
+    );
 }
 
 // ---------------------------------------------------------------- attempts, budget, fast path
@@ -380,7 +424,9 @@ async fn every_response_carries_attempts() {
     let (svc, _) = stack(RetryLayer::new(), |_| status(200));
     assert_eq!(attempts(&svc.oneshot(get("/x")).await.unwrap()), 1);
 
-    let (svc, _) = stack(RetryLayer::new(), |n| if n < 3 { status(502) } else { status(204) });
+    let (svc, _) = stack(RetryLayer::new(), |n| {
+        if n < 3 { status(502) } else { status(204) }
+    });
     assert_eq!(attempts(&svc.oneshot(get("/x")).await.unwrap()), 4);
 
     // The pass-through path (no retry can apply) still says 1.
@@ -394,10 +440,15 @@ async fn every_response_carries_attempts() {
 #[tokio::test(start_paused = true)]
 async fn clones_share_the_budget() {
     // A reserve of exactly one retry, no refill worth speaking of, nothing earned.
-    let layer = RetryLayer::new().budget(RetryBudget::new(S(1), 1, 0.0)).max_retries(1);
+    let layer = RetryLayer::new()
+        .budget(RetryBudget::new(S(1), 1, 0.0))
+        .max_retries(1);
     let (svc, calls) = stack(layer, |_| status(503));
     // Both fail at the same instant; only one of the two clones gets the retry.
-    let (a, b) = tokio::join!(svc.clone().oneshot(get("/a")), svc.clone().oneshot(get("/b")));
+    let (a, b) = tokio::join!(
+        svc.clone().oneshot(get("/a")),
+        svc.clone().oneshot(get("/b"))
+    );
     let (a, b) = (a.unwrap_err(), b.unwrap_err());
     let (retried, refused) = if a.attempts() == 2 { (a, b) } else { (b, a) };
     assert_eq!(retried.attempts(), 2);
@@ -418,4 +469,3 @@ async fn the_budget_bounds_a_retry_storm() {
     assert!(attempts >= 1000 + 200, "{attempts}");
     assert!(attempts <= 1000 + 200 + 100 + 10 * 10, "{attempts}");
 }
-

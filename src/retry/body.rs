@@ -389,3 +389,129 @@ impl Body for ReplayedBody {
         SizeHint::with_exact(left as u64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
+
+    fn frames(chunks: &[&'static [u8]], trailer: bool) -> UnsyncBoxBody<Bytes, std::io::Error> {
+        let mut f: Vec<Result<Frame<Bytes>, std::io::Error>> = chunks
+            .iter()
+            .map(|c| Ok(Frame::data(Bytes::from_static(c))))
+            .collect();
+        if trailer {
+            let mut t = HeaderMap::new();
+            t.insert("x-checksum", "abc".parse().unwrap());
+            f.push(Ok(Frame::trailers(t)));
+        }
+        StreamBody::new(futures_util::stream::iter(f)).boxed_unsync()
+    }
+
+    async fn drain<B: Body<Data = Bytes>>(body: B) -> (Bytes, Option<HeaderMap>)
+    where
+        B::Error: fmt::Debug,
+    {
+        let c = body.collect().await.unwrap();
+        let t = c.trailers().cloned();
+        (c.to_bytes(), t)
+    }
+
+    /// Sends `body` once through its capture, then twice from the copy.
+    async fn three_attempts<B>(
+        body: B,
+        max: usize,
+    ) -> Vec<Result<(Bytes, Option<HeaderMap>), NotReplayable>>
+    where
+        B: ReplayBody<Replay = Captured> + Body<Data = Bytes>,
+        B::Error: fmt::Debug,
+    {
+        let (first, copy) = body.capture(max);
+        let mut out = vec![Ok(drain(first).await)];
+        for _ in 0..2 {
+            out.push(match B::replay(&copy) {
+                Ok(b) => Ok(drain(b).await),
+                Err(e) => Err(e),
+            });
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn streaming_bodies_replay_identically_with_trailers() {
+        let got = three_attempts(frames(&[b"he", b"llo", b" world"], true), 64).await;
+        let first = got[0].clone().unwrap();
+        assert_eq!(&first.0[..], b"hello world");
+        assert_eq!(first.1.as_ref().unwrap()["x-checksum"], "abc");
+        assert!(got.iter().all(|a| a.as_ref() == Ok(&first)));
+
+        let boxed = http_body_util::Full::new(Bytes::from_static(b"ab"))
+            .map_err(|e| -> std::io::Error { match e {} })
+            .boxed();
+        let got = three_attempts(boxed, 64).await;
+        assert!(
+            got.iter()
+                .all(|a| a.as_ref().map(|x| &x.0[..]) == Ok(&b"ab"[..]))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_sent_whole_and_not_replayed() {
+        let got = three_attempts(frames(&[b"0123456789", b"0123456789"], true), 15).await;
+        assert_eq!(got[0].as_ref().unwrap().0.len(), 20);
+        assert!(got[0].as_ref().unwrap().1.is_some());
+        assert_eq!(got[1], Err(NotReplayable::TooLarge));
+        // Known too large up front (size hint): not even wrapped.
+        let full = http_body_util::Full::new(Bytes::from_static(b"0123456789"))
+            .map_err(|e| match e {})
+            .boxed_unsync();
+        let got = three_attempts(full, 5).await;
+        assert_eq!(got[0].as_ref().unwrap().0.len(), 10);
+        assert_eq!(got[1], Err(NotReplayable::TooLarge));
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_or_failed_body_is_not_replayed() {
+        let (mut first, copy) = frames(&[b"a", b"b"], false).capture(64);
+        let _ = first.frame().await;
+        assert_eq!(
+            UnsyncBoxBody::<Bytes, std::io::Error>::replay(&copy).err(),
+            Some(NotReplayable::Incomplete)
+        );
+        let failing: UnsyncBoxBody<Bytes, std::io::Error> =
+            StreamBody::new(futures_util::stream::iter(vec![
+                Ok(Frame::data(Bytes::from_static(b"a"))),
+                Err(std::io::Error::other("boom")),
+            ]))
+            .boxed_unsync();
+        let (mut first, copy) = failing.capture(64);
+        while let Some(Ok(_)) = first.frame().await {}
+        assert_eq!(
+            UnsyncBoxBody::<Bytes, std::io::Error>::replay(&copy).err(),
+            Some(NotReplayable::Failed)
+        );
+    }
+
+    #[cfg(feature = "tonic")]
+    #[tokio::test]
+    async fn tonic_bodies_replay() {
+        let got = three_attempts(
+            tonic::body::Body::new(frames(&[b"\0\0\0\0\x01", b"z"], true)),
+            64,
+        )
+        .await;
+        let first = got[0].clone().unwrap();
+        assert_eq!(first.0.len(), 6);
+        assert!(first.1.is_some());
+        assert!(got.iter().all(|a| a.as_ref() == Ok(&first)));
+    }
+
+    #[cfg(feature = "axum")]
+    #[tokio::test]
+    async fn axum_bodies_replay() {
+        let got = three_attempts(axum::body::Body::new(frames(&[b"x", b"yz"], true)), 64).await;
+        let first = got[0].clone().unwrap();
+        assert_eq!(&first.0[..], b"xyz");
+        assert!(got.iter().all(|a| a.as_ref() == Ok(&first)));
+    }
+}
