@@ -469,3 +469,281 @@ async fn the_budget_bounds_a_retry_storm() {
     assert!(attempts >= 1000 + 200, "{attempts}");
     assert!(attempts <= 1000 + 200 + 100 + 10 * 10, "{attempts}");
 }
+
+// ---------------------------------------------------------------- real loopback peers
+
+mod real {
+    use super::*;
+    use axum::{Router, extract::State};
+    use http_body_util::{BodyExt, StreamBody, combinators::BoxBody};
+    use hyper::body::{Frame, Incoming};
+    use hyper_util::{
+        client::legacy::{Client, connect::HttpConnector},
+        rt::{TokioExecutor, TokioIo},
+        server::conn::auto,
+        service::TowerToHyperService,
+    };
+    use std::net::SocketAddr;
+
+    /// What the server saw of each request: body length, checksum, `x-sum` trailer.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Seen {
+        len: usize,
+        sum: u64,
+        trailer: Option<String>,
+    }
+
+    #[derive(Clone)]
+    struct Server {
+        seen: Arc<Mutex<Vec<Seen>>>,
+        fail_first: usize,
+    }
+
+    fn fnv(bytes: &[u8]) -> u64 {
+        bytes.iter().fold(0xcbf29ce484222325, |h, b| {
+            (h ^ *b as u64).wrapping_mul(0x100000001b3)
+        })
+    }
+
+    async fn record(
+        State(server): State<Server>,
+        req: axum::extract::Request,
+    ) -> Response<axum::body::Body> {
+        let collected = req.into_body().collect().await.unwrap();
+        let trailer = collected
+            .trailers()
+            .and_then(|t| t.get("x-sum"))
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = collected.to_bytes();
+        let n = {
+            let mut seen = server.seen.lock().unwrap();
+            seen.push(Seen {
+                len: bytes.len(),
+                sum: fnv(&bytes),
+                trailer,
+            });
+            seen.len()
+        };
+        let status = if n <= server.fail_first { 503 } else { 200 };
+        Response::builder()
+            .status(status)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
+    /// An axum app on 127.0.0.1:0, served by hyper's auto (HTTP/1 + h2c) connection builder.
+    async fn serve(fail_first: usize) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let app = Router::new().fallback(record).with_state(Server {
+            seen: seen.clone(),
+            fail_first,
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let svc = TowerToHyperService::new(app.clone());
+                tokio::spawn(async move {
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    /// The stack of the issue, over a hyper-util legacy client: type-checks as written.
+    fn hyper_stack(
+        layer: RetryLayer,
+    ) -> impl Service<
+        Request<Full<Bytes>>,
+        Response = Response<Incoming>,
+        Error = Error,
+        Future = impl Future<Output = Result<Response<Incoming>, Error>> + Send,
+    > + Clone
+    + Send {
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        ServiceBuilder::new()
+            .layer(layer)
+            .layer(ErrorDecodeLayer::new())
+            .service(client)
+    }
+
+    #[tokio::test]
+    async fn full_bodies_are_replayed_byte_for_byte() {
+        let (addr, seen) = serve(2).await;
+        let body: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+        let req = Request::put(format!("http://{addr}/api/things/1?token=secret"))
+            .body(Full::new(Bytes::from(body.clone())))
+            .unwrap();
+        let stack = hyper_stack(RetryLayer::new().base_delay(Duration::from_millis(1)));
+        // Spawned: the response future is Send.
+        let res = tokio::spawn(stack.oneshot(req)).await.unwrap().unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.extensions().get::<Attempts>().unwrap().get(), 3);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 3);
+        let want = Seen {
+            len: body.len(),
+            sum: fnv(&body),
+            trailer: None,
+        };
+        assert!(seen.iter().all(|s| *s == want), "{seen:?}");
+    }
+
+    type Streaming = BoxBody<Bytes, io::Error>;
+
+    fn streaming(chunks: usize, chunk: usize, trailer: Option<&str>) -> Streaming {
+        let mut frames: Vec<Result<Frame<Bytes>, io::Error>> = (0..chunks)
+            .map(|i| Ok(Frame::data(Bytes::from(vec![i as u8; chunk]))))
+            .collect();
+        if let Some(t) = trailer {
+            let mut map = http::HeaderMap::new();
+            map.insert("x-sum", t.parse().unwrap());
+            frames.push(Ok(Frame::trailers(map)));
+        }
+        BoxBody::new(StreamBody::new(futures_util::stream::iter(frames)))
+    }
+
+    fn h2_client() -> Client<HttpConnector, Streaming> {
+        Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http()
+    }
+
+    #[tokio::test]
+    async fn streaming_bodies_and_trailers_are_replayed_identically() {
+        let (addr, seen) = serve(2).await;
+        let stack = ServiceBuilder::new()
+            .layer(RetryLayer::new().base_delay(Duration::from_millis(1)))
+            .layer(ErrorDecodeLayer::new())
+            .service(h2_client());
+        let req = Request::post(format!("http://{addr}/api/upload"))
+            .header("idempotency-key", "upload-1")
+            .body(streaming(8, 1000, Some("sum-1")))
+            .unwrap();
+        let res = stack.oneshot(req).await.unwrap();
+        assert_eq!(res.extensions().get::<Attempts>().unwrap().get(), 3);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[0].len, 8000);
+        assert_eq!(seen[0].trailer.as_deref(), Some("sum-1"));
+        assert!(seen.iter().all(|s| *s == seen[0]), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn a_body_over_max_replay_bytes_is_sent_once_whole() {
+        let (addr, seen) = serve(usize::MAX).await;
+        let stack = ServiceBuilder::new()
+            .layer(RetryLayer::new().base_delay(Duration::from_millis(1)))
+            .layer(ErrorDecodeLayer::new())
+            .service(h2_client());
+        // 100 KiB in 1 KiB chunks, no size hint: the limit is found while streaming.
+        let req = Request::put(format!("http://{addr}/api/blob"))
+            .body(streaming(100, 1024, Some("big")))
+            .unwrap();
+        let err = stack.oneshot(req).await.unwrap_err();
+        assert_eq!(err.attempts(), 1);
+        assert!(err.note().unwrap().contains("max_replay_bytes"), "{err}");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].len, 100 * 1024);
+        assert_eq!(seen[0].trailer.as_deref(), Some("big"));
+    }
+
+    #[tokio::test]
+    async fn a_non_idempotent_post_reaches_the_server_once() {
+        let (addr, seen) = serve(usize::MAX).await;
+        let req = Request::post(format!("http://{addr}/api/orders"))
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+        let err = hyper_stack(RetryLayer::new())
+            .oneshot(req)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_retried_even_for_post() {
+        // Bind, learn the port, close: connecting is refused.
+        let addr = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let req = Request::post(format!("http://{addr}/api/orders"))
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+        let layer = RetryLayer::new()
+            .base_delay(Duration::from_millis(1))
+            .max_retries(2);
+        let err = hyper_stack(layer).oneshot(req).await.unwrap_err();
+        assert!(err.is_transport() && !err.request_sent());
+        assert_eq!(err.attempts(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_retry_storm_stays_within_the_budget() {
+        let (addr, seen) = serve(usize::MAX).await;
+        let layer = RetryLayer::new()
+            .base_delay(Duration::from_millis(1))
+            .max_delay(Duration::from_millis(2));
+        let stack = hyper_stack(layer);
+        let uri: http::Uri = format!("http://{addr}/api/status").parse().unwrap();
+        let start = std::time::Instant::now();
+        use futures_util::StreamExt;
+        let results: Vec<_> = futures_util::stream::iter(0..1000)
+            .map(|_| {
+                stack
+                    .clone()
+                    .oneshot(Request::get(uri.clone()).body(Full::default()).unwrap())
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        let elapsed = start.elapsed().as_secs_f64();
+        assert!(results.iter().all(Result::is_err));
+        let attempts = seen.lock().unwrap().len();
+        // 1,000 requests + 20 % of them + the reserve (10/s × 10 s) + what the 10/s floor
+        // refilled while the storm lasted. Without a budget it would be 4,000.
+        let bound = 1000 + 200 + 100 + (10.0 * elapsed).ceil() as usize + 1;
+        assert!(attempts <= bound, "{attempts} > {bound}");
+        assert!(attempts > 1000, "{attempts}");
+        let refused = results
+            .iter()
+            .filter(|r| {
+                r.as_ref()
+                    .unwrap_err()
+                    .note()
+                    .is_some_and(|n| n.contains("budget"))
+            })
+            .count();
+        assert!(refused > 0);
+    }
+}
+
+/// The stack of the issue over a tonic `Channel`, through `tonic::client::Grpc::new`: this
+/// only has to type-check (a unary call through the stack).
+#[cfg(feature = "tonic")]
+#[allow(dead_code)]
+async fn tonic_stack_type_checks() -> Result<tonic::Response<()>, tonic::Status> {
+    let channel = tonic::transport::Channel::from_static("http://127.0.0.1:1").connect_lazy();
+    let stack = ServiceBuilder::new()
+        .layer(RetryLayer::new())
+        .layer(ErrorDecodeLayer::new())
+        .service(channel);
+    let mut grpc = tonic::client::Grpc::new(stack);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    let path = http::uri::PathAndQuery::from_static("/pkg.Svc/Do");
+    grpc.unary(tonic::Request::new(()), path, codec).await
+}
