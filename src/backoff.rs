@@ -135,11 +135,12 @@ impl Backoff {
                 mul_f64(nominal, 1.0 + fraction * (2.0 * unit - 1.0))
             }
             Jitter::Full => mul_f64(nominal, unit),
-            Jitter::Equal => nominal / 2 + mul_f64(nominal / 2, unit),
+            Jitter::Equal => (nominal / 2).saturating_add(mul_f64(nominal / 2, unit)),
             Jitter::Decorrelated => {
                 let prev = previous.unwrap_or(self.base).max(self.base);
                 let hi = prev.saturating_mul(3);
-                self.base + mul_f64(hi.saturating_sub(self.base), unit)
+                self.base
+                    .saturating_add(mul_f64(hi.saturating_sub(self.base), unit))
             }
         };
         d.min(self.max)

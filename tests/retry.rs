@@ -747,3 +747,102 @@ async fn tonic_stack_type_checks() -> Result<tonic::Response<()>, tonic::Status>
     let path = http::uri::PathAndQuery::from_static("/pkg.Svc/Do");
     grpc.unary(tonic::Request::new(()), path, codec).await
 }
+
+// ---------------------------------------------------------------- observability, properties
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Buf {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_retry_is_traced_without_query_headers_or_body() {
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (svc, _) = stack(RetryLayer::new(), |n| {
+        if n < 2 { status(503) } else { status(200) }
+    });
+    let req = Request::put("/api/keys/1?token=convo_SECRET")
+        .header("authorization", "Bearer convo_SECRET")
+        .body(Full::new(Bytes::from_static(b"body convo_SECRET")))
+        .unwrap();
+    svc.oneshot(req).await.unwrap();
+
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let events: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("retrying request"))
+        .collect();
+    assert_eq!(events.len(), 2, "{out}");
+    for (event, attempt) in events.iter().zip([2, 3]) {
+        for want in [
+            format!("attempt={attempt}"),
+            "wait_ms=".into(),
+            "status=503".into(),
+            "code=\"UNAVAILABLE\"".into(),
+            "method=\"PUT\"".into(),
+            "path=\"/api/keys/1\"".into(),
+        ] {
+            assert!(event.contains(&want), "{want} not in {event}");
+        }
+    }
+    assert!(!out.contains("SECRET") && !out.contains("token"), "{out}");
+}
+
+proptest::proptest! {
+    #[test]
+    fn a_wait_never_overflows_or_exceeds_max_delay(
+        retry in proptest::prelude::any::<u32>(),
+        base_ns in proptest::prelude::any::<u64>(),
+        base_s in proptest::prelude::any::<u64>(),
+        max_s in proptest::prelude::any::<u64>(),
+        prev_s in proptest::prelude::any::<u64>(),
+        unit in proptest::prelude::any::<f64>(),
+        strategy in 0..5u8,
+    ) {
+        let base = Duration::new(base_s, (base_ns % 1_000_000_000) as u32);
+        let max = Duration::from_secs(max_s);
+        let jitter = match strategy {
+            0 => Jitter::None,
+            1 => Jitter::Proportional(0.2),
+            2 => Jitter::Full,
+            3 => Jitter::Equal,
+            _ => Jitter::Decorrelated,
+        };
+        let b = tower_api_retry::backoff::Backoff::new().base(base).max(max).jitter(jitter);
+        for r in [retry, 0, u32::MAX] {
+            let d = b.delay_with(r, Some(Duration::from_secs(prev_s)), unit);
+            proptest::prop_assert!(d <= max);
+            proptest::prop_assert!(b.delay(r, Some(Duration::MAX)) <= max);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn extreme_settings_neither_panic_nor_hang() {
+    let layer = RetryLayer::new()
+        .budget(None)
+        .base_delay(Duration::MAX)
+        .max_delay(Duration::MAX)
+        .max_retries(u32::MAX)
+        .deadline(S(60));
+    let (svc, calls) = stack(layer, |_| status(503));
+    let err = svc.oneshot(get("/x")).await.unwrap_err();
+    assert_eq!(calls.count(), 1);
+    assert!(err.note().unwrap().contains("deadline"));
+}
