@@ -2,6 +2,7 @@
 //! `tower::retry::Retry` with a minimal policy that clones the request, in one run.
 //!
 //! `cargo bench --bench retry -- --warm-up-time 1 --measurement-time 3`
+#![allow(missing_docs)] // criterion_group! generates an undocumented fn.
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};

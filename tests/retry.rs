@@ -18,6 +18,7 @@ use tower_api_retry::{
 const S: fn(u64) -> Duration = Duration::from_secs;
 
 type Reply = Result<Response<Full<Bytes>>, io::Error>;
+type Scripted = fn() -> Reply;
 
 #[derive(Clone, Default)]
 struct Calls(Arc<Mutex<Vec<Instant>>>);
@@ -253,7 +254,7 @@ async fn a_wait_past_the_deadline_is_not_started() {
 
 #[tokio::test(start_paused = true)]
 async fn every_transient_disposition_is_retried() {
-    let cases: Vec<(&str, fn() -> Reply)> = vec![
+    let cases: Vec<(&str, Scripted)> = vec![
         ("500", || status(500)),
         ("502", || status(502)),
         ("503", || status(503)),
@@ -286,7 +287,7 @@ async fn every_transient_disposition_is_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn what_the_contract_does_not_call_transient_is_sent_once() {
-    let cases: Vec<(&str, fn() -> Reply)> = vec![
+    let cases: Vec<(&str, Scripted)> = vec![
         ("400", || status(400)),
         ("401", || status(401)),
         ("403", || status(403)),

@@ -217,10 +217,10 @@ impl<S, B: ReplayBody> Retrying<S, B> {
                 ));
             }
         }
-        if let Some(budget) = &self.shared.budget {
-            if !budget.withdraw() {
-                return Err(Some("not retried: the retry budget is exhausted".into()));
-            }
+        if let Some(budget) = &self.shared.budget
+            && !budget.withdraw()
+        {
+            return Err(Some("not retried: the retry budget is exhausted".into()));
         }
         self.previous = Some(backoff);
         self.pending = Some(body);
