@@ -135,7 +135,7 @@ pub struct Attempts(pub(crate) u32);
 
 impl Attempts {
     /// The number of attempts, at least 1.
-    pub fn get(self) -> u32 {
+    pub fn get(&self) -> u32 {
         self.0
     }
 }
