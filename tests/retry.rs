@@ -532,13 +532,18 @@ mod real {
             .unwrap()
     }
 
-    /// An axum app on 127.0.0.1:0, served by hyper's auto (HTTP/1 + h2c) connection builder.
+    /// The recording app of [`record`], on loopback.
     async fn serve(fail_first: usize) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let app = Router::new().fallback(record).with_state(Server {
             seen: seen.clone(),
             fail_first,
         });
+        (serve_app(app).await, seen)
+    }
+
+    /// An axum app on 127.0.0.1:0, served by hyper's auto (HTTP/1 + h2c) connection builder.
+    pub(super) async fn serve_app(app: Router) -> SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -554,7 +559,7 @@ mod real {
                 });
             }
         });
-        (addr, seen)
+        addr
     }
 
     /// The stack of the issue, over a hyper-util legacy client: type-checks as written.
@@ -727,6 +732,84 @@ mod real {
             })
             .count();
         assert!(refused > 0);
+    }
+}
+
+#[cfg(feature = "tonic")]
+mod grpc {
+    use super::*;
+    use axum::Router;
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A gRPC server that answers `UNAVAILABLE` (trailers-only) twice, then an empty message.
+    async fn flaky_grpc(seen: Arc<AtomicUsize>, code: &'static str) -> std::net::SocketAddr {
+        let app = Router::new().fallback(move |req: axum::extract::Request| {
+            let seen = seen.clone();
+            async move {
+                let _ = http_body_util::BodyExt::collect(req.into_body()).await;
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                let res = Response::builder().header("content-type", "application/grpc");
+                if n < 2 {
+                    return res
+                        .header("grpc-status", code)
+                        .body(axum::body::Body::empty())
+                        .unwrap();
+                }
+                let mut trailers = http::HeaderMap::new();
+                trailers.insert("grpc-status", "0".parse().unwrap());
+                let frames: Vec<Result<Frame<Bytes>, io::Error>> = vec![
+                    Ok(Frame::data(Bytes::from_static(&[0, 0, 0, 0, 0]))),
+                    Ok(Frame::trailers(trailers)),
+                ];
+                res.body(axum::body::Body::new(StreamBody::new(
+                    futures_util::stream::iter(frames),
+                )))
+                .unwrap()
+            }
+        });
+        super::real::serve_app(app).await
+    }
+
+    async fn unary(addr: std::net::SocketAddr) -> Result<tonic::Response<()>, tonic::Status> {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy();
+        let stack = ServiceBuilder::new()
+            .layer(RetryLayer::new().base_delay(Duration::from_millis(1)))
+            .layer(ErrorDecodeLayer::new())
+            .service(channel);
+        let mut grpc = tonic::client::Grpc::new(stack);
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let codec = tonic_prost::ProstCodec::<(), ()>::default();
+        let path = http::uri::PathAndQuery::from_static("/pkg.Svc/Do");
+        grpc.unary(tonic::Request::new(()), path, codec).await
+    }
+
+    #[tokio::test]
+    async fn a_tonic_call_is_retried_after_the_servers_unavailable() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let addr = flaky_grpc(seen.clone(), "14").await;
+        unary(addr).await.unwrap();
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_tonic_call_is_not_retried_after_internal() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let addr = flaky_grpc(seen.clone(), "13").await;
+        let status = unary(addr).await.unwrap_err();
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        // tonic wraps a service error it does not know as `Unknown`, with ours as the source.
+        let err = std::error::Error::source(&status)
+            .and_then(|e| e.downcast_ref::<Error>())
+            .unwrap();
+        assert_eq!(err.code(), &tower_api_retry::ErrorCode::Internal);
+        assert_eq!(err.attempts(), 1);
+        assert!(err.note().unwrap().contains("not idempotent"), "{err}");
     }
 }
 
