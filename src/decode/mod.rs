@@ -39,9 +39,11 @@
 
 mod grpc;
 mod layer;
+mod mcp;
 mod shape;
 
 pub use layer::{ErrorDecode, ErrorDecodeLayer, ResponseFuture};
+pub use mcp::{McpBody, McpDecode, McpDecodeLayer, McpResponseFuture};
 
 use crate::{ErrorCode, error::ApiError, redact::redact, retry_after::hint_from_headers};
 use http::{HeaderMap, StatusCode};
