@@ -13,6 +13,7 @@ pub mod rate_limit;
 mod redact;
 pub mod retry;
 pub mod retry_after;
+pub mod sse;
 
 pub use classify::{Disposition, classify, classify_status};
 pub use code::ErrorCode;
@@ -20,3 +21,5 @@ pub use decode::ErrorDecodeLayer;
 pub use error::{AgentConnected, ApiError, BodyShape, BoxError, Error, X_FORCE_ROTATE};
 // re-exports: retry (issue 3)
 // re-exports: rate_limit (issue 4)
+// re-exports: sse (issue 7)
+pub use sse::{Event, ResumableEvents};
