@@ -164,24 +164,21 @@ impl Parser {
                 self.data.push_str(&String::from_utf8_lossy(value));
                 self.data.push('\n');
             }
-            b"id" => {
-                if !value.contains(&0) {
-                    self.id_buffer = String::from_utf8_lossy(value).into_owned();
-                }
+            b"id" if !value.contains(&0) => {
+                self.id_buffer = String::from_utf8_lossy(value).into_owned();
             }
-            b"retry" => {
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    // Saturates instead of overflowing on absurd values.
-                    let ms = std::str::from_utf8(value)
-                        .ok()
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .unwrap_or(u64::MAX);
-                    let retry = Duration::from_millis(ms);
-                    self.retry = Some(retry);
-                    self.retry_in_block = Some(retry);
-                }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                // Saturates instead of overflowing on absurd values.
+                let ms = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(u64::MAX);
+                let retry = Duration::from_millis(ms);
+                self.retry = Some(retry);
+                self.retry_in_block = Some(retry);
             }
-            _ => {} // unknown fields are ignored
+            // Unknown fields, an `id` with NUL and a `retry` that is not digits are ignored.
+            _ => {}
         }
         Ok(())
     }
