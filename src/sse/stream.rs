@@ -7,7 +7,7 @@ use crate::{
     retry_after::MAX_HINT,
 };
 use bytes::Buf;
-use futures_core::Stream;
+use futures_core::{FusedStream, Stream};
 use http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
     header::ACCEPT, uri::PathAndQuery,
@@ -313,6 +313,19 @@ where
                 return Poll::Ready(Some(Err(err)));
             }
         }
+    }
+}
+
+impl<S, B, RB> FusedStream for ResumableEvents<S, B, RB>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+    B: Default,
+    RB: Body,
+    RB::Error: Into<BoxError>,
+{
+    fn is_terminated(&self) -> bool {
+        matches!(self.state, State::Done) && self.queue.is_empty()
     }
 }
 
