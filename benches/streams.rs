@@ -11,6 +11,8 @@
 //! - `sse/*`: 1,000 events (~100 KiB) in 4 KiB chunks: collecting the raw body
 //!   (`collect_body`) against parsing it with `ResumableEvents` (`resumable_events`).
 
+#![allow(missing_docs)] // criterion_group! generates an undocumented fn
+
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::StreamExt;

@@ -299,6 +299,8 @@ enum Reply {
     /// An SSE body that fails after its text.
     Broken(&'static str),
     Status(u16, Option<&'static str>),
+    /// A body with this content type.
+    Typed(&'static str, &'static str),
 }
 
 #[derive(Clone, Default)]
@@ -352,6 +354,12 @@ impl Script {
                 let res = match reply {
                     Reply::Events(text) => Response::new(frames(text, false)),
                     Reply::Broken(text) => Response::new(frames(text, true)),
+                    Reply::Typed(content_type, text) => {
+                        let mut res = Response::new(frames(text, false));
+                        res.headers_mut()
+                            .insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+                        res
+                    }
                     Reply::Status(code, retry_after) => {
                         let mut res = Response::new(empty());
                         *res.status_mut() = StatusCode::from_u16(code).unwrap();
@@ -542,4 +550,19 @@ async fn debug_redacts_the_query_and_header_values() {
         assert!(!debug.contains(secret), "{debug}");
     }
     assert!(debug.contains("/events"), "{debug}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_that_is_not_an_event_stream_ends_the_stream() {
+    let script = Script::new([
+        Reply::Typed("text/event-stream; charset=utf-8", "id: 1\ndata: a\n\n"),
+        Reply::Typed("text/html", "<html>login</html>"),
+    ]);
+    let mut stream = ResumableEvents::new(script.service(), template()).backoff(no_jitter(1));
+    assert_eq!(stream.next().await.unwrap().unwrap().data, "a");
+    let err = stream.next().await.unwrap().unwrap_err();
+    assert_eq!(err.code(), &ErrorCode::FailedPrecondition);
+    assert!(err.message().contains("text/html"));
+    assert!(stream.next().await.is_none());
+    assert_eq!(script.calls().len(), 2);
 }

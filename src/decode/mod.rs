@@ -12,6 +12,9 @@
 //! [`ApiError`], classified by its status, with a short safe excerpt as the
 //! message.
 //!
+//! Over MCP a tool-call error arrives in an HTTP 200; [`ErrorDecodeLayer::mcp`] is the opt-in
+//! mode that decodes those too (see [`McpDecodeLayer`]).
+//!
 //! # Example
 //!
 //! ```

@@ -16,7 +16,10 @@
 //!   reconnect, and the retry cap ([`max_retries`](ResumableEvents::max_retries), default
 //!   5) counts only consecutive attempts that delivered no event: an attempt that delivered
 //!   one resets it;
-//! - a `204 No Content` ends the stream (the server says "stop reconnecting").
+//! - a `204 No Content` ends the stream (the server says "stop reconnecting"), a success
+//!   whose `Content-Type` is not `text/event-stream` ends it with a `FAILED_PRECONDITION`
+//!   error (the spec fails such a connection for good; a missing `Content-Type` is
+//!   accepted).
 //!
 //! An event is delivered only once it is complete (the blank line that ends it arrived), and
 //! the cursor only moves on a delivered event, so a drop in the middle of an event neither
@@ -30,8 +33,8 @@
 //!
 //! # Parser
 //!
-//! The `text/event-stream` parser is this crate's own (`parser.rs`, ~200 lines with the
-//! WHATWG examples as tests): lines ending in `\n`, `\r\n` or `\r` (split anywhere across
+//! The `text/event-stream` parser is this crate's own (`parser.rs`, under 200 lines, tested
+//! with the WHATWG examples): lines ending in `\n`, `\r\n` or `\r` (split anywhere across
 //! chunks), multi-line `data` joined with `\n`, `:` comments, `id` containing NUL ignored,
 //! `retry` digits only, a leading BOM, dispatch on a blank line, an incomplete final event
 //! discarded. The two maintained crates were considered: `eventsource-stream` 0.2.3

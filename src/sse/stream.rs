@@ -10,7 +10,8 @@ use bytes::Buf;
 use futures_core::{FusedStream, Stream};
 use http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
-    header::ACCEPT, uri::PathAndQuery,
+    header::{ACCEPT, CONTENT_TYPE},
+    uri::PathAndQuery,
 };
 use http_body::Body;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -259,6 +260,20 @@ where
                         this.state = State::Done;
                         return Poll::Ready(None);
                     }
+                    Ok(res) if res.status().is_success() && !is_event_stream(res.headers()) => {
+                        // The spec fails the connection for good: another content type is
+                        // not a stream that a reconnect would fix.
+                        this.state = State::Done;
+                        let got = res.headers().get(CONTENT_TYPE).map(HeaderValue::as_bytes);
+                        let got = String::from_utf8_lossy(got.unwrap_or_default());
+                        let mut api = ApiError::new(
+                            res.status(),
+                            ErrorCode::FailedPrecondition,
+                            format!("expected a text/event-stream response, got {got}"),
+                        );
+                        api.shape = BodyShape::Unrecognized;
+                        return Poll::Ready(Some(Err(Error::from_api(api))));
+                    }
                     Ok(res) if res.status().is_success() => {
                         this.parser.reset();
                         this.state = State::Reading(Box::pin(res.into_body()));
@@ -352,6 +367,19 @@ where
             .field("max_retries", &self.max_retries)
             .field("state", &state)
             .finish_non_exhaustive()
+    }
+}
+
+/// `true` for `text/event-stream` (any parameters) and for a response without a
+/// `Content-Type`, which some servers omit.
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    match headers.get(CONTENT_TYPE) {
+        None => true,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/event-stream")),
     }
 }
 
