@@ -8,7 +8,7 @@
 //!   caller: no layer (`bare`), the plain [`ErrorDecodeLayer`] and its MCP mode (`mcp`,
 //!   which buffers and scans the JSON), and the MCP mode with a `text/plain` result
 //!   (`mcp_not_json`, passed through unread).
-//! - `sse/*`: 1,000 events (~100 KiB) in 4 KiB chunks: collecting the raw body
+//! - `sse/*`: 1,000 events (~75 KB) in 4 KiB chunks: collecting the raw body
 //!   (`collect_body`) against parsing it with `ResumableEvents` (`resumable_events`).
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
