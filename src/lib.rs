@@ -17,6 +17,7 @@ pub mod rate_limit;
 mod redact;
 pub mod retry;
 pub mod retry_after;
+pub mod sse;
 
 pub use classify::{Disposition, classify, classify_status};
 pub use code::ErrorCode;
@@ -25,3 +26,5 @@ pub use error::{AgentConnected, ApiError, BodyShape, BoxError, Error, X_FORCE_RO
 // re-exports: retry (issue 3)
 pub use retry::{Attempts, Retry, RetryLayer};
 // re-exports: rate_limit (issue 4)
+// re-exports: sse (issue 7)
+pub use sse::{Event, ResumableEvents};

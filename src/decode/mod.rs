@@ -9,8 +9,11 @@
 //!
 //! Every body shape of both pages is understood (see [`BodyShape`](crate::BodyShape)), as is
 //! gRPC's trailers-only `grpc-status` / `grpc-message`. Junk from a proxy is still an
-//! [`ApiError`](crate::ApiError), classified by its status, with a short safe excerpt as the
+//! [`ApiError`], classified by its status, with a short safe excerpt as the
 //! message.
+//!
+//! Over MCP a tool-call error arrives in an HTTP 200; [`ErrorDecodeLayer::mcp`] is the opt-in
+//! mode that decodes those too (see [`McpDecodeLayer`]).
 //!
 //! # Example
 //!
@@ -39,9 +42,11 @@
 
 mod grpc;
 mod layer;
+mod mcp;
 mod shape;
 
 pub use layer::{ErrorDecode, ErrorDecodeLayer, ResponseFuture};
+pub use mcp::{McpBody, McpDecode, McpDecodeLayer, McpResponseFuture};
 
 use crate::{ErrorCode, error::ApiError, redact::redact, retry_after::hint_from_headers};
 use http::{HeaderMap, StatusCode};

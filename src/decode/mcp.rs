@@ -1,0 +1,645 @@
+//! MCP mode of the error decoder: tool-call errors inside HTTP 200 JSON-RPC responses.
+//! See [`McpDecodeLayer`].
+
+use super::layer::{DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, ErrorDecode, ResponseFuture};
+use crate::{
+    ErrorDecodeLayer,
+    error::{ApiError, BodyShape, BoxError, Error},
+};
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderMap, Response, StatusCode, header::CONTENT_TYPE, response::Parts};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::Value;
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+use tokio::time::Sleep;
+use tower::{Layer, Service};
+
+impl ErrorDecodeLayer {
+    /// The MCP mode: like [`ErrorDecodeLayer::new`], and also turns MCP tool-call errors in
+    /// HTTP 200 responses into [`Error`]s. See [`McpDecodeLayer`].
+    pub const fn mcp() -> McpDecodeLayer {
+        McpDecodeLayer::new()
+    }
+}
+
+/// [`ErrorDecodeLayer`] in MCP mode: also turns MCP tool-call errors in HTTP 200
+/// responses into [`Error`]s.
+///
+/// Over MCP a tool error does not change the HTTP status. The second page documents two
+/// forms, both of which [`McpDecode`] turns into the same typed [`Error`] as an HTTP error:
+///
+/// - a `result` with `isError: true` and the payload `{"error": {code, message, fix,
+///   details}}`, either in `result.structuredContent` or as JSON text in a
+///   `result.content[i]` of type `"text"`;
+/// - a JSON-RPC `error` object (`-32602`: input validation; the number is kept as
+///   [`ApiError::numeric_code`]).
+///
+/// So a `RESOURCE_EXHAUSTED` tool error is [`RateLimited`](crate::Disposition::RateLimited)
+/// and retries and rate-limit gates work for MCP clients as for REST ones.
+///
+/// # Cost
+///
+/// The plain [`ErrorDecodeLayer`] never buffers a success. This mode must: a 2xx response
+/// with a JSON content type (`application/json`, `*/*+json`) is read into memory up to
+/// [`max_body_bytes`](McpDecodeLayer::max_body_bytes) and scanned once. Anything else (an
+/// SSE stream, a body announced larger than the limit) passes through unread. A body that
+/// turns out larger than the limit, or that trickles past
+/// [`read_timeout`](McpDecodeLayer::read_timeout), is not inspected: [`McpBody`] replays
+/// the bytes already read and then streams the rest, so the caller still gets it intact. An
+/// ordinary result reaches the caller byte for byte as the server sent it.
+///
+/// A body that fails while it is being buffered is a transport error (`UNAVAILABLE`).
+///
+/// # Example
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower::{service_fn, Service, ServiceExt};
+/// use tower_api_retry::{Disposition, ErrorCode, ErrorDecodeLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let server = service_fn(|_req: Request<Full<Bytes>>| async {
+///     let body = r#"{"jsonrpc":"2.0","id":1,"result":{"isError":true,"structuredContent":
+///         {"error":{"code":"RESOURCE_EXHAUSTED","message":"Too many requests"}}}}"#;
+///     Ok::<_, std::io::Error>(Response::builder()
+///         .header("content-type", "application/json")
+///         .body(Full::new(Bytes::from(body)))
+///         .unwrap())
+/// });
+/// let mut client = tower::ServiceBuilder::new().layer(ErrorDecodeLayer::mcp()).service(server);
+///
+/// let err = client.ready().await.unwrap().call(Request::new(Full::default())).await.unwrap_err();
+/// assert_eq!(err.code(), &ErrorCode::ResourceExhausted);
+/// assert_eq!(err.disposition(), Disposition::RateLimited);
+/// # }
+/// ```
+///
+/// Built by [`ErrorDecodeLayer::mcp`] or [`McpDecodeLayer::new`].
+#[derive(Clone, Copy, Debug)]
+pub struct McpDecodeLayer {
+    max_body_bytes: usize,
+    read_timeout: Option<Duration>,
+}
+
+impl Default for McpDecodeLayer {
+    fn default() -> Self {
+        McpDecodeLayer::new()
+    }
+}
+
+impl McpDecodeLayer {
+    /// Reads at most 64 KiB of an error or JSON success body, for at most 10 seconds.
+    pub const fn new() -> Self {
+        McpDecodeLayer {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            read_timeout: Some(DEFAULT_READ_TIMEOUT),
+        }
+    }
+
+    /// The most bytes of a body that are read and inspected. An error body is cut there, as
+    /// in [`ErrorDecodeLayer::max_body_bytes`]; a success body larger than this is passed
+    /// through uninspected (and intact).
+    pub const fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    /// How long reading a body for inspection may take (`None`: no limit). A success body
+    /// still incomplete by then is passed through uninspected (and intact).
+    pub const fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    fn plain(&self) -> ErrorDecodeLayer {
+        ErrorDecodeLayer::new()
+            .max_body_bytes(self.max_body_bytes)
+            .read_timeout(self.read_timeout)
+    }
+}
+
+impl<S> Layer<S> for McpDecodeLayer {
+    type Service = McpDecode<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        McpDecode {
+            inner: self.plain().layer(inner),
+            config: *self,
+        }
+    }
+}
+
+/// The service of [`McpDecodeLayer`]: an [`ErrorDecode`] that also inspects JSON successes.
+/// See [`McpDecodeLayer`] for an example.
+#[derive(Clone, Debug)]
+pub struct McpDecode<S> {
+    inner: ErrorDecode<S>,
+    config: McpDecodeLayer,
+}
+
+impl<S> McpDecode<S> {
+    /// Wraps `inner` with the default configuration.
+    pub fn new(inner: S) -> Self {
+        McpDecodeLayer::new().layer(inner)
+    }
+
+    /// A layer with the default configuration.
+    pub fn layer() -> McpDecodeLayer {
+        McpDecodeLayer::new()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        self.inner.get_ref()
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        self.inner.get_mut()
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner.into_inner()
+    }
+}
+
+impl<S, Req, B> Service<Req> for McpDecode<S>
+where
+    S: Service<Req, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<McpBody<B>>;
+    type Error = Error;
+    type Future = McpResponseFuture<S::Future, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        McpResponseFuture {
+            state: State::Decoding {
+                future: self.inner.call(req),
+            },
+            config: self.config,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`McpDecode`].
+    pub struct McpResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+        config: McpDecodeLayer,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Decoding { #[pin] future: ResponseFuture<F, B> },
+        Buffering {
+            parts: Option<Parts>,
+            // Boxed so the unread rest can be handed to the caller: only in this mode, only
+            // for JSON successes, which are being buffered anyway.
+            body: Option<Pin<Box<B>>>,
+            buf: BytesMut,
+            trailers: Option<HeaderMap>,
+            #[pin]
+            deadline: Option<Sleep>,
+        },
+    }
+}
+
+impl<F, B> std::fmt::Debug for McpResponseFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for McpResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response<McpBody<B>>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Decoding { future } => {
+                    let res = ready!(future.poll(cx))?;
+                    let max = this.config.max_body_bytes;
+                    let announced = res.body().size_hint().lower() as usize;
+                    if !res.status().is_success()
+                        || !is_json(res.headers())
+                        || max == 0
+                        || announced > max
+                    {
+                        return Poll::Ready(Ok(res.map(McpBody::new)));
+                    }
+                    let (parts, body) = res.into_parts();
+                    let cap = body.size_hint().upper().unwrap_or(0) as usize;
+                    this.state.set(State::Buffering {
+                        parts: Some(parts),
+                        body: Some(Box::pin(body)),
+                        buf: BytesMut::with_capacity(cap.min(max).min(8 * 1024)),
+                        trailers: None,
+                        deadline: this.config.read_timeout.map(tokio::time::sleep),
+                    });
+                }
+                StateProj::Buffering {
+                    parts,
+                    body,
+                    buf,
+                    trailers,
+                    deadline,
+                } => {
+                    let max = this.config.max_body_bytes;
+                    let timed_out = deadline.as_pin_mut().is_some_and(|d| d.poll(cx).is_ready());
+                    let mut ended = false;
+                    while !timed_out && !ended && buf.len() <= max {
+                        let inner = body.as_mut().expect("polled after completion");
+                        match inner.as_mut().poll_frame(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                                Ok(mut data) => {
+                                    // Keep the whole chunk: what is read must be replayed.
+                                    while data.has_remaining() {
+                                        let chunk = data.chunk();
+                                        buf.extend_from_slice(chunk);
+                                        let n = chunk.len();
+                                        data.advance(n);
+                                    }
+                                }
+                                Err(frame) => {
+                                    // Trailers end the body.
+                                    *trailers = frame.into_trailers().ok();
+                                    ended = true;
+                                }
+                            },
+                            Poll::Ready(Some(Err(e))) => {
+                                return Poll::Ready(Err(Error::transport(e)));
+                            }
+                            Poll::Ready(None) => ended = true,
+                        }
+                    }
+                    let parts = parts.take().expect("polled after completion");
+                    let prefix = std::mem::take(buf).freeze();
+                    if ended {
+                        if let Some(api) = inspect(parts.status, &parts.headers, &prefix) {
+                            tracing::debug!(code = %api.code(), "decoded MCP tool-call error");
+                            return Poll::Ready(Err(Error::from_api(api)));
+                        }
+                        body.take();
+                        let body = McpBody::replay(prefix, None, trailers.take());
+                        return Poll::Ready(Ok(Response::from_parts(parts, body)));
+                    }
+                    // Too large or too slow to inspect: replay the prefix, stream the rest.
+                    let body = McpBody::replay(prefix, body.take(), None);
+                    return Poll::Ready(Ok(Response::from_parts(parts, body)));
+                }
+            }
+        }
+    }
+}
+
+/// `true` for `application/json` and any `*/*+json` media type.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || essence
+            .get(essence.len().saturating_sub(5)..)
+            .is_some_and(|s| s.eq_ignore_ascii_case("+json"))
+}
+
+/// The first look at a JSON-RPC message: is it an error at all? Everything else is skipped.
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default)]
+    result: Option<ProbeResult>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct ProbeResult {
+    #[serde(rename = "isError", default)]
+    is_error: Option<bool>,
+}
+
+/// The parts of an error result the decoder reads.
+#[derive(Deserialize)]
+struct ErrorResult {
+    result: ErrorResultInner,
+}
+
+#[derive(Deserialize)]
+struct ErrorResultInner {
+    #[serde(rename = "structuredContent", default)]
+    structured: Option<Value>,
+    #[serde(default)]
+    content: Option<Value>,
+}
+
+/// The MCP error in a successful response body, if it holds one.
+///
+/// `None` for anything that is not a JSON-RPC error response or a tool result with
+/// `isError: true`. Pure; used by [`McpDecode`].
+pub(crate) fn inspect(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Option<ApiError> {
+    let probe: Probe = serde_json::from_slice(body).ok()?;
+    if probe.error.is_some() {
+        // A JSON-RPC error object: `ApiError::decode` knows the envelope.
+        return Some(ApiError::decode(status, headers, body));
+    }
+    if probe.result?.is_error != Some(true) {
+        return None;
+    }
+    let result = serde_json::from_slice::<ErrorResult>(body)
+        .ok()
+        .map(|r| r.result);
+    let (structured, content) = match result {
+        Some(r) => (r.structured, r.content),
+        None => (None, None),
+    };
+    if let Some(structured) = structured.filter(Value::is_object) {
+        let bytes = serde_json::to_vec(&structured).unwrap_or_default();
+        let api = ApiError::decode(status, headers, &bytes);
+        if api.shape() != BodyShape::Unrecognized {
+            return Some(api);
+        }
+    }
+    let texts: Vec<&str> = content
+        .as_ref()
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter(|i| i.get("type").and_then(Value::as_str) == Some("text"))
+                .filter_map(|i| i.get("text").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    for text in &texts {
+        let api = ApiError::decode(status, headers, text.as_bytes());
+        if api.shape() != BodyShape::Unrecognized {
+            return Some(api);
+        }
+    }
+    // `isError` with no documented payload: an error all the same, coded by the status
+    // (UNKNOWN for a 200), with the first text as its message.
+    let mut api = ApiError::decode(status, headers, texts.first().unwrap_or(&"").as_bytes());
+    api.shape = BodyShape::Mcp;
+    Some(api)
+}
+
+pin_project! {
+    /// The response body of [`McpDecode`]: the server's body, byte for byte.
+    ///
+    /// When the layer read part or all of the body to inspect it, those bytes are replayed
+    /// first and the rest (if any) is streamed from the connection.
+    pub struct McpBody<B> {
+        prefix: Option<Bytes>,
+        #[pin]
+        inner: Option<B>,
+        // The rest of a body that was partly read for inspection.
+        boxed: Option<Pin<Box<B>>>,
+        trailers: Option<HeaderMap>,
+    }
+}
+
+impl<B> McpBody<B> {
+    fn new(inner: B) -> Self {
+        McpBody {
+            prefix: None,
+            inner: Some(inner),
+            boxed: None,
+            trailers: None,
+        }
+    }
+
+    fn replay(prefix: Bytes, rest: Option<Pin<Box<B>>>, trailers: Option<HeaderMap>) -> Self {
+        McpBody {
+            prefix: (!prefix.is_empty()).then_some(prefix),
+            inner: None,
+            boxed: rest,
+            trailers,
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for McpBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpBody")
+            .field("replayed", &self.prefix.as_ref().map_or(0, Bytes::len))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> Body for McpBody<B>
+where
+    B: Body,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let mut this = self.project();
+        if let Some(prefix) = this.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
+        let polled = if let Some(inner) = this.inner.as_mut().as_pin_mut() {
+            Some(ready!(inner.poll_frame(cx)))
+        } else if let Some(boxed) = this.boxed.as_mut() {
+            Some(ready!(boxed.as_mut().poll_frame(cx)))
+        } else {
+            None
+        };
+        match polled {
+            Some(Some(Ok(frame))) => {
+                let frame = frame.map_data(|mut d| d.copy_to_bytes(d.remaining()));
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            Some(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+            Some(None) => {
+                this.inner.set(None);
+                *this.boxed = None;
+            }
+            None => {}
+        }
+        Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none()
+            && self.trailers.is_none()
+            && self.inner.as_ref().is_none_or(Body::is_end_stream)
+            && self.boxed.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let prefix = self.prefix.as_ref().map_or(0, Bytes::len) as u64;
+        let mut hint = match (&self.inner, &self.boxed) {
+            (Some(inner), _) => inner.size_hint(),
+            (None, Some(boxed)) => boxed.size_hint(),
+            (None, None) => SizeHint::with_exact(0),
+        };
+        hint.set_lower(hint.lower().saturating_add(prefix));
+        if let Some(upper) = hint.upper() {
+            hint.set_upper(upper.saturating_add(prefix));
+        }
+        hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, StreamBody};
+    use std::convert::Infallible;
+    use tower::ServiceExt;
+
+    fn json_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, "application/json".parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn inspect_ignores_ordinary_and_odd_messages() {
+        let h = json_headers();
+        for body in [
+            &br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#[..],
+            br#"{"jsonrpc":"2.0","id":1,"result":{"isError":false}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":[1,2]}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":null,"error":null}"#,
+            br#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#,
+            b"not json",
+            b"",
+        ] {
+            assert!(inspect(StatusCode::OK, &h, body).is_none());
+        }
+    }
+
+    #[test]
+    fn inspect_prefers_structured_content_then_text() {
+        let h = json_headers();
+        let both = br#"{"result":{"isError":true,"content":[{"type":"text","text":"{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"t\"}}"}],"structuredContent":{"error":{"code":"ALREADY_EXISTS","message":"s"}}}}"#;
+        let api = inspect(StatusCode::OK, &h, both).unwrap();
+        assert_eq!(api.code(), &crate::ErrorCode::AlreadyExists);
+        let envelope = br#"{"result":{"isError":true,"content":[{"type":"text","text":"{\"code\":\"UNAVAILABLE\",\"message\":\"later\"}"}]}}"#;
+        let api = inspect(StatusCode::OK, &h, envelope).unwrap();
+        assert_eq!(api.code(), &crate::ErrorCode::Unavailable);
+        assert!(crate::Error::from(api).is_retryable());
+    }
+
+    #[test]
+    fn is_json_media_types() {
+        let mut h = HeaderMap::new();
+        for (ct, want) in [
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            ("application/problem+json", true),
+            ("text/event-stream", false),
+            ("json", false),
+        ] {
+            h.insert(CONTENT_TYPE, ct.parse().unwrap());
+            assert_eq!(is_json(&h), want, "{ct}");
+        }
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    type Chunks =
+        StreamBody<futures_util::stream::BoxStream<'static, Result<Frame<Bytes>, Infallible>>>;
+
+    fn respond(
+        frames: Vec<Frame<Bytes>>,
+        trickle: bool,
+    ) -> impl Service<(), Response = Response<Chunks>, Error = Infallible, Future: Send> + Clone
+    {
+        let frames = std::sync::Arc::new(std::sync::Mutex::new(Some(frames)));
+        tower::service_fn(move |()| {
+            let frames = frames.lock().unwrap().take().unwrap();
+            async move {
+                use futures_util::StreamExt;
+                let stream = futures_util::stream::iter(frames.into_iter().map(Ok));
+                let stream = if trickle {
+                    stream
+                        .then(|f| async {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            f
+                        })
+                        .boxed()
+                } else {
+                    stream.boxed()
+                };
+                let mut res = Response::new(StreamBody::new(stream));
+                *res.headers_mut() = json_headers();
+                Ok(res)
+            }
+        })
+    }
+
+    async fn frames_of<B: Body<Data = Bytes>>(body: B) -> (Vec<u8>, Option<HeaderMap>)
+    where
+        B::Error: std::fmt::Debug,
+    {
+        let collected = body.collect().await.unwrap();
+        let trailers = collected.trailers().cloned();
+        (collected.to_bytes().to_vec(), trailers)
+    }
+
+    #[tokio::test]
+    async fn trailers_survive_inspection() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-t", "1".parse().unwrap());
+        let svc = respond(
+            vec![
+                Frame::data(Bytes::from_static(br#"{"result":"#)),
+                Frame::data(Bytes::from_static(b"{}}")),
+                Frame::trailers(trailers.clone()),
+            ],
+            false,
+        );
+        let res = McpDecode::new(svc).oneshot(()).await.unwrap();
+        let (bytes, got) = frames_of(res.into_body()).await;
+        assert_eq!(bytes, br#"{"result":{}}"#);
+        assert_eq!(got, Some(trailers));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickling_success_is_passed_through_uninspected() {
+        let parts: Vec<Frame<Bytes>> = br#"{"result":{"isError":true}}"#
+            .iter()
+            .map(|b| Frame::data(Bytes::copy_from_slice(&[*b])))
+            .collect();
+        let svc = respond(parts, true);
+        let layer = ErrorDecodeLayer::mcp().read_timeout(Some(Duration::from_secs(5)));
+        let res = layer.layer(svc).oneshot(()).await.unwrap();
+        let (bytes, _) = frames_of(res.into_body()).await;
+        assert_eq!(bytes, br#"{"result":{"isError":true}}"#);
+    }
+}
