@@ -20,3 +20,4 @@ pub use decode::ErrorDecodeLayer;
 pub use error::{AgentConnected, ApiError, BodyShape, BoxError, Error, X_FORCE_ROTATE};
 // re-exports: retry (issue 3)
 // re-exports: rate_limit (issue 4)
+pub use rate_limit::{RateLimitBackoff, RateLimitBackoffLayer, RateLimitGates};

@@ -1,0 +1,280 @@
+use super::{
+    Key, RateLimitBackoffLayer, RateLimitGates,
+    gate::{Admission, Check, wait_turn},
+};
+use crate::{
+    ErrorCode,
+    backoff::Backoff,
+    classify::Disposition,
+    error::{BoxError, Error},
+};
+use http::Request;
+use pin_project_lite::pin_project;
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+use tokio::time::Instant;
+use tower::{Layer, Service};
+
+/// The service of [`RateLimitBackoffLayer`]. See the [module docs](super) for an example.
+///
+/// Clones share one gate map.
+#[derive(Clone, Debug)]
+pub struct RateLimitBackoff<S> {
+    pub(crate) inner: S,
+    pub(crate) config: RateLimitBackoffLayer,
+}
+
+impl<S> RateLimitBackoff<S> {
+    /// Wraps `inner` with the default configuration and a new gate map.
+    pub fn new(inner: S) -> Self {
+        RateLimitBackoffLayer::new().layer(inner)
+    }
+
+    /// A layer with the default configuration.
+    pub fn layer() -> RateLimitBackoffLayer {
+        RateLimitBackoffLayer::new()
+    }
+
+    /// The gate map this service uses.
+    pub fn gates(&self) -> &RateLimitGates {
+        &self.config.gates
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B> Service<Request<B>> for RateLimitBackoff<S>
+where
+    S: Service<Request<B>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = Error;
+    type Future = ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx).map_err(Error::transport)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let config = &self.config;
+        let Some(key) = config.key.key(&request) else {
+            return ResponseFuture::called(self.inner.call(request), None);
+        };
+        let mut track = Track {
+            gates: config.gates.clone(),
+            key,
+            probe: None,
+            backoff: config.backoff,
+        };
+        // The fast path: no key is closed anywhere, one atomic load.
+        if config.gates.is_empty() {
+            return ResponseFuture::called(self.inner.call(request), Some(track));
+        }
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(config.max_wait)
+            .unwrap_or_else(|| now + crate::retry_after::MAX_HINT);
+        match config.gates.check(key, now, deadline) {
+            Check::Open => ResponseFuture::called(self.inner.call(request), Some(track)),
+            Check::Probe(id) => {
+                track.probe = Some(id);
+                ResponseFuture::called(self.inner.call(request), Some(track))
+            }
+            Check::Fail(left) => ResponseFuture {
+                state: State::Failed {
+                    error: Some(Error::gate_closed(left)),
+                },
+                track: None,
+            },
+            Check::Wait { .. } => {
+                // Keep the instance that `poll_ready` readied; this one takes its place.
+                let clone = self.inner.clone();
+                let service = std::mem::replace(&mut self.inner, clone);
+                let wait = wait_turn(
+                    config.gates.clone(),
+                    key,
+                    deadline,
+                    config.release_jitter,
+                );
+                ResponseFuture {
+                    state: State::Waiting {
+                        wait: Box::pin(wait),
+                        service: Some(service),
+                        request: Some(request),
+                    },
+                    track: Some(track),
+                }
+            }
+        }
+    }
+}
+
+/// What the response future reports back to the gate map.
+struct Track {
+    gates: RateLimitGates,
+    key: Key,
+    probe: Option<u64>,
+    backoff: Backoff,
+}
+
+impl Track {
+    fn finish<T>(&mut self, result: &Result<T, Error>) {
+        let probe = self.probe.take();
+        match result {
+            Err(e) if is_rate_limit(e) => {
+                self.gates
+                    .reject(self.key, e.retry_after(), probe, &self.backoff)
+            }
+            // Any answer of the server that is not a rate limit opens the gate.
+            Ok(_) => {
+                if let Some(id) = probe {
+                    self.gates.open(self.key, id);
+                }
+            }
+            Err(e) if e.api().is_some() => {
+                if let Some(id) = probe {
+                    self.gates.open(self.key, id);
+                }
+            }
+            // No answer (transport failure, an inner gate): another request probes.
+            Err(_) => {
+                if let Some(id) = probe {
+                    self.gates.hand_on(self.key, id);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Track {
+    fn drop(&mut self) {
+        // A probe dropped before its answer (cancelled, timed out by an outer layer).
+        if let Some(id) = self.probe.take() {
+            self.gates.hand_on(self.key, id);
+        }
+    }
+}
+
+/// A rate limit from the server: 429 or `RESOURCE_EXHAUSTED` (HTTP body or gRPC status), or
+/// `REFRESH_IN_PROGRESS`. A request an inner gate held back is not the server speaking.
+fn is_rate_limit(e: &Error) -> bool {
+    !e.is_gate_closed()
+        && (e.disposition() == Disposition::RateLimited
+            || e.code() == &ErrorCode::RefreshInProgress)
+}
+
+type WaitFuture = Pin<Box<dyn Future<Output = Result<Admission, Error>> + Send>>;
+
+pin_project! {
+    /// The response future of [`RateLimitBackoff`].
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S::Future, S, B>,
+        track: Option<Track>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, S, B> {
+        Called { #[pin] future: F },
+        Waiting {
+            wait: WaitFuture,
+            service: Option<S>,
+            request: Option<Request<B>>,
+        },
+        Ready {
+            service: Option<S>,
+            request: Option<Request<B>>,
+        },
+        Failed { error: Option<Error> },
+    }
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn called(future: S::Future, track: Option<Track>) -> Self {
+        ResponseFuture {
+            state: State::Called { future },
+            track,
+        }
+    }
+}
+
+impl<S, B> fmt::Debug for ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<S::Response, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Called { future } => {
+                    let result = ready!(future.poll(cx)).map_err(Error::transport);
+                    if let Some(track) = this.track.as_mut() {
+                        track.finish(&result);
+                    }
+                    return Poll::Ready(result);
+                }
+                StateProj::Waiting {
+                    wait,
+                    service,
+                    request,
+                } => {
+                    let admission = ready!(wait.as_mut().poll(cx))?;
+                    if let (Admission::Probe(id), Some(track)) = (admission, this.track.as_mut()) {
+                        track.probe = Some(id);
+                    }
+                    let (service, request) = (service.take(), request.take());
+                    this.state.set(State::Ready { service, request });
+                }
+                StateProj::Ready { service, request } => {
+                    let svc = service.as_mut().expect("polled after completion");
+                    // The wait may have been long: make sure the instance is still ready.
+                    ready!(svc.poll_ready(cx)).map_err(Error::transport)?;
+                    let request = request.take().expect("polled after completion");
+                    let future = svc.call(request);
+                    this.state.set(State::Called { future });
+                }
+                StateProj::Failed { error } => {
+                    return Poll::Ready(Err(error.take().expect("polled after completion")));
+                }
+            }
+        }
+    }
+}
