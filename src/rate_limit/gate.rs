@@ -421,15 +421,24 @@ mod tests {
             g.check(k, Instant::now(), Instant::now()),
             Check::Fail(d) if d == Duration::from_secs(1)
         ));
-        assert!(matches!(g.check(k, Instant::now(), far()), Check::Wait { .. }));
+        assert!(matches!(
+            g.check(k, Instant::now(), far()),
+            Check::Wait { .. }
+        ));
         // Other keys are not affected.
-        assert!(matches!(g.check(Key::of("j"), Instant::now(), far()), Check::Open));
+        assert!(matches!(
+            g.check(Key::of("j"), Instant::now(), far()),
+            Check::Open
+        ));
         tokio::time::advance(Duration::from_secs(1)).await;
         let Check::Probe(id) = g.check(k, Instant::now(), far()) else {
             panic!("expected the probe")
         };
         // Only one probe.
-        assert!(matches!(g.check(k, Instant::now(), far()), Check::Wait { .. }));
+        assert!(matches!(
+            g.check(k, Instant::now(), far()),
+            Check::Wait { .. }
+        ));
         // Probe rejected: 2 s.
         g.reject(k, None, Some(id), &B);
         assert_eq!(g.time_left(k), Some(Duration::from_secs(2)));
@@ -471,7 +480,12 @@ mod tests {
     async fn bounded_and_swept() {
         let g = RateLimitGates::with_max_keys(100);
         for i in 0..10_000u32 {
-            g.reject(Key::of(&i), Some(Duration::from_secs(u64::from(i) + 1)), None, &B);
+            g.reject(
+                Key::of(&i),
+                Some(Duration::from_secs(u64::from(i) + 1)),
+                None,
+                &B,
+            );
             assert!(g.len() <= 100);
         }
         assert_eq!(g.len(), 100);

@@ -108,12 +108,7 @@ where
                 // Keep the instance that `poll_ready` readied; this one takes its place.
                 let clone = self.inner.clone();
                 let service = std::mem::replace(&mut self.inner, clone);
-                let wait = wait_turn(
-                    config.gates.clone(),
-                    key,
-                    deadline,
-                    config.release_jitter,
-                );
+                let wait = wait_turn(config.gates.clone(), key, deadline, config.release_jitter);
                 ResponseFuture {
                     state: State::Waiting {
                         wait: Box::pin(wait),
