@@ -43,14 +43,18 @@ impl Key {
     }
 
     /// The default key: scheme, authority and path of `uri`, without the query.
+    #[inline]
     pub fn from_uri(uri: &Uri) -> Key {
-        let mut h = KeyHasher(seed());
-        h.write(uri.scheme_str().unwrap_or("").as_bytes());
-        h.write_u8(0xff);
-        h.write(uri.authority().map_or("", |a| a.as_str()).as_bytes());
-        h.write_u8(0xff);
-        h.write(uri.path().as_bytes());
-        Key(h.finish())
+        let scheme = match uri.scheme_str() {
+            None => 0,
+            Some("http") => 1,
+            Some("https") => 2,
+            Some(other) => mix(3, other.as_bytes()),
+        };
+        let mut h = seed() ^ scheme;
+        h = mix(h, uri.authority().map_or("", |a| a.as_str()).as_bytes());
+        h = mix(h, uri.path().as_bytes());
+        Key(finish(h))
     }
 }
 
@@ -71,58 +75,77 @@ fn seed() -> u64 {
     *SEED.get_or_init(|| rand::random::<u64>() | 1)
 }
 
-/// A small, fast, seeded hasher (FxHash's word step with a murmur3 finaliser): a key is
-/// hashed on every request, so it must cost a few nanoseconds, not SipHash's dozens.
+/// A small, fast, seeded hasher (foldhash's folded multiply): a key is hashed on every
+/// request, so it must cost a few nanoseconds, not SipHash's dozens.
 struct KeyHasher(u64);
 
-const MUL: u64 = 0xf135_7aea_2e62_a9c5;
+const K1: u64 = 0x243f_6a88_85a3_08d3;
+const K2: u64 = 0x1319_8a2e_0370_7344;
+const K3: u64 = 0xa409_3822_299f_31d0;
 
-impl KeyHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(26) ^ word).wrapping_mul(MUL);
+#[inline(always)]
+fn folded(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+#[inline(always)]
+fn read8(b: &[u8], at: usize) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+#[inline(always)]
+fn read4(b: &[u8], at: usize) -> u64 {
+    let mut w = [0; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u64::from(u32::from_le_bytes(w))
+}
+
+/// Mixes `bytes` (and their length, so piece boundaries matter) into `h`.
+#[inline]
+fn mix(mut h: u64, mut bytes: &[u8]) -> u64 {
+    h = h.wrapping_add(bytes.len() as u64).rotate_left(23);
+    while bytes.len() > 16 {
+        h = folded(read8(bytes, 0) ^ h, read8(bytes, 8) ^ K1);
+        bytes = &bytes[16..];
     }
+    let n = bytes.len();
+    let (a, b) = if n >= 8 {
+        (read8(bytes, 0), read8(bytes, n - 8))
+    } else if n >= 4 {
+        (read4(bytes, 0), read4(bytes, n - 4))
+    } else if n > 0 {
+        (
+            u64::from(bytes[0]) | u64::from(bytes[n / 2]) << 8,
+            u64::from(bytes[n - 1]),
+        )
+    } else {
+        (0, 0)
+    };
+    folded(a ^ h, b ^ K2)
+}
+
+#[inline]
+fn finish(h: u64) -> u64 {
+    folded(h, K3) ^ h.rotate_left(29)
 }
 
 impl Hasher for KeyHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        let mut word = [0; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        // The length makes "ab" + "" differ from "a" + "b".
-        self.add(u64::from_le_bytes(word) ^ ((bytes.len() as u64) << 56));
-    }
-
-    #[inline]
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
+        self.0 = mix(self.0, bytes);
     }
 
     #[inline]
     fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
+        self.0 = folded(self.0 ^ n, K1);
     }
 
     #[inline]
     fn finish(&self) -> u64 {
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
+        finish(self.0)
     }
 }
 

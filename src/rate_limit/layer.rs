@@ -124,7 +124,7 @@ impl<S> Layer<S> for RateLimitBackoffLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RateLimitBackoff {
             inner,
-            config: self.clone(),
+            config: Arc::new(self.clone()),
         }
     }
 }

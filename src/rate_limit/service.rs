@@ -4,7 +4,6 @@ use super::{
 };
 use crate::{
     ErrorCode,
-    backoff::Backoff,
     classify::Disposition,
     error::{BoxError, Error},
 };
@@ -14,6 +13,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 use tokio::time::Instant;
@@ -25,7 +25,7 @@ use tower::{Layer, Service};
 #[derive(Clone, Debug)]
 pub struct RateLimitBackoff<S> {
     pub(crate) inner: S,
-    pub(crate) config: RateLimitBackoffLayer,
+    pub(crate) config: Arc<RateLimitBackoffLayer>,
 }
 
 impl<S> RateLimitBackoff<S> {
@@ -73,21 +73,37 @@ where
         self.inner.poll_ready(cx).map_err(Error::transport)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let config = &self.config;
-        let Some(key) = config.key.key(&request) else {
+        let Some(key) = self.config.key.key(&request) else {
             return ResponseFuture::called(self.inner.call(request), None);
         };
-        let mut track = Track {
-            gates: config.gates.clone(),
-            key,
-            probe: None,
-            backoff: config.backoff,
-        };
         // The fast path: no key is closed anywhere, one atomic load.
-        if config.gates.is_empty() {
+        if self.config.gates.is_empty() {
+            let track = Track {
+                config: self.config.clone(),
+                key,
+                probe: None,
+            };
             return ResponseFuture::called(self.inner.call(request), Some(track));
         }
+        self.call_at_gate(request, key)
+    }
+}
+
+impl<S> RateLimitBackoff<S> {
+    /// Some key is closed: look `key` up, and send, wait or fail.
+    #[inline(never)]
+    fn call_at_gate<B>(&mut self, request: Request<B>, key: Key) -> ResponseFuture<S, B>
+    where
+        S: Service<Request<B>> + Clone,
+    {
+        let config = &self.config;
+        let mut track = Track {
+            config: config.clone(),
+            key,
+            probe: None,
+        };
         let now = Instant::now();
         let deadline = now
             .checked_add(config.max_wait)
@@ -112,8 +128,7 @@ where
                 ResponseFuture {
                     state: State::Waiting {
                         wait: Box::pin(wait),
-                        service: Some(service),
-                        request: Some(request),
+                        pending: Some(Box::new((service, request))),
                     },
                     track: Some(track),
                 }
@@ -124,35 +139,48 @@ where
 
 /// What the response future reports back to the gate map.
 struct Track {
-    gates: RateLimitGates,
+    config: Arc<RateLimitBackoffLayer>,
     key: Key,
     probe: Option<u64>,
-    backoff: Backoff,
 }
 
 impl Track {
+    #[inline]
     fn finish<T>(&mut self, result: &Result<T, Error>) {
+        if result.is_ok() && self.probe.is_none() {
+            return;
+        }
+        self.finish_slow(result.as_ref().err());
+    }
+
+    #[inline(never)]
+    fn finish_slow(&mut self, result: Option<&Error>) {
+        let result = match result {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
         let probe = self.probe.take();
         match result {
             Err(e) if is_rate_limit(e) => {
-                self.gates
-                    .reject(self.key, e.retry_after(), probe, &self.backoff)
+                self.config
+                    .gates
+                    .reject(self.key, e.retry_after(), probe, &self.config.backoff)
             }
             // Any answer of the server that is not a rate limit opens the gate.
             Ok(_) => {
                 if let Some(id) = probe {
-                    self.gates.open(self.key, id);
+                    self.config.gates.open(self.key, id);
                 }
             }
             Err(e) if e.api().is_some() => {
                 if let Some(id) = probe {
-                    self.gates.open(self.key, id);
+                    self.config.gates.open(self.key, id);
                 }
             }
             // No answer (transport failure, an inner gate): another request probes.
             Err(_) => {
                 if let Some(id) = probe {
-                    self.gates.hand_on(self.key, id);
+                    self.config.gates.hand_on(self.key, id);
                 }
             }
         }
@@ -163,7 +191,7 @@ impl Drop for Track {
     fn drop(&mut self) {
         // A probe dropped before its answer (cancelled, timed out by an outer layer).
         if let Some(id) = self.probe.take() {
-            self.gates.hand_on(self.key, id);
+            self.config.gates.hand_on(self.key, id);
         }
     }
 }
@@ -194,15 +222,12 @@ pin_project! {
     #[project = StateProj]
     enum State<F, S, B> {
         Called { #[pin] future: F },
+        // Boxed: only the slow path pays for the size of a service and a request.
         Waiting {
             wait: WaitFuture,
-            service: Option<S>,
-            request: Option<Request<B>>,
+            pending: Option<Box<(S, Request<B>)>>,
         },
-        Ready {
-            service: Option<S>,
-            request: Option<Request<B>>,
-        },
+        Ready { pending: Option<Box<(S, Request<B>)>> },
         Failed { error: Option<Error> },
     }
 }
@@ -246,23 +271,19 @@ where
                     }
                     return Poll::Ready(result);
                 }
-                StateProj::Waiting {
-                    wait,
-                    service,
-                    request,
-                } => {
+                StateProj::Waiting { wait, pending } => {
                     let admission = ready!(wait.as_mut().poll(cx))?;
                     if let (Admission::Probe(id), Some(track)) = (admission, this.track.as_mut()) {
                         track.probe = Some(id);
                     }
-                    let (service, request) = (service.take(), request.take());
-                    this.state.set(State::Ready { service, request });
+                    let pending = pending.take();
+                    this.state.set(State::Ready { pending });
                 }
-                StateProj::Ready { service, request } => {
-                    let svc = service.as_mut().expect("polled after completion");
+                StateProj::Ready { pending } => {
+                    let (svc, _) = &mut **pending.as_mut().expect("polled after completion");
                     // The wait may have been long: make sure the instance is still ready.
                     ready!(svc.poll_ready(cx)).map_err(Error::transport)?;
-                    let request = request.take().expect("polled after completion");
+                    let (mut svc, request) = *pending.take().expect("polled after completion");
                     let future = svc.call(request);
                     this.state.set(State::Called { future });
                 }
