@@ -7,6 +7,8 @@
 //! - `gated/10k_closed`: an open key while 10,000 other keys are closed (lock + lookup).
 //! - `*_2_threads`: the same while a second thread hammers a clone of the same service.
 
+#![allow(missing_docs)] // criterion_group! generates an undocumented fn
+
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response, StatusCode};
 use std::{

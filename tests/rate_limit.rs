@@ -56,11 +56,11 @@ fn too_many(retry_after: Option<u64>) -> Reply {
 type Script = Arc<dyn Fn(&str, usize) -> Reply + Send + Sync>;
 
 /// Every request the server saw: path and arrival time, plus when it answered.
+/// Path, arrival, answer.
+type Entry = (String, Instant, Option<Instant>);
+
 #[derive(Clone, Default)]
-struct Log(
-    Arc<Mutex<Vec<(String, Instant, Option<Instant>)>>>,
-    Arc<Mutex<HashMap<String, usize>>>,
-);
+struct Log(Arc<Mutex<Vec<Entry>>>, Arc<Mutex<HashMap<String, usize>>>);
 
 impl Log {
     fn arrive(&self, path: &str) -> (usize, usize) {

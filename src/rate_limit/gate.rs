@@ -287,11 +287,11 @@ impl RateLimitGates {
     /// takes the probe role.
     pub(crate) fn hand_on(&self, key: Key, probe: u64) {
         let mut st = self.lock();
-        if let Some(e) = st.entries.get_mut(&key) {
-            if e.probe == Some(probe) {
-                e.probe = None;
-                e.changed.send_replace(());
-            }
+        if let Some(e) = st.entries.get_mut(&key)
+            && e.probe == Some(probe)
+        {
+            e.probe = None;
+            e.changed.send_replace(());
         }
     }
 }
