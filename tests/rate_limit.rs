@@ -742,3 +742,33 @@ mod real {
             .unwrap();
     }
 }
+
+/// The documented stacks compile: a hyper-util client and a tonic channel, futures `Send`.
+#[tokio::test]
+async fn composes_with_hyper_util_and_tonic() {
+    fn send_future<S, R>(_: &S)
+    where
+        S: Service<R, Error = Error>,
+        S::Future: Send + 'static,
+    {
+    }
+    fn grpc_service<T: tonic::client::GrpcService<tonic::body::Body>>(_: &T) {}
+
+    let http = ServiceBuilder::new()
+        .layer(RateLimitBackoffLayer::new())
+        .layer(ErrorDecodeLayer::new())
+        .service(
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<Bytes>>(),
+        );
+    send_future::<_, Request<Full<Bytes>>>(&http);
+
+    let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+    let grpc = ServiceBuilder::new()
+        .layer(RateLimitBackoffLayer::new())
+        .layer(ErrorDecodeLayer::new())
+        .service(channel);
+    send_future::<_, Request<tonic::body::Body>>(&grpc);
+    grpc_service(&grpc);
+    let _client = tonic::client::Grpc::new(grpc);
+}
