@@ -153,36 +153,21 @@ impl Track {
         self.finish_slow(result.as_ref().err());
     }
 
+    /// A probe's outcome, or any request's rate limit.
     #[inline(never)]
-    fn finish_slow(&mut self, result: Option<&Error>) {
-        let result = match result {
-            Some(e) => Err(e),
-            None => Ok(()),
-        };
+    fn finish_slow(&mut self, error: Option<&Error>) {
         let probe = self.probe.take();
-        match result {
-            Err(e) if is_rate_limit(e) => {
-                self.config
-                    .gates
-                    .reject(self.key, e.retry_after(), probe, &self.config.backoff)
+        let gates = &self.config.gates;
+        match (error, probe) {
+            (Some(e), _) if is_rate_limit(e) => {
+                gates.reject(self.key, e.retry_after(), probe, &self.config.backoff)
             }
             // Any answer of the server that is not a rate limit opens the gate.
-            Ok(_) => {
-                if let Some(id) = probe {
-                    self.config.gates.open(self.key, id);
-                }
-            }
-            Err(e) if e.api().is_some() => {
-                if let Some(id) = probe {
-                    self.config.gates.open(self.key, id);
-                }
-            }
+            (None, Some(id)) => gates.open(self.key, id),
+            (Some(e), Some(id)) if e.api().is_some() => gates.open(self.key, id),
             // No answer (transport failure, an inner gate): another request probes.
-            Err(_) => {
-                if let Some(id) = probe {
-                    self.config.gates.hand_on(self.key, id);
-                }
-            }
+            (Some(_), Some(id)) => gates.hand_on(self.key, id),
+            (_, None) => {}
         }
     }
 }
