@@ -26,5 +26,6 @@ pub use error::{AgentConnected, ApiError, BodyShape, BoxError, Error, X_FORCE_RO
 // re-exports: retry (issue 3)
 pub use retry::{Attempts, Retry, RetryLayer};
 // re-exports: rate_limit (issue 4)
+pub use rate_limit::{RateLimitBackoff, RateLimitBackoffLayer, RateLimitGates};
 // re-exports: sse (issue 7)
 pub use sse::{Event, ResumableEvents};

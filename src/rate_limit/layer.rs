@@ -1,0 +1,130 @@
+use super::{Key, RateLimitBackoff, RateLimitGates, RequestHead, key::KeyFn};
+use crate::backoff::Backoff;
+use std::{sync::Arc, time::Duration};
+use tower::Layer;
+
+/// The default for [`RateLimitBackoffLayer::max_wait`]: 30 seconds.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// The default for [`RateLimitBackoffLayer::release_jitter`]: 100 milliseconds.
+pub const DEFAULT_RELEASE_JITTER: Duration = Duration::from_millis(100);
+
+/// Stops sending on a rate-limited path until it resets. See the [module docs](super) for an
+/// example.
+///
+/// Every service this layer makes, and every clone of those, shares the layer's
+/// [`RateLimitGates`]; [`gates`](Self::gates) shares one map between two layers.
+#[derive(Clone, Debug)]
+pub struct RateLimitBackoffLayer {
+    pub(crate) gates: RateLimitGates,
+    pub(crate) max_wait: Duration,
+    pub(crate) backoff: Backoff,
+    pub(crate) release_jitter: Duration,
+    pub(crate) key: KeyFn,
+}
+
+impl Default for RateLimitBackoffLayer {
+    fn default() -> Self {
+        RateLimitBackoffLayer::new()
+    }
+}
+
+impl RateLimitBackoffLayer {
+    /// Waits up to 30 s at a closed gate, keys by scheme + authority + path, backs off 1 s
+    /// doubling to 30 s (±20 %) without a `Retry-After`, tracks up to 10,000 keys in a new
+    /// gate map.
+    pub fn new() -> Self {
+        RateLimitBackoffLayer {
+            gates: RateLimitGates::new(),
+            max_wait: DEFAULT_MAX_WAIT,
+            backoff: Backoff::new(),
+            release_jitter: DEFAULT_RELEASE_JITTER,
+            key: KeyFn::Uri,
+        }
+    }
+
+    /// How long a request may wait at a closed gate (default 30 s). A request that would have
+    /// to wait longer fails at once with the time left (see the [module docs](super)).
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+
+    /// Never wait: a request for a closed key fails at once. The same as
+    /// `max_wait(Duration::ZERO)`.
+    pub fn fail_fast(self) -> Self {
+        self.max_wait(Duration::ZERO)
+    }
+
+    /// The backoff of a key rejected without a `Retry-After` hint: delay number *n* after the
+    /// *n*-th consecutive rejection (default: [`Backoff::new`], 1 s doubling to 30 s, ±20 %).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The waiters of a key are let through at random times within this window after its probe
+    /// succeeds (default 100 ms), so they do not all arrive at once.
+    pub fn release_jitter(mut self, window: Duration) -> Self {
+        self.release_jitter = window;
+        self
+    }
+
+    /// Chooses the key of a request: requests with the same key share a gate. `None` means the
+    /// request is never gated. The function runs on every request, so keep it cheap:
+    /// [`Key::of`] hashes borrowed data without allocating.
+    ///
+    /// ```
+    /// use tower_api_retry::rate_limit::{Key, RateLimitBackoffLayer};
+    ///
+    /// // One gate per host, and health checks never gated.
+    /// let layer = RateLimitBackoffLayer::new().key_fn(|req| {
+    ///     if req.uri().path() == "/health" {
+    ///         return None;
+    ///     }
+    ///     Some(Key::of(&req.uri().authority().map(|a| a.as_str())))
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn key_fn<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&RequestHead<'_>) -> Option<Key> + Send + Sync + 'static,
+    {
+        self.key = KeyFn::Custom(Arc::new(f));
+        self
+    }
+
+    /// Uses `gates` (shared) instead of this layer's own map.
+    pub fn gates(mut self, gates: RateLimitGates) -> Self {
+        self.gates = gates;
+        self
+    }
+
+    /// A layer with the default configuration using `gates`.
+    pub fn with_gates(gates: RateLimitGates) -> Self {
+        RateLimitBackoffLayer::new().gates(gates)
+    }
+
+    /// The most keys the gate map tracks (default 10,000). This sets the bound of the map
+    /// itself, so it applies to every layer sharing it.
+    pub fn max_keys(self, max_keys: usize) -> Self {
+        self.gates.set_max_keys(max_keys);
+        self
+    }
+
+    /// The gate map this layer's services use.
+    pub fn gate_map(&self) -> &RateLimitGates {
+        &self.gates
+    }
+}
+
+impl<S> Layer<S> for RateLimitBackoffLayer {
+    type Service = RateLimitBackoff<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimitBackoff {
+            inner,
+            config: Arc::new(self.clone()),
+        }
+    }
+}

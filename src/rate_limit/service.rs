@@ -1,0 +1,281 @@
+use super::{
+    Key, RateLimitBackoffLayer, RateLimitGates,
+    gate::{Admission, Check, wait_turn},
+};
+use crate::{
+    ErrorCode,
+    classify::Disposition,
+    error::{BoxError, Error},
+};
+use http::Request;
+use pin_project_lite::pin_project;
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+};
+use tokio::time::Instant;
+use tower::{Layer, Service};
+
+/// The service of [`RateLimitBackoffLayer`]. See the [module docs](super) for an example.
+///
+/// Clones share one gate map.
+#[derive(Clone, Debug)]
+pub struct RateLimitBackoff<S> {
+    pub(crate) inner: S,
+    pub(crate) config: Arc<RateLimitBackoffLayer>,
+}
+
+impl<S> RateLimitBackoff<S> {
+    /// Wraps `inner` with the default configuration and a new gate map.
+    pub fn new(inner: S) -> Self {
+        RateLimitBackoffLayer::new().layer(inner)
+    }
+
+    /// A layer with the default configuration.
+    pub fn layer() -> RateLimitBackoffLayer {
+        RateLimitBackoffLayer::new()
+    }
+
+    /// The gate map this service uses.
+    pub fn gates(&self) -> &RateLimitGates {
+        &self.config.gates
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B> Service<Request<B>> for RateLimitBackoff<S>
+where
+    S: Service<Request<B>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = Error;
+    type Future = ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx).map_err(Error::transport)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let Some(key) = self.config.key.key(&request) else {
+            return ResponseFuture::called(self.inner.call(request), None);
+        };
+        // The fast path: no key is closed anywhere, one atomic load.
+        if self.config.gates.is_empty() {
+            let track = Track {
+                config: self.config.clone(),
+                key,
+                probe: None,
+            };
+            return ResponseFuture::called(self.inner.call(request), Some(track));
+        }
+        self.call_at_gate(request, key)
+    }
+}
+
+impl<S> RateLimitBackoff<S> {
+    /// Some key is closed: look `key` up, and send, wait or fail.
+    #[inline(never)]
+    fn call_at_gate<B>(&mut self, request: Request<B>, key: Key) -> ResponseFuture<S, B>
+    where
+        S: Service<Request<B>> + Clone,
+    {
+        let config = &self.config;
+        let mut track = Track {
+            config: config.clone(),
+            key,
+            probe: None,
+        };
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(config.max_wait)
+            .unwrap_or_else(|| now + crate::retry_after::MAX_HINT);
+        match config.gates.check(key, now, deadline) {
+            Check::Open => ResponseFuture::called(self.inner.call(request), Some(track)),
+            Check::Probe(id) => {
+                track.probe = Some(id);
+                ResponseFuture::called(self.inner.call(request), Some(track))
+            }
+            Check::Fail(left) => ResponseFuture {
+                state: State::Failed {
+                    error: Some(Error::gate_closed(left)),
+                },
+                track: None,
+            },
+            Check::Wait { .. } => {
+                // Keep the instance that `poll_ready` readied; this one takes its place.
+                let clone = self.inner.clone();
+                let service = std::mem::replace(&mut self.inner, clone);
+                let wait = wait_turn(config.gates.clone(), key, deadline, config.release_jitter);
+                ResponseFuture {
+                    state: State::Waiting {
+                        wait: Box::pin(wait),
+                        pending: Some(Box::new((service, request))),
+                    },
+                    track: Some(track),
+                }
+            }
+        }
+    }
+}
+
+/// What the response future reports back to the gate map.
+struct Track {
+    config: Arc<RateLimitBackoffLayer>,
+    key: Key,
+    probe: Option<u64>,
+}
+
+impl Track {
+    #[inline]
+    fn finish<T>(&mut self, result: &Result<T, Error>) {
+        if result.is_ok() && self.probe.is_none() {
+            return;
+        }
+        self.finish_slow(result.as_ref().err());
+    }
+
+    /// A probe's outcome, or any request's rate limit.
+    #[inline(never)]
+    fn finish_slow(&mut self, error: Option<&Error>) {
+        let probe = self.probe.take();
+        let gates = &self.config.gates;
+        match (error, probe) {
+            (Some(e), _) if is_rate_limit(e) => {
+                gates.reject(self.key, e.retry_after(), probe, &self.config.backoff)
+            }
+            // Any answer of the server that is not a rate limit opens the gate.
+            (None, Some(id)) => gates.open(self.key, id),
+            (Some(e), Some(id)) if e.api().is_some() => gates.open(self.key, id),
+            // No answer (transport failure, an inner gate): another request probes.
+            (Some(_), Some(id)) => gates.hand_on(self.key, id),
+            (_, None) => {}
+        }
+    }
+}
+
+impl Drop for Track {
+    fn drop(&mut self) {
+        // A probe dropped before its answer (cancelled, timed out by an outer layer).
+        if let Some(id) = self.probe.take() {
+            self.config.gates.hand_on(self.key, id);
+        }
+    }
+}
+
+/// A rate limit from the server: 429 or `RESOURCE_EXHAUSTED` (HTTP body or gRPC status), or
+/// `REFRESH_IN_PROGRESS`. A request an inner gate held back is not the server speaking.
+fn is_rate_limit(e: &Error) -> bool {
+    !e.is_gate_closed()
+        && (e.disposition() == Disposition::RateLimited
+            || e.code() == &ErrorCode::RefreshInProgress)
+}
+
+type WaitFuture = Pin<Box<dyn Future<Output = Result<Admission, Error>> + Send>>;
+
+pin_project! {
+    /// The response future of [`RateLimitBackoff`].
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S::Future, S, B>,
+        track: Option<Track>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, S, B> {
+        Called { #[pin] future: F },
+        // Boxed: only the slow path pays for the size of a service and a request.
+        Waiting {
+            wait: WaitFuture,
+            pending: Option<Box<(S, Request<B>)>>,
+        },
+        Ready { pending: Option<Box<(S, Request<B>)>> },
+        Failed { error: Option<Error> },
+    }
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn called(future: S::Future, track: Option<Track>) -> Self {
+        ResponseFuture {
+            state: State::Called { future },
+            track,
+        }
+    }
+}
+
+impl<S, B> fmt::Debug for ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<S::Response, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Called { future } => {
+                    let result = ready!(future.poll(cx)).map_err(Error::transport);
+                    if let Some(track) = this.track.as_mut() {
+                        track.finish(&result);
+                    }
+                    return Poll::Ready(result);
+                }
+                StateProj::Waiting { wait, pending } => {
+                    let admission = ready!(wait.as_mut().poll(cx))?;
+                    if let (Admission::Probe(id), Some(track)) = (admission, this.track.as_mut()) {
+                        track.probe = Some(id);
+                    }
+                    let pending = pending.take();
+                    this.state.set(State::Ready { pending });
+                }
+                StateProj::Ready { pending } => {
+                    let (svc, _) = &mut **pending.as_mut().expect("polled after completion");
+                    // The wait may have been long: make sure the instance is still ready.
+                    ready!(svc.poll_ready(cx)).map_err(Error::transport)?;
+                    let (mut svc, request) = *pending.take().expect("polled after completion");
+                    let future = svc.call(request);
+                    this.state.set(State::Called { future });
+                }
+                StateProj::Failed { error } => {
+                    return Poll::Ready(Err(error.take().expect("polled after completion")));
+                }
+            }
+        }
+    }
+}
