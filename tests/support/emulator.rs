@@ -6,7 +6,7 @@
 //! of every request the server actually received: when, method, query, body length and
 //! checksum, so tests assert on what reached the server rather than on what the client thinks
 //! it sent.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use axum::{Router, body::Body, extract::Request, response::Response};
 use bytes::Bytes;
@@ -108,6 +108,18 @@ impl Reply {
         )
         .header("retry-after", &secs.to_string())
     }
+    /// A short label of what this reply does, for the request log.
+    pub fn label(&self) -> String {
+        match self {
+            Reply::Respond { status, .. } => status.to_string(),
+            Reply::Reset => "reset".into(),
+            Reply::Stall => "stall".into(),
+            Reply::Delay(..) => "slow".into(),
+            Reply::Endless { .. } => "endless".into(),
+            Reply::Trickle { .. } => "trickle".into(),
+        }
+    }
+
     /// Adds a header to a `Respond` reply.
     pub fn header(mut self, name: &str, value: &str) -> Reply {
         if let Reply::Respond { headers, .. } = &mut self {
@@ -127,6 +139,8 @@ pub struct Seen {
     pub headers: HeaderMap,
     pub body_len: usize,
     pub body_sum: u64,
+    /// What the server answered: the status, or `reset` / `stall` / `slow` / `endless` / `trickle`.
+    pub reply: String,
 }
 
 #[derive(Default)]
@@ -263,15 +277,53 @@ impl Emulator {
         self.state.seen.lock().unwrap().clone()
     }
 
-    fn next_reply(&self, path: &str) -> Reply {
-        next_reply(&self.state, path)
+    /// Serves paths without a script with random faults.
+    pub fn chaos(&self, chaos: Chaos) {
+        use rand::SeedableRng;
+        *self.state.chaos.lock().unwrap() =
+            Some((rand::rngs::StdRng::seed_from_u64(chaos.seed), chaos));
     }
+
+    /// Every 429 the server answered: path, when, and the `Retry-After` it sent.
+    pub fn rate_limited(&self) -> Vec<(String, Instant, Duration)> {
+        self.state.limited.lock().unwrap().clone()
+    }
+}
+
+fn chaos_reply(state: &State) -> Option<Reply> {
+    use rand::Rng;
+    let mut guard = state.chaos.lock().unwrap();
+    let (rng, c) = guard.as_mut()?;
+    let roll = rng.random_range(0..100u32);
+    let mut edge = 0;
+    let mut hit = |pct: u32| {
+        edge += pct;
+        roll < edge
+    };
+    Some(if hit(c.unavailable) {
+        Reply::detail(503, "Server restarting")
+    } else if hit(c.rate_limited) {
+        Reply::too_many(c.retry_after_secs)
+    } else if hit(c.reset) {
+        Reply::Reset
+    } else if hit(c.slow) {
+        Reply::Delay(c.slow_for, Box::new(Reply::ok()))
+    } else if hit(c.garbage) {
+        let mut junk = vec![0u8; 1024 * 1024];
+        rng.fill(&mut junk[..]);
+        Reply::raw(502, junk)
+    } else if hit(c.bad_request) {
+        Reply::detail(400, "A required field is missing")
+    } else {
+        Reply::ok()
+    })
 }
 
 fn next_reply(state: &State, path: &str) -> Reply {
     let mut scripts = state.scripts.lock().unwrap();
     let Some(script) = scripts.get_mut(path) else {
-        return Reply::ok();
+        drop(scripts);
+        return chaos_reply(state).unwrap_or_else(Reply::ok);
     };
     if script.repeat_last && script.replies.len() == 1 {
         return script.replies[0].clone();
@@ -289,7 +341,9 @@ async fn handle(
         .await
         .unwrap_or_default();
     let path = parts.uri.path().to_owned();
+    let mut reply = next_reply(&state, &path);
     state.seen.lock().unwrap().push(Seen {
+        reply: reply.label(),
         at: Instant::now(),
         method: parts.method.clone(),
         path: path.clone(),
@@ -298,7 +352,6 @@ async fn handle(
         body_len: body.len(),
         body_sum: checksum(&body),
     });
-    let mut reply = next_reply(&state, &path);
     loop {
         match reply {
             Reply::Delay(d, next) => {

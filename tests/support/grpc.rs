@@ -1,4 +1,5 @@
 //! A scripted gRPC server (real tonic server machinery over HTTP/2 on loopback) with
+#![allow(dead_code, unreachable_pub)]
 //! hand-written prost messages: no protoc needed.
 
 use http::uri::PathAndQuery;

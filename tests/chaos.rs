@@ -1,0 +1,184 @@
+//! Chaos soak: 2,000 requests at concurrency 32 through the full stack against a server that
+//! injects faults at random (fixed seed). Everything is asserted from the server's own log.
+mod support;
+
+use bytes::Bytes;
+use futures_util::{StreamExt, stream};
+use http::{Method, Request};
+use http_body_util::Full;
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use std::{collections::HashMap, time::Duration};
+use support::{Emulator, checksum, emulator::Chaos};
+use tower::{ServiceBuilder, ServiceExt};
+use tower_api_retry::{
+    ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, rate_limit::RateLimitGates,
+};
+
+const REQUESTS: usize = 2_000;
+const CONCURRENCY: usize = 32;
+const PATHS: usize = 48;
+const MAX_KEYS: usize = 64;
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(300);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_soak() {
+    let api = Emulator::start().await;
+    api.chaos(Chaos {
+        seed: 0x5eed,
+        unavailable: 30,
+        rate_limited: 10,
+        reset: 5,
+        slow: 5,
+        garbage: 2,
+        bad_request: 3,
+        slow_for: Duration::from_secs(2),
+        retry_after_secs: 1,
+    });
+    let gates = RateLimitGates::with_max_keys(MAX_KEYS);
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let stack = ServiceBuilder::new()
+        .layer(
+            RetryLayer::new()
+                .base_delay(Duration::from_millis(10))
+                .max_delay(Duration::from_millis(200)),
+        )
+        .layer(RateLimitBackoffLayer::with_gates(gates.clone()).max_wait(Duration::from_secs(5)))
+        .layer(tower::timeout::TimeoutLayer::new(ATTEMPT_TIMEOUT))
+        .layer(ErrorDecodeLayer::new())
+        .service(client);
+
+    let started = tokio::time::Instant::now();
+    let outcomes: Vec<(usize, Result<u16, String>)> = tokio::time::timeout(
+        Duration::from_secs(120),
+        stream::iter(0..REQUESTS)
+            .map(|i| {
+                let stack = stack.clone();
+                let api = api.clone();
+                let gates = gates.clone();
+                async move {
+                    let (method, keyed) = match i % 4 {
+                        0 | 1 => (Method::GET, false),
+                        2 => (Method::POST, true),
+                        _ => (Method::POST, false),
+                    };
+                    let mut req = Request::builder()
+                        .method(method)
+                        .uri(api.url(&format!("/items/{}?token=convo_SOAKSECRET", i % PATHS)))
+                        .header("x-req", i.to_string())
+                        .header("authorization", "Bearer convo_SOAKSECRET");
+                    if keyed {
+                        req = req.header("idempotency-key", format!("key-{i}"));
+                    }
+                    let req = req.body(Full::new(body_of(i))).unwrap();
+                    let res = stack.oneshot(req).await;
+                    assert!(
+                        gates.len() <= MAX_KEYS,
+                        "gate map above its bound: {}",
+                        gates.len()
+                    );
+                    (
+                        i,
+                        res.map(|r| r.status().as_u16()).map_err(|e| {
+                            let text = format!("{e} {e:?}");
+                            assert!(!text.contains("SOAKSECRET"), "a credential leaked: {text}");
+                            e.code().as_str().to_owned()
+                        }),
+                    )
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect(),
+    )
+    .await
+    .expect("the soak ended in bounded time: no request hung");
+    let elapsed = started.elapsed();
+    assert_eq!(
+        outcomes.len(),
+        REQUESTS,
+        "every request ended in a response or a typed error"
+    );
+
+    // What the server saw, by request.
+    let seen = api.all_seen();
+    let mut by_req: HashMap<usize, Vec<&support::Seen>> = HashMap::new();
+    for s in &seen {
+        let id: usize = s.headers["x-req"].to_str().unwrap().parse().unwrap();
+        by_req.entry(id).or_default().push(s);
+    }
+
+    // Bodies: every attempt of a request carried byte-identical bodies.
+    for (id, attempts) in &by_req {
+        let want = checksum(&body_of(*id));
+        assert!(
+            attempts.iter().all(|a| a.body_sum == want),
+            "request {id}: bodies differ across attempts"
+        );
+    }
+
+    // Nothing the contract forbids was retried: a 400 is always a request's last attempt, and
+    // a POST without an Idempotency-Key is sent again only after a rejection without processing.
+    for (id, attempts) in &by_req {
+        for (n, a) in attempts.iter().enumerate() {
+            let last = n + 1 == attempts.len();
+            assert!(
+                a.reply != "400" || last,
+                "request {id}: retried after a 400"
+            );
+            let unkeyed_post =
+                a.method == Method::POST && !a.headers.contains_key("idempotency-key");
+            assert!(
+                !unkeyed_post || last || a.reply == "429",
+                "request {id}: unkeyed POST retried after {}",
+                a.reply
+            );
+        }
+    }
+
+    // No request for a path arrived inside that path's rate-limit window. A request already on
+    // the wire when the 429 left the server may still arrive just after it: allow that grace.
+    let grace = Duration::from_millis(250);
+    let mut inside = 0;
+    for (path, at, after) in api.rate_limited() {
+        inside += seen
+            .iter()
+            .filter(|s| s.path == path && s.at > at + grace && s.at < at + after)
+            .count();
+    }
+    assert_eq!(inside, 0, "requests arrived inside a rate-limit window");
+
+    // The retry budget held: 20 % of requests, a reserve of 10/s × 10 s, and 10/s refill.
+    let attempts = seen.len();
+    let retries = attempts.saturating_sub(by_req.len());
+    let bound = (REQUESTS as f64 * 0.2 + 100.0 + 10.0 * elapsed.as_secs_f64()).ceil() as usize;
+    assert!(
+        retries <= bound,
+        "{retries} retries exceed the budget bound {bound}"
+    );
+
+    let mut tally: HashMap<String, usize> = HashMap::new();
+    for (_, o) in &outcomes {
+        let key = match o {
+            Ok(s) => format!("ok {s}"),
+            Err(code) => format!("err {code}"),
+        };
+        *tally.entry(key).or_default() += 1;
+    }
+    let mut tally: Vec<_> = tally.into_iter().collect();
+    tally.sort();
+    println!(
+        "chaos soak: {REQUESTS} requests, {attempts} attempts, amplification {:.3}, retries {retries} (budget bound {bound}), \
+         429 windows {}, gate keys {} (max {MAX_KEYS}), {:.1}s",
+        attempts as f64 / REQUESTS as f64,
+        api.rate_limited().len(),
+        gates.len(),
+        elapsed.as_secs_f64()
+    );
+    println!("outcomes: {tally:?}");
+}
+
+fn body_of(i: usize) -> Bytes {
+    Bytes::from(format!(
+        "{{\"request\":{i},\"payload\":\"{}\"}}",
+        "p".repeat(i % 97)
+    ))
+}
