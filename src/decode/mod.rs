@@ -143,7 +143,11 @@ pub(crate) fn excerpt(bytes: &[u8]) -> String {
 }
 
 fn html_title(text: &str) -> Option<&str> {
-    let lower = text.get(..text.len().min(1024))?.to_ascii_lowercase();
+    let mut head = text.len().min(1024);
+    while !text.is_char_boundary(head) {
+        head -= 1;
+    }
+    let lower = text[..head].to_ascii_lowercase();
     let start = lower.find("<title>")? + "<title>".len();
     let end = start + lower[start..].find("</title>")?;
     text.get(start..end)

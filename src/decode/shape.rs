@@ -4,7 +4,7 @@
 use crate::{
     ErrorCode,
     error::{ApiError, BodyShape},
-    redact::{redact, redact_value},
+    redact::{MAX_TEXT_CHARS, redact_member, redact_value, safe_text},
     retry_after::Hint,
 };
 use http::StatusCode;
@@ -256,7 +256,7 @@ impl Obj {
         }
 
         let message = match message.take() {
-            Some(Value::String(s)) => redact(&s).into_owned(),
+            Some(Value::String(s)) => safe_text(&s, MAX_TEXT_CHARS).into_owned(),
             Some(Value::Null) | None if shape == BodyShape::Unrecognized => super::excerpt(body),
             Some(Value::Null) | None => String::new(),
             Some(other) => super::excerpt(other.to_string().as_bytes()),
@@ -267,15 +267,15 @@ impl Obj {
             message
         };
         let fix = match fix.take() {
-            Some(Value::String(s)) => Some(redact(&s).into_owned().into_boxed_str()),
+            Some(Value::String(s)) => Some(safe_text(&s, MAX_TEXT_CHARS).into()),
             Some(Value::Null) | None => None,
             Some(other) => Some(super::excerpt(other.to_string().as_bytes()).into_boxed_str()),
         };
         if let Some(d) = details.as_mut() {
             redact_value(d);
         }
-        for (_, v) in fields.iter_mut() {
-            redact_value(v);
+        for (k, v) in fields.iter_mut() {
+            redact_member(k, v);
         }
         ApiError {
             status,
