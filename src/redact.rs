@@ -14,29 +14,16 @@ pub(crate) const REDACTED: &str = "[REDACTED]";
 /// The longest message or fix an [`ApiError`](crate::ApiError) keeps, in chars.
 pub(crate) const MAX_TEXT_CHARS: usize = 1024;
 
-/// What must follow a marker for the next word to be a secret.
-#[derive(Clone, Copy)]
-enum Sep {
-    /// At least one space or tab (`Bearer <secret>`).
-    Space,
-    /// `=` or `:`, optionally quoted and spaced (`token=<s>`, `X-Api-Key: <s>`,
-    /// `"token": "<s>"`).
-    Assign,
-    /// Nothing: the marker is the secret's own prefix (`convo_<s>`).
-    None,
-}
-
-/// Markers (lower case, matched case-insensitively) after which the next word is a secret.
-const MARKERS: &[(&str, Sep)] = &[
-    ("bearer", Sep::Space),
-    ("x-api-key", Sep::Assign),
-    ("api_key", Sep::Assign),
-    ("api-key", Sep::Assign),
-    ("apikey", Sep::Assign),
-    ("token", Sep::Assign),
-    ("password", Sep::Assign),
-    ("secret", Sep::Assign),
-    ("convo_", Sep::None),
+/// Markers (lower case, matched case-insensitively) whose next word, after a separator, is a
+/// secret: `<marker>=<secret>`, `<marker>: <secret>`, `"<marker>": "<secret>"`.
+const ASSIGN_MARKERS: &[&str] = &[
+    "token",
+    "x-api-key",
+    "api_key",
+    "api-key",
+    "apikey",
+    "password",
+    "secret",
 ];
 
 /// JSON member names (lower case substrings) whose string values are credentials.
@@ -52,82 +39,144 @@ const SECRET_KEYS: &[&str] = &[
 ];
 
 /// Replaces every credential in `text` with `[REDACTED]`, borrowing when there is none.
+///
+/// A secret is the word (see `is_secret_byte`) after `Bearer` and white space, after
+/// `convo_`, or after one of the assignment markers (`token`, `x-api-key`, `api_key`, ...)
+/// followed by `=` or `:` (optionally quoted and spaced, as in JSON). The scan looks for the
+/// bytes that end a marker (`' '`, `'\t'`, `'='`, `':'`, `'_'`) and only then looks back for
+/// the marker, so clean text costs one pass over its bytes.
 pub(crate) fn redact(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
-    let Some(first) = (0..bytes.len()).find(|&i| secret_at(bytes, i).is_some()) else {
+    let Some(first) = next_secret(bytes, 0) else {
         return Cow::Borrowed(text);
     };
-    let mut out = String::with_capacity(text.len());
-    out.push_str(&text[..first]);
-    let mut i = first;
-    while i < bytes.len() {
-        if let Some((start, end)) = secret_at(bytes, i) {
-            out.push_str(&text[i..start]);
-            out.push_str(REDACTED);
-            i = end;
-            continue;
-        }
-        // Copy one whole UTF-8 character (markers are ASCII, so `i` stays on a boundary).
-        let ch = text[i..].chars().next().expect("i is on a char boundary");
-        out.push(ch);
-        i += ch.len_utf8();
+    let mut out = String::with_capacity(text.len() + REDACTED.len());
+    let mut copied = 0;
+    let mut next = Some(first);
+    while let Some((start, end)) = next {
+        // Secrets are ASCII and start after an ASCII byte: both ends are char boundaries.
+        out.push_str(&text[copied..start]);
+        out.push_str(REDACTED);
+        copied = end;
+        next = next_secret(bytes, end);
     }
+    out.push_str(&text[copied..]);
     Cow::Owned(out)
 }
 
-/// If a marker starts at `i` and a secret follows it, the secret's byte range.
-fn secret_at(bytes: &[u8], i: usize) -> Option<(usize, usize)> {
-    let lead = bytes[i].to_ascii_lowercase();
-    if !matches!(lead, b'b' | b'x' | b'a' | b't' | b'p' | b's' | b'c') {
-        return None;
-    }
-    for &(marker, sep) in MARKERS {
-        let m = marker.as_bytes();
-        if m[0] != lead || bytes.len() - i < m.len() || !bytes[i..i + m.len()].eq_ignore_ascii_case(m) {
-            continue;
-        }
-        let mut j = i + m.len();
-        match sep {
-            Sep::None => {}
-            Sep::Space => {
-                let k = skip_blanks(bytes, j);
-                if k == j {
-                    continue;
-                }
-                j = k;
+/// The byte range of the first secret at or after `from`.
+fn next_secret(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut k = from;
+    while k < bytes.len() {
+        let start = match bytes[k] {
+            b if (b <= b' ' || b == 0x7f || b == b'\\' || b >= 0xc0)
+                && blank_len(bytes, k) > 0
+                && ends_with_marker(&bytes[..k], "bearer") =>
+            {
+                Some(skip_blanks(bytes, k))
             }
-            Sep::Assign => {
-                j = skip_quote(bytes, skip_blanks(bytes, skip_quote(bytes, j)));
-                if !matches!(bytes.get(j), Some(b'=' | b':')) {
-                    continue;
-                }
-                j = skip_quote(bytes, skip_blanks(bytes, j + 1));
+            b'_' if ends_with_marker(&bytes[..k], "convo") => Some(k + 1),
+            b'=' | b':' => {
+                let before = &bytes[..k];
+                let before = trim_quote(trim_blanks(before));
+                ASSIGN_MARKERS
+                    .iter()
+                    .any(|m| ends_with_marker(before, m))
+                    .then(|| skip_quote(bytes, skip_blanks(bytes, k + 1)))
+            }
+            _ => None,
+        };
+        if let Some(start) = start {
+            let end = start
+                + bytes[start..]
+                    .iter()
+                    .take_while(|&&b| is_secret_byte(b))
+                    .count();
+            if end > start {
+                return Some((start, end));
             }
         }
-        let end = j + bytes[j..].iter().take_while(|&&b| is_secret_byte(b)).count();
-        if end > j {
-            return Some((j, end));
-        }
+        k += 1;
     }
     None
 }
 
-fn skip_blanks(bytes: &[u8], mut j: usize) -> usize {
-    while matches!(bytes.get(j), Some(b' ' | b'\t')) {
-        j += 1;
-    }
-    j
+fn ends_with_marker(before: &[u8], marker: &str) -> bool {
+    before.len() >= marker.len()
+        && before[before.len() - marker.len()..].eq_ignore_ascii_case(marker.as_bytes())
 }
 
+fn trim_blanks(mut s: &[u8]) -> &[u8] {
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Trims one quote, or one JSON-escaped quote (`\"`, in a raw body).
+fn trim_quote(s: &[u8]) -> &[u8] {
+    match s {
+        [rest @ .., b'\\', b'"'] => rest,
+        [rest @ .., b'"' | b'\''] => rest,
+        _ => s,
+    }
+}
+
+/// Skips white space, including the JSON escapes of white space and control characters
+/// (`\t`, `\n`, `\u0000`, ...): a raw JSON body is excerpted without being unescaped.
+fn skip_blanks(bytes: &[u8], mut j: usize) -> usize {
+    loop {
+        match blank_len(bytes, j) {
+            0 => return j,
+            n => j += n,
+        }
+    }
+}
+
+/// The length of the blank at `j`: white space or a control character (ASCII or not), a
+/// `\t`-style escape (2), a `\u00XX` escape of a control character or space (6); 0 for
+/// anything else. `j` is on a char boundary.
+fn blank_len(bytes: &[u8], j: usize) -> usize {
+    match &bytes[j.min(bytes.len())..] {
+        [b, ..] if *b <= b' ' || *b == 0x7f => 1,
+        [b, ..] if *b >= 0xc0 => {
+            let head = &bytes[j..bytes.len().min(j + 4)];
+            let valid = match std::str::from_utf8(head) {
+                Ok(s) => s,
+                Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default(),
+            };
+            match valid.chars().next() {
+                Some(c) if c.is_whitespace() || c.is_control() => c.len_utf8(),
+                _ => 0,
+            }
+        }
+        [b'\\', b't' | b'n' | b'r' | b'f' | b'b', ..] => 2,
+        [b'\\', b'u', b'0', b'0', hi @ (b'0' | b'1' | b'2'), lo, ..]
+            if lo.is_ascii_hexdigit() && (*hi != b'2' || *lo == b'0') =>
+        {
+            6
+        }
+        _ => 0,
+    }
+}
+
+/// Skips one quote, or one JSON-escaped quote (`\"`, in a raw body).
 fn skip_quote(bytes: &[u8], j: usize) -> usize {
-    match bytes.get(j) {
-        Some(b'"' | b'\'') => j + 1,
+    match &bytes[j.min(bytes.len())..] {
+        [b'\\', b'"', ..] => j + 2,
+        [b'"' | b'\'', ..] => j + 1,
         _ => j,
     }
 }
 
+/// The bytes a credential is made of: URL-safe and base64 characters, plus `\` (a raw JSON
+/// body may escape a `/` inside a key as `\/`).
 fn is_secret_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'~' | b'+' | b'/' | b'=' | b'%')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'_' | b'-' | b'.' | b'~' | b'+' | b'/' | b'=' | b'%' | b'\\'
+        )
 }
 
 /// `true` when a JSON member or header name says its value is a credential.
@@ -158,6 +207,15 @@ pub(crate) fn redact_value(value: &mut serde_json::Value) {
     }
 }
 
+/// [`safe_text`] of an owned string, reusing it when nothing needs changing.
+pub(crate) fn safe_string(text: String, max_chars: usize) -> String {
+    let changed = match safe_text(&text, max_chars) {
+        Cow::Owned(s) => Some(s),
+        Cow::Borrowed(_) => None,
+    };
+    changed.unwrap_or(text)
+}
+
 /// [`redact_value`] for the value of a member named `name`.
 pub(crate) fn redact_member(name: &str, value: &mut serde_json::Value) {
     if value.is_string() && is_secret_key(name) {
@@ -167,26 +225,39 @@ pub(crate) fn redact_member(name: &str, value: &mut serde_json::Value) {
     }
 }
 
-/// Text fit for display: credentials redacted, control characters (but `\n`) as spaces, at
+/// Text fit for display: control characters (but `\n`) as spaces, credentials redacted, at
 /// most `max_chars` characters (then `…`). Borrows when nothing needs changing.
+///
+/// Control characters go first, so that `Bearer\u{0}<secret>` cannot slip past redaction and
+/// become `Bearer <secret>` afterwards; truncation comes last, so a secret is redacted as a
+/// whole before any cut.
 pub(crate) fn safe_text(text: &str, max_chars: usize) -> Cow<'_, str> {
     let bad = |c: char| c.is_control() && c != '\n';
-    let long = text.len() > max_chars && text.chars().nth(max_chars).is_some();
-    let text = redact(text);
-    if !long && !text.contains(bad) {
-        return text;
+    // Control characters are C0 and DEL (one byte) or C1 (0xC2 0x80..=0x9F): check bytes first.
+    let maybe_bad = text
+        .bytes()
+        .any(|b| (b < 0x20 && b != b'\n') || b == 0x7f || b == 0xc2);
+    let cleaned: Cow<'_, str> = if maybe_bad && text.contains(bad) {
+        Cow::Owned(text.chars().map(|c| if bad(c) { ' ' } else { c }).collect())
+    } else {
+        Cow::Borrowed(text)
+    };
+    let redacted = match cleaned {
+        Cow::Borrowed(t) => redact(t),
+        Cow::Owned(t) => Cow::Owned(redact(&t).into_owned()),
+    };
+    if redacted.len() <= max_chars {
+        return redacted;
     }
-    let mut out: String = text
-        .chars()
-        .take(max_chars)
-        .map(|c| if bad(c) { ' ' } else { c })
-        .collect();
-    if text.chars().nth(max_chars).is_some() {
-        out.push('…');
+    match redacted.char_indices().nth(max_chars) {
+        None => redacted,
+        Some((cut, _)) => {
+            let mut out = String::with_capacity(cut + '…'.len_utf8());
+            out.push_str(&redacted[..cut]);
+            out.push('…');
+            Cow::Owned(out)
+        }
     }
-    // Truncation may have cut a secret short, never exposed one: it is redacted as a whole
-    // before the cut.
-    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -239,6 +310,17 @@ mod tests {
             (r#"{"token": "abc123"}"#, r#"{"token": "[REDACTED]"}"#),
             ("X-Api-Key:abc123", "X-Api-Key:[REDACTED]"),
             ("Bearer \t abc123", "Bearer \t [REDACTED]"),
+            (r#"["Bearer\tabc123"]"#, r#"["Bearer\t[REDACTED]"]"#),
+            (
+                r#"["Bearer\u0000abc\/123"]"#,
+                r#"["Bearer\u0000[REDACTED]"]"#,
+            ),
+            (
+                r#"{"d": "\"token\": \"abc123\""}"#,
+                r#"{"d": "\"token\": \"[REDACTED]""}"#,
+            ),
+            ("Bearer\u{0}abc123", "Bearer\u{0}[REDACTED]"),
+            ("Bearer\u{a0}abc123", "Bearer\u{a0}[REDACTED]"),
             ("access_token=abc123&x=1", "access_token=[REDACTED]&x=1"),
             ("password: 'abc123'", "password: '[REDACTED]'"),
         ];
@@ -246,7 +328,12 @@ mod tests {
             assert_eq!(redact(input), want, "{input}");
         }
         // Words that merely look like markers stay.
-        for clean in ["The API key you sent is not recognized.", "bearer", "tokens", "a token"] {
+        for clean in [
+            "The API key you sent is not recognized.",
+            "bearer",
+            "tokens",
+            "a token",
+        ] {
             assert!(matches!(redact(clean), Cow::Borrowed(_)), "{clean}");
         }
     }
@@ -263,7 +350,10 @@ mod tests {
 
     #[test]
     fn safe_text_bounds_and_cleans() {
-        assert!(matches!(safe_text("Space is not active", 10_000), Cow::Borrowed(_)));
+        assert!(matches!(
+            safe_text("Space is not active", 10_000),
+            Cow::Borrowed(_)
+        ));
         assert_eq!(safe_text("a\u{1b}[2Jb\nc", 100), "a [2Jb\nc");
         assert_eq!(safe_text("abcdef", 3), "abc…");
         assert_eq!(safe_text("ünï", 3), "ünï");

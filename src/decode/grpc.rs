@@ -6,10 +6,10 @@ use crate::{
     redact::{MAX_TEXT_CHARS, safe_text},
     retry_after::Hint,
 };
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderName, StatusCode};
 
-const GRPC_STATUS: &str = "grpc-status";
-const GRPC_MESSAGE: &str = "grpc-message";
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
 /// `true` when `grpc-status` is present and is not `0` (OK).
 pub(super) fn is_error(headers: &HeaderMap) -> bool {

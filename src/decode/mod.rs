@@ -139,18 +139,27 @@ pub(crate) fn excerpt(bytes: &[u8]) -> String {
             }
         }
     }
-    redact(&out).into_owned()
+    let redacted = match redact(&out) {
+        std::borrow::Cow::Owned(r) => Some(r),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    redacted.unwrap_or(out)
 }
 
 fn html_title(text: &str) -> Option<&str> {
-    let mut head = text.len().min(1024);
-    while !text.is_char_boundary(head) {
-        head -= 1;
-    }
-    let lower = text[..head].to_ascii_lowercase();
-    let start = lower.find("<title>")? + "<title>".len();
-    let end = start + lower[start..].find("</title>")?;
+    let bytes = text.as_bytes();
+    let head = &bytes[..bytes.len().min(1024)];
+    let start = find_ignore_case(head, b"<title>")? + b"<title>".len();
+    let end = start + find_ignore_case(&bytes[start..], b"</title>")?;
+    // Both ends sit next to ASCII `>` / `<`, so they are char boundaries.
     text.get(start..end)
+}
+
+/// The first index of an ASCII `needle` in `haystack`, ignoring ASCII case.
+fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 #[cfg(test)]

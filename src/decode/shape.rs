@@ -4,7 +4,7 @@
 use crate::{
     ErrorCode,
     error::{ApiError, BodyShape},
-    redact::{MAX_TEXT_CHARS, redact_member, redact_value, safe_text},
+    redact::{MAX_TEXT_CHARS, redact_member, redact_value, safe_string, safe_text},
     retry_after::Hint,
 };
 use http::StatusCode;
@@ -167,6 +167,12 @@ impl<'de> Visitor<'de> for ErrorFieldVisitor {
 
 /// Parses a body as one of the JSON shapes; `None` when it is not a JSON object.
 pub(super) fn parse(body: &[u8]) -> Option<Obj> {
+    // Only an object can be a documented shape: skip the parser (and its error) for HTML,
+    // text and empty bodies.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first != b'{' {
+        return None;
+    }
     serde_json::from_slice(body).ok()
 }
 
@@ -211,7 +217,7 @@ impl Obj {
             Some(ErrorField::Text(text)) => {
                 // The structured 409: {"error": "agent_connected", "message", "agent_id"}.
                 shape = BodyShape::Structured;
-                code = ErrorCode::parse(&text);
+                code = parse_code(&text);
                 message = top.message.take();
                 fix = top.fix.take();
                 details = top.details.take();
@@ -256,7 +262,7 @@ impl Obj {
         }
 
         let message = match message.take() {
-            Some(Value::String(s)) => safe_text(&s, MAX_TEXT_CHARS).into_owned(),
+            Some(Value::String(s)) => safe_string(s, MAX_TEXT_CHARS),
             Some(Value::Null) | None if shape == BodyShape::Unrecognized => super::excerpt(body),
             Some(Value::Null) | None => String::new(),
             Some(other) => super::excerpt(other.to_string().as_bytes()),
@@ -267,7 +273,7 @@ impl Obj {
             message
         };
         let fix = match fix.take() {
-            Some(Value::String(s)) => Some(safe_text(&s, MAX_TEXT_CHARS).into()),
+            Some(Value::String(s)) => Some(safe_string(s, MAX_TEXT_CHARS).into_boxed_str()),
             Some(Value::Null) | None => None,
             Some(other) => Some(super::excerpt(other.to_string().as_bytes()).into_boxed_str()),
         };
@@ -296,7 +302,7 @@ impl Obj {
 /// its number and takes its code from the status).
 fn code_of(code: Option<Value>, status: StatusCode) -> (ErrorCode, Option<i64>) {
     match code {
-        Some(Value::String(s)) => (ErrorCode::parse(&s), None),
+        Some(Value::String(s)) => (parse_code(&s), None),
         Some(Value::Number(n)) => match n.as_i64() {
             Some(n) if n < 0 => (ErrorCode::from_jsonrpc(n), Some(n)),
             Some(n) => (ErrorCode::from_status(status), Some(n)),
@@ -304,4 +310,13 @@ fn code_of(code: Option<Value>, status: StatusCode) -> (ErrorCode, Option<i64>) 
         },
         _ => (ErrorCode::from_status(status), None),
     }
+}
+
+/// The longest code kept, in chars: real codes are short identifiers.
+const MAX_CODE_CHARS: usize = 128;
+
+/// A code string, kept verbatim unless it carries a credential, control characters or is
+/// absurdly long (then it is made safe like a message: a code is shown by `Display`).
+fn parse_code(s: &str) -> ErrorCode {
+    ErrorCode::parse(&safe_text(s, MAX_CODE_CHARS))
 }
