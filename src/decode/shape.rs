@@ -217,7 +217,7 @@ impl Obj {
             Some(ErrorField::Text(text)) => {
                 // The structured 409: {"error": "agent_connected", "message", "agent_id"}.
                 shape = BodyShape::Structured;
-                code = parse_code(&text);
+                code = parse_code(&text, status);
                 message = top.message.take();
                 fix = top.fix.take();
                 details = top.details.take();
@@ -302,7 +302,7 @@ impl Obj {
 /// its number and takes its code from the status).
 fn code_of(code: Option<Value>, status: StatusCode) -> (ErrorCode, Option<i64>) {
     match code {
-        Some(Value::String(s)) => (parse_code(&s), None),
+        Some(Value::String(s)) => (parse_code(&s, status), None),
         Some(Value::Number(n)) => match n.as_i64() {
             Some(n) if n < 0 => (ErrorCode::from_jsonrpc(n), Some(n)),
             Some(n) => (ErrorCode::from_status(status), Some(n)),
@@ -316,7 +316,11 @@ fn code_of(code: Option<Value>, status: StatusCode) -> (ErrorCode, Option<i64>) 
 const MAX_CODE_CHARS: usize = 128;
 
 /// A code string, kept verbatim unless it carries a credential, control characters or is
-/// absurdly long (then it is made safe like a message: a code is shown by `Display`).
-fn parse_code(s: &str) -> ErrorCode {
+/// absurdly long (then it is made safe like a message: a code is shown by `Display`). A blank
+/// code is no code: the status decides.
+fn parse_code(s: &str, status: StatusCode) -> ErrorCode {
+    if s.trim().is_empty() {
+        return ErrorCode::from_status(status);
+    }
     ErrorCode::parse(&safe_text(s, MAX_CODE_CHARS))
 }
