@@ -451,7 +451,10 @@ fn junk_wrong_types() {
         ),
         (r#"{"error": 5}"#, ErrorCode::FailedPrecondition),
         (r#"{"error": ""}"#, ErrorCode::FailedPrecondition),
-        (r#"{"code": " ", "message": "m"}"#, ErrorCode::FailedPrecondition),
+        (
+            r#"{"code": " ", "message": "m"}"#,
+            ErrorCode::FailedPrecondition,
+        ),
         (r#"{"error": [1, 2]}"#, ErrorCode::FailedPrecondition),
         (
             r#"{"error": {"code": null, "message": 7}}"#,
