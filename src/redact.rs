@@ -64,25 +64,39 @@ pub(crate) fn redact(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Bytes that can end a marker and its separator: white space, controls, `\\` (JSON escapes),
+/// UTF-8 lead bytes (non-ASCII white space), `_` (`convo_`), `=` and `:`.
+static ANCHOR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b <= 0x20 || b == 0x7f || b >= 0xc0 || matches!(b as u8, b'\\' | b'_' | b'=' | b':');
+        b += 1;
+    }
+    t
+};
+
 /// The byte range of the first secret at or after `from`.
 fn next_secret(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
     let mut k = from;
-    while k < bytes.len() {
+    loop {
+        k += bytes.get(k..)?.iter().position(|&b| ANCHOR[b as usize])?;
         let start = match bytes[k] {
-            b if (b <= b' ' || b == 0x7f || b == b'\\' || b >= 0xc0)
-                && blank_len(bytes, k) > 0
-                && ends_with_marker(&bytes[..k], "bearer") =>
-            {
-                Some(skip_blanks(bytes, k))
-            }
-            b'_' if ends_with_marker(&bytes[..k], "convo") => Some(k + 1),
+            b'_' => ends_with_marker(&bytes[..k], "convo").then_some(k + 1),
             b'=' | b':' => {
-                let before = &bytes[..k];
-                let before = trim_quote(trim_blanks(before));
+                let before = trim_quote(trim_blanks(&bytes[..k]));
                 ASSIGN_MARKERS
                     .iter()
                     .any(|m| ends_with_marker(before, m))
                     .then(|| skip_quote(bytes, skip_blanks(bytes, k + 1)))
+            }
+            // White space or an escape after `bearer` (the cheap test first).
+            _ if k > 0
+                && bytes[k - 1].eq_ignore_ascii_case(&b'r')
+                && ends_with_marker(&bytes[..k], "bearer")
+                && blank_len(bytes, k) > 0 =>
+            {
+                Some(skip_blanks(bytes, k))
             }
             _ => None,
         };
@@ -98,7 +112,6 @@ fn next_secret(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
         }
         k += 1;
     }
-    None
 }
 
 fn ends_with_marker(before: &[u8], marker: &str) -> bool {
@@ -234,9 +247,10 @@ pub(crate) fn redact_member(name: &str, value: &mut serde_json::Value) {
 pub(crate) fn safe_text(text: &str, max_chars: usize) -> Cow<'_, str> {
     let bad = |c: char| c.is_control() && c != '\n';
     // Control characters are C0 and DEL (one byte) or C1 (0xC2 0x80..=0x9F): check bytes first.
-    let maybe_bad = text
-        .bytes()
-        .any(|b| (b < 0x20 && b != b'\n') || b == 0x7f || b == 0xc2);
+    // A fold without early exit, so that it vectorises.
+    let maybe_bad = text.bytes().fold(false, |acc, b| {
+        acc | ((b < 0x20) & (b != b'\n')) | (b == 0x7f) | (b == 0xc2)
+    });
     let cleaned: Cow<'_, str> = if maybe_bad && text.contains(bad) {
         Cow::Owned(text.chars().map(|c| if bad(c) { ' ' } else { c }).collect())
     } else {

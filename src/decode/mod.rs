@@ -156,10 +156,19 @@ fn html_title(text: &str) -> Option<&str> {
 }
 
 /// The first index of an ASCII `needle` in `haystack`, ignoring ASCII case.
+/// `needle` starts with `<`, so only the `<`s are tried.
 fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
+    let mut from = 0;
+    loop {
+        let at = from + haystack.get(from..)?.iter().position(|&b| b == needle[0])?;
+        if haystack
+            .get(at..at + needle.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+        {
+            return Some(at);
+        }
+        from = at + 1;
+    }
 }
 
 #[cfg(test)]
