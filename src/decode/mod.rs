@@ -72,22 +72,29 @@ impl ApiError {
         if let Some(err) = grpc::decode(status, headers, hint) {
             return err;
         }
-        match shape::parse(body) {
-            Some(obj) => obj.into_api_error(status, hint, body),
-            None => {
-                let message = excerpt(body);
-                let code = ErrorCode::from_status(status);
-                let message = if message.is_empty() {
-                    default_message(status, &code)
-                } else {
-                    message
-                };
-                let mut err = ApiError::new(status, code, message);
-                err.shape = crate::BodyShape::Unrecognized;
-                err.retry_after = hint.after;
-                err.do_not_retry = hint.do_not_retry;
-                err
-            }
+        let mut obj = shape::Obj::default();
+        if shape::parse(body, &mut obj) {
+            return obj.take_api_error(status, hint, body);
+        }
+        drop(obj);
+        // Not a documented shape: the status decides, and an excerpt (already safe and
+        // short) is the message.
+        let code = ErrorCode::from_status(status);
+        let mut message = excerpt(body);
+        if message.is_empty() {
+            message = default_message(status, &code);
+        }
+        ApiError {
+            status,
+            code,
+            message: message.into_boxed_str(),
+            fix: None,
+            details: None,
+            fields: Vec::new(),
+            retry_after: hint.after,
+            do_not_retry: hint.do_not_retry,
+            numeric_code: None,
+            shape: crate::BodyShape::Unrecognized,
         }
     }
 }

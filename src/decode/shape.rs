@@ -152,35 +152,60 @@ impl<'de> Visitor<'de> for ObjVisitor {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an error object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Obj<'de>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<'de>, A::Error> {
         let mut obj = Obj::default();
-        while let Some(key) = map.next_key::<Key>()? {
-            match key {
-                Key::Detail => obj.detail = Some(map.next_value()?),
-                Key::Error => obj.error = Some(map.next_value_seed(ErrorFieldSeed)?),
-                Key::Code => obj.code = Some(map.next_value()?),
-                Key::Message => obj.message = Some(map.next_value()?),
-                Key::Fix => obj.fix = Some(map.next_value()?),
-                Key::Details => obj.details = Some(map.next_value()?),
-                Key::Data => obj.data = Some(map.next_value()?),
-                Key::JsonRpc => {
-                    map.next_value::<IgnoredAny>()?;
-                    obj.jsonrpc = true;
-                }
-                Key::Id => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                Key::Other(name) => {
-                    let value = map.next_value()?;
-                    match obj.others.iter_mut().find(|(k, _)| *k == name) {
-                        Some(slot) => slot.1 = value, // duplicate key: the last wins, as in `Value`
-                        None => obj.others.push((name, value)),
-                    }
+        fill(&mut obj, map)?;
+        Ok(obj)
+    }
+}
+
+/// Fills a caller's [`Obj`] in place (the top level is not moved around: it is large).
+struct ObjSeed<'a, 'de>(&'a mut Obj<'de>);
+
+impl<'de> DeserializeSeed<'de> for ObjSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjSeed<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an error object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        fill(self.0, map)
+    }
+}
+
+fn fill<'de, A: MapAccess<'de>>(obj: &mut Obj<'de>, mut map: A) -> Result<(), A::Error> {
+    while let Some(key) = map.next_key::<Key>()? {
+        match key {
+            Key::Detail => obj.detail = Some(map.next_value()?),
+            Key::Error => obj.error = Some(map.next_value_seed(ErrorFieldSeed)?),
+            Key::Code => obj.code = Some(map.next_value()?),
+            Key::Message => obj.message = Some(map.next_value()?),
+            Key::Fix => obj.fix = Some(map.next_value()?),
+            Key::Details => obj.details = Some(map.next_value()?),
+            Key::Data => obj.data = Some(map.next_value()?),
+            Key::JsonRpc => {
+                map.next_value::<IgnoredAny>()?;
+                obj.jsonrpc = true;
+            }
+            Key::Id => {
+                map.next_value::<IgnoredAny>()?;
+            }
+            Key::Other(name) => {
+                let value = map.next_value()?;
+                match obj.others.iter_mut().find(|(k, _)| *k == name) {
+                    Some(slot) => slot.1 = value, // duplicate key: the last wins, as in `Value`
+                    None => obj.others.push((name, value)),
                 }
             }
         }
-        Ok(obj)
     }
+    Ok(())
 }
 
 struct ErrorFieldSeed;
@@ -235,15 +260,17 @@ impl<'de> Visitor<'de> for ErrorFieldVisitor {
     }
 }
 
-/// Parses a body as one of the JSON shapes; `None` when it is not a JSON object.
-pub(super) fn parse(body: &[u8]) -> Option<Obj<'_>> {
+/// Parses a body as one of the JSON shapes into `obj`; `false` when it is not a JSON object
+/// (then `obj` may hold part of it and is to be dropped).
+pub(super) fn parse<'de>(body: &'de [u8], obj: &mut Obj<'de>) -> bool {
     // Only an object can be a documented shape: skip the parser (and its error) for HTML,
     // text and empty bodies.
-    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
-    if *first != b'{' {
-        return None;
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        _ => return false,
     }
-    serde_json::from_slice(body).ok()
+    let mut de = serde_json::Deserializer::from_slice(body);
+    ObjSeed(obj).deserialize(&mut de).is_ok() && de.end().is_ok()
 }
 
 impl Obj<'_> {
@@ -254,8 +281,13 @@ impl Obj<'_> {
     }
 
     /// Builds the [`ApiError`] for `status`, falling back to `excerpt` for the message.
-    pub(super) fn into_api_error(self, status: StatusCode, hint: Hint, body: &[u8]) -> ApiError {
-        let mut top = self;
+    pub(super) fn take_api_error(
+        &mut self,
+        status: StatusCode,
+        hint: Hint,
+        body: &[u8],
+    ) -> ApiError {
+        let top = self;
         let mut shape;
         let mut numeric = None;
         let code;
