@@ -7,6 +7,8 @@
 //! cargo bench --bench decode -- --warm-up-time 1 --measurement-time 3
 //! ```
 
+#![allow(missing_docs)] // criterion's macros generate undocumented functions
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, StatusCode};
 use std::hint::black_box;

@@ -55,7 +55,9 @@ fn fixed(
 const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
 
 /// Every documented shape: (path, status, headers, body).
-const ROUTES: &[(&str, u16, &[(&str, &str)], &str)] = &[
+type Headers = &'static [(&'static str, &'static str)];
+
+const ROUTES: &[(&str, u16, Headers, &str)] = &[
     ("/space", 409, JSON, r#"{"detail": "Space is not active"}"#),
     ("/tenant", 403, JSON, r#"{"detail":"Tenant is suspended"}"#),
     (
