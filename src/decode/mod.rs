@@ -9,7 +9,7 @@
 //!
 //! Every body shape of both pages is understood (see [`BodyShape`](crate::BodyShape)), as is
 //! gRPC's trailers-only `grpc-status` / `grpc-message`. Junk from a proxy is still an
-//! [`ApiError`](crate::ApiError), classified by its status, with a short safe excerpt as the
+//! [`ApiError`], classified by its status, with a short safe excerpt as the
 //! message.
 //!
 //! # Example
