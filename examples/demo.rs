@@ -211,6 +211,7 @@ async fn main() {
     agent_connected(&demo).await;
     needs_human(&demo).await;
     grpc_unavailable(&demo).await;
+    mcp_tool_errors(&demo).await;
     budgets(&demo);
 
     println!("\nfinished in {:.1}s", total.elapsed().as_secs_f64());
@@ -408,6 +409,7 @@ async fn agent_connected(d: &Demo) {
     // The caller decides to force the rotation: a new, deliberate request.
     let mut forced = d.request(Method::POST, path);
     conflict.force_rotate(&mut forced);
+    let start = Instant::now();
     let res = d.stack().oneshot(forced).await;
     d.print_timeline(start);
     let seen = d.api.seen(path);
@@ -513,9 +515,88 @@ async fn grpc_unavailable(d: &Demo) {
     );
 }
 
-fn budgets(d: &Demo) {
+async fn mcp_tool_errors(d: &Demo) {
     heading(
         8,
+        "MCP: a tool error inside an HTTP 200 becomes the same typed Error",
+        "MCP Error Codes: isError: true with {\"error\": {code, message, fix}}",
+    );
+    let rpc_error = |code: &str, message: &str| {
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {
+            "isError": true,
+            "content": [{"type": "text", "text": format!("{code}: {message}")}],
+            "structuredContent": {"error": {"code": code, "message": message}},
+        }})
+    };
+    let ok = serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "done"}]}});
+    d.api.script(
+        "/mcp",
+        [
+            Reply::json(
+                200,
+                rpc_error("UNAVAILABLE", "The search index is restarting"),
+            ),
+            Reply::json(200, ok),
+            Reply::json(
+                200,
+                rpc_error(
+                    "PERMISSION_DENIED",
+                    "The write is outside your allowed subtree",
+                ),
+            ),
+        ],
+    );
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let stack = ServiceBuilder::new()
+        .layer(
+            RetryLayer::new()
+                .base_delay(d.base)
+                .retry_non_idempotent(true),
+        )
+        .layer(d.timeline.clone())
+        .layer(RateLimitBackoffLayer::new())
+        .layer(ErrorDecodeLayer::mcp())
+        .service(client);
+    let call = || {
+        Request::post(d.api.url("/mcp"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search"}}"#,
+            )))
+            .unwrap()
+    };
+    let start = Instant::now();
+    let first = stack.clone().oneshot(call()).await;
+    d.print_timeline(start);
+    println!(
+        "   outcome: {:?}",
+        first
+            .as_ref()
+            .map(|r| r.status())
+            .map_err(|e| e.to_string())
+    );
+    d.check(
+        first.is_ok() && d.api.seen("/mcp").len() == 2,
+        "UNAVAILABLE tool error retried (tools/call opted in), then the result",
+    );
+    let start = Instant::now();
+    let second = stack.clone().oneshot(call()).await;
+    d.print_timeline(start);
+    match second {
+        Err(e) => {
+            println!("   outcome: {e} → {}", e.disposition());
+            d.check(
+                e.code() == &ErrorCode::PermissionDenied && d.api.seen("/mcp").len() == 3,
+                "PERMISSION_DENIED surfaced, sent once",
+            );
+        }
+        Ok(r) => d.check(false, &format!("unexpected {}", r.status())),
+    }
+}
+
+fn budgets(d: &Demo) {
+    heading(
+        9,
         "Budgets & quotas: pacing from currentObjective, credits shown as dollars",
         "Budgets & Quotas",
     );
