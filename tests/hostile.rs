@@ -1,6 +1,6 @@
-//! Hostile servers on loopback, through the full stack: `RetryLayer` + `RateLimitBackoffLayer`
-//! + `ErrorDecodeLayer` over a hyper-util client. Each case ends in bounded time with a typed
-//! `Error` (or the right retry), checked against the server's own log of what arrived.
+//! Hostile servers on loopback, through the full stack: `RetryLayer`, `RateLimitBackoffLayer`
+//! and `ErrorDecodeLayer` over a hyper-util client. Each case ends in bounded time with a
+//! typed `Error` (or the right retry), checked against the server's own log of what arrived.
 mod support;
 
 use bytes::Bytes;
