@@ -4,7 +4,7 @@
 use crate::{
     ErrorCode,
     classify::{Disposition, classify},
-    redact::redact,
+    redact::{MAX_TEXT_CHARS, safe_text},
 };
 use http::StatusCode;
 use serde_json::Value;
@@ -68,12 +68,13 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with a status, a code and a message, as a custom service or a test builds
-    /// one. Credentials in `message` are redacted.
+    /// one. Credentials in `message` are redacted, control characters replaced and its length
+    /// bounded, as for a decoded message.
     pub fn new(status: StatusCode, code: ErrorCode, message: impl AsRef<str>) -> ApiError {
         ApiError {
             status,
             code,
-            message: redact(message.as_ref()).into(),
+            message: safe_text(message.as_ref(), MAX_TEXT_CHARS).into(),
             fix: None,
             details: None,
             fields: Vec::new(),
@@ -86,7 +87,7 @@ impl ApiError {
 
     /// Sets the actionable next step.
     pub fn with_fix(mut self, fix: impl AsRef<str>) -> ApiError {
-        self.fix = Some(redact(fix.as_ref()).into());
+        self.fix = Some(safe_text(fix.as_ref(), MAX_TEXT_CHARS).into());
         self
     }
 
@@ -187,6 +188,14 @@ impl fmt::Display for ApiError {
 
 impl StdError for ApiError {}
 
+/// What must be escaped in one path segment (RFC 3986 `pchar` keeps unreserved characters
+/// such as `_`, `-`, `.` and `~` as they are).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'_')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'~');
+
 /// The header that forces a key rotation past a connected agent.
 pub const X_FORCE_ROTATE: http::HeaderName = http::HeaderName::from_static("x-force-rotate");
 
@@ -226,7 +235,7 @@ impl<'a> AgentConnected<'a> {
     /// `/api/actors/{agent_id}/release`, the endpoint that releases the agent.
     pub fn release_path(&self) -> Option<String> {
         let id = self.agent_id()?;
-        let id = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+        let id = percent_encoding::utf8_percent_encode(id, PATH_SEGMENT);
         Some(format!("/api/actors/{id}/release"))
     }
 
@@ -283,6 +292,7 @@ enum Kind {
         message: Box<str>,
         source: BoxError,
     },
+    #[allow(dead_code)] // built by the rate-limit layer (issue 4)
     GateClosed {
         retry_after: Duration,
     },
@@ -348,6 +358,7 @@ impl Error {
 
     /// A request the rate-limit gate refused to send: coded `RESOURCE_EXHAUSTED`, no status,
     /// never sent.
+    #[allow(dead_code)] // used by the retry (issue 3) and rate-limit (issue 4) layers
     pub(crate) fn gate_closed(retry_after: Duration) -> Error {
         Error::new(Kind::GateClosed { retry_after }, false)
     }
@@ -366,11 +377,13 @@ impl Error {
     }
 
     /// Records how many attempts produced this error (used by the retry layer).
+    #[allow(dead_code)] // used by the retry (issue 3) and rate-limit (issue 4) layers
     pub(crate) fn set_attempts(&mut self, attempts: u32) {
         self.inner.attempts = attempts;
     }
 
     /// Records why the error was returned without a (further) retry.
+    #[allow(dead_code)] // used by the retry (issue 3) and rate-limit (issue 4) layers
     pub(crate) fn set_note(&mut self, note: impl Into<Cow<'static, str>>) {
         self.inner.note = Some(note.into());
     }

@@ -2,63 +2,207 @@
 //!
 //! The pages put credentials in three places: `Authorization: Bearer convo_<key>`,
 //! `X-Api-Key: <key>` and `?token=convo_<key>`. A server, a proxy or a transport error may echo
-//! any of them back, so every string that reaches an [`Error`](crate::Error) passes through
-//! [`redact`] first.
+//! any of them back (as a header line, a query string or a JSON member), so every string that
+//! reaches an [`Error`](crate::Error) passes through [`redact`] first, and every JSON member
+//! whose *name* looks like a credential is blanked by [`redact_value`].
 
 use std::borrow::Cow;
 
 /// What a removed credential is replaced with.
 pub(crate) const REDACTED: &str = "[REDACTED]";
 
-/// Markers after which the rest of the "word" is a secret (matched case-insensitively).
-const MARKERS: &[&str] = &[
-    "bearer ",
-    "token=",
-    "x-api-key: ",
-    "x-api-key=",
-    "api_key=",
-    "apikey=",
-    "convo_",
+/// The longest message or fix an [`ApiError`](crate::ApiError) keeps, in chars.
+pub(crate) const MAX_TEXT_CHARS: usize = 1024;
+
+/// Markers (lower case, matched case-insensitively) whose next word, after a separator, is a
+/// secret: `<marker>=<secret>`, `<marker>: <secret>`, `"<marker>": "<secret>"`.
+const ASSIGN_MARKERS: &[&str] = &[
+    "token",
+    "x-api-key",
+    "api_key",
+    "api-key",
+    "apikey",
+    "password",
+    "secret",
+];
+
+/// JSON member names (lower case substrings) whose string values are credentials.
+const SECRET_KEYS: &[&str] = &[
+    "authorization",
+    "api_key",
+    "api-key",
+    "apikey",
+    "token",
+    "password",
+    "secret",
+    "cookie",
 ];
 
 /// Replaces every credential in `text` with `[REDACTED]`, borrowing when there is none.
+///
+/// A secret is the word (see `is_secret_byte`) after `Bearer` and white space, after
+/// `convo_`, or after one of the assignment markers (`token`, `x-api-key`, `api_key`, ...)
+/// followed by `=` or `:` (optionally quoted and spaced, as in JSON). The scan looks for the
+/// bytes that end a marker (`' '`, `'\t'`, `'='`, `':'`, `'_'`) and only then looks back for
+/// the marker, so clean text costs one pass over its bytes.
 pub(crate) fn redact(text: &str) -> Cow<'_, str> {
-    let lower = text.to_ascii_lowercase();
-    if !MARKERS.iter().any(|m| lower.contains(m)) {
-        return Cow::Borrowed(text);
-    }
     let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    'outer: while i < bytes.len() {
-        for m in MARKERS {
-            if lower.as_bytes()[i..].starts_with(m.as_bytes()) {
-                let start = i + m.len();
-                let mut end = start;
-                while end < bytes.len() && is_secret_byte(bytes[end]) {
-                    end += 1;
-                }
-                out.push_str(&text[i..start]);
-                if end > start {
-                    out.push_str(REDACTED);
-                }
-                i = end;
-                continue 'outer;
-            }
-        }
-        // Copy one whole UTF-8 character.
-        let ch = text[i..].chars().next().expect("i is on a char boundary");
-        out.push(ch);
-        i += ch.len_utf8();
+    let Some(first) = next_secret(bytes, 0) else {
+        return Cow::Borrowed(text);
+    };
+    let mut out = String::with_capacity(text.len() + REDACTED.len());
+    let mut copied = 0;
+    let mut next = Some(first);
+    while let Some((start, end)) = next {
+        // Secrets are ASCII and start after an ASCII byte: both ends are char boundaries.
+        out.push_str(&text[copied..start]);
+        out.push_str(REDACTED);
+        copied = end;
+        next = next_secret(bytes, end);
     }
+    out.push_str(&text[copied..]);
     Cow::Owned(out)
 }
 
-fn is_secret_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'~' | b'+' | b'/' | b'=' | b'%')
+/// Bytes that can end a marker and its separator: white space, controls, `\\` (JSON escapes),
+/// UTF-8 lead bytes (non-ASCII white space), `_` (`convo_`), `=` and `:`.
+static ANCHOR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b <= 0x20 || b == 0x7f || b >= 0xc0 || matches!(b as u8, b'\\' | b'_' | b'=' | b':');
+        b += 1;
+    }
+    t
+};
+
+/// The byte range of the first secret at or after `from`.
+fn next_secret(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut k = from;
+    loop {
+        k += bytes.get(k..)?.iter().position(|&b| ANCHOR[b as usize])?;
+        let start = match bytes[k] {
+            b'_' => ends_with_marker(&bytes[..k], "convo").then_some(k + 1),
+            b'=' | b':' => {
+                let before = trim_quote(trim_blanks(&bytes[..k]));
+                ASSIGN_MARKERS
+                    .iter()
+                    .any(|m| ends_with_marker(before, m))
+                    .then(|| skip_quote(bytes, skip_blanks(bytes, k + 1)))
+            }
+            // White space or an escape after `bearer` (the cheap test first).
+            _ if k > 0
+                && bytes[k - 1].eq_ignore_ascii_case(&b'r')
+                && ends_with_marker(&bytes[..k], "bearer")
+                && blank_len(bytes, k) > 0 =>
+            {
+                Some(skip_blanks(bytes, k))
+            }
+            _ => None,
+        };
+        if let Some(start) = start {
+            let end = start
+                + bytes[start..]
+                    .iter()
+                    .take_while(|&&b| is_secret_byte(b))
+                    .count();
+            if end > start {
+                return Some((start, end));
+            }
+        }
+        k += 1;
+    }
 }
 
-/// Redacts every string inside a JSON value, in place.
+fn ends_with_marker(before: &[u8], marker: &str) -> bool {
+    before.len() >= marker.len()
+        && before[before.len() - marker.len()..].eq_ignore_ascii_case(marker.as_bytes())
+}
+
+fn trim_blanks(mut s: &[u8]) -> &[u8] {
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Trims one quote, or one JSON-escaped quote (`\"`, in a raw body).
+fn trim_quote(s: &[u8]) -> &[u8] {
+    match s {
+        [rest @ .., b'\\', b'"'] => rest,
+        [rest @ .., b'"' | b'\''] => rest,
+        _ => s,
+    }
+}
+
+/// Skips white space, including the JSON escapes of white space and control characters
+/// (`\t`, `\n`, `\u0000`, ...): a raw JSON body is excerpted without being unescaped.
+fn skip_blanks(bytes: &[u8], mut j: usize) -> usize {
+    loop {
+        match blank_len(bytes, j) {
+            0 => return j,
+            n => j += n,
+        }
+    }
+}
+
+/// The length of the blank at `j`: white space or a control character (ASCII or not), a
+/// `\t`-style escape (2), a `\u00XX` escape of a control character or space (6); 0 for
+/// anything else. `j` is on a char boundary.
+fn blank_len(bytes: &[u8], j: usize) -> usize {
+    match &bytes[j.min(bytes.len())..] {
+        [b, ..] if *b <= b' ' || *b == 0x7f => 1,
+        [b, ..] if *b >= 0xc0 => {
+            let head = &bytes[j..bytes.len().min(j + 4)];
+            let valid = match std::str::from_utf8(head) {
+                Ok(s) => s,
+                Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default(),
+            };
+            match valid.chars().next() {
+                Some(c) if c.is_whitespace() || c.is_control() => c.len_utf8(),
+                _ => 0,
+            }
+        }
+        [b'\\', b't' | b'n' | b'r' | b'f' | b'b', ..] => 2,
+        [b'\\', b'u', b'0', b'0', hi @ (b'0' | b'1' | b'2'), lo, ..]
+            if lo.is_ascii_hexdigit() && (*hi != b'2' || *lo == b'0') =>
+        {
+            6
+        }
+        _ => 0,
+    }
+}
+
+/// Skips one quote, or one JSON-escaped quote (`\"`, in a raw body).
+fn skip_quote(bytes: &[u8], j: usize) -> usize {
+    match &bytes[j.min(bytes.len())..] {
+        [b'\\', b'"', ..] => j + 2,
+        [b'"' | b'\'', ..] => j + 1,
+        _ => j,
+    }
+}
+
+/// The bytes a credential is made of: URL-safe and base64 characters, plus `\` (a raw JSON
+/// body may escape a `/` inside a key as `\/`).
+fn is_secret_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'_' | b'-' | b'.' | b'~' | b'+' | b'/' | b'=' | b'%' | b'\\'
+        )
+}
+
+/// `true` when a JSON member or header name says its value is a credential.
+pub(crate) fn is_secret_key(name: &str) -> bool {
+    SECRET_KEYS.iter().any(|k| {
+        name.as_bytes()
+            .windows(k.len())
+            .any(|w| w.eq_ignore_ascii_case(k.as_bytes()))
+    })
+}
+
+/// Redacts every string inside a JSON value, in place, and blanks the string value of every
+/// member whose name is a credential's (`"token"`, `"x-api-key"`, `"authorization"`, ...).
 pub(crate) fn redact_value(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::String(s) => {
@@ -67,8 +211,66 @@ pub(crate) fn redact_value(value: &mut serde_json::Value) {
             }
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(redact_value),
-        serde_json::Value::Object(map) => map.values_mut().for_each(redact_value),
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                redact_member(k, v);
+            }
+        }
         _ => {}
+    }
+}
+
+/// [`safe_text`] of an owned string, reusing it when nothing needs changing.
+pub(crate) fn safe_string(text: String, max_chars: usize) -> String {
+    let changed = match safe_text(&text, max_chars) {
+        Cow::Owned(s) => Some(s),
+        Cow::Borrowed(_) => None,
+    };
+    changed.unwrap_or(text)
+}
+
+/// [`redact_value`] for the value of a member named `name`.
+pub(crate) fn redact_member(name: &str, value: &mut serde_json::Value) {
+    if value.is_string() && is_secret_key(name) {
+        *value = serde_json::Value::String(REDACTED.to_owned());
+    } else {
+        redact_value(value);
+    }
+}
+
+/// Text fit for display: control characters (but `\n`) as spaces, credentials redacted, at
+/// most `max_chars` characters (then `…`). Borrows when nothing needs changing.
+///
+/// Control characters go first, so that `Bearer\u{0}<secret>` cannot slip past redaction and
+/// become `Bearer <secret>` afterwards; truncation comes last, so a secret is redacted as a
+/// whole before any cut.
+pub(crate) fn safe_text(text: &str, max_chars: usize) -> Cow<'_, str> {
+    let bad = |c: char| c.is_control() && c != '\n';
+    // Control characters are C0 and DEL (one byte) or C1 (0xC2 0x80..=0x9F): check bytes first.
+    // A fold without early exit, so that it vectorises.
+    let maybe_bad = text.bytes().fold(false, |acc, b| {
+        acc | ((b < 0x20) & (b != b'\n')) | (b == 0x7f) | (b == 0xc2)
+    });
+    let cleaned: Cow<'_, str> = if maybe_bad && text.contains(bad) {
+        Cow::Owned(text.chars().map(|c| if bad(c) { ' ' } else { c }).collect())
+    } else {
+        Cow::Borrowed(text)
+    };
+    let redacted = match cleaned {
+        Cow::Borrowed(t) => redact(t),
+        Cow::Owned(t) => Cow::Owned(redact(&t).into_owned()),
+    };
+    if redacted.len() <= max_chars {
+        return redacted;
+    }
+    match redacted.char_indices().nth(max_chars) {
+        None => redacted,
+        Some((cut, _)) => {
+            let mut out = String::with_capacity(cut + '…'.len_utf8());
+            out.push_str(&redacted[..cut]);
+            out.push('…');
+            Cow::Owned(out)
+        }
     }
 }
 
@@ -114,5 +316,61 @@ mod tests {
             v,
             serde_json::json!({"a": ["Bearer [REDACTED]"], "b": {"c": "token=[REDACTED]"}})
         );
+    }
+
+    #[test]
+    fn separators_quotes_and_spacing() {
+        let cases = [
+            (r#"{"token": "abc123"}"#, r#"{"token": "[REDACTED]"}"#),
+            ("X-Api-Key:abc123", "X-Api-Key:[REDACTED]"),
+            ("Bearer \t abc123", "Bearer \t [REDACTED]"),
+            (r#"["Bearer\tabc123"]"#, r#"["Bearer\t[REDACTED]"]"#),
+            (
+                r#"["Bearer\u0000abc\/123"]"#,
+                r#"["Bearer\u0000[REDACTED]"]"#,
+            ),
+            (
+                r#"{"d": "\"token\": \"abc123\""}"#,
+                r#"{"d": "\"token\": \"[REDACTED]""}"#,
+            ),
+            ("Bearer\u{0}abc123", "Bearer\u{0}[REDACTED]"),
+            ("Bearer\u{a0}abc123", "Bearer\u{a0}[REDACTED]"),
+            ("access_token=abc123&x=1", "access_token=[REDACTED]&x=1"),
+            ("password: 'abc123'", "password: '[REDACTED]'"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact(input), want, "{input}");
+        }
+        // Words that merely look like markers stay.
+        for clean in [
+            "The API key you sent is not recognized.",
+            "bearer",
+            "tokens",
+            "a token",
+        ] {
+            assert!(matches!(redact(clean), Cow::Borrowed(_)), "{clean}");
+        }
+    }
+
+    #[test]
+    fn credential_members_are_blanked_by_name() {
+        let mut v = serde_json::json!({"X-Api-Key": "mk_live_1", "nested": {"refreshToken": "r1"}, "n": 5, "token_count": 3});
+        redact_value(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"X-Api-Key": "[REDACTED]", "nested": {"refreshToken": "[REDACTED]"}, "n": 5, "token_count": 3})
+        );
+    }
+
+    #[test]
+    fn safe_text_bounds_and_cleans() {
+        assert!(matches!(
+            safe_text("Space is not active", 10_000),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(safe_text("a\u{1b}[2Jb\nc", 100), "a [2Jb\nc");
+        assert_eq!(safe_text("abcdef", 3), "abc…");
+        assert_eq!(safe_text("ünï", 3), "ünï");
+        assert_eq!(safe_text("token=abcdefgh", 8), "token=[R…");
     }
 }

@@ -96,6 +96,9 @@ pub(crate) struct Hint {
 }
 
 pub(crate) fn hint_from_headers(headers: &HeaderMap) -> Hint {
+    if headers.is_empty() {
+        return Hint::default();
+    }
     if let Some(after) = headers
         .get(http::header::RETRY_AFTER)
         .and_then(|v| parse_retry_after(v, SystemTime::now()))
@@ -105,10 +108,8 @@ pub(crate) fn hint_from_headers(headers: &HeaderMap) -> Hint {
             do_not_retry: false,
         };
     }
-    match headers
-        .get(GRPC_RETRY_PUSHBACK_MS)
-        .and_then(parse_grpc_pushback)
-    {
+    const PUSHBACK: http::HeaderName = http::HeaderName::from_static(GRPC_RETRY_PUSHBACK_MS);
+    match headers.get(PUSHBACK).and_then(parse_grpc_pushback) {
         Some(Pushback::After(d)) => Hint {
             after: Some(d),
             do_not_retry: false,

@@ -1,10 +1,15 @@
 //! gRPC errors in response headers: `grpc-status` and the percent-encoded `grpc-message`.
 
-use crate::{ErrorCode, error::ApiError, error::BodyShape, redact::redact, retry_after::Hint};
-use http::{HeaderMap, StatusCode};
+use crate::{
+    ErrorCode,
+    error::{ApiError, BodyShape},
+    redact::{MAX_TEXT_CHARS, safe_text},
+    retry_after::Hint,
+};
+use http::{HeaderMap, HeaderName, StatusCode};
 
-const GRPC_STATUS: &str = "grpc-status";
-const GRPC_MESSAGE: &str = "grpc-message";
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
 /// `true` when `grpc-status` is present and is not `0` (OK).
 pub(super) fn is_error(headers: &HeaderMap) -> bool {
@@ -43,9 +48,9 @@ pub(super) fn decode(status: StatusCode, headers: &HeaderMap, hint: Hint) -> Opt
     Some(err)
 }
 
-/// Percent-decodes a `grpc-message` (lossy UTF-8, credentials redacted, length bounded by the
-/// header itself).
+/// Percent-decodes a `grpc-message` (lossy UTF-8, credentials redacted, control characters
+/// replaced, length bounded).
 pub(crate) fn decode_message(raw: &[u8]) -> String {
-    let bytes: Vec<u8> = percent_encoding::percent_decode(raw).collect();
-    redact(&String::from_utf8_lossy(&bytes)).into_owned()
+    let decoded: std::borrow::Cow<'_, [u8]> = percent_encoding::percent_decode(raw).into();
+    safe_text(&String::from_utf8_lossy(&decoded), MAX_TEXT_CHARS).into_owned()
 }

@@ -18,6 +18,9 @@ pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// The default for [`ErrorDecodeLayer::read_timeout`]: 10 seconds.
 pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many body frames one poll reads before yielding to the runtime.
+const FRAMES_PER_POLL: usize = 64;
+
 /// Turns error responses into [`Error`]s. See the [module docs](crate::decode) for an example.
 #[derive(Clone, Copy, Debug)]
 pub struct ErrorDecodeLayer {
@@ -196,7 +199,15 @@ where
                     let max = this.config.max_body_bytes;
                     let timed_out = deadline.as_pin_mut().is_some_and(|d| d.poll(cx).is_ready());
                     let mut done = timed_out || buf.len() >= max;
+                    let mut frames = 0;
                     while !done {
+                        if frames == FRAMES_PER_POLL {
+                            // A body that is always ready with tiny or empty frames must not
+                            // starve the runtime or the read timeout: yield, then continue.
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                        frames += 1;
                         match body.as_mut().poll_frame(cx) {
                             Poll::Pending => return Poll::Pending,
                             Poll::Ready(Some(Ok(frame))) => {

@@ -77,22 +77,29 @@ impl ApiError {
         if let Some(err) = grpc::decode(status, headers, hint) {
             return err;
         }
-        match shape::parse(body) {
-            Some(obj) => obj.into_api_error(status, hint, body),
-            None => {
-                let message = excerpt(body);
-                let code = ErrorCode::from_status(status);
-                let message = if message.is_empty() {
-                    default_message(status, &code)
-                } else {
-                    message
-                };
-                let mut err = ApiError::new(status, code, message);
-                err.shape = crate::BodyShape::Unrecognized;
-                err.retry_after = hint.after;
-                err.do_not_retry = hint.do_not_retry;
-                err
-            }
+        let mut obj = shape::Obj::default();
+        if shape::parse(body, &mut obj) {
+            return obj.take_api_error(status, hint, body);
+        }
+        drop(obj);
+        // Not a documented shape: the status decides, and an excerpt (already safe and
+        // short) is the message.
+        let code = ErrorCode::from_status(status);
+        let mut message = excerpt(body);
+        if message.is_empty() {
+            message = default_message(status, &code);
+        }
+        ApiError {
+            status,
+            code,
+            message: message.into_boxed_str(),
+            fix: None,
+            details: None,
+            fields: Vec::new(),
+            retry_after: hint.after,
+            do_not_retry: hint.do_not_retry,
+            numeric_code: None,
+            shape: crate::BodyShape::Unrecognized,
         }
     }
 }
@@ -144,14 +151,36 @@ pub(crate) fn excerpt(bytes: &[u8]) -> String {
             }
         }
     }
-    redact(&out).into_owned()
+    let redacted = match redact(&out) {
+        std::borrow::Cow::Owned(r) => Some(r),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    redacted.unwrap_or(out)
 }
 
 fn html_title(text: &str) -> Option<&str> {
-    let lower = text.get(..text.len().min(1024))?.to_ascii_lowercase();
-    let start = lower.find("<title>")? + "<title>".len();
-    let end = start + lower[start..].find("</title>")?;
+    let bytes = text.as_bytes();
+    let head = &bytes[..bytes.len().min(1024)];
+    let start = find_ignore_case(head, b"<title>")? + b"<title>".len();
+    let end = start + find_ignore_case(&bytes[start..], b"</title>")?;
+    // Both ends sit next to ASCII `>` / `<`, so they are char boundaries.
     text.get(start..end)
+}
+
+/// The first index of an ASCII `needle` in `haystack`, ignoring ASCII case.
+/// `needle` starts with `<`, so only the `<`s are tried.
+fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    loop {
+        let at = from + haystack.get(from..)?.iter().position(|&b| b == needle[0])?;
+        if haystack
+            .get(at..at + needle.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+        {
+            return Some(at);
+        }
+        from = at + 1;
+    }
 }
 
 #[cfg(test)]

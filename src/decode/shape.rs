@@ -4,22 +4,26 @@
 use crate::{
     ErrorCode,
     error::{ApiError, BodyShape},
-    redact::{redact, redact_value},
+    redact::{MAX_TEXT_CHARS, redact_member, redact_value, safe_string, safe_text},
     retry_after::Hint,
 };
 use http::StatusCode;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 /// One JSON error object: the top level of a body, or the object under `"error"`.
+///
+/// The members the crate reads as text are [`Text`], borrowed from the body when they have no
+/// escapes; only `details`, `data` and unknown members become a `Value`, because
+/// [`ApiError::details`] and [`ApiError::field`] hand them out as one.
 #[derive(Default)]
-pub(super) struct Obj {
-    detail: Option<Value>,
-    error: Option<ErrorField>,
-    code: Option<Value>,
-    message: Option<Value>,
-    fix: Option<Value>,
+pub(super) struct Obj<'de> {
+    detail: Option<Text<'de>>,
+    error: Option<ErrorField<'de>>,
+    code: Option<Text<'de>>,
+    message: Option<Text<'de>>,
+    fix: Option<Text<'de>>,
     details: Option<Value>,
     data: Option<Value>,
     jsonrpc: bool,
@@ -27,10 +31,72 @@ pub(super) struct Obj {
 }
 
 /// The `"error"` member: a string (`"agent_connected"`), an object (MCP, JSON-RPC), or junk.
-enum ErrorField {
-    Text(String),
-    Object(Box<Obj>),
+enum ErrorField<'de> {
+    Text(Cow<'de, str>),
+    Object(Box<Obj<'de>>),
     Other(Value),
+}
+
+/// A member read as text: a string (borrowed when it has no escapes), or any other value.
+enum Text<'de> {
+    Str(Cow<'de, str>),
+    Other(Value),
+}
+
+impl Text<'_> {
+    fn into_value(self) -> Value {
+        match self {
+            Text::Str(s) => Value::String(s.into_owned()),
+            Text::Other(v) => v,
+        }
+    }
+}
+
+impl<'de> de::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Text<'de>, E> {
+        Ok(Text::Str(Cow::Borrowed(s)))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Text<'de>, E> {
+        Ok(Text::Str(Cow::Owned(s.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Text<'de>, E> {
+        Ok(Text::Str(Cow::Owned(s)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Text<'de>, A::Error> {
+        let v = de::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(Text::Other(v))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Text<'de>, A::Error> {
+        let v = de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(Text::Other(v))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text<'de>, E> {
+        Ok(Text::Other(Value::Bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text<'de>, E> {
+        Ok(Text::Other(v.into()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text<'de>, E> {
+        Ok(Text::Other(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text<'de>, E> {
+        Ok(Text::Other(v.into()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Text<'de>, E> {
+        Ok(Text::Other(Value::Null))
+    }
 }
 
 enum Key {
@@ -73,7 +139,7 @@ impl<'de> de::Deserialize<'de> for Key {
     }
 }
 
-impl<'de> de::Deserialize<'de> for Obj {
+impl<'de> de::Deserialize<'de> for Obj<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_map(ObjVisitor)
     }
@@ -82,46 +148,71 @@ impl<'de> de::Deserialize<'de> for Obj {
 struct ObjVisitor;
 
 impl<'de> Visitor<'de> for ObjVisitor {
-    type Value = Obj;
+    type Value = Obj<'de>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an error object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Obj, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<'de>, A::Error> {
         let mut obj = Obj::default();
-        while let Some(key) = map.next_key::<Key>()? {
-            match key {
-                Key::Detail => obj.detail = Some(map.next_value()?),
-                Key::Error => obj.error = Some(map.next_value_seed(ErrorFieldSeed)?),
-                Key::Code => obj.code = Some(map.next_value()?),
-                Key::Message => obj.message = Some(map.next_value()?),
-                Key::Fix => obj.fix = Some(map.next_value()?),
-                Key::Details => obj.details = Some(map.next_value()?),
-                Key::Data => obj.data = Some(map.next_value()?),
-                Key::JsonRpc => {
-                    map.next_value::<IgnoredAny>()?;
-                    obj.jsonrpc = true;
-                }
-                Key::Id => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                Key::Other(name) => {
-                    let value = map.next_value()?;
-                    match obj.others.iter_mut().find(|(k, _)| *k == name) {
-                        Some(slot) => slot.1 = value, // duplicate key: the last wins, as in `Value`
-                        None => obj.others.push((name, value)),
-                    }
+        fill(&mut obj, map)?;
+        Ok(obj)
+    }
+}
+
+/// Fills a caller's [`Obj`] in place (the top level is not moved around: it is large).
+struct ObjSeed<'a, 'de>(&'a mut Obj<'de>);
+
+impl<'de> DeserializeSeed<'de> for ObjSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjSeed<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an error object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        fill(self.0, map)
+    }
+}
+
+fn fill<'de, A: MapAccess<'de>>(obj: &mut Obj<'de>, mut map: A) -> Result<(), A::Error> {
+    while let Some(key) = map.next_key::<Key>()? {
+        match key {
+            Key::Detail => obj.detail = Some(map.next_value()?),
+            Key::Error => obj.error = Some(map.next_value_seed(ErrorFieldSeed)?),
+            Key::Code => obj.code = Some(map.next_value()?),
+            Key::Message => obj.message = Some(map.next_value()?),
+            Key::Fix => obj.fix = Some(map.next_value()?),
+            Key::Details => obj.details = Some(map.next_value()?),
+            Key::Data => obj.data = Some(map.next_value()?),
+            Key::JsonRpc => {
+                map.next_value::<IgnoredAny>()?;
+                obj.jsonrpc = true;
+            }
+            Key::Id => {
+                map.next_value::<IgnoredAny>()?;
+            }
+            Key::Other(name) => {
+                let value = map.next_value()?;
+                match obj.others.iter_mut().find(|(k, _)| *k == name) {
+                    Some(slot) => slot.1 = value, // duplicate key: the last wins, as in `Value`
+                    None => obj.others.push((name, value)),
                 }
             }
         }
-        Ok(obj)
     }
+    Ok(())
 }
 
 struct ErrorFieldSeed;
 
 impl<'de> DeserializeSeed<'de> for ErrorFieldSeed {
-    type Value = ErrorField;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ErrorField, D::Error> {
+    type Value = ErrorField<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ErrorField<'de>, D::Error> {
         d.deserialize_any(ErrorFieldVisitor)
     }
 }
@@ -129,48 +220,60 @@ impl<'de> DeserializeSeed<'de> for ErrorFieldSeed {
 struct ErrorFieldVisitor;
 
 impl<'de> Visitor<'de> for ErrorFieldVisitor {
-    type Value = ErrorField;
+    type Value = ErrorField<'de>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an error code or object")
     }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<ErrorField, E> {
-        Ok(ErrorField::Text(s.to_owned()))
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<ErrorField<'de>, E> {
+        Ok(ErrorField::Text(Cow::Borrowed(s)))
     }
-    fn visit_string<E: de::Error>(self, s: String) -> Result<ErrorField, E> {
-        Ok(ErrorField::Text(s))
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<ErrorField<'de>, E> {
+        Ok(ErrorField::Text(Cow::Owned(s.to_owned())))
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ErrorField, A::Error> {
+    fn visit_string<E: de::Error>(self, s: String) -> Result<ErrorField<'de>, E> {
+        Ok(ErrorField::Text(Cow::Owned(s)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ErrorField<'de>, A::Error> {
         ObjVisitor
             .visit_map(map)
             .map(|o| ErrorField::Object(Box::new(o)))
     }
-    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<ErrorField, A::Error> {
-        let v = de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-        Ok(ErrorField::Other(v))
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<ErrorField<'de>, A::Error> {
+        TextVisitor
+            .visit_seq(seq)
+            .map(|t| ErrorField::Other(t.into_value()))
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<ErrorField, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<ErrorField<'de>, E> {
         Ok(ErrorField::Other(Value::Bool(v)))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<ErrorField, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<ErrorField<'de>, E> {
         Ok(ErrorField::Other(v.into()))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<ErrorField, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<ErrorField<'de>, E> {
         Ok(ErrorField::Other(v.into()))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<ErrorField, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<ErrorField<'de>, E> {
         Ok(ErrorField::Other(v.into()))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<ErrorField, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<ErrorField<'de>, E> {
         Ok(ErrorField::Other(Value::Null))
     }
 }
 
-/// Parses a body as one of the JSON shapes; `None` when it is not a JSON object.
-pub(super) fn parse(body: &[u8]) -> Option<Obj> {
-    serde_json::from_slice(body).ok()
+/// Parses a body as one of the JSON shapes into `obj`; `false` when it is not a JSON object
+/// (then `obj` may hold part of it and is to be dropped).
+pub(super) fn parse<'de>(body: &'de [u8], obj: &mut Obj<'de>) -> bool {
+    // Only an object can be a documented shape: skip the parser (and its error) for HTML,
+    // text and empty bodies.
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        _ => return false,
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    ObjSeed(obj).deserialize(&mut de).is_ok() && de.end().is_ok()
 }
 
-impl Obj {
+impl Obj<'_> {
     /// `true` when the object carries an error the MCP mode recognises in a 200.
     #[allow(dead_code)]
     pub(super) fn has_error(&self) -> bool {
@@ -178,8 +281,13 @@ impl Obj {
     }
 
     /// Builds the [`ApiError`] for `status`, falling back to `excerpt` for the message.
-    pub(super) fn into_api_error(self, status: StatusCode, hint: Hint, body: &[u8]) -> ApiError {
-        let mut top = self;
+    pub(super) fn take_api_error(
+        &mut self,
+        status: StatusCode,
+        hint: Hint,
+        body: &[u8],
+    ) -> ApiError {
+        let top = self;
         let mut shape;
         let mut numeric = None;
         let code;
@@ -211,7 +319,7 @@ impl Obj {
             Some(ErrorField::Text(text)) => {
                 // The structured 409: {"error": "agent_connected", "message", "agent_id"}.
                 shape = BodyShape::Structured;
-                code = ErrorCode::parse(&text);
+                code = parse_code(&text, status);
                 message = top.message.take();
                 fix = top.fix.take();
                 details = top.details.take();
@@ -232,16 +340,16 @@ impl Obj {
                     shape = BodyShape::Detail;
                     code = ErrorCode::from_status(status);
                     match detail {
-                        Value::String(s) => message = Some(Value::String(s)),
+                        Text::Str(s) => message = Some(Text::Str(s)),
                         // FastAPI-style validation errors: a list of {loc, msg, type}.
-                        other => {
+                        Text::Other(other) => {
                             let first = other
                                 .as_array()
                                 .and_then(|a| a.first())
                                 .and_then(|e| e.get("msg"))
                                 .and_then(Value::as_str)
-                                .map(str::to_owned);
-                            message = message.or(first.map(Value::String));
+                                .map(|s| Text::Str(Cow::Owned(s.to_owned())));
+                            message = message.or(first);
                             details = details.or(Some(other));
                         }
                     }
@@ -252,14 +360,17 @@ impl Obj {
             }
         }
         if top.detail.is_some() && shape != BodyShape::Detail {
-            fields.push(("detail".into(), top.detail.take().unwrap_or_default()));
+            let detail = top.detail.take().map(Text::into_value).unwrap_or_default();
+            fields.push(("detail".into(), detail));
         }
 
         let message = match message.take() {
-            Some(Value::String(s)) => redact(&s).into_owned(),
-            Some(Value::Null) | None if shape == BodyShape::Unrecognized => super::excerpt(body),
-            Some(Value::Null) | None => String::new(),
-            Some(other) => super::excerpt(other.to_string().as_bytes()),
+            Some(Text::Str(s)) => safe_cow(s),
+            Some(Text::Other(Value::Null)) | None if shape == BodyShape::Unrecognized => {
+                super::excerpt(body)
+            }
+            Some(Text::Other(Value::Null)) | None => String::new(),
+            Some(Text::Other(other)) => super::excerpt(other.to_string().as_bytes()),
         };
         let message = if message.is_empty() {
             super::default_message(status, &code)
@@ -267,15 +378,17 @@ impl Obj {
             message
         };
         let fix = match fix.take() {
-            Some(Value::String(s)) => Some(redact(&s).into_owned().into_boxed_str()),
-            Some(Value::Null) | None => None,
-            Some(other) => Some(super::excerpt(other.to_string().as_bytes()).into_boxed_str()),
+            Some(Text::Str(s)) => Some(safe_cow(s).into_boxed_str()),
+            Some(Text::Other(Value::Null)) | None => None,
+            Some(Text::Other(other)) => {
+                Some(super::excerpt(other.to_string().as_bytes()).into_boxed_str())
+            }
         };
         if let Some(d) = details.as_mut() {
             redact_value(d);
         }
-        for (_, v) in fields.iter_mut() {
-            redact_value(v);
+        for (k, v) in fields.iter_mut() {
+            redact_member(k, v);
         }
         ApiError {
             status,
@@ -294,14 +407,35 @@ impl Obj {
 
 /// A `code` member: a string, or a number (JSON-RPC `-32602`; anything else numeric keeps
 /// its number and takes its code from the status).
-fn code_of(code: Option<Value>, status: StatusCode) -> (ErrorCode, Option<i64>) {
+fn code_of(code: Option<Text<'_>>, status: StatusCode) -> (ErrorCode, Option<i64>) {
     match code {
-        Some(Value::String(s)) => (ErrorCode::parse(&s), None),
-        Some(Value::Number(n)) => match n.as_i64() {
+        Some(Text::Str(s)) => (parse_code(&s, status), None),
+        Some(Text::Other(Value::Number(n))) => match n.as_i64() {
             Some(n) if n < 0 => (ErrorCode::from_jsonrpc(n), Some(n)),
             Some(n) => (ErrorCode::from_status(status), Some(n)),
             None => (ErrorCode::from_status(status), None),
         },
         _ => (ErrorCode::from_status(status), None),
     }
+}
+
+/// A message or fix made safe ([`safe_text`]), reusing an owned string when it can.
+fn safe_cow(text: Cow<'_, str>) -> String {
+    match text {
+        Cow::Owned(s) => safe_string(s, MAX_TEXT_CHARS),
+        Cow::Borrowed(s) => safe_text(s, MAX_TEXT_CHARS).into_owned(),
+    }
+}
+
+/// The longest code kept, in chars: real codes are short identifiers.
+const MAX_CODE_CHARS: usize = 128;
+
+/// A code string, kept verbatim unless it carries a credential, control characters or is
+/// absurdly long (then it is made safe like a message: a code is shown by `Display`). A blank
+/// code is no code: the status decides.
+fn parse_code(s: &str, status: StatusCode) -> ErrorCode {
+    if s.trim().is_empty() {
+        return ErrorCode::from_status(status);
+    }
+    ErrorCode::parse(&safe_text(s, MAX_CODE_CHARS))
 }

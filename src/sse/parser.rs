@@ -347,6 +347,7 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { failure_persistence: None, ..Default::default() })]
         /// Hostile bytes never panic, and however they are chunked the result is the same.
         #[test]
         fn any_bytes_any_chunking(
