@@ -407,12 +407,7 @@ async fn no_credential_from_resumable_events() {
 /// Echoes as JSON members named after the credential (`{"x-api-key": "<key>"}`, a map of
 /// the request headers in `details` or a top-level field): the value has no marker of its
 /// own, so only the member's name says it is a credential.
-///
-/// Ignored on this branch: member-name redaction (`redact_member`, `is_secret_key` in
-/// `src/redact.rs`) arrives with the `decode` branch, which rewrites `src/redact.rs`; with it
-/// merged this test passes (checked with a trial merge). Un-ignore it after the merge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the decode branch's member-name redaction; un-ignore once it is merged"]
 async fn json_members_named_after_credentials_are_blanked() {
     let captured = captured();
     let addr = serve_echo().await;
