@@ -126,9 +126,12 @@ codes! {
 }
 
 impl ErrorCode {
-    /// Parses a code, keeping an unknown one verbatim in [`ErrorCode::Other`].
+    /// Parses a code, keeping an unknown one verbatim in [`ErrorCode::Other`] (except for a
+    /// credential in it, which is redacted: a code comes from the server and is shown).
     pub fn parse(s: &str) -> ErrorCode {
-        ErrorCode::known(s).unwrap_or_else(|| ErrorCode::Other(Cow::Owned(s.to_owned())))
+        // A code comes from the server: one that echoes a credential must not show it.
+        ErrorCode::known(s)
+            .unwrap_or_else(|| ErrorCode::Other(Cow::Owned(crate::redact::redact(s).into_owned())))
     }
 
     /// The code of a numeric gRPC status (`grpc-status`). `0` (OK) has no error code and

@@ -11,7 +11,7 @@ use std::{collections::HashMap, time::Duration};
 use support::{Emulator, checksum, emulator::Chaos};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_api_retry::{
-    ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, rate_limit::RateLimitGates,
+    Attempts, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, rate_limit::RateLimitGates,
 };
 
 const REQUESTS: usize = 2_000;
@@ -48,8 +48,23 @@ async fn chaos_soak() {
         .layer(ErrorDecodeLayer::new())
         .service(client);
 
+    // The gate map's size, sampled all through the run, not only when requests finish.
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let gates = gates.clone();
+        let sampling = sampling.clone();
+        tokio::spawn(async move {
+            let mut max = 0;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                max = max.max(gates.len());
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            max
+        })
+    };
+
     let started = tokio::time::Instant::now();
-    let outcomes: Vec<(usize, Result<u16, String>)> = tokio::time::timeout(
+    let outcomes: Vec<(usize, Outcome)> = tokio::time::timeout(
         Duration::from_secs(120),
         stream::iter(0..REQUESTS)
             .map(|i| {
@@ -77,14 +92,27 @@ async fn chaos_soak() {
                         "gate map above its bound: {}",
                         gates.len()
                     );
-                    (
-                        i,
-                        res.map(|r| r.status().as_u16()).map_err(|e| {
+                    let outcome = match res {
+                        Ok(r) => Outcome {
+                            result: Ok(r.status().as_u16()),
+                            attempts: r.extensions().get::<Attempts>().map_or(0, Attempts::get),
+                            status: Some(r.status().as_u16()),
+                            transport: false,
+                            sent: true,
+                        },
+                        Err(e) => {
                             let text = format!("{e} {e:?}");
                             assert!(!text.contains("SOAKSECRET"), "a credential leaked: {text}");
-                            e.code().as_str().to_owned()
-                        }),
-                    )
+                            Outcome {
+                                result: Err(e.code().as_str().to_owned()),
+                                attempts: e.attempts(),
+                                status: e.status().map(|s| s.as_u16()),
+                                transport: e.is_transport(),
+                                sent: e.request_sent(),
+                            }
+                        }
+                    };
+                    (i, outcome)
                 }
             })
             .buffer_unordered(CONCURRENCY)
@@ -93,6 +121,12 @@ async fn chaos_soak() {
     .await
     .expect("the soak ended in bounded time: no request hung");
     let elapsed = started.elapsed();
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let max_gate_keys = sampler.await.unwrap();
+    assert!(
+        max_gate_keys <= MAX_KEYS,
+        "gate map above its bound during the run: {max_gate_keys}"
+    );
     assert_eq!(
         outcomes.len(),
         REQUESTS,
@@ -105,6 +139,57 @@ async fn chaos_soak() {
     for s in &seen {
         let id: usize = s.headers["x-req"].to_str().unwrap().parse().unwrap();
         by_req.entry(id).or_default().push(s);
+    }
+
+    // Every request ended in a response or a typed error that matches what the server did
+    // last: a 200 after a 200; an error response with the status the server sent; a
+    // transport error after a reset or a reply slower than the attempt timeout; a closed gate
+    // without the request being sent. The server never saw more attempts than the client
+    // counted (a closed gate counts an attempt the server does not see).
+    let known = [
+        "UNAVAILABLE",
+        "RESOURCE_EXHAUSTED",
+        "DEADLINE_EXCEEDED",
+        "INVALID_ARGUMENT",
+        "FAILED_PRECONDITION",
+        "INTERNAL",
+    ];
+    for (id, o) in &outcomes {
+        let attempts = by_req.get(id).map_or(&[][..], Vec::as_slice);
+        assert!(o.attempts >= 1, "request {id}: no attempt counted");
+        assert!(
+            attempts.len() <= o.attempts as usize,
+            "request {id}: the server saw {} attempts, the client counted {}",
+            attempts.len(),
+            o.attempts
+        );
+        let last = attempts.last().map(|a| a.reply.as_str());
+        match &o.result {
+            Ok(status) => {
+                assert_eq!(*status, 200, "request {id}");
+                assert_eq!(
+                    last,
+                    Some("200"),
+                    "request {id}: ok, but the server's last reply"
+                );
+            }
+            Err(code) => {
+                assert!(
+                    known.contains(&code.as_str()),
+                    "request {id}: untyped error {code}"
+                );
+                if let Some(status) = o.status {
+                    assert_eq!(last, Some(status.to_string().as_str()), "request {id}");
+                } else if o.transport {
+                    assert!(
+                        matches!(last, Some("reset" | "slow")),
+                        "request {id}: transport error after {last:?}"
+                    );
+                } else {
+                    assert!(!o.sent, "request {id}: {code} without a status nor a send");
+                }
+            }
+        }
     }
 
     // Bodies: every attempt of a request carried byte-identical bodies.
@@ -158,7 +243,7 @@ async fn chaos_soak() {
 
     let mut tally: HashMap<String, usize> = HashMap::new();
     for (_, o) in &outcomes {
-        let key = match o {
+        let key = match &o.result {
             Ok(s) => format!("ok {s}"),
             Err(code) => format!("err {code}"),
         };
@@ -168,13 +253,25 @@ async fn chaos_soak() {
     tally.sort();
     println!(
         "chaos soak: {REQUESTS} requests, {attempts} attempts, amplification {:.3}, retries {retries} (budget bound {bound}), \
-         429 windows {}, gate keys {} (max {MAX_KEYS}), {:.1}s",
+         429 windows {}, gate keys {} at the end, {max_gate_keys} at most (bound {MAX_KEYS}), {:.1}s",
         attempts as f64 / REQUESTS as f64,
         api.rate_limited().len(),
         gates.len(),
         elapsed.as_secs_f64()
     );
     println!("outcomes: {tally:?}");
+}
+
+/// How one request ended.
+struct Outcome {
+    /// The final status, or the error's code.
+    result: Result<u16, String>,
+    /// Attempts the client counted (`Attempts` extension, or `Error::attempts`).
+    attempts: u32,
+    /// The HTTP status of the last response, if there was one.
+    status: Option<u16>,
+    transport: bool,
+    sent: bool,
 }
 
 fn body_of(i: usize) -> Bytes {

@@ -9,6 +9,9 @@ pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
 /// The default for [`RateLimitBackoffLayer::release_jitter`]: 100 milliseconds.
 pub const DEFAULT_RELEASE_JITTER: Duration = Duration::from_millis(100);
 
+/// The default for [`RateLimitBackoffLayer::max_closed`]: one hour.
+pub const DEFAULT_MAX_CLOSED: Duration = Duration::from_secs(60 * 60);
+
 /// Stops sending on a rate-limited path until it resets. See the [module docs](super) for an
 /// example.
 ///
@@ -20,6 +23,7 @@ pub struct RateLimitBackoffLayer {
     pub(crate) max_wait: Duration,
     pub(crate) backoff: Backoff,
     pub(crate) release_jitter: Duration,
+    pub(crate) max_closed: Duration,
     pub(crate) key: KeyFn,
 }
 
@@ -39,6 +43,7 @@ impl RateLimitBackoffLayer {
             max_wait: DEFAULT_MAX_WAIT,
             backoff: Backoff::new(),
             release_jitter: DEFAULT_RELEASE_JITTER,
+            max_closed: DEFAULT_MAX_CLOSED,
             key: KeyFn::Uri,
         }
     }
@@ -67,6 +72,31 @@ impl RateLimitBackoffLayer {
     /// succeeds (default 100 ms), so they do not all arrive at once.
     pub fn release_jitter(mut self, window: Duration) -> Self {
         self.release_jitter = window;
+        self
+    }
+
+    /// The longest one rate limit keeps a key closed (default 1 hour), whatever the server's
+    /// hint says.
+    ///
+    /// A `Retry-After: 99999999999999999999` (or an HTTP-date in 2099) from a broken or hostile
+    /// server would otherwise close the path for the life of the process ([`MAX_HINT`], a
+    /// year). With the cap, once it has passed one probe goes out: if the path is still
+    /// limited, the probe's rejection closes it again, so a long limit costs one request per
+    /// `max_closed`. The error of the rejected request itself still carries the server's full
+    /// hint in [`retry_after`](crate::Error::retry_after).
+    ///
+    /// [`MAX_HINT`]: crate::retry_after::MAX_HINT
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_api_retry::rate_limit::RateLimitBackoffLayer;
+    ///
+    /// // Probe a path at least every ten minutes, whatever Retry-After said.
+    /// let layer = RateLimitBackoffLayer::new().max_closed(Duration::from_secs(600));
+    /// # let _ = layer;
+    /// ```
+    pub fn max_closed(mut self, max: Duration) -> Self {
+        self.max_closed = max;
         self
     }
 

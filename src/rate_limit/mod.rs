@@ -13,7 +13,9 @@
 //!   [`disposition`](crate::Error::disposition) is
 //!   [`RateLimited`](crate::Disposition::RateLimited) (429, or `RESOURCE_EXHAUSTED` in an HTTP
 //!   body or a gRPC status), or `REFRESH_IN_PROGRESS`. Other keys are not affected.
-//! - K stays closed for the server's hint (`Retry-After`, `grpc-retry-pushback-ms`), or
+//! - K stays closed for the server's hint (`Retry-After`, `grpc-retry-pushback-ms`, capped at
+//!   [`max_closed`](RateLimitBackoffLayer::max_closed), default 1 hour, so a hostile
+//!   `Retry-After: 99999999999999999999` cannot shut a path for good), or
 //!   without one for a [`Backoff`](crate::backoff::Backoff) delay that doubles with each
 //!   consecutive rejection of K: 1 s, 2 s, 4 s, … capped at 30 s, ±20 %. A rejection of a
 //!   request that was already in flight when K closed only extends the gate to its own hint; it
@@ -93,5 +95,7 @@ mod service;
 
 pub use gate::{DEFAULT_MAX_KEYS, RateLimitGates};
 pub use key::{Key, RequestHead};
-pub use layer::{DEFAULT_MAX_WAIT, DEFAULT_RELEASE_JITTER, RateLimitBackoffLayer};
+pub use layer::{
+    DEFAULT_MAX_CLOSED, DEFAULT_MAX_WAIT, DEFAULT_RELEASE_JITTER, RateLimitBackoffLayer,
+};
 pub use service::{RateLimitBackoff, ResponseFuture};

@@ -160,7 +160,8 @@ impl Track {
         let gates = &self.config.gates;
         match (error, probe) {
             (Some(e), _) if is_rate_limit(e) => {
-                gates.reject(self.key, e.retry_after(), probe, &self.config.backoff)
+                let hint = e.retry_after().map(|d| d.min(self.config.max_closed));
+                gates.reject(self.key, hint, probe, &self.config.backoff)
             }
             // Any answer of the server that is not a rate limit opens the gate.
             (None, Some(id)) => gates.open(self.key, id),

@@ -108,6 +108,17 @@ impl Reply {
         )
         .header("retry-after", &secs.to_string())
     }
+    /// `status` with `count` extra response headers (`x-h-0: v` …) and an empty body.
+    pub fn many_headers(status: u16, count: usize) -> Reply {
+        Reply::Respond {
+            status,
+            headers: (0..count)
+                .map(|i| (format!("x-h-{i}"), "v".into()))
+                .collect(),
+            body: Bytes::new(),
+        }
+    }
+
     /// A short label of what this reply does, for the request log.
     pub fn label(&self) -> String {
         match self {

@@ -1,0 +1,385 @@
+//! Hostile input, as property tests: what the decoder, the hint parsers, `grpc-message`
+//! decoding and the backoff do with input chosen to break them. No panic, no overflow, the
+//! caps hold, and no credential survives.
+//!
+//! The decoder on arbitrary bytes and arbitrary JSON (and single examples of deep nesting and
+//! duplicated keys) is covered by `src/decode/tests.rs`; the backoff's `delay_with` on any
+//! settings by `tests/retry.rs`; the SSE parser by `src/sse/parser.rs`. This file adds: deep
+//! nesting and huge numbers in every position of every shape, any depth, invalid UTF-8 inside
+//! strings, objects of repeated members, exact saturation of the hint parsers, HTTP-dates
+//! across the whole range, `grpc-message` with planted credentials however percent-encoded,
+//! and the backoff's nominal schedule.
+
+use http::{HeaderMap, HeaderValue, StatusCode};
+use proptest::prelude::*;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tower_api_retry::{
+    ApiError, ErrorCode,
+    backoff::{Backoff, Jitter},
+    retry_after::{MAX_HINT, Pushback, parse_grpc_pushback, parse_retry_after},
+};
+
+/// What every decoded error must satisfy, whatever the input.
+fn sane(err: &ApiError, body_len: usize) {
+    // The code survives a round trip through its text.
+    assert_eq!(ErrorCode::parse(err.code().as_str()), *err.code());
+    // Rendering never panics, and a message is never larger than what it came from (each
+    // invalid byte may become a 3-byte U+FFFD; plus the status's reason phrase).
+    let shown = err.to_string();
+    assert!(!shown.is_empty());
+    assert!(
+        err.message().len() <= 3 * body_len + 64,
+        "message of {} bytes from a body of {body_len}",
+        err.message().len()
+    );
+    assert!(err.retry_after().is_none_or(|d| d <= MAX_HINT));
+    let _ = err.disposition();
+    let _ = format!("{err:?}");
+}
+
+fn decode(status: u16, body: &[u8]) -> ApiError {
+    let status = StatusCode::from_u16(status).unwrap();
+    let err = ApiError::decode(status, &HeaderMap::new(), body);
+    sane(&err, body.len());
+    err
+}
+
+/// `depth` openers of one kind, then the matching closers.
+fn nested(depth: usize, kind: u8) -> Vec<u8> {
+    let (open, close): (&[u8], &[u8]) = match kind % 3 {
+        0 => (b"[", b"]"),
+        1 => (br#"{"a":"#, b"}"),
+        _ => (br#"{"error":"#, b"}"),
+    };
+    let mut out = Vec::with_capacity(depth * (open.len() + close.len()) + 2);
+    for _ in 0..depth {
+        out.extend_from_slice(open);
+    }
+    out.extend_from_slice(b"1");
+    for _ in 0..depth {
+        out.extend_from_slice(close);
+    }
+    out
+}
+
+/// Puts `inner` in each position of each documented shape.
+fn in_every_position(inner: &[u8]) -> Vec<Vec<u8>> {
+    let inner = String::from_utf8_lossy(inner);
+    [
+        format!("{inner}"),
+        format!(r#"{{"code":{inner},"message":"m"}}"#),
+        format!(r#"{{"code":"INTERNAL","message":{inner}}}"#),
+        format!(r#"{{"code":"INTERNAL","message":"m","fix":{inner}}}"#),
+        format!(r#"{{"code":"INTERNAL","message":"m","details":{inner}}}"#),
+        format!(r#"{{"detail":{inner}}}"#),
+        format!(r#"{{"error":{inner},"message":"m"}}"#),
+        format!(r#"{{"error":{{"code":{inner},"message":"m","data":{inner}}}}}"#),
+        format!(r#"{{"jsonrpc":"2.0","id":{inner},"error":{{"code":{inner},"message":"m"}}}}"#),
+        format!(r#"{{"code":"UNAVAILABLE","message":"m","retry":{inner},"retryAfter":{inner},"retry_after":{inner}}}"#),
+        format!(r#"{{"other":{inner},"agent_id":{inner}}}"#),
+    ]
+    .into_iter()
+    .map(String::into_bytes)
+    .collect()
+}
+
+#[test]
+fn json_nested_100_000_levels_deep_in_every_position() {
+    for kind in 0..3 {
+        let deep = nested(100_000, kind);
+        for body in in_every_position(&deep) {
+            for status in [400, 429, 500, 503] {
+                decode(status, &body);
+            }
+        }
+        // Unclosed: the openers only.
+        let open = &deep[..deep.len() / 2];
+        for body in in_every_position(open) {
+            decode(502, &body);
+        }
+    }
+}
+
+#[test]
+fn huge_and_odd_numbers_in_every_position() {
+    let numbers = [
+        "1e400",
+        "-1e400",
+        "1E+99999999999999999999",
+        "1e-400",
+        "18446744073709551617", // 2^64 + 1
+        "-18446744073709551617",
+        "9223372036854775808", // i64::MAX + 1
+        "-9223372036854775809",
+        "-0",
+        "-0.0",
+        "0e0",
+        "-32602",
+        "-32602.0",
+        "-32602e0",
+        "1.7976931348623157e308",
+        "4.9e-324",
+        "123456789012345678901234567890123456789012345678901234567890",
+    ];
+    for n in numbers {
+        for body in in_every_position(n.as_bytes()) {
+            for status in [400, 429, 500] {
+                decode(status, &body);
+            }
+        }
+    }
+    // A JSON-RPC code that does not fit an i64 keeps no numeric code and takes the status's.
+    let err = decode(
+        400,
+        br#"{"jsonrpc":"2.0","error":{"code":-18446744073709551617,"message":"m"}}"#,
+    );
+    assert_eq!(err.numeric_code(), None);
+}
+
+#[test]
+fn duplicated_keys() {
+    let err = decode(
+        400,
+        br#"{"code":"NOT_FOUND","code":"INVALID_ARGUMENT","message":"a","message":"b"}"#,
+    );
+    // Either value, or the status's: never a panic, never a mix.
+    assert!(
+        [
+            ErrorCode::NotFound,
+            ErrorCode::InvalidArgument,
+            ErrorCode::FailedPrecondition
+        ]
+        .contains(err.code())
+            || err.code() == &ErrorCode::from_status(StatusCode::BAD_REQUEST),
+        "{:?}",
+        err.code()
+    );
+}
+
+fn key() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "code", "message", "fix", "details", "detail", "error", "data", "jsonrpc", "id",
+        "agent_id", "isError",
+    ])
+}
+
+fn json_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("null".to_owned()),
+        Just("true".to_owned()),
+        Just(r#""NOT_FOUND""#.to_owned()),
+        Just(r#""Bearer convo_PROPSECRET""#.to_owned()),
+        Just("-32602".to_owned()),
+        Just("1e400".to_owned()),
+        Just(r#"{"code":"INTERNAL","message":"x"}"#.to_owned()),
+        Just("[1,2,3]".to_owned()),
+        "[a-zA-Z0-9 _]{0,12}".prop_map(|s| format!("{s:?}")),
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<f64>().prop_map(|n| n.to_string()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Objects with repeated and conflicting members, in any order.
+    #[test]
+    fn objects_with_duplicated_keys(
+        members in prop::collection::vec((key(), json_value()), 0..12),
+        status in 400u16..600,
+    ) {
+        let body = format!(
+            "{{{}}}",
+            members.iter().map(|(k, v)| format!("{k:?}:{v}")).collect::<Vec<_>>().join(",")
+        );
+        let err = decode(status, body.as_bytes());
+        let shown = format!("{} {:?} {:?}", err, err, err.details());
+        prop_assert!(!shown.contains("PROPSECRET"), "{}", shown);
+    }
+
+    /// Invalid UTF-8 inside JSON strings, in every string position.
+    #[test]
+    fn invalid_utf8_inside_strings(
+        junk in prop::collection::vec(any::<u8>(), 0..64),
+        status in 400u16..600,
+    ) {
+        let mut bodies = Vec::new();
+        for template in [
+            &br#"{"code":"@","message":"@","fix":"@"}"#[..],
+            br#"{"detail":"@"}"#,
+            br#"{"error":"@","message":"@","agent_id":"@"}"#,
+            br#"{"error":{"code":"@","message":"@","details":{"@":"@"}}}"#,
+        ] {
+            let mut body = Vec::new();
+            for &b in template {
+                if b == b'@' {
+                    body.extend_from_slice(&junk);
+                } else {
+                    body.push(b);
+                }
+            }
+            bodies.push(body);
+        }
+        for body in bodies {
+            decode(status, &body);
+        }
+    }
+
+    /// Any depth, any kind of nesting, closed or not.
+    #[test]
+    fn any_nesting_depth(depth in 0usize..150_000, kind in 0u8..3, cut in any::<bool>()) {
+        let mut body = nested(depth, kind);
+        if cut {
+            body.truncate(body.len() / 2);
+        }
+        decode(400, &body);
+    }
+
+    /// `Retry-After` on any string: never a panic, never above `MAX_HINT`; digits only are
+    /// always a value (saturating), and nothing else but an HTTP-date is.
+    #[test]
+    fn retry_after_on_any_string(s in "\\PC{0,40}", now_s in 0u64..=4_102_444_800) {
+        let now = UNIX_EPOCH + Duration::from_secs(now_s);
+        if let Ok(v) = HeaderValue::from_str(&s) {
+            let got = parse_retry_after(&v, now);
+            prop_assert!(got.is_none_or(|d| d <= MAX_HINT));
+            let t = s.trim_matches(|c: char| c == ' ' || c == '\t');
+            if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+                prop_assert!(got.is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        if let Ok(v) = HeaderValue::from_bytes(&bytes) {
+            prop_assert!(parse_retry_after(&v, SystemTime::now()).is_none_or(|d| d <= MAX_HINT));
+            if let Some(Pushback::After(d)) = parse_grpc_pushback(&v) {
+                prop_assert!(d <= MAX_HINT);
+            }
+        }
+    }
+
+    /// Delay-seconds of any length saturate at `MAX_HINT`, and are exact below it.
+    #[test]
+    fn retry_after_digits_saturate(digits in "[0-9]{1,60}") {
+        let v = HeaderValue::from_str(&digits).unwrap();
+        let got = parse_retry_after(&v, SystemTime::now()).unwrap();
+        match digits.parse::<u64>() {
+            Ok(n) if n <= MAX_HINT.as_secs() => prop_assert_eq!(got, Duration::from_secs(n)),
+            _ => prop_assert_eq!(got, MAX_HINT),
+        }
+    }
+
+    /// An HTTP-date anywhere from 1970 to 9999, seen from any time: the distance, clamped to
+    /// zero in the past and `MAX_HINT` in the future.
+    #[test]
+    fn retry_after_any_http_date(at_s in 0u64..253_402_300_799, now_s in 0u64..4_102_444_800) {
+        let at = UNIX_EPOCH + Duration::from_secs(at_s);
+        let now = UNIX_EPOCH + Duration::from_secs(now_s);
+        let v = HeaderValue::from_str(&httpdate::fmt_http_date(at)).unwrap();
+        let got = parse_retry_after(&v, now).unwrap();
+        let want = Duration::from_secs(at_s.saturating_sub(now_s)).min(MAX_HINT);
+        prop_assert_eq!(got, want);
+    }
+
+    /// `grpc-retry-pushback-ms` on any string: a negative integer forbids, a non-negative one
+    /// is a capped wait, anything else is nothing.
+    #[test]
+    fn pushback_on_any_string(s in "-?[0-9]{0,30}|\\PC{0,20}") {
+        if let Ok(v) = HeaderValue::from_str(&s) {
+            let got = parse_grpc_pushback(&v);
+            let t = s.trim_matches(|c: char| c == ' ' || c == '\t');
+            let digits = t.strip_prefix('-').unwrap_or(t);
+            let numeric = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            match got {
+                None => prop_assert!(!numeric),
+                Some(Pushback::DoNotRetry) => prop_assert!(numeric && t.starts_with('-')),
+                Some(Pushback::After(d)) => prop_assert!(numeric && !t.starts_with('-') && d <= MAX_HINT),
+            }
+        }
+    }
+
+    /// `grpc-status` and `grpc-message` on arbitrary bytes: no panic, a typed code, no
+    /// credential in what is shown, however the message is percent-encoded.
+    #[test]
+    fn grpc_message_on_any_bytes(
+        status in prop::collection::vec(any::<u8>(), 0..8),
+        message in prop::collection::vec(any::<u8>(), 0..256),
+        http_status in prop::sample::select(vec![200u16, 400, 500, 503]),
+    ) {
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_bytes(&status) {
+            headers.insert("grpc-status", v);
+        } else {
+            headers.insert("grpc-status", HeaderValue::from_static("13"));
+        }
+        if let Ok(v) = HeaderValue::from_bytes(&message) {
+            headers.insert("grpc-message", v);
+        }
+        let err = ApiError::decode(StatusCode::from_u16(http_status).unwrap(), &headers, b"");
+        sane(&err, 3 * 256);
+    }
+
+    #[test]
+    fn grpc_message_never_shows_a_credential(
+        before in prop::collection::vec(any::<u8>(), 0..64),
+        after in prop::collection::vec(any::<u8>(), 0..64),
+        secret in "[A-Za-z0-9]{6,24}",
+        marker in prop::sample::select(vec![
+            "Bearer convo_", "authorization: Bearer ", "?token=", "token=convo_",
+            "X-Api-Key: ", "x-api-key=", "convo_",
+        ]),
+        encode_all in any::<bool>(),
+        grpc_status in prop::sample::select(vec!["2", "13", "14", "16", "99", "abc", "-1"]),
+    ) {
+        let secret = format!("PROPSECRET{secret}");
+        let mut raw = before.clone();
+        raw.extend_from_slice(marker.as_bytes());
+        raw.extend_from_slice(secret.as_bytes());
+        raw.extend_from_slice(&after);
+        // gRPC's percent-encoding: everything outside printable ASCII, and '%' itself.
+        let encoded: String = raw
+            .iter()
+            .map(|&b| {
+                if encode_all || !(0x20..0x7f).contains(&b) || b == b'%' {
+                    format!("%{b:02X}")
+                } else {
+                    char::from(b).to_string()
+                }
+            })
+            .collect();
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-status", HeaderValue::from_static(grpc_status));
+        headers.insert("grpc-message", HeaderValue::from_str(&encoded).unwrap());
+        let err = ApiError::decode(StatusCode::OK, &headers, b"");
+        let wrapped = tower_api_retry::Error::from(err.clone());
+        let shown = format!("{err} {err:?} {wrapped} {wrapped:?}");
+        prop_assert!(!shown.contains(&secret), "{}", shown);
+    }
+
+    /// The backoff's schedule for any attempt count and any base or cap: never above the
+    /// cap, never decreasing, never overflowing.
+    #[test]
+    fn backoff_nominal_for_any_attempt_and_base(
+        base_ms in any::<u64>(),
+        max_ms in any::<u64>(),
+        retry in any::<u32>(),
+        unit in 0.0f64..=1.0,
+        prev_ms in any::<u64>(),
+    ) {
+        let b = Backoff::new()
+            .base(Duration::from_millis(base_ms))
+            .max(Duration::from_millis(max_ms));
+        let max = Duration::from_millis(max_ms);
+        let n = b.nominal(retry);
+        prop_assert!(n <= max);
+        prop_assert!(b.nominal(retry.saturating_add(1)) >= n);
+        prop_assert!(b.nominal(u32::MAX) <= max);
+        for jitter in [Jitter::None, Jitter::Proportional(0.2), Jitter::Proportional(f64::MAX), Jitter::Full, Jitter::Equal, Jitter::Decorrelated] {
+            let b = b.jitter(jitter);
+            prop_assert!(b.delay_with(retry, Some(Duration::from_millis(prev_ms)), unit) <= max);
+            prop_assert!(b.delay(retry, None) <= max);
+        }
+    }
+}
