@@ -67,11 +67,10 @@ fn script(api: &Emulator) {
 }
 
 /// (path, method, expected failure class or `None` for a success).
-fn cases() -> Vec<(
-    &'static str,
-    Method,
-    Option<(Disposition, ErrorCode, Option<u16>)>,
-)> {
+/// What the trace must report: disposition, code, HTTP status.
+type Expected = Option<(Disposition, ErrorCode, Option<u16>)>;
+
+fn cases() -> Vec<(&'static str, Method, Expected)> {
     use Disposition::*;
     vec![
         ("/api/flaky", Method::GET, None), // retried to success: no failure
