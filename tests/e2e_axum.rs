@@ -6,7 +6,6 @@ mod support;
 
 use axum::{
     Json, Router,
-    body::Body,
     extract::State,
     response::{IntoResponse, Response},
     routing::get,
@@ -54,6 +53,7 @@ fn error_response(err: &Error) -> Response {
 #[cfg(feature = "axum")]
 mod proxy {
     use super::*;
+    use axum::body::Body;
     use http_body_util::{BodyExt, StreamBody, combinators::BoxBody};
     use hyper_util::{
         client::legacy::{Client, connect::HttpConnector},
