@@ -112,7 +112,14 @@ fn cases() -> Vec<(&'static str, Method, Expected)> {
     ]
 }
 
+/// One test in this file, so no other test thread registers the tracing callsites before the
+/// scoped subscriber exists (tracing caches a callsite's interest globally).
 #[tokio::test]
+async fn trace_layer_with_the_contract_classifier() {
+    trace_output_names_the_disposition_and_no_credential().await;
+    trace_layer_reports_failures_by_disposition().await;
+}
+
 async fn trace_layer_reports_failures_by_disposition() {
     let api = Emulator::start().await;
     script(&api);
@@ -173,7 +180,6 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
 
 /// The default `on_failure` logs the class (`disposition (CODE, HTTP status)`); with a span
 /// that records the path only, no credential reaches the log.
-#[tokio::test]
 async fn trace_output_names_the_disposition_and_no_credential() {
     let api = Emulator::start().await;
     script(&api);
@@ -184,6 +190,7 @@ async fn trace_output_names_the_disposition_and_no_credential() {
         .with_max_level(tracing::Level::DEBUG)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
 
     let svc = ServiceBuilder::new()
         .layer(TraceLayer::new(ContractClassifier::make()).make_span_with(
