@@ -188,14 +188,6 @@ impl fmt::Display for ApiError {
 
 impl StdError for ApiError {}
 
-/// What must be escaped in one path segment (RFC 3986 `pchar` keeps unreserved characters
-/// such as `_`, `-`, `.` and `~` as they are).
-const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'_')
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'~');
-
 /// The header that forces a key rotation past a connected agent.
 pub const X_FORCE_ROTATE: http::HeaderName = http::HeaderName::from_static("x-force-rotate");
 
@@ -232,10 +224,18 @@ impl<'a> AgentConnected<'a> {
         self.error.field("agent_id").and_then(Value::as_str)
     }
 
-    /// `/api/actors/{agent_id}/release`, the endpoint that releases the agent.
+    /// `/api/actors/{agent_id}/release`, the endpoint that releases the agent. The id is
+    /// percent-encoded as one path segment (`-`, `_` and `~` kept as they are; `/`, `.`, `?`,
+    /// `%` and everything else that could change the path encoded).
     pub fn release_path(&self) -> Option<String> {
+        /// Everything but ALPHA / DIGIT / `-` / `_` / `~`: `.` stays encoded so an id of `..`
+        /// cannot climb out of `/api/actors/`.
+        const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'_')
+            .remove(b'~');
         let id = self.agent_id()?;
-        let id = percent_encoding::utf8_percent_encode(id, PATH_SEGMENT);
+        let id = percent_encoding::utf8_percent_encode(id, SEGMENT);
         Some(format!("/api/actors/{id}/release"))
     }
 
@@ -550,6 +550,22 @@ impl StdError for Error {
 mod tests {
     use super::*;
     use std::io;
+
+    #[test]
+    fn release_path_keeps_unreserved_and_encodes_the_rest() {
+        let path = |id: &str| {
+            let body =
+                serde_json::json!({"error": "agent_connected", "message": "m", "agent_id": id});
+            let err = ApiError::decode(
+                StatusCode::CONFLICT,
+                &Default::default(),
+                body.to_string().as_bytes(),
+            );
+            err.agent_connected().unwrap().release_path().unwrap()
+        };
+        assert_eq!(path("agt_7-a~b"), "/api/actors/agt_7-a~b/release");
+        assert_eq!(path("../x?y#z"), "/api/actors/%2E%2E%2Fx%3Fy%23z/release");
+    }
 
     #[test]
     fn error_is_send_sync_and_small() {

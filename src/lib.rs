@@ -104,6 +104,7 @@ mod redact;
 pub mod retry;
 pub mod retry_after;
 pub mod sse;
+pub mod stack;
 
 pub use classify::{Disposition, classify, classify_status};
 pub use code::ErrorCode;
@@ -115,3 +116,5 @@ pub use retry::{Attempts, Retry, RetryLayer};
 pub use rate_limit::{RateLimitBackoff, RateLimitBackoffLayer, RateLimitGates};
 // re-exports: sse (issue 7)
 pub use sse::{Event, ResumableEvents};
+// re-exports: the whole stack (issue 5)
+pub use stack::{ApiContract, ApiContractLayer, ServiceBuilderExt};

@@ -1,0 +1,176 @@
+//! End to end: a tonic client over a real `Channel`, wrapped in the documented stack and used
+//! through `tonic::client::Grpc`, against the scripted tonic server on loopback. What happened
+//! is asserted on the server's log (arrival times, decoded request messages).
+#![cfg(feature = "tonic")]
+mod support;
+
+use std::time::Duration;
+use support::grpc::{GrpcReply, GrpcServer, OTHER, SAY, SayRequest, call};
+use tonic::{Code, transport::Channel};
+use tower::ServiceBuilder;
+use tower_api_retry::{
+    ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, rate_limit::RateLimitGates,
+};
+
+const BASE: Duration = Duration::from_millis(40);
+
+type Client = tonic::client::Grpc<tower_api_retry::ApiContract<Channel>>;
+
+/// The documented stack over a lazily connected channel, and its gate map.
+fn client(server: &GrpcServer, rate_limit: RateLimitBackoffLayer) -> (Client, RateLimitGates) {
+    let gates = rate_limit.gate_map().clone();
+    let channel = Channel::from_shared(server.url()).unwrap().connect_lazy();
+    let stack = ServiceBuilder::new()
+        .layer(
+            RetryLayer::new()
+                .base_delay(BASE)
+                .max_retry_after(Duration::from_secs(5)),
+        )
+        .layer(rate_limit)
+        .layer(ErrorDecodeLayer::new())
+        .service(channel);
+    (tonic::client::Grpc::new(stack), gates)
+}
+
+fn req() -> SayRequest {
+    SayRequest {
+        name: "ada".into(),
+        payload: (0..4096u32).map(|i| (i * 7 % 251) as u8).collect(),
+    }
+}
+
+#[tokio::test]
+async fn unavailable_is_retried_to_success_with_the_same_message() {
+    let server = GrpcServer::start().await;
+    server.script(
+        SAY,
+        [
+            GrpcReply::Status(Code::Unavailable, "restarting"),
+            GrpcReply::Status(Code::Unavailable, "restarting"),
+        ],
+    );
+    let (mut grpc, _) = client(&server, RateLimitBackoffLayer::new());
+    let reply = call(&mut grpc, SAY, req()).await.unwrap();
+    assert_eq!(reply.message, "hello ada");
+    let seen = server.seen(SAY);
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen.iter().all(|s| s.request == req()),
+        "identical messages"
+    );
+    assert!(seen[1].at - seen[0].at >= BASE.mul_f64(0.8));
+    assert!(seen[2].at - seen[1].at >= (BASE * 2).mul_f64(0.8));
+}
+
+#[tokio::test]
+async fn invalid_argument_is_sent_once() {
+    let server = GrpcServer::start().await;
+    server.script(
+        SAY,
+        [
+            GrpcReply::Status(Code::InvalidArgument, "name: must not be empty"),
+            GrpcReply::Status(Code::InvalidArgument, "name: must not be empty"),
+        ],
+    );
+    let (mut grpc, gates) = client(&server, RateLimitBackoffLayer::new());
+    let status = call(&mut grpc, SAY, req()).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(status.message(), "name: must not be empty");
+    assert_eq!(server.seen(SAY).len(), 1);
+    assert!(gates.is_empty());
+}
+
+#[tokio::test]
+async fn grpc_retry_pushback_ms_is_honoured() {
+    let server = GrpcServer::start().await;
+    server.script(
+        SAY,
+        [GrpcReply::Pushback(Code::Unavailable, "restarting", 600)],
+    );
+    let (mut grpc, _) = client(&server, RateLimitBackoffLayer::new());
+    call(&mut grpc, SAY, req()).await.unwrap();
+    let seen = server.seen(SAY);
+    assert_eq!(seen.len(), 2);
+    // The server's clock: the retry came no sooner than the pushback (far above the 40 ms
+    // backoff).
+    assert!(seen[1].at - seen[0].at >= Duration::from_millis(600));
+    assert!(seen.iter().all(|s| s.request == req()));
+}
+
+#[tokio::test]
+async fn negative_pushback_is_not_retried() {
+    let server = GrpcServer::start().await;
+    server.script(SAY, [GrpcReply::Pushback(Code::Unavailable, "go away", -1)]);
+    let (mut grpc, _) = client(&server, RateLimitBackoffLayer::new());
+    let status = call(&mut grpc, SAY, req()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(server.seen(SAY).len(), 1);
+}
+
+#[tokio::test]
+async fn resource_exhausted_closes_the_method_while_another_flows() {
+    let server = GrpcServer::start().await;
+    server.script(
+        SAY,
+        [GrpcReply::Pushback(
+            Code::ResourceExhausted,
+            "quota exceeded",
+            1000,
+        )],
+    );
+    let (grpc, gates) = client(&server, RateLimitBackoffLayer::new());
+    let mut first = grpc.clone();
+    let first = tokio::spawn(async move { call(&mut first, SAY, req()).await });
+    while gates.is_empty() {
+        tokio::task::yield_now().await;
+    }
+    // A second call to the same method waits at the method's gate ...
+    let mut second = grpc.clone();
+    let second = tokio::spawn(async move { call(&mut second, SAY, req()).await });
+    // ... while another method flows.
+    let mut other = grpc.clone();
+    for _ in 0..3 {
+        call(&mut other, OTHER, req()).await.unwrap();
+    }
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+
+    let say = server.seen(SAY);
+    let others = server.seen(OTHER);
+    assert_eq!(
+        say.len(),
+        3,
+        "the rejection, then the retry and the held call"
+    );
+    assert_eq!(others.len(), 3);
+    let window_end = say[0].at + Duration::from_millis(1000);
+    assert!(say[1..].iter().all(|s| s.at >= window_end));
+    assert!(others.iter().all(|s| s.at < window_end));
+    assert!(say.iter().all(|s| s.request == req()));
+}
+
+#[tokio::test]
+async fn a_closed_method_fails_fast_with_fail_fast() {
+    let server = GrpcServer::start().await;
+    server.script(
+        SAY,
+        [GrpcReply::Pushback(
+            Code::ResourceExhausted,
+            "quota exceeded",
+            20_000,
+        )],
+    );
+    let (mut grpc, gates) = client(&server, RateLimitBackoffLayer::new().fail_fast());
+    // The hint (20 s) is above max_retry_after (5 s): returned at once, for the caller to
+    // schedule.
+    let status = call(&mut grpc, SAY, req()).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(gates.len(), 1);
+    // The method is closed: the next call never reaches the server.
+    let held = call(&mut grpc, SAY, req()).await.unwrap_err();
+    assert_eq!(held.code(), Code::ResourceExhausted, "{held:?}");
+    assert_eq!(server.seen(SAY).len(), 1);
+    // Another method is not affected.
+    call(&mut grpc, OTHER, req()).await.unwrap();
+    assert_eq!(server.seen(OTHER).len(), 1);
+}
