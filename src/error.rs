@@ -225,17 +225,23 @@ impl<'a> AgentConnected<'a> {
     }
 
     /// `/api/actors/{agent_id}/release`, the endpoint that releases the agent. The id is
-    /// percent-encoded as one path segment (`-`, `_` and `~` kept as they are; `/`, `.`, `?`,
-    /// `%` and everything else that could change the path encoded).
+    /// percent-encoded as one path segment: unreserved characters (`-`, `.`, `_`, `~`) are kept,
+    /// `/`, `?`, `%` and everything else that could change the path are encoded, and an id that
+    /// is a whole dot-segment (`.` or `..`) has its dots encoded.
     pub fn release_path(&self) -> Option<String> {
-        /// Everything but ALPHA / DIGIT / `-` / `_` / `~`: `.` stays encoded so an id of `..`
-        /// cannot climb out of `/api/actors/`.
+        /// Everything but the unreserved ALPHA / DIGIT / `-` / `.` / `_` / `~`.
         const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
             .remove(b'-')
+            .remove(b'.')
             .remove(b'_')
             .remove(b'~');
         let id = self.agent_id()?;
-        let id = percent_encoding::utf8_percent_encode(id, SEGMENT);
+        // A whole segment of `.` or `..` would climb out of `/api/actors/`: encode its dots.
+        let id = if id == "." || id == ".." {
+            id.replace('.', "%2E")
+        } else {
+            percent_encoding::utf8_percent_encode(id, SEGMENT).to_string()
+        };
         Some(format!("/api/actors/{id}/release"))
     }
 
@@ -564,7 +570,11 @@ mod tests {
             err.agent_connected().unwrap().release_path().unwrap()
         };
         assert_eq!(path("agt_7-a~b"), "/api/actors/agt_7-a~b/release");
-        assert_eq!(path("../x?y#z"), "/api/actors/%2E%2E%2Fx%3Fy%23z/release");
+        assert_eq!(path("../x?y#z"), "/api/actors/..%2Fx%3Fy%23z/release");
+        assert_eq!(path("agt_..."), "/api/actors/agt_.../release");
+        // A dot-segment on its own would leave /api/actors/: its dots are encoded.
+        assert_eq!(path(".."), "/api/actors/%2E%2E/release");
+        assert_eq!(path("."), "/api/actors/%2E/release");
     }
 
     #[test]

@@ -155,7 +155,7 @@ fn release_path_escapes_only_what_a_path_segment_needs() {
     let remedy = err.agent_connected().unwrap();
     assert_eq!(
         remedy.release_path().as_deref(),
-        Some("/api/actors/agt_1%2F%2E%2E%2Fx%20y/release")
+        Some("/api/actors/agt_1%2F..%2Fx%20y/release")
     );
     let no_id = decode(409, r#"{"error":"agent_connected","message":"m"}"#);
     assert_eq!(no_id.agent_connected().unwrap().release_path(), None);
