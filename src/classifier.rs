@@ -3,11 +3,16 @@
 //!
 //! ```
 //! use tower_http::trace::TraceLayer;
-//! use tower_api_retry::classifier::ContractClassifier;
+//! use tower_api_retry::classifier::{ContractClassifier, PathOnlySpan};
 //!
-//! let trace = TraceLayer::new(ContractClassifier::make());
+//! let trace = TraceLayer::new(ContractClassifier::make()).make_span_with(PathOnlySpan);
 //! # let _ = trace;
 //! ```
+//!
+//! `TraceLayer`'s default span records the whole URI, query string included, which puts a
+//! `?token=convo_…` credential into every log line. [`PathOnlySpan`] records the method and the
+//! path only; use it (or [`ContractClassifier::trace_layer`], which does) on any stack that
+//! may carry credentials in the query.
 //!
 //! Responses are classified by HTTP status (400 and above are failures) and by `grpc-status`,
 //! in the headers (trailers-only) or in the trailers at the end of the stream. Errors of this
@@ -17,7 +22,10 @@
 use crate::{Disposition, Error, ErrorCode, classify};
 use http::{HeaderMap, Response, StatusCode};
 use std::{any::Any, fmt};
-use tower_http::classify::{ClassifiedResponse, ClassifyEos, ClassifyResponse, SharedClassifier};
+use tower_http::{
+    classify::{ClassifiedResponse, ClassifyEos, ClassifyResponse, SharedClassifier},
+    trace::{MakeSpan, TraceLayer},
+};
 
 /// A failure as [`ContractClassifier`] reports it: the disposition, the code and the status.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +78,22 @@ impl ContractClassifier {
     /// The classifier as a `MakeClassifier`, for `TraceLayer::new`.
     pub fn make() -> SharedClassifier<ContractClassifier> {
         SharedClassifier::new(ContractClassifier)
+    }
+
+    /// A `TraceLayer` that classifies by the contract and never logs a query string.
+    pub fn trace_layer() -> TraceLayer<SharedClassifier<ContractClassifier>, PathOnlySpan> {
+        TraceLayer::new(ContractClassifier::make()).make_span_with(PathOnlySpan)
+    }
+}
+
+/// A `tower_http` span maker that records the method and the path, never the query string
+/// (where `?token=` credentials live) nor any header.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PathOnlySpan;
+
+impl<B> MakeSpan<B> for PathOnlySpan {
+    fn make_span(&mut self, request: &http::Request<B>) -> tracing::Span {
+        tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
     }
 }
 
@@ -215,6 +239,46 @@ mod tests {
         );
         trailers.insert("grpc-status", "0".parse().unwrap());
         assert_eq!(eos.classify_eos(Some(&trailers)), Ok(()));
+    }
+
+    #[test]
+    fn the_span_never_records_the_query() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let writer = {
+            let buf = buf.clone();
+            move || SharedWriter(buf.clone())
+        };
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false)
+                .with_span_events(tracing_subscriber::fmt::format::FmtSpan::NEW),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            // Other tests may have cached these callsites' interest without a subscriber.
+            tracing::callsite::rebuild_interest_cache();
+            let req = http::Request::get("http://h/api/events?token=convo_SECRET")
+                .body(())
+                .unwrap();
+            let span = PathOnlySpan.make_span(&req);
+            span.in_scope(|| tracing::debug!("inside"));
+        });
+        let out = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        assert!(out.contains("/api/events"), "{out}");
+        assert!(!out.contains("SECRET") && !out.contains("token"), "{out}");
+    }
+
+    struct SharedWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for SharedWriter {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]
