@@ -140,14 +140,21 @@ pin_project! {
     #[project = StateProj]
     enum State<F, B> {
         Calling { #[pin] future: F },
-        Reading {
-            parts: Option<Parts>,
-            #[pin]
-            body: B,
-            buf: Vec<u8>,
-            #[pin]
-            deadline: Option<Sleep>,
-        },
+        // Boxed: only an error response gets here, and the success path's future stays as
+        // small as the inner one.
+        Reading { reading: Pin<Box<Reading<B>>> },
+    }
+}
+
+pin_project! {
+    #[project = ReadingProj]
+    struct Reading<B> {
+        parts: Option<Parts>,
+        #[pin]
+        body: B,
+        buf: Vec<u8>,
+        #[pin]
+        deadline: Option<Sleep>,
     }
 }
 
@@ -184,18 +191,21 @@ where
                     let hint = body.size_hint().upper().unwrap_or(0);
                     let cap = (hint as usize).min(config.max_body_bytes).min(8 * 1024);
                     this.state.set(State::Reading {
-                        parts: Some(parts),
-                        body,
-                        buf: Vec::with_capacity(cap),
-                        deadline: config.read_timeout.map(tokio::time::sleep),
+                        reading: Box::pin(Reading {
+                            parts: Some(parts),
+                            body,
+                            buf: Vec::with_capacity(cap),
+                            deadline: config.read_timeout.map(tokio::time::sleep),
+                        }),
                     });
                 }
-                StateProj::Reading {
-                    parts,
-                    mut body,
-                    buf,
-                    deadline,
-                } => {
+                StateProj::Reading { reading } => {
+                    let ReadingProj {
+                        parts,
+                        mut body,
+                        buf,
+                        deadline,
+                    } = reading.as_mut().project();
                     let max = this.config.max_body_bytes;
                     let timed_out = deadline.as_pin_mut().is_some_and(|d| d.poll(cx).is_ready());
                     let mut done = timed_out || buf.len() >= max;

@@ -43,7 +43,6 @@ pub(crate) struct Retrying<S, B: ReplayBody> {
     pub(crate) parts: Parts,
     pub(crate) copy: B::Replay,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) facts: policy::RequestFacts,
     pub(crate) started: Option<Instant>,
     pub(crate) previous: Option<Duration>,
     pub(crate) pending: Option<B>,
@@ -180,9 +179,11 @@ impl<S, B: ReplayBody> Retrying<S, B> {
                 format!("not retried: max_retries ({}) reached", config.max_retries).into(),
             ));
         }
-        if !self.facts.idempotent
+        // Worked out only here, on the error path: the success path never looks at headers.
+        let facts = policy::RequestFacts::of(&self.parts.method, &self.parts.headers);
+        if !facts.idempotent
             && !config.retry_non_idempotent
-            && !policy::not_processed(err, self.facts, config.retry_grpc_unavailable)
+            && !policy::not_processed(err, facts, config.retry_grpc_unavailable)
         {
             return Err(Some(
                 format!(

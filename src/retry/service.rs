@@ -2,7 +2,6 @@ use super::{
     ReplayBody, RetryLayer,
     future::{ResponseFuture, Retrying},
     layer::Shared,
-    policy::RequestFacts,
 };
 use crate::error::{BoxError, Error};
 use http::{Request, Response};
@@ -72,7 +71,6 @@ where
             budget.deposit();
         }
         let (parts, body) = req.into_parts();
-        let facts = RequestFacts::of(&parts.method, &parts.headers);
         let (body, copy) = body.capture(config.max_replay_bytes);
         let started = config.deadline.map(|_| tokio::time::Instant::now());
         // The ready service goes with the future; `self` keeps a fresh clone (tower's idiom).
@@ -86,7 +84,6 @@ where
                 parts,
                 copy,
                 shared: Arc::clone(&self.shared),
-                facts,
                 started,
                 previous: None,
                 pending: None,
