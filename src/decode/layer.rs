@@ -19,7 +19,7 @@ pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many body frames one poll reads before yielding to the runtime.
-const FRAMES_PER_POLL: usize = 64;
+pub(super) const FRAMES_PER_POLL: usize = 64;
 
 /// Turns error responses into [`Error`]s. See the [module docs](crate::decode) for an example.
 #[derive(Clone, Copy, Debug)]

@@ -11,7 +11,6 @@ use http::{HeaderMap, Response, StatusCode, header::CONTENT_TYPE, response::Part
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::Value;
 use std::{
     future::Future,
@@ -275,7 +274,15 @@ where
                     let max = this.config.max_body_bytes;
                     let timed_out = deadline.as_pin_mut().is_some_and(|d| d.poll(cx).is_ready());
                     let mut ended = false;
+                    let mut frames = 0;
                     while !timed_out && !ended && buf.len() <= max {
+                        if frames == super::layer::FRAMES_PER_POLL {
+                            // A body that is always ready with tiny or empty frames must not
+                            // starve the runtime or the read timeout: yield, then continue.
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                        frames += 1;
                         let inner = body.as_mut().expect("polled after completion");
                         match inner.as_mut().poll_frame(cx) {
                             Poll::Pending => return Poll::Pending,
@@ -339,7 +346,7 @@ struct Probe {
     #[serde(default)]
     result: Option<ProbeResult>,
     #[serde(default)]
-    error: Option<IgnoredAny>,
+    error: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -368,8 +375,9 @@ struct ErrorResultInner {
 /// `isError: true`. Pure; used by [`McpDecode`].
 pub(crate) fn inspect(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Option<ApiError> {
     let probe: Probe = serde_json::from_slice(body).ok()?;
-    if probe.error.is_some() {
-        // A JSON-RPC error object: `ApiError::decode` knows the envelope.
+    if probe.error.as_ref().is_some_and(Value::is_object) {
+        // A JSON-RPC error object: `ApiError::decode` knows the envelope. (`"error": false` or
+        // `null` in a result is not an error.)
         return Some(ApiError::decode(status, headers, body));
     }
     if probe.result?.is_error != Some(true) {
@@ -507,10 +515,11 @@ where
             (None, Some(boxed)) => boxed.size_hint(),
             (None, None) => SizeHint::with_exact(0),
         };
-        hint.set_lower(hint.lower().saturating_add(prefix));
+        // Upper first: `set_lower` asserts that the lower bound stays below the upper one.
         if let Some(upper) = hint.upper() {
             hint.set_upper(upper.saturating_add(prefix));
         }
+        hint.set_lower(hint.lower().saturating_add(prefix));
         hint
     }
 }
@@ -536,6 +545,7 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":1,"result":{"isError":false}}"#,
             br#"{"jsonrpc":"2.0","id":1,"result":[1,2]}"#,
             br#"{"jsonrpc":"2.0","id":1,"result":null,"error":null}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]},"error":false}"#,
             br#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#,
             b"not json",
             b"",
@@ -641,5 +651,81 @@ mod tests {
         let res = layer.layer(svc).oneshot(()).await.unwrap();
         let (bytes, _) = frames_of(res.into_body()).await;
         assert_eq!(bytes, br#"{"result":{"isError":true}}"#);
+    }
+
+    /// A body that is always ready with an empty frame: the buffering loop must yield.
+    struct EmptyFramesForever;
+
+    impl Body for EmptyFramesForever {
+        type Data = Bytes;
+        type Error = Infallible;
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Ready(Some(Ok(Frame::data(Bytes::new()))))
+        }
+    }
+
+    #[tokio::test]
+    async fn endless_empty_frames_end_at_read_timeout() {
+        let svc = tower::service_fn(|_: ()| async {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("content-type", "application/json")
+                    .body(EmptyFramesForever)
+                    .unwrap(),
+            )
+        });
+        let layer = ErrorDecodeLayer::mcp().read_timeout(Some(Duration::from_millis(50)));
+        let res = tokio::time::timeout(Duration::from_secs(20), layer.layer(svc).oneshot(()))
+            .await
+            .expect("the MCP decoder yields, so its read timeout fires");
+        assert!(res.is_ok(), "passed through uninspected");
+    }
+
+    /// An exact-length body that sends its first chunk and then stalls.
+    struct Stalls {
+        first: Option<Bytes>,
+        left: u64,
+    }
+
+    impl Body for Stalls {
+        type Data = Bytes;
+        type Error = Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            match self.first.take() {
+                Some(b) => {
+                    self.left -= b.len() as u64;
+                    Poll::Ready(Some(Ok(Frame::data(b))))
+                }
+                None => Poll::Pending,
+            }
+        }
+        fn size_hint(&self) -> SizeHint {
+            SizeHint::with_exact(self.left)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn size_hint_of_a_replayed_prefix_is_consistent() {
+        let svc = tower::service_fn(|_: ()| async {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("content-type", "application/json")
+                    .body(Stalls {
+                        first: Some(Bytes::from_static(b"{\"result\":")),
+                        left: 100,
+                    })
+                    .unwrap(),
+            )
+        });
+        let layer = ErrorDecodeLayer::mcp().read_timeout(Some(Duration::from_millis(100)));
+        let res = layer.layer(svc).oneshot(()).await.unwrap();
+        let hint = res.body().size_hint();
+        assert_eq!((hint.lower(), hint.upper()), (100, Some(100)));
     }
 }
