@@ -98,6 +98,16 @@ fn next_secret(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
             {
                 Some(skip_blanks(bytes, k))
             }
+            // `Authorization: Basic <credentials>` (only after the header name: "basic" alone
+            // is an ordinary word).
+            _ if k > 0
+                && bytes[k - 1].eq_ignore_ascii_case(&b'c')
+                && ends_with_marker(&bytes[..k], "basic")
+                && blank_len(bytes, k) > 0
+                && after_authorization(&bytes[..k - "basic".len()]) =>
+            {
+                Some(skip_blanks(bytes, k))
+            }
             _ => None,
         };
         if let Some(start) = start {
@@ -111,6 +121,14 @@ fn next_secret(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
             }
         }
         k += 1;
+    }
+}
+
+/// `true` when `before` ends with `authorization:` (blanks and a quote allowed around the colon).
+fn after_authorization(before: &[u8]) -> bool {
+    match trim_blanks(trim_quote(trim_blanks(before))) {
+        [rest @ .., b':'] => ends_with_marker(trim_quote(trim_blanks(rest)), "authorization"),
+        _ => false,
     }
 }
 
@@ -231,8 +249,10 @@ pub(crate) fn safe_string(text: String, max_chars: usize) -> String {
 
 /// [`redact_value`] for the value of a member named `name`.
 pub(crate) fn redact_member(name: &str, value: &mut serde_json::Value) {
-    if value.is_string() && is_secret_key(name) {
-        *value = serde_json::Value::String(REDACTED.to_owned());
+    use serde_json::Value::{Array, Object, String};
+    if matches!(value, String(_) | Array(_) | Object(_)) && is_secret_key(name) {
+        // Whatever its shape: `{"X-Api-Key": ["…"]}` (a header echo), `{"token": {"value": …}}`.
+        *value = String(REDACTED.to_owned());
     } else {
         redact_value(value);
     }
@@ -372,5 +392,36 @@ mod tests {
         assert_eq!(safe_text("abcdef", 3), "abc…");
         assert_eq!(safe_text("ünï", 3), "ünï");
         assert_eq!(safe_text("token=abcdefgh", 8), "token=[R…");
+    }
+
+    #[test]
+    fn basic_credentials_after_the_header_name() {
+        let text = "rejected header Authorization: Basic dXNlcjpTRUNSRVQ= (bad)";
+        assert_eq!(
+            redact(text),
+            "rejected header Authorization: Basic [REDACTED] (bad)"
+        );
+        assert_eq!(
+            redact(r#"{"authorization": "Basic dXNlcjpTRUNSRVQ="}"#),
+            r#"{"authorization": "Basic [REDACTED]"}"#
+        );
+        // "basic" alone is an ordinary word.
+        assert_eq!(redact("the basic plan"), "the basic plan");
+    }
+
+    #[test]
+    fn secret_members_are_blanked_whatever_their_shape() {
+        let mut v = serde_json::json!({
+            "headers": {"X-Api-Key": ["mk_live_SECRET"]},
+            "token": {"value": "s3cr3tvalue"},
+            "max_tokens": 12,
+        });
+        redact_value(&mut v);
+        let text = v.to_string();
+        assert!(
+            !text.contains("SECRET") && !text.contains("s3cr3t"),
+            "{text}"
+        );
+        assert_eq!(v["max_tokens"], 12, "numbers are not credentials");
     }
 }
