@@ -104,13 +104,31 @@ pub struct Objective {
 
 impl Objective {
     /// Reads the block from a `usage_stats` or checkpoint response: either the block itself or
-    /// any object with a `currentObjective` member.
+    /// any object with a `currentObjective` member. `None` only when there is no object.
+    ///
+    /// Field by field and tolerant: a member of an unexpected type (`"spent": 12.5`,
+    /// `"remainingPct": "low"`) is read as well as it can be or left `None`, so that one odd
+    /// field can never hide an `abortSignal`.
     pub fn from_value(value: &serde_json::Value) -> Option<Objective> {
         let block = value.get("currentObjective").unwrap_or(value);
-        if !block.is_object() {
-            return None;
-        }
-        Objective::deserialize(block).ok()
+        let block = block.as_object()?;
+        let number = |name: &str| {
+            match block.get(name)? {
+                serde_json::Value::Number(n) => n.as_f64(),
+                serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            }
+            .filter(|n| n.is_finite())
+        };
+        // Credits are whole cents; a fractional count is rounded (saturating at i64's range).
+        let credits = |name: &str| number(name).map(|n| Credits(n.round() as i64));
+        Some(Objective {
+            allocated: credits("allocated"),
+            spent: credits("spent"),
+            remaining: credits("remaining"),
+            remaining_pct: number("remainingPct"),
+            abort_signal: block.get("abortSignal").filter(|v| !v.is_null()).cloned(),
+        })
     }
 
     /// How to pace the work.
@@ -178,8 +196,26 @@ mod tests {
     }
 
     #[test]
-    fn wrong_types_are_none() {
-        assert!(Objective::from_value(&json!({"remainingPct": "low"})).is_none());
+    fn odd_fields_never_hide_the_abort_signal() {
+        let o = Objective::from_value(&json!({"currentObjective": {
+            "spent": 12.5, "remaining": "7", "remainingPct": "low", "abortSignal": {"reason": "exhausted"}
+        }}))
+        .unwrap();
+        assert_eq!(o.state(), BudgetState::Abort);
+        assert_eq!(
+            (o.spent, o.remaining, o.remaining_pct),
+            (Some(Credits(13)), Some(Credits(7)), None)
+        );
+        let o = Objective::from_value(&json!({"remainingPct": "8"})).unwrap();
+        assert_eq!(o.state(), BudgetState::Finalize);
+        let huge: serde_json::Value =
+            serde_json::from_str(r#"{"remainingPct": 1e308, "spent": 1e300}"#).unwrap();
+        let o = Objective::from_value(&huge).unwrap();
+        assert_eq!(
+            (o.state(), o.spent),
+            (BudgetState::Normal, Some(Credits(i64::MAX)))
+        );
         assert!(Objective::from_value(&json!([1, 2])).is_none());
+        assert!(Objective::from_value(&json!("x")).is_none());
     }
 }

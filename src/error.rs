@@ -235,7 +235,7 @@ impl<'a> AgentConnected<'a> {
             .remove(b'.')
             .remove(b'_')
             .remove(b'~');
-        let id = self.agent_id()?;
+        let id = self.agent_id().filter(|id| !id.is_empty())?;
         // A whole segment of `.` or `..` would climb out of `/api/actors/`: encode its dots.
         let id = if id == "." || id == ".." {
             id.replace('.', "%2E")
@@ -575,6 +575,16 @@ mod tests {
         // A dot-segment on its own would leave /api/actors/: its dots are encoded.
         assert_eq!(path(".."), "/api/actors/%2E%2E/release");
         assert_eq!(path("."), "/api/actors/%2E/release");
+        let empty = ApiError::decode(
+            StatusCode::CONFLICT,
+            &Default::default(),
+            br#"{"error": "agent_connected", "message": "m", "agent_id": ""}"#,
+        );
+        assert_eq!(
+            empty.agent_connected().unwrap().release_path(),
+            None,
+            "no //release"
+        );
     }
 
     #[test]
