@@ -286,6 +286,8 @@ struct Inner {
     attempts: u32,
     sent: bool,
     note: Option<Cow<'static, str>>,
+    /// A wait a layer learnt besides the response (an SSE `retry:` field).
+    retry_after: Option<Duration>,
     /// The equivalent gRPC status, built on first use, where tonic looks for it.
     #[cfg(feature = "tonic")]
     status: std::sync::OnceLock<tonic::Status>,
@@ -376,6 +378,7 @@ impl Error {
                 attempts: 1,
                 sent,
                 note: None,
+                retry_after: None,
                 #[cfg(feature = "tonic")]
                 status: std::sync::OnceLock::new(),
             }),
@@ -386,6 +389,11 @@ impl Error {
     #[allow(dead_code)] // used by the retry (issue 3) and rate-limit (issue 4) layers
     pub(crate) fn set_attempts(&mut self, attempts: u32) {
         self.inner.attempts = attempts;
+    }
+
+    /// Records a wait the server asked for outside the error response itself.
+    pub(crate) fn set_retry_after(&mut self, wait: Duration) {
+        self.inner.retry_after = Some(wait.min(crate::retry_after::MAX_HINT));
     }
 
     /// Records why the error was returned without a (further) retry.
@@ -451,11 +459,12 @@ impl Error {
     /// How long to wait before trying again: the server's hint, or the time left on a closed
     /// rate-limit gate.
     pub fn retry_after(&self) -> Option<Duration> {
-        match &self.inner.kind {
+        let own = match &self.inner.kind {
             Kind::Api(api) => api.retry_after(),
             Kind::Transport { .. } => None,
             Kind::GateClosed { retry_after } => Some(*retry_after),
-        }
+        };
+        self.inner.retry_after.max(own)
     }
 
     /// How many attempts produced this error: 1 unless a retry layer made more.

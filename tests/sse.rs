@@ -500,6 +500,39 @@ async fn the_servers_retry_field_is_the_minimum_wait() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_hostile_retry_field_ends_the_stream_instead_of_waiting_a_year() {
+    let script = Script::new([
+        Reply::Events("retry: 99999999999\nid: 1\ndata: a\n\n"),
+        Reply::Events("id: 2\ndata: b\n\n"),
+    ]);
+    let mut stream = ResumableEvents::new(script.service(), template()).backoff(no_jitter(1));
+    assert_eq!(stream.next().await.unwrap().unwrap().data, "a");
+    let err = tokio::time::timeout(Duration::from_secs(60), stream.next())
+        .await
+        .expect("no silent year-long wait")
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.retry_after().unwrap() > Duration::from_secs(86_400),
+        "the server's ask is reported"
+    );
+    assert!(err.note().unwrap().contains("max_retry_after"), "{err}");
+    assert!(stream.next().await.is_none());
+    assert_eq!(script.calls().len(), 1, "not reconnected");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_redirect_ends_the_stream_after_one_request() {
+    let script = Script::new([Reply::Status(307, None)]);
+    let mut stream = ResumableEvents::new(script.service(), template()).backoff(no_jitter(1));
+    let err = stream.next().await.unwrap().unwrap_err();
+    assert_eq!(err.status(), Some(http::StatusCode::TEMPORARY_REDIRECT));
+    assert!(!err.is_retryable());
+    assert!(stream.next().await.is_none());
+    assert_eq!(script.calls().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_event_cut_by_a_drop_is_received_once_after_the_reconnect() {
     let script = Script::new([
         Reply::Broken("id: 1\ndata: a\n\nid: 2\ndata: b-part"),

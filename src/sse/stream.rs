@@ -29,6 +29,7 @@ use tower::Service;
 
 /// The default for [`ResumableEvents::max_retries`].
 const DEFAULT_MAX_RETRIES: u32 = 5;
+const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// The default for [`ResumableEvents::max_event_bytes`]: 1 MiB.
 const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
 /// The query parameter that carries the resume cursor.
@@ -62,6 +63,7 @@ where
     headers: HeaderMap,
     backoff: Backoff,
     max_retries: u32,
+    max_retry_after: Duration,
     parser: Parser,
     queue: VecDeque<Event>,
     /// Consecutive failed attempts since the last delivered event.
@@ -108,6 +110,7 @@ where
             headers,
             backoff: Backoff::new(),
             max_retries: DEFAULT_MAX_RETRIES,
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
             parser: Parser::new(DEFAULT_MAX_EVENT_BYTES),
             queue: VecDeque::new(),
             failures: 0,
@@ -130,6 +133,16 @@ where
     /// last error (default 5). A connection that delivered an event resets the count.
     pub fn max_retries(mut self, max: u32) -> Self {
         self.max_retries = max;
+        self
+    }
+
+    /// The longest server-requested wait (`retry:` or `Retry-After`) the stream waits out
+    /// before reconnecting (default 30 s, as [`RetryLayer`](crate::RetryLayer)). A longer one
+    /// ends the stream at once with the error, its [`retry_after`](Error::retry_after) set to
+    /// what the server asked, so the caller can schedule the reconnection (a hostile
+    /// `Retry-After: 99999999999` never leaves a stream silently waiting for a year).
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
+        self.max_retry_after = max;
         self
     }
 
@@ -208,6 +221,17 @@ where
             .max(err.retry_after())
             .unwrap_or_default()
             .min(MAX_HINT);
+        if floor > self.max_retry_after {
+            let asked = floor;
+            err.set_retry_after(asked);
+            err.set_attempts(self.failures);
+            err.set_note(format!(
+                "event stream: the server asked to wait {asked:?}, more than max_retry_after ({:?})",
+                self.max_retry_after
+            ));
+            self.state = State::Done;
+            return Some(err);
+        }
         let delay = delay.max(floor);
         tracing::debug!(
             path = self.uri.path(),
@@ -270,6 +294,18 @@ where
                             res.status(),
                             ErrorCode::FailedPrecondition,
                             format!("expected a text/event-stream response, got {got}"),
+                        );
+                        api.shape = BodyShape::Unrecognized;
+                        return Poll::Ready(Some(Err(Error::from_api(api))));
+                    }
+                    Ok(res) if res.status().is_redirection() => {
+                        // Redirects are not followed (credentials stay with the original
+                        // authority), and the same request would be redirected again.
+                        this.state = State::Done;
+                        let mut api = ApiError::new(
+                            res.status(),
+                            ErrorCode::FailedPrecondition,
+                            "the event stream endpoint redirected; redirects are not followed",
                         );
                         api.shape = BodyShape::Unrecognized;
                         return Poll::Ready(Some(Err(Error::from_api(api))));
