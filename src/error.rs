@@ -262,6 +262,10 @@ impl<'a> AgentConnected<'a> {
 /// rate-limit gate refused to send.
 ///
 /// `Display` shows code, message and fix; neither `Display` nor `Debug` shows a credential.
+/// [`source`](StdError::source) is the inner client's own error, unchanged (so it can be
+/// downcast): its text is the client's. hyper, hyper-util and tonic never put a URI or a
+/// header in theirs, but a reporter that prints the whole chain of another client's errors
+/// prints whatever that client wrote.
 /// The exact text is not stable; branch on [`code`](Self::code) and
 /// [`disposition`](Self::disposition).
 ///

@@ -437,6 +437,29 @@ async fn other_errors_do_not_close_the_gate() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_429_closes_the_gate_whatever_code_its_body_carries() {
+    let log = Log::default();
+    let server = scripted(log.clone(), |_, n| match n {
+        0 => Reply {
+            status: 429,
+            body: r#"{"code":"INVALID_ARGUMENT","message":"slow down"}"#.into(),
+            headers: vec![("retry-after", "5".into())],
+            ..Reply::default()
+        },
+        _ => ok(),
+    });
+    let mut client = ServiceBuilder::new()
+        .layer(RateLimitBackoffLayer::new().fail_fast())
+        .layer(ErrorDecodeLayer::new())
+        .service(server);
+    let err = send(&mut client, "/k").await.unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::TOO_MANY_REQUESTS));
+    let held = send(&mut client, "/k").await.unwrap_err();
+    assert!(held.is_gate_closed(), "{held:?}");
+    assert_eq!(log.count("/k"), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn grpc_resource_exhausted_closes_the_method() {
     let log = Log::default();
     let server = scripted(log.clone(), |path, n| match (path, n) {

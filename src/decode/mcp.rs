@@ -42,7 +42,12 @@ impl ErrorDecodeLayer {
 ///   [`ApiError::numeric_code`]).
 ///
 /// So a `RESOURCE_EXHAUSTED` tool error is [`RateLimited`](crate::Disposition::RateLimited)
-/// and retries and rate-limit gates work for MCP clients as for REST ones.
+/// and closes the rate-limit gate, as for REST clients. Note that every MCP call is a `POST`:
+/// [`RetryLayer`](crate::RetryLayer) retries a rate limit on its own, but a transient tool
+/// error (`UNAVAILABLE`, `INTERNAL`, ...) only when the call carries an `Idempotency-Key` or
+/// the layer is built with
+/// [`retry_non_idempotent(true)`](crate::retry::RetryLayer::retry_non_idempotent), because
+/// the tool may have had a side effect before it failed (the demo's MCP call opts in).
 ///
 /// # Cost
 ///

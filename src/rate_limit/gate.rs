@@ -233,7 +233,9 @@ impl RateLimitGates {
                 let delay =
                     hint.unwrap_or_else(|| backoff.delay(e.rejections - 1, Some(e.last_delay)));
                 e.last_delay = delay;
-                set_until(by_until, key, e, at(now, delay));
+                // Never shorter than a straggler's longer hint already made it.
+                let until = at(now, delay).max(e.until);
+                set_until(by_until, key, e, until);
                 tracing::debug!(key = %key, ?delay, rejections = e.rejections, "rate-limit gate: probe rejected");
                 e.changed.send_replace(());
             } else if let Some(hint) = hint {

@@ -37,9 +37,9 @@
 //! - Memory is bounded: only closed keys are stored, at most
 //!   [`max_keys`](RateLimitBackoffLayer::max_keys) of them (default 10,000); see
 //!   [`RateLimitGates`] for what is dropped when.
-//! - With no key closed, the success path costs one atomic load plus hashing the key (a few
-//!   nanoseconds, no allocation, no lock); `benches/gate.rs` measures it against the bare
-//!   service.
+//! - With no key closed, the success path costs one atomic load, hashing the key (about
+//!   5 ns) and one `Arc` clone for the response future (no allocation, no lock);
+//!   `benches/gate.rs` measures it against the bare service.
 //!
 //! Waiting uses tokio's clock, so tests with `tokio::time::pause()` are deterministic.
 //!

@@ -187,6 +187,9 @@ impl Drop for Track {
 fn is_rate_limit(e: &Error) -> bool {
     !e.is_gate_closed()
         && (e.disposition() == Disposition::RateLimited
+            // A 429 is a rejection whatever code its body carries ("stop sending on the
+            // affected path as soon as you see the rejection").
+            || e.status() == Some(http::StatusCode::TOO_MANY_REQUESTS)
             || e.code() == &ErrorCode::RefreshInProgress)
 }
 
@@ -267,8 +270,16 @@ where
                 }
                 StateProj::Ready { pending } => {
                     let (svc, _) = &mut **pending.as_mut().expect("polled after completion");
-                    // The wait may have been long: make sure the instance is still ready.
-                    ready!(svc.poll_ready(cx)).map_err(Error::transport)?;
+                    // The wait may have been long: make sure the instance is still ready. If it
+                    // failed, the probe role (if ours) goes on to the next waiter at once.
+                    if let Err(e) = ready!(svc.poll_ready(cx)) {
+                        if let Some(track) = this.track.as_mut() {
+                            if let Some(id) = track.probe.take() {
+                                track.config.gates.hand_on(track.key, id);
+                            }
+                        }
+                        return Poll::Ready(Err(Error::transport(e)));
+                    }
                     let (mut svc, request) = *pending.take().expect("polled after completion");
                     let future = svc.call(request);
                     this.state.set(State::Called { future });
