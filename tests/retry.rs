@@ -471,6 +471,221 @@ async fn the_budget_bounds_a_retry_storm() {
     assert!(attempts <= 1000 + 200 + 100 + 10 * 10, "{attempts}");
 }
 
+// ---------------------------------------------------------------- streaming bodies never sent
+
+mod never_sent {
+    use super::*;
+    use http_body_util::{BodyExt, Empty, StreamBody, combinators::UnsyncBoxBody};
+    use hyper::body::Frame;
+    use std::{
+        convert::Infallible,
+        sync::atomic::{AtomicU32, Ordering},
+    };
+    use tower::Layer;
+    use tower_api_retry::rate_limit::RateLimitBackoffLayer;
+
+    type Streaming = UnsyncBoxBody<Bytes, io::Error>;
+
+    /// 8 chunks of 100 bytes and an `x-sum` trailer; no size hint, not at its end.
+    fn streaming() -> Streaming {
+        let mut frames: Vec<Result<Frame<Bytes>, io::Error>> = (0..8u8)
+            .map(|i| Ok(Frame::data(Bytes::from(vec![i; 100]))))
+            .collect();
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-sum", "sum-1".parse().unwrap());
+        frames.push(Ok(Frame::trailers(trailers)));
+        StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync()
+    }
+
+    /// What an attempt's body was: its bytes and `x-sum` trailer.
+    type Received = (Bytes, Option<String>);
+
+    async fn receive(body: Streaming) -> Received {
+        let c = body.collect().await.unwrap();
+        let t = c
+            .trailers()
+            .and_then(|t| t.get("x-sum"))
+            .map(|v| v.to_str().unwrap().to_owned());
+        (c.to_bytes(), t)
+    }
+
+    fn refused() -> io::Error {
+        io::Error::from(io::ErrorKind::ConnectionRefused)
+    }
+
+    /// Refuses the first `refuse` attempts without touching the body (a refused connection),
+    /// then reads the body whole and answers 200. Records every body it read.
+    fn refusing(
+        refuse: u32,
+        calls: Arc<AtomicU32>,
+        read: Arc<Mutex<Vec<Received>>>,
+    ) -> impl Service<
+        Request<Streaming>,
+        Response = Response<Empty<Bytes>>,
+        Error = io::Error,
+        Future = impl Future<Output = Result<Response<Empty<Bytes>>, io::Error>> + Send,
+    > + Clone
+    + Send {
+        service_fn(move |req: Request<Streaming>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            let read = read.clone();
+            async move {
+                if n < refuse {
+                    return Err(refused());
+                }
+                let got = receive(req.into_body()).await;
+                read.lock().unwrap().push(got);
+                Ok(Response::new(Empty::new()))
+            }
+        })
+    }
+
+    fn post(body: Streaming) -> Request<Streaming> {
+        // Not idempotent and no Idempotency-Key: only "never sent" makes a retry safe.
+        Request::post("http://h/api/upload").body(body).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_connection_with_streaming_body_is_retried() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let svc = service_fn(move |_r: Request<UnsyncBoxBody<Bytes, Infallible>>| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async { Err::<Response<Empty<Bytes>>, _>(refused()) }
+        });
+        let stack = RetryLayer::new()
+            .base_delay(Duration::from_millis(1))
+            .layer(ErrorDecodeLayer::new().layer(svc));
+        let err = stack
+            .oneshot(
+                Request::get("http://h/api/x")
+                    .body(Empty::<Bytes>::new().boxed_unsync())
+                    .unwrap(),
+            )
+            .await
+            .unwrap_err();
+        assert!(!err.request_sent());
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_streaming_body_refused_twice_arrives_whole_with_its_trailers() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let read = Arc::new(Mutex::new(Vec::new()));
+        let stack = RetryLayer::new()
+            .base_delay(Duration::from_millis(1))
+            .layer(ErrorDecodeLayer::new().layer(refusing(2, calls.clone(), read.clone())));
+        let res = stack.oneshot(post(streaming())).await.unwrap();
+        assert_eq!(attempts(&res), 3);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        let read = read.lock().unwrap().clone();
+        assert_eq!(read, vec![receive(streaming()).await]);
+        assert_eq!(read[0].0.len(), 800);
+        assert_eq!(read[0].1.as_deref(), Some("sum-1"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_streaming_body_refused_every_time_is_tried_max_retries_plus_one_times() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let read = Arc::new(Mutex::new(Vec::new()));
+        let stack = RetryLayer::new()
+            .base_delay(Duration::from_millis(1))
+            .layer(ErrorDecodeLayer::new().layer(refusing(u32::MAX, calls.clone(), read)));
+        let err = stack.oneshot(post(streaming())).await.unwrap_err();
+        assert!(err.is_transport() && !err.request_sent());
+        assert_eq!(err.attempts(), 4);
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        assert!(err.note().unwrap().contains("max_retries"), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_streaming_body_held_at_a_closed_gate_is_sent_when_it_opens() {
+        // One client closes the gate of /api/upload for 2 s (429, Retry-After: 2)...
+        let mut closer = ServiceBuilder::new()
+            .layer(RateLimitBackoffLayer::new().fail_fast())
+            .layer(ErrorDecodeLayer::new())
+            .service(service_fn(|_: Request<Full<Bytes>>| async {
+                with_header(429, "retry-after", "2")
+            }));
+        let req = Request::post("http://h/api/upload")
+            .body(Full::default())
+            .unwrap();
+        closer.ready().await.unwrap().call(req).await.unwrap_err();
+        // ...another, sharing the gates, is refused at the gate (never sent), then retried.
+        let calls = Arc::new(AtomicU32::new(0));
+        let read = Arc::new(Mutex::new(Vec::new()));
+        let stack = ServiceBuilder::new()
+            .layer(
+                RetryLayer::new()
+                    .base_delay(Duration::from_millis(1))
+                    .jitter(Jitter::None),
+            )
+            .layer(
+                RateLimitBackoffLayer::new()
+                    .fail_fast()
+                    .gates(closer.gates().clone()),
+            )
+            .layer(ErrorDecodeLayer::new())
+            .service(refusing(0, calls.clone(), read.clone()));
+        let start = Instant::now();
+        let res = stack.oneshot(post(streaming())).await.unwrap();
+        assert_eq!(attempts(&res), 2);
+        assert!(start.elapsed() >= S(2), "{:?}", start.elapsed());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let want = vec![receive(streaming()).await];
+        assert_eq!(*read.lock().unwrap(), want);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_held_by_a_timed_out_attempt_is_sent_again() {
+        // The attempt's future still owns the (unpolled) body when the timeout fires.
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let hang = service_fn(move |req: Request<Streaming>| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let _held = req;
+                std::future::pending::<Result<Response<Empty<Bytes>>, io::Error>>().await
+            }
+        });
+        let stack = ServiceBuilder::new()
+            .layer(RetryLayer::new().base_delay(Duration::from_millis(1)))
+            .layer(ErrorDecodeLayer::new())
+            .timeout(S(1))
+            .service(hang);
+        let req = Request::put("http://h/api/things/1")
+            .body(streaming())
+            .unwrap();
+        let err = stack.oneshot(req).await.unwrap_err();
+        assert_eq!(err.code(), &tower_api_retry::ErrorCode::DeadlineExceeded);
+        assert_eq!(err.attempts(), 4);
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_partly_streamed_before_the_failure_is_not_replayed() {
+        // The attempt took a frame, then failed as "refused": sending again could send
+        // different bytes, so it is not.
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let svc = service_fn(move |req: Request<Streaming>| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let mut body = req.into_body();
+                let _ = body.frame().await;
+                Err::<Response<Empty<Bytes>>, _>(refused())
+            }
+        });
+        let stack = RetryLayer::new()
+            .base_delay(Duration::from_millis(1))
+            .layer(ErrorDecodeLayer::new().layer(svc));
+        let err = stack.oneshot(post(streaming())).await.unwrap_err();
+        assert_eq!(err.attempts(), 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(err.note().unwrap().contains("finished streaming"), "{err}");
+    }
+}
+
 // ---------------------------------------------------------------- real loopback peers
 
 mod real {
@@ -696,6 +911,30 @@ mod real {
     }
 
     #[tokio::test]
+    async fn a_refused_connection_is_retried_with_a_streaming_body() {
+        let addr = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let stack = ServiceBuilder::new()
+            .layer(
+                RetryLayer::new()
+                    .base_delay(Duration::from_millis(1))
+                    .max_retries(2),
+            )
+            .layer(ErrorDecodeLayer::new())
+            .service(h2_client());
+        let req = Request::post(format!("http://{addr}/api/upload"))
+            .body(streaming(8, 1000, Some("sum-1")))
+            .unwrap();
+        let err = stack.oneshot(req).await.unwrap_err();
+        assert!(err.is_transport() && !err.request_sent());
+        assert_eq!(err.attempts(), 3);
+        assert!(err.note().unwrap().contains("max_retries"), "{err}");
+    }
+
+    #[tokio::test]
     async fn a_retry_storm_stays_within_the_budget() {
         let (addr, seen) = serve(usize::MAX).await;
         let layer = RetryLayer::new()
@@ -795,6 +1034,22 @@ mod grpc {
         let addr = flaky_grpc(seen.clone(), "14").await;
         unary(addr).await.unwrap();
         assert_eq!(seen.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_tonic_call_is_retried_on_a_refused_connection() {
+        // Bind, learn the port, close: the server is down (restarting).
+        let addr = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let status = unary(addr).await.unwrap_err();
+        let err = std::error::Error::source(&status)
+            .and_then(|e| e.downcast_ref::<Error>())
+            .unwrap();
+        assert!(!err.request_sent(), "{err}");
+        assert_eq!(err.attempts(), 4, "{err}");
     }
 
     #[tokio::test]

@@ -4,8 +4,8 @@
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
 use std::{
+    any::Any,
     convert::Infallible,
     fmt,
     pin::Pin,
@@ -26,7 +26,10 @@ use std::{
 /// to `max_replay_bytes`. A later attempt is rebuilt from that copy ([`ReplayedBody`]), so it
 /// carries the very same bytes. A body over the limit is still sent once, whole, but it is not
 /// retried; neither is one whose first attempt had not finished streaming when the response
-/// came back.
+/// came back. A body the first attempt never took a frame from (a refused connection, a closed
+/// rate-limit gate) is handed back when that attempt drops it, and the next attempt sends it
+/// (captured again) instead of a copy. A body already at its end when it is captured is
+/// replayed as an empty body.
 ///
 /// To make your own streaming body replayable, do what the built-in impls do:
 ///
@@ -52,6 +55,10 @@ use std::{
 ///         (MyBody(BoxBody::new(body)), copy)
 ///     }
 ///     fn replay(copy: &Captured) -> Result<Self, NotReplayable> {
+///         // Never sent (a refused connection): the original body, captured again.
+///         if let Some(body) = copy.take_unsent::<BoxBody<Bytes, std::io::Error>>() {
+///             return Ok(MyBody(BoxBody::new(body)));
+///         }
 ///         let body = copy.replay()?;
 ///         Ok(MyBody(BoxBody::new(http_body_util::BodyExt::map_err(body, |e| match e {}))))
 ///     }
@@ -103,7 +110,7 @@ impl<E: 'static> ReplayBody for http_body_util::combinators::BoxBody<Bytes, E> {
         Captured::capture_with(self, max_bytes, Self::new)
     }
     fn replay(copy: &Captured) -> Result<Self, NotReplayable> {
-        copy.replay().map(|b| Self::new(never_fails(b)))
+        copy.replay_with(Self::new, |b| Self::new(never_fails(b)))
     }
 }
 
@@ -113,7 +120,7 @@ impl<E: 'static> ReplayBody for http_body_util::combinators::UnsyncBoxBody<Bytes
         Captured::capture_with(self, max_bytes, Self::new)
     }
     fn replay(copy: &Captured) -> Result<Self, NotReplayable> {
-        copy.replay().map(|b| Self::new(never_fails(b)))
+        copy.replay_with(Self::new, |b| Self::new(never_fails(b)))
     }
 }
 
@@ -124,7 +131,7 @@ impl ReplayBody for tonic::body::Body {
         Captured::capture_with(self, max_bytes, Self::new)
     }
     fn replay(copy: &Captured) -> Result<Self, NotReplayable> {
-        copy.replay().map(Self::new)
+        copy.replay_with(Self::new, Self::new)
     }
 }
 
@@ -135,7 +142,7 @@ impl ReplayBody for axum::body::Body {
         Captured::capture_with(self, max_bytes, Self::new)
     }
     fn replay(copy: &Captured) -> Result<Self, NotReplayable> {
-        copy.replay().map(Self::new)
+        copy.replay_with(Self::new, Self::new)
     }
 }
 
@@ -187,6 +194,10 @@ struct State {
     complete: bool,
     overflow: bool,
     failed: bool,
+    max_bytes: usize,
+    /// The body itself, handed back by a [`CaptureBody`] dropped before anything was taken
+    /// from it.
+    unsent: Option<Box<dyn Any + Send>>,
 }
 
 /// The copy of a streaming body that a [`CaptureBody`] takes while it is sent.
@@ -194,21 +205,33 @@ struct State {
 /// See [`ReplayBody`].
 #[derive(Clone)]
 pub struct Captured {
-    state: Option<Arc<Mutex<State>>>,
+    repr: Repr,
+}
+
+#[derive(Clone)]
+enum Repr {
+    /// Known too large before sending: not captured.
+    TooLarge,
+    /// At its end before sending: replayed as an empty body, nothing shared.
+    Empty,
+    Shared(Arc<Mutex<State>>),
 }
 
 impl fmt::Debug for Captured {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the bytes.
         let mut d = f.debug_struct("Captured");
-        if let Some(s) = &self.state {
-            let s = lock(s);
-            d.field("len", &s.len)
-                .field("complete", &s.complete)
-                .field("overflow", &s.overflow);
-        } else {
-            d.field("overflow", &true);
-        }
+        match &self.repr {
+            Repr::TooLarge => d.field("overflow", &true),
+            Repr::Empty => d.field("len", &0).field("complete", &true),
+            Repr::Shared(s) => {
+                let s = lock(s);
+                d.field("len", &s.len)
+                    .field("complete", &s.complete)
+                    .field("overflow", &s.overflow)
+                    .field("unsent", &s.unsent.is_some())
+            }
+        };
         d.finish()
     }
 }
@@ -219,43 +242,114 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// What a [`CaptureBody`] dropped before anything was taken from its body does with it.
+fn hand_back<B: Send + 'static>(body: B, state: &Mutex<State>) {
+    lock(state).unsent = Some(Box::new(body));
+}
+
 impl Captured {
     /// Wraps `body` so that what it streams is copied, up to `max_bytes` (trailers included).
+    ///
+    /// If the wrapper is dropped before anything was taken from `body` (the request never
+    /// left: a refused connection, a closed gate), `body` is handed back, for
+    /// [`take_unsent`](Self::take_unsent). A body already at its end counts as a complete,
+    /// empty copy.
     pub fn capture<B>(body: B, max_bytes: usize) -> (CaptureBody<B>, Captured)
     where
-        B: Body<Data = Bytes>,
+        B: Body<Data = Bytes> + Unpin + Send + 'static,
     {
-        let state = Arc::new(Mutex::new(State::default()));
-        let body = CaptureBody {
-            inner: body,
-            state: Arc::clone(&state),
+        let state = Arc::new(Mutex::new(State {
+            complete: body.is_end_stream(),
             max_bytes,
-        };
-        (body, Captured { state: Some(state) })
+            ..State::default()
+        }));
+        let body = CaptureBody::new(body, Arc::clone(&state), max_bytes);
+        (
+            body,
+            Captured {
+                repr: Repr::Shared(state),
+            },
+        )
     }
 
     /// Like [`capture`](Self::capture), but skips the wrapper when the body is already known
-    /// to be too large (its size hint) and re-wraps the capture with `wrap`.
+    /// to be too large (its size hint) or empty (at its end), and re-wraps the capture with
+    /// `wrap`.
     fn capture_with<B>(
         body: B,
         max_bytes: usize,
         wrap: impl FnOnce(CaptureBody<B>) -> B,
     ) -> (B, Captured)
     where
-        B: Body<Data = Bytes>,
+        B: Body<Data = Bytes> + Unpin + Send + 'static,
     {
+        if body.is_end_stream() {
+            // Nothing to copy: sent as is, replayed as an empty body.
+            return (body, Captured { repr: Repr::Empty });
+        }
         if body.size_hint().lower() > max_bytes as u64 {
             // Sent once, untouched, never replayed.
-            return (body, Captured { state: None });
+            return (
+                body,
+                Captured {
+                    repr: Repr::TooLarge,
+                },
+            );
         }
         let (body, copy) = Captured::capture(body, max_bytes);
         (wrap(body), copy)
     }
 
+    /// The body itself, captured again, if the last attempt dropped it before taking anything
+    /// from it (so it never left); `None` otherwise, or if `B` is not the type that was
+    /// captured. It is handed back once per such attempt.
+    pub fn take_unsent<B>(&self) -> Option<CaptureBody<B>>
+    where
+        B: Body<Data = Bytes> + Unpin + Send + 'static,
+    {
+        let Repr::Shared(state) = &self.repr else {
+            return None;
+        };
+        let mut s = lock(state);
+        let body = match s.unsent.take()?.downcast::<B>() {
+            Ok(body) => *body,
+            Err(other) => {
+                s.unsent = Some(other);
+                return None;
+            }
+        };
+        let max_bytes = s.max_bytes;
+        drop(s);
+        Some(CaptureBody::new(body, Arc::clone(state), max_bytes))
+    }
+
+    /// The body to send again: the unsent body if there is one, else the copy.
+    fn replay_with<B>(
+        &self,
+        unsent: impl FnOnce(CaptureBody<B>) -> B,
+        copied: impl FnOnce(ReplayedBody) -> B,
+    ) -> Result<B, NotReplayable>
+    where
+        B: Body<Data = Bytes> + Unpin + Send + 'static,
+    {
+        match self.take_unsent() {
+            Some(body) => Ok(unsent(body)),
+            None => self.replay().map(copied),
+        }
+    }
+
     /// A body with the same frames as the one captured, or why there is none.
     pub fn replay(&self) -> Result<ReplayedBody, NotReplayable> {
-        let Some(state) = &self.state else {
-            return Err(NotReplayable::TooLarge);
+        let state = match &self.repr {
+            Repr::TooLarge => return Err(NotReplayable::TooLarge),
+            Repr::Empty => {
+                return Ok(ReplayedBody {
+                    data: Vec::new(),
+                    next: 0,
+                    trailers: None,
+                });
+            }
+            Repr::Shared(state) => state,
         };
         let s = lock(state);
         if s.overflow {
@@ -274,16 +368,37 @@ impl Captured {
     }
 }
 
-pin_project! {
-    /// A body that streams its inner body unchanged and keeps a copy for [`Captured`].
-    ///
-    /// Frames are forwarded as they come, never held back and never truncated; past the limit
-    /// the copy is dropped and the body is no longer replayable.
-    pub struct CaptureBody<B> {
-        #[pin]
-        inner: B,
-        state: Arc<Mutex<State>>,
-        max_bytes: usize,
+/// A body that streams its inner body unchanged and keeps a copy for [`Captured`].
+///
+/// Frames are forwarded as they come, never held back and never truncated; past the limit
+/// the copy is dropped and the body is no longer replayable. Dropped before anything was
+/// taken from it, it hands its inner body back to the [`Captured`] copy.
+pub struct CaptureBody<B> {
+    /// `None` only once handed back, in `drop`.
+    inner: Option<B>,
+    state: Arc<Mutex<State>>,
+    max_bytes: usize,
+    /// Set until the first frame (or end, or error) is taken from `inner`.
+    hand_back: Option<fn(B, &Mutex<State>)>,
+}
+
+impl<B: Send + 'static> CaptureBody<B> {
+    fn new(inner: B, state: Arc<Mutex<State>>, max_bytes: usize) -> Self {
+        CaptureBody {
+            inner: Some(inner),
+            state,
+            max_bytes,
+            hand_back: Some(hand_back::<B>),
+        }
+    }
+}
+
+impl<B> Drop for CaptureBody<B> {
+    fn drop(&mut self) {
+        // Only on the error path: a body that was polled to a frame has no `hand_back`.
+        if let (Some(hand_back), Some(inner)) = (self.hand_back.take(), self.inner.take()) {
+            hand_back(inner, &self.state);
+        }
     }
 }
 
@@ -295,7 +410,7 @@ impl<B> fmt::Debug for CaptureBody<B> {
 
 impl<B> Body for CaptureBody<B>
 where
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Unpin,
 {
     type Data = Bytes;
     type Error = B::Error;
@@ -304,14 +419,19 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
-        let mut s = lock(this.state);
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = ready!(Pin::new(inner).poll_frame(cx));
+        // Something was taken: from now on only the copy can be replayed.
+        this.hand_back = None;
+        let mut s = lock(&this.state);
         match &frame {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     if !s.overflow {
-                        if data.len() > *this.max_bytes - s.len {
+                        if data.len() > this.max_bytes - s.len {
                             s.overflow = true;
                             s.data = Vec::new();
                             s.trailers = None;
@@ -334,7 +454,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        let end = self.inner.is_end_stream();
+        let end = self.inner.as_ref().is_none_or(B::is_end_stream);
         if end {
             // A peer may stop polling once this is true, without waiting for `None`.
             lock(&self.state).complete = true;
@@ -343,7 +463,9 @@ where
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), B::size_hint)
     }
 }
 
@@ -492,6 +614,76 @@ mod tests {
         );
     }
 
+    type Boxed = UnsyncBoxBody<Bytes, std::io::Error>;
+
+    #[tokio::test]
+    async fn an_unsent_body_is_handed_back_once_and_captured_again() {
+        let (first, copy) = frames(&[b"a", b"b"], true).capture(64);
+        drop(first);
+        // The original, wrapped again: sent, it is captured like the first time.
+        let second = Boxed::replay(&copy).unwrap();
+        assert!(copy.take_unsent::<Boxed>().is_none());
+        assert_eq!(&drain(second).await.0[..], b"ab");
+        let (data, trailers) = drain(Boxed::replay(&copy).unwrap()).await;
+        assert_eq!(&data[..], b"ab");
+        assert_eq!(trailers.unwrap()["x-checksum"], "abc");
+        // Handed back only once per unsent attempt; a wrong type leaves it in place.
+        let (first, copy) = Captured::capture(frames(&[b"a"], false), 64);
+        drop(first);
+        assert!(copy.take_unsent::<http_body_util::Empty<Bytes>>().is_none());
+        let again = copy.take_unsent::<Boxed>().unwrap();
+        assert!(copy.take_unsent::<Boxed>().is_none());
+        // Dropped unsent again: handed back again.
+        drop(again);
+        assert!(copy.take_unsent::<Boxed>().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_body_polled_without_a_frame_is_handed_back() {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+        let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed_unsync();
+        let (mut first, copy) = body.capture(64);
+        let waker = std::task::Waker::noop();
+        let pending = Pin::new(&mut first).poll_frame(&mut Context::from_waker(waker));
+        assert!(pending.is_pending());
+        drop(first);
+        let mut second = Boxed::replay(&copy).unwrap();
+        tx.send(Ok(Frame::data(Bytes::from_static(b"x"))))
+            .await
+            .unwrap();
+        drop(tx);
+        assert_eq!(
+            &second.frame().await.unwrap().unwrap().into_data().unwrap()[..],
+            b"x"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_partly_sent_body_is_not_handed_back() {
+        let (mut first, copy) = frames(&[b"a", b"b"], false).capture(64);
+        let _ = first.frame().await;
+        drop(first);
+        assert!(copy.take_unsent::<Boxed>().is_none());
+        assert_eq!(Boxed::replay(&copy).err(), Some(NotReplayable::Incomplete));
+    }
+
+    #[tokio::test]
+    async fn a_body_at_its_end_is_an_empty_copy() {
+        // Not even wrapped, and never sent: still replayable, as an empty body.
+        let empty = http_body_util::Empty::<Bytes>::new().boxed_unsync();
+        let (first, copy) = empty.capture(64);
+        drop(first);
+        assert_eq!(format!("{copy:?}"), "Captured { len: 0, complete: true }");
+        for _ in 0..2 {
+            let replayed = Boxed::replay(&copy).unwrap();
+            assert!(replayed.is_end_stream());
+            assert_eq!(drain(replayed).await, (Bytes::new(), None));
+        }
+        // Through the public wrapper: a complete copy at once.
+        let (_first, copy) = Captured::capture(http_body_util::Empty::<Bytes>::new(), 64);
+        assert!(copy.replay().unwrap().is_end_stream());
+    }
+
     #[cfg(feature = "tonic")]
     #[tokio::test]
     async fn tonic_bodies_replay() {
@@ -504,6 +696,12 @@ mod tests {
         assert_eq!(first.0.len(), 6);
         assert!(first.1.is_some());
         assert!(got.iter().all(|a| a.as_ref() == Ok(&first)));
+        // Never sent: handed back.
+        let body = tonic::body::Body::new(frames(&[b"\0\0\0\0\x01", b"z"], true));
+        let (unsent, copy) = body.capture(64);
+        drop(unsent);
+        let again = tonic::body::Body::replay(&copy).unwrap();
+        assert_eq!(drain(again).await, first);
     }
 
     #[cfg(feature = "axum")]
@@ -513,5 +711,10 @@ mod tests {
         let first = got[0].clone().unwrap();
         assert_eq!(&first.0[..], b"xyz");
         assert!(got.iter().all(|a| a.as_ref() == Ok(&first)));
+        // Never sent: handed back.
+        let (unsent, copy) = axum::body::Body::new(frames(&[b"x", b"yz"], true)).capture(64);
+        drop(unsent);
+        let again = axum::body::Body::replay(&copy).unwrap();
+        assert_eq!(drain(again).await, first);
     }
 }

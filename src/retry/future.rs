@@ -34,6 +34,7 @@ pin_project! {
         Called { #[pin] future: F },
         Waiting { #[pin] sleep: Sleep },
         Ready,
+        Done,
     }
 }
 
@@ -102,6 +103,9 @@ where
                         }
                         Err(e) => Error::transport(e),
                     };
+                    // Drop the failed attempt first: a request it never sent hands its body
+                    // back as it goes (see `CaptureBody`), for the replay below.
+                    this.state.set(State::Done);
                     err.set_attempts(*this.attempts);
                     let Some(retry) = this.retry.as_mut() else {
                         return Poll::Ready(Err(err));
@@ -150,6 +154,7 @@ where
                         future: retry.service.call(req),
                     });
                 }
+                StateProj::Done => panic!("`ResponseFuture` polled after completion"),
             }
         }
     }

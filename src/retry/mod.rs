@@ -62,8 +62,10 @@
 //! Cloneable bodies are replayed by clone; streaming bodies (tonic's, axum's, boxed bodies)
 //! are replayed from a copy captured while the first attempt streams, up to
 //! [`max_replay_bytes`](RetryLayer::max_replay_bytes) (64 KiB). A bigger body is sent once,
-//! whole, and not retried. Every attempt sends the same bytes and trailers. See
-//! [`ReplayBody`].
+//! whole, and not retried. Every attempt sends the same bytes and trailers. A streaming body
+//! that an attempt never started sending (a refused connection, a closed gate, a timeout
+//! before the body was read) is handed back when that attempt is dropped, and sent as is by
+//! the next. See [`ReplayBody`].
 //!
 //! # Retry budget
 //!
