@@ -273,10 +273,10 @@ where
                     // The wait may have been long: make sure the instance is still ready. If it
                     // failed, the probe role (if ours) goes on to the next waiter at once.
                     if let Err(e) = ready!(svc.poll_ready(cx)) {
-                        if let Some(track) = this.track.as_mut() {
-                            if let Some(id) = track.probe.take() {
-                                track.config.gates.hand_on(track.key, id);
-                            }
+                        if let Some(track) = this.track.as_mut()
+                            && let Some(id) = track.probe.take()
+                        {
+                            track.config.gates.hand_on(track.key, id);
                         }
                         return Poll::Ready(Err(Error::transport(e)));
                     }
