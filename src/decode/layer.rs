@@ -19,7 +19,72 @@ pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many body frames one poll reads before yielding to the runtime.
-pub(super) const FRAMES_PER_POLL: usize = 64;
+const FRAMES_PER_POLL: usize = 64;
+
+/// How [`poll_read`] fills its buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fill {
+    /// Up to the limit exactly; the rest of a chunk is dropped (an error body, decoded as far
+    /// as it goes).
+    Truncate,
+    /// Whole chunks, until the buffer holds more than the limit (a success that must reach
+    /// the caller intact).
+    WholeChunks,
+}
+
+/// How a [`poll_read`] ended.
+pub(super) enum ReadEnd<E> {
+    /// The buffer reached the limit; the body may have more.
+    Full,
+    /// The body ended, with its trailers if it had any.
+    End(Option<http::HeaderMap>),
+    /// The body failed.
+    Failed(E),
+}
+
+/// Reads `body` into `buf`, bounded by `max` bytes as `fill` says. Yields to the runtime after
+/// [`FRAMES_PER_POLL`] frames, so a body that is always ready with tiny or empty frames can
+/// neither starve other tasks nor keep the caller's read timeout from firing.
+pub(super) fn poll_read<B: Body>(
+    mut body: Pin<&mut B>,
+    buf: &mut Vec<u8>,
+    max: usize,
+    fill: Fill,
+    cx: &mut Context<'_>,
+) -> Poll<ReadEnd<B::Error>> {
+    let full = |buf: &Vec<u8>| match fill {
+        Fill::Truncate => buf.len() >= max,
+        Fill::WholeChunks => buf.len() > max,
+    };
+    for _ in 0..FRAMES_PER_POLL {
+        if full(buf) {
+            return Poll::Ready(ReadEnd::Full);
+        }
+        match ready!(body.as_mut().poll_frame(cx)) {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(mut data) => {
+                    while data.has_remaining() {
+                        let chunk = data.chunk();
+                        let take = match fill {
+                            Fill::Truncate => chunk.len().min(max - buf.len()),
+                            Fill::WholeChunks => chunk.len(),
+                        };
+                        if take == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..take]);
+                        data.advance(take);
+                    }
+                }
+                Err(frame) => return Poll::Ready(ReadEnd::End(frame.into_trailers().ok())),
+            },
+            Some(Err(e)) => return Poll::Ready(ReadEnd::Failed(e)),
+            None => return Poll::Ready(ReadEnd::End(None)),
+        }
+    }
+    cx.waker().wake_by_ref();
+    Poll::Pending
+}
 
 /// Turns error responses into [`Error`]s. See the [module docs](crate::decode) for an example.
 #[derive(Clone, Copy, Debug)]
@@ -206,35 +271,17 @@ where
                         buf,
                         deadline,
                     } = reading.as_mut().project();
-                    let max = this.config.max_body_bytes;
                     let timed_out = deadline.as_pin_mut().is_some_and(|d| d.poll(cx).is_ready());
-                    let mut done = timed_out || buf.len() >= max;
-                    let mut frames = 0;
-                    while !done {
-                        if frames == FRAMES_PER_POLL {
-                            // A body that is always ready with tiny or empty frames must not
-                            // starve the runtime or the read timeout: yield, then continue.
-                            cx.waker().wake_by_ref();
-                            return Poll::Pending;
-                        }
-                        frames += 1;
-                        match body.as_mut().poll_frame(cx) {
-                            Poll::Pending => return Poll::Pending,
-                            Poll::Ready(Some(Ok(frame))) => {
-                                if let Ok(mut data) = frame.into_data() {
-                                    while data.has_remaining() && buf.len() < max {
-                                        let chunk = data.chunk();
-                                        let take = chunk.len().min(max - buf.len());
-                                        buf.extend_from_slice(&chunk[..take]);
-                                        data.advance(take);
-                                    }
-                                    done = buf.len() >= max;
-                                }
-                            }
-                            // A body that fails half-way is decoded as far as it got: the
-                            // status alone already says what happened.
-                            Poll::Ready(Some(Err(_))) | Poll::Ready(None) => done = true,
-                        }
+                    if !timed_out {
+                        // Full, ended or failed half-way, a body is decoded as far as it got:
+                        // the status alone already says what happened.
+                        let _ = ready!(poll_read(
+                            body.as_mut(),
+                            buf,
+                            this.config.max_body_bytes,
+                            Fill::Truncate,
+                            cx
+                        ));
                     }
                     let parts = parts.take().expect("polled after completion");
                     return Poll::Ready(Err(decode(&parts, buf)));

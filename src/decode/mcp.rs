@@ -1,12 +1,15 @@
 //! MCP mode of the error decoder: tool-call errors inside HTTP 200 JSON-RPC responses.
 //! See [`McpDecodeLayer`].
 
-use super::layer::{DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, ErrorDecode, ResponseFuture};
+use super::layer::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, ErrorDecode, Fill, ReadEnd, ResponseFuture,
+    poll_read,
+};
 use crate::{
     ErrorDecodeLayer,
     error::{ApiError, BodyShape, BoxError, Error},
 };
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use http::{HeaderMap, Response, StatusCode, header::CONTENT_TYPE, response::Parts};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -221,7 +224,7 @@ pin_project! {
             // Boxed so the unread rest can be handed to the caller: only in this mode, only
             // for JSON successes, which are being buffered anyway.
             body: Option<Pin<Box<B>>>,
-            buf: BytesMut,
+            buf: Vec<u8>,
             trailers: Option<HeaderMap>,
             #[pin]
             deadline: Option<Sleep>,
@@ -264,7 +267,7 @@ where
                     this.state.set(State::Buffering {
                         parts: Some(parts),
                         body: Some(Box::pin(body)),
-                        buf: BytesMut::with_capacity(cap.min(max).min(8 * 1024)),
+                        buf: Vec::with_capacity(cap.min(max).min(8 * 1024)),
                         trailers: None,
                         deadline: this.config.read_timeout.map(tokio::time::sleep),
                     });
@@ -276,45 +279,23 @@ where
                     trailers,
                     deadline,
                 } => {
-                    let max = this.config.max_body_bytes;
                     let timed_out = deadline.as_pin_mut().is_some_and(|d| d.poll(cx).is_ready());
                     let mut ended = false;
-                    let mut frames = 0;
-                    while !timed_out && !ended && buf.len() <= max {
-                        if frames == super::layer::FRAMES_PER_POLL {
-                            // A body that is always ready with tiny or empty frames must not
-                            // starve the runtime or the read timeout: yield, then continue.
-                            cx.waker().wake_by_ref();
-                            return Poll::Pending;
-                        }
-                        frames += 1;
+                    if !timed_out {
                         let inner = body.as_mut().expect("polled after completion");
-                        match inner.as_mut().poll_frame(cx) {
-                            Poll::Pending => return Poll::Pending,
-                            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                                Ok(mut data) => {
-                                    // Keep the whole chunk: what is read must be replayed.
-                                    while data.has_remaining() {
-                                        let chunk = data.chunk();
-                                        buf.extend_from_slice(chunk);
-                                        let n = chunk.len();
-                                        data.advance(n);
-                                    }
-                                }
-                                Err(frame) => {
-                                    // Trailers end the body.
-                                    *trailers = frame.into_trailers().ok();
-                                    ended = true;
-                                }
-                            },
-                            Poll::Ready(Some(Err(e))) => {
-                                return Poll::Ready(Err(Error::transport(e)));
+                        // Whole chunks: what is read must be replayed.
+                        let max = this.config.max_body_bytes;
+                        match ready!(poll_read(inner.as_mut(), buf, max, Fill::WholeChunks, cx)) {
+                            ReadEnd::Full => {}
+                            ReadEnd::End(t) => {
+                                *trailers = t;
+                                ended = true;
                             }
-                            Poll::Ready(None) => ended = true,
+                            ReadEnd::Failed(e) => return Poll::Ready(Err(Error::transport(e))),
                         }
                     }
                     let parts = parts.take().expect("polled after completion");
-                    let prefix = std::mem::take(buf).freeze();
+                    let prefix = Bytes::from(std::mem::take(buf));
                     if ended {
                         if let Some(api) = inspect(parts.status, &parts.headers, &prefix) {
                             tracing::debug!(code = %api.code(), "decoded MCP tool-call error");
