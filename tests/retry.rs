@@ -838,6 +838,27 @@ mod real {
     }
 
     #[tokio::test]
+    async fn http1_replay_keeps_declared_trailers() {
+        let (addr, seen) = serve(1).await;
+        let client: Client<HttpConnector, Streaming> =
+            Client::builder(TokioExecutor::new()).build_http(); // HTTP/1.1: chunked framing
+        let stack = ServiceBuilder::new()
+            .layer(RetryLayer::new().base_delay(Duration::from_millis(1)))
+            .layer(ErrorDecodeLayer::new())
+            .service(client);
+        let req = Request::post(format!("http://{addr}/api/upload"))
+            .header("idempotency-key", "upload-1")
+            .header("trailer", "x-sum")
+            .body(streaming(8, 1000, Some("sum-1")))
+            .unwrap();
+        let res = stack.oneshot(req).await.unwrap();
+        assert_eq!(res.extensions().get::<Attempts>().unwrap().get(), 2);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen[0].trailer.as_deref(), Some("sum-1"), "{seen:?}");
+        assert!(seen.iter().all(|s| *s == seen[0]), "{seen:?}");
+    }
+
+    #[tokio::test]
     async fn streaming_bodies_and_trailers_are_replayed_identically() {
         let (addr, seen) = serve(2).await;
         let stack = ServiceBuilder::new()

@@ -508,6 +508,13 @@ impl Body for ReplayedBody {
             .iter()
             .map(Bytes::len)
             .sum();
+        if self.trailers.is_some() {
+            // An exact size makes an HTTP/1 client frame the body with Content-Length, which
+            // cannot carry trailers: hyper would drop them. A lower bound keeps it chunked.
+            let mut hint = SizeHint::new();
+            hint.set_lower(left as u64);
+            return hint;
+        }
         SizeHint::with_exact(left as u64)
     }
 }
