@@ -256,10 +256,31 @@ async fn transient_503(d: &Demo) {
         }
         Err(e) => d.check(false, &format!("unexpected error {e}")),
     }
-    d.check(
-        d.api.seen("/api/spaces/s1").len() == 3,
-        "the server saw exactly 3 requests",
-    );
+    let seen = d.api.seen("/api/spaces/s1");
+    d.check(seen.len() == 3, "the server saw exactly 3 requests");
+    // The waits as the server saw them (each includes a request's trip, so it can only be
+    // longer than the client's wait): never shorter than the schedule, which adds up to 20 %.
+    let (first, second) = (d.base, d.base * 2);
+    if let [a, b, c] = &seen[..] {
+        let (w1, w2) = (b.at.duration_since(a.at), c.at.duration_since(b.at));
+        println!(
+            "   waits seen by the server: {:.3}s, then {:.3}s (schedule: {:.2}–{:.2}s, then {:.2}–{:.2}s)",
+            w1.as_secs_f64(),
+            w2.as_secs_f64(),
+            first.as_secs_f64(),
+            first.mul_f64(1.2).as_secs_f64(),
+            second.as_secs_f64(),
+            second.mul_f64(1.2).as_secs_f64(),
+        );
+        d.check(
+            w1 >= first,
+            &format!("first wait at least {:.2}s", first.as_secs_f64()),
+        );
+        d.check(
+            w2 >= second,
+            &format!("second wait at least {:.2}s", second.as_secs_f64()),
+        );
+    }
 }
 
 async fn rate_limit_one_path(d: &Demo) {

@@ -95,9 +95,10 @@ async fn transient_503_twice_then_200_is_three_attempts() {
         seen.iter().map(|s| s.reply.as_str()).collect::<Vec<_>>(),
         ["503", "503", "200"]
     );
-    // Backoff between attempts, measured by the server: ≥ 40 ms, then ≥ 80 ms (−20 % jitter).
-    assert!(seen[1].at - seen[0].at >= BASE.mul_f64(0.8));
-    assert!(seen[2].at - seen[1].at >= (BASE * 2).mul_f64(0.8));
+    // Backoff between attempts, measured by the server: never shorter than the schedule,
+    // 40 ms then 80 ms (the jitter only adds).
+    assert!(seen[1].at - seen[0].at >= BASE);
+    assert!(seen[2].at - seen[1].at >= BASE * 2);
 }
 
 /// The one-line install behaves exactly like the three layers spelled out.

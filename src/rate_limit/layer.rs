@@ -35,8 +35,8 @@ impl Default for RateLimitBackoffLayer {
 
 impl RateLimitBackoffLayer {
     /// Waits up to 30 s at a closed gate, keys by scheme + authority + path, backs off 1 s
-    /// doubling to 30 s (±20 %) without a `Retry-After`, tracks up to 10,000 keys in a new
-    /// gate map.
+    /// doubling to 30 s (plus up to 20 %) without a `Retry-After`, tracks up to 10,000 keys
+    /// in a new gate map.
     pub fn new() -> Self {
         RateLimitBackoffLayer {
             gates: RateLimitGates::new(),
@@ -62,7 +62,8 @@ impl RateLimitBackoffLayer {
     }
 
     /// The backoff of a key rejected without a `Retry-After` hint: delay number *n* after the
-    /// *n*-th consecutive rejection (default: [`Backoff::new`], 1 s doubling to 30 s, ±20 %).
+    /// *n*-th consecutive rejection (default: [`Backoff::new`], 1 s doubling to 30 s, plus up
+    /// to 20 %).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self

@@ -17,9 +17,9 @@
 //!   [`max_closed`](RateLimitBackoffLayer::max_closed), default 1 hour, so a hostile
 //!   `Retry-After: 99999999999999999999` cannot shut a path for good), or
 //!   without one for a [`Backoff`](crate::backoff::Backoff) delay that doubles with each
-//!   consecutive rejection of K: 1 s, 2 s, 4 s, … capped at 30 s, ±20 %. A rejection of a
-//!   request that was already in flight when K closed only extends the gate to its own hint; it
-//!   does not count as another consecutive rejection.
+//!   consecutive rejection of K: 1 s, 2 s, 4 s, … capped at 30 s, plus up to 20 %. A
+//!   rejection of a request that was already in flight when K closed only extends the gate to
+//!   its own hint; it does not count as another consecutive rejection.
 //! - While K is closed, no request for K reaches the inner service. A request waits at the
 //!   gate up to [`max_wait`](RateLimitBackoffLayer::max_wait) (default 30 s). When the gate
 //!   would not open in time, or with [`fail_fast`](RateLimitBackoffLayer::fail_fast), it fails

@@ -40,7 +40,7 @@ impl Default for RetryLayer {
 }
 
 impl RetryLayer {
-    /// The documented schedule: waits of about 1 s, 2 s, 4 s (doubling, ±20 % jitter, never
+    /// The documented schedule: waits of 1 s, 2 s, 4 s plus up to 20 % jitter (doubling, never
     /// above 30 s), 3 retries (4 attempts), `Retry-After` honoured up to 30 s, the default
     /// [`RetryBudget`], replay copies of at most 64 KiB, no overall deadline.
     pub fn new() -> Self {
@@ -77,7 +77,8 @@ impl RetryLayer {
         self
     }
 
-    /// How randomised each wait is (default [`Jitter::Proportional(0.2)`](Jitter), ±20 %).
+    /// How randomised each wait is (default [`Jitter::Proportional(0.2)`](Jitter): the
+    /// nominal wait plus up to 20 %, never less).
     pub fn jitter(mut self, jitter: Jitter) -> Self {
         self.config.backoff = self.config.backoff.jitter(jitter);
         self

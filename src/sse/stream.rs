@@ -121,8 +121,8 @@ where
         }
     }
 
-    /// The wait between reconnections (default: [`Backoff::new`], 1 s doubling to 30 s with
-    /// ±20 % jitter). The n-th consecutive failure without an event waits the n-th delay; a
+    /// The wait between reconnections (default: [`Backoff::new`], 1 s doubling to 30 s plus
+    /// up to 20 % jitter). The n-th consecutive failure without an event waits the n-th delay; a
     /// server's `retry:` or `Retry-After` raises it.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
