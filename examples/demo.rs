@@ -542,31 +542,20 @@ async fn mcp_tool_errors(d: &Demo) {
         "MCP: a tool error inside an HTTP 200 becomes the same typed Error",
         "MCP Error Codes: isError: true with {\"error\": {code, message, fix}}",
     );
-    let rpc_error = |code: &str, message: &str| {
-        serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {
-            "isError": true,
-            "content": [{"type": "text", "text": format!("{code}: {message}")}],
-            "structuredContent": {"error": {"code": code, "message": message}},
-        }})
-    };
-    let ok = serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "done"}]}});
     d.api.script(
         "/mcp",
         [
-            Reply::json(
-                200,
-                rpc_error("UNAVAILABLE", "The search index is restarting"),
-            ),
-            Reply::json(200, ok),
-            Reply::json(
-                200,
-                rpc_error(
-                    "PERMISSION_DENIED",
-                    "The write is outside your allowed subtree",
-                ),
+            Reply::mcp_error("UNAVAILABLE", "The search index is restarting"),
+            Reply::mcp_result("done"),
+            Reply::mcp_error(
+                "PERMISSION_DENIED",
+                "The write is outside your allowed subtree",
             ),
         ],
     );
+    // The timeline layer sits between the retry loop and the gate, so the three layers are
+    // spelled out here; without it the same stack is
+    // `ServiceBuilder::new().api_contract_with(ApiContractLayer::mcp().retry(..))`.
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let stack = ServiceBuilder::new()
         .layer(

@@ -117,4 +117,4 @@ pub use rate_limit::{RateLimitBackoff, RateLimitBackoffLayer, RateLimitGates};
 // re-exports: sse (issue 7)
 pub use sse::{Event, ResumableEvents};
 // re-exports: the whole stack (issue 5)
-pub use stack::{ApiContract, ApiContractLayer, ServiceBuilderExt};
+pub use stack::{ApiContract, ApiContractLayer, McpApiContract, ServiceBuilderExt};

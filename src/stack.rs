@@ -18,6 +18,23 @@
 //! `ServiceBuilder::new().layer(retry).layer(rate_limit).layer(decode)`: the service is
 //! [`ApiContract<S>`], nothing is added around or between the three.
 //!
+//! # MCP clients
+//!
+//! Over MCP a tool-call error arrives inside an HTTP 200, which the plain decode layer lets
+//! through. [`ApiContractLayer::mcp()`] is the same stack with
+//! [`McpDecodeLayer`](crate::decode::McpDecodeLayer) innermost, so those errors are retried
+//! and close the rate-limit gate like any other:
+//!
+//! ```text
+//! ServiceBuilder::new().api_contract_with(ApiContractLayer::mcp()).service(client)
+//! ```
+//!
+//! MCP mode changes the response body type: the service answers
+//! `Response<`[`McpBody<B>`](crate::decode::McpBody)`>` instead of the client's own
+//! `Response<B>`, because a JSON success has to be read before it can be told from a tool
+//! error. `McpBody` hands back exactly the bytes the server sent (buffered, or streamed when
+//! the body is too large or too slow to inspect). The service is [`McpApiContract<S>`].
+//!
 //! # Example
 //!
 //! ```
@@ -55,8 +72,10 @@
 //! ```
 
 use crate::{
-    ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, decode::ErrorDecode,
-    rate_limit::RateLimitBackoff, retry::Retry,
+    ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
+    decode::{ErrorDecode, McpDecode, McpDecodeLayer},
+    rate_limit::RateLimitBackoff,
+    retry::Retry,
 };
 use tower::{Layer, ServiceBuilder, layer::util::Stack};
 
@@ -64,16 +83,23 @@ use tower::{Layer, ServiceBuilder, layer::util::Stack};
 /// around `S`.
 pub type ApiContract<S> = Retry<RateLimitBackoff<ErrorDecode<S>>>;
 
+/// The service [`ApiContractLayer::mcp`] makes: retry, then the rate-limit gate, then
+/// decoding in MCP mode, around `S`. Its responses are `Response<McpBody<B>>`.
+pub type McpApiContract<S> = Retry<RateLimitBackoff<McpDecode<S>>>;
+
 /// The three layers of the crate in the documented order, as one layer. See the
 /// [module docs](self) for why this order and an example.
+///
+/// `D` is the innermost, decoding layer: [`ErrorDecodeLayer`] (the default) or, for MCP
+/// clients, [`McpDecodeLayer`] (see [`ApiContractLayer::mcp`]).
 ///
 /// Every service this layer makes (and every clone) shares one retry budget and one gate map,
 /// exactly as the separate layers do.
 #[derive(Clone, Debug, Default)]
-pub struct ApiContractLayer {
+pub struct ApiContractLayer<D = ErrorDecodeLayer> {
     retry: RetryLayer,
     rate_limit: RateLimitBackoffLayer,
-    decode: ErrorDecodeLayer,
+    decode: D,
 }
 
 impl ApiContractLayer {
@@ -83,6 +109,66 @@ impl ApiContractLayer {
         ApiContractLayer::default()
     }
 
+    /// The documented defaults for an MCP client: [`RetryLayer::new`],
+    /// [`RateLimitBackoffLayer::new`] and [`McpDecodeLayer::new`], so a tool-call error inside
+    /// an HTTP 200 is a typed [`Error`](crate::Error) that the two outer layers act on.
+    ///
+    /// **The response body type changes**: the service answers `Response<McpBody<B>>`
+    /// ([`McpBody`](crate::decode::McpBody)) where the client answers `Response<B>`, because
+    /// a JSON success is read (up to
+    /// [`max_body_bytes`](McpDecodeLayer::max_body_bytes)) to tell it from a tool error. The
+    /// caller still gets the server's bytes unchanged. See [`McpDecodeLayer`] for what is
+    /// inspected and what it costs.
+    ///
+    /// Every MCP call is a `POST`: a rate limit is retried, but a transient tool error
+    /// (`UNAVAILABLE`, `INTERNAL`, …) only with an `Idempotency-Key` or
+    /// [`retry_non_idempotent(true)`](RetryLayer::retry_non_idempotent), since the tool may
+    /// have had an effect before it failed.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::{BodyExt, Full};
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    /// use tower_api_retry::{ApiContractLayer, ErrorCode, RetryLayer, ServiceBuilderExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // Stands in for an MCP server: the first call fails inside an HTTP 200, then succeeds.
+    /// let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    /// let server = service_fn(move |_req: Request<Full<Bytes>>| {
+    ///     let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+    ///     async move {
+    ///         let body = if first {
+    ///             r#"{"jsonrpc":"2.0","id":1,"result":{"isError":true,"structuredContent":
+    ///                {"error":{"code":"UNAVAILABLE","message":"The index is restarting"}}}}"#
+    ///         } else {
+    ///             r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"done"}]}}"#
+    ///         };
+    ///         let res = Response::builder().header("content-type", "application/json");
+    ///         Ok::<_, std::io::Error>(res.body(Full::new(Bytes::from(body))).unwrap())
+    ///     }
+    /// });
+    ///
+    /// let client = ServiceBuilder::new()
+    ///     .api_contract_with(
+    ///         ApiContractLayer::mcp().retry(RetryLayer::new().retry_non_idempotent(true)),
+    ///     )
+    ///     .service(server);
+    ///
+    /// let call = Request::post("/mcp").body(Full::from(r#"{"method":"tools/call"}"#)).unwrap();
+    /// let res = client.oneshot(call).await.unwrap(); // retried after the tool error
+    /// // `res` is a `Response<McpBody<Full<Bytes>>>`: the server's bytes, unchanged.
+    /// let body = res.into_body().collect().await.unwrap().to_bytes();
+    /// assert!(body.ends_with(br#""text":"done"}]}}"#));
+    /// # }
+    /// ```
+    pub fn mcp() -> ApiContractLayer<McpDecodeLayer> {
+        ApiContractLayer::default()
+    }
+}
+
+impl<D: DecodeMode> ApiContractLayer<D> {
     /// Replaces the retry layer (the outermost).
     pub fn retry(mut self, retry: RetryLayer) -> Self {
         self.retry = retry;
@@ -95,10 +181,15 @@ impl ApiContractLayer {
         self
     }
 
-    /// Replaces the decode layer (the innermost).
-    pub fn decode(mut self, decode: ErrorDecodeLayer) -> Self {
-        self.decode = decode;
-        self
+    /// Replaces the decode layer (the innermost): an [`ErrorDecodeLayer`], or an
+    /// [`McpDecodeLayer`] for an MCP client (which changes the response body type, see
+    /// [`ApiContractLayer::mcp`]).
+    pub fn decode<E: DecodeMode>(self, decode: E) -> ApiContractLayer<E> {
+        ApiContractLayer {
+            retry: self.retry,
+            rate_limit: self.rate_limit,
+            decode,
+        }
     }
 
     /// The retry layer.
@@ -113,19 +204,31 @@ impl ApiContractLayer {
     }
 
     /// The decode layer.
-    pub fn decode_layer(&self) -> &ErrorDecodeLayer {
+    pub fn decode_layer(&self) -> &D {
         &self.decode
     }
 }
 
-impl<S> Layer<S> for ApiContractLayer {
-    type Service = ApiContract<S>;
+impl<S, D> Layer<S> for ApiContractLayer<D>
+where
+    D: DecodeMode + Layer<S>,
+{
+    type Service = Retry<RateLimitBackoff<D::Service>>;
 
     fn layer(&self, inner: S) -> Self::Service {
         self.retry
             .layer(self.rate_limit.layer(self.decode.layer(inner)))
     }
 }
+
+/// A layer [`ApiContractLayer`] accepts as its innermost, decoding layer:
+/// [`ErrorDecodeLayer`] or [`McpDecodeLayer`].
+///
+/// This trait is sealed: the two outer layers rely on every error being decoded by the crate.
+pub trait DecodeMode: sealed::Sealed {}
+
+impl DecodeMode for ErrorDecodeLayer {}
+impl DecodeMode for McpDecodeLayer {}
 
 /// Adds the crate's stack to a [`tower::ServiceBuilder`] in one line. See the
 /// [module docs](self) for an example.
@@ -134,11 +237,12 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
     /// documented defaults, in the documented order.
     fn api_contract(self) -> ServiceBuilder<Stack<ApiContractLayer, L>>;
 
-    /// Adds `layer`: the same stack with each part configured.
-    fn api_contract_with(
+    /// Adds `layer`: the same stack with each part configured, or in MCP mode
+    /// (`.api_contract_with(ApiContractLayer::mcp())`, see [`ApiContractLayer::mcp`]).
+    fn api_contract_with<D: DecodeMode>(
         self,
-        layer: ApiContractLayer,
-    ) -> ServiceBuilder<Stack<ApiContractLayer, L>>;
+        layer: ApiContractLayer<D>,
+    ) -> ServiceBuilder<Stack<ApiContractLayer<D>, L>>;
 }
 
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
@@ -146,10 +250,10 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         self.layer(ApiContractLayer::new())
     }
 
-    fn api_contract_with(
+    fn api_contract_with<D: DecodeMode>(
         self,
-        layer: ApiContractLayer,
-    ) -> ServiceBuilder<Stack<ApiContractLayer, L>> {
+        layer: ApiContractLayer<D>,
+    ) -> ServiceBuilder<Stack<ApiContractLayer<D>, L>> {
         self.layer(layer)
     }
 }
@@ -157,4 +261,6 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
 mod sealed {
     pub trait Sealed {}
     impl<L> Sealed for tower::ServiceBuilder<L> {}
+    impl Sealed for crate::ErrorDecodeLayer {}
+    impl Sealed for crate::decode::McpDecodeLayer {}
 }

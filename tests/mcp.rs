@@ -1,15 +1,26 @@
-//! `ErrorDecodeLayer::mcp()` against a real axum MCP-style endpoint, through a real
-//! hyper-util client.
+//! MCP mode against real servers through a real hyper-util client: `ErrorDecodeLayer::mcp()`
+//! against an axum MCP-style endpoint, and the whole stack in one line
+//! (`ApiContractLayer::mcp()`) against the emulated API.
+mod support;
 
 use axum::{Json, Router, body::Body, http::header, response::IntoResponse, routing::post};
 use bytes::Bytes;
-use http::{Request, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use hyper::body::Incoming;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
 use serde_json::{Value, json};
 use std::time::Duration;
+use support::{Emulator, Reply};
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_api_retry::{BodyShape, Disposition, ErrorCode, ErrorDecodeLayer};
+use tower_api_retry::{
+    ApiContract, ApiContractLayer, Attempts, BodyShape, Disposition, Error, ErrorCode,
+    ErrorDecodeLayer, McpApiContract, RateLimitBackoffLayer, RetryLayer, ServiceBuilderExt,
+    decode::McpBody,
+};
 
 /// A result big enough to pass the 1 KiB inspection limit used below.
 fn big_text() -> String {
@@ -253,6 +264,166 @@ async fn the_plain_mode_lets_mcp_errors_through() {
         .await
         .unwrap()
         .call(call_tool(&url, "rate_limited"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+// ------------------------------------------------- the one-line stack in MCP mode
+
+/// The first wait of the retry schedule (the documented 1 s, shrunk; doubling as documented).
+const BASE: Duration = Duration::from_millis(20);
+
+type HyperClient = Client<HttpConnector, Full<Bytes>>;
+
+fn hyper_client() -> HyperClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+async fn send<S, B>(svc: &mut S, req: Request<Full<Bytes>>) -> Result<Response<B>, Error>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Error>,
+{
+    svc.ready().await?.call(req).await
+}
+
+/// A transient tool error (in an HTTP 200) is retried by the one-line stack; the caller gets
+/// the server's own bytes, in an `McpBody`.
+#[tokio::test]
+async fn api_contract_mcp_retries_a_transient_tool_error_and_hands_back_the_servers_bytes() {
+    let api = Emulator::start().await;
+    let result = Reply::mcp_result("found 3 nodes");
+    api.script(
+        "/mcp",
+        [
+            Reply::mcp_error("UNAVAILABLE", "The search index is restarting"),
+            result.clone(),
+        ],
+    );
+    // Every MCP call is a POST: this client declares its tool calls safe to repeat.
+    let layer = ApiContractLayer::mcp().retry(
+        RetryLayer::new()
+            .base_delay(BASE)
+            .retry_non_idempotent(true),
+    );
+    // The service type names the mode; its responses carry `McpBody<Incoming>`.
+    let mut svc: McpApiContract<HyperClient> = ServiceBuilder::new()
+        .api_contract_with(layer)
+        .service(hyper_client());
+    let res: Response<McpBody<Incoming>> = send(&mut svc, call_tool(&api.url("/mcp"), "search"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.extensions().get::<Attempts>().map(Attempts::get),
+        Some(2)
+    );
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, result.body());
+
+    let seen = api.seen("/mcp");
+    assert_eq!(seen.len(), 2);
+    // The same call both times, no sooner than the schedule's first wait.
+    assert_eq!(seen[0].body_sum, seen[1].body_sum);
+    assert!(seen[1].at - seen[0].at >= BASE);
+}
+
+/// A rate-limited tool call closes its path's gate: nothing more reaches the server on that
+/// path until `Retry-After` has passed, while other paths flow.
+#[tokio::test]
+async fn api_contract_mcp_closes_the_gate_of_a_rate_limited_tool_path() {
+    let api = Emulator::start().await;
+    api.script(
+        "/mcp",
+        [Reply::mcp_error("RESOURCE_EXHAUSTED", "Too many requests").header("retry-after", "7")],
+    );
+    api.script("/mcp/other", [Reply::mcp_result("ok")]);
+    let layer = ApiContractLayer::mcp()
+        // Return a long server wait to the caller instead of waiting it out.
+        .retry(RetryLayer::new().max_retry_after(Duration::from_secs(1)))
+        // Refuse at once at a closed gate instead of holding the request there.
+        .rate_limit(RateLimitBackoffLayer::new().fail_fast());
+    let mut svc = ServiceBuilder::new()
+        .api_contract_with(layer)
+        .service(hyper_client());
+
+    let err = send(&mut svc, call_tool(&api.url("/mcp"), "search"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::OK));
+    assert_eq!(err.code(), &ErrorCode::ResourceExhausted);
+    assert_eq!(err.disposition(), Disposition::RateLimited);
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
+    assert_eq!(err.attempts(), 1);
+    assert!(err.request_sent());
+
+    let held = send(&mut svc, call_tool(&api.url("/mcp"), "search"))
+        .await
+        .unwrap_err();
+    assert!(held.is_gate_closed(), "{held}");
+    assert!(!held.request_sent());
+    assert_eq!(api.seen("/mcp").len(), 1);
+
+    let other = send(&mut svc, call_tool(&api.url("/mcp/other"), "search"))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    assert_eq!(svc.get_ref().gates().len(), 1);
+}
+
+/// A tool error that needs the request fixed is surfaced at once, even by a client that
+/// opted into retrying its tool calls.
+#[tokio::test]
+async fn api_contract_mcp_surfaces_a_permanent_tool_error_once() {
+    let api = Emulator::start().await;
+    api.always(
+        "/mcp",
+        [Reply::mcp_error(
+            "PERMISSION_DENIED",
+            "The write is outside your allowed subtree",
+        )],
+    );
+    let layer = ApiContractLayer::mcp().retry(RetryLayer::new().retry_non_idempotent(true));
+    let err = ServiceBuilder::new()
+        .api_contract_with(layer)
+        .service(hyper_client())
+        .oneshot(call_tool(&api.url("/mcp"), "write"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), &ErrorCode::PermissionDenied);
+    assert_eq!(err.disposition(), Disposition::Forbidden);
+    assert_eq!(err.message(), "The write is outside your allowed subtree");
+    assert_eq!(err.api().unwrap().shape(), BodyShape::Mcp);
+    assert_eq!(err.attempts(), 1);
+    assert_eq!(api.seen("/mcp").len(), 1);
+}
+
+/// `decode(..)` switches either way: a configured MCP decoder on the default stack, or back
+/// to the plain decoder (and the client's own body type) from `mcp()`.
+#[tokio::test]
+async fn api_contract_decode_takes_either_mode() {
+    let url = serve().await;
+    let layer = ApiContractLayer::new().decode(ErrorDecodeLayer::mcp().max_body_bytes(1024));
+    let mut svc = ServiceBuilder::new()
+        .api_contract_with(layer)
+        .service(hyper_client());
+    let err = send(&mut svc, call_tool(&url, "structured_error"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), &ErrorCode::PermissionDenied);
+    // Larger than the inspection limit: passed through whole.
+    let res = send(&mut svc, call_tool(&url, "oversized_streamed"))
+        .await
+        .unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["result"]["content"][0]["text"], big_text());
+
+    let plain = ApiContractLayer::mcp().decode(ErrorDecodeLayer::new());
+    let mut svc: ApiContract<HyperClient> = ServiceBuilder::new()
+        .api_contract_with(plain)
+        .service(hyper_client());
+    let res: Response<Incoming> = send(&mut svc, call_tool(&url, "structured_error"))
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);

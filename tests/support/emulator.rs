@@ -108,6 +108,36 @@ impl Reply {
         )
         .header("retry-after", &secs.to_string())
     }
+    /// An MCP `tools/call` result (JSON-RPC 2.0 in an HTTP 200) with one text content.
+    pub fn mcp_result(text: &str) -> Reply {
+        Reply::json(
+            200,
+            json!({"jsonrpc": "2.0", "id": 1, "result": {
+                "content": [{"type": "text", "text": text}],
+                "isError": false,
+            }}),
+        )
+    }
+    /// An MCP tool error inside an HTTP 200 (second page): `result.isError` with the payload
+    /// `{"error": {code, message}}` in `structuredContent` and as the text content.
+    pub fn mcp_error(code: &str, message: &str) -> Reply {
+        let payload = json!({"error": {"code": code, "message": message}});
+        Reply::json(
+            200,
+            json!({"jsonrpc": "2.0", "id": 1, "result": {
+                "isError": true,
+                "content": [{"type": "text", "text": payload.to_string()}],
+                "structuredContent": payload,
+            }}),
+        )
+    }
+    /// The bytes of a `Respond` reply's body (empty for the others).
+    pub fn body(&self) -> Bytes {
+        match self {
+            Reply::Respond { body, .. } => body.clone(),
+            _ => Bytes::new(),
+        }
+    }
     /// `status` with `count` extra response headers (`x-h-0: v` …) and an empty body.
     pub fn many_headers(status: u16, count: usize) -> Reply {
         Reply::Respond {
