@@ -1,4 +1,4 @@
-//! Cost of the issue-7 features, each against a baseline measured in the same run.
+//! Cost of MCP mode and of SSE parsing, each against a baseline measured in the same run.
 //!
 //! ```sh
 //! cargo bench --bench streams -- --warm-up-time 1 --measurement-time 3

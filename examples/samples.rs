@@ -1,12 +1,13 @@
-//! What tower-api-retry makes of the pages' own sample errors (interim demo, issue 2).
+//! What tower-api-retry makes of the sample errors of both reference pages.
 //!
-//! Every sample error of both reference pages is decoded twice: with `ApiError::decode`, and
-//! through `ErrorDecodeLayer` around an in-process `tower::service_fn` server (no network).
-//! The demo prints what the crate decided and exits non-zero if anything differs from what the
-//! pages say.
+//! Every sample error of the "Errors" and "Errors & Rate Limits" pages is decoded twice: with
+//! `ApiError::decode`, and through `ErrorDecodeLayer` around an in-process `tower::service_fn`
+//! server (no network). It prints what the crate decided and exits non-zero if anything
+//! differs from what the pages say. For the whole stack against servers on loopback, see the
+//! `demo` example.
 //!
 //! ```sh
-//! cargo run --example demo
+//! cargo run --example samples
 //! ```
 
 use bytes::Bytes;

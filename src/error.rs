@@ -304,7 +304,6 @@ enum Kind {
         message: Box<str>,
         source: BoxError,
     },
-    #[allow(dead_code)] // built by the rate-limit layer (issue 4)
     GateClosed {
         retry_after: Duration,
     },
@@ -370,7 +369,6 @@ impl Error {
 
     /// A request the rate-limit gate refused to send: coded `RESOURCE_EXHAUSTED`, no status,
     /// never sent.
-    #[allow(dead_code)] // used by the retry (issue 3) and rate-limit (issue 4) layers
     pub(crate) fn gate_closed(retry_after: Duration) -> Error {
         Error::new(Kind::GateClosed { retry_after }, false)
     }
@@ -390,7 +388,6 @@ impl Error {
     }
 
     /// Records how many attempts produced this error (used by the retry layer).
-    #[allow(dead_code)] // used by the retry (issue 3) and rate-limit (issue 4) layers
     pub(crate) fn set_attempts(&mut self, attempts: u32) {
         self.inner.attempts = attempts;
     }
@@ -401,7 +398,6 @@ impl Error {
     }
 
     /// Records why the error was returned without a (further) retry.
-    #[allow(dead_code)] // used by the retry (issue 3) and rate-limit (issue 4) layers
     pub(crate) fn set_note(&mut self, note: impl Into<Cow<'static, str>>) {
         self.inner.note = Some(note.into());
     }

@@ -1,18 +1,64 @@
 //! Tower middleware that makes hyper, tonic and axum clients obey an API's published error
 //! contract.
 //!
-//! # The problem
-//!
 //! An API's error reference page is a contract: *this* body shape, *these* codes, *this* status
 //! means "fix the request", *that* one "retry with backoff, 1 s doubling up to 30 s", a 429
 //! means "stop sending on this path and honour `Retry-After`", `AGENT_BLOCKED` means "a
 //! person must act; never auto-retry". Every client re-implements that page by hand, usually
 //! half of it: it retries a 400, hammers a rate-limited path, parses `message` instead of
-//! `code`, or prints an echoed `Bearer` token in a log line. This crate implements the page
-//! once, as Tower layers, so a client wrapped in them behaves the way the page tells a careful
-//! caller to behave.
+//! `code`, or prints an echoed `Bearer` token in a log line. This crate implements two such
+//! pages once, as Tower layers: an "Errors" page whose bodies are `{"detail": "..."}` and whose
+//! status decides what to do, and an "Errors & Rate Limits" page with a
+//! `{code, message, fix, details}` envelope, its code tables, MCP tool errors, rate limits and
+//! budgets. A client wrapped in the layers behaves the way the pages tell a careful caller to
+//! behave.
 //!
-//! # The three layers
+//! # Example
+//!
+//! A hyper-util client with the whole stack, installed in one line:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, StatusCode};
+//! use http_body_util::Full;
+//! use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_api_retry::{Disposition, ErrorCode, ServiceBuilderExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! # // An API on loopback: `/api/spaces` answers 200, anything else the "Errors" page's 409.
+//! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # let api = format!("http://{}", listener.local_addr()?);
+//! # let app = axum::Router::new()
+//! #     .route("/api/spaces", axum::routing::get(|| async { "[]" }))
+//! #     .fallback(|| async { (axum::http::StatusCode::CONFLICT, r#"{"detail": "Space is not active"}"#) });
+//! # tokio::spawn(async move { axum::serve(listener, app).await });
+//! // Any hyper-util client: HTTP/1 or HTTP/2, with the connector (and TLS) of your choice.
+//! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+//! // Retries, rate-limit gates and typed errors, in the documented order.
+//! let mut client = ServiceBuilder::new().api_contract().service(client);
+//!
+//! // A success is the client's own response, its body untouched.
+//! let request = Request::get(format!("{api}/api/spaces")).body(Full::default())?;
+//! let response = client.ready().await?.call(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//!
+//! // An error response is one typed `Error`: branch on its code and disposition,
+//! // never on the message text.
+//! let request = Request::post(format!("{api}/api/spaces/s1/events")).body(Full::default())?;
+//! let err = client.ready().await?.call(request).await.unwrap_err();
+//! assert_eq!(err.status(), Some(StatusCode::CONFLICT));
+//! assert_eq!(err.code(), &ErrorCode::FailedPrecondition);
+//! assert_eq!(err.message(), "Space is not active");
+//! assert_eq!(err.disposition(), Disposition::FixRequest); // fix the request first...
+//! assert_eq!(err.attempts(), 1); // ...so it was not retried
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `api_contract()` is exactly this, with each layer configurable through
+//! [`ApiContractLayer`] and [`.api_contract_with(layer)`](ServiceBuilderExt::api_contract_with):
 //!
 //! ```text
 //! ServiceBuilder::new()
@@ -26,66 +72,53 @@
 //!   untouched (same body type, not buffered); error responses (status ≥ 400, or a non-zero
 //!   gRPC `grpc-status`) are read up to a bounded size and become one typed [`Error`], which
 //!   wraps what the server said ([`ApiError`]) or a transport failure.
-//! - The rate-limit layer (issue 4, [`rate_limit`]) and the retry layer (issue 3, [`retry`])
-//!   sit outside it and decide from [`Error::disposition`], computed by the one classification
-//!   table [`classify`], and wait on the shared [`backoff`] schedule or the server's
-//!   [`retry_after`](Error::retry_after) hint.
+//! - [`RateLimitBackoffLayer`] ([`rate_limit`]) closes the gate of a path (or gRPC method)
+//!   that was rate limited, until `Retry-After` has passed; then one probe goes first.
+//! - [`RetryLayer`] ([`retry`]) retries what the contract calls transient, on the shared
+//!   [`backoff`] schedule (1 s, 2 s, 4 s, each plus up to 20 %, never above 30 s) or after the
+//!   server's [`retry_after`](Error::retry_after) hint, without duplicating a side effect.
 //!
-//! Every error is classified into a [`Disposition`]: [`Retry`](Disposition::Retry),
-//! [`RateLimited`](Disposition::RateLimited), [`FixRequest`](Disposition::FixRequest),
-//! [`Reauthenticate`](Disposition::Reauthenticate), [`Forbidden`](Disposition::Forbidden) or
-//! [`NeedsHuman`](Disposition::NeedsHuman). Branch on [`ErrorCode`] and [`Disposition`],
-//! never on the message text.
+//! All three decide from [`Error::disposition`], computed by the one classification table
+//! [`classify`]: [`Retry`](Disposition::Retry), [`RateLimited`](Disposition::RateLimited),
+//! [`FixRequest`](Disposition::FixRequest), [`Reauthenticate`](Disposition::Reauthenticate),
+//! [`Forbidden`](Disposition::Forbidden) or [`NeedsHuman`](Disposition::NeedsHuman). See the
+//! [`stack`] module for why this order.
 //!
-//! # Example
+//! # Other clients and protocols
 //!
-//! ```
-//! use bytes::Bytes;
-//! use http::{Request, Response, StatusCode};
-//! use http_body_util::Full;
-//! use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
-//! use tower_api_retry::{Disposition, ErrorCode, ErrorDecodeLayer};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! // Stands in for a hyper/tonic/axum client: it answers like the first page's 409.
-//! let server = service_fn(|req: Request<Full<Bytes>>| async move {
-//!     let res = match req.uri().path() {
-//!         "/api/spaces/s1/events" => Response::builder()
-//!             .status(409)
-//!             .body(Full::new(Bytes::from(r#"{"detail": "Space is not active"}"#))),
-//!         _ => Response::builder().body(Full::new(Bytes::from("{}"))),
-//!     };
-//!     Ok::<_, std::convert::Infallible>(res.unwrap())
-//! });
-//! let mut client = ServiceBuilder::new().layer(ErrorDecodeLayer::new()).service(server);
-//!
-//! // A success is the inner service's own response, untouched.
-//! let ok = client.ready().await.unwrap().call(Request::get("/api/spaces").body(Full::default()).unwrap()).await;
-//! assert_eq!(ok.unwrap().status(), StatusCode::OK);
-//!
-//! // An error response is a typed `Error`.
-//! let req = Request::post("/api/spaces/s1/events").body(Full::default()).unwrap();
-//! let err = client.ready().await.unwrap().call(req).await.unwrap_err();
-//! assert_eq!(err.status(), Some(StatusCode::CONFLICT));
-//! assert_eq!(err.code(), &ErrorCode::FailedPrecondition);
-//! assert_eq!(err.message(), "Space is not active");
-//! assert_eq!(err.disposition(), Disposition::FixRequest);
-//! assert!(!err.is_retryable()); // 4xx: never retried without fixing the request
-//! # }
-//! ```
-//!
-//! Clients that read bodies themselves can call [`ApiError::decode`] directly. The
-//! [`budget`] module reads the second page's `currentObjective` block and shows credits as
-//! dollars.
+//! - **tonic**: the same stack wraps a `tonic::transport::Channel`
+//!   (`tonic::client::Grpc::new(stack)`); the request type is unchanged. With the `tonic`
+//!   feature, tonic's request body replays on retry and a failed call reports the server's own
+//!   gRPC code and message (see `grpc_status`).
+//! - **axum**: the stack wraps a `Router` or a proxy handler's client; with the `axum` feature
+//!   `axum::body::Body` request bodies replay on retry.
+//! - **Server-sent events**: [`ResumableEvents`] ([`sse`]) reads an event stream and
+//!   reconnects after a drop with `?since=<last event id>`, on the same backoff.
+//! - **MCP**: a tool-call error arrives inside an HTTP 200. Install the stack with
+//!   `ServiceBuilder::new().api_contract_with(`[`ApiContractLayer::mcp()`]`)`. This mode
+//!   changes the response body type to [`McpBody<B>`](decode::McpBody) (see
+//!   [`decode::McpDecodeLayer`]).
+//! - **Without the layers**: [`ApiError::decode`] decodes a status, headers and body
+//!   without any layer. The [`budget`] module reads the `currentObjective` block and shows
+//!   credits as dollars; with the `tower-http` feature, `classifier` reports failures to
+//!   `tower_http`'s `TraceLayer` by disposition.
 //!
 //! # Feature flags
 //!
-//! All are off by default; the core needs only `tower`, `http` and `http-body`.
+//! All are off by default.
 //!
-//! - `tonic`: `From<Error> for tonic::Status` and replay support for `tonic::body::Body`.
-//! - `axum`: replay support for `axum::body::Body`.
-//! - `tower-http`: use the crate's classification as a `tower_http::classify` classifier.
+//! - `tonic`: `From<Error> for tonic::Status`, the `Status` in [`Error`]'s chain of sources
+//!   (so `tonic::client::Grpc` reports the server's code), and replay of `tonic::body::Body`.
+//! - `axum`: replay of `axum::body::Body` request bodies.
+//! - `tower-http`: the crate's classification as a `tower_http::classify` classifier.
+//!
+//! Without any feature the crate depends on `tower` (`util`, `timeout`), `http`, `http-body`
+//! and `http-body-util` (the request and response types, reading error bodies, replaying
+//! request bodies), `bytes`, `tokio` with `time` and `sync` (the waits, the gates and the
+//! read timeout run on tokio's timer, so the stack runs inside a tokio runtime), `serde` and
+//! `serde_json` (error bodies), `rand` (jitter), `httpdate` (`Retry-After` dates),
+//! `percent-encoding` (`grpc-message`, `?since=` cursors), `pin-project-lite` (the futures),
+//! `futures-core` (the event stream) and `tracing` (an event per retry and per gate change).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -110,11 +143,12 @@ pub use classify::{Disposition, classify, classify_status};
 pub use code::ErrorCode;
 pub use decode::ErrorDecodeLayer;
 pub use error::{AgentConnected, ApiError, BodyShape, BoxError, Error, X_FORCE_ROTATE};
-// re-exports: retry (issue 3)
-pub use retry::{Attempts, Retry, RetryLayer};
-// re-exports: rate_limit (issue 4)
 pub use rate_limit::{RateLimitBackoff, RateLimitBackoffLayer, RateLimitGates};
-// re-exports: sse (issue 7)
+pub use retry::{Attempts, Retry, RetryLayer};
 pub use sse::{Event, ResumableEvents};
-// re-exports: the whole stack (issue 5)
 pub use stack::{ApiContract, ApiContractLayer, McpApiContract, ServiceBuilderExt};
+
+/// The README's examples, compiled and run as doctests so they never drift from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

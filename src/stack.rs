@@ -22,7 +22,7 @@
 //!
 //! Over MCP a tool-call error arrives inside an HTTP 200, which the plain decode layer lets
 //! through. [`ApiContractLayer::mcp()`] is the same stack with
-//! [`McpDecodeLayer`](crate::decode::McpDecodeLayer) innermost, so those errors are retried
+//! [`McpDecodeLayer`] innermost, so those errors are retried
 //! and close the rate-limit gate like any other:
 //!
 //! ```text

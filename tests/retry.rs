@@ -792,7 +792,7 @@ mod real {
         addr
     }
 
-    /// The stack of the issue, over a hyper-util legacy client: type-checks as written.
+    /// The documented stack over a hyper-util legacy client: type-checks as written.
     fn hyper_stack(
         layer: RetryLayer,
     ) -> impl Service<
@@ -1104,7 +1104,7 @@ mod grpc {
     }
 }
 
-/// The stack of the issue over a tonic `Channel`, through `tonic::client::Grpc::new`: this
+/// The documented stack over a tonic `Channel`, through `tonic::client::Grpc::new`: this
 /// only has to type-check (a unary call through the stack).
 #[cfg(feature = "tonic")]
 #[allow(dead_code)]

@@ -13,7 +13,8 @@
 //! message.
 //!
 //! Over MCP a tool-call error arrives in an HTTP 200; [`ErrorDecodeLayer::mcp`] is the opt-in
-//! mode that decodes those too (see [`McpDecodeLayer`]).
+//! mode that decodes those too (see [`McpDecodeLayer`]), and
+//! [`ApiContractLayer::mcp`](crate::ApiContractLayer::mcp) installs the whole stack with it.
 //!
 //! # Example
 //!

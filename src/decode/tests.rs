@@ -1,6 +1,6 @@
-//! Unit and property tests of `ApiError::decode`: one test per item of issue 2's "What
-//! ErrorDecodeLayer decodes" list, with the pages' own examples. The layer itself is tested
-//! against a real server in `tests/decode.rs`.
+//! Unit and property tests of `ApiError::decode`: one test per body shape and header the
+//! decoder understands, with the pages' own examples. The layer itself is tested against a
+//! real server in `tests/decode.rs`.
 
 use super::*;
 use crate::{

@@ -16,8 +16,8 @@
 //! 2 s, 4 s plus an offset of up to 20 % by default, never less (see
 //! [`backoff`](crate::backoff) for the table, and [`Jitter`](crate::backoff::Jitter) for
 //! full, equal and decorrelated jitter), never above [`max_delay`](RetryLayer::max_delay),
-//! 3 retries (4 attempts). A server hint (`Retry-After`, `grpc-retry-pushback-ms`) is a floor: the wait is
-//! the larger of the backoff and the hint. A hint above
+//! 3 retries (4 attempts). A server hint (`Retry-After`, `grpc-retry-pushback-ms`) is a
+//! floor: the wait is the larger of the backoff and the hint. A hint above
 //! [`max_retry_after`](RetryLayer::max_retry_after) (30 s) is not waited for: the error comes
 //! back at once with [`retry_after()`](crate::Error::retry_after) set, for the caller to
 //! schedule. With a [`deadline`](RetryLayer::deadline), a wait that would end past it is not
