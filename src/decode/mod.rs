@@ -41,6 +41,7 @@
 //! ```
 
 mod grpc;
+pub(crate) mod grpc_metadata;
 mod layer;
 mod mcp;
 mod shape;
@@ -99,6 +100,7 @@ impl ApiError {
             retry_after: hint.after,
             do_not_retry: hint.do_not_retry,
             numeric_code: None,
+            grpc: None,
             shape: crate::BodyShape::Unrecognized,
         }
     }

@@ -6,6 +6,7 @@ use crate::{
     ErrorCode,
     classify::Disposition,
     error::{BoxError, Error},
+    retry::deadline::{GRPC_TIMEOUT, parse_grpc_timeout},
 };
 use http::Request;
 use pin_project_lite::pin_project;
@@ -105,8 +106,18 @@ impl<S> RateLimitBackoff<S> {
             probe: None,
         };
         let now = Instant::now();
+        // A gRPC call waits no longer than its own deadline, the time left that the retry
+        // layer outside wrote in `grpc-timeout`.
+        let max_wait = match request
+            .headers()
+            .get(GRPC_TIMEOUT)
+            .and_then(parse_grpc_timeout)
+        {
+            Some(left) => left.min(config.max_wait),
+            None => config.max_wait,
+        };
         let deadline = now
-            .checked_add(config.max_wait)
+            .checked_add(max_wait)
             .unwrap_or_else(|| now + crate::retry_after::MAX_HINT);
         match config.gates.check(key, now, deadline) {
             Check::Open => ResponseFuture::called(self.inner.call(request), Some(track)),
@@ -185,8 +196,10 @@ impl Drop for Track {
 /// A rate limit from the server: 429 or `RESOURCE_EXHAUSTED` (HTTP body or gRPC status), or
 /// `REFRESH_IN_PROGRESS`. A request an inner gate held back is not the server speaking.
 fn is_rate_limit(e: &Error) -> bool {
+    // The class of the code, not the disposition: a rate limit whose server also forbade a
+    // retry (a negative pushback) still closes the path.
     !e.is_gate_closed()
-        && (e.disposition() == Disposition::RateLimited
+        && (crate::classify(e.status(), e.code()) == Disposition::RateLimited
             // A 429 is a rejection whatever code its body carries ("stop sending on the
             // affected path as soon as you see the rejection").
             || e.status() == Some(http::StatusCode::TOO_MANY_REQUESTS)

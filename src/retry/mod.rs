@@ -110,6 +110,7 @@
 
 mod body;
 mod budget;
+pub(crate) mod deadline;
 mod future;
 mod layer;
 mod policy;
