@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use tower_api_retry::rate_limit::ResponseBody;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
@@ -51,14 +52,14 @@ fn request(
         .unwrap()
 }
 
-async fn send<S>(svc: &mut S, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, Error>
+async fn send<S>(svc: &mut S, req: Request<Full<Bytes>>) -> Result<Response<ResponseBody<Incoming>>, Error>
 where
-    S: Service<Request<Full<Bytes>>, Response = Response<Incoming>, Error = Error>,
+    S: Service<Request<Full<Bytes>>, Response = Response<ResponseBody<Incoming>>, Error = Error>,
 {
     svc.ready().await?.call(req).await
 }
 
-fn attempts(res: &Response<Incoming>) -> Option<u32> {
+fn attempts(res: &Response<ResponseBody<Incoming>>) -> Option<u32> {
     res.extensions().get::<Attempts>().map(Attempts::get)
 }
 

@@ -88,11 +88,13 @@
 //! # }
 //! ```
 
+mod body;
 mod gate;
 mod key;
 mod layer;
 mod service;
 
+pub use body::ResponseBody;
 pub use gate::{DEFAULT_MAX_KEYS, RateLimitGates};
 pub use key::{Key, RequestHead};
 pub use layer::{

@@ -8,7 +8,8 @@ use crate::{
     error::{BoxError, Error},
     retry::deadline::{GRPC_TIMEOUT, parse_grpc_timeout},
 };
-use http::Request;
+use super::ResponseBody;
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use std::{
     fmt,
@@ -61,12 +62,12 @@ impl<S> RateLimitBackoff<S> {
     }
 }
 
-impl<S, B> Service<Request<B>> for RateLimitBackoff<S>
+impl<S, B, ResB> Service<Request<B>> for RateLimitBackoff<S>
 where
-    S: Service<Request<B>> + Clone,
+    S: Service<Request<B>, Response = Response<ResB>> + Clone,
     S::Error: Into<BoxError>,
 {
-    type Response = S::Response;
+    type Response = Response<ResponseBody<ResB>>;
     type Error = Error;
     type Future = ResponseFuture<S, B>;
 
@@ -148,25 +149,18 @@ impl<S> RateLimitBackoff<S> {
     }
 }
 
-/// What the response future reports back to the gate map.
-struct Track {
+/// What the response future (or, for a gRPC response whose status is in its trailers, the
+/// response body) reports back to the gate map.
+pub(crate) struct Track {
     config: Arc<RateLimitBackoffLayer>,
     key: Key,
-    probe: Option<u64>,
+    pub(crate) probe: Option<u64>,
 }
 
 impl Track {
-    #[inline]
-    fn finish<T>(&mut self, result: &Result<T, Error>) {
-        if result.is_ok() && self.probe.is_none() {
-            return;
-        }
-        self.finish_slow(result.as_ref().err());
-    }
-
     /// A probe's outcome, or any request's rate limit.
     #[inline(never)]
-    fn finish_slow(&mut self, error: Option<&Error>) {
+    pub(crate) fn finish_slow(&mut self, error: Option<&Error>) {
         let probe = self.probe.take();
         let gates = &self.config.gates;
         match (error, probe) {
@@ -204,6 +198,18 @@ fn is_rate_limit(e: &Error) -> bool {
             // affected path as soon as you see the rejection").
             || e.status() == Some(http::StatusCode::TOO_MANY_REQUESTS)
             || e.code() == &ErrorCode::RefreshInProgress)
+}
+
+/// `true` for a gRPC response whose status is still to come, in its trailers: headers
+/// without `grpc-status`. (A trailers-only error is already an `Error`, decoded inside.)
+#[inline]
+fn status_in_trailers<B>(res: &Response<B>) -> bool {
+    let headers = res.headers();
+    !headers.is_empty()
+        && headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+        && !headers.contains_key("grpc-status")
 }
 
 type WaitFuture = Pin<Box<dyn Future<Output = Result<Admission, Error>> + Send>>;
@@ -255,12 +261,12 @@ where
     }
 }
 
-impl<S, B> Future for ResponseFuture<S, B>
+impl<S, B, ResB> Future for ResponseFuture<S, B>
 where
-    S: Service<Request<B>>,
+    S: Service<Request<B>, Response = Response<ResB>>,
     S::Error: Into<BoxError>,
 {
-    type Output = Result<S::Response, Error>;
+    type Output = Result<Response<ResponseBody<ResB>>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -268,10 +274,26 @@ where
             match this.state.as_mut().project() {
                 StateProj::Called { future } => {
                     let result = ready!(future.poll(cx)).map_err(Error::transport);
-                    if let Some(track) = this.track.as_mut() {
-                        track.finish(&result);
-                    }
-                    return Poll::Ready(result);
+                    let res = match (result, this.track.take()) {
+                        (Ok(res), None) => res.map(ResponseBody::plain),
+                        (Ok(res), Some(track)) if status_in_trailers(&res) => {
+                            // The outcome is in the trailers: the body reports it.
+                            res.map(|body| ResponseBody::watched(body, track))
+                        }
+                        (Ok(res), Some(mut track)) => {
+                            if track.probe.is_some() {
+                                track.finish_slow(None);
+                            }
+                            res.map(ResponseBody::plain)
+                        }
+                        (Err(e), track) => {
+                            if let Some(mut track) = track {
+                                track.finish_slow(Some(&e));
+                            }
+                            return Poll::Ready(Err(e));
+                        }
+                    };
+                    return Poll::Ready(Ok(res));
                 }
                 StateProj::Waiting { wait, pending } => {
                     let admission = ready!(wait.as_mut().poll(cx))?;
