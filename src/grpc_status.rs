@@ -126,10 +126,15 @@ mod tests {
         let status = tonic::Status::from(err);
         assert_eq!(status.code(), tonic::Code::NotFound);
         assert_eq!(status.message(), "no such node");
-        assert_eq!(&status.details()[..], b"\x08\x05\x12\x04nope");
+        assert_eq!(status.details(), b"\x08\x05\x12\x04nope");
         assert_eq!(status.metadata().get("x-debug-id").unwrap(), "dbg-7");
         assert_eq!(
-            &status.metadata().get_bin("trace-bin").unwrap().to_bytes().unwrap()[..],
+            &status
+                .metadata()
+                .get_bin("trace-bin")
+                .unwrap()
+                .to_bytes()
+                .unwrap()[..],
             [0, 1, 2]
         );
         assert!(status.metadata().get("grpc-status").is_none());

@@ -21,9 +21,12 @@ const MS: fn(u64) -> Duration = Duration::from_millis;
 
 type Reply = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, io::Error>> + Send>>;
 
-/// What the server saw: when each attempt arrived and the `grpc-timeout` it carried.
+/// One attempt as the server saw it: when it arrived and the `grpc-timeout` it carried.
+type Attempt = (Instant, Option<String>);
+
+/// What the server saw.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(Instant, Option<String>)>>>);
+struct Seen(Arc<Mutex<Vec<Attempt>>>);
 
 impl Seen {
     fn timeouts(&self) -> Vec<Option<String>> {
@@ -132,14 +135,20 @@ async fn the_layer_deadline_binds_when_it_is_earlier_and_is_sent_from_the_first_
     let (svc, seen) = stack(layer().deadline(MS(1000)), |_| grpc_status(14, Some(400)));
     let start = Instant::now();
     let err = svc.oneshot(call(Some("10S"))).await.unwrap_err();
-    assert_eq!(seen.timeouts(), strings(&["1000000u", "600000u", "200000u"]));
+    assert_eq!(
+        seen.timeouts(),
+        strings(&["1000000u", "600000u", "200000u"])
+    );
     assert_eq!(start.elapsed(), MS(800));
     assert_eq!(err.code(), &ErrorCode::DeadlineExceeded, "{err}");
 
     // A gRPC call without a grpc-timeout of its own gets one from the layer.
     let (svc, seen) = stack(layer().deadline(MS(1000)), |_| grpc_status(14, Some(400)));
     svc.oneshot(call(None)).await.unwrap_err();
-    assert_eq!(seen.timeouts(), strings(&["1000000u", "600000u", "200000u"]));
+    assert_eq!(
+        seen.timeouts(),
+        strings(&["1000000u", "600000u", "200000u"])
+    );
 
     // The request's own grpc-timeout binds when it is earlier than the layer's deadline.
     let (svc, seen) = stack(layer().deadline(MS(60_000)), |_| grpc_status(14, Some(400)));
@@ -164,7 +173,10 @@ async fn an_attempt_in_flight_is_cut_off_at_the_deadline() {
     assert_eq!(start.elapsed(), MS(1000), "ended at the deadline exactly");
     assert_eq!(err.code(), &ErrorCode::DeadlineExceeded, "{err}");
     assert_eq!(err.attempts(), 2);
-    assert!(err.note().unwrap().contains("passed during attempt 2"), "{err}");
+    assert!(
+        err.note().unwrap().contains("passed during attempt 2"),
+        "{err}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -202,14 +214,26 @@ async fn an_http_deadline_keeps_the_server_error_and_says_why() {
     });
     let start = Instant::now();
     let err = svc
-        .oneshot(Request::get("http://api.test/x").body(Full::default()).unwrap())
+        .oneshot(
+            Request::get("http://api.test/x")
+                .body(Full::default())
+                .unwrap(),
+        )
         .await
         .unwrap_err();
     // 100 + 200 + 400 ms; the next 800 ms would end at 1.5 s.
     assert_eq!(start.elapsed(), MS(700));
     assert_eq!(seen.count(), 4);
-    assert_eq!(seen.timeouts(), [None, None, None, None], "HTTP gets no grpc-timeout");
-    assert_eq!(err.code(), &ErrorCode::Unavailable, "the server's error, as it was");
+    assert_eq!(
+        seen.timeouts(),
+        [None, None, None, None],
+        "HTTP gets no grpc-timeout"
+    );
+    assert_eq!(
+        err.code(),
+        &ErrorCode::Unavailable,
+        "the server's error, as it was"
+    );
     assert!(err.note().unwrap().contains("deadline"), "{err}");
 }
 

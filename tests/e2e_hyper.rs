@@ -7,7 +7,6 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use tower_api_retry::rate_limit::ResponseBody;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
@@ -15,6 +14,7 @@ use hyper_util::{
 use std::time::Duration;
 use support::{Emulator, Reply, checksum};
 use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_api_retry::rate_limit::ResponseBody;
 use tower_api_retry::{
     ApiContractLayer, Attempts, Disposition, Error, ErrorCode, ErrorDecodeLayer,
     RateLimitBackoffLayer, RetryLayer, ServiceBuilderExt, retry::IDEMPOTENCY_KEY,
@@ -52,7 +52,10 @@ fn request(
         .unwrap()
 }
 
-async fn send<S>(svc: &mut S, req: Request<Full<Bytes>>) -> Result<Response<ResponseBody<Incoming>>, Error>
+async fn send<S>(
+    svc: &mut S,
+    req: Request<Full<Bytes>>,
+) -> Result<Response<ResponseBody<Incoming>>, Error>
 where
     S: Service<Request<Full<Bytes>>, Response = Response<ResponseBody<Incoming>>, Error = Error>,
 {

@@ -187,7 +187,10 @@ const DETAILS: &[u8] = b"\x08\x03\x12\x0bname: empty\x1a\x07\x0a\x05field";
 fn rich(code: Code, in_trailers: bool) -> RichStatus {
     RichStatus {
         details: DETAILS,
-        metadata: &[("x-debug-id", "dbg-7f3a"), ("x-trace-bin", "\u{0}\u{1}\u{2}")],
+        metadata: &[
+            ("x-debug-id", "dbg-7f3a"),
+            ("x-trace-bin", "\u{0}\u{1}\u{2}"),
+        ],
         in_trailers,
         ..RichStatus::new(code, "name: must not be empty")
     }
@@ -273,7 +276,10 @@ async fn the_deadline_covers_every_attempt_and_the_call_ends_with_deadline_excee
     }
     // No attempt started once the deadline had passed, and none was begun whose wait would
     // end past it: 1.2 s holds at most three attempts 500 ms apart.
-    assert!(left.iter().all(|l| !l.is_zero()) && left.len() <= 3, "{left:?}");
+    assert!(
+        left.iter().all(|l| !l.is_zero()) && left.len() <= 3,
+        "{left:?}"
+    );
     assert!(seen.iter().all(|s| s.request == req()));
 }
 

@@ -90,11 +90,8 @@ fn respond(content_type: &'static str, answer: Answer) -> Response<Scripted> {
         .unwrap()
 }
 
-type Client = tower::util::BoxCloneSyncService<
-    Request<Full<Bytes>>,
-    Response<ResponseBody<Scripted>>,
-    Error,
->;
+type Client =
+    tower::util::BoxCloneSyncService<Request<Full<Bytes>>, Response<ResponseBody<Scripted>>, Error>;
 
 /// The gate over a scripted server that answers the n-th request with `script[n]` (then OK),
 /// and logs arrivals.
@@ -144,10 +141,8 @@ async fn unary(client: &Client) -> Option<HeaderMap> {
 
 #[tokio::test(start_paused = true)]
 async fn resource_exhausted_in_trailers_closes_the_method_for_its_pushback() {
-    let (client, gates, arrivals) = stack(
-        "application/grpc",
-        vec![Answer::Trailers(8, Some("800"))],
-    );
+    let (client, gates, arrivals) =
+        stack("application/grpc", vec![Answer::Trailers(8, Some("800"))]);
     let res = client.clone().oneshot(call()).await.unwrap();
     // The status is not known until the trailers have been read.
     assert!(gates.is_empty());
@@ -206,7 +201,11 @@ async fn a_probe_dropped_before_its_status_hands_the_role_on() {
     assert_eq!(gates.len(), 1);
     let start = Instant::now();
     unary(&client).await;
-    assert_eq!(arrivals.lock().unwrap()[2], start, "sent at once, as the probe");
+    assert_eq!(
+        arrivals.lock().unwrap()[2],
+        start,
+        "sent at once, as the probe"
+    );
     assert!(gates.is_empty());
 }
 

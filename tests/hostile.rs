@@ -7,11 +7,11 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use tower_api_retry::rate_limit::ResponseBody;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use std::time::{Duration, SystemTime};
 use support::{Emulator, Reply};
 use tower::{ServiceBuilder, ServiceExt, util::BoxCloneService};
+use tower_api_retry::rate_limit::ResponseBody;
 use tower_api_retry::{
     Disposition, Error, ErrorCode, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
     backoff::{Backoff, Jitter},
@@ -67,7 +67,11 @@ async fn get_with(
 }
 
 /// The error, with its attempt count checked against what the server saw.
-fn failed(api: &Emulator, path: &str, res: Result<Response<ResponseBody<Incoming>>, Error>) -> Error {
+fn failed(
+    api: &Emulator,
+    path: &str,
+    res: Result<Response<ResponseBody<Incoming>>, Error>,
+) -> Error {
     let err = match res {
         Ok(res) => panic!("{path}: expected an error, got {}", res.status()),
         Err(e) => e,

@@ -124,7 +124,8 @@ pub(crate) fn decode_base64(input: &[u8]) -> Option<Vec<u8>> {
         .strip_suffix(b"==")
         .or_else(|| input.strip_suffix(b"="))
         .unwrap_or(input);
-    if unpadded.len() % 4 == 1 || (unpadded.len() != input.len() && input.len() % 4 != 0) {
+    if unpadded.len() % 4 == 1 || (unpadded.len() != input.len() && !input.len().is_multiple_of(4))
+    {
         return None;
     }
     let mut out = Vec::with_capacity(unpadded.len() / 4 * 3 + 2);
@@ -203,12 +204,12 @@ mod tests {
             ("trace-bin", "AAEC"),
         ]);
         let extra = GrpcExtra::capture(&h).unwrap();
-        assert_eq!(extra.details.as_deref(), Some(&b"\x08\x08\x12\x04quota"[..]));
-        let names: Vec<_> = extra.metadata.keys().map(|k| k.as_str()).collect();
         assert_eq!(
-            names,
-            ["grpc-retry-pushback-ms", "x-debug-id", "trace-bin"]
+            extra.details.as_deref(),
+            Some(&b"\x08\x08\x12\x04quota"[..])
         );
+        let names: Vec<_> = extra.metadata.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["grpc-retry-pushback-ms", "x-debug-id", "trace-bin"]);
         assert_eq!(extra.metadata["trace-bin"], "AAEC");
         assert!(GrpcExtra::capture(&headers(&[("grpc-status", "14")])).is_none());
     }

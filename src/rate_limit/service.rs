@@ -1,3 +1,4 @@
+use super::ResponseBody;
 use super::{
     Key, RateLimitBackoffLayer, RateLimitGates,
     gate::{Admission, Check, wait_turn},
@@ -8,7 +9,6 @@ use crate::{
     error::{BoxError, Error},
     retry::deadline::{GRPC_TIMEOUT, parse_grpc_timeout},
 };
-use super::ResponseBody;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use std::{

@@ -116,7 +116,18 @@ mod tests {
         assert_eq!(p("99999999u"), Some(Duration::from_micros(99_999_999)));
         assert_eq!(p("0n"), Some(Duration::ZERO));
         assert_eq!(p("99999999H"), Some(Duration::from_secs(99_999_999 * 3600)));
-        for bad in ["", "m", "100", "123456789m", "1.5S", "-1S", "+1S", "1s", "1 S", "1SS"] {
+        for bad in [
+            "",
+            "m",
+            "100",
+            "123456789m",
+            "1.5S",
+            "-1S",
+            "+1S",
+            "1s",
+            "1 S",
+            "1SS",
+        ] {
             assert_eq!(p(bad), None, "{bad:?}");
         }
     }
@@ -133,7 +144,14 @@ mod tests {
         assert_eq!(e(Duration::from_secs(100_000_000)), "1666667M");
         assert_eq!(e(Duration::MAX), "99999999H");
         // Every encoding parses back to at least the time left, and less than one unit more.
-        for ns in [1u64, 999, 1_000_001, 123_456_789_012, 7 * 3_600_000_000_000, u64::MAX] {
+        for ns in [
+            1u64,
+            999,
+            1_000_001,
+            123_456_789_012,
+            7 * 3_600_000_000_000,
+            u64::MAX,
+        ] {
             let d = Duration::from_nanos(ns);
             let back = parse_grpc_timeout(&encode_grpc_timeout(d)).unwrap();
             assert!(back >= d && back - d <= d / 100_000, "{d:?} {back:?}");

@@ -213,7 +213,9 @@ where
                     {
                         // Each attempt carries the time that is left, and is cut off when it
                         // runs out.
-                        parts.headers.insert(GRPC_TIMEOUT, encode_grpc_timeout(left));
+                        parts
+                            .headers
+                            .insert(GRPC_TIMEOUT, encode_grpc_timeout(left));
                         retry.arm_cutoff();
                     }
                     retry.last = None;
