@@ -27,8 +27,8 @@ pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
-        // Only for a gRPC response with its status still to come.
-        watch: Option<Box<Track>>,
+        // Only for a gRPC response with its status still to come. Inline: no allocation.
+        watch: Option<Track>,
     }
 }
 
@@ -42,7 +42,7 @@ impl<B> ResponseBody<B> {
     pub(crate) fn watched(inner: B, track: Track) -> Self {
         ResponseBody {
             inner,
-            watch: Some(Box::new(track)),
+            watch: Some(track),
         }
     }
 
@@ -88,7 +88,7 @@ impl<B: Body> Body for ResponseBody<B> {
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = self.project();
         let frame = ready!(this.inner.poll_frame(cx));
-        if let Some(track) = this.watch.as_deref_mut()
+        if let Some(track) = this.watch.as_mut()
             && saw(track, &frame)
         {
             // The outcome is known: stop watching (a probe not settled is handed on).
