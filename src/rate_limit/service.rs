@@ -1,6 +1,5 @@
-use super::ResponseBody;
 use super::{
-    Key, RateLimitBackoffLayer, RateLimitGates,
+    Key, RateLimitBackoffLayer, RateLimitGates, ResponseBody,
     gate::{Admission, Check, wait_turn},
 };
 use crate::{
