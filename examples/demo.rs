@@ -155,7 +155,7 @@ impl Demo {
         &self,
     ) -> impl Service<
         Request<Full<Bytes>>,
-        Response = http::Response<hyper::body::Incoming>,
+        Response = http::Response<tower_api_retry::rate_limit::ResponseBody<hyper::body::Incoming>>,
         Error = Error,
         Future: Send,
     > + Clone

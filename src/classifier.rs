@@ -104,7 +104,14 @@ fn grpc_failure(status: StatusCode, headers: &HeaderMap) -> Option<FailureClass>
         Ok(n) => ErrorCode::from_grpc(n).unwrap_or(ErrorCode::Unknown),
         Err(_) => ErrorCode::Unknown,
     };
-    Some(FailureClass::new(Some(status), code))
+    let mut class = FailureClass::new(Some(status), code);
+    // A negative or unparsable pushback: the server forbade a retry.
+    if class.disposition.is_retryable()
+        && crate::retry_after::hint_from_headers(headers).do_not_retry
+    {
+        class.disposition = Disposition::DoNotRetry;
+    }
+    Some(class)
 }
 
 fn error_class<E: fmt::Display + 'static>(error: &E) -> FailureClass {
@@ -221,6 +228,24 @@ mod tests {
             grpc.to_string(),
             "rate_limited (RESOURCE_EXHAUSTED, HTTP 200)"
         );
+    }
+
+    #[test]
+    fn a_refused_retry_is_classified_as_such() {
+        let c = ContractClassifier;
+        let res = res(
+            200,
+            &[
+                ("content-type", "application/grpc"),
+                ("grpc-status", "14"),
+                ("grpc-retry-pushback-ms", "-1"),
+            ],
+        );
+        let ClassifiedResponse::Ready(Err(class)) = c.classify_response(&res) else {
+            panic!("a trailers-only error is classified at once");
+        };
+        assert_eq!(class.disposition(), Disposition::DoNotRetry);
+        assert_eq!(class.code(), &ErrorCode::Unavailable);
     }
 
     #[test]

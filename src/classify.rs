@@ -38,6 +38,15 @@ pub enum Disposition {
     /// Only a person can fix this; never retried automatically (`AGENT_BLOCKED`,
     /// `SUBSCRIPTION_CANCELED`, `NO_ACTIVE_USER`, `KEY_ROTATION_FAILED`, ...).
     NeedsHuman,
+    /// The error would be [`Retry`](Self::Retry) or [`RateLimited`](Self::RateLimited), but the
+    /// server forbade retrying it: a negative or unparsable `grpc-retry-pushback-ms` (gRPC's
+    /// retry design, A6). Do not send the same request again on your own schedule; report the
+    /// error. [`classify`] of the code still tells what kind of failure it was.
+    ///
+    /// Only [`ApiError::disposition`](crate::ApiError::disposition) and
+    /// [`Error::disposition`](crate::Error::disposition) return it: [`classify`] looks at the
+    /// status and code alone.
+    DoNotRetry,
 }
 
 impl Disposition {
@@ -56,6 +65,7 @@ impl Disposition {
             Disposition::Reauthenticate => "reauthenticate",
             Disposition::Forbidden => "forbidden",
             Disposition::NeedsHuman => "needs_human",
+            Disposition::DoNotRetry => "do_not_retry",
         }
     }
 }

@@ -63,6 +63,8 @@ pub struct ApiError {
     pub(crate) retry_after: Option<Duration>,
     pub(crate) do_not_retry: bool,
     pub(crate) numeric_code: Option<i64>,
+    /// What a gRPC server sent besides its status (details, metadata); `None` for HTTP.
+    pub(crate) grpc: Option<Box<crate::decode::grpc_metadata::GrpcExtra>>,
     pub(crate) shape: BodyShape,
 }
 
@@ -81,6 +83,7 @@ impl ApiError {
             retry_after: None,
             do_not_retry: false,
             numeric_code: None,
+            grpc: None,
             shape: BodyShape::Envelope,
         }
     }
@@ -149,7 +152,9 @@ impl ApiError {
         self.retry_after
     }
 
-    /// `true` when a gRPC server sent a negative `grpc-retry-pushback-ms`: do not retry.
+    /// `true` when a gRPC server sent a negative or unparsable `grpc-retry-pushback-ms`: do
+    /// not retry. A retryable error then has the disposition
+    /// [`DoNotRetry`](Disposition::DoNotRetry).
     pub fn server_forbids_retry(&self) -> bool {
         self.do_not_retry
     }
@@ -160,14 +165,72 @@ impl ApiError {
         self.numeric_code
     }
 
+    /// The rich error details a gRPC server sent in `grpc-status-details-bin`, base64-decoded:
+    /// a serialized `google.rpc.Status` (decode it with `tonic-types` or `prost`). `None` when
+    /// there were none, they were not valid base64, or they were larger than the crate keeps
+    /// (16 KiB with the metadata).
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, StatusCode};
+    /// use tower_api_retry::ApiError;
+    ///
+    /// let mut trailers = HeaderMap::new();
+    /// trailers.insert("grpc-status", HeaderValue::from_static("3"));
+    /// trailers.insert("grpc-status-details-bin", HeaderValue::from_static("CAMSA2JhZA"));
+    /// trailers.insert("x-debug-id", HeaderValue::from_static("dbg-42"));
+    /// let err = ApiError::decode(StatusCode::OK, &trailers, b"");
+    /// assert_eq!(err.grpc_details(), Some(&b"\x08\x03\x12\x03bad"[..]));
+    /// assert_eq!(err.grpc_metadata().unwrap()["x-debug-id"], "dbg-42");
+    /// ```
+    pub fn grpc_details(&self) -> Option<&[u8]> {
+        self.grpc.as_ref()?.details.as_deref()
+    }
+
+    /// The custom metadata a gRPC server sent with its error status (`x-debug-id`, ...), as
+    /// tonic's `Status::metadata` would hold it; `None` for an HTTP error or when there was
+    /// none.
+    ///
+    /// gRPC's and HTTP's own headers (`grpc-status`, `grpc-message`,
+    /// `grpc-status-details-bin`, `content-type`, ...) are not included. What is kept is
+    /// bounded: at most 32 entries and 16 KiB; an entry that does not fit is left out whole.
+    /// Text values are redacted like every text the crate keeps, and an entry whose name says
+    /// it holds a credential (`authorization`, `x-api-key`, `*-token`, ...) has its value
+    /// replaced (a `-bin` one is left out). Other binary (`-bin`) values are kept as sent,
+    /// base64.
+    pub fn grpc_metadata(&self) -> Option<&http::HeaderMap> {
+        self.grpc.as_ref().map(|g| &g.metadata)
+    }
+
     /// The body shape this error was decoded from.
     pub fn shape(&self) -> BodyShape {
         self.shape
     }
 
-    /// What a careful caller does: [`classify`] of this status and code.
+    /// What a careful caller does: [`classify`] of this status and code, except that an error
+    /// the server forbade retrying ([`server_forbids_retry`](Self::server_forbids_retry)) is
+    /// [`DoNotRetry`](Disposition::DoNotRetry) instead of [`Retry`](Disposition::Retry) or
+    /// [`RateLimited`](Disposition::RateLimited).
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, StatusCode};
+    /// use tower_api_retry::{classify, ApiError, Disposition};
+    ///
+    /// let mut trailers = HeaderMap::new();
+    /// trailers.insert("grpc-status", HeaderValue::from_static("14")); // UNAVAILABLE
+    /// trailers.insert("grpc-retry-pushback-ms", HeaderValue::from_static("-1"));
+    /// let err = ApiError::decode(StatusCode::OK, &trailers, b"");
+    /// assert_eq!(err.disposition(), Disposition::DoNotRetry);
+    /// assert!(!err.disposition().is_retryable());
+    /// // What kind of failure it was is still there:
+    /// assert_eq!(classify(Some(err.status()), err.code()), Disposition::Retry);
+    /// ```
     pub fn disposition(&self) -> Disposition {
-        classify(Some(self.status), &self.code)
+        let class = classify(Some(self.status), &self.code);
+        if self.do_not_retry && class.is_retryable() {
+            Disposition::DoNotRetry
+        } else {
+            class
+        }
     }
 
     /// The documented remedies of a 409 `agent_connected`, or `None` for any other error.
@@ -292,6 +355,9 @@ struct Inner {
     note: Option<Cow<'static, str>>,
     /// A wait a layer learnt besides the response (an SSE `retry:` field).
     retry_after: Option<Duration>,
+    /// The gRPC call's deadline ran out: the code is `DEADLINE_EXCEEDED`, whatever the last
+    /// attempt answered.
+    deadline_exceeded: bool,
     /// The equivalent gRPC status, built on first use, where tonic looks for it.
     #[cfg(feature = "tonic")]
     status: std::sync::OnceLock<tonic::Status>,
@@ -348,6 +414,11 @@ impl Error {
             }
             timeout |= err.is::<tower::timeout::error::Elapsed>()
                 || err.is::<tokio::time::error::Elapsed>();
+            // A tonic `Channel` enforcing the request's `grpc-timeout`.
+            #[cfg(feature = "tonic")]
+            {
+                timeout |= err.is::<tonic::TimeoutExpired>();
+            }
             link = err.source();
             depth += 1;
         }
@@ -381,6 +452,7 @@ impl Error {
                 sent,
                 note: None,
                 retry_after: None,
+                deadline_exceeded: false,
                 #[cfg(feature = "tonic")]
                 status: std::sync::OnceLock::new(),
             }),
@@ -397,6 +469,22 @@ impl Error {
         self.inner.retry_after = Some(wait.min(crate::retry_after::MAX_HINT));
     }
 
+    /// Marks a gRPC call whose deadline ran out: its code becomes `DEADLINE_EXCEEDED`, while
+    /// [`api`](Self::api) keeps the last answer.
+    pub(crate) fn set_deadline_exceeded(&mut self) {
+        self.inner.deadline_exceeded = true;
+        #[cfg(feature = "tonic")]
+        {
+            self.inner.status = std::sync::OnceLock::new();
+        }
+    }
+
+    /// `true` when the code was set to `DEADLINE_EXCEEDED` because the call's deadline ran out.
+    #[cfg(feature = "tonic")]
+    pub(crate) fn is_deadline_exceeded(&self) -> bool {
+        self.inner.deadline_exceeded
+    }
+
     /// Records why the error was returned without a (further) retry.
     pub(crate) fn set_note(&mut self, note: impl Into<Cow<'static, str>>) {
         self.inner.note = Some(note.into());
@@ -404,8 +492,16 @@ impl Error {
 
     /// The code: the server's, or `UNAVAILABLE` / `DEADLINE_EXCEEDED` for a transport
     /// failure, or `RESOURCE_EXHAUSTED` for a request a closed rate-limit gate held back.
+    ///
+    /// A gRPC call whose deadline ran out in the retry layer is `DEADLINE_EXCEEDED`, as gRPC
+    /// clients report it; [`api`](Self::api) then still holds the last answer, and
+    /// [`note`](Self::note) says what happened (see the [retry module](crate::retry#deadlines)).
     pub fn code(&self) -> &ErrorCode {
         static RESOURCE_EXHAUSTED: ErrorCode = ErrorCode::ResourceExhausted;
+        static DEADLINE_EXCEEDED: ErrorCode = ErrorCode::DeadlineExceeded;
+        if self.inner.deadline_exceeded {
+            return &DEADLINE_EXCEEDED;
+        }
         match &self.inner.kind {
             Kind::Api(api) => api.code(),
             Kind::Transport { code, .. } => code,
@@ -442,6 +538,9 @@ impl Error {
 
     /// What a careful caller does with this error.
     pub fn disposition(&self) -> Disposition {
+        if self.inner.deadline_exceeded {
+            return classify(None, self.code());
+        }
         match &self.inner.kind {
             Kind::Api(api) => api.disposition(),
             Kind::Transport { code, .. } => classify(None, code),
@@ -450,10 +549,11 @@ impl Error {
     }
 
     /// `true` when the contract allows retrying the same request: the disposition is
-    /// [`Retry`](Disposition::Retry) or [`RateLimited`](Disposition::RateLimited) and the
-    /// server did not forbid it (negative gRPC pushback).
+    /// [`Retry`](Disposition::Retry) or [`RateLimited`](Disposition::RateLimited). An error
+    /// whose server forbade a retry (a negative or unparsable gRPC pushback) is
+    /// [`DoNotRetry`](Disposition::DoNotRetry), so it is not.
     pub fn is_retryable(&self) -> bool {
-        self.disposition().is_retryable() && !self.api().is_some_and(ApiError::server_forbids_retry)
+        self.disposition().is_retryable()
     }
 
     /// How long to wait before trying again: the server's hint, or the time left on a closed

@@ -3,7 +3,10 @@
 //! With the `tonic` feature, an [`Error`] also carries the equivalent `Status` in its chain of
 //! sources, which is where `tonic::client::Grpc` looks when a service below it fails: a call
 //! through the crate's stack fails with the server's own gRPC code and message, not
-//! `Unknown`.
+//! `Unknown`. The server's rich error details (`grpc-status-details-bin`) and custom metadata
+//! (`x-debug-id`, ...) come along in [`details`](tonic::Status::details) and
+//! [`metadata`](tonic::Status::metadata), as with plain tonic (bounded and redacted: see
+//! [`ApiError::grpc_metadata`](crate::ApiError::grpc_metadata)).
 //!
 //! ```
 //! use http::StatusCode;
@@ -17,11 +20,12 @@
 
 use crate::{Disposition, Error, ErrorCode};
 
-/// The gRPC code for an [`Error`]: its own code where gRPC has one, else by disposition.
+/// The gRPC code for an [`Error`]: its own code where gRPC has one, else by the class of its
+/// status and code.
 pub(crate) fn code_of(err: &Error) -> tonic::Code {
     match err.code().grpc_number() {
         Some(n) => tonic::Code::from_i32(n),
-        None => match (err.code(), err.disposition()) {
+        None => match (err.code(), crate::classify(err.status(), err.code())) {
             (ErrorCode::InvalidApiKey | ErrorCode::KeyRevoked | ErrorCode::KeyAutoDisabled, _) => {
                 tonic::Code::Unauthenticated
             }
@@ -36,7 +40,25 @@ pub(crate) fn code_of(err: &Error) -> tonic::Code {
 }
 
 pub(crate) fn status_of(err: &Error) -> tonic::Status {
-    let mut status = tonic::Status::new(code_of(err), err.message());
+    // What the server sent besides its status goes with it, as tonic itself would keep it.
+    if err.is_deadline_exceeded() {
+        // The details and metadata belong to the last answer, not to this status.
+        let last = err.api().map_or("no answer", |api| api.code().as_str());
+        return tonic::Status::deadline_exceeded(format!(
+            "the call's deadline ran out after {} attempt(s); the last one answered {last}: {}",
+            err.attempts(),
+            err.message()
+        ));
+    }
+    let mut status = match err.api().and_then(|api| api.grpc.as_deref()) {
+        Some(extra) => tonic::Status::with_details_and_metadata(
+            code_of(err),
+            err.message(),
+            extra.details.clone().unwrap_or_default(),
+            tonic::metadata::MetadataMap::from_headers(extra.metadata.clone()),
+        ),
+        None => tonic::Status::new(code_of(err), err.message()),
+    };
     if let Some(after) = err.retry_after() {
         let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
         if let Ok(v) = ms.to_string().parse() {
@@ -90,6 +112,32 @@ mod tests {
             code_of(&Error::gate_closed(Duration::from_secs(2))),
             tonic::Code::ResourceExhausted
         );
+    }
+
+    #[test]
+    fn details_and_metadata_are_kept() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("grpc-status", "5".parse().unwrap());
+        headers.insert("grpc-message", "no%20such%20node".parse().unwrap());
+        headers.insert("grpc-status-details-bin", "CAUSBG5vcGU".parse().unwrap());
+        headers.insert("x-debug-id", "dbg-7".parse().unwrap());
+        headers.insert("trace-bin", "AAEC".parse().unwrap());
+        let err = Error::from(ApiError::decode(StatusCode::OK, &headers, b""));
+        let status = tonic::Status::from(err);
+        assert_eq!(status.code(), tonic::Code::NotFound);
+        assert_eq!(status.message(), "no such node");
+        assert_eq!(status.details(), b"\x08\x05\x12\x04nope");
+        assert_eq!(status.metadata().get("x-debug-id").unwrap(), "dbg-7");
+        assert_eq!(
+            &status
+                .metadata()
+                .get_bin("trace-bin")
+                .unwrap()
+                .to_bytes()
+                .unwrap()[..],
+            [0, 1, 2]
+        );
+        assert!(status.metadata().get("grpc-status").is_none());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Parsing of the server's "wait this long" hints: `Retry-After` and `grpc-retry-pushback-ms`.
 //!
-//! Both parsers are pure and total: any header value gives a value or `None`, never a panic or
-//! an overflow. Invalid hints are `None` (the caller falls back to its backoff), an HTTP-date
-//! in the past is zero, and a huge value saturates at [`MAX_HINT`].
+//! Both parsers are pure and total: any header value gives an answer, never a panic or an
+//! overflow. An invalid `Retry-After` is `None` (the caller falls back to its backoff); an
+//! invalid `grpc-retry-pushback-ms` is [`Pushback::DoNotRetry`], as gRPC's retry design asks.
+//! An HTTP-date in the past is zero, and a huge value saturates at [`MAX_HINT`].
 
 use http::{HeaderMap, HeaderValue};
 use std::time::{Duration, SystemTime};
@@ -19,7 +20,8 @@ pub const GRPC_RETRY_PUSHBACK_MS: &str = "grpc-retry-pushback-ms";
 pub enum Pushback {
     /// Wait at least this long before the next attempt.
     After(Duration),
-    /// A negative pushback: the server asks the client not to retry at all.
+    /// A negative or unparsable pushback (or a repeated header): the server asks the client
+    /// not to retry at all.
     DoNotRetry,
 }
 
@@ -57,38 +59,50 @@ pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duratio
     )
 }
 
-/// Parses one `grpc-retry-pushback-ms` value (an optionally negative integer of milliseconds).
+/// Parses one `grpc-retry-pushback-ms` value: an integer number of milliseconds.
+///
+/// gRPC's retry design (A6) gives every value a meaning: a non-negative integer is the least
+/// time to wait before the next attempt, and a negative *or unparsable* value means "do not
+/// retry". So this function is total and never returns "no hint": garbage from a server is a
+/// refusal, not a license to retry on the client's own schedule. Surrounding white space and
+/// a leading `+` are accepted (as grpc-go's integer parser does); a huge value saturates at
+/// [`MAX_HINT`].
 ///
 /// ```
 /// use std::time::Duration;
 /// use http::HeaderValue;
 /// use tower_api_retry::retry_after::{parse_grpc_pushback, Pushback};
 ///
-/// assert_eq!(parse_grpc_pushback(&HeaderValue::from_static("1500")), Some(Pushback::After(Duration::from_millis(1500))));
-/// assert_eq!(parse_grpc_pushback(&HeaderValue::from_static("-1")), Some(Pushback::DoNotRetry));
-/// assert_eq!(parse_grpc_pushback(&HeaderValue::from_static("soon")), None);
+/// assert_eq!(parse_grpc_pushback(&HeaderValue::from_static("1500")), Pushback::After(Duration::from_millis(1500)));
+/// assert_eq!(parse_grpc_pushback(&HeaderValue::from_static("-1")), Pushback::DoNotRetry);
+/// assert_eq!(parse_grpc_pushback(&HeaderValue::from_static("soon")), Pushback::DoNotRetry);
 /// ```
-pub fn parse_grpc_pushback(value: &HeaderValue) -> Option<Pushback> {
-    let text = value.to_str().ok()?.trim();
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
+pub fn parse_grpc_pushback(value: &HeaderValue) -> Pushback {
+    let Ok(text) = value.to_str() else {
+        return Pushback::DoNotRetry;
+    };
+    let text = text.trim_matches(|c: char| c == ' ' || c == '\t');
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+        return Pushback::DoNotRetry;
     }
-    if negative {
-        return Some(Pushback::DoNotRetry);
+    if negative && digits.bytes().any(|b| b != b'0') {
+        return Pushback::DoNotRetry;
     }
     let ms = digits.parse::<u64>().unwrap_or(u64::MAX);
-    Some(Pushback::After(Duration::from_millis(ms).min(MAX_HINT)))
+    Pushback::After(Duration::from_millis(ms).min(MAX_HINT))
 }
 
 /// The server's hint in a set of response headers, as the layers read it.
 ///
 /// `Retry-After` wins over `grpc-retry-pushback-ms`. Only the first value of a repeated
-/// header is read (as [`HeaderMap::get`] does): a repeated `Retry-After` is itself invalid
-/// HTTP, and the first value is what every other client sees.
+/// `Retry-After` is read (as [`HeaderMap::get`] does): a repeated `Retry-After` is itself
+/// invalid HTTP, and the first value is what every other client sees. A repeated
+/// `grpc-retry-pushback-ms` is "do not retry", as grpc-go reads it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Hint {
     pub(crate) after: Option<Duration>,
@@ -109,16 +123,21 @@ pub(crate) fn hint_from_headers(headers: &HeaderMap) -> Hint {
         };
     }
     const PUSHBACK: http::HeaderName = http::HeaderName::from_static(GRPC_RETRY_PUSHBACK_MS);
-    match headers.get(PUSHBACK).and_then(parse_grpc_pushback) {
-        Some(Pushback::After(d)) => Hint {
+    let mut values = headers.get_all(PUSHBACK).iter();
+    let pushback = match (values.next(), values.next()) {
+        (None, _) => return Hint::default(),
+        (Some(one), None) => parse_grpc_pushback(one),
+        (Some(_), Some(_)) => Pushback::DoNotRetry,
+    };
+    match pushback {
+        Pushback::After(d) => Hint {
             after: Some(d),
             do_not_retry: false,
         },
-        Some(Pushback::DoNotRetry) => Hint {
+        Pushback::DoNotRetry => Hint {
             after: None,
             do_not_retry: true,
         },
-        None => Hint::default(),
     }
 }
 
@@ -182,19 +201,59 @@ mod tests {
         assert_eq!(parse_retry_after(&far, now), Some(MAX_HINT));
     }
 
+    /// Every shape of `grpc-retry-pushback-ms`: A6 says negative *or unparsable* means "do
+    /// not retry", so only a non-negative integer is a wait.
     #[test]
-    fn pushback() {
-        let p = |s: &'static str| parse_grpc_pushback(&HeaderValue::from_static(s));
-        assert_eq!(p("0"), Some(Pushback::After(Duration::ZERO)));
-        assert_eq!(p("250"), Some(Pushback::After(Duration::from_millis(250))));
-        assert_eq!(p("-5"), Some(Pushback::DoNotRetry));
-        assert_eq!(
-            p("99999999999999999999999"),
-            Some(Pushback::After(MAX_HINT))
-        );
-        for bad in ["", "-", "1.5", "abc", "--1", "1 2"] {
-            assert_eq!(p(bad), None, "{bad:?}");
+    fn pushback_table() {
+        use Pushback::{After, DoNotRetry};
+        let ms = Duration::from_millis;
+        let table: &[(&[u8], Pushback)] = &[
+            (b"0", After(Duration::ZERO)),
+            (b"250", After(ms(250))),
+            (b"+250", After(ms(250))),
+            (b" 250\t", After(ms(250))),
+            (b"000800", After(ms(800))),
+            (b"-0", After(Duration::ZERO)),
+            (b"99999999999999999999999", After(MAX_HINT)),
+            (b"18446744073709551615", After(MAX_HINT)),
+            (b"-1", DoNotRetry),
+            (b"-5", DoNotRetry),
+            (b"-99999999999999999999999", DoNotRetry),
+            (b"", DoNotRetry),
+            (b" ", DoNotRetry),
+            (b"-", DoNotRetry),
+            (b"+", DoNotRetry),
+            (b"--1", DoNotRetry),
+            (b"+-1", DoNotRetry),
+            (b"1.5", DoNotRetry),
+            (b"1e3", DoNotRetry),
+            (b"0x10", DoNotRetry),
+            (b"1 2", DoNotRetry),
+            (b"abc", DoNotRetry),
+            (b"soon", DoNotRetry),
+            (b"100ms", DoNotRetry),
+            (b"\xff\xfe", DoNotRetry),
+        ];
+        for (raw, want) in table {
+            let v = HeaderValue::from_bytes(raw).unwrap();
+            assert_eq!(parse_grpc_pushback(&v), *want, "{v:?}");
         }
+    }
+
+    #[test]
+    fn an_unparsable_or_repeated_pushback_forbids_a_retry() {
+        let mut h = HeaderMap::new();
+        h.insert(GRPC_RETRY_PUSHBACK_MS, HeaderValue::from_static("soon"));
+        let refused = Hint {
+            after: None,
+            do_not_retry: true,
+        };
+        assert_eq!(hint_from_headers(&h), refused);
+        h.insert(GRPC_RETRY_PUSHBACK_MS, HeaderValue::from_static("10"));
+        h.append(GRPC_RETRY_PUSHBACK_MS, HeaderValue::from_static("20"));
+        assert_eq!(hint_from_headers(&h), refused);
+        // No header at all is no hint, not a refusal.
+        assert_eq!(hint_from_headers(&HeaderMap::new()), Hint::default());
     }
 
     #[test]

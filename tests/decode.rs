@@ -439,7 +439,8 @@ async fn every_documented_error_shape_is_decoded() {
             "RESOURCE_EXHAUSTED",
             None,
             BodyShape::Grpc,
-            Disposition::RateLimited,
+            // The server forbade a retry: the disposition says so.
+            Disposition::DoNotRetry,
             None,
         ),
     ];

@@ -14,6 +14,7 @@ use hyper_util::{
 use std::time::Duration;
 use support::{Emulator, Reply, checksum};
 use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_api_retry::rate_limit::ResponseBody;
 use tower_api_retry::{
     ApiContractLayer, Attempts, Disposition, Error, ErrorCode, ErrorDecodeLayer,
     RateLimitBackoffLayer, RetryLayer, ServiceBuilderExt, retry::IDEMPOTENCY_KEY,
@@ -51,14 +52,17 @@ fn request(
         .unwrap()
 }
 
-async fn send<S>(svc: &mut S, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, Error>
+async fn send<S>(
+    svc: &mut S,
+    req: Request<Full<Bytes>>,
+) -> Result<Response<ResponseBody<Incoming>>, Error>
 where
-    S: Service<Request<Full<Bytes>>, Response = Response<Incoming>, Error = Error>,
+    S: Service<Request<Full<Bytes>>, Response = Response<ResponseBody<Incoming>>, Error = Error>,
 {
     svc.ready().await?.call(req).await
 }
 
-fn attempts(res: &Response<Incoming>) -> Option<u32> {
+fn attempts(res: &Response<ResponseBody<Incoming>>) -> Option<u32> {
     res.extensions().get::<Attempts>().map(Attempts::get)
 }
 

@@ -5,7 +5,7 @@
 mod support;
 
 use std::time::Duration;
-use support::grpc::{GrpcReply, GrpcServer, OTHER, SAY, SayRequest, call};
+use support::grpc::{GrpcReply, GrpcServer, OTHER, RichStatus, SAY, SayRequest, call};
 use tonic::{Code, transport::Channel};
 use tower::ServiceBuilder;
 use tower_api_retry::{
@@ -173,4 +173,145 @@ async fn a_closed_method_fails_fast_with_fail_fast() {
     // Another method is not affected.
     call(&mut grpc, OTHER, req()).await.unwrap();
     assert_eq!(server.seen(OTHER).len(), 1);
+}
+
+// ---------------------------------------------------------------- gRPC semantics
+
+/// A plain tonic client, no stack: what tonic itself hands its caller.
+fn plain(server: &GrpcServer) -> tonic::client::Grpc<Channel> {
+    tonic::client::Grpc::new(Channel::from_shared(server.url()).unwrap().connect_lazy())
+}
+
+const DETAILS: &[u8] = b"\x08\x03\x12\x0bname: empty\x1a\x07\x0a\x05field";
+
+fn rich(code: Code, in_trailers: bool) -> RichStatus {
+    RichStatus {
+        details: DETAILS,
+        metadata: &[
+            ("x-debug-id", "dbg-7f3a"),
+            ("x-trace-bin", "\u{0}\u{1}\u{2}"),
+        ],
+        in_trailers,
+        ..RichStatus::new(code, "name: must not be empty")
+    }
+}
+
+#[tokio::test]
+async fn rich_details_and_trailing_metadata_reach_the_caller_as_with_plain_tonic() {
+    for in_trailers in [false, true] {
+        let server = GrpcServer::start().await;
+        let reply = || GrpcReply::Rich(rich(Code::InvalidArgument, in_trailers));
+        server.script(SAY, [reply(), reply()]);
+        let (mut grpc, _) = client(&server, RateLimitBackoffLayer::new());
+        let through_stack = call(&mut grpc, SAY, req()).await.unwrap_err();
+        let bare = call(&mut plain(&server), SAY, req()).await.unwrap_err();
+        for status in [&through_stack, &bare] {
+            assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+            assert_eq!(status.message(), "name: must not be empty");
+            assert_eq!(status.details(), DETAILS, "{in_trailers}");
+            assert_eq!(status.metadata().get("x-debug-id").unwrap(), "dbg-7f3a");
+            let bin = status.metadata().get_bin("x-trace-bin").unwrap();
+            assert_eq!(&bin.to_bytes().unwrap()[..], b"\0\x01\x02");
+        }
+        assert_eq!(server.seen(SAY).len(), 2, "once each");
+    }
+}
+
+#[tokio::test]
+async fn an_unparsable_pushback_is_a_refusal() {
+    let server = GrpcServer::start().await;
+    let refused = RichStatus {
+        pushback: Some("soon"),
+        ..RichStatus::new(Code::Unavailable, "restarting")
+    };
+    server.script(SAY, [GrpcReply::Rich(refused)]);
+    let (mut grpc, _) = client(&server, RateLimitBackoffLayer::new());
+    let status = call(&mut grpc, SAY, req()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(
+        status.metadata().get("grpc-retry-pushback-ms").unwrap(),
+        "soon",
+        "the caller sees the server's refusal"
+    );
+    assert_eq!(server.seen(SAY).len(), 1, "not retried");
+}
+
+#[tokio::test]
+async fn the_deadline_covers_every_attempt_and_the_call_ends_with_deadline_exceeded() {
+    let server = GrpcServer::start().await;
+    let pushback = Duration::from_millis(500);
+    server.script(
+        SAY,
+        (0..10).map(|_| GrpcReply::Pushback(Code::Unavailable, "restarting", 500)),
+    );
+    let channel = Channel::from_shared(server.url()).unwrap().connect_lazy();
+    let stack = ServiceBuilder::new()
+        .layer(RetryLayer::new().base_delay(BASE).max_retries(10))
+        .layer(RateLimitBackoffLayer::new())
+        .layer(ErrorDecodeLayer::new())
+        .service(channel);
+    let mut grpc = tonic::client::Grpc::new(stack);
+    let deadline = Duration::from_millis(1200);
+    grpc.ready().await.unwrap();
+    let mut request = tonic::Request::new(req());
+    request.set_timeout(deadline);
+    let status = grpc
+        .unary(
+            request,
+            http::uri::PathAndQuery::from_static(SAY),
+            tonic_prost::ProstCodec::<SayRequest, support::grpc::SayReply>::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+
+    // What the server saw: every attempt carried the time that was left, each one at least a
+    // pushback less than the one before, all within the one deadline.
+    let seen = server.seen(SAY);
+    let left: Vec<Duration> = seen.iter().map(|s| s.timeout().unwrap()).collect();
+    assert!(left.len() >= 2, "{left:?}");
+    assert!(left[0] <= deadline, "{left:?}");
+    for pair in left.windows(2) {
+        assert!(pair[0] >= pair[1] + pushback, "{left:?}");
+    }
+    // No attempt started once the deadline had passed, and none was begun whose wait would
+    // end past it: 1.2 s holds at most three attempts 500 ms apart.
+    assert!(
+        left.iter().all(|l| !l.is_zero()) && left.len() <= 3,
+        "{left:?}"
+    );
+    assert!(seen.iter().all(|s| s.request == req()));
+}
+
+#[tokio::test]
+async fn resource_exhausted_in_trailers_closes_the_method_for_its_pushback() {
+    let server = GrpcServer::start().await;
+    let limited = RichStatus {
+        pushback: Some("800"),
+        in_trailers: true,
+        ..RichStatus::new(Code::ResourceExhausted, "quota exceeded")
+    };
+    server.script(SAY, [GrpcReply::Rich(limited)]);
+    let (mut grpc, gates) = client(&server, RateLimitBackoffLayer::new());
+
+    // Headers came first: the call was committed, so it is not retried ...
+    let status = call(&mut grpc, SAY, req()).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(server.seen(SAY).len(), 1);
+    // ... but the gate learnt from the trailers, as from a trailers-only rejection.
+    assert_eq!(gates.len(), 1);
+
+    // The next call, made at once, waits at the method's gate for the pushback.
+    call(&mut grpc, SAY, req()).await.unwrap();
+    let seen = server.seen(SAY);
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen[1].at - seen[0].at >= Duration::from_millis(800),
+        "arrived {:?} after the rejection",
+        seen[1].at - seen[0].at
+    );
+    // Its answer (a message) opened the gate again.
+    assert!(gates.is_empty());
+    // Another method was never held.
+    call(&mut grpc, OTHER, req()).await.unwrap();
 }

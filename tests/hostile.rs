@@ -11,6 +11,7 @@ use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use std::time::{Duration, SystemTime};
 use support::{Emulator, Reply};
 use tower::{ServiceBuilder, ServiceExt, util::BoxCloneService};
+use tower_api_retry::rate_limit::ResponseBody;
 use tower_api_retry::{
     Disposition, Error, ErrorCode, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
     backoff::{Backoff, Jitter},
@@ -18,7 +19,7 @@ use tower_api_retry::{
     retry_after::MAX_HINT,
 };
 
-type Stack = BoxCloneService<Request<Full<Bytes>>, Response<Incoming>, Error>;
+type Stack = BoxCloneService<Request<Full<Bytes>>, Response<ResponseBody<Incoming>>, Error>;
 
 /// A generous bound on every case: none may hang.
 const BOUND: Duration = Duration::from_secs(20);
@@ -50,7 +51,7 @@ fn stack(gates: &RateLimitGates) -> Stack {
 
 /// Sends one GET for `path` through a fresh stack; fails the test if it takes longer than
 /// [`BOUND`].
-async fn get(api: &Emulator, path: &str) -> Result<Response<Incoming>, Error> {
+async fn get(api: &Emulator, path: &str) -> Result<Response<ResponseBody<Incoming>>, Error> {
     get_with(api, path, &RateLimitGates::new()).await
 }
 
@@ -58,7 +59,7 @@ async fn get_with(
     api: &Emulator,
     path: &str,
     gates: &RateLimitGates,
-) -> Result<Response<Incoming>, Error> {
+) -> Result<Response<ResponseBody<Incoming>>, Error> {
     let req = Request::get(api.url(path)).body(Full::default()).unwrap();
     tokio::time::timeout(BOUND, stack(gates).oneshot(req))
         .await
@@ -66,7 +67,11 @@ async fn get_with(
 }
 
 /// The error, with its attempt count checked against what the server saw.
-fn failed(api: &Emulator, path: &str, res: Result<Response<Incoming>, Error>) -> Error {
+fn failed(
+    api: &Emulator,
+    path: &str,
+    res: Result<Response<ResponseBody<Incoming>>, Error>,
+) -> Error {
     let err = match res {
         Ok(res) => panic!("{path}: expected an error, got {}", res.status()),
         Err(e) => e,

@@ -254,7 +254,7 @@ proptest! {
     fn retry_after_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
         if let Ok(v) = HeaderValue::from_bytes(&bytes) {
             prop_assert!(parse_retry_after(&v, SystemTime::now()).is_none_or(|d| d <= MAX_HINT));
-            if let Some(Pushback::After(d)) = parse_grpc_pushback(&v) {
+            if let Pushback::After(d) = parse_grpc_pushback(&v) {
                 prop_assert!(d <= MAX_HINT);
             }
         }
@@ -283,19 +283,20 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 
-    /// `grpc-retry-pushback-ms` on any string: a negative integer forbids, a non-negative one
-    /// is a capped wait, anything else is nothing.
+    /// `grpc-retry-pushback-ms` on any string: a non-negative integer is a capped wait,
+    /// anything else (negative, unparsable) forbids a retry.
     #[test]
     fn pushback_on_any_string(s in "-?[0-9]{0,30}|\\PC{0,20}") {
         if let Ok(v) = HeaderValue::from_str(&s) {
             let got = parse_grpc_pushback(&v);
             let t = s.trim_matches(|c: char| c == ' ' || c == '\t');
-            let digits = t.strip_prefix('-').unwrap_or(t);
+            let negative = t.starts_with('-');
+            let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
             let numeric = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            let zero = digits.bytes().all(|b| b == b'0');
             match got {
-                None => prop_assert!(!numeric),
-                Some(Pushback::DoNotRetry) => prop_assert!(numeric && t.starts_with('-')),
-                Some(Pushback::After(d)) => prop_assert!(numeric && !t.starts_with('-') && d <= MAX_HINT),
+                Pushback::DoNotRetry => prop_assert!(!numeric || (negative && !zero)),
+                Pushback::After(d) => prop_assert!(numeric && (!negative || zero) && d <= MAX_HINT),
             }
         }
     }

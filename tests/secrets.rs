@@ -472,7 +472,7 @@ async fn retries_never_leave_the_original_authority() {
     // A redirect is a response, handed back as it is: nothing follows it.
     for path in ["/307", "/308", "/302"] {
         let req = with_credentials(Request::get(api.url(path)), Full::default());
-        let res: Response<Incoming> =
+        let res: Response<tower_api_retry::rate_limit::ResponseBody<Incoming>> =
             tokio::time::timeout(Duration::from_secs(20), svc.clone().oneshot(req))
                 .await
                 .expect("bounded")

@@ -45,6 +45,7 @@ pub(super) fn decode(status: StatusCode, headers: &HeaderMap, hint: Hint) -> Opt
     err.numeric_code = number.map(i64::from);
     err.retry_after = hint.after;
     err.do_not_retry = hint.do_not_retry;
+    err.grpc = super::grpc_metadata::GrpcExtra::capture(headers);
     Some(err)
 }
 

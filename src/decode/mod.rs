@@ -42,6 +42,7 @@
 //! ```
 
 mod grpc;
+pub(crate) mod grpc_metadata;
 mod layer;
 mod mcp;
 mod shape;
@@ -100,6 +101,7 @@ impl ApiError {
             retry_after: hint.after,
             do_not_retry: hint.do_not_retry,
             numeric_code: None,
+            grpc: None,
             shape: crate::BodyShape::Unrecognized,
         }
     }

@@ -400,6 +400,7 @@ impl Obj<'_> {
             retry_after: hint.after,
             do_not_retry: hint.do_not_retry,
             numeric_code: numeric,
+            grpc: None,
             shape,
         }
     }

@@ -695,12 +695,12 @@ fn grpc_retry_pushback() {
     );
     assert_eq!(err.retry_after(), None);
     assert!(err.server_forbids_retry());
-    assert_eq!(err.disposition(), Disposition::Retry);
-    assert!(
-        !Error::from(err).is_retryable(),
-        "negative pushback forbids a retry"
-    );
+    assert_eq!(err.disposition(), Disposition::DoNotRetry);
+    let err = Error::from(err);
+    assert_eq!(err.disposition(), Disposition::DoNotRetry);
+    assert!(!err.is_retryable(), "negative pushback forbids a retry");
 
+    // Unparsable is a refusal too (gRPC's retry design, A6).
     let err = with_headers(
         200,
         &[("grpc-status", "14"), ("grpc-retry-pushback-ms", "1.5")],
@@ -708,8 +708,16 @@ fn grpc_retry_pushback() {
     );
     assert_eq!(
         (err.retry_after(), err.server_forbids_retry()),
-        (None, false)
+        (None, true)
     );
+    assert_eq!(err.disposition(), Disposition::DoNotRetry);
+    // A refusal does not hide a request that needs fixing.
+    let err = with_headers(
+        200,
+        &[("grpc-status", "3"), ("grpc-retry-pushback-ms", "-1")],
+        b"",
+    );
+    assert_eq!(err.disposition(), Disposition::FixRequest);
     let err = with_headers(
         200,
         &[
@@ -989,7 +997,7 @@ proptest! {
         for s in [&text, &digits] {
             if let Ok(v) = HeaderValue::from_str(s) {
                 prop_assert!(parse_retry_after(&v, SystemTime::now()).is_none_or(|d| d <= MAX_HINT));
-                if let Some(crate::retry_after::Pushback::After(d)) = parse_grpc_pushback(&v) {
+                if let crate::retry_after::Pushback::After(d) = parse_grpc_pushback(&v) {
                     prop_assert!(d <= MAX_HINT);
                 }
             }

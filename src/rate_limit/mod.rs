@@ -9,10 +9,11 @@
 //! for gRPC the path is the method; see [`Key`] and
 //! [`key_fn`](RateLimitBackoffLayer::key_fn)):
 //!
-//! - A rate limit for key K closes K's gate: an error whose
-//!   [`disposition`](crate::Error::disposition) is
-//!   [`RateLimited`](crate::Disposition::RateLimited) (429, or `RESOURCE_EXHAUSTED` in an HTTP
-//!   body or a gRPC status), or `REFRESH_IN_PROGRESS`. Other keys are not affected.
+//! - A rate limit for key K closes K's gate: an error that [`classify`](crate::classify())
+//!   calls [`RateLimited`](crate::Disposition::RateLimited) (429, or `RESOURCE_EXHAUSTED` in an
+//!   HTTP body or a gRPC status, in the headers or the [trailers](#grpc-status-in-trailers),
+//!   even when the server also forbade retrying it), or `REFRESH_IN_PROGRESS`. Other keys are
+//!   not affected.
 //! - K stays closed for the server's hint (`Retry-After`, `grpc-retry-pushback-ms`, capped at
 //!   [`max_closed`](RateLimitBackoffLayer::max_closed), default 1 hour, so a hostile
 //!   `Retry-After: 99999999999999999999` cannot shut a path for good), or
@@ -38,10 +39,70 @@
 //!   [`max_keys`](RateLimitBackoffLayer::max_keys) of them (default 10,000); see
 //!   [`RateLimitGates`] for what is dropped when.
 //! - With no key closed, the success path costs one atomic load, hashing the key (about
-//!   5 ns) and one `Arc` clone for the response future (no allocation, no lock);
+//!   5 ns), one `Arc` clone for the response future and, for a response with headers, one
+//!   `content-type` lookup to tell gRPC responses apart (no allocation, no lock);
 //!   `benches/gate.rs` measures it against the bare service.
 //!
 //! Waiting uses tokio's clock, so tests with `tokio::time::pause()` are deterministic.
+//!
+//! # gRPC status in trailers
+//!
+//! A gRPC server may send its headers first and its status last, in the trailers: every
+//! streaming call does, and so do unary calls of servers that send initial metadata (grpcio,
+//! for one). Such a call is committed (its caller is already reading the response) and is not
+//! retried, but a `RESOURCE_EXHAUSTED` there is as much a rate limit as a trailers-only one:
+//! the response body, [`ResponseBody`], reads the trailers as they pass and closes the
+//! method's gate for the `grpc-retry-pushback-ms` they carry (or the backoff), exactly as a
+//! trailers-only rejection would. For a probe, its first message (the server took the call)
+//! or its trailers are its answer; a probe whose body is dropped or fails before either hands
+//! its role on.
+//!
+//! Only gRPC responses (`content-type: application/grpc…` without a `grpc-status` header) are
+//! watched. Every other body, HTTP success bodies and their trailers included, is passed on
+//! without being looked at: [`ResponseBody`] is then a plain wrapper, one branch per frame. It
+//! is the one change this layer makes to a response: a service returning `Response<B>`
+//! returns `Response<ResponseBody<B>>` through it (any code that is generic over the body,
+//! such as `tonic::client::Grpc`, is unaffected; [`ResponseBody::into_inner`] gives `B`
+//! back).
+//!
+//! A gRPC call also waits at a closed gate no longer than the `grpc-timeout` it carries (the
+//! time its caller still waits; see [the retry layer's deadlines](crate::retry#deadlines)).
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{HeaderMap, Request, Response};
+//! use http_body_util::{BodyExt, Full, StreamBody};
+//! use std::{convert::Infallible, time::Duration};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//! use tower_api_retry::{ErrorDecodeLayer, rate_limit::{Key, RateLimitBackoffLayer}};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! // Headers first, then RESOURCE_EXHAUSTED with an 800 ms pushback in the trailers.
+//! let server = service_fn(|_req: Request<Full<Bytes>>| async {
+//!     let mut trailers = HeaderMap::new();
+//!     trailers.insert("grpc-status", "8".parse().unwrap());
+//!     trailers.insert("grpc-retry-pushback-ms", "800".parse().unwrap());
+//!     let frames = [Ok::<_, Infallible>(http_body::Frame::<Bytes>::trailers(trailers))];
+//!     let body = StreamBody::new(tokio_stream::iter(frames));
+//!     Ok::<_, Infallible>(Response::builder().header("content-type", "application/grpc").body(body).unwrap())
+//! });
+//! let layer = RateLimitBackoffLayer::new();
+//! let gates = layer.gate_map().clone();
+//! let client = ServiceBuilder::new().layer(layer).layer(ErrorDecodeLayer::new()).service(server);
+//!
+//! let call = Request::post("http://svc.test/quota.Quota/Spend")
+//!     .header("content-type", "application/grpc")
+//!     .body(Full::default())
+//!     .unwrap();
+//! let res = client.oneshot(call).await.unwrap(); // headers: the call is committed
+//! let trailers = res.into_body().collect().await.unwrap().trailers().cloned().unwrap();
+//! assert_eq!(trailers["grpc-status"], "8"); // the caller sees the status, unchanged ...
+//! // ... and the method's gate is closed for the pushback.
+//! let key = Key::from_uri(&"http://svc.test/quota.Quota/Spend".parse().unwrap());
+//! assert_eq!(gates.time_left(key), Some(Duration::from_millis(800)));
+//! # }
+//! ```
 //!
 //! # With a retry layer
 //!
@@ -88,11 +149,13 @@
 //! # }
 //! ```
 
+mod body;
 mod gate;
 mod key;
 mod layer;
 mod service;
 
+pub use body::ResponseBody;
 pub use gate::{DEFAULT_MAX_KEYS, RateLimitGates};
 pub use key::{Key, RequestHead};
 pub use layer::{

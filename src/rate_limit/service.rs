@@ -1,13 +1,14 @@
 use super::{
-    Key, RateLimitBackoffLayer, RateLimitGates,
+    Key, RateLimitBackoffLayer, RateLimitGates, ResponseBody,
     gate::{Admission, Check, wait_turn},
 };
 use crate::{
     ErrorCode,
     classify::Disposition,
     error::{BoxError, Error},
+    retry::deadline::{GRPC_TIMEOUT, parse_grpc_timeout},
 };
-use http::Request;
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use std::{
     fmt,
@@ -60,12 +61,12 @@ impl<S> RateLimitBackoff<S> {
     }
 }
 
-impl<S, B> Service<Request<B>> for RateLimitBackoff<S>
+impl<S, B, ResB> Service<Request<B>> for RateLimitBackoff<S>
 where
-    S: Service<Request<B>> + Clone,
+    S: Service<Request<B>, Response = Response<ResB>> + Clone,
     S::Error: Into<BoxError>,
 {
-    type Response = S::Response;
+    type Response = Response<ResponseBody<ResB>>;
     type Error = Error;
     type Future = ResponseFuture<S, B>;
 
@@ -105,8 +106,18 @@ impl<S> RateLimitBackoff<S> {
             probe: None,
         };
         let now = Instant::now();
+        // A gRPC call waits no longer than its own deadline, the time left that the retry
+        // layer outside wrote in `grpc-timeout`.
+        let max_wait = match request
+            .headers()
+            .get(GRPC_TIMEOUT)
+            .and_then(parse_grpc_timeout)
+        {
+            Some(left) => left.min(config.max_wait),
+            None => config.max_wait,
+        };
         let deadline = now
-            .checked_add(config.max_wait)
+            .checked_add(max_wait)
             .unwrap_or_else(|| now + crate::retry_after::MAX_HINT);
         match config.gates.check(key, now, deadline) {
             Check::Open => ResponseFuture::called(self.inner.call(request), Some(track)),
@@ -137,25 +148,18 @@ impl<S> RateLimitBackoff<S> {
     }
 }
 
-/// What the response future reports back to the gate map.
-struct Track {
+/// What the response future (or, for a gRPC response whose status is in its trailers, the
+/// response body) reports back to the gate map.
+pub(crate) struct Track {
     config: Arc<RateLimitBackoffLayer>,
     key: Key,
-    probe: Option<u64>,
+    pub(crate) probe: Option<u64>,
 }
 
 impl Track {
-    #[inline]
-    fn finish<T>(&mut self, result: &Result<T, Error>) {
-        if result.is_ok() && self.probe.is_none() {
-            return;
-        }
-        self.finish_slow(result.as_ref().err());
-    }
-
     /// A probe's outcome, or any request's rate limit.
     #[inline(never)]
-    fn finish_slow(&mut self, error: Option<&Error>) {
+    pub(crate) fn finish_slow(&mut self, error: Option<&Error>) {
         let probe = self.probe.take();
         let gates = &self.config.gates;
         match (error, probe) {
@@ -185,12 +189,26 @@ impl Drop for Track {
 /// A rate limit from the server: 429 or `RESOURCE_EXHAUSTED` (HTTP body or gRPC status), or
 /// `REFRESH_IN_PROGRESS`. A request an inner gate held back is not the server speaking.
 fn is_rate_limit(e: &Error) -> bool {
+    // The class of the code, not the disposition: a rate limit whose server also forbade a
+    // retry (a negative pushback) still closes the path.
     !e.is_gate_closed()
-        && (e.disposition() == Disposition::RateLimited
+        && (crate::classify(e.status(), e.code()) == Disposition::RateLimited
             // A 429 is a rejection whatever code its body carries ("stop sending on the
             // affected path as soon as you see the rejection").
             || e.status() == Some(http::StatusCode::TOO_MANY_REQUESTS)
             || e.code() == &ErrorCode::RefreshInProgress)
+}
+
+/// `true` for a gRPC response whose status is still to come, in its trailers: headers
+/// without `grpc-status`. (A trailers-only error is already an `Error`, decoded inside.)
+#[inline]
+fn status_in_trailers<B>(res: &Response<B>) -> bool {
+    let headers = res.headers();
+    !headers.is_empty()
+        && headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+        && !headers.contains_key("grpc-status")
 }
 
 type WaitFuture = Pin<Box<dyn Future<Output = Result<Admission, Error>> + Send>>;
@@ -242,12 +260,12 @@ where
     }
 }
 
-impl<S, B> Future for ResponseFuture<S, B>
+impl<S, B, ResB> Future for ResponseFuture<S, B>
 where
-    S: Service<Request<B>>,
+    S: Service<Request<B>, Response = Response<ResB>>,
     S::Error: Into<BoxError>,
 {
-    type Output = Result<S::Response, Error>;
+    type Output = Result<Response<ResponseBody<ResB>>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -255,10 +273,26 @@ where
             match this.state.as_mut().project() {
                 StateProj::Called { future } => {
                     let result = ready!(future.poll(cx)).map_err(Error::transport);
-                    if let Some(track) = this.track.as_mut() {
-                        track.finish(&result);
-                    }
-                    return Poll::Ready(result);
+                    let res = match (result, this.track.take()) {
+                        (Ok(res), None) => res.map(ResponseBody::plain),
+                        (Ok(res), Some(track)) if status_in_trailers(&res) => {
+                            // The outcome is in the trailers: the body reports it.
+                            res.map(|body| ResponseBody::watched(body, track))
+                        }
+                        (Ok(res), Some(mut track)) => {
+                            if track.probe.is_some() {
+                                track.finish_slow(None);
+                            }
+                            res.map(ResponseBody::plain)
+                        }
+                        (Err(e), track) => {
+                            if let Some(mut track) = track {
+                                track.finish_slow(Some(&e));
+                            }
+                            return Poll::Ready(Err(e));
+                        }
+                    };
+                    return Poll::Ready(Ok(res));
                 }
                 StateProj::Waiting { wait, pending } => {
                     let admission = ready!(wait.as_mut().poll(cx))?;

@@ -1,4 +1,9 @@
-use super::{Attempts, ReplayBody, layer::Shared, policy};
+use super::{
+    Attempts, ReplayBody,
+    deadline::{Deadline, GRPC_TIMEOUT, encode_grpc_timeout},
+    layer::Shared,
+    policy,
+};
 use crate::error::{BoxError, Error};
 use http::{Request, Response, request::Parts};
 use pin_project_lite::pin_project;
@@ -44,9 +49,23 @@ pub(crate) struct Retrying<S, B: ReplayBody> {
     pub(crate) parts: Parts,
     pub(crate) copy: B::Replay,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) started: Option<Instant>,
+    pub(crate) deadline: Option<Deadline>,
+    /// For a gRPC call with a deadline, once armed: fires at the deadline and cuts the attempt
+    /// in flight short. Boxed, made once per call, and only when needed.
+    pub(crate) cutoff: Option<Pin<Box<Sleep>>>,
+    /// The last attempt's error, kept while waiting to send the next one.
+    pub(crate) last: Option<Error>,
     pub(crate) previous: Option<Duration>,
     pub(crate) pending: Option<B>,
+}
+
+/// Why an error is returned without a further attempt.
+enum Refusal {
+    /// Nothing to say: the error is not retryable.
+    Quiet,
+    Note(Cow<'static, str>),
+    /// The call's deadline leaves no room for another attempt.
+    Deadline(Cow<'static, str>),
 }
 
 impl<S, B> fmt::Debug for ResponseFuture<S, B>
@@ -96,7 +115,34 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Called { future } => {
-                    let mut err = match ready!(future.poll(cx)) {
+                    let result = match future.poll(cx) {
+                        Poll::Ready(result) => result,
+                        Poll::Pending => {
+                            if let Some(retry) = this.retry.as_mut()
+                                && retry.cut_off(cx)
+                            {
+                                // The deadline passed with the attempt in flight: drop it.
+                                this.state.set(State::Done);
+                                let mut err =
+                                    Error::transport(tower::timeout::error::Elapsed::new());
+                                err.set_attempts(*this.attempts);
+                                retry.refuse(
+                                    &mut err,
+                                    Refusal::Deadline(
+                                        format!(
+                                            "the call's deadline ({:?}) passed during attempt {}",
+                                            retry.limit(),
+                                            *this.attempts
+                                        )
+                                        .into(),
+                                    ),
+                                );
+                                return Poll::Ready(Err(err));
+                            }
+                            return Poll::Pending;
+                        }
+                    };
+                    let mut err = match result {
                         Ok(mut res) => {
                             res.extensions_mut().insert(Attempts(*this.attempts));
                             return Poll::Ready(Ok(res));
@@ -121,14 +167,13 @@ where
                                 path = retry.parts.uri.path(),
                                 "retrying request"
                             );
+                            retry.last = Some(err);
                             this.state.set(State::Waiting {
                                 sleep: tokio::time::sleep(wait),
                             });
                         }
-                        Err(note) => {
-                            if let Some(note) = note {
-                                err.set_note(note);
-                            }
+                        Err(refusal) => {
+                            retry.refuse(&mut err, refusal);
                             return Poll::Ready(Err(err));
                         }
                     }
@@ -139,6 +184,20 @@ where
                 }
                 StateProj::Ready => {
                     let retry = this.retry.as_mut().expect("only a retrying future waits");
+                    // No attempt starts past the deadline: the wait ended before it, but
+                    // getting the service ready may take a while.
+                    let left = retry.deadline.map(|d| d.left(Instant::now()));
+                    if left.is_some_and(|left| left.is_zero()) || retry.cut_off(cx) {
+                        let mut err = retry.last.take().expect("the last error is kept");
+                        let note = format!(
+                            "not retried: the call's deadline ({:?}) passed before attempt {} could start",
+                            retry.limit(),
+                            *this.attempts + 1
+                        );
+                        retry.refuse(&mut err, Refusal::Deadline(note.into()));
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(err));
+                    }
                     if let Err(e) = ready!(retry.service.poll_ready(cx)) {
                         let mut err = Error::transport(e);
                         err.set_attempts(*this.attempts);
@@ -148,7 +207,19 @@ where
                         .pending
                         .take()
                         .expect("a body is replayed before waiting");
-                    let req = Request::from_parts(retry.parts.clone(), body);
+                    let mut parts = retry.parts.clone();
+                    if let (Some(deadline), Some(left)) = (retry.deadline, left)
+                        && deadline.grpc
+                    {
+                        // Each attempt carries the time that is left, and is cut off when it
+                        // runs out.
+                        parts
+                            .headers
+                            .insert(GRPC_TIMEOUT, encode_grpc_timeout(left));
+                        retry.arm_cutoff();
+                    }
+                    retry.last = None;
+                    let req = Request::from_parts(parts, body);
                     *this.attempts += 1;
                     this.state.set(State::Called {
                         future: retry.service.call(req),
@@ -163,24 +234,33 @@ where
 impl<S, B: ReplayBody> Retrying<S, B> {
     /// Whether to send the request again after `err`, and after how long. On `Ok` the body
     /// to send is in `pending`; `Err` carries the note saying why not.
-    fn decide(
-        &mut self,
-        err: &Error,
-        attempts: u32,
-    ) -> Result<Duration, Option<Cow<'static, str>>> {
+    fn decide(&mut self, err: &Error, attempts: u32) -> Result<Duration, Refusal> {
         let config = &self.shared.config;
         if !err.is_retryable() {
             if err.api().is_some_and(crate::ApiError::server_forbids_retry) {
-                return Err(Some(
-                    "not retried: the server forbids retrying (negative grpc-retry-pushback-ms)"
+                return Err(Refusal::Note(
+                    "not retried: the server forbids retrying (negative or unparsable \
+                     grpc-retry-pushback-ms)"
                         .into(),
                 ));
             }
-            return Err(None);
+            return Err(Refusal::Quiet);
+        }
+        let now = Instant::now();
+        if let Some(deadline) = self.deadline
+            && deadline.left(now).is_zero()
+        {
+            return Err(Refusal::Deadline(
+                format!(
+                    "not retried: the call's deadline ({:?}) has passed",
+                    deadline.limit
+                )
+                .into(),
+            ));
         }
         let retries = attempts.saturating_sub(1);
         if retries >= config.max_retries {
-            return Err(Some(
+            return Err(Refusal::Note(
                 format!("not retried: max_retries ({}) reached", config.max_retries).into(),
             ));
         }
@@ -190,7 +270,7 @@ impl<S, B: ReplayBody> Retrying<S, B> {
             && !config.retry_non_idempotent
             && !policy::not_processed(err, facts, config.retry_grpc_unavailable)
         {
-            return Err(Some(
+            return Err(Refusal::Note(
                 format!(
                     "not retried: {} is not idempotent and the server may have processed it \
                      (send an Idempotency-Key header, or opt in with retry_non_idempotent)",
@@ -201,7 +281,7 @@ impl<S, B: ReplayBody> Retrying<S, B> {
         }
         let hint = err.retry_after();
         if let Some(hint) = hint.filter(|h| *h > config.max_retry_after) {
-            return Err(Some(
+            return Err(Refusal::Note(
                 format!(
                     "not retried: the server asked to wait {hint:?}, more than max_retry_after ({:?})",
                     config.max_retry_after
@@ -209,15 +289,18 @@ impl<S, B: ReplayBody> Retrying<S, B> {
                 .into(),
             ));
         }
-        let body = B::replay(&self.copy).map_err(|why| Some(why.note().into()))?;
+        let body = B::replay(&self.copy).map_err(|why| Refusal::Note(why.note().into()))?;
         let backoff = config.backoff.delay(retries, self.previous);
         let wait = backoff.max(hint.unwrap_or(Duration::ZERO));
-        if let (Some(deadline), Some(started)) = (config.deadline, self.started) {
-            let end = started.elapsed().saturating_add(wait);
-            if end > deadline {
-                return Err(Some(
+        if let Some(deadline) = self.deadline {
+            // A wait that ends at the deadline leaves no time for the attempt after it.
+            let left = deadline.left(now);
+            if wait >= left {
+                return Err(Refusal::Deadline(
                     format!(
-                        "not retried: waiting {wait:?} would overrun the deadline ({deadline:?})"
+                        "not retried: waiting {wait:?} would overrun the call's deadline \
+                         ({:?}, {left:?} left)",
+                        deadline.limit
                     )
                     .into(),
                 ));
@@ -226,10 +309,46 @@ impl<S, B: ReplayBody> Retrying<S, B> {
         if let Some(budget) = &self.shared.budget
             && !budget.withdraw()
         {
-            return Err(Some("not retried: the retry budget is exhausted".into()));
+            return Err(Refusal::Note(
+                "not retried: the retry budget is exhausted".into(),
+            ));
         }
         self.previous = Some(backoff);
         self.pending = Some(body);
         Ok(wait)
+    }
+
+    /// Says on `err` why it is returned; a gRPC call whose deadline ran out becomes
+    /// `DEADLINE_EXCEEDED`.
+    fn refuse(&self, err: &mut Error, refusal: Refusal) {
+        match refusal {
+            Refusal::Quiet => {}
+            Refusal::Note(note) => err.set_note(note),
+            Refusal::Deadline(note) => {
+                err.set_note(note);
+                if self.deadline.is_some_and(|d| d.grpc) {
+                    err.set_deadline_exceeded();
+                }
+            }
+        }
+    }
+
+    /// The call's whole allowance, for messages.
+    fn limit(&self) -> Duration {
+        self.deadline.map_or(Duration::ZERO, |d| d.limit)
+    }
+
+    /// Arms the cutoff at the deadline, once per call.
+    fn arm_cutoff(&mut self) {
+        if let (None, Some(deadline)) = (&self.cutoff, self.deadline) {
+            self.cutoff = Some(Box::pin(tokio::time::sleep_until(deadline.at)));
+        }
+    }
+
+    /// `true` once an armed cutoff has fired.
+    fn cut_off(&mut self, cx: &mut Context<'_>) -> bool {
+        self.cutoff
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
     }
 }

@@ -29,7 +29,9 @@
 //! classification: [`Disposition::Retry`](crate::Disposition::Retry) and
 //! [`RateLimited`](crate::Disposition::RateLimited) (5xx, `UNAVAILABLE`, `DEADLINE_EXCEEDED`,
 //! `INTERNAL`, `UNKNOWN`, `REFRESH_IN_PROGRESS`, 429, `RESOURCE_EXHAUSTED`, transport errors),
-//! and never when a gRPC server sent a negative pushback. Every other 4xx and every code that
+//! and never when a gRPC server forbade it with a negative or unparsable
+//! `grpc-retry-pushback-ms` (its disposition is then
+//! [`DoNotRetry`](crate::Disposition::DoNotRetry)). Every other 4xx and every code that
 //! needs a human is returned after one attempt.
 //!
 //! ## Side effects
@@ -57,6 +59,75 @@
 //! [`retry_grpc_unavailable(false)`](RetryLayer::retry_grpc_unavailable) if your server can
 //! answer `UNAVAILABLE` after a side effect. `DEADLINE_EXCEEDED`, `INTERNAL` and `UNKNOWN`
 //! from a gRPC server are not retried without the opt-in.
+//!
+//! # Deadlines
+//!
+//! A call's deadline covers every attempt and every wait, as in gRPC's retry design (A6). It
+//! is the earlier of the request's own `grpc-timeout` (what tonic's `Request::set_timeout`
+//! sends, or grpc-go's context deadline) and [`deadline`](RetryLayer::deadline), both counted
+//! from when the call enters this layer.
+//!
+//! - No wait is begun that would end at or past the deadline, and no attempt starts once it
+//!   has passed: the last error comes back at once, with a [`note`](crate::Error::note)
+//!   saying so.
+//! - A gRPC call (`content-type: application/grpc…`, or any request with a `grpc-timeout`)
+//!   sends every retry with the time that is left in `grpc-timeout`, in gRPC's format (at most
+//!   8 digits and a unit, `H`, `M`, `S`, `m`, `u` or `n`), so no server works on an attempt
+//!   longer than the caller waits for it. The first attempt is sent as the caller built it,
+//!   unless [`deadline`](RetryLayer::deadline) is the earlier one: then it carries that.
+//! - A gRPC attempt this layer sent with a deadline (every retry, and a first attempt that
+//!   carries [`deadline`](RetryLayer::deadline)) that is still in flight when the deadline
+//!   passes is dropped. A first attempt sent as the caller built it is bounded by whoever
+//!   enforces its `grpc-timeout`, as it would be without this layer: tonic's `Channel` and the
+//!   server do.
+//! - The error of a gRPC call whose deadline ran out is coded `DEADLINE_EXCEEDED`, as gRPC
+//!   clients report it; [`api()`](crate::Error::api) still holds the last answer. An HTTP
+//!   request keeps its last error as it was, with the note.
+//! - The rate-limit gate inside holds a gRPC call no longer than the `grpc-timeout` it
+//!   carries: a gate that opens too late fails the attempt at once, unsent.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use std::{sync::{Arc, Mutex}, time::Duration};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//! use tower_api_retry::{ErrorCode, ErrorDecodeLayer, RetryLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! // A gRPC server that answers UNAVAILABLE, "retry in 400 ms", and logs each grpc-timeout.
+//! let seen = Arc::new(Mutex::new(Vec::new()));
+//! let log = seen.clone();
+//! let server = service_fn(move |req: Request<Full<Bytes>>| {
+//!     log.lock().unwrap().push(req.headers()["grpc-timeout"].clone());
+//!     async {
+//!         let res = Response::builder()
+//!             .header("content-type", "application/grpc")
+//!             .header("grpc-status", "14")
+//!             .header("grpc-retry-pushback-ms", "400")
+//!             .body(Full::<Bytes>::default());
+//!         Ok::<_, std::io::Error>(res.unwrap())
+//!     }
+//! });
+//! let client = ServiceBuilder::new()
+//!     .layer(RetryLayer::new().base_delay(Duration::from_millis(100)))
+//!     .layer(ErrorDecodeLayer::new())
+//!     .service(server);
+//!
+//! // A call with one second to live.
+//! let call = Request::post("http://svc.test/echo.Echo/Say")
+//!     .header("content-type", "application/grpc")
+//!     .header("grpc-timeout", "1S")
+//!     .body(Full::default())
+//!     .unwrap();
+//! let err = client.oneshot(call).await.unwrap_err();
+//! // Attempts at 0, 0.4 and 0.8 s, each carrying the time left; a wait to 1.2 s is not begun.
+//! assert_eq!(*seen.lock().unwrap(), ["1S", "600000u", "200000u"]);
+//! assert_eq!(err.code(), &ErrorCode::DeadlineExceeded);
+//! assert_eq!(err.api().unwrap().code(), &ErrorCode::Unavailable); // the last answer
+//! # }
+//! ```
 //!
 //! # Bodies
 //!
@@ -111,6 +182,7 @@
 
 mod body;
 mod budget;
+pub(crate) mod deadline;
 mod future;
 mod layer;
 mod policy;

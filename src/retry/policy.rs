@@ -27,11 +27,18 @@ impl RequestFacts {
                 | Method::DELETE
                 | Method::TRACE
         ) || headers.contains_key(IDEMPOTENCY_KEY);
-        let grpc = headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        RequestFacts { idempotent, grpc }
+        RequestFacts {
+            idempotent,
+            grpc: is_grpc(headers),
+        }
     }
+}
+
+/// `true` for a gRPC request: `content-type: application/grpc…`.
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// `true` when the error shows the server did not process the request, so even a POST can be

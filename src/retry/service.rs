@@ -1,5 +1,6 @@
 use super::{
     ReplayBody, RetryLayer,
+    deadline::{Deadline, GRPC_TIMEOUT, encode_grpc_timeout},
     future::{ResponseFuture, Retrying},
     layer::Shared,
 };
@@ -72,11 +73,24 @@ where
         }
         let (parts, body) = req.into_parts();
         let (body, copy) = body.capture(config.max_replay_bytes);
-        let started = config.deadline.map(|_| tokio::time::Instant::now());
+        let deadline = Deadline::of(config.deadline, &parts.headers);
+        let mut first = parts.clone();
+        let mut cutoff = None;
+        if let Some(deadline) = deadline
+            && deadline.grpc
+            && deadline.from_layer
+        {
+            // The layer's deadline is the call's: the first attempt carries it too. (When the
+            // request's own `grpc-timeout` is the deadline, the first attempt is sent as is.)
+            first
+                .headers
+                .insert(GRPC_TIMEOUT, encode_grpc_timeout(deadline.limit));
+            cutoff = Some(Box::pin(tokio::time::sleep_until(deadline.at)));
+        }
         // The ready service goes with the future; `self` keeps a fresh clone (tower's idiom).
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
-        let future = service.call(Request::from_parts(parts.clone(), body));
+        let future = service.call(Request::from_parts(first, body));
         ResponseFuture::retrying(
             future,
             Retrying {
@@ -84,7 +98,9 @@ where
                 parts,
                 copy,
                 shared: Arc::clone(&self.shared),
-                started,
+                deadline,
+                cutoff,
+                last: None,
                 previous: None,
                 pending: None,
             },

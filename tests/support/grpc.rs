@@ -40,9 +40,69 @@ pub const OTHER: &str = "/echo.Echo/Other";
 #[derive(Clone, Debug)]
 pub enum GrpcReply {
     Ok,
+    /// A trailers-only status.
     Status(Code, &'static str),
-    /// A status with `grpc-retry-pushback-ms`.
+    /// A trailers-only status with `grpc-retry-pushback-ms`.
     Pushback(Code, &'static str, i64),
+    /// A status with everything gRPC can carry, trailers-only or after initial metadata.
+    Rich(RichStatus),
+}
+
+/// A status with rich details, custom metadata and any pushback text.
+#[derive(Clone, Debug)]
+pub struct RichStatus {
+    pub code: Code,
+    pub message: &'static str,
+    /// Sent as `grpc-status-details-bin` (base64) when not empty.
+    pub details: &'static [u8],
+    /// Custom metadata sent with the status (`x-debug-id`, ...).
+    pub metadata: &'static [(&'static str, &'static str)],
+    /// `grpc-retry-pushback-ms`, verbatim.
+    pub pushback: Option<&'static str>,
+    /// `false`: a trailers-only response. `true`: headers first (with `x-initial-metadata`),
+    /// no message, then the status in the trailers, as grpcio does after initial metadata and
+    /// every streaming call does.
+    pub in_trailers: bool,
+}
+
+impl RichStatus {
+    pub fn new(code: Code, message: &'static str) -> RichStatus {
+        RichStatus {
+            code,
+            message,
+            details: b"",
+            metadata: &[],
+            pushback: None,
+            in_trailers: false,
+        }
+    }
+
+    /// The status tonic would send for this.
+    pub fn to_status(&self) -> Status {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        for (k, v) in self.metadata {
+            if k.ends_with("-bin") {
+                metadata.insert_bin(
+                    tonic::metadata::MetadataKey::from_bytes(k.as_bytes()).unwrap(),
+                    tonic::metadata::MetadataValue::from_bytes(v.as_bytes()),
+                );
+            } else {
+                metadata.insert(
+                    tonic::metadata::MetadataKey::from_bytes(k.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
+            }
+        }
+        if let Some(p) = self.pushback {
+            metadata.insert("grpc-retry-pushback-ms", p.parse().unwrap());
+        }
+        Status::with_details_and_metadata(
+            self.code,
+            self.message,
+            bytes::Bytes::from_static(self.details),
+            metadata,
+        )
+    }
 }
 
 /// What the server received.
@@ -51,6 +111,28 @@ pub struct GrpcSeen {
     pub at: Instant,
     pub method: String,
     pub request: SayRequest,
+    /// The `grpc-timeout` the request carried.
+    pub timeout: Option<String>,
+}
+
+impl GrpcSeen {
+    /// The `grpc-timeout` as a duration (`1*8DIGIT` and a unit, as gRPC defines it).
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        use std::time::Duration;
+        let t = self.timeout.as_deref()?;
+        let (value, unit) = t.split_at(t.len() - 1);
+        assert!(value.len() <= 8, "{t}");
+        let n: u64 = value.parse().unwrap();
+        Some(match unit {
+            "H" => Duration::from_secs(n * 3600),
+            "M" => Duration::from_secs(n * 60),
+            "S" => Duration::from_secs(n),
+            "m" => Duration::from_millis(n),
+            "u" => Duration::from_micros(n),
+            "n" => Duration::from_nanos(n),
+            _ => panic!("bad grpc-timeout {t}"),
+        })
+    }
 }
 
 #[derive(Default)]
@@ -125,9 +207,26 @@ async fn dispatch(
     req: http::Request<hyper::body::Incoming>,
 ) -> http::Response<tonic::body::Body> {
     let method = req.uri().path().to_owned();
+    let timeout = req
+        .headers()
+        .get("grpc-timeout")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let reply = state
+        .scripts
+        .lock()
+        .unwrap()
+        .get_mut(&method)
+        .and_then(VecDeque::pop_front)
+        .unwrap_or(GrpcReply::Ok);
+    let in_trailers = match &reply {
+        GrpcReply::Rich(rich) if rich.in_trailers => Some(rich.to_status()),
+        _ => None,
+    };
     let svc = tower::service_fn(move |r: tonic::Request<SayRequest>| {
         let state = state.clone();
         let method = method.clone();
+        let timeout = timeout.clone();
+        let reply = reply.clone();
         async move {
             let request = r.into_inner();
             let name = request.name.clone();
@@ -135,14 +234,8 @@ async fn dispatch(
                 at: Instant::now(),
                 method: method.clone(),
                 request,
+                timeout,
             });
-            let reply = state
-                .scripts
-                .lock()
-                .unwrap()
-                .get_mut(&method)
-                .and_then(VecDeque::pop_front)
-                .unwrap_or(GrpcReply::Ok);
             match reply {
                 GrpcReply::Ok => Ok(tonic::Response::new(SayReply {
                     message: format!("hello {name}"),
@@ -155,12 +248,30 @@ async fn dispatch(
                         .insert("grpc-retry-pushback-ms", ms.to_string().parse().unwrap());
                     Err(status)
                 }
+                GrpcReply::Rich(rich) if rich.in_trailers => Ok(tonic::Response::new(SayReply {
+                    message: String::new(),
+                })),
+                GrpcReply::Rich(rich) => Err(rich.to_status()),
             }
         }
     });
-    tonic::server::Grpc::new(ProstCodec::<SayReply, SayRequest>::default())
+    let res = tonic::server::Grpc::new(ProstCodec::<SayReply, SayRequest>::default())
         .unary(svc, req)
-        .await
+        .await;
+    let Some(status) = in_trailers else {
+        return res;
+    };
+    // Headers first (with initial metadata), no message, then the status in the trailers.
+    let (mut parts, _) = res.into_parts();
+    parts
+        .headers
+        .insert("x-initial-metadata", http::HeaderValue::from_static("yes"));
+    let mut trailers = http::HeaderMap::new();
+    status.add_header(&mut trailers).unwrap();
+    let body = http_body_util::StreamBody::new(futures_util::stream::iter([Ok::<_, Status>(
+        http_body::Frame::trailers(trailers),
+    )]));
+    http::Response::from_parts(parts, tonic::body::Body::new(body))
 }
 
 /// Calls `method` with `request` through any gRPC service (a `Channel`, or a stack over one).

@@ -1,0 +1,282 @@
+//! The call's deadline covers every attempt: on tokio's paused clock, with scripted services
+//! that log the `grpc-timeout` each attempt carried.
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::time::Instant;
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+use tower_api_retry::{
+    Error, ErrorCode, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, backoff::Jitter,
+};
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+type Reply = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, io::Error>> + Send>>;
+
+/// One attempt as the server saw it: when it arrived and the `grpc-timeout` it carried.
+type Attempt = (Instant, Option<String>);
+
+/// What the server saw.
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<Attempt>>>);
+
+impl Seen {
+    fn timeouts(&self) -> Vec<Option<String>> {
+        self.0.lock().unwrap().iter().map(|s| s.1.clone()).collect()
+    }
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+fn grpc_status(code: u32, pushback_ms: Option<i64>) -> Reply {
+    let mut res = Response::builder()
+        .header("content-type", "application/grpc")
+        .header("grpc-status", code.to_string());
+    if let Some(ms) = pushback_ms {
+        res = res.header("grpc-retry-pushback-ms", ms.to_string());
+    }
+    let res = res.body(Full::default()).unwrap();
+    Box::pin(async move { Ok(res) })
+}
+
+fn never() -> Reply {
+    Box::pin(std::future::pending())
+}
+
+/// The retry layer (no jitter, base 100 ms, up to 10 retries) over a scripted server:
+/// `reply(n)` answers the n-th attempt (0-based).
+fn stack<F>(
+    layer: RetryLayer,
+    reply: F,
+) -> (
+    impl Service<Request<Full<Bytes>>, Response = Response<Full<Bytes>>, Error = Error>,
+    Seen,
+)
+where
+    F: Fn(usize) -> Reply + Clone + Send + 'static,
+{
+    let seen = Seen::default();
+    let log = seen.clone();
+    let server = service_fn(move |req: Request<Full<Bytes>>| {
+        let timeout = req
+            .headers()
+            .get("grpc-timeout")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let n = {
+            let mut s = log.0.lock().unwrap();
+            s.push((Instant::now(), timeout));
+            s.len() - 1
+        };
+        reply(n)
+    });
+    let svc = ServiceBuilder::new()
+        .layer(layer)
+        .layer(ErrorDecodeLayer::new())
+        .service(server);
+    (svc, seen)
+}
+
+fn layer() -> RetryLayer {
+    RetryLayer::new()
+        .jitter(Jitter::None)
+        .base_delay(MS(100))
+        .max_retries(10)
+        .budget(None)
+}
+
+/// A unary gRPC call, with a `grpc-timeout` when `timeout` is given.
+fn call(timeout: Option<&str>) -> Request<Full<Bytes>> {
+    let mut req = Request::post("http://svc.test/echo.Echo/Say")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if let Some(t) = timeout {
+        req = req.header("grpc-timeout", t);
+    }
+    req.body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
+        .unwrap()
+}
+
+fn strings(v: &[&str]) -> Vec<Option<String>> {
+    v.iter().map(|s| Some((*s).to_owned())).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_attempt_carries_the_time_left_and_the_call_ends_at_its_deadline() {
+    // UNAVAILABLE with a 400 ms pushback, every time, to a call with 1.5 s to live.
+    let (svc, seen) = stack(layer(), |_| grpc_status(14, Some(400)));
+    let start = Instant::now();
+    let err = svc.oneshot(call(Some("1500m"))).await.unwrap_err();
+    // The first attempt is the caller's request as sent; each later one carries what is left.
+    assert_eq!(
+        seen.timeouts(),
+        strings(&["1500m", "1100000u", "700000u", "300000u"])
+    );
+    // The next 400 ms wait would end past the deadline: it is not begun, and the call ends
+    // with DEADLINE_EXCEEDED at once, not at 1.6 s.
+    assert_eq!(start.elapsed(), MS(1200));
+    assert_eq!(err.code(), &ErrorCode::DeadlineExceeded, "{err}");
+    assert_eq!(err.attempts(), 4);
+    assert!(err.note().unwrap().contains("deadline"), "{err}");
+    // What the server last said is still there.
+    assert_eq!(err.api().unwrap().code(), &ErrorCode::Unavailable);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_layer_deadline_binds_when_it_is_earlier_and_is_sent_from_the_first_attempt() {
+    let (svc, seen) = stack(layer().deadline(MS(1000)), |_| grpc_status(14, Some(400)));
+    let start = Instant::now();
+    let err = svc.oneshot(call(Some("10S"))).await.unwrap_err();
+    assert_eq!(
+        seen.timeouts(),
+        strings(&["1000000u", "600000u", "200000u"])
+    );
+    assert_eq!(start.elapsed(), MS(800));
+    assert_eq!(err.code(), &ErrorCode::DeadlineExceeded, "{err}");
+
+    // A gRPC call without a grpc-timeout of its own gets one from the layer.
+    let (svc, seen) = stack(layer().deadline(MS(1000)), |_| grpc_status(14, Some(400)));
+    svc.oneshot(call(None)).await.unwrap_err();
+    assert_eq!(
+        seen.timeouts(),
+        strings(&["1000000u", "600000u", "200000u"])
+    );
+
+    // The request's own grpc-timeout binds when it is earlier than the layer's deadline.
+    let (svc, seen) = stack(layer().deadline(MS(60_000)), |_| grpc_status(14, Some(400)));
+    let err = svc.oneshot(call(Some("500m"))).await.unwrap_err();
+    assert_eq!(seen.timeouts(), strings(&["500m", "100000u"]));
+    assert_eq!(err.code(), &ErrorCode::DeadlineExceeded);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_in_flight_is_cut_off_at_the_deadline() {
+    // The first attempt fails at once; the second never answers.
+    let (svc, seen) = stack(layer(), |n| {
+        if n == 0 {
+            grpc_status(14, None)
+        } else {
+            never()
+        }
+    });
+    let start = Instant::now();
+    let err = svc.oneshot(call(Some("1S"))).await.unwrap_err();
+    assert_eq!(seen.timeouts(), strings(&["1S", "900000u"]));
+    assert_eq!(start.elapsed(), MS(1000), "ended at the deadline exactly");
+    assert_eq!(err.code(), &ErrorCode::DeadlineExceeded, "{err}");
+    assert_eq!(err.attempts(), 2);
+    assert!(
+        err.note().unwrap().contains("passed during attempt 2"),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_after_the_deadline_is_not_retried() {
+    // A server that ignores grpc-timeout and answers UNAVAILABLE after 2 s.
+    let (svc, seen) = stack(layer(), |_| {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            grpc_status(14, None).await
+        })
+    });
+    let err = svc.oneshot(call(Some("1S"))).await.unwrap_err();
+    assert_eq!(seen.count(), 1);
+    assert_eq!(err.code(), &ErrorCode::DeadlineExceeded, "{err}");
+    assert!(err.note().unwrap().contains("has passed"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_non_retryable_answer_keeps_its_code() {
+    let (svc, _) = stack(layer(), |_| grpc_status(3, None));
+    let err = svc.oneshot(call(Some("1S"))).await.unwrap_err();
+    assert_eq!(err.code(), &ErrorCode::InvalidArgument);
+    assert_eq!(err.note(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_http_deadline_keeps_the_server_error_and_says_why() {
+    let (svc, seen) = stack(layer().deadline(MS(1000)), |_| {
+        let res = Response::builder()
+            .status(503)
+            .header("retry-after", "0")
+            .body(Full::default())
+            .unwrap();
+        Box::pin(async move { Ok(res) })
+    });
+    let start = Instant::now();
+    let err = svc
+        .oneshot(
+            Request::get("http://api.test/x")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    // 100 + 200 + 400 ms; the next 800 ms would end at 1.5 s.
+    assert_eq!(start.elapsed(), MS(700));
+    assert_eq!(seen.count(), 4);
+    assert_eq!(
+        seen.timeouts(),
+        [None, None, None, None],
+        "HTTP gets no grpc-timeout"
+    );
+    assert_eq!(
+        err.code(),
+        &ErrorCode::Unavailable,
+        "the server's error, as it was"
+    );
+    assert!(err.note().unwrap().contains("deadline"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_gate_holds_a_grpc_call_no_longer_than_its_deadline() {
+    // The first call closes the method's gate for 10 s.
+    let (server_seen, server) = {
+        let seen = Seen::default();
+        let log = seen.clone();
+        let server = service_fn(move |req: Request<Full<Bytes>>| {
+            log.0.lock().unwrap().push((Instant::now(), None));
+            let _ = req;
+            grpc_status(8, Some(10_000))
+        });
+        (seen, server)
+    };
+    let rate_limit = RateLimitBackoffLayer::new();
+    let gates = rate_limit.gate_map().clone();
+    let mut svc = ServiceBuilder::new()
+        .layer(layer())
+        .layer(rate_limit)
+        .layer(ErrorDecodeLayer::new())
+        .service(server);
+    let start = Instant::now();
+    let first = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(call(Some("2S")))
+        .await
+        .unwrap_err();
+    assert_eq!(first.code(), &ErrorCode::DeadlineExceeded, "{first}");
+    assert_eq!(gates.len(), 1);
+    // The second call would wait 10 s at the gate, past its 2 s: it fails at once, unsent.
+    let second = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(call(Some("2S")))
+        .await
+        .unwrap_err();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(second.code(), &ErrorCode::DeadlineExceeded, "{second}");
+    assert!(!second.request_sent());
+    assert_eq!(server_seen.count(), 1);
+}
