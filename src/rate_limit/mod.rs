@@ -91,7 +91,10 @@
 mod gate;
 mod key;
 mod layer;
+mod notify;
+mod policy;
 mod service;
+mod store;
 
 pub use gate::{DEFAULT_MAX_KEYS, RateLimitGates};
 pub use key::{Key, RequestHead};
