@@ -1,16 +1,16 @@
 //! Where the gates' state is kept: the [`GateStore`] trait and the in-process
 //! [`MemoryStore`].
 //!
-//! A store keeps what the [policy](super::policy) decides and never decides itself: each
+//! A store keeps what the [policy] decides and never decides itself: each
 //! method applies one of the policy's rules to one key atomically (so two requests never
 //! both become a key's probe), keeps the bound on the number of keys, and wakes the key's
-//! waiters ([`notify`](super::notify)) when its entry changes.
+//! waiters ([notify](super::notify)) when its entry changes.
 //!
 //! [`MemoryStore`] is the one store today: a map of the closed keys, ordered by the time
 //! their gate opens (for sweeping and eviction), behind one mutex, with the number of keys
 //! readable without the lock (zero is the success path). A store shared by several
 //! processes would implement the same trait (its local view a `MemoryStore`, so the success
-//! path never waits on the network) and pass the same [`conformance`] tests; `snapshot` and
+//! path never waits on the network) and pass the same `conformance` tests; `snapshot` and
 //! `resync` are there so such a view can be replaced wholesale.
 
 use super::{
