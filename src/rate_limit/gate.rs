@@ -1,29 +1,27 @@
-//! The gate map: which keys are closed, until when, and who probes them.
+//! The gate map, [`RateLimitGates`]: the rules of [`policy`], kept by a [`store`], with
+//! waiters woken by [`notify`].
+//!
+//! This file only puts the three together and speaks tokio's clock (so paused-clock tests
+//! hold); the rules never see a lock, a runtime or a random source, and the store never
+//! decides anything. A different store (a fleet-wide one, say) can therefore be added
+//! beside [`MemoryStore`] without touching the rules.
+//!
+//! [`policy`]: super::policy
+//! [`store`]: super::store
+//! [`notify`]: super::notify
 
-use super::Key;
-use crate::{backoff::Backoff, error::Error, retry_after::MAX_HINT};
-use std::{
-    collections::{BTreeSet, HashMap},
-    fmt,
-    future::Future,
-    hash::{BuildHasherDefault, Hasher},
-    pin::pin,
-    sync::{
-        Arc, Mutex, MutexGuard,
-        atomic::{AtomicUsize, Ordering},
-    },
-    task::Poll,
-    time::Duration,
+use super::{
+    Key,
+    notify::Waiter,
+    policy::{self, Admit, Policy, ProbeId},
+    store::{GateStore, MemoryStore},
 };
-use tokio::{sync::watch, time::Instant};
+use crate::{backoff::Backoff, error::Error};
+use std::{fmt, sync::Arc, time::Duration};
+use tokio::time::Instant;
 
 /// The default for [`RateLimitGates::with_max_keys`]: 10,000 keys.
 pub const DEFAULT_MAX_KEYS: usize = 10_000;
-
-/// How long an expired entry is kept when no request for its key arrives: long enough that
-/// the next request for the key is still its probe, and another rejection still doubles the
-/// backoff.
-pub(crate) const LINGER: Duration = Duration::from_secs(30);
 
 /// The gates of every rate-limited key, shared by every clone of the services that use it.
 ///
@@ -50,33 +48,7 @@ pub(crate) const LINGER: Duration = Duration::from_secs(30);
 /// ```
 #[derive(Clone)]
 pub struct RateLimitGates {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    /// `entries.len()`, readable without the lock: zero is the fast path.
-    tracked: AtomicUsize,
-    max_keys: AtomicUsize,
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    entries: HashMap<Key, Entry, BuildHasherDefault<IdHasher>>,
-    /// Entries by the time their gate opens: expired ones first.
-    by_until: BTreeSet<(Instant, Key)>,
-    next_probe: u64,
-}
-
-struct Entry {
-    until: Instant,
-    /// Consecutive rejections of this key's probes (1 after the first rate limit).
-    rejections: u32,
-    last_delay: Duration,
-    /// The request currently probing this key, if any.
-    probe: Option<u64>,
-    /// Bumped on every change; dropped with the entry, which wakes every waiter too.
-    changed: watch::Sender<()>,
+    store: Arc<MemoryStore>,
 }
 
 /// What a request arriving at its key's gate does.
@@ -84,12 +56,9 @@ pub(crate) enum Check {
     /// The key is open: send.
     Open,
     /// The key's time is up and nobody probes it: send as its probe.
-    Probe(u64),
+    Probe(ProbeId),
     /// Wait for a change, or until `wake` (the gate's time, or the deadline).
-    Wait {
-        changed: watch::Receiver<()>,
-        wake: Instant,
-    },
+    Wait { changed: Waiter, wake: Instant },
     /// The gate will not open before the deadline: fail with the time left.
     Fail(Duration),
 }
@@ -118,230 +87,133 @@ impl RateLimitGates {
     /// An empty map tracking at most `max_keys` keys (0: nothing is ever gated).
     pub fn with_max_keys(max_keys: usize) -> RateLimitGates {
         RateLimitGates {
-            shared: Arc::new(Shared {
-                tracked: AtomicUsize::new(0),
-                max_keys: AtomicUsize::new(max_keys),
-                state: Mutex::new(State::default()),
-            }),
+            store: Arc::new(MemoryStore::new(max_keys)),
         }
     }
 
     /// The most keys this map tracks.
     pub fn max_keys(&self) -> usize {
-        self.shared.max_keys.load(Ordering::Relaxed)
+        self.store.max_keys()
     }
 
     /// Changes the most keys this map tracks, for every stack sharing it. A smaller bound
     /// takes effect at the next rejection.
     pub fn set_max_keys(&self, max_keys: usize) {
-        self.shared.max_keys.store(max_keys, Ordering::Relaxed);
+        self.store.set_max_keys(max_keys);
     }
 
     /// How many keys are tracked: closed, being probed, or expired and not yet dropped.
     pub fn len(&self) -> usize {
-        self.shared.tracked.load(Ordering::Relaxed)
+        self.store.len()
     }
 
     /// `true` when no key is tracked: every request goes straight through.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.shared.tracked.load(Ordering::Relaxed) == 0
+        self.store.is_empty()
     }
 
     /// How long `key`'s gate stays closed: `None` when it is open (not tracked), zero when its
     /// time is up (the next request is its probe, or the probe is in flight).
     pub fn time_left(&self, key: Key) -> Option<Duration> {
-        let now = Instant::now();
-        let st = self.lock();
-        st.entries
-            .get(&key)
+        let now = Instant::now().into_std();
+        self.store
+            .peek(key)
             .map(|e| e.until.saturating_duration_since(now))
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the map inconsistent in a way that
-        // matters more than losing rate-limit state, so poisoning is ignored.
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn publish(&self, st: &State) {
-        self.shared
-            .tracked
-            .store(st.entries.len(), Ordering::Relaxed);
     }
 
     /// Decides what a request for `key` does now, given the latest time it may still be sent.
     pub(crate) fn check(&self, key: Key, now: Instant, deadline: Instant) -> Check {
-        let mut st = self.lock();
-        if st.sweep(now) {
-            self.publish(&st);
-        }
-        let State {
-            entries,
-            next_probe,
-            ..
-        } = &mut *st;
-        let Some(e) = entries.get_mut(&key) else {
-            return Check::Open;
-        };
-        if e.until <= now {
-            if e.probe.is_none() {
-                *next_probe += 1;
-                e.probe = Some(*next_probe);
-                tracing::debug!(key = %key, "rate-limit gate: sending the probe");
-                return Check::Probe(*next_probe);
-            }
-            // The probe is in flight: wait for its outcome, up to the deadline.
-            if now >= deadline {
-                return Check::Fail(Duration::ZERO);
-            }
-            return Check::Wait {
-                changed: e.changed.subscribe(),
-                wake: deadline,
+        let (now, deadline) = (now.into_std(), deadline.into_std());
+        loop {
+            let Some((entry, changed)) = self.store.get(key, now) else {
+                return Check::Open;
             };
-        }
-        if e.until > deadline {
-            return Check::Fail(e.until - now);
-        }
-        Check::Wait {
-            changed: e.changed.subscribe(),
-            wake: e.until,
+            match policy::admit(Some(&entry), now, deadline) {
+                Admit::Open => return Check::Open,
+                Admit::Probe => {
+                    if let Some(id) = self.store.try_acquire_probe(key, now) {
+                        tracing::debug!(key = %key, "rate-limit gate: sending the probe");
+                        return Check::Probe(id);
+                    }
+                    // Another request took the role (or the key changed) since the look-up:
+                    // look again.
+                }
+                Admit::WaitUntil(wake) | Admit::WaitForProbe { deadline: wake } => {
+                    return Check::Wait {
+                        changed,
+                        wake: Instant::from_std(wake),
+                    };
+                }
+                Admit::Fail(left) => return Check::Fail(left),
+            }
         }
     }
 
-    /// A rate limit came back for `key`. `probe` is the request's probe id, if it probed.
+    /// A rate limit came back for `key`. `probe` is the request's probe id, if it probed;
+    /// `hint` is the server's, already capped by the layer.
     pub(crate) fn reject(
         &self,
         key: Key,
         hint: Option<Duration>,
-        probe: Option<u64>,
+        probe: Option<ProbeId>,
         backoff: &Backoff,
     ) {
-        let now = Instant::now();
-        let mut st = self.lock();
-        let State {
-            entries, by_until, ..
-        } = &mut *st;
-        if let Some(e) = entries.get_mut(&key) {
-            if probe.is_some() && e.probe == probe {
-                // The probe was rejected: close again, with the next, longer backoff.
-                e.probe = None;
-                e.rejections = e.rejections.saturating_add(1);
-                let delay =
-                    hint.unwrap_or_else(|| backoff.delay(e.rejections - 1, Some(e.last_delay)));
-                e.last_delay = delay;
-                // Never shorter than a straggler's longer hint already made it.
-                let until = at(now, delay).max(e.until);
-                set_until(by_until, key, e, until);
-                tracing::debug!(key = %key, ?delay, rejections = e.rejections, "rate-limit gate: probe rejected");
-                e.changed.send_replace(());
-            } else if let Some(hint) = hint {
-                // A request sent before the gate closed: honour its hint, same backoff level.
-                let until = at(now, hint);
-                if until > e.until {
-                    set_until(by_until, key, e, until);
-                    e.changed.send_replace(());
-                }
-            }
-            return;
-        }
-        let max = self.max_keys();
-        if max == 0 {
-            return;
-        }
-        if st.entries.len() >= max {
-            st.sweep(now);
-            while st.entries.len() >= max {
-                st.evict_first();
-            }
-        }
-        let delay = hint.unwrap_or_else(|| backoff.delay(0, None));
-        let until = at(now, delay);
-        st.by_until.insert((until, key));
-        st.entries.insert(
-            key,
-            Entry {
-                until,
-                rejections: 1,
-                last_delay: delay,
-                probe: None,
-                changed: watch::Sender::new(()),
+        self.reject_with(key, hint, probe, &Policy::new(*backoff, Duration::MAX));
+    }
+
+    /// A rate limit came back for `key`, judged by `policy` (which also caps the hint).
+    pub(crate) fn reject_with(
+        &self,
+        key: Key,
+        hint: Option<Duration>,
+        probe: Option<ProbeId>,
+        policy: &Policy,
+    ) {
+        let now = Instant::now().into_std();
+        // The jitter sample, drawn only when a backoff delay may be needed.
+        let unit = if hint.is_none() {
+            rand::random::<f64>()
+        } else {
+            0.5
+        };
+        let tracked = self.store.peek(key);
+        let by_probe = tracked.is_some_and(|e| policy::is_probe(&e, probe));
+        let wait = match &tracked {
+            Some(e) => match policy.reclose(e, now, hint, probe, unit) {
+                Some(wait) => wait,
+                None => return,
             },
-        );
-        tracing::debug!(key = %key, ?delay, "rate-limit gate: closed");
-        self.publish(&st);
+            None => policy.close(hint, unit),
+        };
+        let Some(e) = self.store.close(key, now, wait, probe) else {
+            return;
+        };
+        if tracked.is_none() {
+            tracing::debug!(key = %key, delay = ?wait, "rate-limit gate: closed");
+        } else if by_probe {
+            tracing::debug!(key = %key, delay = ?wait, rejections = e.rejections, "rate-limit gate: probe rejected");
+        }
     }
 
     /// `key`'s probe got a response that is not a rate limit: open the gate, release waiters.
-    pub(crate) fn open(&self, key: Key, probe: u64) {
-        let mut st = self.lock();
-        if st.entries.get(&key).is_some_and(|e| e.probe == Some(probe)) {
-            st.remove(key);
+    pub(crate) fn open(&self, key: Key, probe: ProbeId) {
+        if self.store.open(key, probe) {
             tracing::debug!(key = %key, "rate-limit gate: opened");
-            self.publish(&st);
         }
     }
 
     /// `key`'s probe failed without an answer (transport error, dropped): another request
     /// takes the probe role.
-    pub(crate) fn hand_on(&self, key: Key, probe: u64) {
-        let mut st = self.lock();
-        if let Some(e) = st.entries.get_mut(&key)
-            && e.probe == Some(probe)
-        {
-            e.probe = None;
-            e.changed.send_replace(());
-        }
+    pub(crate) fn hand_on(&self, key: Key, probe: ProbeId) {
+        self.store.release_probe(key, probe);
     }
-}
-
-impl State {
-    /// Drops entries that expired more than [`LINGER`] ago. Returns whether any went.
-    fn sweep(&mut self, now: Instant) -> bool {
-        let mut any = false;
-        while let Some(&(until, key)) = self.by_until.first() {
-            if until.checked_add(LINGER).is_some_and(|t| t > now) {
-                break;
-            }
-            self.remove(key);
-            any = true;
-        }
-        any
-    }
-
-    fn evict_first(&mut self) {
-        if let Some(&(_, key)) = self.by_until.first() {
-            tracing::debug!(key = %key, "rate-limit gate: map full, forgetting the key that opens first");
-            self.remove(key);
-        }
-    }
-
-    fn remove(&mut self, key: Key) {
-        if let Some(e) = self.entries.remove(&key) {
-            self.by_until.remove(&(e.until, key));
-            // Dropping `e.changed` wakes every waiter; they find the key open.
-        }
-    }
-}
-
-fn set_until(by_until: &mut BTreeSet<(Instant, Key)>, key: Key, e: &mut Entry, until: Instant) {
-    by_until.remove(&(e.until, key));
-    e.until = until;
-    by_until.insert((until, key));
-}
-
-fn at(now: Instant, delay: Duration) -> Instant {
-    now.checked_add(delay.min(MAX_HINT))
-        .unwrap_or_else(|| now + Duration::from_secs(24 * 60 * 60))
 }
 
 /// How a waiting request was let through.
 pub(crate) enum Admission {
     Open,
-    Probe(u64),
+    Probe(ProbeId),
 }
 
 /// Waits at `key`'s gate until the request may be sent, or fails at once when it would have to
@@ -363,47 +235,18 @@ pub(crate) async fn wait_turn(
             Check::Open => return Ok(Admission::Open),
             Check::Probe(id) => return Ok(Admission::Probe(id)),
             Check::Fail(left) => return Err(Error::gate_closed(left)),
-            Check::Wait { mut changed, wake } => {
+            Check::Wait { changed, wake } => {
                 waited = true;
-                let mut sleep = pin!(tokio::time::sleep_until(wake));
-                let mut changed = pin!(changed.changed());
-                std::future::poll_fn(|cx| {
-                    if changed.as_mut().poll(cx).is_ready() || sleep.as_mut().poll(cx).is_ready() {
-                        Poll::Ready(())
-                    } else {
-                        Poll::Pending
-                    }
-                })
-                .await;
+                changed.wait(wake).await;
             }
         }
-    }
-}
-
-/// `HashMap` hasher for [`Key`]s, which are hashes already.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backoff::Jitter;
+    use crate::{backoff::Jitter, rate_limit::policy::LINGER};
 
     const B: Backoff = Backoff::new().jitter(Jitter::None);
 
@@ -465,6 +308,35 @@ mod tests {
         };
         g.hand_on(k, id);
         assert!(matches!(g.check(k, Instant::now(), far()), Check::Probe(n) if n != id));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_takes_the_probe_handed_on() {
+        let g = RateLimitGates::new();
+        let k = Key::of("k");
+        g.reject(k, Some(Duration::ZERO), None, &B);
+        let Check::Probe(id) = g.check(k, Instant::now(), far()) else {
+            panic!()
+        };
+        let waiter = tokio::spawn(wait_turn(g.clone(), k, far(), Duration::ZERO));
+        tokio::task::yield_now().await;
+        g.hand_on(k, id);
+        // Woken by the hand-on, not by its deadline (it would fail there: the probe is out).
+        let admission = waiter.await.unwrap().unwrap();
+        assert!(matches!(admission, Admission::Probe(n) if n != id));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_policy_caps_the_hint() {
+        let g = RateLimitGates::new();
+        let k = Key::of("k");
+        let policy = Policy::new(B, Duration::from_secs(600));
+        g.reject_with(k, Some(Duration::from_secs(99_999)), None, &policy);
+        assert_eq!(g.time_left(k), Some(Duration::from_secs(600)));
+        // Without a layer's cap, a hint is still held to a year at most.
+        let j = Key::of("j");
+        g.reject(j, Some(Duration::MAX), None, &B);
+        assert_eq!(g.time_left(j), Some(crate::retry_after::MAX_HINT));
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,10 +1,18 @@
 //! Which requests share a gate: [`Key`] and the key function.
+//!
+//! A key is hashed on every request, so it uses foldhash (a few nanoseconds, not SipHash's
+//! dozens), seeded once per process. A key is therefore a name *within one process*: its value
+//! differs between processes and may change with a foldhash release. A gate store shared by
+//! several processes cannot use it as a name; it needs a digest of the same request parts that
+//! is stable across processes and versions, computed where the key is computed (the key
+//! function below), next to it rather than from it.
 
+use foldhash::fast::RandomState;
 use http::{Extensions, HeaderMap, Method, Request, Uri};
 use std::{
     fmt,
-    hash::{Hash, Hasher},
-    sync::{Arc, OnceLock},
+    hash::{BuildHasher, Hash, Hasher},
+    sync::{Arc, LazyLock},
 };
 
 /// What a group of requests that share one rate-limit gate have in common.
@@ -34,27 +42,33 @@ use std::{
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key(u64);
 
+/// The process's key hasher: foldhash, randomly seeded once.
+static STATE: LazyLock<RandomState> = LazyLock::new(RandomState::default);
+
 impl Key {
     /// The key of anything hashable: a host, a tenant header, a `(method, path)` pair, ...
     pub fn of<T: Hash + ?Sized>(value: &T) -> Key {
-        let mut h = KeyHasher(seed());
-        value.hash(&mut h);
-        Key(h.finish())
+        Key(STATE.hash_one(value))
     }
 
     /// The default key: scheme, authority and path of `uri`, without the query.
     #[inline]
     pub fn from_uri(uri: &Uri) -> Key {
-        let scheme = match uri.scheme_str() {
-            None => 0,
-            Some("http") => 1,
-            Some("https") => 2,
-            Some(other) => mix(3, other.as_bytes()),
-        };
-        let mut h = seed() ^ scheme;
-        h = mix(h, uri.authority().map_or("", |a| a.as_str()).as_bytes());
-        h = mix(h, uri.path().as_bytes());
-        Key(finish(h))
+        let mut h = STATE.build_hasher();
+        // The common schemes as one byte, any other by name. `str` hashing ends each piece
+        // with a marker, so piece boundaries matter: `ab` + `/x` is not `a` + `b/x`.
+        match uri.scheme_str() {
+            None => h.write_u8(0),
+            Some("http") => h.write_u8(1),
+            Some("https") => h.write_u8(2),
+            Some(other) => {
+                h.write_u8(3);
+                other.hash(&mut h);
+            }
+        }
+        uri.authority().map_or("", |a| a.as_str()).hash(&mut h);
+        uri.path().hash(&mut h);
+        Key(h.finish())
     }
 }
 
@@ -67,85 +81,6 @@ impl fmt::Debug for Key {
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:016x}", self.0)
-    }
-}
-
-fn seed() -> u64 {
-    static SEED: OnceLock<u64> = OnceLock::new();
-    *SEED.get_or_init(|| rand::random::<u64>() | 1)
-}
-
-/// A small, fast, seeded hasher (foldhash's folded multiply): a key is hashed on every
-/// request, so it must cost a few nanoseconds, not SipHash's dozens.
-struct KeyHasher(u64);
-
-const K1: u64 = 0x243f_6a88_85a3_08d3;
-const K2: u64 = 0x1319_8a2e_0370_7344;
-const K3: u64 = 0xa409_3822_299f_31d0;
-
-#[inline(always)]
-fn folded(a: u64, b: u64) -> u64 {
-    let p = u128::from(a) * u128::from(b);
-    (p as u64) ^ ((p >> 64) as u64)
-}
-
-#[inline(always)]
-fn read8(b: &[u8], at: usize) -> u64 {
-    let mut w = [0; 8];
-    w.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(w)
-}
-
-#[inline(always)]
-fn read4(b: &[u8], at: usize) -> u64 {
-    let mut w = [0; 4];
-    w.copy_from_slice(&b[at..at + 4]);
-    u64::from(u32::from_le_bytes(w))
-}
-
-/// Mixes `bytes` (and their length, so piece boundaries matter) into `h`.
-#[inline]
-fn mix(mut h: u64, mut bytes: &[u8]) -> u64 {
-    h = h.wrapping_add(bytes.len() as u64).rotate_left(23);
-    while bytes.len() > 16 {
-        h = folded(read8(bytes, 0) ^ h, read8(bytes, 8) ^ K1);
-        bytes = &bytes[16..];
-    }
-    let n = bytes.len();
-    let (a, b) = if n >= 8 {
-        (read8(bytes, 0), read8(bytes, n - 8))
-    } else if n >= 4 {
-        (read4(bytes, 0), read4(bytes, n - 4))
-    } else if n > 0 {
-        (
-            u64::from(bytes[0]) | u64::from(bytes[n / 2]) << 8,
-            u64::from(bytes[n - 1]),
-        )
-    } else {
-        (0, 0)
-    };
-    folded(a ^ h, b ^ K2)
-}
-
-#[inline]
-fn finish(h: u64) -> u64 {
-    folded(h, K3) ^ h.rotate_left(29)
-}
-
-impl Hasher for KeyHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = mix(self.0, bytes);
-    }
-
-    #[inline]
-    fn write_u64(&mut self, n: u64) {
-        self.0 = folded(self.0 ^ n, K1);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        finish(self.0)
     }
 }
 
@@ -240,6 +175,32 @@ mod tests {
             k("http://h/helloworld.Greeter/SayHello"),
             k("http://h/helloworld.Greeter/SayHello")
         );
+    }
+
+    #[test]
+    fn every_scheme_counts() {
+        let keys = [
+            k("/x"),
+            k("http://a.test/x"),
+            k("https://a.test/x"),
+            k("ws://a.test/x"),
+            k("wss://a.test/x"),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn of_is_stable_within_the_process() {
+        assert_eq!(Key::of("tenant-7"), Key::of("tenant-7"));
+        assert_eq!(Key::of(&("GET", "/a")), Key::of(&("GET", "/a")));
+        assert_ne!(Key::of(&("GET", "/a")), Key::of(&("GE", "T/a")));
+        // From another thread too: the seed is the process's.
+        let other = std::thread::spawn(|| Key::of("tenant-7")).join().unwrap();
+        assert_eq!(other, Key::of("tenant-7"));
     }
 
     #[test]

@@ -153,7 +153,10 @@ mod body;
 mod gate;
 mod key;
 mod layer;
+mod notify;
+mod policy;
 mod service;
+mod store;
 
 pub use body::ResponseBody;
 pub use gate::{DEFAULT_MAX_KEYS, RateLimitGates};

@@ -1,0 +1,110 @@
+//! Waking the requests that wait at a gate.
+//!
+//! Each tracked key has its own [`Waiters`], kept by the store beside the key's entry. Every
+//! change of the entry (closed again, probe released) wakes the key's waiters, and so does
+//! forgetting the key (opened by its probe, evicted, swept): dropping the `Waiters` wakes
+//! everyone. A woken request asks the gate again; it never learns *what* changed, so a
+//! spurious wake-up costs one look-up and nothing else.
+//!
+//! Waiting is per key: a rate limit on one path never wakes requests for another. This is
+//! the only part of the gate that needs tokio; the rules ([`policy`](super::policy)) and the
+//! bookkeeping ([`store`](super::store)) do not.
+
+use std::{future::Future, pin::pin, task::Poll};
+use tokio::{sync::watch, time::Instant};
+
+/// The wake-up side of one key: held by the store while the key is tracked.
+#[derive(Debug)]
+pub(crate) struct Waiters(watch::Sender<()>);
+
+/// One waiting request's subscription to its key's changes.
+#[derive(Debug)]
+pub(crate) struct Waiter(watch::Receiver<()>);
+
+impl Waiters {
+    /// No waiters yet.
+    pub(crate) fn new() -> Waiters {
+        Waiters(watch::Sender::new(()))
+    }
+
+    /// A subscription to the changes after this call.
+    pub(crate) fn subscribe(&self) -> Waiter {
+        Waiter(self.0.subscribe())
+    }
+
+    /// Wakes every current waiter of the key.
+    pub(crate) fn wake(&self) {
+        self.0.send_replace(());
+    }
+}
+
+impl Waiter {
+    /// Resolves at the key's first change since the subscription, when the key is forgotten,
+    /// or at `wake`, whichever comes first.
+    pub(crate) async fn wait(mut self, wake: Instant) {
+        let mut sleep = pin!(tokio::time::sleep_until(wake));
+        let mut changed = pin!(self.0.changed());
+        std::future::poll_fn(|cx| {
+            // `Err` (the key was forgotten) wakes as well as `Ok`.
+            if changed.as_mut().poll(cx).is_ready() || sleep.as_mut().poll(cx).is_ready() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    /// The key changed, or was forgotten, since the subscription.
+    #[cfg(test)]
+    pub(crate) fn woken(&self) -> bool {
+        self.0.has_changed().unwrap_or(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_wakes_before_the_time() {
+        let waiters = Waiters::new();
+        let waiter = waiters.subscribe();
+        assert!(!waiter.woken());
+        let far = Instant::now() + Duration::from_secs(3600);
+        let wait = tokio::spawn(waiter.wait(far));
+        tokio::task::yield_now().await;
+        waiters.wake();
+        wait.await.unwrap();
+        assert!(Instant::now() < far);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn forgetting_the_key_wakes_everyone() {
+        let waiters = Waiters::new();
+        let (a, b) = (waiters.subscribe(), waiters.subscribe());
+        let far = Instant::now() + Duration::from_secs(3600);
+        let (a, b) = (tokio::spawn(a.wait(far)), tokio::spawn(b.wait(far)));
+        tokio::task::yield_now().await;
+        drop(waiters);
+        a.await.unwrap();
+        b.await.unwrap();
+        assert!(Instant::now() < far);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_change_the_time_wakes() {
+        let waiters = Waiters::new();
+        let start = Instant::now();
+        waiters
+            .subscribe()
+            .wait(start + Duration::from_secs(2))
+            .await;
+        assert_eq!(Instant::now() - start, Duration::from_secs(2));
+        // A change before the subscription is not seen.
+        waiters.wake();
+        let late = waiters.subscribe();
+        assert!(!late.woken());
+    }
+}
