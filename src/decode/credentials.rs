@@ -172,7 +172,7 @@ impl Hasher {
 
     /// Hashes a slice, eight bytes per step (the same hash as [`push`](Self::push) byte by
     /// byte: `h·B⁸ + b₀·B⁷ + … + b₇`, whose eight products are independent).
-    #[inline]
+    #[inline(always)]
     fn of_slice(bytes: &[u8]) -> Hasher {
         let mut hash = 0u64;
         let mut classes = 0;
@@ -419,7 +419,7 @@ impl Credentials {
             .chain(self.more.iter().flat_map(|more| more.iter().copied()))
     }
 
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, print: Print) {
         if let Some(packed) = print.packed() {
             for slot in &mut self.inline {
@@ -444,7 +444,7 @@ impl Credentials {
     }
 
     /// Remembers one hashed spelling; `false` when it is too short.
-    #[inline]
+    #[inline(always)]
     fn push_hasher(&mut self, h: &Hasher) -> bool {
         match h.print() {
             Some(p) => {
