@@ -4,6 +4,7 @@
 use crate::{
     ErrorCode,
     classify::{Disposition, classify},
+    decode::Credentials,
     redact::{MAX_TEXT_CHARS, safe_text},
 };
 use http::StatusCode;
@@ -76,7 +77,7 @@ impl ApiError {
         ApiError {
             status,
             code,
-            message: safe_text(message.as_ref(), MAX_TEXT_CHARS).into(),
+            message: safe_text(message.as_ref(), MAX_TEXT_CHARS, &Credentials::new()).into(),
             fix: None,
             details: None,
             fields: Vec::new(),
@@ -90,7 +91,7 @@ impl ApiError {
 
     /// Sets the actionable next step.
     pub fn with_fix(mut self, fix: impl AsRef<str>) -> ApiError {
-        self.fix = Some(safe_text(fix.as_ref(), MAX_TEXT_CHARS).into());
+        self.fix = Some(safe_text(fix.as_ref(), MAX_TEXT_CHARS, &Credentials::new()).into());
         self
     }
 
@@ -102,7 +103,7 @@ impl ApiError {
 
     /// Sets the extra context (`details`).
     pub fn with_details(mut self, mut details: Value) -> ApiError {
-        crate::redact::redact_value(&mut details);
+        crate::redact::redact_value(&mut details, &Credentials::new());
         self.details = Some(details);
         self
     }
@@ -236,6 +237,36 @@ impl ApiError {
     /// The documented remedies of a 409 `agent_connected`, or `None` for any other error.
     pub fn agent_connected(&self) -> Option<AgentConnected<'_>> {
         (self.code == ErrorCode::AgentConnected).then_some(AgentConnected { error: self })
+    }
+
+    /// Scrubs `credentials` from everything this error shows, after the fact (for errors
+    /// built from text the crate wrote itself; decoding scrubs as it goes).
+    pub(crate) fn scrub(&mut self, credentials: &Credentials) {
+        if credentials.is_empty() {
+            return;
+        }
+        if let Cow::Owned(m) = credentials.scrub(&self.message) {
+            self.message = m.into();
+        }
+        if let Some(fix) = &self.fix
+            && let Cow::Owned(f) = credentials.scrub(fix)
+        {
+            self.fix = Some(f.into());
+        }
+        if let ErrorCode::Other(code) = &self.code
+            && let Cow::Owned(c) = credentials.scrub(code)
+        {
+            self.code = ErrorCode::Other(c.into());
+        }
+        if let Some(details) = &mut self.details {
+            crate::redact::redact_value(details, credentials);
+        }
+        for (name, value) in &mut self.fields {
+            if let Cow::Owned(n) = credentials.scrub(name) {
+                *name = n.into();
+            }
+            crate::redact::redact_member(name, value, credentials);
+        }
     }
 }
 
@@ -387,9 +418,19 @@ impl Error {
     /// `DEADLINE_EXCEEDED` when the chain of sources holds a timeout, `UNAVAILABLE` otherwise;
     /// a refused connection is marked as never sent (see [`request_sent`](Self::request_sent)).
     pub fn transport(source: impl Into<BoxError>) -> Error {
+        Error::transport_with(source, &Credentials::new())
+    }
+
+    /// [`transport`](Self::transport) for a request that carried `credentials`: they are
+    /// scrubbed from the message built from the chain of sources.
+    pub(crate) fn transport_with(source: impl Into<BoxError>, credentials: &Credentials) -> Error {
         let source = source.into();
         let source = match source.downcast::<Error>() {
-            Ok(err) => return *err,
+            Ok(err) => {
+                let mut err = *err;
+                err.scrub(credentials);
+                return err;
+            }
             Err(source) => source,
         };
         let mut timeout = false;
@@ -422,7 +463,7 @@ impl Error {
             link = err.source();
             depth += 1;
         }
-        let message = crate::decode::excerpt(message.as_bytes());
+        let message = crate::decode::excerpt(message.as_bytes(), credentials);
         let code = if timeout {
             ErrorCode::DeadlineExceeded
         } else {
@@ -456,6 +497,28 @@ impl Error {
                 #[cfg(feature = "tonic")]
                 status: std::sync::OnceLock::new(),
             }),
+        }
+    }
+
+    /// Scrubs `credentials` from everything this error shows, after the fact: for an error
+    /// that a layer which knows the request receives from below.
+    pub(crate) fn scrub(&mut self, credentials: &Credentials) {
+        if credentials.is_empty() {
+            return;
+        }
+        match &mut self.inner.kind {
+            Kind::Api(api) => api.scrub(credentials),
+            Kind::Transport { message, .. } => {
+                if let Cow::Owned(m) = credentials.scrub(message) {
+                    *message = m.into();
+                }
+            }
+            Kind::GateClosed { .. } => {}
+        }
+        #[cfg(feature = "tonic")]
+        {
+            // Built again from the scrubbed text when asked for.
+            self.inner.status = std::sync::OnceLock::new();
         }
     }
 

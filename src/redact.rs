@@ -3,9 +3,12 @@
 //! The pages put credentials in three places: `Authorization: Bearer convo_<key>`,
 //! `X-Api-Key: <key>` and `?token=convo_<key>`. A server, a proxy or a transport error may echo
 //! any of them back (as a header line, a query string or a JSON member), so every string that
-//! reaches an [`Error`](crate::Error) passes through [`redact`] first, and every JSON member
-//! whose *name* looks like a credential is blanked by [`redact_value`].
+//! reaches an [`Error`](crate::Error) passes through two filters: the exact values the request
+//! carried ([`Credentials`], when the request is known) and then [`redact`], which finds a
+//! secret by the marker before it; and every JSON member whose *name* looks like a credential
+//! is blanked by [`redact_value`].
 
+use crate::decode::Credentials;
 use std::borrow::Cow;
 
 /// What a removed credential is replaced with.
@@ -219,19 +222,47 @@ pub(crate) fn is_secret_key(name: &str) -> bool {
     })
 }
 
-/// Redacts every string inside a JSON value, in place, and blanks the string value of every
-/// member whose name is a credential's (`"token"`, `"x-api-key"`, `"authorization"`, ...).
-pub(crate) fn redact_value(value: &mut serde_json::Value) {
+/// Scrubs `credentials` from every string and member name inside a JSON value (and from a
+/// number's digits), redacts every string, and blanks the value of every member whose name is
+/// a credential's (`"token"`, `"x-api-key"`, `"authorization"`, ...). In place.
+pub(crate) fn redact_value(value: &mut serde_json::Value, credentials: &Credentials) {
+    use serde_json::Value;
     match value {
-        serde_json::Value::String(s) => {
+        Value::String(s) => {
+            if let Cow::Owned(r) = credentials.scrub(s) {
+                *s = r;
+            }
             if let Cow::Owned(r) = redact(s) {
                 *s = r;
             }
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_value),
-        serde_json::Value::Object(map) => {
+        Value::Number(n) if !credentials.is_empty() => {
+            // A numeric secret echoed as a number.
+            if let Cow::Owned(r) = credentials.scrub(&n.to_string()) {
+                *value = Value::String(r);
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| redact_value(item, credentials)),
+        Value::Object(map) => {
+            if !credentials.is_empty() {
+                // A credential used as a member name (`{"<key>": "unknown"}`).
+                let renamed: Vec<(String, String)> = map
+                    .keys()
+                    .filter_map(|k| match credentials.scrub(k) {
+                        Cow::Owned(new) => Some((k.clone(), new)),
+                        Cow::Borrowed(_) => None,
+                    })
+                    .collect();
+                for (old, new) in renamed {
+                    if let Some(v) = map.remove(&old) {
+                        map.insert(new, v);
+                    }
+                }
+            }
             for (k, v) in map.iter_mut() {
-                redact_member(k, v);
+                redact_member(k, v, credentials);
             }
         }
         _ => {}
@@ -239,32 +270,47 @@ pub(crate) fn redact_value(value: &mut serde_json::Value) {
 }
 
 /// [`safe_text`] of an owned string, reusing it when nothing needs changing.
-pub(crate) fn safe_string(text: String, max_chars: usize) -> String {
-    let changed = match safe_text(&text, max_chars) {
+pub(crate) fn safe_string(text: String, max_chars: usize, credentials: &Credentials) -> String {
+    let changed = match safe_text(&text, max_chars, credentials) {
         Cow::Owned(s) => Some(s),
         Cow::Borrowed(_) => None,
     };
     changed.unwrap_or(text)
 }
 
-/// [`redact_value`] for the value of a member named `name`.
-pub(crate) fn redact_member(name: &str, value: &mut serde_json::Value) {
+/// [`redact_value`] for the value of a member named `name` (already scrubbed).
+pub(crate) fn redact_member(name: &str, value: &mut serde_json::Value, credentials: &Credentials) {
     use serde_json::Value::{Array, Object, String};
     if matches!(value, String(_) | Array(_) | Object(_)) && is_secret_key(name) {
         // Whatever its shape: `{"X-Api-Key": ["…"]}` (a header echo), `{"token": {"value": …}}`.
         *value = String(REDACTED.to_owned());
     } else {
-        redact_value(value);
+        redact_value(value, credentials);
     }
 }
 
-/// Text fit for display: control characters (but `\n`) as spaces, credentials redacted, at
-/// most `max_chars` characters (then `…`). Borrows when nothing needs changing.
+/// Text fit for display: the request's `credentials` scrubbed, control characters (but `\n`)
+/// as spaces, credentials redacted, at most `max_chars` characters (then `…`). Borrows when
+/// nothing needs changing.
 ///
-/// Control characters go first, so that `Bearer\u{0}<secret>` cannot slip past redaction and
-/// become `Bearer <secret>` afterwards; truncation comes last, so a secret is redacted as a
-/// whole before any cut.
-pub(crate) fn safe_text(text: &str, max_chars: usize) -> Cow<'_, str> {
+/// The request's own credentials go first, while the text is still as the server sent it (a
+/// credential may hold a tab). Control characters go next, so that `Bearer\u{0}<secret>`
+/// cannot slip past redaction and become `Bearer <secret>` afterwards; truncation comes last,
+/// so a secret is redacted as a whole before any cut.
+pub(crate) fn safe_text<'a>(
+    text: &'a str,
+    max_chars: usize,
+    credentials: &Credentials,
+) -> Cow<'a, str> {
+    let scrubbed = credentials.scrub(text);
+    match scrubbed {
+        Cow::Borrowed(text) => safe_clean_text(text, max_chars),
+        Cow::Owned(text) => Cow::Owned(safe_clean_text(&text, max_chars).into_owned()),
+    }
+}
+
+/// [`safe_text`] once the request's credentials are scrubbed.
+fn safe_clean_text(text: &str, max_chars: usize) -> Cow<'_, str> {
     let bad = |c: char| c.is_control() && c != '\n';
     // Control characters are C0 and DEL (one byte) or C1 (0xC2 0x80..=0x9F): check bytes first.
     // A fold without early exit, so that it vectorises.
@@ -297,6 +343,8 @@ pub(crate) fn safe_text(text: &str, max_chars: usize) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NONE: Credentials = Credentials::new();
 
     #[test]
     fn removes_every_documented_credential() {
@@ -331,7 +379,7 @@ mod tests {
     #[test]
     fn redacts_json_strings() {
         let mut v = serde_json::json!({"a": ["Bearer convo_x"], "b": {"c": "token=y"}});
-        redact_value(&mut v);
+        redact_value(&mut v, &Credentials::new());
         assert_eq!(
             v,
             serde_json::json!({"a": ["Bearer [REDACTED]"], "b": {"c": "token=[REDACTED]"}})
@@ -375,7 +423,7 @@ mod tests {
     #[test]
     fn credential_members_are_blanked_by_name() {
         let mut v = serde_json::json!({"X-Api-Key": "mk_live_1", "nested": {"refreshToken": "r1"}, "n": 5, "token_count": 3});
-        redact_value(&mut v);
+        redact_value(&mut v, &Credentials::new());
         assert_eq!(
             v,
             serde_json::json!({"X-Api-Key": "[REDACTED]", "nested": {"refreshToken": "[REDACTED]"}, "n": 5, "token_count": 3})
@@ -385,13 +433,13 @@ mod tests {
     #[test]
     fn safe_text_bounds_and_cleans() {
         assert!(matches!(
-            safe_text("Space is not active", 10_000),
+            safe_text("Space is not active", 10_000, &NONE),
             Cow::Borrowed(_)
         ));
-        assert_eq!(safe_text("a\u{1b}[2Jb\nc", 100), "a [2Jb\nc");
-        assert_eq!(safe_text("abcdef", 3), "abc…");
-        assert_eq!(safe_text("ünï", 3), "ünï");
-        assert_eq!(safe_text("token=abcdefgh", 8), "token=[R…");
+        assert_eq!(safe_text("a\u{1b}[2Jb\nc", 100, &NONE), "a [2Jb\nc");
+        assert_eq!(safe_text("abcdef", 3, &NONE), "abc…");
+        assert_eq!(safe_text("ünï", 3, &NONE), "ünï");
+        assert_eq!(safe_text("token=abcdefgh", 8, &NONE), "token=[R…");
     }
 
     #[test]
@@ -416,7 +464,7 @@ mod tests {
             "token": {"value": "s3cr3tvalue"},
             "max_tokens": 12,
         });
-        redact_value(&mut v);
+        redact_value(&mut v, &Credentials::new());
         let text = v.to_string();
         assert!(
             !text.contains("SECRET") && !text.contains("s3cr3t"),

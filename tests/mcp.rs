@@ -226,7 +226,7 @@ async fn oversized_success_bodies_arrive_intact() {
     let url = serve().await;
     let layer = ErrorDecodeLayer::mcp().max_body_bytes(1024);
     for tool in ["oversized_streamed", "oversized_announced"] {
-        let (_, body) = call(layer, &url, tool).await.unwrap();
+        let (_, body) = call(layer.clone(), &url, tool).await.unwrap();
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["result"]["content"][0]["text"], big_text(), "{tool}");
     }

@@ -487,3 +487,418 @@ async fn retries_never_leave_the_original_authority() {
         elsewhere.all_seen()
     );
 }
+
+// ---- Credentials echoed bare: no prefix, no marker around them -------------------------------
+//
+// The second page gives its keys no prefix: `mk_live_S3cr3tApiKey0003` sent as `X-Api-Key`
+// and echoed in `"The API key mk_live_S3cr3tApiKey0003 is not recognized."` has nothing
+// around it that marker-based redaction could find. The decode layer remembers what each
+// request carried and scrubs it wherever it comes back.
+
+/// One credential per place a request can carry one, none with a known prefix.
+const BARE_API_KEY: &str = "mk_live_S3cr3tApiKey0003";
+const BARE_BEARER: &str = "eyJhbGciOi.BareBearer5e2d.c0ffee";
+const BARE_COOKIE: &str = "sess+Bare/Cookie=77a1";
+const BARE_TOKEN: &str = "qt_BareQueryToken91x";
+const BARE_KEY: &str = "kq-BareQueryKey-4410";
+const BARE_TEAM: &str = "team-BareTeamSecret-08";
+
+/// How each credential is sent.
+fn carrying(builder: http::request::Builder, which: &str) -> http::request::Builder {
+    match which {
+        "x-api-key" => builder.header("x-api-key", BARE_API_KEY),
+        "bearer" => builder.header(header::AUTHORIZATION, format!("Bearer {BARE_BEARER}")),
+        // A cookie value percent-encoded, as browsers and most clients do.
+        "cookie" => builder.header(
+            header::COOKIE,
+            "theme=dark; session=sess%2BBare%2FCookie%3D77a1",
+        ),
+        "x-team-secret" => builder.header("x-team-secret", BARE_TEAM),
+        // Query credentials are in the URI (see `bare_uri`).
+        _ => builder,
+    }
+}
+
+fn bare_uri(addr: SocketAddr, path: &str, which: &str) -> String {
+    match which {
+        "token" => format!("http://{addr}{path}?since=4&token={BARE_TOKEN}"),
+        "key" => format!("http://{addr}{path}?key={BARE_KEY}&page=2"),
+        _ => format!("http://{addr}{path}?page=2"),
+    }
+}
+
+const BARE_PLACES: [&str; 6] = [
+    "x-api-key",
+    "bearer",
+    "cookie",
+    "token",
+    "key",
+    "x-team-secret",
+];
+const BARE_SECRETS: [&str; 6] = [
+    BARE_API_KEY,
+    BARE_BEARER,
+    BARE_COOKIE,
+    BARE_TOKEN,
+    BARE_KEY,
+    BARE_TEAM,
+];
+
+/// The credential values a request carries, as a server sees them (decoded), each bare.
+fn credentials_in(req: &AxumRequest) -> Vec<String> {
+    let mut out = Vec::new();
+    let headers = req.headers();
+    for name in ["x-api-key", "x-team-secret"] {
+        if let Some(v) = headers.get(name) {
+            out.push(v.to_str().unwrap().to_owned());
+        }
+    }
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let v = v.to_str().unwrap();
+        out.push(v.split_once(' ').map_or(v, |(_, c)| c).to_owned());
+    }
+    if let Some(v) = headers.get(header::COOKIE) {
+        for pair in v.to_str().unwrap().split(';') {
+            let value = pair.trim().split_once('=').map_or("", |(_, v)| v);
+            let value = percent_encoding::percent_decode_str(value)
+                .decode_utf8()
+                .unwrap();
+            if value.len() >= 8 {
+                out.push(value.into_owned());
+            }
+        }
+    }
+    for pair in req.uri().query().unwrap_or_default().split('&') {
+        if let Some(("token" | "key", v)) = pair.split_once('=') {
+            out.push(
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8()
+                    .unwrap()
+                    .into_owned(),
+            );
+        }
+    }
+    out
+}
+
+/// What gRPC percent-encodes in a `grpc-message`.
+const GRPC_MESSAGE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// Echoes the request's credentials bare, in every body shape both pages know and a few they
+/// do not.
+async fn bare_echo(req: AxumRequest) -> AxumResponse {
+    let keys = credentials_in(&req);
+    let k = keys.join(" and ");
+    let first = keys.first().cloned().unwrap_or_default();
+    let json = |status: u16, body: serde_json::Value| {
+        AxumResponse::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    match req.uri().path() {
+        "/bare/detail" => json(401, json!({"detail": format!("The API key {k} is not recognized.")})),
+        "/bare/envelope" => json(
+            401,
+            json!({
+                "code": "INVALID_API_KEY",
+                "message": format!("The API key {k} is not recognized."),
+                "fix": format!("replace {k}"),
+                "details": {"key": k, "credential": first, "anything": format!("sent {k}"), first.clone(): "as a name", "list": [k, 7]},
+                "sent": k,
+            }),
+        ),
+        "/bare/mcp-error" => json(
+            403,
+            json!({"error": {"code": "PERMISSION_DENIED", "message": format!("key {k} lacks scope"), "fix": format!("grant {first} the scope"), "details": {"key": first}}}),
+        ),
+        "/bare/jsonrpc" => json(
+            400,
+            json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": format!("invalid key {k}"), "data": {"sent": k, "list": [first]}}}),
+        ),
+        "/bare/agent" => json(
+            409,
+            json!({"error": "agent_connected", "message": format!("Agent agt_1 holds {k}"), "agent_id": "agt_1", "key": first, "credential": {"v": k}, "hint": format!("rotate {k}")}),
+        ),
+        "/bare/code" => json(400, json!({"code": first, "message": "unknown"})),
+        "/bare/array" => json(400, json!(["rejected", k])),
+        "/bare/html" => AxumResponse::builder()
+            .status(502)
+            .header("content-type", "text/html")
+            .body(Body::from(format!(
+                "<html><head><title>Bad key {}</title></head><body><p>Key {k} was refused</p></body></html>",
+                html_escape(&k)
+            )))
+            .unwrap(),
+        "/bare/text" => AxumResponse::builder()
+            .status(400)
+            .body(Body::from(format!("rejected\t{k}\n")))
+            .unwrap(),
+        "/bare/grpc" => AxumResponse::builder()
+            .status(200)
+            .header("content-type", "application/grpc")
+            .header("grpc-status", "16")
+            .header(
+                "grpc-message",
+                percent_encoding::utf8_percent_encode(
+                    &format!("key {k} is not valid"),
+                    GRPC_MESSAGE,
+                )
+                .to_string(),
+            )
+            .body(Body::empty())
+            .unwrap(),
+        "/bare/mcp-result" => json(
+            200,
+            json!({"jsonrpc": "2.0", "id": 1, "result": {
+                "isError": true,
+                "content": [{"type": "text", "text": format!("key {k} lacks scope")}],
+                "structuredContent": {"error": {"code": "PERMISSION_DENIED", "message": format!("key {k} lacks scope"), "details": {"key": first}}},
+            }}),
+        ),
+        "/bare/mcp-text" => json(
+            200,
+            json!({"jsonrpc": "2.0", "id": 1, "result": {
+                "isError": true,
+                "content": [{"type": "text", "text": format!("key {k} lacks scope")}],
+            }}),
+        ),
+        "/bare/events" => AxumResponse::builder()
+            .status(200)
+            .header("content-type", format!("text/html; key={first}"))
+            .body(Body::empty())
+            .unwrap(),
+        _ => json(404, json!({"detail": format!("no such path for {k}")})),
+    }
+}
+
+async fn serve_bare_echo() -> SocketAddr {
+    let app = Router::new().fallback(bare_echo);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// Every text the error holds or shows: `Display`, `Debug` (both types), message, fix, code,
+/// details, every field (names and values), the source chain.
+fn every_text(err: &Error) -> Vec<String> {
+    let mut out = vec![err.to_string(), format!("{err:?}"), format!("{err:#?}")];
+    out.push(err.message().to_owned());
+    out.push(err.code().to_string());
+    out.extend(err.fix().map(str::to_owned));
+    if let Some(api) = err.api() {
+        out.push(api.to_string());
+        out.push(format!("{api:?}"));
+        out.extend(api.details().map(|d| d.to_string()));
+        for name in api.field_names() {
+            out.push(name.to_owned());
+            out.push(api.field(name).unwrap().to_string());
+        }
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        out.push(s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn assert_bare_clean(what: &str, err: &Error) {
+    let texts = every_text(err);
+    for text in &texts {
+        for secret in BARE_SECRETS {
+            assert!(!text.contains(secret), "{what}: {secret} shows in {text}");
+        }
+    }
+    assert!(
+        texts.iter().any(|t| t.contains("[REDACTED]")),
+        "{what}: the echo never reached the error: {err:?}"
+    );
+}
+
+fn bare_stack<S>(client: S) -> tower_api_retry::ApiContract<S> {
+    use tower_api_retry::{ApiContractLayer, ServiceBuilderExt};
+    ServiceBuilder::new()
+        .api_contract_with(
+            ApiContractLayer::new()
+                .retry(RetryLayer::new().backoff(fast()))
+                .rate_limit(
+                    RateLimitBackoffLayer::new()
+                        .backoff(fast())
+                        .max_wait(Duration::from_secs(1)),
+                )
+                .decode(ErrorDecodeLayer::new().sensitive_header("x-team-secret")),
+        )
+        .service(client)
+}
+
+/// Through the one-line stack over a real hyper-util client: every place a credential can be
+/// sent, every shape it can come back in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_credentials_never_show_in_any_shape() {
+    let captured = captured();
+    let addr = serve_bare_echo().await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let svc = bare_stack(client);
+    for which in BARE_PLACES {
+        for path in [
+            "/bare/detail",
+            "/bare/envelope",
+            "/bare/mcp-error",
+            "/bare/jsonrpc",
+            "/bare/agent",
+            "/bare/code",
+            "/bare/array",
+            "/bare/html",
+            "/bare/text",
+            "/bare/grpc",
+        ] {
+            let req = carrying(Request::get(bare_uri(addr, path, which)), which)
+                .body(Full::default())
+                .unwrap();
+            let res = tokio::time::timeout(Duration::from_secs(20), svc.clone().oneshot(req))
+                .await
+                .expect("bounded");
+            let err = res.expect_err(path);
+            assert_bare_clean(&format!("{which} {path}"), &err);
+        }
+    }
+    let out = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    for secret in BARE_SECRETS {
+        assert!(!out.contains(secret), "tracing output shows {secret}");
+    }
+}
+
+/// The MCP decode layer: tool errors in a 200 echo the key too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_credentials_never_show_in_mcp_tool_errors() {
+    let captured = captured();
+    let addr = serve_bare_echo().await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new().backoff(fast()))
+        .layer(RateLimitBackoffLayer::new().backoff(fast()))
+        .layer(ErrorDecodeLayer::mcp().sensitive_header("x-team-secret"))
+        .service(client);
+    for which in BARE_PLACES {
+        for path in [
+            "/bare/mcp-result",
+            "/bare/mcp-text",
+            "/bare/mcp-error",
+            "/bare/jsonrpc",
+        ] {
+            let req = carrying(Request::post(bare_uri(addr, path, which)), which)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(
+                    br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+                )))
+                .unwrap();
+            let res = tokio::time::timeout(Duration::from_secs(20), svc.clone().oneshot(req))
+                .await
+                .expect("bounded");
+            let err = res.map(|r| r.status()).expect_err(path);
+            assert_bare_clean(&format!("mcp {which} {path}"), &err);
+        }
+    }
+    let out = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    for secret in BARE_SECRETS {
+        assert!(!out.contains(secret), "tracing output shows {secret}");
+    }
+}
+
+/// A transport error whose text names the credential (a proxy or a client library that puts
+/// the header in its message).
+#[tokio::test]
+async fn bare_credentials_never_show_in_transport_errors() {
+    let _ = captured();
+    let failing = tower::service_fn(|req: Request<Full<Bytes>>| async move {
+        let key = req.headers()["x-api-key"].to_str().unwrap().to_owned();
+        Err::<Response<Full<Bytes>>, _>(io::Error::other(format!(
+            "proxy CONNECT refused for credentials {key}: {key}"
+        )))
+    });
+    let svc = bare_stack(failing);
+    let req = carrying(Request::get("http://127.0.0.1:9/api/me"), "x-api-key")
+        .body(Full::default())
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(20), svc.oneshot(req))
+        .await
+        .expect("bounded")
+        .unwrap_err();
+    assert!(err.is_transport());
+    // The source is the client's own error, handed back unchanged for downcasting: only the
+    // crate's own text is checked.
+    for text in [
+        err.to_string(),
+        format!("{err:?}"),
+        err.message().to_owned(),
+    ] {
+        assert!(!text.contains(BARE_API_KEY), "{text}");
+    }
+    assert!(err.message().contains("[REDACTED]"), "{err}");
+}
+
+/// An event stream scrubs the credentials of the requests it makes from the errors it yields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_credentials_never_show_from_resumable_events() {
+    let captured = captured();
+    let addr = serve_bare_echo().await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<http_body_util::Empty<Bytes>>();
+    for which in BARE_PLACES {
+        for (path, decode) in [
+            ("/bare/envelope", true),
+            ("/bare/envelope", false),
+            ("/bare/events", true),
+            ("/bare/events", false),
+        ] {
+            let req = carrying(Request::get(bare_uri(addr, path, which)), which)
+                .body(())
+                .unwrap();
+            let end = if decode {
+                let svc = ServiceBuilder::new()
+                    .layer(ErrorDecodeLayer::new().sensitive_header("x-team-secret"))
+                    .service(client.clone());
+                let mut events = ResumableEvents::new(svc, req)
+                    .sensitive_header("x-team-secret")
+                    .backoff(fast())
+                    .max_retries(1);
+                let end = events.next().await;
+                assert!(!format!("{events:?}").contains(BARE_TOKEN));
+                assert!(!format!("{events:?}").contains(BARE_KEY));
+                end
+            } else {
+                // No decode layer below: the stream types the error response itself.
+                let mut events = ResumableEvents::new(client.clone(), req)
+                    .sensitive_header("x-team-secret")
+                    .backoff(fast())
+                    .max_retries(1);
+                events.next().await
+            };
+            match end {
+                Some(Err(err)) => {
+                    let texts = every_text(&err);
+                    for text in &texts {
+                        for secret in BARE_SECRETS {
+                            assert!(!text.contains(secret), "{which} {path}: {text}");
+                        }
+                    }
+                }
+                other => panic!("{which} {path}: expected an error, got {other:?}"),
+            }
+        }
+    }
+    let out = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    for secret in BARE_SECRETS {
+        assert!(!out.contains(secret), "tracing output shows {secret}");
+    }
+}

@@ -1,5 +1,6 @@
 //! gRPC errors in response headers: `grpc-status` and the percent-encoded `grpc-message`.
 
+use super::Credentials;
 use crate::{
     ErrorCode,
     error::{ApiError, BodyShape},
@@ -20,7 +21,12 @@ pub(super) fn is_error(headers: &HeaderMap) -> bool {
 
 /// The gRPC error in `headers`, if any. An unparsable or out-of-range `grpc-status` is
 /// `UNKNOWN`, as the gRPC spec asks; a parsable number is kept as the numeric code.
-pub(super) fn decode(status: StatusCode, headers: &HeaderMap, hint: Hint) -> Option<ApiError> {
+pub(super) fn decode(
+    status: StatusCode,
+    headers: &HeaderMap,
+    hint: Hint,
+    credentials: &Credentials,
+) -> Option<ApiError> {
     if !is_error(headers) {
         return None;
     }
@@ -33,7 +39,7 @@ pub(super) fn decode(status: StatusCode, headers: &HeaderMap, hint: Hint) -> Opt
         .unwrap_or(ErrorCode::Unknown);
     let message = headers
         .get(GRPC_MESSAGE)
-        .map(|v| decode_message(v.as_bytes()))
+        .map(|v| decode_message(v.as_bytes(), credentials))
         .unwrap_or_default();
     let message = if message.is_empty() {
         code.as_str().to_owned()
@@ -51,7 +57,12 @@ pub(super) fn decode(status: StatusCode, headers: &HeaderMap, hint: Hint) -> Opt
 
 /// Percent-decodes a `grpc-message` (lossy UTF-8, credentials redacted, control characters
 /// replaced, length bounded).
-pub(crate) fn decode_message(raw: &[u8]) -> String {
+pub(crate) fn decode_message(raw: &[u8], credentials: &Credentials) -> String {
     let decoded: std::borrow::Cow<'_, [u8]> = percent_encoding::percent_decode(raw).into();
-    safe_text(&String::from_utf8_lossy(&decoded), MAX_TEXT_CHARS).into_owned()
+    safe_text(
+        &String::from_utf8_lossy(&decoded),
+        MAX_TEXT_CHARS,
+        credentials,
+    )
+    .into_owned()
 }

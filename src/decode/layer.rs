@@ -1,7 +1,7 @@
-use super::is_error;
+use super::{Credentials, SensitiveHeaders, is_error};
 use crate::error::{ApiError, BoxError, Error};
 use bytes::Buf;
-use http::{Response, response::Parts};
+use http::{HeaderName, Request, Response, response::Parts};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use std::{
@@ -87,10 +87,24 @@ pub(super) fn poll_read<B: Body>(
 }
 
 /// Turns error responses into [`Error`]s. See the [module docs](crate::decode) for an example.
-#[derive(Clone, Copy, Debug)]
+///
+/// The layer remembers the [`Credentials`] each request carries (`Authorization`,
+/// `Proxy-Authorization`, `X-Api-Key`, `Cookie`, the `token`/`key` query parameters, and the
+/// headers named with [`sensitive_header`](Self::sensitive_header)); none of them shows in an
+/// error built from the response, however the server echoes it. On a success this costs a
+/// pass over the request's header names and a hash of each credential found, with no
+/// allocation and no copy.
+#[derive(Clone, Debug)]
 pub struct ErrorDecodeLayer {
-    max_body_bytes: usize,
-    read_timeout: Option<Duration>,
+    limits: Limits,
+    sensitive: SensitiveHeaders,
+}
+
+/// How much of an error body is read.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Limits {
+    pub(super) max_body_bytes: usize,
+    pub(super) read_timeout: Option<Duration>,
 }
 
 impl Default for ErrorDecodeLayer {
@@ -103,23 +117,63 @@ impl ErrorDecodeLayer {
     /// Reads at most 64 KiB of an error body, for at most 10 seconds.
     pub const fn new() -> Self {
         ErrorDecodeLayer {
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            read_timeout: Some(DEFAULT_READ_TIMEOUT),
+            limits: Limits {
+                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                read_timeout: Some(DEFAULT_READ_TIMEOUT),
+            },
+            sensitive: SensitiveHeaders::new(),
         }
     }
 
     /// The most bytes of an error body that are read; the rest is never polled. A body cut
     /// short is decoded as far as it goes (usually as an unrecognised body, by its status).
     pub const fn max_body_bytes(mut self, max: usize) -> Self {
-        self.max_body_bytes = max;
+        self.limits.max_body_bytes = max;
         self
     }
 
     /// How long reading an error body may take before it is decoded as far as it got
     /// (`None`: no limit). This bounds a body that trickles a byte a second.
     pub const fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.read_timeout = timeout;
+        self.limits.read_timeout = timeout;
         self
+    }
+
+    /// Also treats the value of the header `name` as a credential: wherever a server echoes
+    /// it, an error shows `[REDACTED]` instead (see [`Credentials`]). May be called for several
+    /// headers. A string that is not a valid header name is ignored: no request can carry it.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::{service_fn, Layer, ServiceExt};
+    /// use tower_api_retry::ErrorDecodeLayer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // A server that echoes the header back in its error.
+    /// let server = service_fn(|req: Request<Full<Bytes>>| async move {
+    ///     let secret = req.headers()["x-team-secret"].to_str().unwrap().to_owned();
+    ///     let body = format!(r#"{{"detail": "secret {secret} is not valid here"}}"#);
+    ///     Ok::<_, std::io::Error>(Response::builder().status(403).body(Full::new(Bytes::from(body))).unwrap())
+    /// });
+    /// let client = ErrorDecodeLayer::new().sensitive_header("x-team-secret").layer(server);
+    ///
+    /// let req = Request::get("/api/me").header("x-team-secret", "team-4f7a9c2e").body(Full::default()).unwrap();
+    /// let err = client.oneshot(req).await.unwrap_err();
+    /// assert_eq!(err.message(), "secret [REDACTED] is not valid here");
+    /// # }
+    /// ```
+    pub fn sensitive_header<N: TryInto<HeaderName>>(mut self, name: N) -> Self {
+        if let Ok(name) = name.try_into() {
+            self.sensitive = self.sensitive.with(name);
+        }
+        self
+    }
+
+    pub(super) fn limits(&self) -> Limits {
+        self.limits
     }
 }
 
@@ -128,7 +182,7 @@ impl<S> Layer<S> for ErrorDecodeLayer {
     fn layer(&self, inner: S) -> Self::Service {
         ErrorDecode {
             inner,
-            config: *self,
+            config: self.clone(),
         }
     }
 }
@@ -167,9 +221,9 @@ impl<S> ErrorDecode<S> {
     }
 }
 
-impl<S, Req, B> Service<Req> for ErrorDecode<S>
+impl<S, ReqB, B> Service<Request<ReqB>> for ErrorDecode<S>
 where
-    S: Service<Req, Response = Response<B>>,
+    S: Service<Request<ReqB>, Response = Response<B>>,
     S::Error: Into<BoxError>,
     B: Body,
     B::Error: Into<BoxError>,
@@ -182,12 +236,15 @@ where
         self.inner.poll_ready(cx).map_err(Error::transport)
     }
 
-    fn call(&mut self, req: Req) -> Self::Future {
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let credentials =
+            Credentials::carried(req.headers(), req.uri(), self.config.sensitive.as_slice());
         ResponseFuture {
             state: State::Calling {
                 future: self.inner.call(req),
             },
-            config: self.config,
+            limits: self.config.limits,
+            credentials,
         }
     }
 }
@@ -197,7 +254,16 @@ pin_project! {
     pub struct ResponseFuture<F, B> {
         #[pin]
         state: State<F, B>,
-        config: ErrorDecodeLayer,
+        limits: Limits,
+        // Fingerprints of the request's credentials, for an error built from the response.
+        credentials: Credentials,
+    }
+}
+
+impl<F, B> ResponseFuture<F, B> {
+    /// Hands the request's credentials over (to the MCP decoder, which inspects successes).
+    pub(super) fn take_credentials(self: Pin<&mut Self>) -> Credentials {
+        std::mem::take(self.project().credentials)
     }
 }
 
@@ -215,6 +281,7 @@ pin_project! {
     #[project = ReadingProj]
     struct Reading<B> {
         parts: Option<Parts>,
+        credentials: Credentials,
         #[pin]
         body: B,
         buf: Vec<u8>,
@@ -243,21 +310,27 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
-                    let res = ready!(future.poll(cx)).map_err(Error::transport)?;
+                    let res = match ready!(future.poll(cx)) {
+                        Ok(res) => res,
+                        Err(e) => {
+                            return Poll::Ready(Err(Error::transport_with(e, this.credentials)));
+                        }
+                    };
                     if !is_error(res.status(), res.headers()) {
                         return Poll::Ready(Ok(res));
                     }
                     let (parts, body) = res.into_parts();
-                    let config = *this.config;
+                    let config = *this.limits;
                     if super::grpc::is_error(&parts.headers) || config.max_body_bytes == 0 {
                         // A gRPC error is all in the headers (trailers-only): no body to read.
-                        return Poll::Ready(Err(decode(&parts, &[])));
+                        return Poll::Ready(Err(decode(&parts, &[], this.credentials, true)));
                     }
                     let hint = body.size_hint().upper().unwrap_or(0);
                     let cap = (hint as usize).min(config.max_body_bytes).min(8 * 1024);
                     this.state.set(State::Reading {
                         reading: Box::pin(Reading {
                             parts: Some(parts),
+                            credentials: std::mem::take(this.credentials),
                             body,
                             buf: Vec::with_capacity(cap),
                             deadline: config.read_timeout.map(tokio::time::sleep),
@@ -267,32 +340,35 @@ where
                 StateProj::Reading { reading } => {
                     let ReadingProj {
                         parts,
+                        credentials,
                         mut body,
                         buf,
                         deadline,
                     } = reading.as_mut().project();
                     let timed_out = deadline.as_pin_mut().is_some_and(|d| d.poll(cx).is_ready());
+                    let mut complete = false;
                     if !timed_out {
                         // Full, ended or failed half-way, a body is decoded as far as it got:
                         // the status alone already says what happened.
-                        let _ = ready!(poll_read(
+                        let end = ready!(poll_read(
                             body.as_mut(),
                             buf,
-                            this.config.max_body_bytes,
+                            this.limits.max_body_bytes,
                             Fill::Truncate,
                             cx
                         ));
+                        complete = matches!(end, ReadEnd::End(_));
                     }
                     let parts = parts.take().expect("polled after completion");
-                    return Poll::Ready(Err(decode(&parts, buf)));
+                    return Poll::Ready(Err(decode(&parts, buf, credentials, complete)));
                 }
             }
         }
     }
 }
 
-fn decode(parts: &Parts, body: &[u8]) -> Error {
-    let api = ApiError::decode(parts.status, &parts.headers, body);
+fn decode(parts: &Parts, body: &[u8], credentials: &Credentials, complete: bool) -> Error {
+    let api = ApiError::decode_body(parts.status, &parts.headers, body, credentials, complete);
     tracing::debug!(status = parts.status.as_u16(), code = %api.code(), "decoded error response");
     Error::from_api(api)
 }

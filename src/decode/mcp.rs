@@ -1,16 +1,21 @@
 //! MCP mode of the error decoder: tool-call errors inside HTTP 200 JSON-RPC responses.
 //! See [`McpDecodeLayer`].
 
-use super::layer::{
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, ErrorDecode, Fill, ReadEnd, ResponseFuture,
-    poll_read,
+use super::{
+    Credentials, SensitiveHeaders,
+    layer::{
+        DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, ErrorDecode, Fill, Limits, ReadEnd,
+        ResponseFuture, poll_read,
+    },
 };
 use crate::{
     ErrorDecodeLayer,
     error::{ApiError, BodyShape, BoxError, Error},
 };
 use bytes::{Buf, Bytes};
-use http::{HeaderMap, Response, StatusCode, header::CONTENT_TYPE, response::Parts};
+use http::{
+    HeaderMap, HeaderName, Request, Response, StatusCode, header::CONTENT_TYPE, response::Parts,
+};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use serde::Deserialize;
@@ -92,11 +97,15 @@ impl ErrorDecodeLayer {
 /// # }
 /// ```
 ///
+/// The request's credentials never show in an error, as with [`ErrorDecodeLayer`] (see
+/// [`Credentials`]), whether the error came in an HTTP error or in a 200's tool result.
+///
 /// Built by [`ErrorDecodeLayer::mcp`] or [`McpDecodeLayer::new`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct McpDecodeLayer {
     max_body_bytes: usize,
     read_timeout: Option<Duration>,
+    sensitive: SensitiveHeaders,
 }
 
 impl Default for McpDecodeLayer {
@@ -111,6 +120,7 @@ impl McpDecodeLayer {
         McpDecodeLayer {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             read_timeout: Some(DEFAULT_READ_TIMEOUT),
+            sensitive: SensitiveHeaders::new(),
         }
     }
 
@@ -129,19 +139,40 @@ impl McpDecodeLayer {
         self
     }
 
+    /// Also treats the value of the header `name` as a credential, as
+    /// [`ErrorDecodeLayer::sensitive_header`] does.
+    ///
+    /// ```
+    /// use tower_api_retry::ErrorDecodeLayer;
+    ///
+    /// let layer = ErrorDecodeLayer::mcp().sensitive_header("x-team-secret");
+    /// # let _ = layer;
+    /// ```
+    pub fn sensitive_header<N: TryInto<HeaderName>>(mut self, name: N) -> Self {
+        if let Ok(name) = name.try_into() {
+            self.sensitive = self.sensitive.with(name);
+        }
+        self
+    }
+
     fn plain(&self) -> ErrorDecodeLayer {
-        ErrorDecodeLayer::new()
+        let mut plain = ErrorDecodeLayer::new()
             .max_body_bytes(self.max_body_bytes)
-            .read_timeout(self.read_timeout)
+            .read_timeout(self.read_timeout);
+        for name in self.sensitive.as_slice() {
+            plain = plain.sensitive_header(name.clone());
+        }
+        plain
     }
 }
 
 impl<S> Layer<S> for McpDecodeLayer {
     type Service = McpDecode<S>;
     fn layer(&self, inner: S) -> Self::Service {
+        let plain = self.plain();
         McpDecode {
-            inner: self.plain().layer(inner),
-            config: *self,
+            limits: plain.limits(),
+            inner: plain.layer(inner),
         }
     }
 }
@@ -151,7 +182,7 @@ impl<S> Layer<S> for McpDecodeLayer {
 #[derive(Clone, Debug)]
 pub struct McpDecode<S> {
     inner: ErrorDecode<S>,
-    config: McpDecodeLayer,
+    limits: Limits,
 }
 
 impl<S> McpDecode<S> {
@@ -181,9 +212,9 @@ impl<S> McpDecode<S> {
     }
 }
 
-impl<S, Req, B> Service<Req> for McpDecode<S>
+impl<S, ReqB, B> Service<Request<ReqB>> for McpDecode<S>
 where
-    S: Service<Req, Response = Response<B>>,
+    S: Service<Request<ReqB>, Response = Response<B>>,
     S::Error: Into<BoxError>,
     B: Body,
     B::Error: Into<BoxError>,
@@ -196,12 +227,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Req) -> Self::Future {
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         McpResponseFuture {
             state: State::Decoding {
                 future: self.inner.call(req),
             },
-            config: self.config,
+            limits: self.limits,
         }
     }
 }
@@ -211,7 +242,7 @@ pin_project! {
     pub struct McpResponseFuture<F, B> {
         #[pin]
         state: State<F, B>,
-        config: McpDecodeLayer,
+        limits: Limits,
     }
 }
 
@@ -221,6 +252,7 @@ pin_project! {
         Decoding { #[pin] future: ResponseFuture<F, B> },
         Buffering {
             parts: Option<Parts>,
+            credentials: Credentials,
             // Boxed so the unread rest can be handed to the caller: only in this mode, only
             // for JSON successes, which are being buffered anyway.
             body: Option<Pin<Box<B>>>,
@@ -251,9 +283,9 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Decoding { future } => {
-                    let res = ready!(future.poll(cx))?;
-                    let max = this.config.max_body_bytes;
+                StateProj::Decoding { mut future } => {
+                    let res = ready!(future.as_mut().poll(cx))?;
+                    let max = this.limits.max_body_bytes;
                     let announced = res.body().size_hint().lower() as usize;
                     if !res.status().is_success()
                         || !is_json(res.headers())
@@ -264,16 +296,19 @@ where
                     }
                     let (parts, body) = res.into_parts();
                     let cap = body.size_hint().upper().unwrap_or(0) as usize;
+                    let credentials = future.take_credentials();
                     this.state.set(State::Buffering {
                         parts: Some(parts),
+                        credentials,
                         body: Some(Box::pin(body)),
                         buf: Vec::with_capacity(cap.min(max).min(8 * 1024)),
                         trailers: None,
-                        deadline: this.config.read_timeout.map(tokio::time::sleep),
+                        deadline: this.limits.read_timeout.map(tokio::time::sleep),
                     });
                 }
                 StateProj::Buffering {
                     parts,
+                    credentials,
                     body,
                     buf,
                     trailers,
@@ -284,20 +319,24 @@ where
                     if !timed_out {
                         let inner = body.as_mut().expect("polled after completion");
                         // Whole chunks: what is read must be replayed.
-                        let max = this.config.max_body_bytes;
+                        let max = this.limits.max_body_bytes;
                         match ready!(poll_read(inner.as_mut(), buf, max, Fill::WholeChunks, cx)) {
                             ReadEnd::Full => {}
                             ReadEnd::End(t) => {
                                 *trailers = t;
                                 ended = true;
                             }
-                            ReadEnd::Failed(e) => return Poll::Ready(Err(Error::transport(e))),
+                            ReadEnd::Failed(e) => {
+                                return Poll::Ready(Err(Error::transport_with(e, credentials)));
+                            }
                         }
                     }
                     let parts = parts.take().expect("polled after completion");
                     let prefix = Bytes::from(std::mem::take(buf));
                     if ended {
-                        if let Some(api) = inspect(parts.status, &parts.headers, &prefix) {
+                        if let Some(api) =
+                            inspect(parts.status, &parts.headers, &prefix, credentials)
+                        {
                             tracing::debug!(code = %api.code(), "decoded MCP tool-call error");
                             return Poll::Ready(Err(Error::from_api(api)));
                         }
@@ -359,12 +398,18 @@ struct ErrorResultInner {
 ///
 /// `None` for anything that is not a JSON-RPC error response or a tool result with
 /// `isError: true`. Pure; used by [`McpDecode`].
-pub(crate) fn inspect(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Option<ApiError> {
+pub(crate) fn inspect(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    credentials: &Credentials,
+) -> Option<ApiError> {
+    let decode = |body: &[u8]| ApiError::decode_with(status, headers, body, credentials);
     let probe: Probe = serde_json::from_slice(body).ok()?;
     if probe.error.as_ref().is_some_and(Value::is_object) {
         // A JSON-RPC error object: `ApiError::decode` knows the envelope. (`"error": false` or
         // `null` in a result is not an error.)
-        return Some(ApiError::decode(status, headers, body));
+        return Some(decode(body));
     }
     if probe.result?.is_error != Some(true) {
         return None;
@@ -378,7 +423,7 @@ pub(crate) fn inspect(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> O
     };
     if let Some(structured) = structured.filter(Value::is_object) {
         let bytes = serde_json::to_vec(&structured).unwrap_or_default();
-        let api = ApiError::decode(status, headers, &bytes);
+        let api = decode(&bytes);
         if api.shape() != BodyShape::Unrecognized {
             return Some(api);
         }
@@ -395,14 +440,14 @@ pub(crate) fn inspect(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> O
         })
         .unwrap_or_default();
     for text in &texts {
-        let api = ApiError::decode(status, headers, text.as_bytes());
+        let api = decode(text.as_bytes());
         if api.shape() != BodyShape::Unrecognized {
             return Some(api);
         }
     }
     // `isError` with no documented payload: an error all the same, coded by the status
     // (UNKNOWN for a 200), with the first text as its message.
-    let mut api = ApiError::decode(status, headers, texts.first().unwrap_or(&"").as_bytes());
+    let mut api = decode(texts.first().unwrap_or(&"").as_bytes());
     api.shape = BodyShape::Mcp;
     Some(api)
 }
@@ -536,7 +581,7 @@ mod tests {
             b"not json",
             b"",
         ] {
-            assert!(inspect(StatusCode::OK, &h, body).is_none());
+            assert!(inspect(StatusCode::OK, &h, body, &Credentials::new()).is_none());
         }
     }
 
@@ -544,10 +589,10 @@ mod tests {
     fn inspect_prefers_structured_content_then_text() {
         let h = json_headers();
         let both = br#"{"result":{"isError":true,"content":[{"type":"text","text":"{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"t\"}}"}],"structuredContent":{"error":{"code":"ALREADY_EXISTS","message":"s"}}}}"#;
-        let api = inspect(StatusCode::OK, &h, both).unwrap();
+        let api = inspect(StatusCode::OK, &h, both, &Credentials::new()).unwrap();
         assert_eq!(api.code(), &crate::ErrorCode::AlreadyExists);
         let envelope = br#"{"result":{"isError":true,"content":[{"type":"text","text":"{\"code\":\"UNAVAILABLE\",\"message\":\"later\"}"}]}}"#;
-        let api = inspect(StatusCode::OK, &h, envelope).unwrap();
+        let api = inspect(StatusCode::OK, &h, envelope, &Credentials::new()).unwrap();
         assert_eq!(api.code(), &crate::ErrorCode::Unavailable);
         assert!(crate::Error::from(api).is_retryable());
     }
@@ -574,10 +619,10 @@ mod tests {
     fn respond(
         frames: Vec<Frame<Bytes>>,
         trickle: bool,
-    ) -> impl Service<(), Response = Response<Chunks>, Error = Infallible, Future: Send> + Clone
+    ) -> impl Service<Request<()>, Response = Response<Chunks>, Error = Infallible, Future: Send> + Clone
     {
         let frames = std::sync::Arc::new(std::sync::Mutex::new(Some(frames)));
-        tower::service_fn(move |()| {
+        tower::service_fn(move |_: Request<()>| {
             let frames = frames.lock().unwrap().take().unwrap();
             async move {
                 use futures_util::StreamExt;
@@ -620,7 +665,7 @@ mod tests {
             ],
             false,
         );
-        let res = McpDecode::new(svc).oneshot(()).await.unwrap();
+        let res = McpDecode::new(svc).oneshot(Request::new(())).await.unwrap();
         let (bytes, got) = frames_of(res.into_body()).await;
         assert_eq!(bytes, br#"{"result":{}}"#);
         assert_eq!(got, Some(trailers));
@@ -634,7 +679,7 @@ mod tests {
             .collect();
         let svc = respond(parts, true);
         let layer = ErrorDecodeLayer::mcp().read_timeout(Some(Duration::from_secs(5)));
-        let res = layer.layer(svc).oneshot(()).await.unwrap();
+        let res = layer.layer(svc).oneshot(Request::new(())).await.unwrap();
         let (bytes, _) = frames_of(res.into_body()).await;
         assert_eq!(bytes, br#"{"result":{"isError":true}}"#);
     }
@@ -655,7 +700,7 @@ mod tests {
 
     #[tokio::test]
     async fn endless_empty_frames_end_at_read_timeout() {
-        let svc = tower::service_fn(|_: ()| async {
+        let svc = tower::service_fn(|_: Request<()>| async {
             Ok::<_, Infallible>(
                 Response::builder()
                     .header("content-type", "application/json")
@@ -664,9 +709,12 @@ mod tests {
             )
         });
         let layer = ErrorDecodeLayer::mcp().read_timeout(Some(Duration::from_millis(50)));
-        let res = tokio::time::timeout(Duration::from_secs(20), layer.layer(svc).oneshot(()))
-            .await
-            .expect("the MCP decoder yields, so its read timeout fires");
+        let res = tokio::time::timeout(
+            Duration::from_secs(20),
+            layer.layer(svc).oneshot(Request::new(())),
+        )
+        .await
+        .expect("the MCP decoder yields, so its read timeout fires");
         assert!(res.is_ok(), "passed through uninspected");
     }
 
@@ -698,7 +746,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn size_hint_of_a_replayed_prefix_is_consistent() {
-        let svc = tower::service_fn(|_: ()| async {
+        let svc = tower::service_fn(|_: Request<()>| async {
             Ok::<_, Infallible>(
                 Response::builder()
                     .header("content-type", "application/json")
@@ -710,7 +758,7 @@ mod tests {
             )
         });
         let layer = ErrorDecodeLayer::mcp().read_timeout(Some(Duration::from_millis(100)));
-        let res = layer.layer(svc).oneshot(()).await.unwrap();
+        let res = layer.layer(svc).oneshot(Request::new(())).await.unwrap();
         let hint = res.body().size_hint();
         assert_eq!((hint.lower(), hint.upper()), (100, Some(100)));
     }

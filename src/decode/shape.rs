@@ -1,6 +1,7 @@
 //! The JSON body shapes of both pages, decoded in one pass without an intermediate `Value`
 //! for the parts the crate understands.
 
+use super::Credentials;
 use crate::{
     ErrorCode,
     error::{ApiError, BodyShape},
@@ -286,6 +287,7 @@ impl Obj<'_> {
         status: StatusCode,
         hint: Hint,
         body: &[u8],
+        credentials: &Credentials,
     ) -> ApiError {
         let top = self;
         let mut shape;
@@ -305,7 +307,7 @@ impl Obj<'_> {
                 } else {
                     BodyShape::Mcp
                 };
-                let (c, n) = code_of(inner.code.take(), status);
+                let (c, n) = code_of(inner.code.take(), status, credentials);
                 code = c;
                 numeric = n;
                 if numeric.is_some() && !top.jsonrpc {
@@ -319,7 +321,7 @@ impl Obj<'_> {
             Some(ErrorField::Text(text)) => {
                 // The structured 409: {"error": "agent_connected", "message", "agent_id"}.
                 shape = BodyShape::Structured;
-                code = parse_code(&text, status);
+                code = parse_code(&text, status, credentials);
                 message = top.message.take();
                 fix = top.fix.take();
                 details = top.details.take();
@@ -333,7 +335,7 @@ impl Obj<'_> {
                 details = top.details.take();
                 if top.code.is_some() {
                     shape = BodyShape::Envelope;
-                    let (c, n) = code_of(top.code.take(), status);
+                    let (c, n) = code_of(top.code.take(), status, credentials);
                     code = c;
                     numeric = n;
                 } else if let Some(detail) = top.detail.take() {
@@ -365,12 +367,12 @@ impl Obj<'_> {
         }
 
         let message = match message.take() {
-            Some(Text::Str(s)) => safe_cow(s),
+            Some(Text::Str(s)) => safe_cow(s, credentials),
             Some(Text::Other(Value::Null)) | None if shape == BodyShape::Unrecognized => {
-                super::excerpt(body)
+                super::excerpt(body, credentials)
             }
             Some(Text::Other(Value::Null)) | None => String::new(),
-            Some(Text::Other(other)) => super::excerpt(other.to_string().as_bytes()),
+            Some(Text::Other(other)) => super::excerpt(other.to_string().as_bytes(), credentials),
         };
         let message = if message.is_empty() {
             super::default_message(status, &code)
@@ -378,17 +380,20 @@ impl Obj<'_> {
             message
         };
         let fix = match fix.take() {
-            Some(Text::Str(s)) => Some(safe_cow(s).into_boxed_str()),
+            Some(Text::Str(s)) => Some(safe_cow(s, credentials).into_boxed_str()),
             Some(Text::Other(Value::Null)) | None => None,
             Some(Text::Other(other)) => {
-                Some(super::excerpt(other.to_string().as_bytes()).into_boxed_str())
+                Some(super::excerpt(other.to_string().as_bytes(), credentials).into_boxed_str())
             }
         };
         if let Some(d) = details.as_mut() {
-            redact_value(d);
+            redact_value(d, credentials);
         }
         for (k, v) in fields.iter_mut() {
-            redact_member(k, v);
+            if let Cow::Owned(name) = credentials.scrub(k) {
+                *k = name.into();
+            }
+            redact_member(k, v, credentials);
         }
         ApiError {
             status,
@@ -408,9 +413,13 @@ impl Obj<'_> {
 
 /// A `code` member: a string, or a number (JSON-RPC `-32602`; anything else numeric keeps
 /// its number and takes its code from the status).
-fn code_of(code: Option<Text<'_>>, status: StatusCode) -> (ErrorCode, Option<i64>) {
+fn code_of(
+    code: Option<Text<'_>>,
+    status: StatusCode,
+    credentials: &Credentials,
+) -> (ErrorCode, Option<i64>) {
     match code {
-        Some(Text::Str(s)) => (parse_code(&s, status), None),
+        Some(Text::Str(s)) => (parse_code(&s, status, credentials), None),
         Some(Text::Other(Value::Number(n))) => match n.as_i64() {
             Some(n) if n < 0 => (ErrorCode::from_jsonrpc(n), Some(n)),
             Some(n) => (ErrorCode::from_status(status), Some(n)),
@@ -421,10 +430,10 @@ fn code_of(code: Option<Text<'_>>, status: StatusCode) -> (ErrorCode, Option<i64
 }
 
 /// A message or fix made safe ([`safe_text`]), reusing an owned string when it can.
-fn safe_cow(text: Cow<'_, str>) -> String {
+fn safe_cow(text: Cow<'_, str>, credentials: &Credentials) -> String {
     match text {
-        Cow::Owned(s) => safe_string(s, MAX_TEXT_CHARS),
-        Cow::Borrowed(s) => safe_text(s, MAX_TEXT_CHARS).into_owned(),
+        Cow::Owned(s) => safe_string(s, MAX_TEXT_CHARS, credentials),
+        Cow::Borrowed(s) => safe_text(s, MAX_TEXT_CHARS, credentials).into_owned(),
     }
 }
 
@@ -434,9 +443,9 @@ const MAX_CODE_CHARS: usize = 128;
 /// A code string, kept verbatim unless it carries a credential, control characters or is
 /// absurdly long (then it is made safe like a message: a code is shown by `Display`). A blank
 /// code is no code: the status decides.
-fn parse_code(s: &str, status: StatusCode) -> ErrorCode {
+fn parse_code(s: &str, status: StatusCode, credentials: &Credentials) -> ErrorCode {
     if s.trim().is_empty() {
         return ErrorCode::from_status(status);
     }
-    ErrorCode::parse(&safe_text(s, MAX_CODE_CHARS))
+    ErrorCode::parse(&safe_text(s, MAX_CODE_CHARS, credentials))
 }

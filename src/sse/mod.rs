@@ -29,7 +29,11 @@
 //! Bearer convo_<key>`, `X-Api-Key`) are copied to every reconnect, and a
 //! `?token=convo_<key>` query parameter is kept in every reconnect URI. The token never
 //! appears in this crate's errors, `Debug` output or logs (the query string is redacted,
-//! logs show the path only).
+//! logs show the path only). The values the requests carry (`Authorization`, `X-Api-Key`,
+//! `Cookie`, `?token=`, and any header named with
+//! [`sensitive_header`](ResumableEvents::sensitive_header)) are scrubbed from every error the
+//! stream yields, however the server echoes them (see
+//! [`Credentials`](crate::decode::Credentials)).
 //!
 //! # Parser
 //!

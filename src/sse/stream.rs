@@ -2,6 +2,7 @@ use super::{Event, parser::Parser};
 use crate::{
     ErrorCode,
     backoff::Backoff,
+    decode::{Credentials, SensitiveHeaders},
     error::{ApiError, BodyShape, BoxError, Error},
     redact::redact,
     retry_after::MAX_HINT,
@@ -71,6 +72,7 @@ where
     previous_delay: Option<Duration>,
     sleep: Option<Pin<Box<Sleep>>>,
     state: State<S::Future, RB>,
+    sensitive: SensitiveHeaders,
     _body: PhantomData<fn() -> B>,
 }
 
@@ -117,6 +119,7 @@ where
             previous_delay: None,
             sleep: None,
             state: State::Idle,
+            sensitive: SensitiveHeaders::new(),
             _body: PhantomData,
         }
     }
@@ -160,6 +163,19 @@ where
         self
     }
 
+    /// Also treats the value of the header `name` as a credential, as
+    /// [`ErrorDecodeLayer::sensitive_header`](crate::ErrorDecodeLayer::sensitive_header) does.
+    ///
+    /// The credentials of the requests the stream makes (`Authorization`, `X-Api-Key`,
+    /// `Cookie`, `?token=`, ... and these headers) never show in the errors it yields or in its
+    /// `Debug` output, wherever the server echoes them.
+    pub fn sensitive_header<N: TryInto<HeaderName>>(mut self, name: N) -> Self {
+        if let Ok(name) = name.try_into() {
+            self.sensitive = self.sensitive.with(name);
+        }
+        self
+    }
+
     /// The id of the last delivered event (the `since` cursor of the next reconnection).
     pub fn last_event_id(&self) -> Option<&str> {
         Some(self.parser.last_event_id()).filter(|id| !id.is_empty())
@@ -198,6 +214,11 @@ where
             }
         }
         req
+    }
+
+    /// The credentials of the requests this stream makes (error path only).
+    fn credentials(&self) -> Credentials {
+        credentials_of(&self.headers, &self.uri, &self.sensitive)
     }
 
     /// Handles a failed attempt: ends the stream, or schedules the next connection.
@@ -276,7 +297,7 @@ where
                         this.state = State::Connecting(Box::pin(future));
                         continue;
                     }
-                    Err(e) => Error::transport(e),
+                    Err(e) => Error::transport_with(e, &this.credentials()),
                 },
                 State::Connecting(future) => match ready!(future.as_mut().poll(cx)) {
                     Ok(res) if res.status() == StatusCode::NO_CONTENT => {
@@ -290,6 +311,9 @@ where
                         this.state = State::Done;
                         let got = res.headers().get(CONTENT_TYPE).map(HeaderValue::as_bytes);
                         let got = String::from_utf8_lossy(got.unwrap_or_default());
+                        let got = credentials_of(&this.headers, &this.uri, &this.sensitive)
+                            .scrub(&got)
+                            .into_owned();
                         let mut api = ApiError::new(
                             res.status(),
                             ErrorCode::FailedPrecondition,
@@ -317,8 +341,18 @@ where
                     }
                     // A service without `ErrorDecodeLayer` may hand back an error response:
                     // type it by its status and headers.
-                    Ok(res) => Error::from_api(ApiError::decode(res.status(), res.headers(), &[])),
-                    Err(e) => Error::transport(e),
+                    Ok(res) => Error::from_api(ApiError::decode_with(
+                        res.status(),
+                        res.headers(),
+                        &[],
+                        &credentials_of(&this.headers, &this.uri, &this.sensitive),
+                    )),
+                    // An error from below (typed by `ErrorDecodeLayer`, or a transport
+                    // failure) is scrubbed of this stream's credentials too.
+                    Err(e) => Error::transport_with(
+                        e,
+                        &credentials_of(&this.headers, &this.uri, &this.sensitive),
+                    ),
                 },
                 State::Reading(body) => match ready!(body.as_mut().poll_frame(cx)) {
                     Some(Ok(frame)) => {
@@ -346,7 +380,10 @@ where
                         }
                         continue;
                     }
-                    Some(Err(e)) => Error::transport(e),
+                    Some(Err(e)) => Error::transport_with(
+                        e,
+                        &credentials_of(&this.headers, &this.uri, &this.sensitive),
+                    ),
                     None => Error::transport(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
                         "the event stream ended",
@@ -396,7 +433,7 @@ where
         };
         f.debug_struct("ResumableEvents")
             .field("method", &self.method)
-            .field("uri", &redact(&uri))
+            .field("uri", &redact(&self.credentials().scrub(&uri)))
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("last_event_id", &self.last_event_id())
             .field("failures", &self.failures)
@@ -404,6 +441,10 @@ where
             .field("state", &state)
             .finish_non_exhaustive()
     }
+}
+
+fn credentials_of(headers: &HeaderMap, uri: &Uri, sensitive: &SensitiveHeaders) -> Credentials {
+    Credentials::carried(headers, uri, sensitive.as_slice())
 }
 
 /// `true` for `text/event-stream` (any parameters) and for a response without a
