@@ -19,7 +19,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_api_retry::{
     ApiContract, ApiContractLayer, Attempts, BodyShape, Disposition, Error, ErrorCode,
     ErrorDecodeLayer, McpApiContract, RateLimitBackoffLayer, RetryLayer, ServiceBuilderExt,
-    decode::McpBody,
+    decode::McpBody, rate_limit::ResponseBody,
 };
 
 /// A result big enough to pass the 1 KiB inspection limit used below.
@@ -310,9 +310,10 @@ async fn api_contract_mcp_retries_a_transient_tool_error_and_hands_back_the_serv
     let mut svc: McpApiContract<HyperClient> = ServiceBuilder::new()
         .api_contract_with(layer)
         .service(hyper_client());
-    let res: Response<McpBody<Incoming>> = send(&mut svc, call_tool(&api.url("/mcp"), "search"))
-        .await
-        .unwrap();
+    let res: Response<ResponseBody<McpBody<Incoming>>> =
+        send(&mut svc, call_tool(&api.url("/mcp"), "search"))
+            .await
+            .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         res.extensions().get::<Attempts>().map(Attempts::get),
@@ -423,7 +424,7 @@ async fn api_contract_decode_takes_either_mode() {
     let mut svc: ApiContract<HyperClient> = ServiceBuilder::new()
         .api_contract_with(plain)
         .service(hyper_client());
-    let res: Response<Incoming> = send(&mut svc, call_tool(&url, "structured_error"))
+    let res: Response<ResponseBody<Incoming>> = send(&mut svc, call_tool(&url, "structured_error"))
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);

@@ -336,6 +336,11 @@ impl Credentials {
         Cow::Owned(out)
     }
 
+    /// `true` when a remembered credential occurs in `bytes` (read as lossy UTF-8).
+    pub(crate) fn occurs_in(&self, bytes: &[u8]) -> bool {
+        !self.is_empty() && !self.find(&String::from_utf8_lossy(bytes)).is_empty()
+    }
+
     /// [`scrub`](Self::scrub) of the first `cut` bytes of `text` (down to a char boundary).
     /// An occurrence that straddles the cut is replaced whole, and nothing after it is kept:
     /// cutting never leaves the first half of a credential behind.

@@ -51,7 +51,7 @@ pub(super) fn decode(
     err.numeric_code = number.map(i64::from);
     err.retry_after = hint.after;
     err.do_not_retry = hint.do_not_retry;
-    err.grpc = super::grpc_metadata::GrpcExtra::capture(headers);
+    err.grpc = super::grpc_metadata::GrpcExtra::capture(headers, credentials);
     Some(err)
 }
 

@@ -2,6 +2,7 @@
 //! kept bounded and redacted, so that the `tonic::Status` a caller sees through the stack
 //! carries them as plain tonic would.
 
+use super::credentials::Credentials;
 use crate::redact::{REDACTED, is_secret_key, redact};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
@@ -54,14 +55,20 @@ impl GrpcExtra {
     /// fit is left out whole (a cut value would be a wrong one). Details that are not valid
     /// base64 are left out. A text value is redacted like every text the crate keeps; the
     /// value of an entry whose name says it is a credential (`authorization`, `x-api-key`,
-    /// `set-cookie`, ...) is replaced, or for a `-bin` entry left out.
-    pub(crate) fn capture(headers: &HeaderMap) -> Option<Box<GrpcExtra>> {
+    /// `set-cookie`, ...) is replaced, or for a `-bin` entry left out. A credential the request
+    /// carried is scrubbed from text values; binary values and details that hold one are left
+    /// out (bytes cannot be cut without breaking what they encode).
+    pub(crate) fn capture(
+        headers: &HeaderMap,
+        credentials: &Credentials,
+    ) -> Option<Box<GrpcExtra>> {
         let mut budget = MAX_BYTES;
         let mut details = None;
         if let Some(raw) = headers.get(GRPC_STATUS_DETAILS_BIN) {
             let size = GRPC_STATUS_DETAILS_BIN.as_str().len() + raw.len();
             if size <= budget
                 && let Some(bytes) = decode_base64(raw.as_bytes())
+                && !credentials.occurs_in(&bytes)
             {
                 budget -= size;
                 details = Some(Bytes::from(bytes));
@@ -79,7 +86,7 @@ impl GrpcExtra {
             if size > budget {
                 continue;
             }
-            let Some(value) = kept_value(name, value) else {
+            let Some(value) = kept_value(name, value, credentials) else {
                 continue;
             };
             budget -= size;
@@ -93,18 +100,25 @@ impl GrpcExtra {
 }
 
 /// The value kept for one entry: binary as sent, text redacted, a credential's replaced.
-fn kept_value(name: &HeaderName, value: &HeaderValue) -> Option<HeaderValue> {
+fn kept_value(
+    name: &HeaderName,
+    value: &HeaderValue,
+    credentials: &Credentials,
+) -> Option<HeaderValue> {
     let binary = name.as_str().ends_with("-bin");
     if is_secret_key(name.as_str()) || is_credential_header(name) {
         return (!binary).then(|| HeaderValue::from_static(REDACTED));
     }
     if binary {
-        return Some(value.clone());
+        let holds_credential = credentials.occurs_in(value.as_bytes())
+            || decode_base64(value.as_bytes()).is_some_and(|b| credentials.occurs_in(&b));
+        return (!holds_credential).then(|| value.clone());
     }
     let text = String::from_utf8_lossy(value.as_bytes());
-    match redact(&text) {
-        Cow::Borrowed(_) => Some(value.clone()),
-        Cow::Owned(redacted) => HeaderValue::from_str(&redacted).ok(),
+    let redacted = redact(&text);
+    match credentials.scrub(&redacted) {
+        Cow::Borrowed(_) if matches!(redacted, Cow::Borrowed(_)) => Some(value.clone()),
+        scrubbed => HeaderValue::from_str(&scrubbed).ok(),
     }
 }
 
@@ -203,7 +217,7 @@ mod tests {
             ("x-debug-id", "dbg-42"),
             ("trace-bin", "AAEC"),
         ]);
-        let extra = GrpcExtra::capture(&h).unwrap();
+        let extra = GrpcExtra::capture(&h, &Credentials::new()).unwrap();
         assert_eq!(
             extra.details.as_deref(),
             Some(&b"\x08\x08\x12\x04quota"[..])
@@ -211,7 +225,9 @@ mod tests {
         let names: Vec<_> = extra.metadata.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["grpc-retry-pushback-ms", "x-debug-id", "trace-bin"]);
         assert_eq!(extra.metadata["trace-bin"], "AAEC");
-        assert!(GrpcExtra::capture(&headers(&[("grpc-status", "14")])).is_none());
+        assert!(
+            GrpcExtra::capture(&headers(&[("grpc-status", "14")]), &Credentials::new()).is_none()
+        );
     }
 
     #[test]
@@ -223,7 +239,7 @@ mod tests {
             ("auth-token-bin", "AAEC"),
             ("x-fine", "ok"),
         ]);
-        let extra = GrpcExtra::capture(&h).unwrap();
+        let extra = GrpcExtra::capture(&h, &Credentials::new()).unwrap();
         let m = &extra.metadata;
         assert!(!format!("{m:?}").contains("SECRET"), "{m:?}");
         assert!(!format!("{m:?}").contains("c2VjcmV0"), "{m:?}");
@@ -242,7 +258,13 @@ mod tests {
                 HeaderValue::from_static("v"),
             );
         }
-        assert_eq!(GrpcExtra::capture(&h).unwrap().metadata.len(), MAX_ENTRIES);
+        assert_eq!(
+            GrpcExtra::capture(&h, &Credentials::new())
+                .unwrap()
+                .metadata
+                .len(),
+            MAX_ENTRIES
+        );
 
         let big = "a".repeat(MAX_BYTES / 3);
         let h = headers(&[
@@ -251,7 +273,9 @@ mod tests {
             ("x-c", &big),
             ("x-d", "small"),
         ]);
-        let m = GrpcExtra::capture(&h).unwrap().metadata;
+        let m = GrpcExtra::capture(&h, &Credentials::new())
+            .unwrap()
+            .metadata;
         assert!(m.contains_key("x-a") && m.contains_key("x-b") && !m.contains_key("x-c"));
         assert_eq!(m["x-d"], "small", "a small entry still fits");
         let kept: usize = m.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
@@ -259,6 +283,45 @@ mod tests {
 
         // Details over the bound are left out, not cut.
         let h = headers(&[("grpc-status-details-bin", &"A".repeat(MAX_BYTES + 4))]);
-        assert!(GrpcExtra::capture(&h).is_none());
+        assert!(GrpcExtra::capture(&h, &Credentials::new()).is_none());
+    }
+
+    #[test]
+    fn credentials_the_request_carried_never_reach_the_metadata_or_details() {
+        let key = "mk_live_S3cr3tApiKey0003";
+        let credentials = Credentials::new().secret(key);
+        let mut h = headers(&[
+            ("grpc-status", "16"),
+            ("x-echo", &format!("you sent {key}")),
+            ("x-debug-id", "dbg-42"),
+        ]);
+        let encoded = encode_base64(format!("bin {key}").as_bytes());
+        h.insert("x-echo-bin", HeaderValue::from_str(&encoded).unwrap());
+        h.insert(
+            "grpc-status-details-bin",
+            HeaderValue::from_str(&encode_base64(format!("details {key}").as_bytes())).unwrap(),
+        );
+        let extra = GrpcExtra::capture(&h, &credentials).unwrap();
+        assert_eq!(extra.metadata["x-echo"], "you sent [REDACTED]");
+        assert_eq!(extra.metadata["x-debug-id"], "dbg-42");
+        assert!(extra.metadata.get("x-echo-bin").is_none());
+        assert_eq!(extra.details, None);
+        assert!(!format!("{extra:?}").contains(key));
+    }
+
+    fn encode_base64(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+            for i in 0..=chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            }
+        }
+        out
     }
 }
