@@ -275,7 +275,7 @@ impl Captured {
     /// Like [`capture`](Self::capture), but skips the wrapper when the body is already known
     /// to be too large (its size hint) or empty (at its end), and re-wraps the capture with
     /// `wrap`.
-    fn capture_with<B>(
+    pub(crate) fn capture_with<B>(
         body: B,
         max_bytes: usize,
         wrap: impl FnOnce(CaptureBody<B>) -> B,
@@ -324,7 +324,7 @@ impl Captured {
     }
 
     /// The body to send again: the unsent body if there is one, else the copy.
-    fn replay_with<B>(
+    pub(crate) fn replay_with<B>(
         &self,
         unsent: impl FnOnce(CaptureBody<B>) -> B,
         copied: impl FnOnce(ReplayedBody) -> B,
