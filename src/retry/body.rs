@@ -31,6 +31,9 @@ use std::{
 /// (captured again) instead of a copy. A body already at its end when it is captured is
 /// replayed as an empty body.
 ///
+/// With the `reqwest` feature, `reqwest::Body` replays too: a buffered one from its bytes
+/// (shared, like a `Full`), a streaming one through a [`CaptureBody`].
+///
 /// To make your own streaming body replayable, do what the built-in impls do:
 ///
 /// ```
