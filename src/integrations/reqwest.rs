@@ -10,10 +10,15 @@
 //! configuration still applies: TLS, proxies, timeouts, redirects, default headers and the
 //! connection pool.
 //!
+//! `reqwest::Response::from` turns an `http::Response<reqwest::Body>` back into a
+//! `reqwest::Response`, for reqwest's helpers (`bytes`, `text`, `json`, …); its `url()` is not
+//! kept.
+//!
 //! # Example
 //!
 //! ```
 //! use http::{Request, StatusCode};
+//! use http_body_util::BodyExt;
 //! use std::time::Duration;
 //! use tower::{Service, ServiceBuilder, ServiceExt};
 //! use tower_api_retry::{Disposition, ErrorCode, ServiceBuilderExt};
@@ -36,8 +41,8 @@
 //! let request = Request::get(format!("{api}/api/spaces")).body(reqwest::Body::default())?;
 //! let response = client.ready().await?.call(request).await?;
 //! assert_eq!(response.status(), StatusCode::OK);
-//! // Back to a `reqwest::Response` for reqwest's helpers (`bytes`, `text`, `json`, …).
-//! let body = reqwest::Response::from(response).bytes().await?;
+//! // The client's own response, its body untouched.
+//! let body = response.into_body().collect().await?.to_bytes();
 //! assert_eq!(&body[..], b"[]");
 //!
 //! // An error response is one typed `Error`.
