@@ -479,6 +479,27 @@ impl Error {
         )
     }
 
+    /// [`transport`](Self::transport), for a client adapter that knows more than the chain of
+    /// sources shows (its client's own error kinds): `code` replaces the code found in the
+    /// chain, and `never_sent` marks the request as never sent whatever the chain says.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(crate) fn transport_as(
+        source: impl Into<BoxError>,
+        code: Option<ErrorCode>,
+        never_sent: bool,
+    ) -> Error {
+        let mut err = Error::transport(source);
+        if let Kind::Transport { code: found, .. } = &mut err.inner.kind {
+            if let Some(code) = code {
+                *found = code;
+            }
+            if never_sent {
+                err.inner.sent = false;
+            }
+        }
+        err
+    }
+
     /// A request the rate-limit gate refused to send: coded `RESOURCE_EXHAUSTED`, no status,
     /// never sent.
     pub(crate) fn gate_closed(retry_after: Duration) -> Error {

@@ -1,5 +1,5 @@
-//! Tower middleware that makes hyper, tonic and axum clients obey an API's published error
-//! contract.
+//! Tower middleware that makes hyper, reqwest, tonic and axum clients obey an API's published
+//! error contract.
 //!
 //! An API's error reference page is a contract: *this* body shape, *these* codes, *this* status
 //! means "fix the request", *that* one "retry with backoff, 1 s doubling up to 30 s", a 429
@@ -92,6 +92,11 @@
 //!   gRPC code and message (see `grpc_status`).
 //! - **axum**: the stack wraps a `Router` or a proxy handler's client; with the `axum` feature
 //!   `axum::body::Body` request bodies replay on retry.
+//! - **reqwest**: with the `reqwest` feature, `ReqwestService` puts a `reqwest::Client` under
+//!   the same stack (`ServiceBuilder::new().api_contract().service(ReqwestService::new(client))`,
+//!   see `integrations::reqwest`): `reqwest::Body` request bodies replay on retry, and reqwest's
+//!   errors are classified like hyper's (a refused connection was never sent, a timeout is
+//!   `DEADLINE_EXCEEDED`).
 //! - **Server-sent events**: [`ResumableEvents`] ([`sse`]) reads an event stream and
 //!   reconnects after a drop with `?since=<last event id>`, on the same backoff.
 //! - **MCP**: a tool-call error arrives inside an HTTP 200. Install the stack with
@@ -111,6 +116,9 @@
 //!   (so `tonic::client::Grpc` reports the server's code), and replay of `tonic::body::Body`.
 //! - `axum`: replay of `axum::body::Body` request bodies.
 //! - `tower-http`: the crate's classification as a `tower_http::classify` classifier.
+//! - `reqwest`: `ReqwestService` (in [`integrations`]): a `reqwest::Client` under the stack,
+//!   replay of `reqwest::Body` request bodies, reqwest's errors classified. It enables no
+//!   feature of reqwest (no TLS): enable those on your own `reqwest` dependency.
 //!
 //! Without any feature the crate depends on `tower` (`util`, `timeout`), `http`, `http-body`
 //! and `http-body-util` (the request and response types, reading error bodies, replaying
@@ -132,6 +140,7 @@ pub mod decode;
 mod error;
 #[cfg(feature = "tonic")]
 pub mod grpc_status;
+pub mod integrations;
 pub mod rate_limit;
 mod redact;
 pub mod retry;
@@ -143,6 +152,8 @@ pub use classify::{Disposition, classify, classify_status};
 pub use code::ErrorCode;
 pub use decode::ErrorDecodeLayer;
 pub use error::{AgentConnected, ApiError, BodyShape, BoxError, Error, X_FORCE_ROTATE};
+#[cfg(feature = "reqwest")]
+pub use integrations::reqwest::ReqwestService;
 pub use rate_limit::{RateLimitBackoff, RateLimitBackoffLayer, RateLimitGates};
 pub use retry::{Attempts, Retry, RetryLayer};
 pub use sse::{Event, ResumableEvents};

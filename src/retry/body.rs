@@ -31,6 +31,9 @@ use std::{
 /// (captured again) instead of a copy. A body already at its end when it is captured is
 /// replayed as an empty body.
 ///
+/// With the `reqwest` feature, `reqwest::Body` replays too: a buffered one from its bytes
+/// (shared, like a `Full`), a streaming one through a [`CaptureBody`].
+///
 /// To make your own streaming body replayable, do what the built-in impls do:
 ///
 /// ```
@@ -275,7 +278,7 @@ impl Captured {
     /// Like [`capture`](Self::capture), but skips the wrapper when the body is already known
     /// to be too large (its size hint) or empty (at its end), and re-wraps the capture with
     /// `wrap`.
-    fn capture_with<B>(
+    pub(crate) fn capture_with<B>(
         body: B,
         max_bytes: usize,
         wrap: impl FnOnce(CaptureBody<B>) -> B,
@@ -324,7 +327,7 @@ impl Captured {
     }
 
     /// The body to send again: the unsent body if there is one, else the copy.
-    fn replay_with<B>(
+    pub(crate) fn replay_with<B>(
         &self,
         unsent: impl FnOnce(CaptureBody<B>) -> B,
         copied: impl FnOnce(ReplayedBody) -> B,
