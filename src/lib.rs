@@ -124,20 +124,31 @@
 
 pub mod backoff;
 pub mod budget;
-#[cfg(feature = "tower-http")]
-pub mod classifier;
 mod classify;
 mod code;
 pub mod decode;
 mod error;
-#[cfg(feature = "tonic")]
-pub mod grpc_status;
+mod grpc;
+pub mod integrations;
+pub mod mcp;
 pub mod rate_limit;
-mod redact;
 pub mod retry;
 pub mod retry_after;
 pub mod sse;
 pub mod stack;
+mod text;
+
+/// The tower-http classifier, at its former path: see [`integrations::tower_http`].
+#[cfg(feature = "tower-http")]
+#[doc(hidden)]
+pub mod classifier {
+    pub use crate::integrations::tower_http::*;
+}
+
+/// The tonic conversions now live in [`integrations`]; nothing is named here.
+#[cfg(feature = "tonic")]
+#[doc(hidden)]
+pub mod grpc_status {}
 
 pub use classify::{Disposition, classify, classify_status};
 pub use code::ErrorCode;

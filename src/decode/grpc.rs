@@ -4,7 +4,7 @@ use super::Credentials;
 use crate::{
     ErrorCode,
     error::{ApiError, BodyShape},
-    redact::{MAX_TEXT_CHARS, safe_text},
+    text::redact::{MAX_TEXT_CHARS, safe_text},
     retry_after::Hint,
 };
 use http::{HeaderMap, HeaderName, StatusCode};
@@ -51,7 +51,7 @@ pub(super) fn decode(
     err.numeric_code = number.map(i64::from);
     err.retry_after = hint.after;
     err.do_not_retry = hint.do_not_retry;
-    err.grpc = super::grpc_metadata::GrpcExtra::capture(headers);
+    err.grpc = crate::grpc::metadata::GrpcExtra::capture(headers);
     Some(err)
 }
 

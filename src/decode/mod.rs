@@ -48,20 +48,18 @@
 //! # }
 //! ```
 
-mod credentials;
 mod grpc;
-pub(crate) mod grpc_metadata;
-mod layer;
-mod mcp;
+pub(crate) mod layer;
 mod shape;
 
-pub use credentials::Credentials;
+pub use crate::text::Credentials;
 pub use layer::{ErrorDecode, ErrorDecodeLayer, ResponseFuture};
-pub use mcp::{McpBody, McpDecode, McpDecodeLayer, McpResponseFuture};
+#[doc(hidden)]
+pub use crate::mcp::{McpBody, McpDecode, McpDecodeLayer, McpResponseFuture};
 
-pub(crate) use credentials::SensitiveHeaders;
+pub(crate) use crate::text::SensitiveHeaders;
 
-use crate::{ErrorCode, error::ApiError, redact::redact, retry_after::hint_from_headers};
+use crate::{ErrorCode, error::ApiError, text::redact::redact, retry_after::hint_from_headers};
 use http::{HeaderMap, StatusCode};
 use std::borrow::Cow;
 

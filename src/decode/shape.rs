@@ -5,7 +5,7 @@ use super::Credentials;
 use crate::{
     ErrorCode,
     error::{ApiError, BodyShape},
-    redact::{MAX_TEXT_CHARS, redact_member, redact_value, safe_string, safe_text},
+    text::redact::{MAX_TEXT_CHARS, redact_member, redact_value, safe_string, safe_text},
     retry_after::Hint,
 };
 use http::StatusCode;

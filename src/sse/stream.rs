@@ -4,7 +4,7 @@ use crate::{
     backoff::Backoff,
     decode::{Credentials, SensitiveHeaders},
     error::{ApiError, BodyShape, BoxError, Error},
-    redact::redact,
+    text::redact::redact,
     retry_after::MAX_HINT,
 };
 use bytes::Buf;

@@ -2,7 +2,7 @@
 //! kept bounded and redacted, so that the `tonic::Status` a caller sees through the stack
 //! carries them as plain tonic would.
 
-use crate::redact::{REDACTED, is_secret_key, redact};
+use crate::text::redact::{REDACTED, is_secret_key, redact};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use std::borrow::Cow;

@@ -8,7 +8,7 @@
 //! secret by the marker before it; and every JSON member whose *name* looks like a credential
 //! is blanked by [`redact_value`].
 
-use crate::decode::Credentials;
+use super::Credentials;
 use std::borrow::Cow;
 
 /// What a removed credential is replaced with.

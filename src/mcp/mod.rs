@@ -1,7 +1,7 @@
 //! MCP mode of the error decoder: tool-call errors inside HTTP 200 JSON-RPC responses.
 //! See [`McpDecodeLayer`].
 
-use super::{
+use crate::decode::{
     Credentials, SensitiveHeaders,
     layer::{
         DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, ErrorDecode, Fill, Limits, ReadEnd,

@@ -1,0 +1,3 @@
+//! gRPC's own headers and trailers.
+
+pub(crate) mod metadata;
