@@ -5,7 +5,7 @@ use crate::{
     ErrorCode,
     classify::{Disposition, classify},
     text::Credentials,
-    text::redact::{MAX_TEXT_CHARS, safe_text},
+    text::safe::{MAX_TEXT_CHARS, safe_text},
 };
 use http::StatusCode;
 use serde_json::Value;
@@ -463,7 +463,7 @@ impl Error {
             link = err.source();
             depth += 1;
         }
-        let message = crate::decode::excerpt(message.as_bytes(), credentials);
+        let message = crate::text::safe::excerpt(message.as_bytes(), credentials);
         let code = if timeout {
             ErrorCode::DeadlineExceeded
         } else {

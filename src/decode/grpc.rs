@@ -4,8 +4,8 @@ use super::Credentials;
 use crate::{
     ErrorCode,
     error::{ApiError, BodyShape},
-    text::redact::{MAX_TEXT_CHARS, safe_text},
     retry_after::Hint,
+    text::safe::{MAX_TEXT_CHARS, safe_text},
 };
 use http::{HeaderMap, HeaderName, StatusCode};
 

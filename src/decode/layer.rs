@@ -14,9 +14,9 @@ use tokio::time::Sleep;
 use tower::{Layer, Service};
 
 /// The default for [`ErrorDecodeLayer::max_body_bytes`]: 64 KiB.
-pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// The default for [`ErrorDecodeLayer::read_timeout`]: 10 seconds.
-pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many body frames one poll reads before yielding to the runtime.
 const FRAMES_PER_POLL: usize = 64;

@@ -3,6 +3,7 @@
 
 pub(crate) mod credentials;
 pub(crate) mod redact;
+pub(crate) mod safe;
 
 pub use credentials::Credentials;
 pub(crate) use credentials::SensitiveHeaders;
