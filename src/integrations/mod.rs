@@ -6,6 +6,8 @@
 //! - `tower-http`: [`tower_http`], the crate's classification as a `tower_http::classify`
 //!   classifier.
 
+#[cfg(feature = "axum")]
+mod axum;
 #[cfg(feature = "tonic")]
 pub(crate) mod tonic;
 #[cfg(feature = "tower-http")]

@@ -180,7 +180,7 @@
 //! # }
 //! ```
 
-mod body;
+pub(crate) mod body;
 mod budget;
 pub(crate) mod deadline;
 mod future;

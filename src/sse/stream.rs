@@ -4,8 +4,8 @@ use crate::{
     backoff::Backoff,
     decode::{Credentials, SensitiveHeaders},
     error::{ApiError, BodyShape, BoxError, Error},
-    text::redact::redact,
     retry_after::MAX_HINT,
+    text::redact::redact,
 };
 use bytes::Buf;
 use futures_core::{FusedStream, Stream};
