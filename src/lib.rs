@@ -138,12 +138,10 @@ pub mod sse;
 pub mod stack;
 mod text;
 
-/// The tower-http classifier, at its former path: see [`integrations::tower_http`].
+// The tower-http classifier at its former path.
 #[cfg(feature = "tower-http")]
 #[doc(hidden)]
-pub mod classifier {
-    pub use crate::integrations::tower_http::*;
-}
+pub use integrations::tower_http as classifier;
 
 /// The tonic conversions now live in [`integrations`]; nothing is named here.
 #[cfg(feature = "tonic")]

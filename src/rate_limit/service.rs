@@ -205,10 +205,8 @@ fn is_rate_limit(e: &Error) -> bool {
 fn status_in_trailers<B>(res: &Response<B>) -> bool {
     let headers = res.headers();
     !headers.is_empty()
-        && headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-        && !headers.contains_key("grpc-status")
+        && crate::grpc::is_grpc(headers)
+        && !headers.contains_key(crate::grpc::GRPC_STATUS)
 }
 
 type WaitFuture = Pin<Box<dyn Future<Output = Result<Admission, Error>> + Send>>;
