@@ -11,8 +11,7 @@ use http::StatusCode;
 use serde_json::Value;
 use std::{borrow::Cow, error::Error as StdError, fmt, time::Duration};
 
-/// A boxed error, as tower uses it.
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+use tower::BoxError;
 
 /// Which documented body shape an [`ApiError`] was decoded from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -151,7 +151,10 @@ pub mod grpc_status {}
 pub use classify::{Disposition, classify, classify_status};
 pub use code::ErrorCode;
 pub use decode::ErrorDecodeLayer;
-pub use error::{AgentConnected, ApiError, BodyShape, BoxError, Error, X_FORCE_ROTATE};
+pub use error::{AgentConnected, ApiError, BodyShape, Error, X_FORCE_ROTATE};
+
+/// A boxed error: the same type as [`tower::BoxError`], which the crate uses.
+pub type BoxError = tower::BoxError;
 pub use rate_limit::{RateLimitBackoff, RateLimitBackoffLayer, RateLimitGates};
 pub use retry::{Attempts, Retry, RetryLayer};
 pub use sse::{Event, ResumableEvents};

@@ -1,5 +1,5 @@
 use super::{Credentials, SensitiveHeaders, is_error};
-use crate::error::{ApiError, BoxError, Error};
+use crate::error::{ApiError, Error};
 use bytes::Buf;
 use http::{HeaderName, Request, Response, response::Parts};
 use http_body::Body;
@@ -11,6 +11,7 @@ use std::{
     time::Duration,
 };
 use tokio::time::Sleep;
+use tower::BoxError;
 use tower::{Layer, Service};
 
 /// The default for [`ErrorDecodeLayer::max_body_bytes`]: 64 KiB.

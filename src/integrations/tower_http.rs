@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use tower_http::trace::TraceLayer;
-//! use tower_api_retry::classifier::{ContractClassifier, PathOnlySpan};
+//! use tower_api_retry::integrations::tower_http::{ContractClassifier, PathOnlySpan};
 //!
 //! let trace = TraceLayer::new(ContractClassifier::make()).make_span_with(PathOnlySpan);
 //! # let _ = trace;

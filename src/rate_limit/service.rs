@@ -5,7 +5,7 @@ use super::{
 use crate::{
     ErrorCode,
     classify::Disposition,
-    error::{BoxError, Error},
+    error::Error,
     retry::deadline::{GRPC_TIMEOUT, parse_grpc_timeout},
 };
 use http::{Request, Response};
@@ -18,7 +18,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 use tokio::time::Instant;
-use tower::{Layer, Service};
+use tower::{BoxError, Layer, Service};
 
 /// The service of [`RateLimitBackoffLayer`]. See the [module docs](super) for an example.
 ///
