@@ -13,7 +13,7 @@
 //! message.
 //!
 //! Over MCP a tool-call error arrives in an HTTP 200; [`ErrorDecodeLayer::mcp`] is the opt-in
-//! mode that decodes those too (see [`McpDecodeLayer`](crate::mcp::McpDecodeLayer)), and
+//! mode that decodes those too (see the [`mcp`](crate::mcp) module), and
 //! [`ApiContractLayer::mcp`](crate::ApiContractLayer::mcp) installs the whole stack with it.
 //!
 //! A server may echo the credentials a request carried (`Authorization`, `X-Api-Key`, a

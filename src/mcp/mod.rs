@@ -25,7 +25,7 @@ use crate::ErrorDecodeLayer;
 
 impl ErrorDecodeLayer {
     /// The MCP mode: like [`ErrorDecodeLayer::new`], and also turns MCP tool-call errors in
-    /// HTTP 200 responses into [`Error`]s. See [`McpDecodeLayer`].
+    /// HTTP 200 responses into [`Error`](crate::Error)s. See [`McpDecodeLayer`].
     pub const fn mcp() -> McpDecodeLayer {
         McpDecodeLayer::new()
     }

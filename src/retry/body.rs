@@ -121,6 +121,7 @@ macro_rules! replay_by_capture {
         }
     )*};
 }
+#[cfg(any(feature = "tonic", feature = "axum"))]
 pub(crate) use replay_by_capture;
 
 replay_by_capture! {
