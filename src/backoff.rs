@@ -160,6 +160,7 @@ impl Backoff {
     }
 
     /// The former name of [`get_jitter`](Self::get_jitter).
+    #[deprecated(note = "renamed `get_jitter`")]
     pub const fn jitter_strategy(&self) -> Jitter {
         self.get_jitter()
     }

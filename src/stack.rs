@@ -210,16 +210,19 @@ impl<D: DecodeMode> ApiContractLayer<D> {
     }
 
     /// The former name of [`get_retry`](Self::get_retry).
+    #[deprecated(note = "renamed `get_retry`")]
     pub fn retry_layer(&self) -> &RetryLayer {
         self.get_retry()
     }
 
     /// The former name of [`get_rate_limit`](Self::get_rate_limit).
+    #[deprecated(note = "renamed `get_rate_limit`")]
     pub fn rate_limit_layer(&self) -> &RateLimitBackoffLayer {
         self.get_rate_limit()
     }
 
     /// The former name of [`get_decode`](Self::get_decode).
+    #[deprecated(note = "renamed `get_decode`")]
     pub fn decode_layer(&self) -> &D {
         self.get_decode()
     }

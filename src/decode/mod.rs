@@ -61,6 +61,7 @@ pub use layer::{
 pub use crate::mcp::{McpBody, McpDecode, McpDecodeLayer};
 /// The response future of [`McpDecode`], at its former path: see [`crate::mcp::ResponseFuture`].
 #[doc(hidden)]
+#[deprecated(note = "moved to `mcp::ResponseFuture`")]
 pub type McpResponseFuture<F, B> = super::mcp::ResponseFuture<F, B>;
 
 pub(crate) use crate::text::SensitiveHeaders;

@@ -160,6 +160,7 @@ impl RateLimitBackoffLayer {
     /// Sets the bound of the gate map this layer holds, which every layer sharing the map
     /// sees: build the map with [`RateLimitGates::with_max_keys`] and pass it to
     /// [`gates`](Self::gates) instead.
+    #[deprecated(note = "changes the shared map: use `.gates(RateLimitGates::with_max_keys(n))`")]
     pub fn max_keys(self, max_keys: usize) -> Self {
         self.gates.set_max_keys(max_keys);
         self
