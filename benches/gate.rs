@@ -80,7 +80,9 @@ fn request() -> Request<()> {
 }
 
 fn close_10k(gates: &RateLimitGates) {
-    let mut closer = RateLimitBackoffLayer::with_gates(gates.clone()).layer(Limited);
+    let mut closer = RateLimitBackoffLayer::new()
+        .gates(gates.clone())
+        .layer(Limited);
     for i in 0..10_000 {
         let req = Request::get(format!("https://api.example.com/v1/closed/{i}"))
             .body(())
@@ -139,7 +141,7 @@ fn gate(c: &mut Criterion) {
     bench(
         c,
         "gated/10k_closed",
-        RateLimitBackoffLayer::with_gates(gates).layer(Bare),
+        RateLimitBackoffLayer::new().gates(gates).layer(Bare),
     );
 }
 

@@ -43,6 +43,11 @@
 
 use std::time::Duration;
 
+/// The default first delay of [`Backoff::new`]: 1 second.
+pub const DEFAULT_BASE_DELAY: Duration = Duration::from_secs(1);
+/// The default cap of [`Backoff::new`]: 30 seconds.
+pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(30);
+
 /// How a nominal delay is randomised.
 ///
 /// Only [`Proportional`](Jitter::Proportional) (the default) and [`None`](Jitter::None)
@@ -91,22 +96,46 @@ impl Backoff {
     /// 1 s base, doubling, 30 s cap, up to +20 % jitter: the documented schedule.
     pub const fn new() -> Backoff {
         Backoff {
-            base: Duration::from_secs(1),
-            max: Duration::from_secs(30),
+            base: DEFAULT_BASE_DELAY,
+            max: DEFAULT_MAX_DELAY,
             jitter: Jitter::Proportional(0.2),
         }
     }
 
-    /// The first delay (default 1 s).
-    pub const fn base(mut self, base: Duration) -> Backoff {
+    /// The first delay (default [`DEFAULT_BASE_DELAY`], 1 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_api_retry::backoff::{Backoff, Jitter};
+    ///
+    /// let b = Backoff::new()
+    ///     .base_delay(Duration::from_millis(100))
+    ///     .max_delay(Duration::from_secs(2))
+    ///     .jitter(Jitter::None);
+    /// assert_eq!(b.nominal(0), Duration::from_millis(100));
+    /// assert_eq!(b.nominal(9), Duration::from_secs(2));
+    /// assert_eq!(b.get_base_delay(), Duration::from_millis(100));
+    /// ```
+    pub const fn base_delay(mut self, base: Duration) -> Backoff {
         self.base = base;
         self
     }
 
-    /// The cap no delay exceeds (default 30 s). A cap below the base caps the base too.
-    pub const fn max(mut self, max: Duration) -> Backoff {
+    /// The cap no delay exceeds (default [`DEFAULT_MAX_DELAY`], 30 s). A cap below the base
+    /// caps the base too.
+    pub const fn max_delay(mut self, max: Duration) -> Backoff {
         self.max = max;
         self
+    }
+
+    /// The former name of [`base_delay`](Self::base_delay).
+    pub const fn base(self, base: Duration) -> Backoff {
+        self.base_delay(base)
+    }
+
+    /// The former name of [`max_delay`](Self::max_delay).
+    pub const fn max(self, max: Duration) -> Backoff {
+        self.max_delay(max)
     }
 
     /// The jitter strategy (default [`Jitter::Proportional`]`(0.2)`: up to +20 %).
@@ -116,18 +145,24 @@ impl Backoff {
     }
 
     /// The configured base delay.
-    pub const fn base_delay(&self) -> Duration {
+    pub const fn get_base_delay(&self) -> Duration {
         self.base
     }
 
     /// The configured cap.
-    pub const fn max_delay(&self) -> Duration {
+    pub const fn get_max_delay(&self) -> Duration {
         self.max
     }
 
     /// The configured jitter.
-    pub const fn jitter_strategy(&self) -> Jitter {
+    pub const fn get_jitter(&self) -> Jitter {
         self.jitter
+    }
+
+    /// The former name of [`get_jitter`](Self::get_jitter).
+    #[deprecated(note = "renamed `get_jitter`")]
+    pub const fn jitter_strategy(&self) -> Jitter {
+        self.get_jitter()
     }
 
     /// The nominal delay before retry number `retry` (0-based): `base × 2^retry`, capped.
@@ -243,12 +278,12 @@ mod tests {
     #[test]
     fn the_cap_cuts_the_top_of_the_band_below_it() {
         // Nominal 16 s, cap 18 s: 16 ..= 18 s, never above the cap, never below 16 s.
-        let b = Backoff::new().max(S(18));
+        let b = Backoff::new().max_delay(S(18));
         assert_eq!(b.delay_with(4, None, 0.0), S(16));
         assert_eq!(b.delay_with(4, None, 1.0), S(18));
         assert_eq!(b.delay_with(4, None, 0.5), S(17));
         // A cap below the base: every wait is at the cap, spread below it.
-        let b = Backoff::new().base(S(10)).max(S(5));
+        let b = Backoff::new().base_delay(S(10)).max_delay(S(5));
         assert_eq!(b.delay_with(0, None, 0.0), S(4));
         assert_eq!(b.delay_with(0, None, 1.0), S(5));
     }
@@ -283,7 +318,9 @@ mod tests {
 
     #[test]
     fn never_overflows() {
-        let b = Backoff::new().base(Duration::MAX).max(Duration::MAX);
+        let b = Backoff::new()
+            .base_delay(Duration::MAX)
+            .max_delay(Duration::MAX);
         for j in [
             Jitter::None,
             Jitter::Proportional(0.2),
@@ -364,7 +401,7 @@ mod tests {
             unit in prop_oneof![0.0f64..=1.0, any::<f64>()],
             jitter in jitter(),
         ) {
-            let b = Backoff::new().base(base).max(max).jitter(jitter);
+            let b = Backoff::new().base_delay(base).max_delay(max).jitter(jitter);
             let nominal = b.nominal(retry);
             let d = b.delay_with(retry, previous, unit);
             prop_assert!(nominal <= max && d <= max, "{d:?} > {max:?}");

@@ -130,8 +130,9 @@ impl ErrorCode {
     /// credential in it, which is redacted: a code comes from the server and is shown).
     pub fn parse(s: &str) -> ErrorCode {
         // A code comes from the server: one that echoes a credential must not show it.
-        ErrorCode::known(s)
-            .unwrap_or_else(|| ErrorCode::Other(Cow::Owned(crate::redact::redact(s).into_owned())))
+        ErrorCode::known(s).unwrap_or_else(|| {
+            ErrorCode::Other(Cow::Owned(crate::text::redact::redact(s).into_owned()))
+        })
     }
 
     /// The code of a numeric gRPC status (`grpc-status`). `0` (OK) has no error code and

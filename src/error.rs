@@ -4,15 +4,14 @@
 use crate::{
     ErrorCode,
     classify::{Disposition, classify},
-    decode::Credentials,
-    redact::{MAX_TEXT_CHARS, safe_text},
+    text::Credentials,
+    text::safe::{MAX_TEXT_CHARS, safe_text},
 };
 use http::StatusCode;
 use serde_json::Value;
 use std::{borrow::Cow, error::Error as StdError, fmt, time::Duration};
 
-/// A boxed error, as tower uses it.
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+use tower::BoxError;
 
 /// Which documented body shape an [`ApiError`] was decoded from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -65,7 +64,7 @@ pub struct ApiError {
     pub(crate) do_not_retry: bool,
     pub(crate) numeric_code: Option<i64>,
     /// What a gRPC server sent besides its status (details, metadata); `None` for HTTP.
-    pub(crate) grpc: Option<Box<crate::decode::grpc_metadata::GrpcExtra>>,
+    pub(crate) grpc: Option<Box<crate::grpc::metadata::GrpcExtra>>,
     pub(crate) shape: BodyShape,
 }
 
@@ -103,7 +102,7 @@ impl ApiError {
 
     /// Sets the extra context (`details`).
     pub fn with_details(mut self, mut details: Value) -> ApiError {
-        crate::redact::redact_value(&mut details, &Credentials::new());
+        crate::text::redact::redact_value(&mut details, &Credentials::new());
         self.details = Some(details);
         self
     }
@@ -259,13 +258,13 @@ impl ApiError {
             self.code = ErrorCode::Other(c.into());
         }
         if let Some(details) = &mut self.details {
-            crate::redact::redact_value(details, credentials);
+            crate::text::redact::redact_value(details, credentials);
         }
         for (name, value) in &mut self.fields {
             if let Cow::Owned(n) = credentials.scrub(name) {
                 *name = n.into();
             }
-            crate::redact::redact_member(name, value, credentials);
+            crate::text::redact::redact_member(name, value, credentials);
         }
     }
 }
@@ -463,7 +462,7 @@ impl Error {
             link = err.source();
             depth += 1;
         }
-        let message = crate::decode::excerpt(message.as_bytes(), credentials);
+        let message = crate::text::safe::excerpt(message.as_bytes(), credentials);
         let code = if timeout {
             ErrorCode::DeadlineExceeded
         } else {
@@ -735,7 +734,7 @@ impl StdError for Error {
             _ => Some(
                 self.inner
                     .status
-                    .get_or_init(|| crate::grpc_status::status_of(self)),
+                    .get_or_init(|| crate::integrations::tonic::status_of(self)),
             ),
             #[cfg(not(feature = "tonic"))]
             Kind::Api(api) => Some(api),

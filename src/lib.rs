@@ -89,7 +89,7 @@
 //! - **tonic**: the same stack wraps a `tonic::transport::Channel`
 //!   (`tonic::client::Grpc::new(stack)`); the request type is unchanged. With the `tonic`
 //!   feature, tonic's request body replays on retry and a failed call reports the server's own
-//!   gRPC code and message (see `grpc_status`).
+//!   gRPC code and message (see [`integrations`]).
 //! - **axum**: the stack wraps a `Router` or a proxy handler's client; with the `axum` feature
 //!   `axum::body::Body` request bodies replay on retry.
 //! - **reqwest**: with the `reqwest` feature, `ReqwestService` puts a `reqwest::Client` under
@@ -101,12 +101,12 @@
 //!   reconnects after a drop with `?since=<last event id>`, on the same backoff.
 //! - **MCP**: a tool-call error arrives inside an HTTP 200. Install the stack with
 //!   `ServiceBuilder::new().api_contract_with(`[`ApiContractLayer::mcp()`]`)`. This mode
-//!   changes the response body type to [`McpBody<B>`](decode::McpBody) (see
-//!   [`decode::McpDecodeLayer`]).
+//!   changes the response body type to [`McpBody<B>`](mcp::McpBody) (see the [`mcp`]
+//!   module).
 //! - **Without the layers**: [`ApiError::decode`] decodes a status, headers and body
 //!   without any layer. The [`budget`] module reads the `currentObjective` block and shows
-//!   credits as dollars; with the `tower-http` feature, `classifier` reports failures to
-//!   `tower_http`'s `TraceLayer` by disposition.
+//!   credits as dollars; with the `tower-http` feature, `integrations::tower_http` reports
+//!   failures to `tower_http`'s `TraceLayer` by disposition.
 //!
 //! # Feature flags
 //!
@@ -132,32 +132,43 @@
 
 pub mod backoff;
 pub mod budget;
-#[cfg(feature = "tower-http")]
-pub mod classifier;
 mod classify;
 mod code;
 pub mod decode;
 mod error;
-#[cfg(feature = "tonic")]
-pub mod grpc_status;
+mod grpc;
 pub mod integrations;
+pub mod mcp;
 pub mod rate_limit;
-mod redact;
 pub mod retry;
 pub mod retry_after;
 pub mod sse;
 pub mod stack;
+mod text;
 
 pub use classify::{Disposition, classify, classify_status};
 pub use code::ErrorCode;
-pub use decode::ErrorDecodeLayer;
-pub use error::{AgentConnected, ApiError, BodyShape, BoxError, Error, X_FORCE_ROTATE};
+pub use decode::{ErrorDecode, ErrorDecodeLayer};
+pub use error::{AgentConnected, ApiError, BodyShape, Error, X_FORCE_ROTATE};
 #[cfg(feature = "reqwest")]
 pub use integrations::reqwest::ReqwestService;
+pub use mcp::{McpDecode, McpDecodeLayer};
 pub use rate_limit::{RateLimitBackoff, RateLimitBackoffLayer, RateLimitGates};
 pub use retry::{Attempts, Retry, RetryLayer};
 pub use sse::{Event, ResumableEvents};
 pub use stack::{ApiContract, ApiContractLayer, McpApiContract, ServiceBuilderExt};
+
+/// A boxed error: the same type as [`tower::BoxError`], which the crate uses.
+pub type BoxError = tower::BoxError;
+
+// Former paths, kept so existing code compiles.
+#[cfg(feature = "tower-http")]
+#[doc(hidden)]
+pub use integrations::tower_http as classifier;
+/// The tonic conversions: see [`integrations`].
+#[cfg(feature = "tonic")]
+#[doc(hidden)]
+pub mod grpc_status {}
 
 /// The README's examples, compiled and run as doctests so they never drift from the code.
 #[cfg(doctest)]

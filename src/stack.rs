@@ -30,7 +30,7 @@
 //! ```
 //!
 //! MCP mode changes the response body type: the service answers
-//! `Response<`[`McpBody<B>`](crate::decode::McpBody)`>` instead of the client's own
+//! `Response<`[`McpBody<B>`](crate::mcp::McpBody)`>` instead of the client's own
 //! `Response<B>`, because a JSON success has to be read before it can be told from a tool
 //! error. `McpBody` hands back exactly the bytes the server sent (buffered, or streamed when
 //! the body is too large or too slow to inspect). The service is [`McpApiContract<S>`].
@@ -73,7 +73,8 @@
 
 use crate::{
     ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
-    decode::{ErrorDecode, McpDecode, McpDecodeLayer},
+    decode::ErrorDecode,
+    mcp::{McpDecode, McpDecodeLayer},
     rate_limit::RateLimitBackoff,
     retry::Retry,
 };
@@ -114,7 +115,7 @@ impl ApiContractLayer {
     /// an HTTP 200 is a typed [`Error`](crate::Error) that the two outer layers act on.
     ///
     /// **The response body type changes**: the service answers `Response<McpBody<B>>`
-    /// ([`McpBody`](crate::decode::McpBody)) where the client answers `Response<B>`, because
+    /// ([`McpBody`](crate::mcp::McpBody)) where the client answers `Response<B>`, because
     /// a JSON success is read (up to
     /// [`max_body_bytes`](McpDecodeLayer::max_body_bytes)) to tell it from a tool error. The
     /// caller still gets the server's bytes unchanged. See [`McpDecodeLayer`] for what is
@@ -193,19 +194,37 @@ impl<D: DecodeMode> ApiContractLayer<D> {
     }
 
     /// The retry layer.
-    pub fn retry_layer(&self) -> &RetryLayer {
+    pub fn get_retry(&self) -> &RetryLayer {
         &self.retry
     }
 
-    /// The rate-limit layer (its [`gate_map`](RateLimitBackoffLayer::gate_map) is the one the
-    /// services share).
-    pub fn rate_limit_layer(&self) -> &RateLimitBackoffLayer {
+    /// The rate-limit layer (its [`get_gates`](RateLimitBackoffLayer::get_gates) is the map
+    /// the services share).
+    pub fn get_rate_limit(&self) -> &RateLimitBackoffLayer {
         &self.rate_limit
     }
 
     /// The decode layer.
-    pub fn decode_layer(&self) -> &D {
+    pub fn get_decode(&self) -> &D {
         &self.decode
+    }
+
+    /// The former name of [`get_retry`](Self::get_retry).
+    #[deprecated(note = "renamed `get_retry`")]
+    pub fn retry_layer(&self) -> &RetryLayer {
+        self.get_retry()
+    }
+
+    /// The former name of [`get_rate_limit`](Self::get_rate_limit).
+    #[deprecated(note = "renamed `get_rate_limit`")]
+    pub fn rate_limit_layer(&self) -> &RateLimitBackoffLayer {
+        self.get_rate_limit()
+    }
+
+    /// The former name of [`get_decode`](Self::get_decode).
+    #[deprecated(note = "renamed `get_decode`")]
+    pub fn decode_layer(&self) -> &D {
+        self.get_decode()
     }
 }
 
@@ -262,5 +281,5 @@ mod sealed {
     pub trait Sealed {}
     impl<L> Sealed for tower::ServiceBuilder<L> {}
     impl Sealed for crate::ErrorDecodeLayer {}
-    impl Sealed for crate::decode::McpDecodeLayer {}
+    impl Sealed for crate::mcp::McpDecodeLayer {}
 }

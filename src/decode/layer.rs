@@ -1,5 +1,5 @@
 use super::{Credentials, SensitiveHeaders, is_error};
-use crate::error::{ApiError, BoxError, Error};
+use crate::error::{ApiError, Error};
 use bytes::Buf;
 use http::{HeaderName, Request, Response, response::Parts};
 use http_body::Body;
@@ -11,19 +11,20 @@ use std::{
     time::Duration,
 };
 use tokio::time::Sleep;
+use tower::BoxError;
 use tower::{Layer, Service};
 
 /// The default for [`ErrorDecodeLayer::max_body_bytes`]: 64 KiB.
-pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// The default for [`ErrorDecodeLayer::read_timeout`]: 10 seconds.
-pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many body frames one poll reads before yielding to the runtime.
 const FRAMES_PER_POLL: usize = 64;
 
 /// How [`poll_read`] fills its buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Fill {
+pub(crate) enum Fill {
     /// Up to the limit exactly; the rest of a chunk is dropped (an error body, decoded as far
     /// as it goes).
     Truncate,
@@ -33,7 +34,7 @@ pub(super) enum Fill {
 }
 
 /// How a [`poll_read`] ended.
-pub(super) enum ReadEnd<E> {
+pub(crate) enum ReadEnd<E> {
     /// The buffer reached the limit; the body may have more.
     Full,
     /// The body ended, with its trailers if it had any.
@@ -45,7 +46,7 @@ pub(super) enum ReadEnd<E> {
 /// Reads `body` into `buf`, bounded by `max` bytes as `fill` says. Yields to the runtime after
 /// [`FRAMES_PER_POLL`] frames, so a body that is always ready with tiny or empty frames can
 /// neither starve other tasks nor keep the caller's read timeout from firing.
-pub(super) fn poll_read<B: Body>(
+pub(crate) fn poll_read<B: Body>(
     mut body: Pin<&mut B>,
     buf: &mut Vec<u8>,
     max: usize,
@@ -102,9 +103,9 @@ pub struct ErrorDecodeLayer {
 
 /// How much of an error body is read.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Limits {
-    pub(super) max_body_bytes: usize,
-    pub(super) read_timeout: Option<Duration>,
+pub(crate) struct Limits {
+    pub(crate) max_body_bytes: usize,
+    pub(crate) read_timeout: Option<Duration>,
 }
 
 impl Default for ErrorDecodeLayer {
@@ -172,7 +173,7 @@ impl ErrorDecodeLayer {
         self
     }
 
-    pub(super) fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         self.limits
     }
 }
@@ -262,7 +263,7 @@ pin_project! {
 
 impl<F, B> ResponseFuture<F, B> {
     /// Hands the request's credentials over (to the MCP decoder, which inspects successes).
-    pub(super) fn take_credentials(self: Pin<&mut Self>) -> Credentials {
+    pub(crate) fn take_credentials(self: Pin<&mut Self>) -> Credentials {
         std::mem::take(self.project().credentials)
     }
 }

@@ -13,7 +13,7 @@
 //! message.
 //!
 //! Over MCP a tool-call error arrives in an HTTP 200; [`ErrorDecodeLayer::mcp`] is the opt-in
-//! mode that decodes those too (see [`McpDecodeLayer`]), and
+//! mode that decodes those too (see the [`mcp`](crate::mcp) module), and
 //! [`ApiContractLayer::mcp`](crate::ApiContractLayer::mcp) installs the whole stack with it.
 //!
 //! A server may echo the credentials a request carried (`Authorization`, `X-Api-Key`, a
@@ -48,27 +48,29 @@
 //! # }
 //! ```
 
-mod credentials;
 mod grpc;
-pub(crate) mod grpc_metadata;
-mod layer;
-mod mcp;
+pub(crate) mod layer;
 mod shape;
 
-pub use credentials::Credentials;
-pub use layer::{ErrorDecode, ErrorDecodeLayer, ResponseFuture};
-pub use mcp::{McpBody, McpDecode, McpDecodeLayer, McpResponseFuture};
+pub use crate::text::Credentials;
+pub use layer::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, ErrorDecode, ErrorDecodeLayer, ResponseFuture,
+};
 
-pub(crate) use credentials::SensitiveHeaders;
+#[doc(hidden)]
+pub use crate::mcp::{McpBody, McpDecode, McpDecodeLayer};
+/// The response future of [`McpDecode`], at its former path: see [`crate::mcp::ResponseFuture`].
+#[doc(hidden)]
+#[deprecated(note = "moved to `mcp::ResponseFuture`")]
+pub type McpResponseFuture<F, B> = super::mcp::ResponseFuture<F, B>;
 
-use crate::{ErrorCode, error::ApiError, redact::redact, retry_after::hint_from_headers};
+pub(crate) use crate::text::SensitiveHeaders;
+
+use crate::{ErrorCode, error::ApiError, retry_after::hint_from_headers, text::safe::excerpt};
 use http::{HeaderMap, StatusCode};
-use std::borrow::Cow;
 
-/// The longest message excerpt taken from a body that is not a documented shape, in chars.
-const EXCERPT_CHARS: usize = 200;
-/// How many bytes of a body that is not a documented shape the excerpt looks at.
-const EXCERPT_HEAD: usize = 4 * 1024;
+#[cfg(test)]
+use crate::text::{redact::redact, safe::EXCERPT_CHARS};
 
 impl ApiError {
     /// Decodes an error response from its status, headers and (possibly truncated) body.
@@ -182,120 +184,6 @@ pub(crate) fn default_message(status: StatusCode, code: &ErrorCode) -> String {
     match status.canonical_reason() {
         Some(reason) if status.as_u16() >= 400 => reason.to_owned(),
         _ => code.as_str().to_owned(),
-    }
-}
-
-/// A short, printable, credential-free excerpt of arbitrary bytes: the `<title>` of an HTML
-/// page or its text without tags, character references decoded, control characters as
-/// spaces, white space collapsed, at most 200 characters.
-///
-/// `credentials` are scrubbed from the raw text first (before tags, references and white
-/// space change how it is spelled), and again from the excerpt; truncation comes last.
-pub(crate) fn excerpt(bytes: &[u8], credentials: &Credentials) -> String {
-    // Look a little past the head, so that a credential straddling the cut is scrubbed whole
-    // rather than cut in two.
-    let window = &bytes[..bytes.len().min(EXCERPT_HEAD + credentials.longest())];
-    let text = String::from_utf8_lossy(window);
-    let text = credentials.scrub_until(&text, EXCERPT_HEAD);
-    let text = html_title(&text).unwrap_or(&text);
-    let mut out = String::with_capacity(text.len().min(EXCERPT_CHARS * 2));
-    let mut in_tag = false;
-    let mut pending_space = false;
-    let mut rest = text;
-    while let Some(ch) = rest.chars().next() {
-        rest = &rest[ch.len_utf8()..];
-        let ch = match ch {
-            '<' => {
-                in_tag = true;
-                continue;
-            }
-            '>' if in_tag => {
-                in_tag = false;
-                pending_space = true;
-                continue;
-            }
-            _ if in_tag => continue,
-            '&' => match char_reference(rest) {
-                Some((c, len)) => {
-                    rest = &rest[len..];
-                    c
-                }
-                None => '&',
-            },
-            c => c,
-        };
-        if ch.is_whitespace() || ch.is_control() {
-            pending_space = true;
-            continue;
-        }
-        if pending_space && !out.is_empty() {
-            out.push(' ');
-        }
-        pending_space = false;
-        out.push(ch);
-    }
-    let out = credentials.scrub_string(out);
-    let out = match redact(&out) {
-        Cow::Owned(r) => r,
-        Cow::Borrowed(_) => out,
-    };
-    match out.char_indices().nth(EXCERPT_CHARS) {
-        None => out,
-        Some((cut, _)) => {
-            let mut cut_out = out;
-            cut_out.truncate(cut);
-            cut_out.push('…');
-            cut_out
-        }
-    }
-}
-
-/// The character an HTML character reference after `&` stands for (`amp;`, `lt;`, `#39;`,
-/// `#x27;`, ...), and its length; `None` when `after` does not start with one.
-fn char_reference(after: &str) -> Option<(char, usize)> {
-    let end = after.bytes().take(10).position(|b| b == b';')?;
-    let name = &after[..end];
-    let c = match name {
-        "amp" => '&',
-        "lt" => '<',
-        "gt" => '>',
-        "quot" => '"',
-        "apos" => '\'',
-        "nbsp" => ' ',
-        _ => {
-            let num = name.strip_prefix('#')?;
-            let code = match num.strip_prefix(['x', 'X']) {
-                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-                None => num.parse().ok()?,
-            };
-            char::from_u32(code)?
-        }
-    };
-    Some((c, end + 1))
-}
-
-fn html_title(text: &str) -> Option<&str> {
-    let bytes = text.as_bytes();
-    let head = &bytes[..bytes.len().min(1024)];
-    let start = find_ignore_case(head, b"<title>")? + b"<title>".len();
-    let end = start + find_ignore_case(&bytes[start..], b"</title>")?;
-    // Both ends sit next to ASCII `>` / `<`, so they are char boundaries.
-    text.get(start..end)
-}
-
-/// The first index of an ASCII `needle` in `haystack`, ignoring ASCII case.
-/// `needle` starts with `<`, so only the `<`s are tried.
-fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    loop {
-        let at = from + haystack.get(from..)?.iter().position(|&b| b == needle[0])?;
-        if haystack
-            .get(at..at + needle.len())
-            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
-        {
-            return Some(at);
-        }
-        from = at + 1;
     }
 }
 

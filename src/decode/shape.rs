@@ -5,8 +5,11 @@ use super::Credentials;
 use crate::{
     ErrorCode,
     error::{ApiError, BodyShape},
-    redact::{MAX_TEXT_CHARS, redact_member, redact_value, safe_string, safe_text},
     retry_after::Hint,
+    text::{
+        redact::{redact_member, redact_value},
+        safe::{MAX_TEXT_CHARS, safe_string, safe_text},
+    },
 };
 use http::StatusCode;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};

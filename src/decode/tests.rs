@@ -6,8 +6,8 @@ use super::*;
 use crate::{
     BodyShape, Disposition, Error,
     backoff::{Backoff, Jitter},
-    redact::MAX_TEXT_CHARS,
     retry_after::{MAX_HINT, parse_grpc_pushback, parse_retry_after},
+    text::safe::MAX_TEXT_CHARS,
 };
 use http::HeaderValue;
 use proptest::prelude::*;
@@ -985,7 +985,7 @@ proptest! {
         check(&err)?;
         // A code string is kept verbatim unless it had to be made safe.
         if let (2..=4, Value::String(c)) = (which, &code) {
-            let safe = matches!(crate::redact::safe_text(c, 128, &Credentials::new()), std::borrow::Cow::Borrowed(_));
+            let safe = matches!(crate::text::safe::safe_text(c, 128, &Credentials::new()), std::borrow::Cow::Borrowed(_));
             if safe && !c.trim().is_empty() {
                 prop_assert_eq!(err.code().as_str(), c.as_str());
             }

@@ -1,13 +1,28 @@
-//! Adapters that put other HTTP clients under the stack, one module per client, each behind
-//! the feature of the same name.
+//! Integrations with other crates of the ecosystem, one file each, each behind its feature.
 //!
 //! The layers of this crate wrap any `tower::Service<http::Request<B>>` that answers an
-//! `http::Response`: a hyper-util client, a tonic `Channel` or an axum `Router` needs no adapter.
-//! A client with request and response types of its own does:
+//! `http::Response`: a hyper-util client, a tonic `Channel` or an axum `Router` needs no
+//! adapter. What each feature adds:
 //!
-//! - `reqwest` (feature `reqwest`): `ReqwestService` puts a `reqwest::Client` under the stack,
-//!   replays `reqwest::Body` request bodies and classifies reqwest's errors (refused, reset,
-//!   timeout) like hyper's.
+//! - `tonic`: every [`Error`](crate::Error) converts into a `tonic::Status` with the right
+//!   code (`From<Error> for tonic::Status`), and carries that `Status` in its chain of
+//!   sources, where `tonic::client::Grpc` looks when a service below it fails: a call through
+//!   the stack fails with the server's own gRPC code, message, details
+//!   (`grpc-status-details-bin`) and metadata, not `Unknown`. `tonic::body::Body` request
+//!   bodies replay on retry.
+//! - `axum`: `axum::body::Body` request bodies replay on retry.
+//! - `tower-http`: the `tower_http` module, the crate's classification as a
+//!   `tower_http::classify` classifier for `TraceLayer`, and a span that leaves the query
+//!   string (and the credentials it may carry) out of logs.
+//! - `reqwest`: the `reqwest` module, whose `ReqwestService` puts a `reqwest::Client` (with
+//!   request and response types of its own) under the stack, replays `reqwest::Body` request
+//!   bodies and classifies reqwest's errors (refused, reset, timeout) like hyper's.
 
+#[cfg(feature = "axum")]
+mod axum;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
+#[cfg(feature = "tonic")]
+pub(crate) mod tonic;
+#[cfg(feature = "tower-http")]
+pub mod tower_http;

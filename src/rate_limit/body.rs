@@ -133,7 +133,7 @@ fn saw<D, E>(track: &mut Track, frame: &Option<Result<Frame<D>, E>>) -> bool {
 
 #[inline(never)]
 fn trailers_seen(track: &mut Track, trailers: &HeaderMap) {
-    if crate::decode::is_error(StatusCode::OK, trailers) {
+    if crate::grpc::is_error(trailers) {
         let err = Error::from_api(ApiError::decode(StatusCode::OK, trailers, b""));
         track.finish_slow(Some(&err));
     } else {

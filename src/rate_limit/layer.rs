@@ -125,27 +125,45 @@ impl RateLimitBackoffLayer {
         self
     }
 
-    /// Uses `gates` (shared) instead of this layer's own map.
+    /// Uses `gates` (shared) instead of this layer's own map. The bound on the keys it tracks
+    /// is the map's own: build it with [`RateLimitGates::with_max_keys`].
+    ///
+    /// ```
+    /// use tower_api_retry::{RateLimitBackoffLayer, RateLimitGates};
+    ///
+    /// let gates = RateLimitGates::with_max_keys(1_000);
+    /// let a = RateLimitBackoffLayer::new().gates(gates.clone());
+    /// let b = RateLimitBackoffLayer::new().fail_fast().gates(gates);
+    /// assert_eq!(a.get_gates().max_keys(), 1_000);
+    /// # let _ = b;
+    /// ```
     pub fn gates(mut self, gates: RateLimitGates) -> Self {
         self.gates = gates;
         self
     }
 
-    /// A layer with the default configuration using `gates`.
+    /// The gate map this layer's services use.
+    pub fn get_gates(&self) -> &RateLimitGates {
+        &self.gates
+    }
+
+    /// The former spelling of `RateLimitBackoffLayer::new().gates(gates)`.
     pub fn with_gates(gates: RateLimitGates) -> Self {
         RateLimitBackoffLayer::new().gates(gates)
     }
 
-    /// The most keys the gate map tracks (default 10,000). This sets the bound of the map
-    /// itself, so it applies to every layer sharing it.
+    /// The former name of [`get_gates`](Self::get_gates).
+    pub fn gate_map(&self) -> &RateLimitGates {
+        self.get_gates()
+    }
+
+    /// Sets the bound of the gate map this layer holds, which every layer sharing the map
+    /// sees: build the map with [`RateLimitGates::with_max_keys`] and pass it to
+    /// [`gates`](Self::gates) instead.
+    #[deprecated(note = "changes the shared map: use `.gates(RateLimitGates::with_max_keys(n))`")]
     pub fn max_keys(self, max_keys: usize) -> Self {
         self.gates.set_max_keys(max_keys);
         self
-    }
-
-    /// The gate map this layer's services use.
-    pub fn gate_map(&self) -> &RateLimitGates {
-        &self.gates
     }
 }
 

@@ -88,7 +88,7 @@
 //!     Ok::<_, Infallible>(Response::builder().header("content-type", "application/grpc").body(body).unwrap())
 //! });
 //! let layer = RateLimitBackoffLayer::new();
-//! let gates = layer.gate_map().clone();
+//! let gates = layer.get_gates().clone();
 //! let client = ServiceBuilder::new().layer(layer).layer(ErrorDecodeLayer::new()).service(server);
 //!
 //! let call = Request::post("http://svc.test/quota.Quota/Spend")

@@ -245,7 +245,7 @@ mod tests {
         let long = Policy::new(NONE, Duration::MAX);
         assert_eq!(long.close(Some(Duration::MAX), 0.5), MAX_HINT);
         // A backoff longer than max_closed is the layer's own choice, not a server's.
-        let slow = Policy::new(NONE.base(S(900)).max(S(900)), S(600));
+        let slow = Policy::new(NONE.base_delay(S(900)).max_delay(S(900)), S(600));
         assert_eq!(slow.close(None, 0.5), S(900));
     }
 
@@ -370,7 +370,10 @@ mod tests {
     fn waits_never_overflow() {
         let now = t0();
         assert_eq!(until(now, Duration::MAX), now + MAX_HINT);
-        let p = Policy::new(NONE.base(Duration::MAX).max(Duration::MAX), Duration::MAX);
+        let p = Policy::new(
+            NONE.base_delay(Duration::MAX).max_delay(Duration::MAX),
+            Duration::MAX,
+        );
         let e = Entry::closed(now, p.close(None, 0.5));
         assert_eq!(e.until, now + MAX_HINT);
         let mut e = e;

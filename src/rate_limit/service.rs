@@ -5,7 +5,7 @@ use super::{
 use crate::{
     ErrorCode,
     classify::Disposition,
-    error::{BoxError, Error},
+    error::Error,
     retry::deadline::{GRPC_TIMEOUT, parse_grpc_timeout},
 };
 use http::{Request, Response};
@@ -18,7 +18,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 use tokio::time::Instant;
-use tower::{Layer, Service};
+use tower::{BoxError, Layer, Service};
 
 /// The service of [`RateLimitBackoffLayer`]. See the [module docs](super) for an example.
 ///
@@ -205,10 +205,8 @@ fn is_rate_limit(e: &Error) -> bool {
 fn status_in_trailers<B>(res: &Response<B>) -> bool {
     let headers = res.headers();
     !headers.is_empty()
-        && headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-        && !headers.contains_key("grpc-status")
+        && crate::grpc::is_grpc(headers)
+        && !headers.contains_key(crate::grpc::GRPC_STATUS)
 }
 
 type WaitFuture = Pin<Box<dyn Future<Output = Result<Admission, Error>> + Send>>;

@@ -107,46 +107,29 @@ replay_by_clone! {
     [] &'static [u8],
 }
 
-impl<E: 'static> ReplayBody for http_body_util::combinators::BoxBody<Bytes, E> {
-    type Replay = Captured;
-    fn capture(self, max_bytes: usize) -> (Self, Captured) {
-        Captured::capture_with(self, max_bytes, Self::new)
-    }
-    fn replay(copy: &Captured) -> Result<Self, NotReplayable> {
-        copy.replay_with(Self::new, |b| Self::new(never_fails(b)))
-    }
+/// Implements [`ReplayBody`] for body types that can wrap any other body (`Self::new`):
+/// the first attempt sends the body through a [`CaptureBody`] that keeps a copy, a retry
+/// sends the copy (`$copy` turns a [`ReplayedBody`] into `Self`), and a body that was never
+/// sent is handed back whole. Used here and by the framework integrations.
+macro_rules! replay_by_capture {
+    ($([$($g:tt)*] $ty:ty => $copy:expr;)*) => {$(
+        impl<$($g)*> $crate::retry::ReplayBody for $ty {
+            type Replay = $crate::retry::Captured;
+            fn capture(self, max_bytes: usize) -> (Self, Self::Replay) {
+                $crate::retry::Captured::capture_with(self, max_bytes, Self::new)
+            }
+            fn replay(copy: &Self::Replay) -> Result<Self, $crate::retry::NotReplayable> {
+                copy.replay_with(Self::new, $copy)
+            }
+        }
+    )*};
 }
+#[cfg(any(feature = "tonic", feature = "axum"))]
+pub(crate) use replay_by_capture;
 
-impl<E: 'static> ReplayBody for http_body_util::combinators::UnsyncBoxBody<Bytes, E> {
-    type Replay = Captured;
-    fn capture(self, max_bytes: usize) -> (Self, Captured) {
-        Captured::capture_with(self, max_bytes, Self::new)
-    }
-    fn replay(copy: &Captured) -> Result<Self, NotReplayable> {
-        copy.replay_with(Self::new, |b| Self::new(never_fails(b)))
-    }
-}
-
-#[cfg(feature = "tonic")]
-impl ReplayBody for tonic::body::Body {
-    type Replay = Captured;
-    fn capture(self, max_bytes: usize) -> (Self, Captured) {
-        Captured::capture_with(self, max_bytes, Self::new)
-    }
-    fn replay(copy: &Captured) -> Result<Self, NotReplayable> {
-        copy.replay_with(Self::new, Self::new)
-    }
-}
-
-#[cfg(feature = "axum")]
-impl ReplayBody for axum::body::Body {
-    type Replay = Captured;
-    fn capture(self, max_bytes: usize) -> (Self, Captured) {
-        Captured::capture_with(self, max_bytes, Self::new)
-    }
-    fn replay(copy: &Captured) -> Result<Self, NotReplayable> {
-        copy.replay_with(Self::new, Self::new)
-    }
+replay_by_capture! {
+    [E: 'static] http_body_util::combinators::BoxBody<Bytes, E> => |b| Self::new(never_fails(b));
+    [E: 'static] http_body_util::combinators::UnsyncBoxBody<Bytes, E> => |b| Self::new(never_fails(b));
 }
 
 fn never_fails<E>(
@@ -523,11 +506,14 @@ impl Body for ReplayedBody {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
 
-    fn frames(chunks: &[&'static [u8]], trailer: bool) -> UnsyncBoxBody<Bytes, std::io::Error> {
+    pub(crate) fn frames(
+        chunks: &[&'static [u8]],
+        trailer: bool,
+    ) -> UnsyncBoxBody<Bytes, std::io::Error> {
         let mut f: Vec<Result<Frame<Bytes>, std::io::Error>> = chunks
             .iter()
             .map(|c| Ok(Frame::data(Bytes::from_static(c))))
@@ -540,7 +526,7 @@ mod tests {
         StreamBody::new(futures_util::stream::iter(f)).boxed_unsync()
     }
 
-    async fn drain<B: Body<Data = Bytes>>(body: B) -> (Bytes, Option<HeaderMap>)
+    pub(crate) async fn drain<B: Body<Data = Bytes>>(body: B) -> (Bytes, Option<HeaderMap>)
     where
         B::Error: fmt::Debug,
     {
@@ -550,7 +536,7 @@ mod tests {
     }
 
     /// Sends `body` once through its capture, then twice from the copy.
-    async fn three_attempts<B>(
+    pub(crate) async fn three_attempts<B>(
         body: B,
         max: usize,
     ) -> Vec<Result<(Bytes, Option<HeaderMap>), NotReplayable>>
@@ -692,39 +678,5 @@ mod tests {
         // Through the public wrapper: a complete copy at once.
         let (_first, copy) = Captured::capture(http_body_util::Empty::<Bytes>::new(), 64);
         assert!(copy.replay().unwrap().is_end_stream());
-    }
-
-    #[cfg(feature = "tonic")]
-    #[tokio::test]
-    async fn tonic_bodies_replay() {
-        let got = three_attempts(
-            tonic::body::Body::new(frames(&[b"\0\0\0\0\x01", b"z"], true)),
-            64,
-        )
-        .await;
-        let first = got[0].clone().unwrap();
-        assert_eq!(first.0.len(), 6);
-        assert!(first.1.is_some());
-        assert!(got.iter().all(|a| a.as_ref() == Ok(&first)));
-        // Never sent: handed back.
-        let body = tonic::body::Body::new(frames(&[b"\0\0\0\0\x01", b"z"], true));
-        let (unsent, copy) = body.capture(64);
-        drop(unsent);
-        let again = tonic::body::Body::replay(&copy).unwrap();
-        assert_eq!(drain(again).await, first);
-    }
-
-    #[cfg(feature = "axum")]
-    #[tokio::test]
-    async fn axum_bodies_replay() {
-        let got = three_attempts(axum::body::Body::new(frames(&[b"x", b"yz"], true)), 64).await;
-        let first = got[0].clone().unwrap();
-        assert_eq!(&first.0[..], b"xyz");
-        assert!(got.iter().all(|a| a.as_ref() == Ok(&first)));
-        // Never sent: handed back.
-        let (unsent, copy) = axum::body::Body::new(frames(&[b"x", b"yz"], true)).capture(64);
-        drop(unsent);
-        let again = axum::body::Body::replay(&copy).unwrap();
-        assert_eq!(drain(again).await, first);
     }
 }

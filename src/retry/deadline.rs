@@ -84,7 +84,7 @@ impl Deadline {
             (None, Some(layer)) => (layer, true),
             (None, None) => return None,
         };
-        let grpc = own.is_some() || super::policy::is_grpc(headers);
+        let grpc = own.is_some() || crate::grpc::is_grpc(headers);
         let at = now
             .checked_add(limit)
             .unwrap_or_else(|| now + crate::retry_after::MAX_HINT);

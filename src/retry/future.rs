@@ -4,7 +4,7 @@ use super::{
     layer::Shared,
     policy,
 };
-use crate::error::{BoxError, Error};
+use crate::error::Error;
 use http::{Request, Response, request::Parts};
 use pin_project_lite::pin_project;
 use std::{
@@ -17,6 +17,7 @@ use std::{
     time::Duration,
 };
 use tokio::time::{Instant, Sleep};
+use tower::BoxError;
 use tower::Service;
 
 pin_project! {

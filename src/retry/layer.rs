@@ -3,6 +3,10 @@ use crate::backoff::{Backoff, Jitter};
 use std::{sync::Arc, time::Duration};
 use tower::Layer;
 
+/// The default for [`RetryLayer::max_retries`]: 3 (4 attempts).
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+/// The default for [`RetryLayer::max_retry_after`]: 30 seconds.
+pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// The default for [`RetryLayer::max_replay_bytes`]: 64 KiB.
 pub const DEFAULT_MAX_REPLAY_BYTES: usize = 64 * 1024;
 
@@ -47,8 +51,8 @@ impl RetryLayer {
         RetryLayer {
             config: Config {
                 backoff: Backoff::new(),
-                max_retries: 3,
-                max_retry_after: Duration::from_secs(30),
+                max_retries: DEFAULT_MAX_RETRIES,
+                max_retry_after: DEFAULT_MAX_RETRY_AFTER,
                 deadline: None,
                 retry_non_idempotent: false,
                 retry_grpc_unavailable: true,
@@ -67,13 +71,13 @@ impl RetryLayer {
 
     /// The first wait (default 1 s); each later one doubles.
     pub fn base_delay(mut self, base: Duration) -> Self {
-        self.config.backoff = self.config.backoff.base(base);
+        self.config.backoff = self.config.backoff.base_delay(base);
         self
     }
 
     /// The longest wait the backoff ever computes, jitter included (default 30 s).
     pub fn max_delay(mut self, max: Duration) -> Self {
-        self.config.backoff = self.config.backoff.max(max);
+        self.config.backoff = self.config.backoff.max_delay(max);
         self
     }
 

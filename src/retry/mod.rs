@@ -180,7 +180,7 @@
 //! # }
 //! ```
 
-mod body;
+pub(crate) mod body;
 mod budget;
 pub(crate) mod deadline;
 mod future;
@@ -191,7 +191,9 @@ mod service;
 pub use body::{CaptureBody, Captured, NotReplayable, ReplayBody, ReplayedBody};
 pub use budget::RetryBudget;
 pub use future::ResponseFuture;
-pub use layer::{DEFAULT_MAX_REPLAY_BYTES, RetryLayer};
+pub use layer::{
+    DEFAULT_MAX_REPLAY_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER, RetryLayer,
+};
 pub use policy::IDEMPOTENCY_KEY;
 pub use service::Retry;
 

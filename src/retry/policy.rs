@@ -34,12 +34,7 @@ impl RequestFacts {
     }
 }
 
-/// `true` for a gRPC request: `content-type: application/grpc…`.
-pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
+pub(crate) use crate::grpc::is_grpc;
 
 /// `true` when the error shows the server did not process the request, so even a POST can be
 /// sent again. The classification itself is [`Error::disposition`]; this only asks whether a

@@ -4,12 +4,13 @@ use super::{
     future::{ResponseFuture, Retrying},
     layer::Shared,
 };
-use crate::error::{BoxError, Error};
+use crate::error::Error;
 use http::{Request, Response};
 use std::{
     sync::Arc,
     task::{Context, Poll},
 };
+use tower::BoxError;
 use tower::{Layer, Service};
 
 /// The service of [`RetryLayer`]. See the [module docs](super) for an example.

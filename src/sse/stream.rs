@@ -3,9 +3,9 @@ use crate::{
     ErrorCode,
     backoff::Backoff,
     decode::{Credentials, SensitiveHeaders},
-    error::{ApiError, BodyShape, BoxError, Error},
-    redact::redact,
+    error::{ApiError, BodyShape, Error},
     retry_after::MAX_HINT,
+    text::redact::redact,
 };
 use bytes::Buf;
 use futures_core::{FusedStream, Stream};
@@ -26,7 +26,7 @@ use std::{
     time::Duration,
 };
 use tokio::time::{Instant, Sleep};
-use tower::Service;
+use tower::{BoxError, Service};
 
 /// The default for [`ResumableEvents::max_retries`].
 const DEFAULT_MAX_RETRIES: u32 = 5;

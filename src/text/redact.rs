@@ -8,14 +8,11 @@
 //! secret by the marker before it; and every JSON member whose *name* looks like a credential
 //! is blanked by [`redact_value`].
 
-use crate::decode::Credentials;
+use super::Credentials;
 use std::borrow::Cow;
 
 /// What a removed credential is replaced with.
 pub(crate) const REDACTED: &str = "[REDACTED]";
-
-/// The longest message or fix an [`ApiError`](crate::ApiError) keeps, in chars.
-pub(crate) const MAX_TEXT_CHARS: usize = 1024;
 
 /// Markers (lower case, matched case-insensitively) whose next word, after a separator, is a
 /// secret: `<marker>=<secret>`, `<marker>: <secret>`, `"<marker>": "<secret>"`.
@@ -269,15 +266,6 @@ pub(crate) fn redact_value(value: &mut serde_json::Value, credentials: &Credenti
     }
 }
 
-/// [`safe_text`] of an owned string, reusing it when nothing needs changing.
-pub(crate) fn safe_string(text: String, max_chars: usize, credentials: &Credentials) -> String {
-    let changed = match safe_text(&text, max_chars, credentials) {
-        Cow::Owned(s) => Some(s),
-        Cow::Borrowed(_) => None,
-    };
-    changed.unwrap_or(text)
-}
-
 /// [`redact_value`] for the value of a member named `name` (already scrubbed).
 pub(crate) fn redact_member(name: &str, value: &mut serde_json::Value, credentials: &Credentials) {
     use serde_json::Value::{Array, Object, String};
@@ -289,60 +277,10 @@ pub(crate) fn redact_member(name: &str, value: &mut serde_json::Value, credentia
     }
 }
 
-/// Text fit for display: the request's `credentials` scrubbed, control characters (but `\n`)
-/// as spaces, credentials redacted, at most `max_chars` characters (then `…`). Borrows when
-/// nothing needs changing.
-///
-/// The request's own credentials go first, while the text is still as the server sent it (a
-/// credential may hold a tab). Control characters go next, so that `Bearer\u{0}<secret>`
-/// cannot slip past redaction and become `Bearer <secret>` afterwards; truncation comes last,
-/// so a secret is redacted as a whole before any cut.
-pub(crate) fn safe_text<'a>(
-    text: &'a str,
-    max_chars: usize,
-    credentials: &Credentials,
-) -> Cow<'a, str> {
-    let scrubbed = credentials.scrub(text);
-    match scrubbed {
-        Cow::Borrowed(text) => safe_clean_text(text, max_chars),
-        Cow::Owned(text) => Cow::Owned(safe_clean_text(&text, max_chars).into_owned()),
-    }
-}
-
-/// [`safe_text`] once the request's credentials are scrubbed.
-fn safe_clean_text(text: &str, max_chars: usize) -> Cow<'_, str> {
-    let bad = |c: char| c.is_control() && c != '\n';
-    // Control characters are C0 and DEL (one byte) or C1 (0xC2 0x80..=0x9F): check bytes first.
-    // A fold without early exit, so that it vectorises.
-    let maybe_bad = text.bytes().fold(false, |acc, b| {
-        acc | ((b < 0x20) & (b != b'\n')) | (b == 0x7f) | (b == 0xc2)
-    });
-    let cleaned: Cow<'_, str> = if maybe_bad && text.contains(bad) {
-        Cow::Owned(text.chars().map(|c| if bad(c) { ' ' } else { c }).collect())
-    } else {
-        Cow::Borrowed(text)
-    };
-    let redacted = match cleaned {
-        Cow::Borrowed(t) => redact(t),
-        Cow::Owned(t) => Cow::Owned(redact(&t).into_owned()),
-    };
-    if redacted.len() <= max_chars {
-        return redacted;
-    }
-    match redacted.char_indices().nth(max_chars) {
-        None => redacted,
-        Some((cut, _)) => {
-            let mut out = String::with_capacity(cut + '…'.len_utf8());
-            out.push_str(&redacted[..cut]);
-            out.push('…');
-            Cow::Owned(out)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::safe::safe_text;
 
     const NONE: Credentials = Credentials::new();
 

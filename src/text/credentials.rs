@@ -1,10 +1,10 @@
 //! The credentials a request carried, so that no error built from its response shows them:
 //! [`Credentials`].
 //!
-//! Marker-based redaction ([`redact`](crate::redact)) finds a secret by what surrounds it
+//! Marker-based redaction ([`redact`](super::redact)) finds a secret by what surrounds it
 //! (`Bearer`, `token=`, a member named `x-api-key`). An echo of a key with nothing around it
 //! (`"The API key mk_live_S3cr3tApiKey0003 is not recognized."`) has no such marker; only
-//! knowing what the request sent finds it. [`ErrorDecode`](super::ErrorDecode) remembers that
+//! knowing what the request sent finds it. [`ErrorDecode`](crate::decode::ErrorDecode) remembers that
 //! for every request, and every text an [`Error`](crate::Error) built from the response holds
 //! has each exact occurrence replaced by `[REDACTED]`.
 //!
@@ -27,7 +27,7 @@ use http::{
 };
 use std::{borrow::Cow, fmt, sync::Arc};
 
-use crate::redact::REDACTED;
+use super::redact::REDACTED;
 
 /// Values shorter than this, in characters, are not remembered: a short value could blank
 /// out ordinary words.

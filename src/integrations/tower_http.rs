@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use tower_http::trace::TraceLayer;
-//! use tower_api_retry::classifier::{ContractClassifier, PathOnlySpan};
+//! use tower_api_retry::integrations::tower_http::{ContractClassifier, PathOnlySpan};
 //!
 //! let trace = TraceLayer::new(ContractClassifier::make()).make_span_with(PathOnlySpan);
 //! # let _ = trace;
@@ -98,12 +98,7 @@ impl<B> MakeSpan<B> for PathOnlySpan {
 }
 
 fn grpc_failure(status: StatusCode, headers: &HeaderMap) -> Option<FailureClass> {
-    let raw = headers.get("grpc-status")?.to_str().ok()?.trim();
-    let code = match raw.parse::<i32>() {
-        Ok(0) => return None,
-        Ok(n) => ErrorCode::from_grpc(n).unwrap_or(ErrorCode::Unknown),
-        Err(_) => ErrorCode::Unknown,
-    };
+    let code = crate::grpc::status(headers)?.code;
     let mut class = FailureClass::new(Some(status), code);
     // A negative or unparsable pushback: the server forbade a retry.
     if class.disposition.is_retryable()
@@ -140,11 +135,7 @@ impl ClassifyResponse for ContractClassifier {
                 ErrorCode::from_status(status),
             )));
         }
-        let is_grpc = res
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        if is_grpc {
+        if crate::grpc::is_grpc(res.headers()) {
             ClassifiedResponse::RequiresEos(GrpcEos { status })
         } else {
             ClassifiedResponse::Ready(Ok(()))

@@ -76,10 +76,20 @@ impl From<Error> for tonic::Status {
     }
 }
 
+crate::retry::body::replay_by_capture! {
+    [] tonic::body::Body => Self::new;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ApiError;
+    use crate::{
+        ApiError,
+        retry::{
+            ReplayBody,
+            body::tests::{drain, frames, three_attempts},
+        },
+    };
     use http::StatusCode;
     use std::{error::Error as _, time::Duration};
 
@@ -156,5 +166,24 @@ mod tests {
             status.metadata().get("grpc-retry-pushback-ms").unwrap(),
             "1500"
         );
+    }
+
+    #[tokio::test]
+    async fn tonic_bodies_replay() {
+        let got = three_attempts(
+            tonic::body::Body::new(frames(&[b"\0\0\0\0\x01", b"z"], true)),
+            64,
+        )
+        .await;
+        let first = got[0].clone().unwrap();
+        assert_eq!(first.0.len(), 6);
+        assert!(first.1.is_some());
+        assert!(got.iter().all(|a| a.as_ref() == Ok(&first)));
+        // Never sent: handed back.
+        let body = tonic::body::Body::new(frames(&[b"\0\0\0\0\x01", b"z"], true));
+        let (unsent, copy) = body.capture(64);
+        drop(unsent);
+        let again = tonic::body::Body::replay(&copy).unwrap();
+        assert_eq!(drain(again).await, first);
     }
 }

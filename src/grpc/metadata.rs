@@ -2,8 +2,8 @@
 //! kept bounded and redacted, so that the `tonic::Status` a caller sees through the stack
 //! carries them as plain tonic would.
 
-use super::credentials::Credentials;
-use crate::redact::{REDACTED, is_secret_key, redact};
+use crate::text::Credentials;
+use crate::text::redact::{REDACTED, is_secret_key, redact};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use std::borrow::Cow;

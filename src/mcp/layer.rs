@@ -1,0 +1,218 @@
+//! [`McpDecodeLayer`] and its service, [`McpDecode`].
+
+use super::{McpBody, ResponseFuture, future::State};
+use crate::{
+    ErrorDecodeLayer,
+    decode::{
+        ErrorDecode, SensitiveHeaders,
+        layer::{DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, Limits},
+    },
+    error::Error,
+};
+use http::{HeaderName, Request, Response};
+use http_body::Body;
+use std::{
+    task::{Context, Poll},
+    time::Duration,
+};
+use tower::{BoxError, Layer, Service};
+
+/// [`ErrorDecodeLayer`] in MCP mode: also turns MCP tool-call errors in HTTP 200
+/// responses into [`Error`]s.
+///
+/// Over MCP a tool error does not change the HTTP status. The second page documents two
+/// forms, both of which [`McpDecode`] turns into the same typed [`Error`] as an HTTP error:
+///
+/// - a `result` with `isError: true` and the payload `{"error": {code, message, fix,
+///   details}}`, either in `result.structuredContent` or as JSON text in a
+///   `result.content[i]` of type `"text"`;
+/// - a JSON-RPC `error` object (`-32602`: input validation; the number is kept as
+///   [`ApiError::numeric_code`](crate::ApiError::numeric_code)).
+///
+/// So a `RESOURCE_EXHAUSTED` tool error is [`RateLimited`](crate::Disposition::RateLimited)
+/// and closes the rate-limit gate, as for REST clients. Note that every MCP call is a `POST`:
+/// [`RetryLayer`](crate::RetryLayer) retries a rate limit on its own, but a transient tool
+/// error (`UNAVAILABLE`, `INTERNAL`, ...) only when the call carries an `Idempotency-Key` or
+/// the layer is built with
+/// [`retry_non_idempotent(true)`](crate::retry::RetryLayer::retry_non_idempotent), because
+/// the tool may have had a side effect before it failed (the demo's MCP call opts in).
+///
+/// # Cost
+///
+/// The plain [`ErrorDecodeLayer`] never buffers a success. This mode must: a 2xx response
+/// with a JSON content type (`application/json`, `*/*+json`) is read into memory up to
+/// [`max_body_bytes`](McpDecodeLayer::max_body_bytes) and scanned once. Anything else (an
+/// SSE stream, a body announced larger than the limit) passes through unread. A body that
+/// turns out larger than the limit, or that trickles past
+/// [`read_timeout`](McpDecodeLayer::read_timeout), is not inspected: [`McpBody`] replays
+/// the bytes already read and then streams the rest, so the caller still gets it intact. An
+/// ordinary result reaches the caller byte for byte as the server sent it.
+///
+/// A body that fails while it is being buffered is a transport error (`UNAVAILABLE`).
+///
+/// # Example
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower::{service_fn, Service, ServiceExt};
+/// use tower_api_retry::{Disposition, ErrorCode, ErrorDecodeLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let server = service_fn(|_req: Request<Full<Bytes>>| async {
+///     let body = r#"{"jsonrpc":"2.0","id":1,"result":{"isError":true,"structuredContent":
+///         {"error":{"code":"RESOURCE_EXHAUSTED","message":"Too many requests"}}}}"#;
+///     Ok::<_, std::io::Error>(Response::builder()
+///         .header("content-type", "application/json")
+///         .body(Full::new(Bytes::from(body)))
+///         .unwrap())
+/// });
+/// let mut client = tower::ServiceBuilder::new().layer(ErrorDecodeLayer::mcp()).service(server);
+///
+/// let err = client.ready().await.unwrap().call(Request::new(Full::default())).await.unwrap_err();
+/// assert_eq!(err.code(), &ErrorCode::ResourceExhausted);
+/// assert_eq!(err.disposition(), Disposition::RateLimited);
+/// # }
+/// ```
+///
+/// The request's credentials never show in an error, as with [`ErrorDecodeLayer`] (see
+/// [`Credentials`](crate::decode::Credentials)), whether the error came in an HTTP error or in a 200's tool result.
+///
+/// Built by [`ErrorDecodeLayer::mcp`] or [`McpDecodeLayer::new`].
+#[derive(Clone, Debug)]
+pub struct McpDecodeLayer {
+    max_body_bytes: usize,
+    read_timeout: Option<Duration>,
+    sensitive: SensitiveHeaders,
+}
+
+impl Default for McpDecodeLayer {
+    fn default() -> Self {
+        McpDecodeLayer::new()
+    }
+}
+
+impl McpDecodeLayer {
+    /// Reads at most 64 KiB of an error or JSON success body, for at most 10 seconds.
+    pub const fn new() -> Self {
+        McpDecodeLayer {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            read_timeout: Some(DEFAULT_READ_TIMEOUT),
+            sensitive: SensitiveHeaders::new(),
+        }
+    }
+
+    /// The most bytes of a body that are read and inspected. An error body is cut there, as
+    /// in [`ErrorDecodeLayer::max_body_bytes`]; a success body larger than this is passed
+    /// through uninspected (and intact).
+    pub const fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    /// How long reading a body for inspection may take (`None`: no limit). A success body
+    /// still incomplete by then is passed through uninspected (and intact).
+    pub const fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// Also treats the value of the header `name` as a credential, as
+    /// [`ErrorDecodeLayer::sensitive_header`] does.
+    ///
+    /// ```
+    /// use tower_api_retry::ErrorDecodeLayer;
+    ///
+    /// let layer = ErrorDecodeLayer::mcp().sensitive_header("x-team-secret");
+    /// # let _ = layer;
+    /// ```
+    pub fn sensitive_header<N: TryInto<HeaderName>>(mut self, name: N) -> Self {
+        if let Ok(name) = name.try_into() {
+            self.sensitive = self.sensitive.with(name);
+        }
+        self
+    }
+
+    fn plain(&self) -> ErrorDecodeLayer {
+        let mut plain = ErrorDecodeLayer::new()
+            .max_body_bytes(self.max_body_bytes)
+            .read_timeout(self.read_timeout);
+        for name in self.sensitive.as_slice() {
+            plain = plain.sensitive_header(name.clone());
+        }
+        plain
+    }
+}
+
+impl<S> Layer<S> for McpDecodeLayer {
+    type Service = McpDecode<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        let plain = self.plain();
+        McpDecode {
+            limits: plain.limits(),
+            inner: plain.layer(inner),
+        }
+    }
+}
+
+/// The service of [`McpDecodeLayer`]: an [`ErrorDecode`] that also inspects JSON successes.
+/// See [`McpDecodeLayer`] for an example.
+#[derive(Clone, Debug)]
+pub struct McpDecode<S> {
+    inner: ErrorDecode<S>,
+    limits: Limits,
+}
+
+impl<S> McpDecode<S> {
+    /// Wraps `inner` with the default configuration.
+    pub fn new(inner: S) -> Self {
+        McpDecodeLayer::new().layer(inner)
+    }
+
+    /// A layer with the default configuration.
+    pub fn layer() -> McpDecodeLayer {
+        McpDecodeLayer::new()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        self.inner.get_ref()
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        self.inner.get_mut()
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner.into_inner()
+    }
+}
+
+impl<S, ReqB, B> Service<Request<ReqB>> for McpDecode<S>
+where
+    S: Service<Request<ReqB>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<McpBody<B>>;
+    type Error = Error;
+    type Future = ResponseFuture<S::Future, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        ResponseFuture {
+            state: State::Decoding {
+                future: self.inner.call(req),
+            },
+            limits: self.limits,
+        }
+    }
+}
