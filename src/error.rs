@@ -67,6 +67,8 @@ pub struct ApiError {
     /// What a gRPC server sent besides its status (details, metadata); `None` for HTTP.
     pub(crate) grpc: Option<Box<crate::decode::grpc_metadata::GrpcExtra>>,
     pub(crate) shape: BodyShape,
+    /// The disposition an [`ErrorContract`](crate::ErrorContract) declared for the code.
+    pub(crate) declared: Option<Disposition>,
 }
 
 impl ApiError {
@@ -86,6 +88,7 @@ impl ApiError {
             numeric_code: None,
             grpc: None,
             shape: BodyShape::Envelope,
+            declared: None,
         }
     }
 
@@ -226,12 +229,19 @@ impl ApiError {
     /// assert_eq!(classify(Some(err.status()), err.code()), Disposition::Retry);
     /// ```
     pub fn disposition(&self) -> Disposition {
-        let class = classify(Some(self.status), &self.code);
+        let class = self.class();
         if self.do_not_retry && class.is_retryable() {
             Disposition::DoNotRetry
         } else {
             class
         }
+    }
+
+    /// The disposition before a server's refusal to be retried: the declared one, or the
+    /// built-in table's.
+    pub(crate) fn class(&self) -> Disposition {
+        self.declared
+            .unwrap_or_else(|| classify(Some(self.status), &self.code))
     }
 
     /// The documented remedies of a 409 `agent_connected`, or `None` for any other error.
@@ -389,6 +399,9 @@ struct Inner {
     /// The gRPC call's deadline ran out: the code is `DEADLINE_EXCEEDED`, whatever the last
     /// attempt answered.
     deadline_exceeded: bool,
+    /// The disposition an [`ErrorContract`](crate::ErrorContract) declared for a transport
+    /// failure's code.
+    declared: Option<Disposition>,
     /// The equivalent gRPC status, built on first use, where tonic looks for it.
     #[cfg(feature = "tonic")]
     status: std::sync::OnceLock<tonic::Status>,
@@ -433,8 +446,7 @@ impl Error {
             }
             Err(source) => source,
         };
-        let mut timeout = false;
-        let mut refused = false;
+        let mut facts = crate::contract::TransportFacts::default();
         let mut message = String::new();
         let mut link: Option<&(dyn StdError + 'static)> = Some(&*source);
         let mut depth = 0;
@@ -445,37 +457,19 @@ impl Error {
                 }
                 message.push_str(&err.to_string());
             }
-            if let Some(io) = err.downcast_ref::<std::io::Error>() {
-                use std::io::ErrorKind::*;
-                timeout |= io.kind() == TimedOut;
-                refused |= matches!(
-                    io.kind(),
-                    ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable
-                );
-            }
-            timeout |= err.is::<tower::timeout::error::Elapsed>()
-                || err.is::<tokio::time::error::Elapsed>();
-            // A tonic `Channel` enforcing the request's `grpc-timeout`.
-            #[cfg(feature = "tonic")]
-            {
-                timeout |= err.is::<tonic::TimeoutExpired>();
-            }
+            facts.see(err);
             link = err.source();
             depth += 1;
         }
         let message = crate::decode::excerpt(message.as_bytes(), credentials);
-        let code = if timeout {
-            ErrorCode::DeadlineExceeded
-        } else {
-            ErrorCode::Unavailable
-        };
+        let code = facts.code();
         Error::new(
             Kind::Transport {
                 code,
                 message: message.into(),
                 source,
             },
-            !refused,
+            facts.maybe_sent(),
         )
     }
 
@@ -494,6 +488,7 @@ impl Error {
                 note: None,
                 retry_after: None,
                 deadline_exceeded: false,
+                declared: None,
                 #[cfg(feature = "tonic")]
                 status: std::sync::OnceLock::new(),
             }),
@@ -549,6 +544,42 @@ impl Error {
     }
 
     /// Records why the error was returned without a (further) retry.
+    /// Applies the codes `contract` declares (the built-in contract changes nothing).
+    pub(crate) fn restamp(&mut self, contract: &crate::ErrorContract) {
+        let Some(declared) = contract.declared_for(self) else {
+            return;
+        };
+        match &mut self.inner.kind {
+            Kind::Api(api) => api.declared = Some(declared),
+            Kind::Transport { .. } => self.inner.declared = Some(declared),
+            Kind::GateClosed { .. } => {}
+        }
+        #[cfg(feature = "tonic")]
+        {
+            self.inner.status = std::sync::OnceLock::new();
+        }
+    }
+
+    /// The disposition before a server's refusal to be retried.
+    pub(crate) fn class(&self) -> Disposition {
+        if self.inner.deadline_exceeded {
+            return classify(None, self.code());
+        }
+        match &self.inner.kind {
+            Kind::Api(api) => api.class(),
+            Kind::Transport { code, .. } => {
+                self.inner.declared.unwrap_or_else(|| classify(None, code))
+            }
+            Kind::GateClosed { .. } => Disposition::RateLimited,
+        }
+    }
+
+    /// `true` when the server forbade retrying (a negative `grpc-retry-pushback-ms`).
+    #[cfg_attr(not(feature = "tower-http"), allow(dead_code))]
+    pub(crate) fn server_forbids_retry(&self) -> bool {
+        self.api().is_some_and(ApiError::server_forbids_retry)
+    }
+
     pub(crate) fn set_note(&mut self, note: impl Into<Cow<'static, str>>) {
         self.inner.note = Some(note.into());
     }
@@ -606,8 +637,7 @@ impl Error {
         }
         match &self.inner.kind {
             Kind::Api(api) => api.disposition(),
-            Kind::Transport { code, .. } => classify(None, code),
-            Kind::GateClosed { .. } => Disposition::RateLimited,
+            _ => self.class(),
         }
     }
 

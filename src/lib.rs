@@ -128,6 +128,7 @@ pub mod budget;
 pub mod classifier;
 mod classify;
 mod code;
+pub mod contract;
 pub mod decode;
 mod error;
 #[cfg(feature = "tonic")]
@@ -141,6 +142,7 @@ pub mod stack;
 
 pub use classify::{Disposition, classify, classify_status};
 pub use code::ErrorCode;
+pub use contract::ErrorContract;
 pub use decode::ErrorDecodeLayer;
 pub use error::{AgentConnected, ApiError, BodyShape, BoxError, Error, X_FORCE_ROTATE};
 pub use rate_limit::{RateLimitBackoff, RateLimitBackoffLayer, RateLimitGates};

@@ -9,7 +9,7 @@ use super::{
     },
 };
 use crate::{
-    ErrorDecodeLayer,
+    ErrorContract, ErrorDecodeLayer,
     error::{ApiError, BodyShape, BoxError, Error},
 };
 use bytes::{Buf, Bytes};
@@ -106,6 +106,7 @@ pub struct McpDecodeLayer {
     max_body_bytes: usize,
     read_timeout: Option<Duration>,
     sensitive: SensitiveHeaders,
+    contract: ErrorContract,
 }
 
 impl Default for McpDecodeLayer {
@@ -121,6 +122,7 @@ impl McpDecodeLayer {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             read_timeout: Some(DEFAULT_READ_TIMEOUT),
             sensitive: SensitiveHeaders::new(),
+            contract: ErrorContract::new(),
         }
     }
 
@@ -155,10 +157,31 @@ impl McpDecodeLayer {
         self
     }
 
+    /// The error contract that gives a decoded error its disposition, tool-call errors
+    /// included, as [`ErrorDecodeLayer::contract`] does.
+    ///
+    /// ```
+    /// use tower_api_retry::{Disposition, ErrorContract, ErrorDecodeLayer};
+    ///
+    /// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
+    /// let layer = ErrorDecodeLayer::mcp().contract(contract);
+    /// # let _ = layer;
+    /// ```
+    pub fn contract(mut self, contract: ErrorContract) -> Self {
+        self.contract = contract;
+        self
+    }
+
+    /// The error contract this layer consults.
+    pub fn error_contract(&self) -> &ErrorContract {
+        &self.contract
+    }
+
     fn plain(&self) -> ErrorDecodeLayer {
         let mut plain = ErrorDecodeLayer::new()
             .max_body_bytes(self.max_body_bytes)
-            .read_timeout(self.read_timeout);
+            .read_timeout(self.read_timeout)
+            .contract(self.contract.clone());
         for name in self.sensitive.as_slice() {
             plain = plain.sensitive_header(name.clone());
         }
@@ -253,6 +276,7 @@ pin_project! {
         Buffering {
             parts: Option<Parts>,
             credentials: Credentials,
+            contract: ErrorContract,
             // Boxed so the unread rest can be handed to the caller: only in this mode, only
             // for JSON successes, which are being buffered anyway.
             body: Option<Pin<Box<B>>>,
@@ -296,10 +320,12 @@ where
                     }
                     let (parts, body) = res.into_parts();
                     let cap = body.size_hint().upper().unwrap_or(0) as usize;
-                    let credentials = future.take_credentials();
+                    let credentials = future.as_mut().take_credentials();
+                    let contract = future.take_contract();
                     this.state.set(State::Buffering {
                         parts: Some(parts),
                         credentials,
+                        contract,
                         body: Some(Box::pin(body)),
                         buf: Vec::with_capacity(cap.min(max).min(8 * 1024)),
                         trailers: None,
@@ -309,6 +335,7 @@ where
                 StateProj::Buffering {
                     parts,
                     credentials,
+                    contract,
                     body,
                     buf,
                     trailers,
@@ -327,7 +354,9 @@ where
                                 ended = true;
                             }
                             ReadEnd::Failed(e) => {
-                                return Poll::Ready(Err(Error::transport_with(e, credentials)));
+                                let mut err = Error::transport_with(e, credentials);
+                                err.restamp(contract);
+                                return Poll::Ready(Err(err));
                             }
                         }
                     }
@@ -338,7 +367,9 @@ where
                             inspect(parts.status, &parts.headers, &prefix, credentials)
                         {
                             tracing::debug!(code = %api.code(), "decoded MCP tool-call error");
-                            return Poll::Ready(Err(Error::from_api(api)));
+                            let mut err = Error::from_api(api);
+                            err.restamp(contract);
+                            return Poll::Ready(Err(err));
                         }
                         body.take();
                         let body = McpBody::replay(prefix, None, trailers.take());

@@ -156,6 +156,7 @@ where
                     let Some(retry) = this.retry.as_mut() else {
                         return Poll::Ready(Err(err));
                     };
+                    err.restamp(&retry.shared.contract);
                     match retry.decide(&err, *this.attempts) {
                         Ok(wait) => {
                             tracing::info!(
@@ -268,7 +269,10 @@ impl<S, B: ReplayBody> Retrying<S, B> {
         let facts = policy::RequestFacts::of(&self.parts.method, &self.parts.headers);
         if !facts.idempotent
             && !config.retry_non_idempotent
-            && !policy::not_processed(err, facts, config.retry_grpc_unavailable)
+            && !self
+                .shared
+                .contract
+                .proves_unprocessed_on(err, config.retry_grpc_unavailable && facts.grpc)
         {
             return Err(Refusal::Note(
                 format!(

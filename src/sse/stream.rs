@@ -1,6 +1,6 @@
 use super::{Event, parser::Parser};
 use crate::{
-    ErrorCode,
+    ErrorCode, ErrorContract,
     backoff::Backoff,
     decode::{Credentials, SensitiveHeaders},
     error::{ApiError, BodyShape, BoxError, Error},
@@ -73,6 +73,7 @@ where
     sleep: Option<Pin<Box<Sleep>>>,
     state: State<S::Future, RB>,
     sensitive: SensitiveHeaders,
+    contract: ErrorContract,
     _body: PhantomData<fn() -> B>,
 }
 
@@ -120,6 +121,7 @@ where
             sleep: None,
             state: State::Idle,
             sensitive: SensitiveHeaders::new(),
+            contract: ErrorContract::new(),
             _body: PhantomData,
         }
     }
@@ -176,6 +178,30 @@ where
         self
     }
 
+    /// The error contract that decides which failed connections are retried: a connection
+    /// answered with a code the contract declares retryable (see [`ErrorContract`]) is tried
+    /// again, one declared otherwise ends the stream.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::service_fn;
+    /// use tower_api_retry::{Disposition, ErrorContract, ResumableEvents};
+    ///
+    /// let service = service_fn(|_req: Request<Full<Bytes>>| async {
+    ///     Ok::<_, std::io::Error>(Response::new(Full::new(Bytes::new())))
+    /// });
+    /// let contract = ErrorContract::new().code("TEMPORARILY_UNAVAILABLE", Disposition::Retry);
+    /// let events = ResumableEvents::new(service, Request::get("/v1/events").body(()).unwrap())
+    ///     .contract(contract);
+    /// # let _ = events;
+    /// ```
+    pub fn contract(mut self, contract: ErrorContract) -> Self {
+        self.contract = contract;
+        self
+    }
+
     /// The id of the last delivered event (the `since` cursor of the next reconnection).
     pub fn last_event_id(&self) -> Option<&str> {
         Some(self.parser.last_event_id()).filter(|id| !id.is_empty())
@@ -223,6 +249,7 @@ where
 
     /// Handles a failed attempt: ends the stream, or schedules the next connection.
     fn fail(&mut self, mut err: Error) -> Option<Error> {
+        err.restamp(&self.contract);
         if !err.is_retryable() {
             self.state = State::Done;
             return Some(err);
