@@ -148,10 +148,10 @@ impl ErrorContract {
         }
     }
 
-    /// The declared disposition that applies to `err`, if any (never to a closed gate of this
-    /// crate, which is a rate limit by definition).
+    /// The declared disposition that applies to `err`, if any (never to a failure this crate
+    /// detected itself: a closed gate is a rate limit by definition).
     pub(crate) fn declared_for(&self, err: &Error) -> Option<Disposition> {
-        if self.is_builtin() || err.is_gate_closed() {
+        if self.is_builtin() || err.is_gate_closed() || err.is_local() {
             return None;
         }
         self.declared(err.code())

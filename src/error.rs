@@ -5,6 +5,7 @@ use crate::{
     ErrorCode,
     classify::{Disposition, classify},
     decode::Credentials,
+    reason::{LocalFailure, NotRetried},
     redact::{MAX_TEXT_CHARS, safe_text},
 };
 use http::StatusCode;
@@ -393,7 +394,9 @@ struct Inner {
     kind: Kind,
     attempts: u32,
     sent: bool,
-    note: Option<Cow<'static, str>>,
+    not_retried: Option<NotRetried>,
+    /// `not_retried`, rendered once for [`Error::note`].
+    note: Option<Box<str>>,
     /// A wait a layer learnt besides the response (an SSE `retry:` field).
     retry_after: Option<Duration>,
     /// The gRPC call's deadline ran out: the code is `DEADLINE_EXCEEDED`, whatever the last
@@ -416,6 +419,11 @@ enum Kind {
     },
     GateClosed {
         retry_after: Duration,
+    },
+    Local {
+        failure: LocalFailure,
+        status: StatusCode,
+        message: Box<str>,
     },
 }
 
@@ -479,12 +487,27 @@ impl Error {
         Error::new(Kind::GateClosed { retry_after }, false)
     }
 
+    /// A failure this crate detected in a response with `status`; the message is the
+    /// failure's text followed by `detail` (already safe).
+    pub(crate) fn local(failure: LocalFailure, status: StatusCode, detail: &str) -> Error {
+        let message = format!("{failure}{detail}").into_boxed_str();
+        Error::new(
+            Kind::Local {
+                failure,
+                status,
+                message,
+            },
+            true,
+        )
+    }
+
     fn new(kind: Kind, sent: bool) -> Error {
         Error {
             inner: Box::new(Inner {
                 kind,
                 attempts: 1,
                 sent,
+                not_retried: None,
                 note: None,
                 retry_after: None,
                 deadline_exceeded: false,
@@ -503,7 +526,7 @@ impl Error {
         }
         match &mut self.inner.kind {
             Kind::Api(api) => api.scrub(credentials),
-            Kind::Transport { message, .. } => {
+            Kind::Transport { message, .. } | Kind::Local { message, .. } => {
                 if let Cow::Owned(m) = credentials.scrub(message) {
                     *message = m.into();
                 }
@@ -543,7 +566,6 @@ impl Error {
         self.inner.deadline_exceeded
     }
 
-    /// Records why the error was returned without a (further) retry.
     /// Applies the codes `contract` declares (the built-in contract changes nothing).
     pub(crate) fn restamp(&mut self, contract: &crate::ErrorContract) {
         let Some(declared) = contract.declared_for(self) else {
@@ -552,7 +574,8 @@ impl Error {
         match &mut self.inner.kind {
             Kind::Api(api) => api.declared = Some(declared),
             Kind::Transport { .. } => self.inner.declared = Some(declared),
-            Kind::GateClosed { .. } => {}
+            // Never declared: `declared_for` answers `None` for them.
+            Kind::GateClosed { .. } | Kind::Local { .. } => {}
         }
         #[cfg(feature = "tonic")]
         {
@@ -571,6 +594,9 @@ impl Error {
                 self.inner.declared.unwrap_or_else(|| classify(None, code))
             }
             Kind::GateClosed { .. } => Disposition::RateLimited,
+            Kind::Local {
+                failure, status, ..
+            } => classify(Some(*status), &failure.code()),
         }
     }
 
@@ -580,8 +606,10 @@ impl Error {
         self.api().is_some_and(ApiError::server_forbids_retry)
     }
 
-    pub(crate) fn set_note(&mut self, note: impl Into<Cow<'static, str>>) {
-        self.inner.note = Some(note.into());
+    /// Records why the error is returned although it was retryable.
+    pub(crate) fn set_not_retried(&mut self, why: NotRetried) {
+        self.inner.note = Some(why.to_string().into_boxed_str());
+        self.inner.not_retried = Some(why);
     }
 
     /// The code: the server's, or `UNAVAILABLE` / `DEADLINE_EXCEEDED` for a transport
@@ -593,6 +621,8 @@ impl Error {
     pub fn code(&self) -> &ErrorCode {
         static RESOURCE_EXHAUSTED: ErrorCode = ErrorCode::ResourceExhausted;
         static DEADLINE_EXCEEDED: ErrorCode = ErrorCode::DeadlineExceeded;
+        static FAILED_PRECONDITION: ErrorCode = ErrorCode::FailedPrecondition;
+        static OUT_OF_RANGE: ErrorCode = ErrorCode::OutOfRange;
         if self.inner.deadline_exceeded {
             return &DEADLINE_EXCEEDED;
         }
@@ -600,12 +630,19 @@ impl Error {
             Kind::Api(api) => api.code(),
             Kind::Transport { code, .. } => code,
             Kind::GateClosed { .. } => &RESOURCE_EXHAUSTED,
+            Kind::Local { failure, .. } => match failure.code() {
+                ErrorCode::OutOfRange => &OUT_OF_RANGE,
+                _ => &FAILED_PRECONDITION,
+            },
         }
     }
 
     /// The HTTP status, or `None` when no response was received.
     pub fn status(&self) -> Option<StatusCode> {
-        self.api().map(ApiError::status)
+        match &self.inner.kind {
+            Kind::Local { status, .. } => Some(*status),
+            _ => self.api().map(ApiError::status),
+        }
     }
 
     /// What the server said, when it said something.
@@ -622,6 +659,7 @@ impl Error {
             Kind::Api(api) => api.message(),
             Kind::Transport { message, .. } => message,
             Kind::GateClosed { .. } => "rate limited: this path's gate is closed, request not sent",
+            Kind::Local { message, .. } => message,
         }
     }
 
@@ -654,7 +692,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         let own = match &self.inner.kind {
             Kind::Api(api) => api.retry_after(),
-            Kind::Transport { .. } => None,
+            Kind::Transport { .. } | Kind::Local { .. } => None,
             Kind::GateClosed { retry_after } => Some(*retry_after),
         };
         self.inner.retry_after.max(own)
@@ -671,7 +709,8 @@ impl Error {
         self.inner.sent
     }
 
-    /// `true` for a failure of the inner service rather than an error response.
+    /// `true` for a failure of the inner service rather than an error response (never for a
+    /// [local failure](Self::is_local)).
     pub fn is_transport(&self) -> bool {
         matches!(self.inner.kind, Kind::Transport { .. })
     }
@@ -682,9 +721,39 @@ impl Error {
     }
 
     /// Why the error was returned without a further retry, when a layer knows (retry budget
-    /// exhausted, body too large to replay, `Retry-After` too long, ...).
+    /// exhausted, body too large to replay, `Retry-After` too long, ...): the text of
+    /// [`not_retried`](Self::not_retried).
     pub fn note(&self) -> Option<&str> {
         self.inner.note.as_deref()
+    }
+
+    /// Why the error was returned although it was retryable (the retry cap, a request that
+    /// is not idempotent, the deadline, ...), typed. [`note`](Self::note) is its text.
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use tower_api_retry::{ApiError, Error, ErrorCode};
+    ///
+    /// let err = Error::from(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "down"));
+    /// assert!(err.not_retried().is_none() && err.note().is_none());
+    /// ```
+    pub fn not_retried(&self) -> Option<&NotRetried> {
+        self.inner.not_retried.as_ref()
+    }
+
+    /// `true` for a failure this crate detected itself, with no error from the server (an
+    /// event stream endpoint that is not one, a redirect, an oversized event): see
+    /// [`local_failure`](Self::local_failure).
+    pub fn is_local(&self) -> bool {
+        matches!(self.inner.kind, Kind::Local { .. })
+    }
+
+    /// The failure this crate detected itself, if it was one.
+    pub fn local_failure(&self) -> Option<&LocalFailure> {
+        match &self.inner.kind {
+            Kind::Local { failure, .. } => Some(failure),
+            _ => None,
+        }
     }
 }
 
@@ -749,7 +818,7 @@ impl StdError for Error {
             #[cfg(not(feature = "tonic"))]
             Kind::Api(api) => Some(api),
             #[cfg(not(feature = "tonic"))]
-            Kind::GateClosed { .. } => None,
+            Kind::GateClosed { .. } | Kind::Local { .. } => None,
         }
     }
 }
@@ -845,6 +914,39 @@ mod tests {
             "bad key convo_SECRET",
         ));
         assert!(!format!("{api} {api:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn local_failures_are_their_own_kind() {
+        let err = Error::local(
+            LocalFailure::NotAnEventStream,
+            StatusCode::OK,
+            ", got text/html",
+        );
+        assert!(err.is_local() && err.api().is_none() && !err.is_transport());
+        assert_eq!(err.local_failure(), Some(&LocalFailure::NotAnEventStream));
+        assert_eq!(err.code(), &ErrorCode::FailedPrecondition);
+        assert_eq!(err.status(), Some(StatusCode::OK));
+        assert_eq!(err.disposition(), Disposition::FixRequest);
+        assert_eq!(
+            err.message(),
+            "expected a text/event-stream response, got text/html"
+        );
+        let big = Error::local(LocalFailure::EventTooLarge { limit: 4 }, StatusCode::OK, "");
+        assert_eq!(big.code(), &ErrorCode::OutOfRange);
+    }
+
+    #[test]
+    fn the_reason_not_retried_is_typed_and_its_text_is_the_note() {
+        let mut err = Error::transport(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert_eq!(err.not_retried(), None);
+        err.set_not_retried(NotRetried::MaxRetries { max: 3 });
+        assert_eq!(err.not_retried(), Some(&NotRetried::MaxRetries { max: 3 }));
+        assert_eq!(err.note(), Some("not retried: max_retries (3) reached"));
+        assert!(
+            err.to_string()
+                .ends_with("; not retried: max_retries (3) reached")
+        );
     }
 
     #[test]

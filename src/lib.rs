@@ -134,6 +134,7 @@ mod error;
 #[cfg(feature = "tonic")]
 pub mod grpc_status;
 pub mod rate_limit;
+mod reason;
 mod redact;
 pub mod retry;
 pub mod retry_after;
@@ -146,6 +147,7 @@ pub use contract::ErrorContract;
 pub use decode::ErrorDecodeLayer;
 pub use error::{AgentConnected, ApiError, BodyShape, BoxError, Error, X_FORCE_ROTATE};
 pub use rate_limit::{RateLimitBackoff, RateLimitBackoffLayer, RateLimitGates};
+pub use reason::{LocalFailure, NotRetried};
 pub use retry::{Attempts, Retry, RetryLayer};
 pub use sse::{Event, ResumableEvents};
 pub use stack::{ApiContract, ApiContractLayer, McpApiContract, ServiceBuilderExt};

@@ -1,9 +1,9 @@
 use super::{Event, parser::Parser};
 use crate::{
-    ErrorCode, ErrorContract,
+    ErrorContract, LocalFailure, NotRetried,
     backoff::Backoff,
     decode::{Credentials, SensitiveHeaders},
-    error::{ApiError, BodyShape, BoxError, Error},
+    error::{ApiError, BoxError, Error},
     redact::redact,
     retry_after::MAX_HINT,
 };
@@ -257,7 +257,7 @@ where
         self.failures = self.failures.saturating_add(1);
         if self.failures > self.max_retries {
             err.set_attempts(self.failures);
-            err.set_note("event stream: retry cap reached without a new event");
+            err.set_not_retried(NotRetried::StreamRetriesExhausted);
             self.state = State::Done;
             return Some(err);
         }
@@ -273,10 +273,10 @@ where
             let asked = floor;
             err.set_retry_after(asked);
             err.set_attempts(self.failures);
-            err.set_note(format!(
-                "event stream: the server asked to wait {asked:?}, more than max_retry_after ({:?})",
-                self.max_retry_after
-            ));
+            err.set_not_retried(NotRetried::StreamRetryAfterTooLong {
+                asked,
+                max: self.max_retry_after,
+            });
             self.state = State::Done;
             return Some(err);
         }
@@ -341,25 +341,24 @@ where
                         let got = credentials_of(&this.headers, &this.uri, &this.sensitive)
                             .scrub(&got)
                             .into_owned();
-                        let mut api = ApiError::new(
-                            res.status(),
-                            ErrorCode::FailedPrecondition,
-                            format!("expected a text/event-stream response, got {got}"),
+                        let got = crate::redact::safe_text(
+                            &got,
+                            crate::redact::MAX_TEXT_CHARS,
+                            &Credentials::new(),
                         );
-                        api.shape = BodyShape::Unrecognized;
-                        return Poll::Ready(Some(Err(Error::from_api(api))));
+                        let err = Error::local(
+                            LocalFailure::NotAnEventStream,
+                            res.status(),
+                            &format!(", got {got}"),
+                        );
+                        return Poll::Ready(Some(Err(err)));
                     }
                     Ok(res) if res.status().is_redirection() => {
                         // Redirects are not followed (credentials stay with the original
                         // authority), and the same request would be redirected again.
                         this.state = State::Done;
-                        let mut api = ApiError::new(
-                            res.status(),
-                            ErrorCode::FailedPrecondition,
-                            "the event stream endpoint redirected; redirects are not followed",
-                        );
-                        api.shape = BodyShape::Unrecognized;
-                        return Poll::Ready(Some(Err(Error::from_api(api))));
+                        let err = Error::local(LocalFailure::Redirected, res.status(), "");
+                        return Poll::Ready(Some(Err(err)));
                     }
                     Ok(res) if res.status().is_success() => {
                         this.parser.reset();
@@ -392,16 +391,11 @@ where
                             if let Err(too_large) = this.parser.push(chunk, &mut this.queue) {
                                 this.state = State::Done;
                                 this.queue.clear();
-                                let mut api = ApiError::new(
-                                    StatusCode::OK,
-                                    ErrorCode::OutOfRange,
-                                    format!(
-                                        "a server-sent event line or event exceeds {} bytes",
-                                        too_large.limit
-                                    ),
-                                );
-                                api.shape = BodyShape::Unrecognized;
-                                return Poll::Ready(Some(Err(Error::from_api(api))));
+                                let failure = LocalFailure::EventTooLarge {
+                                    limit: too_large.limit,
+                                };
+                                let err = Error::local(failure, StatusCode::OK, "");
+                                return Poll::Ready(Some(Err(err)));
                             }
                             data.advance(n);
                         }
