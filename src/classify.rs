@@ -1,8 +1,9 @@
-//! What a careful caller does with an error: the one classification table every layer uses.
+//! What a careful caller does with an error: the built-in classification table.
 //!
 //! [`classify`] is a pure function of the HTTP status (if a response was received) and the
-//! [`ErrorCode`]. The decode, retry and rate-limit layers, and the tower-http classifier, all
-//! call it; nothing else in the crate decides whether an error is retried.
+//! [`ErrorCode`]. It is the table of the built-in [`ErrorContract`](crate::ErrorContract), the
+//! one value every layer (decode, retry, rate limit, server-sent events, the tower-http
+//! classifier) consults; a contract may declare other codes on top of it.
 
 use crate::ErrorCode;
 use http::StatusCode;

@@ -4,6 +4,7 @@
 use crate::{
     ErrorCode,
     classify::{Disposition, classify},
+    reason::{LocalFailure, NotRetried},
     text::Credentials,
     text::safe::{MAX_TEXT_CHARS, safe_text},
 };
@@ -66,6 +67,8 @@ pub struct ApiError {
     /// What a gRPC server sent besides its status (details, metadata); `None` for HTTP.
     pub(crate) grpc: Option<Box<crate::grpc::metadata::GrpcExtra>>,
     pub(crate) shape: BodyShape,
+    /// The disposition an [`ErrorContract`](crate::ErrorContract) declared for the code.
+    pub(crate) declared: Option<Disposition>,
 }
 
 impl ApiError {
@@ -85,6 +88,7 @@ impl ApiError {
             numeric_code: None,
             grpc: None,
             shape: BodyShape::Envelope,
+            declared: None,
         }
     }
 
@@ -225,12 +229,19 @@ impl ApiError {
     /// assert_eq!(classify(Some(err.status()), err.code()), Disposition::Retry);
     /// ```
     pub fn disposition(&self) -> Disposition {
-        let class = classify(Some(self.status), &self.code);
+        let class = self.class();
         if self.do_not_retry && class.is_retryable() {
             Disposition::DoNotRetry
         } else {
             class
         }
+    }
+
+    /// The disposition before a server's refusal to be retried: the declared one, or the
+    /// built-in table's.
+    pub(crate) fn class(&self) -> Disposition {
+        self.declared
+            .unwrap_or_else(|| classify(Some(self.status), &self.code))
     }
 
     /// The documented remedies of a 409 `agent_connected`, or `None` for any other error.
@@ -382,12 +393,17 @@ struct Inner {
     kind: Kind,
     attempts: u32,
     sent: bool,
-    note: Option<Cow<'static, str>>,
+    not_retried: Option<NotRetried>,
+    /// `not_retried`, rendered once for [`Error::note`].
+    note: Option<Box<str>>,
     /// A wait a layer learnt besides the response (an SSE `retry:` field).
     retry_after: Option<Duration>,
     /// The gRPC call's deadline ran out: the code is `DEADLINE_EXCEEDED`, whatever the last
     /// attempt answered.
     deadline_exceeded: bool,
+    /// The disposition an [`ErrorContract`](crate::ErrorContract) declared for a transport
+    /// failure's code.
+    declared: Option<Disposition>,
     /// The equivalent gRPC status, built on first use, where tonic looks for it.
     #[cfg(feature = "tonic")]
     status: std::sync::OnceLock<tonic::Status>,
@@ -402,6 +418,11 @@ enum Kind {
     },
     GateClosed {
         retry_after: Duration,
+    },
+    Local {
+        failure: LocalFailure,
+        status: StatusCode,
+        message: Box<str>,
     },
 }
 
@@ -432,8 +453,7 @@ impl Error {
             }
             Err(source) => source,
         };
-        let mut timeout = false;
-        let mut refused = false;
+        let mut facts = crate::contract::TransportFacts::default();
         let mut message = String::new();
         let mut link: Option<&(dyn StdError + 'static)> = Some(&*source);
         let mut depth = 0;
@@ -444,37 +464,19 @@ impl Error {
                 }
                 message.push_str(&err.to_string());
             }
-            if let Some(io) = err.downcast_ref::<std::io::Error>() {
-                use std::io::ErrorKind::*;
-                timeout |= io.kind() == TimedOut;
-                refused |= matches!(
-                    io.kind(),
-                    ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable
-                );
-            }
-            timeout |= err.is::<tower::timeout::error::Elapsed>()
-                || err.is::<tokio::time::error::Elapsed>();
-            // A tonic `Channel` enforcing the request's `grpc-timeout`.
-            #[cfg(feature = "tonic")]
-            {
-                timeout |= err.is::<tonic::TimeoutExpired>();
-            }
+            facts.see(err);
             link = err.source();
             depth += 1;
         }
         let message = crate::text::safe::excerpt(message.as_bytes(), credentials);
-        let code = if timeout {
-            ErrorCode::DeadlineExceeded
-        } else {
-            ErrorCode::Unavailable
-        };
+        let code = facts.code();
         Error::new(
             Kind::Transport {
                 code,
                 message: message.into(),
                 source,
             },
-            !refused,
+            facts.maybe_sent(),
         )
     }
 
@@ -505,15 +507,31 @@ impl Error {
         Error::new(Kind::GateClosed { retry_after }, false)
     }
 
+    /// A failure this crate detected in a response with `status`; the message is the
+    /// failure's text followed by `detail` (already safe).
+    pub(crate) fn local(failure: LocalFailure, status: StatusCode, detail: &str) -> Error {
+        let message = format!("{failure}{detail}").into_boxed_str();
+        Error::new(
+            Kind::Local {
+                failure,
+                status,
+                message,
+            },
+            true,
+        )
+    }
+
     fn new(kind: Kind, sent: bool) -> Error {
         Error {
             inner: Box::new(Inner {
                 kind,
                 attempts: 1,
                 sent,
+                not_retried: None,
                 note: None,
                 retry_after: None,
                 deadline_exceeded: false,
+                declared: None,
                 #[cfg(feature = "tonic")]
                 status: std::sync::OnceLock::new(),
             }),
@@ -528,7 +546,7 @@ impl Error {
         }
         match &mut self.inner.kind {
             Kind::Api(api) => api.scrub(credentials),
-            Kind::Transport { message, .. } => {
+            Kind::Transport { message, .. } | Kind::Local { message, .. } => {
                 if let Cow::Owned(m) = credentials.scrub(message) {
                     *message = m.into();
                 }
@@ -568,9 +586,50 @@ impl Error {
         self.inner.deadline_exceeded
     }
 
-    /// Records why the error was returned without a (further) retry.
-    pub(crate) fn set_note(&mut self, note: impl Into<Cow<'static, str>>) {
-        self.inner.note = Some(note.into());
+    /// Applies the codes `contract` declares (the built-in contract changes nothing).
+    pub(crate) fn restamp(&mut self, contract: &crate::ErrorContract) {
+        let Some(declared) = contract.declared_for(self) else {
+            return;
+        };
+        match &mut self.inner.kind {
+            Kind::Api(api) => api.declared = Some(declared),
+            Kind::Transport { .. } => self.inner.declared = Some(declared),
+            // Never declared: `declared_for` answers `None` for them.
+            Kind::GateClosed { .. } | Kind::Local { .. } => {}
+        }
+        #[cfg(feature = "tonic")]
+        {
+            self.inner.status = std::sync::OnceLock::new();
+        }
+    }
+
+    /// The disposition before a server's refusal to be retried.
+    pub(crate) fn class(&self) -> Disposition {
+        if self.inner.deadline_exceeded {
+            return classify(None, self.code());
+        }
+        match &self.inner.kind {
+            Kind::Api(api) => api.class(),
+            Kind::Transport { code, .. } => {
+                self.inner.declared.unwrap_or_else(|| classify(None, code))
+            }
+            Kind::GateClosed { .. } => Disposition::RateLimited,
+            Kind::Local {
+                failure, status, ..
+            } => classify(Some(*status), &failure.code()),
+        }
+    }
+
+    /// `true` when the server forbade retrying (a negative `grpc-retry-pushback-ms`).
+    #[cfg_attr(not(feature = "tower-http"), allow(dead_code))]
+    pub(crate) fn server_forbids_retry(&self) -> bool {
+        self.api().is_some_and(ApiError::server_forbids_retry)
+    }
+
+    /// Records why the error is returned although it was retryable.
+    pub(crate) fn set_not_retried(&mut self, why: NotRetried) {
+        self.inner.note = Some(why.to_string().into_boxed_str());
+        self.inner.not_retried = Some(why);
     }
 
     /// The code: the server's, or `UNAVAILABLE` / `DEADLINE_EXCEEDED` for a transport
@@ -582,6 +641,8 @@ impl Error {
     pub fn code(&self) -> &ErrorCode {
         static RESOURCE_EXHAUSTED: ErrorCode = ErrorCode::ResourceExhausted;
         static DEADLINE_EXCEEDED: ErrorCode = ErrorCode::DeadlineExceeded;
+        static FAILED_PRECONDITION: ErrorCode = ErrorCode::FailedPrecondition;
+        static OUT_OF_RANGE: ErrorCode = ErrorCode::OutOfRange;
         if self.inner.deadline_exceeded {
             return &DEADLINE_EXCEEDED;
         }
@@ -589,12 +650,19 @@ impl Error {
             Kind::Api(api) => api.code(),
             Kind::Transport { code, .. } => code,
             Kind::GateClosed { .. } => &RESOURCE_EXHAUSTED,
+            Kind::Local { failure, .. } => match failure.code() {
+                ErrorCode::OutOfRange => &OUT_OF_RANGE,
+                _ => &FAILED_PRECONDITION,
+            },
         }
     }
 
     /// The HTTP status, or `None` when no response was received.
     pub fn status(&self) -> Option<StatusCode> {
-        self.api().map(ApiError::status)
+        match &self.inner.kind {
+            Kind::Local { status, .. } => Some(*status),
+            _ => self.api().map(ApiError::status),
+        }
     }
 
     /// What the server said, when it said something.
@@ -611,6 +679,7 @@ impl Error {
             Kind::Api(api) => api.message(),
             Kind::Transport { message, .. } => message,
             Kind::GateClosed { .. } => "rate limited: this path's gate is closed, request not sent",
+            Kind::Local { message, .. } => message,
         }
     }
 
@@ -626,8 +695,7 @@ impl Error {
         }
         match &self.inner.kind {
             Kind::Api(api) => api.disposition(),
-            Kind::Transport { code, .. } => classify(None, code),
-            Kind::GateClosed { .. } => Disposition::RateLimited,
+            _ => self.class(),
         }
     }
 
@@ -644,7 +712,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         let own = match &self.inner.kind {
             Kind::Api(api) => api.retry_after(),
-            Kind::Transport { .. } => None,
+            Kind::Transport { .. } | Kind::Local { .. } => None,
             Kind::GateClosed { retry_after } => Some(*retry_after),
         };
         self.inner.retry_after.max(own)
@@ -661,7 +729,8 @@ impl Error {
         self.inner.sent
     }
 
-    /// `true` for a failure of the inner service rather than an error response.
+    /// `true` for a failure of the inner service rather than an error response (never for a
+    /// [local failure](Self::is_local)).
     pub fn is_transport(&self) -> bool {
         matches!(self.inner.kind, Kind::Transport { .. })
     }
@@ -672,9 +741,39 @@ impl Error {
     }
 
     /// Why the error was returned without a further retry, when a layer knows (retry budget
-    /// exhausted, body too large to replay, `Retry-After` too long, ...).
+    /// exhausted, body too large to replay, `Retry-After` too long, ...): the text of
+    /// [`not_retried`](Self::not_retried).
     pub fn note(&self) -> Option<&str> {
         self.inner.note.as_deref()
+    }
+
+    /// Why the error was returned although it was retryable (the retry cap, a request that
+    /// is not idempotent, the deadline, ...), typed. [`note`](Self::note) is its text.
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use tower_api_retry::{ApiError, Error, ErrorCode};
+    ///
+    /// let err = Error::from(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "down"));
+    /// assert!(err.not_retried().is_none() && err.note().is_none());
+    /// ```
+    pub fn not_retried(&self) -> Option<&NotRetried> {
+        self.inner.not_retried.as_ref()
+    }
+
+    /// `true` for a failure this crate detected itself, with no error from the server (an
+    /// event stream endpoint that is not one, a redirect, an oversized event): see
+    /// [`local_failure`](Self::local_failure).
+    pub fn is_local(&self) -> bool {
+        matches!(self.inner.kind, Kind::Local { .. })
+    }
+
+    /// The failure this crate detected itself, if it was one.
+    pub fn local_failure(&self) -> Option<&LocalFailure> {
+        match &self.inner.kind {
+            Kind::Local { failure, .. } => Some(failure),
+            _ => None,
+        }
     }
 }
 
@@ -739,7 +838,7 @@ impl StdError for Error {
             #[cfg(not(feature = "tonic"))]
             Kind::Api(api) => Some(api),
             #[cfg(not(feature = "tonic"))]
-            Kind::GateClosed { .. } => None,
+            Kind::GateClosed { .. } | Kind::Local { .. } => None,
         }
     }
 }
@@ -835,6 +934,39 @@ mod tests {
             "bad key convo_SECRET",
         ));
         assert!(!format!("{api} {api:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn local_failures_are_their_own_kind() {
+        let err = Error::local(
+            LocalFailure::NotAnEventStream,
+            StatusCode::OK,
+            ", got text/html",
+        );
+        assert!(err.is_local() && err.api().is_none() && !err.is_transport());
+        assert_eq!(err.local_failure(), Some(&LocalFailure::NotAnEventStream));
+        assert_eq!(err.code(), &ErrorCode::FailedPrecondition);
+        assert_eq!(err.status(), Some(StatusCode::OK));
+        assert_eq!(err.disposition(), Disposition::FixRequest);
+        assert_eq!(
+            err.message(),
+            "expected a text/event-stream response, got text/html"
+        );
+        let big = Error::local(LocalFailure::EventTooLarge { limit: 4 }, StatusCode::OK, "");
+        assert_eq!(big.code(), &ErrorCode::OutOfRange);
+    }
+
+    #[test]
+    fn the_reason_not_retried_is_typed_and_its_text_is_the_note() {
+        let mut err = Error::transport(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert_eq!(err.not_retried(), None);
+        err.set_not_retried(NotRetried::MaxRetries { max: 3 });
+        assert_eq!(err.not_retried(), Some(&NotRetried::MaxRetries { max: 3 }));
+        assert_eq!(err.note(), Some("not retried: max_retries (3) reached"));
+        assert!(
+            err.to_string()
+                .ends_with("; not retried: max_retries (3) reached")
+        );
     }
 
     #[test]

@@ -72,7 +72,7 @@
 //! ```
 
 use crate::{
-    ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
+    ErrorContract, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
     decode::ErrorDecode,
     mcp::{McpDecode, McpDecodeLayer},
     rate_limit::RateLimitBackoff,
@@ -101,6 +101,7 @@ pub struct ApiContractLayer<D = ErrorDecodeLayer> {
     retry: RetryLayer,
     rate_limit: RateLimitBackoffLayer,
     decode: D,
+    contract: Option<ErrorContract>,
 }
 
 impl ApiContractLayer {
@@ -172,13 +173,19 @@ impl ApiContractLayer {
 impl<D: DecodeMode> ApiContractLayer<D> {
     /// Replaces the retry layer (the outermost).
     pub fn retry(mut self, retry: RetryLayer) -> Self {
-        self.retry = retry;
+        self.retry = match &self.contract {
+            Some(contract) => retry.contract(contract.clone()),
+            None => retry,
+        };
         self
     }
 
     /// Replaces the rate-limit layer (the middle one).
     pub fn rate_limit(mut self, rate_limit: RateLimitBackoffLayer) -> Self {
-        self.rate_limit = rate_limit;
+        self.rate_limit = match &self.contract {
+            Some(contract) => rate_limit.contract(contract.clone()),
+            None => rate_limit,
+        };
         self
     }
 
@@ -186,11 +193,42 @@ impl<D: DecodeMode> ApiContractLayer<D> {
     /// [`McpDecodeLayer`] for an MCP client (which changes the response body type, see
     /// [`ApiContractLayer::mcp`]).
     pub fn decode<E: DecodeMode>(self, decode: E) -> ApiContractLayer<E> {
+        let decode = match &self.contract {
+            Some(contract) => decode.with_contract(contract.clone()),
+            None => decode,
+        };
         ApiContractLayer {
             retry: self.retry,
             rate_limit: self.rate_limit,
             decode,
+            contract: self.contract,
         }
+    }
+
+    /// Hands `contract` to every layer of the stack, so decoding, retrying and the rate-limit
+    /// gates all read an API's declared codes the same way (see [`ErrorContract`]). It also
+    /// applies to the layers given after it ([`retry`](Self::retry),
+    /// [`rate_limit`](Self::rate_limit), [`decode`](Self::decode)).
+    ///
+    /// ```
+    /// use tower::ServiceBuilder;
+    /// use tower_api_retry::{ApiContractLayer, Disposition, ErrorContract, RetryLayer, ServiceBuilderExt};
+    ///
+    /// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
+    /// let layer = ApiContractLayer::new()
+    ///     .contract(contract.clone())
+    ///     .retry(RetryLayer::new().max_retries(5));
+    /// assert_eq!(layer.get_retry().error_contract(), &contract);
+    /// assert_eq!(layer.get_decode().error_contract(), &contract);
+    /// let builder = ServiceBuilder::new().api_contract_with(layer);
+    /// # let _ = builder;
+    /// ```
+    pub fn contract(mut self, contract: ErrorContract) -> Self {
+        self.retry = self.retry.contract(contract.clone());
+        self.rate_limit = self.rate_limit.contract(contract.clone());
+        self.decode = self.decode.with_contract(contract.clone());
+        self.contract = Some(contract);
+        self
     }
 
     /// The retry layer.
@@ -244,10 +282,24 @@ where
 /// [`ErrorDecodeLayer`] or [`McpDecodeLayer`].
 ///
 /// This trait is sealed: the two outer layers rely on every error being decoded by the crate.
-pub trait DecodeMode: sealed::Sealed {}
+pub trait DecodeMode: sealed::Sealed {
+    /// The same decode layer, consulting `contract`.
+    #[doc(hidden)]
+    fn with_contract(self, contract: ErrorContract) -> Self
+    where
+        Self: Sized;
+}
 
-impl DecodeMode for ErrorDecodeLayer {}
-impl DecodeMode for McpDecodeLayer {}
+impl DecodeMode for ErrorDecodeLayer {
+    fn with_contract(self, contract: ErrorContract) -> Self {
+        self.contract(contract)
+    }
+}
+impl DecodeMode for McpDecodeLayer {
+    fn with_contract(self, contract: ErrorContract) -> Self {
+        self.contract(contract)
+    }
+}
 
 /// Adds the crate's stack to a [`tower::ServiceBuilder`] in one line. See the
 /// [module docs](self) for an example.

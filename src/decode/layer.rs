@@ -1,5 +1,8 @@
 use super::{Credentials, SensitiveHeaders, is_error};
-use crate::error::{ApiError, Error};
+use crate::{
+    ErrorContract,
+    error::{ApiError, Error},
+};
 use bytes::Buf;
 use http::{HeaderName, Request, Response, response::Parts};
 use http_body::Body;
@@ -99,6 +102,7 @@ pub(crate) fn poll_read<B: Body>(
 pub struct ErrorDecodeLayer {
     limits: Limits,
     sensitive: SensitiveHeaders,
+    contract: ErrorContract,
 }
 
 /// How much of an error body is read.
@@ -123,6 +127,7 @@ impl ErrorDecodeLayer {
                 read_timeout: Some(DEFAULT_READ_TIMEOUT),
             },
             sensitive: SensitiveHeaders::new(),
+            contract: ErrorContract::new(),
         }
     }
 
@@ -171,6 +176,39 @@ impl ErrorDecodeLayer {
             self.sensitive = self.sensitive.with(name);
         }
         self
+    }
+
+    /// The error contract that gives a decoded error its disposition: codes an API declares
+    /// (see [`ErrorContract`]) mean what they were declared to mean.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::{service_fn, Layer, ServiceExt};
+    /// use tower_api_retry::{Disposition, ErrorContract, ErrorDecodeLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let server = service_fn(|_req: Request<Full<Bytes>>| async {
+    ///     let body = r#"{"error": {"code": "QUOTA_EXCEEDED", "message": "daily quota used up"}}"#;
+    ///     Ok::<_, std::io::Error>(Response::builder().status(400).body(Full::new(Bytes::from(body))).unwrap())
+    /// });
+    /// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
+    /// let client = ErrorDecodeLayer::new().contract(contract).layer(server);
+    ///
+    /// let err = client.oneshot(Request::get("/v1/reports").body(Full::default()).unwrap()).await.unwrap_err();
+    /// assert_eq!(err.disposition(), Disposition::RateLimited);
+    /// # }
+    /// ```
+    pub fn contract(mut self, contract: ErrorContract) -> Self {
+        self.contract = contract;
+        self
+    }
+
+    /// The error contract this layer consults.
+    pub fn error_contract(&self) -> &ErrorContract {
+        &self.contract
     }
 
     pub(crate) fn limits(&self) -> Limits {
@@ -246,6 +284,7 @@ where
             },
             limits: self.config.limits,
             credentials,
+            contract: self.config.contract.clone(),
         }
     }
 }
@@ -258,10 +297,17 @@ pin_project! {
         limits: Limits,
         // Fingerprints of the request's credentials, for an error built from the response.
         credentials: Credentials,
+        // Cloned per call: free for the built-in contract.
+        contract: ErrorContract,
     }
 }
 
 impl<F, B> ResponseFuture<F, B> {
+    /// Hands the contract over (to the MCP decoder, which inspects successes).
+    pub(crate) fn take_contract(self: Pin<&mut Self>) -> ErrorContract {
+        std::mem::take(self.project().contract)
+    }
+
     /// Hands the request's credentials over (to the MCP decoder, which inspects successes).
     pub(crate) fn take_credentials(self: Pin<&mut Self>) -> Credentials {
         std::mem::take(self.project().credentials)
@@ -314,7 +360,9 @@ where
                     let res = match ready!(future.poll(cx)) {
                         Ok(res) => res,
                         Err(e) => {
-                            return Poll::Ready(Err(Error::transport_with(e, this.credentials)));
+                            let mut err = Error::transport_with(e, this.credentials);
+                            err.restamp(this.contract);
+                            return Poll::Ready(Err(err));
                         }
                     };
                     if !is_error(res.status(), res.headers()) {
@@ -324,7 +372,8 @@ where
                     let config = *this.limits;
                     if super::grpc::is_error(&parts.headers) || config.max_body_bytes == 0 {
                         // A gRPC error is all in the headers (trailers-only): no body to read.
-                        return Poll::Ready(Err(decode(&parts, &[], this.credentials, true)));
+                        let err = decode(&parts, &[], this.credentials, true, this.contract);
+                        return Poll::Ready(Err(err));
                     }
                     let hint = body.size_hint().upper().unwrap_or(0);
                     let cap = (hint as usize).min(config.max_body_bytes).min(8 * 1024);
@@ -361,15 +410,24 @@ where
                         complete = matches!(end, ReadEnd::End(_));
                     }
                     let parts = parts.take().expect("polled after completion");
-                    return Poll::Ready(Err(decode(&parts, buf, credentials, complete)));
+                    let err = decode(&parts, buf, credentials, complete, this.contract);
+                    return Poll::Ready(Err(err));
                 }
             }
         }
     }
 }
 
-fn decode(parts: &Parts, body: &[u8], credentials: &Credentials, complete: bool) -> Error {
+fn decode(
+    parts: &Parts,
+    body: &[u8],
+    credentials: &Credentials,
+    complete: bool,
+    contract: &ErrorContract,
+) -> Error {
     let api = ApiError::decode_body(parts.status, &parts.headers, body, credentials, complete);
     tracing::debug!(status = parts.status.as_u16(), code = %api.code(), "decoded error response");
-    Error::from_api(api)
+    let mut err = Error::from_api(api);
+    err.restamp(contract);
+    err
 }

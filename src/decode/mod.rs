@@ -169,6 +169,7 @@ impl ApiError {
             do_not_retry: hint.do_not_retry,
             numeric_code: None,
             grpc: None,
+            declared: None,
             shape: crate::BodyShape::Unrecognized,
         }
     }

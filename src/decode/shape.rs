@@ -409,6 +409,7 @@ impl Obj<'_> {
             do_not_retry: hint.do_not_retry,
             numeric_code: numeric,
             grpc: None,
+            declared: None,
             shape,
         }
     }

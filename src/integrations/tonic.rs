@@ -18,25 +18,12 @@
 //! assert_eq!(status.message(), "restarting");
 //! ```
 
-use crate::{Disposition, Error, ErrorCode};
+use crate::Error;
 
 /// The gRPC code for an [`Error`]: its own code where gRPC has one, else by the class of its
 /// status and code.
 pub(crate) fn code_of(err: &Error) -> tonic::Code {
-    match err.code().grpc_number() {
-        Some(n) => tonic::Code::from_i32(n),
-        None => match (err.code(), crate::classify(err.status(), err.code())) {
-            (ErrorCode::InvalidApiKey | ErrorCode::KeyRevoked | ErrorCode::KeyAutoDisabled, _) => {
-                tonic::Code::Unauthenticated
-            }
-            (_, Disposition::Retry) => tonic::Code::Unavailable,
-            (_, Disposition::RateLimited) => tonic::Code::ResourceExhausted,
-            (_, Disposition::FixRequest) => tonic::Code::FailedPrecondition,
-            (_, Disposition::Reauthenticate) => tonic::Code::Unauthenticated,
-            (_, Disposition::Forbidden) => tonic::Code::PermissionDenied,
-            (_, _) => tonic::Code::FailedPrecondition,
-        },
-    }
+    tonic::Code::from_i32(crate::contract::grpc_number_for(err.code(), err.class()))
 }
 
 pub(crate) fn status_of(err: &Error) -> tonic::Status {
@@ -84,7 +71,7 @@ crate::retry::body::replay_by_capture! {
 mod tests {
     use super::*;
     use crate::{
-        ApiError,
+        ApiError, ErrorCode,
         retry::{
             ReplayBody,
             body::tests::{drain, frames, three_attempts},

@@ -18,8 +18,20 @@
 //! in the headers (trailers-only) or in the trailers at the end of the stream. Errors of this
 //! crate's stack are classified by their own code; any other error counts as a transport
 //! failure.
+//!
+//! [`ContractClassifier::new`] classifies by an [`ErrorContract`] with the codes an API
+//! declares, the same value the layers of the stack consult:
+//!
+//! ```
+//! use tower_api_retry::{Disposition, ErrorContract};
+//! use tower_api_retry::classifier::ContractClassifier;
+//!
+//! let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
+//! let trace = ContractClassifier::trace_layer_with(contract);
+//! # let _ = trace;
+//! ```
 
-use crate::{Disposition, Error, ErrorCode, classify};
+use crate::{Disposition, Error, ErrorCode, ErrorContract};
 use http::{HeaderMap, Response, StatusCode};
 use std::{any::Any, fmt};
 use tower_http::{
@@ -51,9 +63,9 @@ impl FailureClass {
         self.status
     }
 
-    fn new(status: Option<StatusCode>, code: ErrorCode) -> FailureClass {
+    fn new(contract: &ErrorContract, status: Option<StatusCode>, code: ErrorCode) -> FailureClass {
         FailureClass {
-            disposition: classify(status, &code),
+            disposition: contract.disposition(status, &code),
             code,
             status,
         }
@@ -70,19 +82,52 @@ impl fmt::Display for FailureClass {
     }
 }
 
-/// Classifies responses and errors by the documented contract. See the [module docs](self).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ContractClassifier;
+/// Classifies responses and errors by an [`ErrorContract`] (the built-in one by default). See
+/// the [module docs](self).
+#[derive(Clone, Debug, Default)]
+pub struct ContractClassifier {
+    contract: ErrorContract,
+}
+
+/// The classifier of the built-in contract, as a value (`ContractClassifier` was a unit
+/// struct).
+#[doc(hidden)]
+#[allow(non_upper_case_globals)]
+pub const ContractClassifier: ContractClassifier = ContractClassifier {
+    contract: ErrorContract::new(),
+};
 
 impl ContractClassifier {
-    /// The classifier as a `MakeClassifier`, for `TraceLayer::new`.
-    pub fn make() -> SharedClassifier<ContractClassifier> {
-        SharedClassifier::new(ContractClassifier)
+    /// A classifier of `contract`.
+    pub fn new(contract: ErrorContract) -> ContractClassifier {
+        ContractClassifier { contract }
     }
 
-    /// A `TraceLayer` that classifies by the contract and never logs a query string.
+    /// The classifier of the built-in contract as a `MakeClassifier`, for `TraceLayer::new`.
+    pub fn make() -> SharedClassifier<ContractClassifier> {
+        ContractClassifier::make_with(ErrorContract::new())
+    }
+
+    /// The classifier of `contract` as a `MakeClassifier`, for `TraceLayer::new`.
+    pub fn make_with(contract: ErrorContract) -> SharedClassifier<ContractClassifier> {
+        SharedClassifier::new(ContractClassifier::new(contract))
+    }
+
+    /// A `TraceLayer` that classifies by the built-in contract and never logs a query string.
     pub fn trace_layer() -> TraceLayer<SharedClassifier<ContractClassifier>, PathOnlySpan> {
-        TraceLayer::new(ContractClassifier::make()).make_span_with(PathOnlySpan)
+        ContractClassifier::trace_layer_with(ErrorContract::new())
+    }
+
+    /// A `TraceLayer` that classifies by `contract` and never logs a query string.
+    pub fn trace_layer_with(
+        contract: ErrorContract,
+    ) -> TraceLayer<SharedClassifier<ContractClassifier>, PathOnlySpan> {
+        TraceLayer::new(ContractClassifier::make_with(contract)).make_span_with(PathOnlySpan)
+    }
+
+    /// The contract this classifier consults.
+    pub fn contract(&self) -> &ErrorContract {
+        &self.contract
     }
 }
 
@@ -97,9 +142,13 @@ impl<B> MakeSpan<B> for PathOnlySpan {
     }
 }
 
-fn grpc_failure(status: StatusCode, headers: &HeaderMap) -> Option<FailureClass> {
+fn grpc_failure(
+    contract: &ErrorContract,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Option<FailureClass> {
     let code = crate::grpc::status(headers)?.code;
-    let mut class = FailureClass::new(Some(status), code);
+    let mut class = FailureClass::new(contract, Some(status), code);
     // A negative or unparsable pushback: the server forbade a retry.
     if class.disposition.is_retryable()
         && crate::retry_after::hint_from_headers(headers).do_not_retry
@@ -109,14 +158,14 @@ fn grpc_failure(status: StatusCode, headers: &HeaderMap) -> Option<FailureClass>
     Some(class)
 }
 
-fn error_class<E: fmt::Display + 'static>(error: &E) -> FailureClass {
+fn error_class<E: fmt::Display + 'static>(contract: &ErrorContract, error: &E) -> FailureClass {
     match (error as &dyn Any).downcast_ref::<Error>() {
         Some(err) => FailureClass {
-            disposition: err.disposition(),
+            disposition: contract.disposition_of(err),
             code: err.code().clone(),
             status: err.status(),
         },
-        None => FailureClass::new(None, ErrorCode::Unavailable),
+        None => FailureClass::new(contract, None, ErrorCode::Unavailable),
     }
 }
 
@@ -126,45 +175,50 @@ impl ClassifyResponse for ContractClassifier {
 
     fn classify_response<B>(self, res: &Response<B>) -> ClassifiedResponse<FailureClass, GrpcEos> {
         let status = res.status();
-        if let Some(class) = grpc_failure(status, res.headers()) {
+        if let Some(class) = grpc_failure(&self.contract, status, res.headers()) {
             return ClassifiedResponse::Ready(Err(class));
         }
         if status.as_u16() >= 400 {
             return ClassifiedResponse::Ready(Err(FailureClass::new(
+                &self.contract,
                 Some(status),
                 ErrorCode::from_status(status),
             )));
         }
         if crate::grpc::is_grpc(res.headers()) {
-            ClassifiedResponse::RequiresEos(GrpcEos { status })
+            ClassifiedResponse::RequiresEos(GrpcEos {
+                status,
+                contract: self.contract,
+            })
         } else {
             ClassifiedResponse::Ready(Ok(()))
         }
     }
 
     fn classify_error<E: fmt::Display + 'static>(self, error: &E) -> FailureClass {
-        error_class(error)
+        error_class(&self.contract, error)
     }
 }
 
 /// Classifies the end of a gRPC stream by the `grpc-status` trailer.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct GrpcEos {
     status: StatusCode,
+    contract: ErrorContract,
 }
 
 impl ClassifyEos for GrpcEos {
     type FailureClass = FailureClass;
 
     fn classify_eos(self, trailers: Option<&HeaderMap>) -> Result<(), FailureClass> {
-        match trailers.and_then(|t| grpc_failure(self.status, t)) {
+        match trailers.and_then(|t| grpc_failure(&self.contract, self.status, t)) {
             Some(class) => Err(class),
             None => Ok(()),
         }
     }
 
     fn classify_error<E: fmt::Display + 'static>(self, error: &E) -> FailureClass {
-        error_class(error)
+        error_class(&self.contract, error)
     }
 }
 
@@ -191,26 +245,30 @@ mod tests {
     #[test]
     fn statuses_and_grpc_headers() {
         let c = ContractClassifier;
-        assert_eq!(ready(c.classify_response(&res(200, &[]))), Ok(()));
+        assert_eq!(ready(c.clone().classify_response(&res(200, &[]))), Ok(()));
         assert_eq!(
-            ready(c.classify_response(&res(503, &[])))
+            ready(c.clone().classify_response(&res(503, &[])))
                 .unwrap_err()
                 .disposition(),
             Disposition::Retry
         );
         assert_eq!(
-            ready(c.classify_response(&res(429, &[])))
+            ready(c.clone().classify_response(&res(429, &[])))
                 .unwrap_err()
                 .disposition(),
             Disposition::RateLimited
         );
         assert_eq!(
-            ready(c.classify_response(&res(401, &[])))
+            ready(c.clone().classify_response(&res(401, &[])))
                 .unwrap_err()
                 .disposition(),
             Disposition::Reauthenticate
         );
-        let grpc = ready(c.classify_response(&res(200, &[("grpc-status", "8")]))).unwrap_err();
+        let grpc = ready(
+            c.clone()
+                .classify_response(&res(200, &[("grpc-status", "8")])),
+        )
+        .unwrap_err();
         assert_eq!(
             (grpc.code(), grpc.disposition()),
             (&ErrorCode::ResourceExhausted, Disposition::RateLimited)
@@ -232,7 +290,7 @@ mod tests {
                 ("grpc-retry-pushback-ms", "-1"),
             ],
         );
-        let ClassifiedResponse::Ready(Err(class)) = c.classify_response(&res) else {
+        let ClassifiedResponse::Ready(Err(class)) = c.clone().classify_response(&res) else {
             panic!("a trailers-only error is classified at once");
         };
         assert_eq!(class.disposition(), Disposition::DoNotRetry);
@@ -242,19 +300,23 @@ mod tests {
     #[test]
     fn grpc_trailers_at_end_of_stream() {
         let c = ContractClassifier;
-        let ClassifiedResponse::RequiresEos(eos) =
-            c.classify_response(&res(200, &[("content-type", "application/grpc")]))
+        let ClassifiedResponse::RequiresEos(eos) = c
+            .clone()
+            .classify_response(&res(200, &[("content-type", "application/grpc")]))
         else {
             panic!("a gRPC response is classified at its end");
         };
         let mut trailers = HeaderMap::new();
         trailers.insert("grpc-status", "14".parse().unwrap());
         assert_eq!(
-            eos.classify_eos(Some(&trailers)).unwrap_err().code(),
+            eos.clone()
+                .classify_eos(Some(&trailers))
+                .unwrap_err()
+                .code(),
             &ErrorCode::Unavailable
         );
         trailers.insert("grpc-status", "0".parse().unwrap());
-        assert_eq!(eos.classify_eos(Some(&trailers)), Ok(()));
+        assert_eq!(eos.clone().classify_eos(Some(&trailers)), Ok(()));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use super::{
     inspect::{inspect, is_json},
 };
 use crate::{
+    ErrorContract,
     decode::{
         Credentials,
         layer::{Fill, Limits, ReadEnd, ResponseFuture as DecodeFuture, poll_read},
@@ -39,6 +40,7 @@ pin_project! {
         Buffering {
             parts: Option<Parts>,
             credentials: Credentials,
+            contract: ErrorContract,
             // Boxed so the unread rest can be handed to the caller: only in this mode, only
             // for JSON successes, which are being buffered anyway.
             body: Option<Pin<Box<B>>>,
@@ -82,10 +84,12 @@ where
                     }
                     let (parts, body) = res.into_parts();
                     let cap = body.size_hint().upper().unwrap_or(0) as usize;
-                    let credentials = future.take_credentials();
+                    let credentials = future.as_mut().take_credentials();
+                    let contract = future.take_contract();
                     this.state.set(State::Buffering {
                         parts: Some(parts),
                         credentials,
+                        contract,
                         body: Some(Box::pin(body)),
                         buf: Vec::with_capacity(cap.min(max).min(8 * 1024)),
                         trailers: None,
@@ -95,6 +99,7 @@ where
                 StateProj::Buffering {
                     parts,
                     credentials,
+                    contract,
                     body,
                     buf,
                     trailers,
@@ -113,7 +118,9 @@ where
                                 ended = true;
                             }
                             ReadEnd::Failed(e) => {
-                                return Poll::Ready(Err(Error::transport_with(e, credentials)));
+                                let mut err = Error::transport_with(e, credentials);
+                                err.restamp(contract);
+                                return Poll::Ready(Err(err));
                             }
                         }
                     }
@@ -124,7 +131,9 @@ where
                             inspect(parts.status, &parts.headers, &prefix, credentials)
                         {
                             tracing::debug!(code = %api.code(), "decoded MCP tool-call error");
-                            return Poll::Ready(Err(Error::from_api(api)));
+                            let mut err = Error::from_api(api);
+                            err.restamp(contract);
+                            return Poll::Ready(Err(err));
                         }
                         body.take();
                         let body = McpBody::replay(prefix, None, trailers.take());

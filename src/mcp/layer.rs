@@ -2,7 +2,7 @@
 
 use super::{McpBody, ResponseFuture, future::State};
 use crate::{
-    ErrorDecodeLayer,
+    ErrorContract, ErrorDecodeLayer,
     decode::{
         ErrorDecode, SensitiveHeaders,
         layer::{DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, Limits},
@@ -86,6 +86,7 @@ pub struct McpDecodeLayer {
     max_body_bytes: usize,
     read_timeout: Option<Duration>,
     sensitive: SensitiveHeaders,
+    contract: ErrorContract,
 }
 
 impl Default for McpDecodeLayer {
@@ -101,6 +102,7 @@ impl McpDecodeLayer {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             read_timeout: Some(DEFAULT_READ_TIMEOUT),
             sensitive: SensitiveHeaders::new(),
+            contract: ErrorContract::new(),
         }
     }
 
@@ -135,10 +137,31 @@ impl McpDecodeLayer {
         self
     }
 
+    /// The error contract that gives a decoded error its disposition, tool-call errors
+    /// included, as [`ErrorDecodeLayer::contract`] does.
+    ///
+    /// ```
+    /// use tower_api_retry::{Disposition, ErrorContract, ErrorDecodeLayer};
+    ///
+    /// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
+    /// let layer = ErrorDecodeLayer::mcp().contract(contract);
+    /// # let _ = layer;
+    /// ```
+    pub fn contract(mut self, contract: ErrorContract) -> Self {
+        self.contract = contract;
+        self
+    }
+
+    /// The error contract this layer consults.
+    pub fn error_contract(&self) -> &ErrorContract {
+        &self.contract
+    }
+
     fn plain(&self) -> ErrorDecodeLayer {
         let mut plain = ErrorDecodeLayer::new()
             .max_body_bytes(self.max_body_bytes)
-            .read_timeout(self.read_timeout);
+            .read_timeout(self.read_timeout)
+            .contract(self.contract.clone());
         for name in self.sensitive.as_slice() {
             plain = plain.sensitive_header(name.clone());
         }

@@ -1,5 +1,5 @@
 use super::{Key, RateLimitBackoff, RateLimitGates, RequestHead, key::KeyFn};
-use crate::backoff::Backoff;
+use crate::{ErrorContract, backoff::Backoff};
 use std::{sync::Arc, time::Duration};
 use tower::Layer;
 
@@ -25,6 +25,7 @@ pub struct RateLimitBackoffLayer {
     pub(crate) release_jitter: Duration,
     pub(crate) max_closed: Duration,
     pub(crate) key: KeyFn,
+    pub(crate) contract: ErrorContract,
 }
 
 impl Default for RateLimitBackoffLayer {
@@ -45,6 +46,7 @@ impl RateLimitBackoffLayer {
             release_jitter: DEFAULT_RELEASE_JITTER,
             max_closed: DEFAULT_MAX_CLOSED,
             key: KeyFn::Uri,
+            contract: ErrorContract::new(),
         }
     }
 
@@ -164,6 +166,28 @@ impl RateLimitBackoffLayer {
     pub fn max_keys(self, max_keys: usize) -> Self {
         self.gates.set_max_keys(max_keys);
         self
+    }
+
+    /// The error contract that decides which answers close a path's gate: a `429` whatever
+    /// its code, `REFRESH_IN_PROGRESS`, and every code with the disposition
+    /// [`RateLimited`](crate::Disposition::RateLimited), built in or declared (see
+    /// [`ErrorContract`]).
+    ///
+    /// ```
+    /// use tower_api_retry::{Disposition, ErrorContract, RateLimitBackoffLayer};
+    ///
+    /// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
+    /// let layer = RateLimitBackoffLayer::new().contract(contract);
+    /// # let _ = layer;
+    /// ```
+    pub fn contract(mut self, contract: ErrorContract) -> Self {
+        self.contract = contract;
+        self
+    }
+
+    /// The error contract this layer consults.
+    pub fn error_contract(&self) -> &ErrorContract {
+        &self.contract
     }
 }
 

@@ -3,8 +3,6 @@ use super::{
     gate::{Admission, Check, wait_turn},
 };
 use crate::{
-    ErrorCode,
-    classify::Disposition,
     error::Error,
     retry::deadline::{GRPC_TIMEOUT, parse_grpc_timeout},
 };
@@ -163,7 +161,7 @@ impl Track {
         let probe = self.probe.take();
         let gates = &self.config.gates;
         match (error, probe) {
-            (Some(e), _) if is_rate_limit(e) => {
+            (Some(e), _) if self.config.contract.closes_gate_on(e) => {
                 let hint = e.retry_after().map(|d| d.min(self.config.max_closed));
                 gates.reject(self.key, hint, probe, &self.config.backoff)
             }
@@ -184,19 +182,6 @@ impl Drop for Track {
             self.config.gates.hand_on(self.key, id);
         }
     }
-}
-
-/// A rate limit from the server: 429 or `RESOURCE_EXHAUSTED` (HTTP body or gRPC status), or
-/// `REFRESH_IN_PROGRESS`. A request an inner gate held back is not the server speaking.
-fn is_rate_limit(e: &Error) -> bool {
-    // The class of the code, not the disposition: a rate limit whose server also forbade a
-    // retry (a negative pushback) still closes the path.
-    !e.is_gate_closed()
-        && (crate::classify(e.status(), e.code()) == Disposition::RateLimited
-            // A 429 is a rejection whatever code its body carries ("stop sending on the
-            // affected path as soon as you see the rejection").
-            || e.status() == Some(http::StatusCode::TOO_MANY_REQUESTS)
-            || e.code() == &ErrorCode::RefreshInProgress)
 }
 
 /// `true` for a gRPC response whose status is still to come, in its trailers: headers
@@ -283,8 +268,9 @@ where
                             }
                             res.map(ResponseBody::plain)
                         }
-                        (Err(e), track) => {
+                        (Err(mut e), track) => {
                             if let Some(mut track) = track {
+                                e.restamp(&track.config.contract);
                                 track.finish_slow(Some(&e));
                             }
                             return Poll::Ready(Err(e));

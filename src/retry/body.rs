@@ -138,39 +138,7 @@ fn never_fails<E>(
     http_body_util::BodyExt::map_err(body, |e| match e {})
 }
 
-/// Why a request body cannot be sent again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum NotReplayable {
-    /// The body is larger than [`max_replay_bytes`](super::RetryLayer::max_replay_bytes).
-    TooLarge,
-    /// The first attempt's response came back before its body had finished streaming.
-    Incomplete,
-    /// The body failed while the first attempt streamed it.
-    Failed,
-}
-
-impl NotReplayable {
-    pub(crate) fn note(self) -> &'static str {
-        match self {
-            NotReplayable::TooLarge => {
-                "not retried: the request body is larger than max_replay_bytes, so it was sent once and cannot be replayed"
-            }
-            NotReplayable::Incomplete => {
-                "not retried: the request body had not finished streaming when the response arrived"
-            }
-            NotReplayable::Failed => "not retried: the request body failed while streaming",
-        }
-    }
-}
-
-impl fmt::Display for NotReplayable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.note().trim_start_matches("not retried: "))
-    }
-}
-
-impl std::error::Error for NotReplayable {}
+pub use crate::reason::NotReplayable;
 
 #[derive(Default)]
 struct State {

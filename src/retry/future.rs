@@ -4,11 +4,10 @@ use super::{
     layer::Shared,
     policy,
 };
-use crate::error::Error;
+use crate::{NotRetried, error::Error};
 use http::{Request, Response, request::Parts};
 use pin_project_lite::pin_project;
 use std::{
-    borrow::Cow,
     fmt,
     future::Future,
     pin::Pin,
@@ -64,9 +63,9 @@ pub(crate) struct Retrying<S, B: ReplayBody> {
 enum Refusal {
     /// Nothing to say: the error is not retryable.
     Quiet,
-    Note(Cow<'static, str>),
+    Note(NotRetried),
     /// The call's deadline leaves no room for another attempt.
-    Deadline(Cow<'static, str>),
+    Deadline(NotRetried),
 }
 
 impl<S, B> fmt::Debug for ResponseFuture<S, B>
@@ -127,17 +126,11 @@ where
                                 let mut err =
                                     Error::transport(tower::timeout::error::Elapsed::new());
                                 err.set_attempts(*this.attempts);
-                                retry.refuse(
-                                    &mut err,
-                                    Refusal::Deadline(
-                                        format!(
-                                            "the call's deadline ({:?}) passed during attempt {}",
-                                            retry.limit(),
-                                            *this.attempts
-                                        )
-                                        .into(),
-                                    ),
-                                );
+                                let why = NotRetried::DeadlineDuringAttempt {
+                                    limit: retry.limit(),
+                                    attempt: *this.attempts,
+                                };
+                                retry.refuse(&mut err, Refusal::Deadline(why));
                                 return Poll::Ready(Err(err));
                             }
                             return Poll::Pending;
@@ -157,6 +150,7 @@ where
                     let Some(retry) = this.retry.as_mut() else {
                         return Poll::Ready(Err(err));
                     };
+                    err.restamp(&retry.shared.contract);
                     match retry.decide(&err, *this.attempts) {
                         Ok(wait) => {
                             tracing::info!(
@@ -190,12 +184,11 @@ where
                     let left = retry.deadline.map(|d| d.left(Instant::now()));
                     if left.is_some_and(|left| left.is_zero()) || retry.cut_off(cx) {
                         let mut err = retry.last.take().expect("the last error is kept");
-                        let note = format!(
-                            "not retried: the call's deadline ({:?}) passed before attempt {} could start",
-                            retry.limit(),
-                            *this.attempts + 1
-                        );
-                        retry.refuse(&mut err, Refusal::Deadline(note.into()));
+                        let why = NotRetried::DeadlineBeforeAttempt {
+                            limit: retry.limit(),
+                            attempt: *this.attempts + 1,
+                        };
+                        retry.refuse(&mut err, Refusal::Deadline(why));
                         this.state.set(State::Done);
                         return Poll::Ready(Err(err));
                     }
@@ -239,11 +232,7 @@ impl<S, B: ReplayBody> Retrying<S, B> {
         let config = &self.shared.config;
         if !err.is_retryable() {
             if err.api().is_some_and(crate::ApiError::server_forbids_retry) {
-                return Err(Refusal::Note(
-                    "not retried: the server forbids retrying (negative or unparsable \
-                     grpc-retry-pushback-ms)"
-                        .into(),
-                ));
+                return Err(Refusal::Note(NotRetried::ServerForbids));
             }
             return Err(Refusal::Quiet);
         }
@@ -251,68 +240,55 @@ impl<S, B: ReplayBody> Retrying<S, B> {
         if let Some(deadline) = self.deadline
             && deadline.left(now).is_zero()
         {
-            return Err(Refusal::Deadline(
-                format!(
-                    "not retried: the call's deadline ({:?}) has passed",
-                    deadline.limit
-                )
-                .into(),
-            ));
+            return Err(Refusal::Deadline(NotRetried::DeadlinePassed {
+                limit: deadline.limit,
+            }));
         }
         let retries = attempts.saturating_sub(1);
         if retries >= config.max_retries {
-            return Err(Refusal::Note(
-                format!("not retried: max_retries ({}) reached", config.max_retries).into(),
-            ));
+            return Err(Refusal::Note(NotRetried::MaxRetries {
+                max: config.max_retries,
+            }));
         }
         // Worked out only here, on the error path: the success path never looks at headers.
         let facts = policy::RequestFacts::of(&self.parts.method, &self.parts.headers);
         if !facts.idempotent
             && !config.retry_non_idempotent
-            && !policy::not_processed(err, facts, config.retry_grpc_unavailable)
+            && !self
+                .shared
+                .contract
+                .proves_unprocessed_on(err, config.retry_grpc_unavailable && facts.grpc)
         {
-            return Err(Refusal::Note(
-                format!(
-                    "not retried: {} is not idempotent and the server may have processed it \
-                     (send an Idempotency-Key header, or opt in with retry_non_idempotent)",
-                    self.parts.method
-                )
-                .into(),
-            ));
+            return Err(Refusal::Note(NotRetried::NotIdempotent {
+                method: self.parts.method.clone(),
+            }));
         }
         let hint = err.retry_after();
         if let Some(hint) = hint.filter(|h| *h > config.max_retry_after) {
-            return Err(Refusal::Note(
-                format!(
-                    "not retried: the server asked to wait {hint:?}, more than max_retry_after ({:?})",
-                    config.max_retry_after
-                )
-                .into(),
-            ));
+            return Err(Refusal::Note(NotRetried::RetryAfterTooLong {
+                asked: hint,
+                max: config.max_retry_after,
+            }));
         }
-        let body = B::replay(&self.copy).map_err(|why| Refusal::Note(why.note().into()))?;
+        let body = B::replay(&self.copy)
+            .map_err(|why| Refusal::Note(NotRetried::BodyNotReplayable(why)))?;
         let backoff = config.backoff.delay(retries, self.previous);
         let wait = backoff.max(hint.unwrap_or(Duration::ZERO));
         if let Some(deadline) = self.deadline {
             // A wait that ends at the deadline leaves no time for the attempt after it.
             let left = deadline.left(now);
             if wait >= left {
-                return Err(Refusal::Deadline(
-                    format!(
-                        "not retried: waiting {wait:?} would overrun the call's deadline \
-                         ({:?}, {left:?} left)",
-                        deadline.limit
-                    )
-                    .into(),
-                ));
+                return Err(Refusal::Deadline(NotRetried::DeadlineOverrun {
+                    wait,
+                    limit: deadline.limit,
+                    left,
+                }));
             }
         }
         if let Some(budget) = &self.shared.budget
             && !budget.withdraw()
         {
-            return Err(Refusal::Note(
-                "not retried: the retry budget is exhausted".into(),
-            ));
+            return Err(Refusal::Note(NotRetried::BudgetExhausted));
         }
         self.previous = Some(backoff);
         self.pending = Some(body);
@@ -324,9 +300,9 @@ impl<S, B: ReplayBody> Retrying<S, B> {
     fn refuse(&self, err: &mut Error, refusal: Refusal) {
         match refusal {
             Refusal::Quiet => {}
-            Refusal::Note(note) => err.set_note(note),
-            Refusal::Deadline(note) => {
-                err.set_note(note);
+            Refusal::Note(why) => err.set_not_retried(why),
+            Refusal::Deadline(why) => {
+                err.set_not_retried(why);
                 if self.deadline.is_some_and(|d| d.grpc) {
                     err.set_deadline_exceeded();
                 }

@@ -1,5 +1,8 @@
 use super::{Retry, RetryBudget, budget::Bucket};
-use crate::backoff::{Backoff, Jitter};
+use crate::{
+    ErrorContract,
+    backoff::{Backoff, Jitter},
+};
 use std::{sync::Arc, time::Duration};
 use tower::Layer;
 
@@ -17,6 +20,7 @@ pub const DEFAULT_MAX_REPLAY_BYTES: usize = 64 * 1024;
 pub struct RetryLayer {
     pub(crate) config: Config,
     pub(crate) budget: Option<Arc<Bucket>>,
+    pub(crate) contract: ErrorContract,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -35,6 +39,7 @@ pub(crate) struct Config {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) budget: Option<Arc<Bucket>>,
+    pub(crate) contract: ErrorContract,
 }
 
 impl Default for RetryLayer {
@@ -59,6 +64,7 @@ impl RetryLayer {
                 max_replay_bytes: DEFAULT_MAX_REPLAY_BYTES,
             },
             budget: Some(Arc::new(Bucket::new(RetryBudget::default()))),
+            contract: ErrorContract::new(),
         }
     }
 
@@ -138,6 +144,27 @@ impl RetryLayer {
         self
     }
 
+    /// The error contract that decides what is retried: codes an API declares (see
+    /// [`ErrorContract`]) are retried, or not, as declared. A declared rate limit is retried
+    /// after its `Retry-After`, even for a `POST`: the server turned it away unprocessed.
+    ///
+    /// ```
+    /// use tower_api_retry::{Disposition, ErrorContract, RetryLayer};
+    ///
+    /// let contract = ErrorContract::new().code("TEMPORARILY_UNAVAILABLE", Disposition::Retry);
+    /// let layer = RetryLayer::new().contract(contract);
+    /// # let _ = layer;
+    /// ```
+    pub fn contract(mut self, contract: ErrorContract) -> Self {
+        self.contract = contract;
+        self
+    }
+
+    /// The error contract this layer consults.
+    pub fn error_contract(&self) -> &ErrorContract {
+        &self.contract
+    }
+
     /// The most bytes of a streaming request body kept for replay (default 64 KiB). A larger
     /// body is sent once, whole, and not retried. Cloneable bodies are not copied, so this does
     /// not apply to them.
@@ -155,6 +182,7 @@ impl<S> Layer<S> for RetryLayer {
             shared: Arc::new(Shared {
                 config: self.config,
                 budget: self.budget.clone(),
+                contract: self.contract.clone(),
             }),
         }
     }

@@ -1,6 +1,5 @@
 //! What may be sent again without duplicating a side effect.
 
-use crate::{BodyShape, Disposition, Error, ErrorCode};
 use http::{HeaderMap, HeaderName, Method};
 
 /// The `Idempotency-Key` request header: a request that carries one may be retried whatever
@@ -35,29 +34,3 @@ impl RequestFacts {
 }
 
 pub(crate) use crate::grpc::is_grpc;
-
-/// `true` when the error shows the server did not process the request, so even a POST can be
-/// sent again. The classification itself is [`Error::disposition`]; this only asks whether a
-/// side effect can have happened.
-pub(crate) fn not_processed(err: &Error, facts: RequestFacts, grpc_unavailable: bool) -> bool {
-    if !err.request_sent() {
-        // Refused connection, closed rate-limit gate: it never left this process.
-        return true;
-    }
-    if err.disposition() == Disposition::RateLimited {
-        // 429, RESOURCE_EXHAUSTED: rejected at the door.
-        return true;
-    }
-    match err.code() {
-        ErrorCode::RefreshInProgress => true,
-        // A gRPC server (not the transport) answering UNAVAILABLE: gRPC's status-code guide
-        // defines it as the code to retry with backoff, and gRPC's retry design lists it as
-        // the retryable code by default.
-        ErrorCode::Unavailable => {
-            grpc_unavailable
-                && facts.grpc
-                && err.api().is_some_and(|a| a.shape() == BodyShape::Grpc)
-        }
-        _ => false,
-    }
-}

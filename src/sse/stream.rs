@@ -1,9 +1,9 @@
 use super::{Event, parser::Parser};
 use crate::{
-    ErrorCode,
+    ErrorContract, LocalFailure, NotRetried,
     backoff::Backoff,
     decode::{Credentials, SensitiveHeaders},
-    error::{ApiError, BodyShape, Error},
+    error::{ApiError, Error},
     retry_after::MAX_HINT,
     text::redact::redact,
 };
@@ -73,6 +73,7 @@ where
     sleep: Option<Pin<Box<Sleep>>>,
     state: State<S::Future, RB>,
     sensitive: SensitiveHeaders,
+    contract: ErrorContract,
     _body: PhantomData<fn() -> B>,
 }
 
@@ -120,6 +121,7 @@ where
             sleep: None,
             state: State::Idle,
             sensitive: SensitiveHeaders::new(),
+            contract: ErrorContract::new(),
             _body: PhantomData,
         }
     }
@@ -176,6 +178,30 @@ where
         self
     }
 
+    /// The error contract that decides which failed connections are retried: a connection
+    /// answered with a code the contract declares retryable (see [`ErrorContract`]) is tried
+    /// again, one declared otherwise ends the stream.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::service_fn;
+    /// use tower_api_retry::{Disposition, ErrorContract, ResumableEvents};
+    ///
+    /// let service = service_fn(|_req: Request<Full<Bytes>>| async {
+    ///     Ok::<_, std::io::Error>(Response::new(Full::new(Bytes::new())))
+    /// });
+    /// let contract = ErrorContract::new().code("TEMPORARILY_UNAVAILABLE", Disposition::Retry);
+    /// let events = ResumableEvents::new(service, Request::get("/v1/events").body(()).unwrap())
+    ///     .contract(contract);
+    /// # let _ = events;
+    /// ```
+    pub fn contract(mut self, contract: ErrorContract) -> Self {
+        self.contract = contract;
+        self
+    }
+
     /// The id of the last delivered event (the `since` cursor of the next reconnection).
     pub fn last_event_id(&self) -> Option<&str> {
         Some(self.parser.last_event_id()).filter(|id| !id.is_empty())
@@ -223,6 +249,7 @@ where
 
     /// Handles a failed attempt: ends the stream, or schedules the next connection.
     fn fail(&mut self, mut err: Error) -> Option<Error> {
+        err.restamp(&self.contract);
         if !err.is_retryable() {
             self.state = State::Done;
             return Some(err);
@@ -230,7 +257,7 @@ where
         self.failures = self.failures.saturating_add(1);
         if self.failures > self.max_retries {
             err.set_attempts(self.failures);
-            err.set_note("event stream: retry cap reached without a new event");
+            err.set_not_retried(NotRetried::StreamRetriesExhausted);
             self.state = State::Done;
             return Some(err);
         }
@@ -246,10 +273,10 @@ where
             let asked = floor;
             err.set_retry_after(asked);
             err.set_attempts(self.failures);
-            err.set_note(format!(
-                "event stream: the server asked to wait {asked:?}, more than max_retry_after ({:?})",
-                self.max_retry_after
-            ));
+            err.set_not_retried(NotRetried::StreamRetryAfterTooLong {
+                asked,
+                max: self.max_retry_after,
+            });
             self.state = State::Done;
             return Some(err);
         }
@@ -314,25 +341,24 @@ where
                         let got = credentials_of(&this.headers, &this.uri, &this.sensitive)
                             .scrub(&got)
                             .into_owned();
-                        let mut api = ApiError::new(
-                            res.status(),
-                            ErrorCode::FailedPrecondition,
-                            format!("expected a text/event-stream response, got {got}"),
+                        let got = crate::text::safe::safe_text(
+                            &got,
+                            crate::text::safe::MAX_TEXT_CHARS,
+                            &Credentials::new(),
                         );
-                        api.shape = BodyShape::Unrecognized;
-                        return Poll::Ready(Some(Err(Error::from_api(api))));
+                        let err = Error::local(
+                            LocalFailure::NotAnEventStream,
+                            res.status(),
+                            &format!(", got {got}"),
+                        );
+                        return Poll::Ready(Some(Err(err)));
                     }
                     Ok(res) if res.status().is_redirection() => {
                         // Redirects are not followed (credentials stay with the original
                         // authority), and the same request would be redirected again.
                         this.state = State::Done;
-                        let mut api = ApiError::new(
-                            res.status(),
-                            ErrorCode::FailedPrecondition,
-                            "the event stream endpoint redirected; redirects are not followed",
-                        );
-                        api.shape = BodyShape::Unrecognized;
-                        return Poll::Ready(Some(Err(Error::from_api(api))));
+                        let err = Error::local(LocalFailure::Redirected, res.status(), "");
+                        return Poll::Ready(Some(Err(err)));
                     }
                     Ok(res) if res.status().is_success() => {
                         this.parser.reset();
@@ -365,16 +391,11 @@ where
                             if let Err(too_large) = this.parser.push(chunk, &mut this.queue) {
                                 this.state = State::Done;
                                 this.queue.clear();
-                                let mut api = ApiError::new(
-                                    StatusCode::OK,
-                                    ErrorCode::OutOfRange,
-                                    format!(
-                                        "a server-sent event line or event exceeds {} bytes",
-                                        too_large.limit
-                                    ),
-                                );
-                                api.shape = BodyShape::Unrecognized;
-                                return Poll::Ready(Some(Err(Error::from_api(api))));
+                                let failure = LocalFailure::EventTooLarge {
+                                    limit: too_large.limit,
+                                };
+                                let err = Error::local(failure, StatusCode::OK, "");
+                                return Poll::Ready(Some(Err(err)));
                             }
                             data.advance(n);
                         }

@@ -1,0 +1,405 @@
+//! The decisions the layers make about a failure, as one value: [`ErrorContract`].
+//!
+//! Every layer of this crate asks the same questions of an error: is it retried
+//! ([`Disposition`]), does it close its path's rate-limit gate, does it prove the server did not
+//! process the request (so even a `POST` may be sent again), was a failed request certainly
+//! never sent. [`ErrorContract::new()`] answers them with the built-in table ([`classify`]); an
+//! API with codes of its own declares them with [`ErrorContract::code`], and every layer given
+//! the contract ([`ErrorDecodeLayer`](crate::ErrorDecodeLayer),
+//! [`McpDecodeLayer`](crate::decode::McpDecodeLayer), [`RetryLayer`](crate::RetryLayer),
+//! [`RateLimitBackoffLayer`](crate::RateLimitBackoffLayer),
+//! [`ResumableEvents`](crate::ResumableEvents), and with `tower-http` the
+//! `ContractClassifier`) answers the same way. [`ApiContractLayer::contract`] hands one
+//! contract to the whole stack.
+//!
+//! A declared code is looked up by its text, exactly as the server spells it, whichever body
+//! shape carried it (a JSON envelope, an MCP tool error, a JSON-RPC error with a string code).
+//! It may also override a code this crate knows.
+//!
+//! | declared disposition | the request is | the path's gate |
+//! | --- | --- | --- |
+//! | [`Disposition::RateLimited`] | retried after `Retry-After` (even a `POST`: a rate limit is a refusal at the door) | closes |
+//! | [`Disposition::Retry`] | retried with backoff (a `POST` only with an `Idempotency-Key`) | stays open |
+//! | anything else | returned at once | stays open |
+//!
+//! A `429` closes the gate whatever code its body carries.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_api_retry::{ApiContractLayer, Disposition, ErrorContract, ServiceBuilderExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let contract = ErrorContract::new()
+//!     .code("QUOTA_EXCEEDED", Disposition::RateLimited)
+//!     .code("TEMPORARILY_UNAVAILABLE", Disposition::Retry)
+//!     .code("ACCOUNT_LOCKED", Disposition::NeedsHuman);
+//!
+//! // An API that answers a locked account with a 503.
+//! let api = service_fn(|_req: Request<Full<Bytes>>| async {
+//!     let body = r#"{"error": {"code": "ACCOUNT_LOCKED", "message": "call support"}}"#;
+//!     Ok::<_, std::io::Error>(Response::builder().status(503).body(Full::new(Bytes::from(body))).unwrap())
+//! });
+//! let client = ServiceBuilder::new()
+//!     .api_contract_with(ApiContractLayer::new().contract(contract))
+//!     .service(api);
+//!
+//! let err = client.oneshot(Request::get("/v1/me").body(Full::default()).unwrap()).await.unwrap_err();
+//! assert_eq!(err.disposition(), Disposition::NeedsHuman);
+//! assert_eq!(err.attempts(), 1); // a 503, but the code says a human must act: not retried
+//! # }
+//! ```
+//!
+//! [`ApiContractLayer::contract`]: crate::ApiContractLayer::contract
+
+use crate::{Disposition, Error, ErrorCode, classify};
+use http::StatusCode;
+use std::{collections::HashMap, error::Error as StdError, fmt, sync::Arc};
+
+type Declared = HashMap<Box<str>, Disposition, foldhash::fast::FixedState>;
+
+/// The answers every layer gives about a failure: the built-in table, plus the codes an API
+/// declares. See the [module docs](self).
+///
+/// Cheap to clone: the built-in contract is a null pointer (no allocation, no reference
+/// count); a contract with declared codes shares them behind one `Arc`. The success path never
+/// reads it.
+///
+/// ```
+/// use http::StatusCode;
+/// use tower_api_retry::{Disposition, ErrorCode, ErrorContract};
+///
+/// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
+/// let quota = ErrorCode::parse("QUOTA_EXCEEDED");
+/// assert_eq!(contract.disposition(Some(StatusCode::BAD_REQUEST), &quota), Disposition::RateLimited);
+/// assert!(contract.closes_gate(Some(StatusCode::BAD_REQUEST), &quota));
+/// // Codes it does not declare keep the built-in answer.
+/// assert_eq!(
+///     contract.disposition(Some(StatusCode::BAD_REQUEST), &ErrorCode::parse("OTHER")),
+///     Disposition::FixRequest,
+/// );
+/// ```
+#[derive(Clone, Default, PartialEq)]
+pub struct ErrorContract {
+    declared: Option<Arc<Declared>>,
+}
+
+impl ErrorContract {
+    /// The built-in table: [`classify`], with no declared codes.
+    pub const fn new() -> Self {
+        ErrorContract { declared: None }
+    }
+
+    /// Declares what the code `code` means, spelled exactly as the server spells it. A code
+    /// this crate knows (`"UNAVAILABLE"`) may be declared too: the declaration wins. Declaring
+    /// the same code twice keeps the last.
+    pub fn code(mut self, code: impl AsRef<str>, disposition: Disposition) -> Self {
+        let declared = self
+            .declared
+            .get_or_insert_with(|| Arc::new(Declared::default()));
+        Arc::make_mut(declared).insert(code.as_ref().into(), disposition);
+        self
+    }
+
+    /// What `code` was declared to mean, if it was.
+    pub fn declared(&self, code: &ErrorCode) -> Option<Disposition> {
+        self.declared.as_ref()?.get(code.as_str()).copied()
+    }
+
+    /// `true` for the built-in table, with no declared code.
+    pub fn is_builtin(&self) -> bool {
+        self.declared.is_none()
+    }
+
+    /// The disposition of an error with `code`, carried by `status` (`None`: no response):
+    /// the declared code first, then the built-in table ([`classify`]).
+    pub fn disposition(&self, status: Option<StatusCode>, code: &ErrorCode) -> Disposition {
+        self.declared(code)
+            .unwrap_or_else(|| classify(status, code))
+    }
+
+    /// `true` when a server's answer with `status` and `code` closes its path's rate-limit
+    /// gate: a `429` whatever its code, a rate limit, or `REFRESH_IN_PROGRESS`.
+    pub fn closes_gate(&self, status: Option<StatusCode>, code: &ErrorCode) -> bool {
+        status == Some(StatusCode::TOO_MANY_REQUESTS)
+            || rejected_at_the_door(self.disposition(status, code), code)
+    }
+
+    /// `true` when a server's answer with `status` and `code` proves it did not process the
+    /// request (a rate limit, `REFRESH_IN_PROGRESS`), so a request that is not idempotent may
+    /// be sent again.
+    pub fn proves_unprocessed(&self, status: Option<StatusCode>, code: &ErrorCode) -> bool {
+        rejected_at_the_door(self.disposition(status, code), code)
+    }
+
+    /// The disposition of `err` under this contract: its declared code, or what it already
+    /// carries. A server that forbade a retry keeps a retryable class from being retried.
+    #[cfg_attr(not(feature = "tower-http"), allow(dead_code))]
+    pub(crate) fn disposition_of(&self, err: &Error) -> Disposition {
+        match self.declared_for(err) {
+            Some(d) if d.is_retryable() && err.server_forbids_retry() => Disposition::DoNotRetry,
+            Some(d) => d,
+            None => err.disposition(),
+        }
+    }
+
+    /// The declared disposition that applies to `err`, if any (never to a failure this crate
+    /// detected itself: a closed gate is a rate limit by definition).
+    pub(crate) fn declared_for(&self, err: &Error) -> Option<Disposition> {
+        if self.is_builtin() || err.is_gate_closed() || err.is_local() {
+            return None;
+        }
+        self.declared(err.code())
+    }
+
+    /// `true` when `err`, a server's answer, closes its path's gate. The class counts, not the
+    /// disposition: a rate limit whose server also forbade a retry still closes the path.
+    pub(crate) fn closes_gate_on(&self, err: &Error) -> bool {
+        !err.is_gate_closed()
+            && (err.status() == Some(StatusCode::TOO_MANY_REQUESTS)
+                || rejected_at_the_door(self.class_of(err), err.code()))
+    }
+
+    /// `true` when `err` shows the request had no effect on the server: it was never sent
+    /// (refused connection, closed gate), or the server refused it at the door. With
+    /// `grpc_unavailable`, a gRPC *server's* `UNAVAILABLE` counts too (gRPC's status-code guide
+    /// defines it as the code to retry).
+    pub(crate) fn proves_unprocessed_on(&self, err: &Error, grpc_unavailable: bool) -> bool {
+        !err.request_sent()
+            || rejected_at_the_door(self.class_of(err), err.code())
+            || (grpc_unavailable
+                && err.code() == &ErrorCode::Unavailable
+                && err
+                    .api()
+                    .is_some_and(|a| a.shape() == crate::BodyShape::Grpc))
+    }
+
+    /// The class of `err` (its disposition before a server's refusal to be retried).
+    fn class_of(&self, err: &Error) -> Disposition {
+        self.declared_for(err).unwrap_or_else(|| err.class())
+    }
+}
+
+/// A rate limit, or a key refresh in progress: the server turned the request away unprocessed.
+fn rejected_at_the_door(class: Disposition, code: &ErrorCode) -> bool {
+    class == Disposition::RateLimited || code == &ErrorCode::RefreshInProgress
+}
+
+impl fmt::Debug for ErrorContract {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.declared {
+            None => f.write_str("ErrorContract(builtin)"),
+            Some(declared) => {
+                let mut codes: Vec<_> = declared.iter().map(|(c, d)| (c, d.as_str())).collect();
+                codes.sort_unstable();
+                f.write_str("ErrorContract ")?;
+                f.debug_map().entries(codes).finish()
+            }
+        }
+    }
+}
+
+/// What the links of a transport failure's source chain show.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TransportFacts {
+    timeout: bool,
+    refused: bool,
+}
+
+impl TransportFacts {
+    /// Looks at one link of the chain.
+    pub(crate) fn see(&mut self, err: &(dyn StdError + 'static)) {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            self.timeout |= io.kind() == TimedOut;
+            self.refused |= matches!(
+                io.kind(),
+                ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable
+            );
+        }
+        self.timeout |=
+            err.is::<tower::timeout::error::Elapsed>() || err.is::<tokio::time::error::Elapsed>();
+        // A tonic `Channel` enforcing the request's `grpc-timeout`.
+        #[cfg(feature = "tonic")]
+        {
+            self.timeout |= err.is::<tonic::TimeoutExpired>();
+        }
+    }
+
+    /// The failure's code: `DEADLINE_EXCEEDED` for a timeout, otherwise `UNAVAILABLE`.
+    pub(crate) fn code(&self) -> ErrorCode {
+        if self.timeout {
+            ErrorCode::DeadlineExceeded
+        } else {
+            ErrorCode::Unavailable
+        }
+    }
+
+    /// `false` when the request certainly never left: the connection was refused, or the
+    /// address could not be reached.
+    pub(crate) fn maybe_sent(&self) -> bool {
+        !self.refused
+    }
+}
+
+/// The gRPC status number for a code: its own, or for a code of this crate with none, the one
+/// its class maps to.
+#[cfg_attr(not(feature = "tonic"), allow(dead_code))]
+pub(crate) fn grpc_number_for(code: &ErrorCode, class: Disposition) -> i32 {
+    if let Some(n) = code.grpc_number() {
+        return n;
+    }
+    match class {
+        Disposition::Retry => 14,          // UNAVAILABLE
+        Disposition::RateLimited => 8,     // RESOURCE_EXHAUSTED
+        Disposition::Reauthenticate => 16, // UNAUTHENTICATED
+        Disposition::Forbidden => 7,       // PERMISSION_DENIED
+        _ => 9,                            // FAILED_PRECONDITION
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(n: u16) -> Option<StatusCode> {
+        Some(StatusCode::from_u16(n).unwrap())
+    }
+
+    fn statuses() -> impl Iterator<Item = Option<StatusCode>> {
+        std::iter::once(None).chain([200, 400, 401, 403, 404, 409, 429, 500, 503].map(s))
+    }
+
+    #[test]
+    fn the_builtin_contract_is_the_table() {
+        let contract = ErrorContract::new();
+        assert!(contract.is_builtin());
+        let codes = ErrorCode::KNOWN
+            .iter()
+            .cloned()
+            .chain([ErrorCode::parse("SOMETHING_NEW")]);
+        for code in codes {
+            for status in statuses() {
+                assert_eq!(
+                    contract.disposition(status, &code),
+                    classify(status, &code),
+                    "{code} at {status:?}"
+                );
+                let closes = status == s(429)
+                    || classify(status, &code) == Disposition::RateLimited
+                    || code == ErrorCode::RefreshInProgress;
+                assert_eq!(
+                    contract.closes_gate(status, &code),
+                    closes,
+                    "{code} at {status:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn declared_codes_win_and_the_rest_keep_the_table() {
+        let contract = ErrorContract::new()
+            .code("QUOTA_EXCEEDED", Disposition::RateLimited)
+            .code("TEMPORARILY_UNAVAILABLE", Disposition::Retry)
+            .code("ACCOUNT_LOCKED", Disposition::NeedsHuman)
+            .code("UNAVAILABLE", Disposition::DoNotRetry);
+        let quota = ErrorCode::Other("QUOTA_EXCEEDED".into());
+        assert_eq!(
+            contract.disposition(s(400), &quota),
+            Disposition::RateLimited
+        );
+        assert!(contract.closes_gate(s(400), &quota));
+        assert!(contract.proves_unprocessed(s(400), &quota));
+        let locked = ErrorCode::parse("ACCOUNT_LOCKED");
+        assert_eq!(
+            contract.disposition(s(503), &locked),
+            Disposition::NeedsHuman
+        );
+        assert!(!contract.closes_gate(s(503), &locked));
+        assert!(
+            contract.closes_gate(s(429), &locked),
+            "a 429 closes whatever its code"
+        );
+        let temp = ErrorCode::parse("TEMPORARILY_UNAVAILABLE");
+        assert_eq!(contract.disposition(s(400), &temp), Disposition::Retry);
+        assert!(!contract.proves_unprocessed(s(400), &temp));
+        assert_eq!(
+            contract.disposition(s(503), &ErrorCode::Unavailable),
+            Disposition::DoNotRetry
+        );
+        for code in ErrorCode::KNOWN
+            .iter()
+            .filter(|c| **c != ErrorCode::Unavailable)
+        {
+            for status in statuses() {
+                assert_eq!(contract.disposition(status, code), classify(status, code));
+            }
+        }
+        let dbg = format!("{contract:?}");
+        assert!(
+            dbg.contains("QUOTA_EXCEEDED") && dbg.contains("rate_limited"),
+            "{dbg}"
+        );
+        assert_eq!(
+            format!("{:?}", ErrorContract::new()),
+            "ErrorContract(builtin)"
+        );
+    }
+
+    #[test]
+    fn declared_codes_restamp_errors() {
+        let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
+        let api = crate::ApiError::decode(
+            StatusCode::BAD_REQUEST,
+            &Default::default(),
+            br#"{"error": {"code": "QUOTA_EXCEEDED", "message": "over"}}"#,
+        );
+        let mut err = Error::from_api(api);
+        assert_eq!(err.disposition(), Disposition::FixRequest);
+        assert_eq!(contract.disposition_of(&err), Disposition::RateLimited);
+        assert!(contract.closes_gate_on(&err) && contract.proves_unprocessed_on(&err, false));
+        assert!(!ErrorContract::new().closes_gate_on(&err));
+        err.restamp(&contract);
+        assert_eq!(err.disposition(), Disposition::RateLimited);
+        assert_eq!(err.api().unwrap().disposition(), Disposition::RateLimited);
+        // The built-in contract leaves a stamp alone.
+        err.restamp(&ErrorContract::new());
+        assert_eq!(err.disposition(), Disposition::RateLimited);
+        assert!(ErrorContract::new().closes_gate_on(&err));
+    }
+
+    #[test]
+    fn transport_failures() {
+        use std::io;
+        let facts = |e: &(dyn StdError + 'static)| {
+            let mut f = TransportFacts::default();
+            f.see(e);
+            (f.code(), f.maybe_sent())
+        };
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(facts(&refused), (ErrorCode::Unavailable, false));
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(facts(&reset), (ErrorCode::Unavailable, true));
+        let elapsed = tower::timeout::error::Elapsed::new();
+        assert_eq!(facts(&elapsed), (ErrorCode::DeadlineExceeded, true));
+    }
+
+    #[test]
+    fn grpc_numbers_by_class() {
+        assert_eq!(grpc_number_for(&ErrorCode::NotFound, Disposition::Retry), 5);
+        let other = ErrorCode::parse("QUOTA_EXCEEDED");
+        assert_eq!(grpc_number_for(&other, Disposition::RateLimited), 8);
+        assert_eq!(grpc_number_for(&other, Disposition::Retry), 14);
+        assert_eq!(
+            grpc_number_for(&ErrorCode::InvalidApiKey, Disposition::Reauthenticate),
+            16
+        );
+        assert_eq!(grpc_number_for(&other, Disposition::NeedsHuman), 9);
+    }
+}
