@@ -57,7 +57,7 @@
 //!
 //! [`ApiContractLayer::contract`]: crate::ApiContractLayer::contract
 
-use crate::{Disposition, Error, ErrorCode, classify};
+use crate::{Disposition, ErrorCode, classify};
 use http::StatusCode;
 use std::{collections::HashMap, error::Error as StdError, fmt, sync::Arc};
 
@@ -136,57 +136,10 @@ impl ErrorContract {
     pub fn proves_unprocessed(&self, status: Option<StatusCode>, code: &ErrorCode) -> bool {
         rejected_at_the_door(self.disposition(status, code), code)
     }
-
-    /// The disposition of `err` under this contract: its declared code, or what it already
-    /// carries. A server that forbade a retry keeps a retryable class from being retried.
-    #[cfg_attr(not(feature = "tower-http"), allow(dead_code))]
-    pub(crate) fn disposition_of(&self, err: &Error) -> Disposition {
-        match self.declared_for(err) {
-            Some(d) if d.is_retryable() && err.server_forbids_retry() => Disposition::DoNotRetry,
-            Some(d) => d,
-            None => err.disposition(),
-        }
-    }
-
-    /// The declared disposition that applies to `err`, if any (never to a failure this crate
-    /// detected itself: a closed gate is a rate limit by definition).
-    pub(crate) fn declared_for(&self, err: &Error) -> Option<Disposition> {
-        if self.is_builtin() || err.is_gate_closed() || err.is_local() {
-            return None;
-        }
-        self.declared(err.code())
-    }
-
-    /// `true` when `err`, a server's answer, closes its path's gate. The class counts, not the
-    /// disposition: a rate limit whose server also forbade a retry still closes the path.
-    pub(crate) fn closes_gate_on(&self, err: &Error) -> bool {
-        !err.is_gate_closed()
-            && (err.status() == Some(StatusCode::TOO_MANY_REQUESTS)
-                || rejected_at_the_door(self.class_of(err), err.code()))
-    }
-
-    /// `true` when `err` shows the request had no effect on the server: it was never sent
-    /// (refused connection, closed gate), or the server refused it at the door. With
-    /// `grpc_unavailable`, a gRPC *server's* `UNAVAILABLE` counts too (gRPC's status-code guide
-    /// defines it as the code to retry).
-    pub(crate) fn proves_unprocessed_on(&self, err: &Error, grpc_unavailable: bool) -> bool {
-        !err.request_sent()
-            || rejected_at_the_door(self.class_of(err), err.code())
-            || (grpc_unavailable
-                && err.code() == &ErrorCode::Unavailable
-                && err
-                    .api()
-                    .is_some_and(|a| a.shape() == crate::BodyShape::Grpc))
-    }
-
-    /// The class of `err` (its disposition before a server's refusal to be retried).
-    fn class_of(&self, err: &Error) -> Disposition {
-        self.declared_for(err).unwrap_or_else(|| err.class())
-    }
 }
 
 /// A rate limit, or a key refresh in progress: the server turned the request away unprocessed.
-fn rejected_at_the_door(class: Disposition, code: &ErrorCode) -> bool {
+pub(crate) fn rejected_at_the_door(class: Disposition, code: &ErrorCode) -> bool {
     class == Disposition::RateLimited || code == &ErrorCode::RefreshInProgress
 }
 
@@ -266,6 +219,7 @@ pub(crate) fn grpc_number_for(code: &ErrorCode, class: Disposition) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
 
     fn s(n: u16) -> Option<StatusCode> {
         Some(StatusCode::from_u16(n).unwrap())
@@ -362,16 +316,16 @@ mod tests {
         );
         let mut err = Error::from_api(api);
         assert_eq!(err.disposition(), Disposition::FixRequest);
-        assert_eq!(contract.disposition_of(&err), Disposition::RateLimited);
-        assert!(contract.closes_gate_on(&err) && contract.proves_unprocessed_on(&err, false));
-        assert!(!ErrorContract::new().closes_gate_on(&err));
+        assert_eq!(err.disposition_under(&contract), Disposition::RateLimited);
+        assert!(err.closes_gate_under(&contract) && err.proves_unprocessed_under(&contract, false));
+        assert!(!err.closes_gate_under(&ErrorContract::new()));
         err.restamp(&contract);
         assert_eq!(err.disposition(), Disposition::RateLimited);
         assert_eq!(err.api().unwrap().disposition(), Disposition::RateLimited);
         // The built-in contract leaves a stamp alone.
         err.restamp(&ErrorContract::new());
         assert_eq!(err.disposition(), Disposition::RateLimited);
-        assert!(ErrorContract::new().closes_gate_on(&err));
+        assert!(err.closes_gate_under(&ErrorContract::new()));
     }
 
     #[test]

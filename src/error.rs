@@ -2,8 +2,9 @@
 //! type of every service in this crate).
 
 use crate::{
-    ErrorCode,
+    ErrorCode, ErrorContract,
     classify::{Disposition, classify},
+    contract::rejected_at_the_door,
     reason::{LocalFailure, NotRetried},
     text::Credentials,
     text::safe::{MAX_TEXT_CHARS, safe_text},
@@ -404,9 +405,9 @@ struct Inner {
     /// The disposition an [`ErrorContract`](crate::ErrorContract) declared for a transport
     /// failure's code.
     declared: Option<Disposition>,
-    /// The equivalent gRPC status, built on first use, where tonic looks for it.
-    #[cfg(feature = "tonic")]
-    status: std::sync::OnceLock<tonic::Status>,
+    /// A view of this error that an integration puts in its chain of sources (with `tonic`,
+    /// the equivalent `tonic::Status`, where tonic looks for it), built on first use.
+    view: std::sync::OnceLock<BoxError>,
 }
 
 enum Kind {
@@ -532,8 +533,7 @@ impl Error {
                 retry_after: None,
                 deadline_exceeded: false,
                 declared: None,
-                #[cfg(feature = "tonic")]
-                status: std::sync::OnceLock::new(),
+                view: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -553,11 +553,8 @@ impl Error {
             }
             Kind::GateClosed { .. } => {}
         }
-        #[cfg(feature = "tonic")]
-        {
-            // Built again from the scrubbed text when asked for.
-            self.inner.status = std::sync::OnceLock::new();
-        }
+        // Built again from the scrubbed text when asked for.
+        self.inner.view = std::sync::OnceLock::new();
     }
 
     /// Records how many attempts produced this error (used by the retry layer).
@@ -574,10 +571,7 @@ impl Error {
     /// [`api`](Self::api) keeps the last answer.
     pub(crate) fn set_deadline_exceeded(&mut self) {
         self.inner.deadline_exceeded = true;
-        #[cfg(feature = "tonic")]
-        {
-            self.inner.status = std::sync::OnceLock::new();
-        }
+        self.inner.view = std::sync::OnceLock::new();
     }
 
     /// `true` when the code was set to `DEADLINE_EXCEEDED` because the call's deadline ran out.
@@ -586,21 +580,84 @@ impl Error {
         self.inner.deadline_exceeded
     }
 
+    /// The disposition of this error under `contract`: its declared code, or what it already
+    /// carries. A server that forbade a retry keeps a retryable class from being retried.
+    #[cfg_attr(not(feature = "tower-http"), allow(dead_code))]
+    pub(crate) fn disposition_under(&self, contract: &ErrorContract) -> Disposition {
+        match self.declared_under(contract) {
+            Some(d) if d.is_retryable() && self.server_forbids_retry() => Disposition::DoNotRetry,
+            Some(d) => d,
+            None => self.disposition(),
+        }
+    }
+
+    /// The declared disposition that applies to this error under `contract`, if any (never to
+    /// a failure this crate detected itself: a closed gate is a rate limit by definition).
+    pub(crate) fn declared_under(&self, contract: &ErrorContract) -> Option<Disposition> {
+        if contract.is_builtin() || self.is_gate_closed() || self.is_local() {
+            return None;
+        }
+        contract.declared(self.code())
+    }
+
+    /// `true` when this error, a server's answer, closes its path's gate under `contract`. The
+    /// class counts, not the disposition: a rate limit whose server also forbade a retry still
+    /// closes the path.
+    pub(crate) fn closes_gate_under(&self, contract: &ErrorContract) -> bool {
+        !self.is_gate_closed()
+            && (self.status() == Some(StatusCode::TOO_MANY_REQUESTS)
+                || rejected_at_the_door(self.class_under(contract), self.code()))
+    }
+
+    /// `true` when this error shows the request had no effect on the server: it was never
+    /// sent (refused connection, closed gate), or the server refused it at the door. With
+    /// `grpc_unavailable`, a gRPC *server's* `UNAVAILABLE` counts too (gRPC's status-code
+    /// guide defines it as the code to retry).
+    pub(crate) fn proves_unprocessed_under(
+        &self,
+        contract: &ErrorContract,
+        grpc_unavailable: bool,
+    ) -> bool {
+        !self.request_sent()
+            || rejected_at_the_door(self.class_under(contract), self.code())
+            || (grpc_unavailable
+                && self.code() == &ErrorCode::Unavailable
+                && self.api().is_some_and(|a| a.shape() == BodyShape::Grpc))
+    }
+
+    /// The class of this error under `contract` (its disposition before a server's refusal to
+    /// be retried).
+    fn class_under(&self, contract: &ErrorContract) -> Disposition {
+        self.declared_under(contract)
+            .unwrap_or_else(|| self.class())
+    }
+
+    /// The source of a transport failure, as the client reported it.
+    pub(crate) fn transport_source(&self) -> Option<&(dyn StdError + 'static)> {
+        match &self.inner.kind {
+            Kind::Transport { source, .. } => Some(&**source),
+            _ => None,
+        }
+    }
+
+    /// The view an integration builds of this error, on first use (see `view`).
+    #[cfg_attr(not(feature = "tonic"), allow(dead_code))]
+    pub(crate) fn view(&self, build: impl FnOnce(&Error) -> BoxError) -> &(dyn StdError + 'static) {
+        &**self.inner.view.get_or_init(|| build(self))
+    }
+
     /// Applies the codes `contract` declares (the built-in contract changes nothing).
     pub(crate) fn restamp(&mut self, contract: &crate::ErrorContract) {
-        let Some(declared) = contract.declared_for(self) else {
+        let Some(declared) = self.declared_under(contract) else {
             return;
         };
         match &mut self.inner.kind {
             Kind::Api(api) => api.declared = Some(declared),
             Kind::Transport { .. } => self.inner.declared = Some(declared),
-            // Never declared: `declared_for` answers `None` for them.
+            // Never declared: `declared_under` answers `None` for them.
             Kind::GateClosed { .. } | Kind::Local { .. } => {}
         }
-        #[cfg(feature = "tonic")]
-        {
-            self.inner.status = std::sync::OnceLock::new();
-        }
+        self.inner.view = std::sync::OnceLock::new();
     }
 
     /// The disposition before a server's refusal to be retried.
@@ -823,25 +880,8 @@ impl fmt::Debug for Error {
     }
 }
 
-impl StdError for Error {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match &self.inner.kind {
-            Kind::Transport { source, .. } => Some(&**source),
-            // With `tonic`, the chain holds the equivalent `Status`, where `tonic::client::Grpc`
-            // looks for it.
-            #[cfg(feature = "tonic")]
-            _ => Some(
-                self.inner
-                    .status
-                    .get_or_init(|| crate::integrations::tonic::status_of(self)),
-            ),
-            #[cfg(not(feature = "tonic"))]
-            Kind::Api(api) => Some(api),
-            #[cfg(not(feature = "tonic"))]
-            Kind::GateClosed { .. } | Kind::Local { .. } => None,
-        }
-    }
-}
+// `impl std::error::Error for Error` is in `crate::integrations`: its chain of sources depends
+// on which integrations are compiled in.
 
 #[cfg(test)]
 mod tests {

@@ -26,3 +26,26 @@ pub mod reqwest;
 pub(crate) mod tonic;
 #[cfg(feature = "tower-http")]
 pub mod tower_http;
+
+use crate::Error;
+use std::error::Error as StdError;
+
+/// The chain of sources depends on the integrations compiled in: a transport failure's source
+/// is the client's own error; with `tonic`, any other error's source is the equivalent
+/// `tonic::Status`, where `tonic::client::Grpc` looks for it; without it, what the server said
+/// ([`ApiError`](crate::ApiError)), if anything.
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        if let Some(source) = self.transport_source() {
+            return Some(source);
+        }
+        #[cfg(feature = "tonic")]
+        {
+            Some(self.view(|err| Box::new(tonic::status_of(err))))
+        }
+        #[cfg(not(feature = "tonic"))]
+        {
+            self.api().map(|api| api as &(dyn StdError + 'static))
+        }
+    }
+}

@@ -161,7 +161,7 @@ fn grpc_failure(
 fn error_class<E: fmt::Display + 'static>(contract: &ErrorContract, error: &E) -> FailureClass {
     match (error as &dyn Any).downcast_ref::<Error>() {
         Some(err) => FailureClass {
-            disposition: contract.disposition_of(err),
+            disposition: err.disposition_under(contract),
             code: err.code().clone(),
             status: err.status(),
         },

@@ -161,7 +161,7 @@ impl Track {
         let probe = self.probe.take();
         let gates = &self.config.gates;
         match (error, probe) {
-            (Some(e), _) if self.config.contract.closes_gate_on(e) => {
+            (Some(e), _) if e.closes_gate_under(&self.config.contract) => {
                 let hint = e.retry_after().map(|d| d.min(self.config.max_closed));
                 gates.reject(self.key, hint, probe, &self.config.backoff)
             }

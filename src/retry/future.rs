@@ -254,10 +254,10 @@ impl<S, B: ReplayBody> Retrying<S, B> {
         let facts = policy::RequestFacts::of(&self.parts.method, &self.parts.headers);
         if !facts.idempotent
             && !config.retry_non_idempotent
-            && !self
-                .shared
-                .contract
-                .proves_unprocessed_on(err, config.retry_grpc_unavailable && facts.grpc)
+            && !err.proves_unprocessed_under(
+                &self.shared.contract,
+                config.retry_grpc_unavailable && facts.grpc,
+            )
         {
             return Err(Refusal::Note(NotRetried::NotIdempotent {
                 method: self.parts.method.clone(),
