@@ -493,32 +493,33 @@ impl Credentials {
         }
     }
 
-    /// The values of the credential parameters of a query string.
+    /// The values of the credential parameters of a query string, in one pass.
     fn query(&mut self, query: &str) {
         let q = query.as_bytes();
-        let mut from = 0;
-        while let Some(at) = q[from..].iter().position(|&b| b == b'=') {
-            let eq = from + at;
-            from = eq + 1;
-            // Every name ends in `n` (`token`) or `y` (`key`): most parameters stop here.
-            if eq == 0 || !matches!(q[eq - 1] | 0x20, b'n' | b'y') {
-                continue;
+        let mut pair = 0; // where the current `name=value` starts
+        let mut i = 0;
+        while i < q.len() {
+            match q[i] {
+                b'&' => pair = i + 1,
+                // Every name ends in `n` (`token`) or `y` (`key`): most parameters stop here.
+                b'=' if i > pair && matches!(q[i - 1] | 0x20, b'n' | b'y') => {
+                    let name = &q[pair..i];
+                    if QUERY_NAMES
+                        .iter()
+                        .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
+                    {
+                        let end = q[i + 1..]
+                            .iter()
+                            .position(|&b| b == b'&')
+                            .map_or(q.len(), |p| i + 1 + p);
+                        self.encoded_value(&q[i + 1..end]);
+                        pair = end + 1;
+                        i = end;
+                    }
+                }
+                _ => {}
             }
-            let start = q[..eq]
-                .iter()
-                .rposition(|&b| b == b'&')
-                .map_or(0, |i| i + 1);
-            let name = &q[start..eq];
-            if QUERY_NAMES
-                .iter()
-                .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
-            {
-                let end = q[from..]
-                    .iter()
-                    .position(|&b| b == b'&')
-                    .map_or(q.len(), |i| from + i);
-                self.encoded_value(&q[from..end]);
-            }
+            i += 1;
         }
     }
 
@@ -804,6 +805,23 @@ mod tests {
         );
         assert!(c.is_empty());
         assert_eq!(c.scrub("abcdefghijkl"), "abcdefghijkl");
+    }
+
+    #[test]
+    fn query_parameters_are_read_by_name_only() {
+        for (query, remembered) in [
+            ("key=abcdefghij", true),
+            ("a=1&&key=abcdefghij&b=2", true),
+            ("a=1&Api_Key=abcdefghij", true),
+            ("x=key=abcdefghij", false),
+            ("monkey=abcdefghij", false),
+            ("keys=abcdefghij&tokenx=abcdefghij", false),
+            ("key", false),
+            ("=abcdefghij", false),
+        ] {
+            let c = of(&[], &format!("/x?{query}"));
+            assert_eq!(!c.is_empty(), remembered, "{query}");
+        }
     }
 
     #[test]
