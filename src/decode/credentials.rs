@@ -112,6 +112,10 @@ static CLASS: [u8; 256] = {
     t
 };
 
+/// Fingerprints beyond the inline ones.
+#[derive(Clone, Default)]
+struct Spill(Vec<Print>);
+
 /// The fingerprint of one spelling of one credential: its length, and the top 48 bits of its
 /// hash (so that it packs into one `u64` inline when the length fits in the other 16).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -268,8 +272,8 @@ impl Hasher {
 pub struct Credentials {
     /// Packed fingerprints ([`Print::packed`]); 0 is a free slot.
     inline: [u64; INLINE],
-    /// The rest, and those too long to pack (rare: grown one at a time).
-    more: Option<Box<[Print]>>,
+    /// The rest, and those too long to pack (rare), behind one thin pointer.
+    more: Option<Box<Spill>>,
 }
 
 impl fmt::Debug for Credentials {
@@ -416,7 +420,7 @@ impl Credentials {
             .iter()
             .filter(|&&p| p != 0)
             .map(|&p| Print::unpack(p))
-            .chain(self.more.iter().flat_map(|more| more.iter().copied()))
+            .chain(self.more.iter().flat_map(|more| more.0.iter().copied()))
     }
 
     #[inline(always)]
@@ -432,15 +436,10 @@ impl Credentials {
                 }
             }
         }
-        let more = self.more.take().unwrap_or_default();
-        if more.contains(&print) {
-            self.more = Some(more);
-            return;
+        let more = &mut self.more.get_or_insert_with(Default::default).0;
+        if !more.contains(&print) {
+            more.push(print);
         }
-        let mut grown = Vec::with_capacity(more.len() + 1);
-        grown.extend_from_slice(&more);
-        grown.push(print);
-        self.more = Some(grown.into_boxed_slice());
     }
 
     /// Remembers one hashed spelling; `false` when it is too short.
@@ -748,6 +747,15 @@ mod tests {
             req = req.header(*k, *v);
         }
         Credentials::of(&req.body(()).unwrap())
+    }
+
+    #[test]
+    fn small_enough_to_live_in_every_future() {
+        // Three packed fingerprints and a pointer: what every response future carries.
+        assert_eq!(
+            std::mem::size_of::<Credentials>(),
+            4 * std::mem::size_of::<u64>()
+        );
     }
 
     #[test]
