@@ -112,6 +112,10 @@ static CLASS: [u8; 256] = {
     t
 };
 
+/// Fingerprints beyond the inline ones.
+#[derive(Clone, Default)]
+struct Spill(Vec<Print>);
+
 /// The fingerprint of one spelling of one credential: its length, and the top 48 bits of its
 /// hash (so that it packs into one `u64` inline when the length fits in the other 16).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -268,8 +272,8 @@ impl Hasher {
 pub struct Credentials {
     /// Packed fingerprints ([`Print::packed`]); 0 is a free slot.
     inline: [u64; INLINE],
-    /// The rest, and those too long to pack (rare: grown one at a time).
-    more: Option<Box<[Print]>>,
+    /// The rest, and those too long to pack (rare), behind one thin pointer.
+    more: Option<Box<Spill>>,
 }
 
 impl fmt::Debug for Credentials {
@@ -421,7 +425,7 @@ impl Credentials {
             .iter()
             .filter(|&&p| p != 0)
             .map(|&p| Print::unpack(p))
-            .chain(self.more.iter().flat_map(|more| more.iter().copied()))
+            .chain(self.more.iter().flat_map(|more| more.0.iter().copied()))
     }
 
     #[inline(always)]
@@ -437,15 +441,10 @@ impl Credentials {
                 }
             }
         }
-        let more = self.more.take().unwrap_or_default();
-        if more.contains(&print) {
-            self.more = Some(more);
-            return;
+        let more = &mut self.more.get_or_insert_with(Default::default).0;
+        if !more.contains(&print) {
+            more.push(print);
         }
-        let mut grown = Vec::with_capacity(more.len() + 1);
-        grown.extend_from_slice(&more);
-        grown.push(print);
-        self.more = Some(grown.into_boxed_slice());
     }
 
     /// Remembers one hashed spelling; `false` when it is too short.
@@ -498,32 +497,33 @@ impl Credentials {
         }
     }
 
-    /// The values of the credential parameters of a query string.
+    /// The values of the credential parameters of a query string, in one pass.
     fn query(&mut self, query: &str) {
         let q = query.as_bytes();
-        let mut from = 0;
-        while let Some(at) = q[from..].iter().position(|&b| b == b'=') {
-            let eq = from + at;
-            from = eq + 1;
-            // Every name ends in `n` (`token`) or `y` (`key`): most parameters stop here.
-            if eq == 0 || !matches!(q[eq - 1] | 0x20, b'n' | b'y') {
-                continue;
+        let mut pair = 0; // where the current `name=value` starts
+        let mut i = 0;
+        while i < q.len() {
+            match q[i] {
+                b'&' => pair = i + 1,
+                // Every name ends in `n` (`token`) or `y` (`key`): most parameters stop here.
+                b'=' if i > pair && matches!(q[i - 1] | 0x20, b'n' | b'y') => {
+                    let name = &q[pair..i];
+                    if QUERY_NAMES
+                        .iter()
+                        .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
+                    {
+                        let end = q[i + 1..]
+                            .iter()
+                            .position(|&b| b == b'&')
+                            .map_or(q.len(), |p| i + 1 + p);
+                        self.encoded_value(&q[i + 1..end]);
+                        pair = end + 1;
+                        i = end;
+                    }
+                }
+                _ => {}
             }
-            let start = q[..eq]
-                .iter()
-                .rposition(|&b| b == b'&')
-                .map_or(0, |i| i + 1);
-            let name = &q[start..eq];
-            if QUERY_NAMES
-                .iter()
-                .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
-            {
-                let end = q[from..]
-                    .iter()
-                    .position(|&b| b == b'&')
-                    .map_or(q.len(), |i| from + i);
-                self.encoded_value(&q[from..end]);
-            }
+            i += 1;
         }
     }
 
@@ -755,6 +755,15 @@ mod tests {
     }
 
     #[test]
+    fn small_enough_to_live_in_every_future() {
+        // Three packed fingerprints and a pointer: what every response future carries.
+        assert_eq!(
+            std::mem::size_of::<Credentials>(),
+            4 * std::mem::size_of::<u64>()
+        );
+    }
+
+    #[test]
     fn slice_and_byte_hashes_agree() {
         for len in 0..40 {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
@@ -809,6 +818,23 @@ mod tests {
         );
         assert!(c.is_empty());
         assert_eq!(c.scrub("abcdefghijkl"), "abcdefghijkl");
+    }
+
+    #[test]
+    fn query_parameters_are_read_by_name_only() {
+        for (query, remembered) in [
+            ("key=abcdefghij", true),
+            ("a=1&&key=abcdefghij&b=2", true),
+            ("a=1&Api_Key=abcdefghij", true),
+            ("x=key=abcdefghij", false),
+            ("monkey=abcdefghij", false),
+            ("keys=abcdefghij&tokenx=abcdefghij", false),
+            ("key", false),
+            ("=abcdefghij", false),
+        ] {
+            let c = of(&[], &format!("/x?{query}"));
+            assert_eq!(!c.is_empty(), remembered, "{query}");
+        }
     }
 
     #[test]
