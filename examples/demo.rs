@@ -9,9 +9,9 @@
 //! the outcome the caller saw. The demo exits non-zero if anything behaved differently from
 //! the two documented error contracts.
 
-#[path = "../tests/support/emulator.rs"]
+#[path = "../tests/it/support/emulator.rs"]
 mod emulator;
-#[path = "../tests/support/grpc.rs"]
+#[path = "../tests/it/support/grpc.rs"]
 mod grpc;
 
 use bytes::Bytes;

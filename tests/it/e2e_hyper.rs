@@ -1,8 +1,8 @@
 //! End to end: a hyper-util legacy `Client` wrapped in the documented stack, against the
 //! emulated API on loopback. Every assertion about what happened is made on the server's own
 //! log (what it received, when, with which body checksum), never on client-side durations.
-mod support;
 
+use crate::support::{Emulator, Reply, checksum};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -12,7 +12,6 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use std::time::Duration;
-use support::{Emulator, Reply, checksum};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_api_retry::rate_limit::ResponseBody;
 use tower_api_retry::{

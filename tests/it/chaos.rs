@@ -1,14 +1,13 @@
 //! Chaos soak: 2,000 requests at concurrency 32 through the full stack against a server that
 //! injects faults at random (fixed seed). Everything is asserted from the server's own log.
-mod support;
 
+use crate::support::{Emulator, checksum, emulator::Chaos};
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 use http::{Method, Request};
 use http_body_util::Full;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use std::{collections::HashMap, time::Duration};
-use support::{Emulator, checksum, emulator::Chaos};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_api_retry::{
     Attempts, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, rate_limit::RateLimitGates,
@@ -143,7 +142,7 @@ async fn chaos_soak() {
 
     // What the server saw, by request.
     let seen = api.all_seen();
-    let mut by_req: HashMap<usize, Vec<&support::Seen>> = HashMap::new();
+    let mut by_req: HashMap<usize, Vec<&crate::support::Seen>> = HashMap::new();
     for s in &seen {
         let id: usize = s.headers["x-req"].to_str().unwrap().parse().unwrap();
         by_req.entry(id).or_default().push(s);

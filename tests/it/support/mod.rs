@@ -5,3 +5,4 @@ pub mod emulator;
 
 pub use emulator::{Emulator, Reply, Seen, checksum};
 pub mod grpc;
+pub mod trace;

@@ -3,8 +3,8 @@
 //! `tracing` output at any level, even when the server echoes them back in JSON bodies,
 //! `grpc-message`, HTML pages, MCP tool errors and response headers. And a retry never goes
 //! to an authority other than the original.
-mod support;
 
+use crate::support::{Emulator, Reply, trace};
 use axum::{
     Router,
     body::Body,
@@ -19,13 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde_json::json;
-use std::{
-    io,
-    net::SocketAddr,
-    sync::{Arc, Mutex, OnceLock},
-    time::Duration,
-};
-use support::{Emulator, Reply};
+use std::{io, net::SocketAddr, time::Duration};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_api_retry::{
     Error, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, backoff::Backoff,
@@ -37,37 +31,6 @@ const API_KEY: &str = "xk_live_APIKEYSECRET4567";
 const TOKEN: &str = "convo_QUERYSECRET89ab";
 /// Parts of the secrets that must never show, however they are cut.
 const NEEDLES: [&str; 3] = ["BEARERSECRET", "APIKEYSECRET", "QUERYSECRET"];
-
-/// Every tracing event of the whole test binary, at TRACE, all targets.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-fn captured() -> &'static Captured {
-    static CAPTURED: OnceLock<Captured> = OnceLock::new();
-    CAPTURED.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::TRACE)
-            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
-            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-        captured
-    })
-}
 
 fn assert_clean(what: &str, text: &str) {
     for needle in NEEDLES {
@@ -288,7 +251,7 @@ async fn full_stack_run_with(addr: SocketAddr, path: &str, mcp: bool, members: b
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_credential_in_errors_or_tracing_through_the_full_stack() {
-    let captured = captured();
+    let capture = trace::capture().await;
     let addr = serve_echo().await;
     let mut errors = Vec::new();
     for path in [
@@ -360,7 +323,7 @@ async fn no_credential_in_errors_or_tracing_through_the_full_stack() {
         "no error carried an echoed credential at all"
     );
 
-    let out = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let out = capture.output();
     assert!(
         out.contains("retrying request"),
         "the capture saw the crate's events"
@@ -370,7 +333,7 @@ async fn no_credential_in_errors_or_tracing_through_the_full_stack() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_credential_from_resumable_events() {
-    let captured = captured();
+    let capture = trace::capture().await;
     let addr = serve_echo().await;
     let client = Client::builder(TokioExecutor::new()).build_http::<http_body_util::Empty<Bytes>>();
     let svc = ServiceBuilder::new()
@@ -400,7 +363,7 @@ async fn no_credential_from_resumable_events() {
         }
         assert_clean("ResumableEvents Debug", &format!("{events:?}"));
     }
-    let out = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let out = capture.output();
     assert_clean("tracing output", &out);
 }
 
@@ -409,7 +372,7 @@ async fn no_credential_from_resumable_events() {
 /// own, so only the member's name says it is a credential.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_members_named_after_credentials_are_blanked() {
-    let captured = captured();
+    let capture = trace::capture().await;
     let addr = serve_echo().await;
     for (path, mcp) in [
         ("/json-envelope", false),
@@ -424,7 +387,7 @@ async fn json_members_named_after_credentials_are_blanked() {
         let err = full_stack_run_with(addr, path, mcp, true).await;
         assert_error_clean(&err);
     }
-    let out = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let out = capture.output();
     assert_clean("tracing output", &out);
 }
 
@@ -432,7 +395,7 @@ async fn json_members_named_after_credentials_are_blanked() {
 /// goes to the original authority, and the other server sees nothing.
 #[tokio::test]
 async fn retries_never_leave_the_original_authority() {
-    let _ = captured();
+    let _capture = trace::capture().await;
     let api = Emulator::start().await;
     let elsewhere = Emulator::start().await;
     let other = elsewhere.url("/steal");
@@ -746,7 +709,7 @@ fn bare_stack<S>(client: S) -> tower_api_retry::ApiContract<S> {
 /// sent, every shape it can come back in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bare_credentials_never_show_in_any_shape() {
-    let captured = captured();
+    let capture = trace::capture().await;
     let addr = serve_bare_echo().await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let svc = bare_stack(client);
@@ -773,7 +736,7 @@ async fn bare_credentials_never_show_in_any_shape() {
             assert_bare_clean(&format!("{which} {path}"), &err);
         }
     }
-    let out = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let out = capture.output();
     for secret in BARE_SECRETS {
         assert!(!out.contains(secret), "tracing output shows {secret}");
     }
@@ -782,7 +745,7 @@ async fn bare_credentials_never_show_in_any_shape() {
 /// The MCP decode layer: tool errors in a 200 echo the key too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bare_credentials_never_show_in_mcp_tool_errors() {
-    let captured = captured();
+    let capture = trace::capture().await;
     let addr = serve_bare_echo().await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let svc = ServiceBuilder::new()
@@ -810,7 +773,7 @@ async fn bare_credentials_never_show_in_mcp_tool_errors() {
             assert_bare_clean(&format!("mcp {which} {path}"), &err);
         }
     }
-    let out = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let out = capture.output();
     for secret in BARE_SECRETS {
         assert!(!out.contains(secret), "tracing output shows {secret}");
     }
@@ -820,7 +783,7 @@ async fn bare_credentials_never_show_in_mcp_tool_errors() {
 /// the header in its message).
 #[tokio::test]
 async fn bare_credentials_never_show_in_transport_errors() {
-    let _ = captured();
+    let _capture = trace::capture().await;
     let failing = tower::service_fn(|req: Request<Full<Bytes>>| async move {
         let key = req.headers()["x-api-key"].to_str().unwrap().to_owned();
         Err::<Response<Full<Bytes>>, _>(io::Error::other(format!(
@@ -851,7 +814,7 @@ async fn bare_credentials_never_show_in_transport_errors() {
 /// An event stream scrubs the credentials of the requests it makes from the errors it yields.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bare_credentials_never_show_from_resumable_events() {
-    let captured = captured();
+    let capture = trace::capture().await;
     let addr = serve_bare_echo().await;
     let client = Client::builder(TokioExecutor::new()).build_http::<http_body_util::Empty<Bytes>>();
     for which in BARE_PLACES {
@@ -897,7 +860,7 @@ async fn bare_credentials_never_show_from_resumable_events() {
             }
         }
     }
-    let out = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let out = capture.output();
     for secret in BARE_SECRETS {
         assert!(!out.contains(secret), "tracing output shows {secret}");
     }

@@ -1,15 +1,14 @@
 //! Hostile servers on loopback, through the full stack: `RetryLayer`, `RateLimitBackoffLayer`
 //! and `ErrorDecodeLayer` over a hyper-util client. Each case ends in bounded time with a
 //! typed `Error` (or the right retry), checked against the server's own log of what arrived.
-mod support;
 
+use crate::support::{Emulator, Reply};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use std::time::{Duration, SystemTime};
-use support::{Emulator, Reply};
 use tower::{ServiceBuilder, ServiceExt, util::BoxCloneService};
 use tower_api_retry::rate_limit::ResponseBody;
 use tower_api_retry::{

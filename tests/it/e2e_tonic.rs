@@ -1,11 +1,9 @@
 //! End to end: a tonic client over a real `Channel`, wrapped in the documented stack and used
 //! through `tonic::client::Grpc`, against the scripted tonic server on loopback. What happened
 //! is asserted on the server's log (arrival times, decoded request messages).
-#![cfg(feature = "tonic")]
-mod support;
 
+use crate::support::grpc::{GrpcReply, GrpcServer, OTHER, RichStatus, SAY, SayRequest, call};
 use std::time::Duration;
-use support::grpc::{GrpcReply, GrpcServer, OTHER, RichStatus, SAY, SayRequest, call};
 use tonic::{Code, transport::Channel};
 use tower::ServiceBuilder;
 use tower_api_retry::{
@@ -259,7 +257,7 @@ async fn the_deadline_covers_every_attempt_and_the_call_ends_with_deadline_excee
         .unary(
             request,
             http::uri::PathAndQuery::from_static(SAY),
-            tonic_prost::ProstCodec::<SayRequest, support::grpc::SayReply>::default(),
+            tonic_prost::ProstCodec::<SayRequest, crate::support::grpc::SayReply>::default(),
         )
         .await
         .unwrap_err();
@@ -314,4 +312,36 @@ async fn resource_exhausted_in_trailers_closes_the_method_for_its_pushback() {
     assert!(gates.is_empty());
     // Another method was never held.
     call(&mut grpc, OTHER, req()).await.unwrap();
+}
+
+// The scripted gRPC server and a bare tonic channel, with ErrorDecodeLayer in between.
+
+#[tokio::test]
+async fn decode_layer_keeps_grpc_codes() {
+    let server = GrpcServer::start().await;
+    server.script(
+        SAY,
+        [
+            GrpcReply::Pushback(Code::Unavailable, "restarting", 1500),
+            GrpcReply::Status(Code::InvalidArgument, "bad name"),
+        ],
+    );
+    let channel = Channel::from_shared(server.url()).unwrap().connect_lazy();
+    let stack = tower::ServiceBuilder::new()
+        .layer(tower_api_retry::ErrorDecodeLayer::new())
+        .service(channel);
+    let mut grpc = tonic::client::Grpc::new(stack);
+    let req = || SayRequest {
+        name: "ada".into(),
+        payload: vec![1, 2, 3],
+    };
+
+    let status = call(&mut grpc, SAY, req()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(status.message(), "restarting");
+    let status = call(&mut grpc, SAY, req()).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let ok = call(&mut grpc, SAY, req()).await.unwrap();
+    assert_eq!(ok.message, "hello ada");
+    assert_eq!(server.seen(SAY).len(), 3);
 }

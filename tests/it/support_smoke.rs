@@ -1,10 +1,9 @@
 //! The emulated API itself behaves as scripted (so other tests can trust its logs).
-mod support;
 
+use crate::support::{Emulator, Reply, checksum};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use support::{Emulator, Reply, checksum};
 
 #[tokio::test]
 async fn scripts_and_logs() {

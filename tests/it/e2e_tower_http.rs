@@ -1,9 +1,8 @@
 //! End to end: tower-http's `TraceLayer` with the crate's classifier around the documented
 //! stack (installed in one line), over a hyper-util client and the emulated API. Failures are
 //! reported by disposition, both to an `on_failure` callback and in the tracing output.
-#![cfg(feature = "tower-http")]
-mod support;
 
+use crate::support::{Emulator, Reply};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
@@ -13,7 +12,6 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
-use support::{Emulator, Reply};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_api_retry::{
     ApiContractLayer, Disposition, ErrorCode, RetryLayer, ServiceBuilderExt,
@@ -112,8 +110,7 @@ fn cases() -> Vec<(&'static str, Method, Expected)> {
     ]
 }
 
-/// One test in this file, so no other test thread registers the tracing callsites before the
-/// scoped subscriber exists (tracing caches a callsite's interest globally).
+/// Both checks share one emulated API.
 #[tokio::test]
 async fn trace_layer_with_the_contract_classifier() {
     trace_output_names_the_disposition_and_no_credential().await;
@@ -189,6 +186,9 @@ async fn trace_output_names_the_disposition_and_no_credential() {
         .with_ansi(false)
         .with_max_level(tracing::Level::DEBUG)
         .finish();
+    // The binary's global subscriber has a dynamic filter, so no callsite is cached as
+    // uninteresting before this scoped one exists.
+    crate::support::trace::install();
     let _guard = tracing::subscriber::set_default(subscriber);
     tracing::callsite::rebuild_interest_cache();
 

@@ -1,8 +1,8 @@
 //! MCP mode against real servers through a real hyper-util client: `ErrorDecodeLayer::mcp()`
 //! against an axum MCP-style endpoint, and the whole stack in one line
 //! (`ApiContractLayer::mcp()`) against the emulated API.
-mod support;
 
+use crate::support::{Emulator, Reply};
 use axum::{Json, Router, body::Body, http::header, response::IntoResponse, routing::post};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -14,7 +14,6 @@ use hyper_util::{
 };
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::{Emulator, Reply};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_api_retry::{
     ApiContract, ApiContractLayer, Attempts, BodyShape, Disposition, Error, ErrorCode,

@@ -2,7 +2,6 @@
 //! request body through the stack to an upstream API and maps the typed error to a response
 //! for its own caller; (b) the layers wrapped around an axum `Router` used in-process as a
 //! tower service.
-mod support;
 
 use axum::{
     Json, Router,
@@ -53,6 +52,7 @@ fn error_response(err: &Error) -> Response {
 #[cfg(feature = "axum")]
 mod proxy {
     use super::*;
+    use crate::support::{Emulator, Reply, checksum};
     use axum::body::Body;
     use http_body_util::{BodyExt, StreamBody, combinators::BoxBody};
     use hyper_util::{
@@ -60,7 +60,6 @@ mod proxy {
         rt::TokioExecutor,
     };
     use std::convert::Infallible;
-    use support::{Emulator, Reply, checksum};
 
     type Upstream = tower_api_retry::ApiContract<Client<HttpConnector, Body>>;
 

@@ -1,0 +1,35 @@
+//! The integration tests of tower-api-retry: one test binary, a module per layer or concern.
+//!
+//! One binary links the crate and its dev-dependencies once (19 binaries each linked the
+//! world). Run one module with a filter: `cargo test --all-features --test it retry::`.
+//!
+//! Adding a test file: put it in this folder (`tests/it/contract.rs`) and name it below
+//! (`mod contract;`), behind `#[cfg(feature = "...")]` if it needs a feature. It reaches the
+//! shared fixtures as `crate::support::{Emulator, Reply, grpc, trace}`. Module names are
+//! prefixed where they could shadow a crate (`e2e_tonic`, not `tonic`).
+//!
+//! The process is shared: a test that inspects tracing output either takes
+//! `support::trace::capture()` (the binary's one global subscriber, recording while held) or
+//! installs a scoped subscriber after `support::trace::install()`. Property tests live in
+//! `props.rs`, so their regression seeds live in one file, `props.proptest-regressions`.
+
+mod support;
+
+mod chaos;
+mod deadline;
+mod decode;
+mod e2e_axum;
+mod e2e_hyper;
+#[cfg(feature = "tonic")]
+mod e2e_tonic;
+#[cfg(feature = "tower-http")]
+mod e2e_tower_http;
+mod grpc_trailers;
+mod hostile;
+mod mcp;
+mod props;
+mod rate_limit;
+mod retry;
+mod secrets;
+mod sse;
+mod support_smoke;
