@@ -237,8 +237,9 @@ async fn chaos_soak() {
     // against a closed gate. An attempt already past the gate when the 429 came back may still
     // arrive inside the window, and is not counted.
     let learnt = probe.learnt.lock().unwrap().clone();
-    let entered =
-        |s: &support::Seen| -> Option<u64> { s.headers.get("x-seq")?.to_str().ok()?.parse().ok() };
+    let entered = |s: &crate::support::Seen| -> Option<u64> {
+        s.headers.get("x-seq")?.to_str().ok()?.parse().ok()
+    };
     let entered_at = probe.entered.lock().unwrap().clone();
     let mut inside = 0;
     let mut windows = 0;

@@ -16,10 +16,13 @@
 mod support;
 
 mod chaos;
+mod contract;
 mod deadline;
 mod decode;
 mod e2e_axum;
 mod e2e_hyper;
+#[cfg(feature = "reqwest")]
+mod e2e_reqwest;
 #[cfg(feature = "tonic")]
 mod e2e_tonic;
 #[cfg(feature = "tower-http")]

@@ -5,10 +5,8 @@
 //!
 //! Every assertion about what happened is made on the server's own log (what it received,
 //! when, with which body checksum), never on client-side durations.
-#![cfg(feature = "reqwest")]
 
-mod support;
-
+use crate::support::{Emulator, Reply, checksum};
 use bytes::Bytes;
 use futures_util::future::Either;
 use http::{Method, Request, Response, StatusCode};
@@ -23,7 +21,6 @@ use std::{
     task::Poll,
     time::Duration,
 };
-use support::{Emulator, Reply, checksum};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_api_retry::{
     ApiContractLayer, Attempts, Disposition, Error, ErrorCode, RetryLayer, ServiceBuilderExt,
