@@ -78,10 +78,12 @@
 //!   [`backoff`] schedule (1 s, 2 s, 4 s, each plus up to 20 %, never above 30 s) or after the
 //!   server's [`retry_after`](Error::retry_after) hint, without duplicating a side effect.
 //!
-//! All three decide from [`Error::disposition`], computed by the one classification table
-//! [`classify`]: [`Retry`](Disposition::Retry), [`RateLimited`](Disposition::RateLimited),
+//! All three decide from [`Error::disposition`], computed by one decision table, an
+//! [`ErrorContract`] (by default the built-in table [`classify`]; declare another API's codes
+//! on it): [`Retry`](Disposition::Retry), [`RateLimited`](Disposition::RateLimited),
 //! [`FixRequest`](Disposition::FixRequest), [`Reauthenticate`](Disposition::Reauthenticate),
-//! [`Forbidden`](Disposition::Forbidden) or [`NeedsHuman`](Disposition::NeedsHuman). See the
+//! [`Forbidden`](Disposition::Forbidden), [`NeedsHuman`](Disposition::NeedsHuman), or
+//! [`DoNotRetry`](Disposition::DoNotRetry) when the server forbade a retry. See the
 //! [`stack`] module for why this order.
 //!
 //! # Other clients and protocols

@@ -218,8 +218,8 @@ impl<D: DecodeMode> ApiContractLayer<D> {
     /// let layer = ApiContractLayer::new()
     ///     .contract(contract.clone())
     ///     .retry(RetryLayer::new().max_retries(5));
-    /// assert_eq!(layer.get_retry().error_contract(), &contract);
-    /// assert_eq!(layer.get_decode().error_contract(), &contract);
+    /// assert_eq!(layer.get_retry().get_contract(), &contract);
+    /// assert_eq!(layer.get_decode().get_contract(), &contract);
     /// let builder = ServiceBuilder::new().api_contract_with(layer);
     /// # let _ = builder;
     /// ```

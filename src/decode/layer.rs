@@ -207,7 +207,7 @@ impl ErrorDecodeLayer {
     }
 
     /// The error contract this layer consults.
-    pub fn error_contract(&self) -> &ErrorContract {
+    pub fn get_contract(&self) -> &ErrorContract {
         &self.contract
     }
 

@@ -4,7 +4,7 @@
 //! `http::Response`: a hyper-util client, a tonic `Channel` or an axum `Router` needs no
 //! adapter. What each feature adds:
 //!
-//! - `tonic`: every [`Error`](crate::Error) converts into a `tonic::Status` with the right
+//! - `tonic`: every [`Error`] converts into a `tonic::Status` with the right
 //!   code (`From<Error> for tonic::Status`), and carries that `Status` in its chain of
 //!   sources, where `tonic::client::Grpc` looks when a service below it fails: a call through
 //!   the stack fails with the server's own gRPC code, message, details

@@ -126,7 +126,7 @@ impl ContractClassifier {
     }
 
     /// The contract this classifier consults.
-    pub fn contract(&self) -> &ErrorContract {
+    pub fn get_contract(&self) -> &ErrorContract {
         &self.contract
     }
 }

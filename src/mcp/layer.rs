@@ -153,7 +153,7 @@ impl McpDecodeLayer {
     }
 
     /// The error contract this layer consults.
-    pub fn error_contract(&self) -> &ErrorContract {
+    pub fn get_contract(&self) -> &ErrorContract {
         &self.contract
     }
 

@@ -186,7 +186,7 @@ impl RateLimitBackoffLayer {
     }
 
     /// The error contract this layer consults.
-    pub fn error_contract(&self) -> &ErrorContract {
+    pub fn get_contract(&self) -> &ErrorContract {
         &self.contract
     }
 }

@@ -161,7 +161,7 @@ impl RetryLayer {
     }
 
     /// The error contract this layer consults.
-    pub fn error_contract(&self) -> &ErrorContract {
+    pub fn get_contract(&self) -> &ErrorContract {
         &self.contract
     }
 
