@@ -56,20 +56,53 @@ pub enum BodyShape {
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiError {
+    status: StatusCode,
+    code: ErrorCode,
+    message: Box<str>,
+    fix: Option<Box<str>>,
+    details: Option<Value>,
+    fields: Vec<(Box<str>, Value)>,
+    retry_after: Option<Duration>,
+    do_not_retry: bool,
+    numeric_code: Option<i64>,
+    /// What a gRPC server sent besides its status (details, metadata); `None` for HTTP.
+    grpc: Option<Box<crate::grpc::metadata::GrpcExtra>>,
+    shape: BodyShape,
+    /// The disposition an [`ErrorContract`](crate::ErrorContract) declared for the code.
+    declared: Option<Disposition>,
+}
+
+/// What a decoder read from one response, its texts already made safe where they were read
+/// (so a body is scanned once). [`ApiError::assemble`] turns it into the error.
+pub(crate) struct Assembly {
     pub(crate) status: StatusCode,
     pub(crate) code: ErrorCode,
-    pub(crate) message: Box<str>,
+    pub(crate) shape: BodyShape,
+    pub(crate) message: String,
     pub(crate) fix: Option<Box<str>>,
     pub(crate) details: Option<Value>,
     pub(crate) fields: Vec<(Box<str>, Value)>,
-    pub(crate) retry_after: Option<Duration>,
-    pub(crate) do_not_retry: bool,
+    pub(crate) hint: crate::retry_after::Hint,
     pub(crate) numeric_code: Option<i64>,
-    /// What a gRPC server sent besides its status (details, metadata); `None` for HTTP.
     pub(crate) grpc: Option<Box<crate::grpc::metadata::GrpcExtra>>,
-    pub(crate) shape: BodyShape,
-    /// The disposition an [`ErrorContract`](crate::ErrorContract) declared for the code.
-    pub(crate) declared: Option<Disposition>,
+}
+
+impl Assembly {
+    /// Nothing read yet but the status, the code and the shape.
+    pub(crate) fn new(status: StatusCode, code: ErrorCode, shape: BodyShape) -> Assembly {
+        Assembly {
+            status,
+            code,
+            shape,
+            message: String::new(),
+            fix: None,
+            details: None,
+            fields: Vec::new(),
+            hint: crate::retry_after::Hint::default(),
+            numeric_code: None,
+            grpc: None,
+        }
+    }
 }
 
 impl ApiError {
@@ -77,20 +110,42 @@ impl ApiError {
     /// one. Credentials in `message` are redacted, control characters replaced and its length
     /// bounded, as for a decoded message.
     pub fn new(status: StatusCode, code: ErrorCode, message: impl AsRef<str>) -> ApiError {
+        let message = safe_text(message.as_ref(), MAX_TEXT_CHARS, &Credentials::new());
+        ApiError::assemble(Assembly {
+            message: message.into_owned(),
+            ..Assembly::new(status, code, BodyShape::Envelope)
+        })
+    }
+
+    /// The one place an `ApiError` is made: every decoder (the JSON shapes, gRPC headers,
+    /// MCP tool results, unrecognised bodies) and [`new`](Self::new) hand over what they read.
+    pub(crate) fn assemble(parts: Assembly) -> ApiError {
         ApiError {
-            status,
-            code,
-            message: safe_text(message.as_ref(), MAX_TEXT_CHARS, &Credentials::new()).into(),
-            fix: None,
-            details: None,
-            fields: Vec::new(),
-            retry_after: None,
-            do_not_retry: false,
-            numeric_code: None,
-            grpc: None,
-            shape: BodyShape::Envelope,
+            status: parts.status,
+            code: parts.code,
+            message: parts.message.into_boxed_str(),
+            fix: parts.fix,
+            details: parts.details.filter(|d| !d.is_null()),
+            fields: parts.fields,
+            retry_after: parts.hint.after,
+            do_not_retry: parts.hint.do_not_retry,
+            numeric_code: parts.numeric_code,
+            grpc: parts.grpc,
+            shape: parts.shape,
             declared: None,
         }
+    }
+
+    /// The same error, read from another body shape (an MCP tool result's text).
+    pub(crate) fn in_shape(mut self, shape: BodyShape) -> ApiError {
+        self.shape = shape;
+        self
+    }
+
+    /// What a gRPC server sent besides its status.
+    #[cfg_attr(not(feature = "tonic"), allow(dead_code))]
+    pub(crate) fn grpc_extra(&self) -> Option<&crate::grpc::metadata::GrpcExtra> {
+        self.grpc.as_deref()
     }
 
     /// Sets the actionable next step.

@@ -142,6 +142,8 @@ mod error;
 mod grpc;
 pub mod integrations;
 pub mod mcp;
+#[cfg(test)]
+mod props;
 pub mod rate_limit;
 mod reason;
 pub mod retry;
@@ -165,6 +167,7 @@ pub use sse::{Event, ResumableEvents};
 pub use stack::{ApiContract, ApiContractLayer, McpApiContract, ServiceBuilderExt};
 
 /// A boxed error: the same type as [`tower::BoxError`], which the crate uses.
+#[deprecated(note = "use `tower::BoxError`, the same type")]
 pub type BoxError = tower::BoxError;
 
 // Former paths, kept so existing code compiles.

@@ -2,7 +2,7 @@
 
 use super::Credentials;
 use crate::{
-    error::{ApiError, BodyShape},
+    error::{ApiError, Assembly, BodyShape},
     retry_after::Hint,
 };
 use http::{HeaderMap, StatusCode};
@@ -24,11 +24,11 @@ pub(super) fn decode(
     } else {
         message
     };
-    let mut err = ApiError::new(status, code, message);
-    err.shape = BodyShape::Grpc;
-    err.numeric_code = number.map(i64::from);
-    err.retry_after = hint.after;
-    err.do_not_retry = hint.do_not_retry;
-    err.grpc = crate::grpc::metadata::GrpcExtra::capture(headers, credentials);
-    Some(err)
+    Some(ApiError::assemble(Assembly {
+        message,
+        hint,
+        numeric_code: number.map(i64::from),
+        grpc: crate::grpc::metadata::GrpcExtra::capture(headers, credentials),
+        ..Assembly::new(status, code, BodyShape::Grpc)
+    }))
 }

@@ -66,11 +66,16 @@ pub type McpResponseFuture<F, B> = super::mcp::ResponseFuture<F, B>;
 
 pub(crate) use crate::text::SensitiveHeaders;
 
-use crate::{ErrorCode, error::ApiError, retry_after::hint_from_headers, text::safe::excerpt};
+use crate::{
+    ErrorCode,
+    error::{ApiError, Assembly},
+    retry_after::hint_from_headers,
+    text::safe::excerpt,
+};
 use http::{HeaderMap, StatusCode};
 
 #[cfg(test)]
-use crate::text::{redact::redact, safe::EXCERPT_CHARS};
+use crate::text::safe::EXCERPT_CHARS;
 
 impl ApiError {
     /// Decodes an error response from its status, headers and (possibly truncated) body.
@@ -158,20 +163,11 @@ impl ApiError {
         if message.is_empty() {
             message = default_message(status, &code);
         }
-        ApiError {
-            status,
-            code,
-            message: message.into_boxed_str(),
-            fix: None,
-            details: None,
-            fields: Vec::new(),
-            retry_after: hint.after,
-            do_not_retry: hint.do_not_retry,
-            numeric_code: None,
-            grpc: None,
-            declared: None,
-            shape: crate::BodyShape::Unrecognized,
-        }
+        ApiError::assemble(Assembly {
+            message,
+            hint,
+            ..Assembly::new(status, code, crate::BodyShape::Unrecognized)
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 use super::Credentials;
 use crate::{
     ErrorCode,
-    error::{ApiError, BodyShape},
+    error::{ApiError, Assembly, BodyShape},
     retry_after::Hint,
     text::{
         redact::{redact_member, redact_value},
@@ -398,20 +398,15 @@ impl Obj<'_> {
             }
             redact_member(k, v, credentials);
         }
-        ApiError {
-            status,
-            code,
-            message: message.into_boxed_str(),
+        ApiError::assemble(Assembly {
+            message,
             fix,
-            details: details.filter(|d| !d.is_null()),
+            details,
             fields,
-            retry_after: hint.after,
-            do_not_retry: hint.do_not_retry,
+            hint,
             numeric_code: numeric,
-            grpc: None,
-            declared: None,
-            shape,
-        }
+            ..Assembly::new(status, code, shape)
+        })
     }
 }
 

@@ -37,7 +37,7 @@ pub(crate) fn status_of(err: &Error) -> tonic::Status {
             err.message()
         ));
     }
-    let mut status = match err.api().and_then(|api| api.grpc.as_deref()) {
+    let mut status = match err.api().and_then(|api| api.grpc_extra()) {
         Some(extra) => tonic::Status::with_details_and_metadata(
             code_of(err),
             err.message(),

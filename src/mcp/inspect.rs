@@ -102,7 +102,6 @@ pub(crate) fn inspect(
     }
     // `isError` with no documented payload: an error all the same, coded by the status
     // (UNKNOWN for a 200), with the first text as its message.
-    let mut api = decode(texts.first().unwrap_or(&"").as_bytes());
-    api.shape = BodyShape::Mcp;
-    Some(api)
+    let api = decode(texts.first().unwrap_or(&"").as_bytes());
+    Some(api.in_shape(BodyShape::Mcp))
 }

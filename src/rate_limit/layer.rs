@@ -150,11 +150,13 @@ impl RateLimitBackoffLayer {
     }
 
     /// The former spelling of `RateLimitBackoffLayer::new().gates(gates)`.
+    #[deprecated(note = "use `RateLimitBackoffLayer::new().gates(gates)`")]
     pub fn with_gates(gates: RateLimitGates) -> Self {
         RateLimitBackoffLayer::new().gates(gates)
     }
 
     /// The former name of [`get_gates`](Self::get_gates).
+    #[deprecated(note = "renamed `get_gates`")]
     pub fn gate_map(&self) -> &RateLimitGates {
         self.get_gates()
     }

@@ -76,7 +76,7 @@
 //! # }
 //! ```
 
-mod parser;
+pub(crate) mod parser;
 mod stream;
 
 pub use stream::ResumableEvents;

@@ -50,7 +50,11 @@ async fn chaos_soak() {
                 probe: probe.clone(),
             }
         }))
-        .layer(RateLimitBackoffLayer::with_gates(gates.clone()).max_wait(Duration::from_secs(5)))
+        .layer(
+            RateLimitBackoffLayer::new()
+                .gates(gates.clone())
+                .max_wait(Duration::from_secs(5)),
+        )
         .layer(tower::timeout::TimeoutLayer::new(ATTEMPT_TIMEOUT))
         .layer(ErrorDecodeLayer::new())
         .service(client);

@@ -251,7 +251,7 @@ async fn a_closed_gate_holds_a_grpc_call_no_longer_than_its_deadline() {
         (seen, server)
     };
     let rate_limit = RateLimitBackoffLayer::new();
-    let gates = rate_limit.gate_map().clone();
+    let gates = rate_limit.get_gates().clone();
     let mut svc = ServiceBuilder::new()
         .layer(layer())
         .layer(rate_limit)

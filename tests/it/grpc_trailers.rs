@@ -114,7 +114,7 @@ fn stack(
     let layer = RateLimitBackoffLayer::new()
         .backoff(Backoff::new().jitter(Jitter::None))
         .release_jitter(Duration::ZERO);
-    let gates = layer.gate_map().clone();
+    let gates = layer.get_gates().clone();
     let svc = ServiceBuilder::new()
         .layer(layer)
         .layer(ErrorDecodeLayer::new())
@@ -245,7 +245,7 @@ async fn a_rate_limit_after_messages_still_closes_the_gate() {
         }
     }
     let layer = RateLimitBackoffLayer::new();
-    let gates = layer.gate_map().clone();
+    let gates = layer.get_gates().clone();
     let svc = ServiceBuilder::new()
         .layer(layer)
         .layer(ErrorDecodeLayer::new())

@@ -29,8 +29,8 @@ const MAX_BODY: usize = 64 * 1024;
 fn stack(gates: &RateLimitGates) -> Stack {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let fast = Backoff::new()
-        .base(Duration::from_millis(10))
-        .max(Duration::from_millis(50));
+        .base_delay(Duration::from_millis(10))
+        .max_delay(Duration::from_millis(50));
     let svc = ServiceBuilder::new()
         .layer(RetryLayer::new().backoff(fast).budget(None))
         .layer(

@@ -370,8 +370,8 @@ proptest! {
         prev_ms in any::<u64>(),
     ) {
         let b = Backoff::new()
-            .base(Duration::from_millis(base_ms))
-            .max(Duration::from_millis(max_ms));
+            .base_delay(Duration::from_millis(base_ms))
+            .max_delay(Duration::from_millis(max_ms));
         let max = Duration::from_millis(max_ms);
         let n = b.nominal(retry);
         prop_assert!(n <= max);
@@ -410,7 +410,7 @@ mod backoff_waits {
                 3 => Jitter::Equal,
                 _ => Jitter::Decorrelated,
             };
-            let b = tower_api_retry::backoff::Backoff::new().base(base).max(max).jitter(jitter);
+            let b = tower_api_retry::backoff::Backoff::new().base_delay(base).max_delay(max).jitter(jitter);
             for r in [retry, 0, u32::MAX] {
                 let d = b.delay_with(r, Some(Duration::from_secs(prev_s)), unit);
                 proptest::prop_assert!(d <= max);

@@ -501,7 +501,7 @@ async fn two_stacks_share_one_gate_map_and_clones_share_theirs() {
     let log = Log::default();
     let gates = RateLimitGates::new();
     let mut a = ServiceBuilder::new()
-        .layer(RateLimitBackoffLayer::with_gates(gates.clone()))
+        .layer(RateLimitBackoffLayer::new().gates(gates.clone()))
         .layer(ErrorDecodeLayer::new())
         .service(scripted(log.clone(), |_, _| too_many(Some(10))));
     let mut b = ServiceBuilder::new()
@@ -699,7 +699,7 @@ mod real {
     #[tokio::test]
     async fn repeated_429_grows_the_window() {
         let server = serve(|_, n| if n < 4 { too_many(None) } else { ok() }).await;
-        let backoff = Backoff::new().base(MS(100)).jitter(Jitter::None);
+        let backoff = Backoff::new().base_delay(MS(100)).jitter(Jitter::None);
         let mut c = ServiceBuilder::new()
             .layer(RateLimitBackoffLayer::new().backoff(backoff))
             .layer(ErrorDecodeLayer::new())

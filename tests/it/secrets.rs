@@ -208,8 +208,8 @@ fn with_credentials<B>(builder: http::request::Builder, body: B) -> Request<B> {
 
 fn fast() -> Backoff {
     Backoff::new()
-        .base(Duration::from_millis(5))
-        .max(Duration::from_millis(20))
+        .base_delay(Duration::from_millis(5))
+        .max_delay(Duration::from_millis(20))
 }
 
 async fn full_stack_run(addr: SocketAddr, path: &str, mcp: bool) -> Error {

@@ -169,8 +169,8 @@ fn client() -> impl tower::Service<
 
 fn fast() -> Backoff {
     Backoff::new()
-        .base(Duration::from_millis(1))
-        .max(Duration::from_millis(4))
+        .base_delay(Duration::from_millis(1))
+        .max_delay(Duration::from_millis(4))
 }
 
 async fn run_random_drops(seed: u64, by_header: bool) {
@@ -387,7 +387,7 @@ fn template() -> Request<()> {
 
 fn no_jitter(base_ms: u64) -> Backoff {
     Backoff::new()
-        .base(Duration::from_millis(base_ms))
+        .base_delay(Duration::from_millis(base_ms))
         .jitter(Jitter::None)
 }
 

@@ -282,9 +282,9 @@ pub async fn call<S>(
 ) -> Result<SayReply, Status>
 where
     S: tonic::client::GrpcService<tonic::body::Body>,
-    S::Error: Into<tower_api_retry::BoxError>,
+    S::Error: Into<tower::BoxError>,
     S::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <S::ResponseBody as http_body::Body>::Error: Into<tower_api_retry::BoxError> + Send,
+    <S::ResponseBody as http_body::Body>::Error: Into<tower::BoxError> + Send,
 {
     grpc.ready()
         .await

@@ -1,0 +1,406 @@
+//! Every property test of the crate's internals, in one place: the decoder on arbitrary
+//! input, the backoff schedule for any attempt, the event-stream parser on any bytes and any
+//! chunking. End-to-end properties (credentials the request carried, hostile servers) are in
+//! the integration tests' `props` module.
+
+mod decode {
+    use crate::{
+        ApiError, Error,
+        backoff::{Backoff, Jitter},
+        retry_after::{MAX_HINT, parse_grpc_pushback, parse_retry_after},
+        text::{
+            Credentials,
+            redact::redact,
+            safe::{EXCERPT_CHARS, MAX_TEXT_CHARS},
+        },
+    };
+    use http::{HeaderMap, HeaderValue, StatusCode};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+    use std::time::{Duration, SystemTime};
+
+    const SECRET: &str = "SECRETQ7x9";
+
+    // ---- Properties ----------------------------------------------------------------------------
+
+    /// A string the decoder treats specially, or a credential to be hidden.
+    fn interesting_str() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "agent_connected",
+                "INVALID_API_KEY",
+                "RESOURCE_EXHAUSTED",
+                "Space is not active",
+                "2.0",
+                "",
+                "<html><title>x</title>",
+            ])
+            .prop_map(str::to_owned),
+            "[a-zA-Z0-9 _<>&;:=\"'\u{0}-\u{1f}é✓]{0,40}",
+            secret_text(),
+        ]
+    }
+
+    /// Text that plants the unique secret after a credential marker.
+    fn secret_text() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec![
+                "Bearer ",
+                "bearer\t",
+                "Authorization: Bearer convo_",
+                "?token=",
+                "X-Api-Key: ",
+                "x-api-key:",
+                "convo_",
+                "\"token\": \"",
+                "Bearer\u{0}",
+                "BEARER  ",
+            ]),
+            "[a-z ]{0,20}",
+            "[A-Za-z0-9_.-]{0,10}",
+        )
+            .prop_map(|(marker, before, tail)| format!("{before}{marker}{SECRET}{tail} and more"))
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "detail",
+                "error",
+                "code",
+                "message",
+                "fix",
+                "details",
+                "data",
+                "jsonrpc",
+                "id",
+                "agent_id",
+                "token",
+                "X-Api-Key",
+            ])
+            .prop_map(str::to_owned),
+            "[a-zA-Z_]{1,8}",
+        ]
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            (-40000i64..0).prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            interesting_str().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((key(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn any_status() -> impl Strategy<Value = StatusCode> {
+        (100u16..1000).prop_map(|n| StatusCode::from_u16(n).unwrap())
+    }
+
+    fn any_headers() -> impl Strategy<Value = HeaderMap> {
+        let value = prop_oneof![
+            "[ -~]{0,30}",
+            "-?[0-9]{1,25}",
+            Just("Sun, 06 Nov 1994 08:49:37 GMT".to_owned()),
+            secret_text(),
+        ];
+        let name = prop::sample::select(vec![
+            "retry-after",
+            "grpc-status",
+            "grpc-message",
+            "grpc-retry-pushback-ms",
+            "content-type",
+        ]);
+        prop::collection::vec((name, value), 0..5).prop_map(|pairs| {
+            let mut map = HeaderMap::new();
+            for (k, v) in pairs {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    map.append(k, v);
+                }
+            }
+            map
+        })
+    }
+
+    /// The output invariants every decoded error keeps.
+    fn check(err: &ApiError) -> Result<(), TestCaseError> {
+        let texts = [
+            Some(err.message().to_owned()),
+            err.fix().map(str::to_owned),
+            err.details().map(Value::to_string),
+            Some(format!("{err:?}")),
+            Some(Error::from(err.clone()).to_string()),
+            Some(format!("{:?}", Error::from(err.clone()))),
+        ];
+        for text in texts.iter().flatten() {
+            prop_assert!(!text.contains(SECRET), "secret leaked: {text}");
+        }
+        prop_assert!(!err.message().is_empty());
+        prop_assert!(err.message().chars().count() <= MAX_TEXT_CHARS + 1);
+        prop_assert!(
+            err.fix()
+                .is_none_or(|f| f.chars().count() <= MAX_TEXT_CHARS + 1)
+        );
+        // No marker followed by a secret is left: redacting again changes nothing.
+        prop_assert!(
+            matches!(redact(err.message()), std::borrow::Cow::Borrowed(_)),
+            "{}",
+            err.message()
+        );
+        prop_assert!(err.retry_after().is_none_or(|d| d <= MAX_HINT));
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn decode_arbitrary_bytes(status in any_status(), headers in any_headers(), body in prop::collection::vec(any::<u8>(), 0..512)) {
+            check(&ApiError::decode(status, &headers, &body))?;
+        }
+
+        #[test]
+        fn decode_arbitrary_text_with_planted_secrets(status in any_status(), body in secret_text()) {
+            let err = ApiError::decode(status, &HeaderMap::new(), body.as_bytes());
+            check(&err)?;
+            prop_assert!(err.message().chars().count() <= EXCERPT_CHARS + 1);
+        }
+
+        #[test]
+        fn decode_arbitrary_json(status in any_status(), headers in any_headers(), value in json_value()) {
+            let body = serde_json::to_vec(&value).unwrap();
+            check(&ApiError::decode(status, &headers, &body))?;
+        }
+
+        #[test]
+        fn decode_arbitrary_json_in_every_shape(
+            status in any_status(),
+            code in json_value(),
+            message in json_value(),
+            fix in json_value(),
+            details in json_value(),
+            which in 0..5usize,
+        ) {
+            let inner = json!({"code": code, "message": message, "fix": fix, "details": details});
+            let body = match which {
+                0 => json!({"detail": message}),
+                1 => json!({"error": code, "message": message, "agent_id": details}),
+                2 => inner,
+                3 => json!({"error": inner}),
+                _ => json!({"jsonrpc": "2.0", "id": 1, "error": inner}),
+            };
+            let err = ApiError::decode(status, &HeaderMap::new(), &serde_json::to_vec(&body).unwrap());
+            check(&err)?;
+            // A code string is kept verbatim unless it had to be made safe.
+            if let (2..=4, Value::String(c)) = (which, &code) {
+                let safe = matches!(crate::text::safe::safe_text(c, 128, &Credentials::new()), std::borrow::Cow::Borrowed(_));
+                if safe && !c.trim().is_empty() {
+                    prop_assert_eq!(err.code().as_str(), c.as_str());
+                }
+            }
+        }
+
+        #[test]
+        fn retry_after_and_pushback_parsers_are_total(text in "\\PC{0,40}", digits in "-?[0-9]{0,30}") {
+            for s in [&text, &digits] {
+                if let Ok(v) = HeaderValue::from_str(s) {
+                    prop_assert!(parse_retry_after(&v, SystemTime::now()).is_none_or(|d| d <= MAX_HINT));
+                    if let crate::retry_after::Pushback::After(d) = parse_grpc_pushback(&v) {
+                        prop_assert!(d <= MAX_HINT);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn backoff_never_exceeds_its_cap(
+            retry in any::<u32>(),
+            base_ms in any::<u64>(),
+            max_ms in any::<u64>(),
+            unit in any::<f64>(),
+            prev_ms in prop::option::of(any::<u64>()),
+            jitter in 0..5usize,
+            fraction in any::<f64>(),
+        ) {
+            let jitter = [Jitter::None, Jitter::Proportional(fraction), Jitter::Full, Jitter::Equal, Jitter::Decorrelated][jitter];
+            let backoff = Backoff::new()
+                .base_delay(Duration::from_millis(base_ms))
+                .max_delay(Duration::from_millis(max_ms))
+                .jitter(jitter);
+            let d = backoff.delay_with(retry, prev_ms.map(Duration::from_millis), unit);
+            prop_assert!(d <= Duration::from_millis(max_ms), "{d:?}");
+            prop_assert!(backoff.nominal(retry) <= Duration::from_millis(max_ms));
+        }
+    }
+}
+
+mod backoff {
+    use crate::backoff::{Backoff, Jitter};
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    /// Any duration from nothing to far beyond any real schedule (up to about 3,000 years).
+    fn duration() -> impl Strategy<Value = Duration> {
+        prop_oneof![
+            (0u64..100_000_000_000).prop_map(Duration::from_nanos),
+            (0u64..100_000_000_000, 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+            Just(Duration::ZERO),
+            Just(Duration::MAX),
+        ]
+    }
+
+    fn jitter() -> impl Strategy<Value = Jitter> {
+        prop_oneof![
+            Just(Jitter::None),
+            Just(Jitter::Proportional(0.2)),
+            (-1.0f64..2.0).prop_map(Jitter::Proportional),
+            Just(Jitter::Proportional(f64::NAN)),
+            Just(Jitter::Full),
+            Just(Jitter::Equal),
+            Just(Jitter::Decorrelated),
+        ]
+    }
+
+    /// `a × f` in floating point, saturating.
+    fn scaled(a: Duration, f: f64) -> Duration {
+        Duration::try_from_secs_f64(a.as_secs_f64() * f).unwrap_or(Duration::MAX)
+    }
+
+    /// What float rounding may cost around `a`: a microsecond, or a trillionth of `a`.
+    fn rounding(a: Duration) -> Duration {
+        Duration::from_micros(1).max(scaled(a, 1e-12))
+    }
+
+    proptest! {
+        /// The default schedule, for every attempt number: below the cap never shorter than
+        /// the nominal wait and at most 20 % longer; at the cap within 24–30 s.
+        #[test]
+        fn the_default_schedule_for_any_attempt(retry in any::<u32>(), unit in 0.0f64..=1.0) {
+            let b = Backoff::new();
+            let nominal = b.nominal(retry);
+            let d = b.delay_with(retry, None, unit);
+            prop_assert!(d <= S(30));
+            if nominal < S(30) {
+                prop_assert_eq!(nominal, S(1) * 2u32.pow(retry));
+                prop_assert!(d >= nominal && d <= nominal.mul_f64(1.2), "{retry} {d:?}");
+            } else {
+                prop_assert!(retry >= 5);
+                prop_assert!(d >= S(24), "{retry} {d:?}");
+            }
+            // The random draw does the same.
+            let d = b.delay(retry, None);
+            prop_assert!(d <= S(30) && d >= nominal.min(S(24)), "{retry} {d:?}");
+        }
+
+        /// Every strategy, any base, cap, attempt number, previous wait and random sample:
+        /// the documented band, never above the cap.
+        #[test]
+        fn every_strategy_keeps_its_band(
+            base in duration(),
+            max in duration(),
+            retry in any::<u32>(),
+            previous in prop::option::of(duration()),
+            unit in prop_oneof![0.0f64..=1.0, any::<f64>()],
+            jitter in jitter(),
+        ) {
+            let b = Backoff::new().base_delay(base).max_delay(max).jitter(jitter);
+            let nominal = b.nominal(retry);
+            let d = b.delay_with(retry, previous, unit);
+            prop_assert!(nominal <= max && d <= max, "{d:?} > {max:?}");
+            match jitter {
+                Jitter::None => prop_assert_eq!(d, nominal),
+                Jitter::Proportional(f) => {
+                    let f = if f.is_nan() { 0.0 } else { f.clamp(0.0, 1.0) };
+                    if nominal < max {
+                        // Never shorter than the schedule; at most `f` longer.
+                        prop_assert!(d >= nominal, "{d:?} < {nominal:?}");
+                        let top = scaled(nominal, 1.0 + f).saturating_add(rounding(nominal));
+                        prop_assert!(d <= top, "{d:?} > {top:?}");
+                    } else {
+                        // At the cap: within `f` below it.
+                        prop_assert_eq!(nominal, max);
+                        let bottom = max.saturating_sub(scaled(max, f)).saturating_sub(rounding(max));
+                        prop_assert!(d >= bottom, "{d:?} < {bottom:?}");
+                    }
+                }
+                Jitter::Full => prop_assert!(d <= nominal),
+                Jitter::Equal => prop_assert!(d >= nominal / 2 && d <= nominal),
+                Jitter::Decorrelated => {
+                    let prev = previous.unwrap_or(base).max(base);
+                    prop_assert!(d >= base.min(max));
+                    prop_assert!(d <= prev.saturating_mul(3));
+                }
+            }
+        }
+
+        /// At the cap the default jitter still spreads: two clients that drew different
+        /// samples wait different times, never more than the cap.
+        #[test]
+        fn at_the_cap_waits_still_spread(retry in 5u32.., a in 0.0f64..=1.0, b in 0.0f64..=1.0) {
+            let backoff = Backoff::new();
+            let (x, y) = (backoff.delay_with(retry, None, a), backoff.delay_with(retry, None, b));
+            prop_assert!(x <= S(30) && y <= S(30));
+            if (a - b).abs() > 1e-6 {
+                prop_assert_ne!(x, y);
+            }
+        }
+    }
+}
+
+mod sse_parser {
+    use crate::sse::parser::Parser;
+    use std::collections::VecDeque;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { failure_persistence: None, ..Default::default() })]
+        /// Hostile bytes never panic, and however they are chunked the result is the same.
+        #[test]
+        fn any_bytes_any_chunking(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(b"\r\n:data id event retry 0123\0\xEF\xBB\xBF".to_vec()),
+                    proptest::num::u8::ANY,
+                ],
+                0..400,
+            ),
+            cuts in proptest::collection::vec(0usize..400, 0..8),
+        ) {
+            let whole = {
+                let mut p = Parser::new(64);
+                let mut out = VecDeque::new();
+                let r = p.push(&bytes, &mut out);
+                (r.is_ok(), out, p.last_event_id().to_owned(), p.retry())
+            };
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut p = Parser::new(64);
+            let mut out = VecDeque::new();
+            let mut ok = true;
+            let mut at = 0;
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                if ok {
+                    ok = p.push(&bytes[at..cut], &mut out).is_ok();
+                }
+                at = cut;
+            }
+            if whole.0 {
+                proptest::prop_assert!(ok);
+                proptest::prop_assert_eq!(out, whole.1);
+                proptest::prop_assert_eq!(p.last_event_id(), whole.2.as_str());
+                proptest::prop_assert_eq!(p.retry(), whole.3);
+            }
+        }
+    }
+}
