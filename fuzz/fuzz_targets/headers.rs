@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(d) = parse_retry_after(&value, SystemTime::now()) {
         assert!(d <= MAX_HINT);
     }
-    if let Some(Pushback::After(d)) = parse_grpc_pushback(&value) {
+    if let Pushback::After(d) = parse_grpc_pushback(&value) {
         assert!(d <= MAX_HINT);
     }
     let mut headers = HeaderMap::new();
