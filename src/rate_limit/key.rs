@@ -19,8 +19,9 @@ use std::{
 ///
 /// A key is a 64-bit keyed hash of whatever identifies the group, so computing one never
 /// allocates and a gate map never stores request data. The default key ([`Key::from_uri`]) is
-/// the scheme, authority and path of the request URI, without the query; for gRPC the path is
-/// the method (`/package.Service/Method`).
+/// the scheme, authority and [path template](PathTemplate) of the request URI, without the
+/// query: servers count their limits per route, not per id. For gRPC the path is the method
+/// (`/package.Service/Method`).
 ///
 /// The hash is seeded once per process, so keys are stable within a process (two stacks
 /// sharing a [`RateLimitGates`](super::RateLimitGates) agree on them) and differ between
@@ -37,6 +38,10 @@ use std::{
 /// let c = Key::from_uri(&Uri::from_static("https://api.example.com/v1/nodes"));
 /// assert_eq!(a, b); // the query is not part of the key
 /// assert_ne!(a, c);
+/// // Ids share their route's key.
+/// let one = Key::from_uri(&Uri::from_static("https://api.example.com/v1/actors/agt_1/release"));
+/// let two = Key::from_uri(&Uri::from_static("https://api.example.com/v1/actors/agt_2/release"));
+/// assert_eq!(one, two);
 /// assert_eq!(Key::of("tenant-7"), Key::of("tenant-7"));
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,24 +56,156 @@ impl Key {
         Key(STATE.hash_one(value))
     }
 
-    /// The default key: scheme, authority and path of `uri`, without the query.
+    /// The default key: scheme, authority and the path's [template](PathTemplate) of `uri`,
+    /// without the query. `/v1/actors/agt_1/release` and `/v1/actors/agt_2/release` share a
+    /// key; `/v1/spaces` and `/v1/events` do not.
     #[inline]
     pub fn from_uri(uri: &Uri) -> Key {
-        let mut h = STATE.build_hasher();
-        // The common schemes as one byte, any other by name. `str` hashing ends each piece
-        // with a marker, so piece boundaries matter: `ab` + `/x` is not `a` + `b/x`.
-        match uri.scheme_str() {
-            None => h.write_u8(0),
-            Some("http") => h.write_u8(1),
-            Some("https") => h.write_u8(2),
-            Some(other) => {
-                h.write_u8(3);
-                other.hash(&mut h);
+        let mut h = origin_hasher(uri);
+        for segment in uri.path().split('/') {
+            if is_id(segment.as_bytes()) {
+                // Path bytes are ASCII, so these two markers never occur in a segment.
+                h.write_u8(0xfe);
+            } else {
+                h.write(segment.as_bytes());
+                h.write_u8(0xff);
             }
         }
-        uri.authority().map_or("", |a| a.as_str()).hash(&mut h);
+        Key(h.finish())
+    }
+
+    /// Scheme, authority and the exact path of `uri`, without the query: every id its own
+    /// key. For a [`key_fn`](super::RateLimitBackoffLayer::key_fn) when an API limits each
+    /// resource on its own.
+    #[inline]
+    pub fn from_uri_exact(uri: &Uri) -> Key {
+        let mut h = origin_hasher(uri);
         uri.path().hash(&mut h);
         Key(h.finish())
+    }
+
+    /// Scheme and authority of `uri`: one key for every path of a server. A quota a server
+    /// announces in headers applies here unless the contract narrows it.
+    #[inline]
+    pub fn from_origin(uri: &Uri) -> Key {
+        let mut h = origin_hasher(uri);
+        h.write_u8(0xfd);
+        Key(h.finish())
+    }
+}
+
+/// A hasher that has seen the scheme and authority of `uri`.
+#[inline]
+fn origin_hasher(uri: &Uri) -> foldhash::fast::FoldHasher<'static> {
+    let mut h = STATE.build_hasher();
+    // The common schemes as one byte, any other by name. `str` hashing ends each piece
+    // with a marker, so piece boundaries matter: `ab` + `/x` is not `a` + `b/x`.
+    match uri.scheme_str() {
+        None => h.write_u8(0),
+        Some("http") => h.write_u8(1),
+        Some("https") => h.write_u8(2),
+        Some(other) => {
+            h.write_u8(3);
+            other.hash(&mut h);
+        }
+    }
+    uri.authority().map_or("", |a| a.as_str()).hash(&mut h);
+    h
+}
+
+/// `true` for a path segment that names one resource rather than a kind of resource. The
+/// rule, in order:
+///
+/// 1. all ASCII digits: `42`, `2024`;
+/// 2. a UUID: `8-4-4-4-12` hex digits, either case;
+/// 3. 16 or more hex digits: object ids, digests;
+/// 4. a prefixed id: 1 to 16 lowercase ASCII letters, `_`, then ASCII letters and digits
+///    with at least one digit: `agt_01HZX3K`, `node_42`, `cus_9s7Kx` (but not
+///    `agent_connected`, `usage_stats`);
+/// 5. a long token: 20 or more ASCII letters, digits, `-` and `_`, with at least one digit:
+///    ULIDs, base62 and base64url ids (but not `rotate-key`).
+///
+/// Everything else is kept as it is, `v1` and `rotate-key` among them.
+pub(crate) fn is_id(segment: &[u8]) -> bool {
+    let len = segment.len();
+    if len == 0 {
+        return false;
+    }
+    let (mut digits, mut hex, mut token) = (0usize, 0usize, 0usize);
+    for &b in segment {
+        digits += usize::from(b.is_ascii_digit());
+        hex += usize::from(b.is_ascii_hexdigit());
+        token += usize::from(b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    }
+    if digits == len || (len >= 16 && hex == len) {
+        return true;
+    }
+    if len == 36 && is_uuid(segment) {
+        return true;
+    }
+    if digits == 0 || token != len {
+        return false;
+    }
+    if len >= 20 {
+        return true;
+    }
+    match segment.iter().position(|&b| b == b'_') {
+        Some(p @ 1..=16) => {
+            segment[..p].iter().all(u8::is_ascii_lowercase)
+                && p + 1 < len
+                && segment[p + 1..].iter().all(u8::is_ascii_alphanumeric)
+        }
+        _ => false,
+    }
+}
+
+fn is_uuid(s: &[u8]) -> bool {
+    s.iter().enumerate().all(|(i, &b)| match i {
+        8 | 13 | 18 | 23 => b == b'-',
+        _ => b.is_ascii_hexdigit(),
+    })
+}
+
+/// The template of a path: each id-like segment (see [`Key::from_uri`]) shown as `{id}`.
+///
+/// What the default key groups by, and what is safe to show in logs and metrics: it is
+/// low-cardinality and carries no id. Formatting it is the only work; making one is free.
+///
+/// ```
+/// use tower_api_retry::rate_limit::PathTemplate;
+///
+/// let t = PathTemplate::new("/api/actors/agt_01HZX3K9Q/rotate-key");
+/// assert_eq!(t.to_string(), "/api/actors/{id}/rotate-key");
+/// assert_eq!(
+///     PathTemplate::new("/api/spaces/6f1c2d3e-0a1b-4c2d-9e8f-0123456789ab/events").to_string(),
+///     "/api/spaces/{id}/events",
+/// );
+/// assert_eq!(PathTemplate::new("/v1/nodes/node_42").to_string(), "/v1/nodes/{id}");
+/// assert_eq!(PathTemplate::new("/api/agent_connected").to_string(), "/api/agent_connected");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PathTemplate<'a>(&'a str);
+
+impl<'a> PathTemplate<'a> {
+    /// The template of `path` (a URI path, without the query).
+    pub fn new(path: &'a str) -> PathTemplate<'a> {
+        PathTemplate(path)
+    }
+}
+
+impl fmt::Display for PathTemplate<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, segment) in self.0.split('/').enumerate() {
+            if i > 0 {
+                f.write_str("/")?;
+            }
+            if is_id(segment.as_bytes()) {
+                f.write_str("{id}")?;
+            } else {
+                f.write_str(segment)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -178,6 +315,143 @@ mod tests {
     }
 
     #[test]
+    fn ids_share_their_routes_key() {
+        // The routes of the contract pages, with ids of every kind the rule names.
+        let same = [
+            (
+                "http://a.test/api/actors/agt_1/release",
+                "http://a.test/api/actors/agt_2/release",
+            ),
+            (
+                "http://a.test/api/actors/agt_01HZX3K9QF/rotate-key",
+                "http://a.test/api/actors/node_42/rotate-key",
+            ),
+            (
+                "http://a.test/api/spaces/17/events",
+                "http://a.test/api/spaces/18/events",
+            ),
+            (
+                "http://a.test/api/spaces/6f1c2d3e-0a1b-4c2d-9e8f-0123456789ab/events",
+                "http://a.test/api/spaces/6F1C2D3E-0A1B-4C2D-9E8F-0123456789AB/events",
+            ),
+            (
+                "http://a.test/objects/5f2b3c4d5e6f7a8b9c0d1e2f",
+                "http://a.test/objects/deadbeefdeadbeef",
+            ),
+            (
+                "http://a.test/runs/01HZX3K9QF7Y2M4N6P8R0T2V4W",
+                "http://a.test/runs/01HZX3K9QF7Y2M4N6P8R0T2V4X",
+            ),
+            ("http://a.test/limited/17?x=1", "http://a.test/limited/18"),
+        ];
+        for (a, b) in same {
+            assert_eq!(k(a), k(b), "{a} ~ {b}");
+            assert_ne!(
+                Key::from_uri_exact(&a.parse().unwrap()),
+                Key::from_uri_exact(&b.parse().unwrap())
+            );
+        }
+        let different = [
+            ("http://a.test/api/spaces", "http://a.test/api/events"),
+            (
+                "http://a.test/api/actors/agt_1/release",
+                "http://a.test/api/actors/agt_1/rotate-key",
+            ),
+            ("http://a.test/v1/tasks", "http://a.test/v2/tasks"),
+            (
+                "http://a.test/api/agent_connected",
+                "http://a.test/api/usage_stats",
+            ),
+            // An id and no segment are different routes.
+            ("http://a.test/api/spaces/17", "http://a.test/api/spaces/"),
+            ("http://a.test/api/spaces/17", "http://a.test/api/spaces"),
+            ("http://a.test/a/17/b", "http://a.test/a/b/17"),
+            ("http://a.test/limited/17", "http://b.test/limited/17"),
+        ];
+        for (a, b) in different {
+            assert_ne!(k(a), k(b), "{a} !~ {b}");
+        }
+    }
+
+    #[test]
+    fn the_id_rule() {
+        for id in [
+            "0",
+            "42",
+            "2024",
+            "agt_1",
+            "node_42",
+            "agt_01HZX3K9QF",
+            "cus_9s7Kx",
+            "ch_3MmlLrLkdIwHu7ix",
+            "6f1c2d3e-0a1b-4c2d-9e8f-0123456789ab",
+            "0123456789abcdef",
+            "DEADBEEFDEADBEEF",
+            "01HZX3K9QF7Y2M4N6P8R0T2V4W",
+            "my-long-article-title-2024",
+        ] {
+            assert!(is_id(id.as_bytes()), "{id} is an id");
+        }
+        for word in [
+            "",
+            "v1",
+            "v2beta1",
+            "api",
+            "rotate-key",
+            "agent_connected",
+            "usage_stats",
+            "x_",
+            "_1",
+            "Agt_1",
+            "abcdefghijklmnopq_1",
+            "deadbeef",
+            "a-b-c-d-e-f-g-h-i-j-k",
+            "2024-01-05",
+            "helloworld.Greeter",
+            "SayHello",
+            "%40me",
+        ] {
+            assert!(!is_id(word.as_bytes()), "{word} is not an id");
+        }
+    }
+
+    #[test]
+    fn template_display_matches_the_key() {
+        let paths = [
+            "/",
+            "",
+            "/api/actors/agt_1/release",
+            "//x//17",
+            "/limited/17/",
+        ];
+        let shown: Vec<String> = paths
+            .iter()
+            .map(|p| PathTemplate::new(p).to_string())
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "/",
+                "",
+                "/api/actors/{id}/release",
+                "//x//{id}",
+                "/limited/{id}/"
+            ]
+        );
+        assert_eq!(k("http://a.test/x/agt_1"), k("http://a.test/x/node_9"));
+    }
+
+    #[test]
+    fn the_origin_key_is_every_path() {
+        let a = Key::from_origin(&Uri::from_static("https://a.test/x/1"));
+        assert_eq!(a, Key::from_origin(&Uri::from_static("https://a.test/y?z")));
+        assert_ne!(a, Key::from_origin(&Uri::from_static("http://a.test/x/1")));
+        assert_ne!(a, Key::from_origin(&Uri::from_static("https://b.test/x/1")));
+        assert_ne!(a, k("https://a.test/"));
+        assert_ne!(a, k("https://a.test"));
+    }
+
+    #[test]
     fn every_scheme_counts() {
         let keys = [
             k("/x"),
@@ -208,7 +482,10 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for i in 0..100_000 {
             let uri: Uri = format!("http://127.0.0.1:8080/p/{i}").parse().unwrap();
-            assert!(seen.insert(Key::from_uri(&uri)));
+            assert!(seen.insert(Key::from_uri_exact(&uri)));
+            // Routes that differ by a word, not an id.
+            let route: Uri = format!("http://127.0.0.1:8080/p{i}x").parse().unwrap();
+            assert!(seen.insert(Key::from_uri(&route)));
         }
     }
 }

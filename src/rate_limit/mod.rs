@@ -5,7 +5,8 @@
 //! carries a `Retry-After` header, wait at least that long."
 //!
 //! [`RateLimitBackoffLayer`] sits right outside [`ErrorDecodeLayer`](crate::ErrorDecodeLayer)
-//! and does exactly that, per *key* (by default scheme + authority + path without the query;
+//! and does exactly that, per *key* (by default scheme + authority + the path's template, ids
+//! replaced, without the query;
 //! for gRPC the path is the method; see [`Key`] and
 //! [`key_fn`](RateLimitBackoffLayer::key_fn)):
 //!
@@ -160,7 +161,7 @@ mod store;
 
 pub use body::ResponseBody;
 pub use gate::{DEFAULT_MAX_KEYS, RateLimitGates};
-pub use key::{Key, RequestHead};
+pub use key::{Key, PathTemplate, RequestHead};
 pub use layer::{
     DEFAULT_MAX_CLOSED, DEFAULT_MAX_WAIT, DEFAULT_RELEASE_JITTER, RateLimitBackoffLayer,
 };

@@ -15,6 +15,7 @@ use tower_api_retry::{
 
 const REQUESTS: usize = 2_000;
 const CONCURRENCY: usize = 32;
+/// Distinct routes (`/items/shelf-N`: words, not ids, so each has its own gate).
 const PATHS: usize = 48;
 const MAX_KEYS: usize = 64;
 // Generous, so that on a loaded machine a quick reply is not mistaken for a slow one.
@@ -90,7 +91,7 @@ async fn chaos_soak() {
                     };
                     let mut req = Request::builder()
                         .method(method)
-                        .uri(api.url(&format!("/items/{}?token=convo_SOAKSECRET", i % PATHS)))
+                        .uri(api.url(&format!("/items/shelf-{}?token=convo_SOAKSECRET", i % PATHS)))
                         .header("x-req", i.to_string())
                         .header("authorization", "Bearer convo_SOAKSECRET");
                     if keyed {

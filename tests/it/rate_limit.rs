@@ -556,14 +556,14 @@ async fn the_key_bound_holds_after_100_000_distinct_keys() {
     let gates = client.gates().clone();
     assert_eq!(gates.max_keys(), 10_000);
     for i in 0..100_000 {
-        let err = send(&mut client, &format!("/k/{i}")).await.unwrap_err();
+        let err = send(&mut client, &format!("/k/n{i}")).await.unwrap_err();
         assert_eq!(err.status(), Some(StatusCode::TOO_MANY_REQUESTS));
         assert!(gates.len() <= 10_000);
     }
     assert_eq!(gates.len(), 10_000);
     // The newest rejections are the ones kept.
     assert!(
-        send(&mut client, "/k/99999")
+        send(&mut client, "/k/n99999")
             .await
             .unwrap_err()
             .is_gate_closed()
@@ -571,7 +571,7 @@ async fn the_key_bound_holds_after_100_000_distinct_keys() {
     // Expired entries are dropped (30 s after their window), and the fast path is back.
     tokio::time::advance(S(60 + 31)).await;
     assert_eq!(
-        send(&mut client, "/k/0").await.unwrap_err().status(),
+        send(&mut client, "/k/n0").await.unwrap_err().status(),
         Some(StatusCode::TOO_MANY_REQUESTS)
     );
     assert_eq!(gates.len(), 1);
