@@ -12,6 +12,7 @@
 
 use super::{
     Key,
+    lanes::{Lanes, Slot},
     notify::Waiter,
     policy::{self, Admit, Policy, ProbeId},
     store::{GateStore, MemoryStore},
@@ -49,6 +50,7 @@ pub const DEFAULT_MAX_KEYS: usize = 10_000;
 #[derive(Clone)]
 pub struct RateLimitGates {
     store: Arc<MemoryStore>,
+    lanes: Arc<Lanes>,
 }
 
 /// What a request arriving at its key's gate does.
@@ -57,8 +59,12 @@ pub(crate) enum Check {
     Open,
     /// The key's time is up and nobody probes it: send as its probe.
     Probe(ProbeId),
-    /// Wait for a change, or until `wake` (the gate's time, or the deadline).
-    Wait { changed: Waiter, wake: Instant },
+    /// Wait for a change (when closed), or until `wake` (the gate's time, the request's
+    /// slot, or the deadline).
+    Wait {
+        changed: Option<Waiter>,
+        wake: Instant,
+    },
     /// The gate will not open before the deadline: fail with the time left.
     Fail(Duration),
 }
@@ -88,6 +94,7 @@ impl RateLimitGates {
     pub fn with_max_keys(max_keys: usize) -> RateLimitGates {
         RateLimitGates {
             store: Arc::new(MemoryStore::new(max_keys)),
+            lanes: Arc::new(Lanes::new(max_keys)),
         }
     }
 
@@ -100,6 +107,7 @@ impl RateLimitGates {
     /// takes effect at the next rejection.
     pub fn set_max_keys(&self, max_keys: usize) {
         self.store.set_max_keys(max_keys);
+        self.lanes.set_max(max_keys);
     }
 
     /// How many keys are tracked: closed, being probed, or expired and not yet dropped.
@@ -107,10 +115,16 @@ impl RateLimitGates {
         self.store.len()
     }
 
-    /// `true` when no key is tracked: every request goes straight through.
+    /// `true` when no key is tracked and no path is paced: every request goes straight
+    /// through.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.store.is_empty()
+        self.store.is_empty() && self.lanes.is_empty()
+    }
+
+    /// How many paths are paced after a rate limit (see the [module docs](super#pacing)).
+    pub fn paced(&self) -> usize {
+        self.lanes.len()
     }
 
     /// How long `key`'s gate stays closed: `None` when it is open (not tracked), zero when its
@@ -123,30 +137,81 @@ impl RateLimitGates {
     }
 
     /// Decides what a request for `key` does now, given the latest time it may still be sent.
-    pub(crate) fn check(&self, key: Key, now: Instant, deadline: Instant) -> Check {
+    /// `slot` is the request's place in the key's lane: taken at its first check, kept
+    /// across checks.
+    pub(crate) fn check(
+        &self,
+        key: Key,
+        now: Instant,
+        deadline: Instant,
+        slot: &mut Option<Slot>,
+    ) -> Check {
         let (now, deadline) = (now.into_std(), deadline.into_std());
         loop {
             let Some((entry, changed)) = self.store.get(key, now) else {
-                return Check::Open;
+                return self.take_turn(key, now, deadline, now, slot, None);
             };
             match policy::admit(Some(&entry), now, deadline) {
-                Admit::Open => return Check::Open,
+                Admit::Open => return self.take_turn(key, now, deadline, now, slot, None),
                 Admit::Probe => {
                     if let Some(id) = self.store.try_acquire_probe(key, now) {
                         tracing::debug!(key = %key, "rate-limit gate: sending the probe");
+                        if let Some(slot) = slot.take() {
+                            self.lanes.probe_took(key, slot);
+                        }
                         return Check::Probe(id);
                     }
                     // Another request took the role (or the key changed) since the look-up:
                     // look again.
                 }
-                Admit::WaitUntil(wake) | Admit::WaitForProbe { deadline: wake } => {
+                Admit::WaitUntil(until) => {
+                    return self.take_turn(key, now, deadline, until, slot, Some(changed));
+                }
+                Admit::WaitForProbe { deadline: wake } => {
                     return Check::Wait {
-                        changed,
+                        changed: Some(changed),
                         wake: Instant::from_std(wake),
                     };
                 }
                 Admit::Fail(left) => return Check::Fail(left),
             }
+        }
+    }
+
+    /// The gate lets the request go at `not_before`: its slot in the key's lane says when.
+    fn take_turn(
+        &self,
+        key: Key,
+        now: std::time::Instant,
+        deadline: std::time::Instant,
+        not_before: std::time::Instant,
+        slot: &mut Option<Slot>,
+        changed: Option<Waiter>,
+    ) -> Check {
+        if slot.is_none() {
+            *slot = self.lanes.reserve(key, now, not_before);
+        }
+        let due = match slot {
+            Some(s) => self.lanes.due(key, *s, now).max(not_before),
+            None => not_before,
+        };
+        if due <= now {
+            return Check::Open;
+        }
+        if due > deadline {
+            return Check::Fail(due - now);
+        }
+        Check::Wait {
+            changed,
+            wake: Instant::from_std(due),
+        }
+    }
+
+    /// A request for `key` got an answer that is not a rate limit: the server accepted it.
+    #[inline]
+    pub(crate) fn succeeded(&self, key: Key) {
+        if !self.lanes.is_empty() {
+            self.lanes.succeeded(key, Instant::now().into_std());
         }
     }
 
@@ -189,6 +254,9 @@ impl RateLimitGates {
         let Some(e) = self.store.close(key, now, wait, probe) else {
             return;
         };
+        let counts = tracked.is_none() || by_probe;
+        self.lanes
+            .rejected(key, now, tracked.map(|t| t.until), e.until, counts);
         if tracked.is_none() {
             tracing::debug!(key = %key, delay = ?wait, "rate-limit gate: closed");
         } else if by_probe {
@@ -198,7 +266,11 @@ impl RateLimitGates {
 
     /// `key`'s probe got a response that is not a rate limit: open the gate, release waiters.
     pub(crate) fn open(&self, key: Key, probe: ProbeId) {
+        let sent = self.store.peek(key).map(|e| e.until);
         if self.store.open(key, probe) {
+            if let Some(sent) = sent {
+                self.lanes.opened(key, sent, Instant::now().into_std());
+            }
             tracing::debug!(key = %key, "rate-limit gate: opened");
         }
     }
@@ -217,28 +289,26 @@ pub(crate) enum Admission {
 }
 
 /// Waits at `key`'s gate until the request may be sent, or fails at once when it would have to
-/// wait past `deadline`. After the probe opens the gate, a waiter waits a random time in
-/// `0..spread` so the waiters do not all arrive at once.
+/// wait past `deadline`. The request keeps its place in the key's lane while it waits.
 pub(crate) async fn wait_turn(
     gates: RateLimitGates,
     key: Key,
     deadline: Instant,
-    spread: Duration,
+    mut slot: Option<Slot>,
 ) -> Result<Admission, Error> {
-    let mut waited = false;
     loop {
-        match gates.check(key, Instant::now(), deadline) {
-            Check::Open if waited && !spread.is_zero() => {
-                waited = false;
-                tokio::time::sleep(spread.mul_f64(rand::random::<f64>())).await;
-            }
+        match gates.check(key, Instant::now(), deadline, &mut slot) {
             Check::Open => return Ok(Admission::Open),
             Check::Probe(id) => return Ok(Admission::Probe(id)),
             Check::Fail(left) => return Err(Error::gate_closed(left)),
-            Check::Wait { changed, wake } => {
-                waited = true;
-                changed.wait(wake).await;
-            }
+            Check::Wait {
+                changed: Some(changed),
+                wake,
+            } => changed.wait(wake).await,
+            Check::Wait {
+                changed: None,
+                wake,
+            } => tokio::time::sleep_until(wake).await,
         }
     }
 }
@@ -247,6 +317,7 @@ pub(crate) async fn wait_turn(
 mod tests {
     use super::*;
     use crate::{backoff::Jitter, rate_limit::policy::LINGER};
+    use std::sync::Arc;
 
     const B: Backoff = Backoff::new().jitter(Jitter::None);
 
@@ -258,44 +329,87 @@ mod tests {
     async fn closes_probes_and_opens() {
         let g = RateLimitGates::new();
         let k = Key::of("k");
-        assert!(matches!(g.check(k, Instant::now(), far()), Check::Open));
+        assert!(matches!(
+            g.check(k, Instant::now(), far(), &mut None),
+            Check::Open
+        ));
         g.reject(k, None, None, &B);
         assert_eq!(g.len(), 1);
         assert_eq!(g.time_left(k), Some(Duration::from_secs(1)));
         assert!(matches!(
-            g.check(k, Instant::now(), Instant::now()),
+            g.check(k, Instant::now(), Instant::now(), &mut None),
             Check::Fail(d) if d == Duration::from_secs(1)
         ));
         assert!(matches!(
-            g.check(k, Instant::now(), far()),
+            g.check(k, Instant::now(), far(), &mut None),
             Check::Wait { .. }
         ));
         // Other keys are not affected.
         assert!(matches!(
-            g.check(Key::of("j"), Instant::now(), far()),
+            g.check(Key::of("j"), Instant::now(), far(), &mut None),
             Check::Open
         ));
         tokio::time::advance(Duration::from_secs(1)).await;
-        let Check::Probe(id) = g.check(k, Instant::now(), far()) else {
+        let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut None) else {
             panic!("expected the probe")
         };
         // Only one probe.
         assert!(matches!(
-            g.check(k, Instant::now(), far()),
+            g.check(k, Instant::now(), far(), &mut None),
             Check::Wait { .. }
         ));
         // Probe rejected: 2 s.
         g.reject(k, None, Some(id), &B);
         assert_eq!(g.time_left(k), Some(Duration::from_secs(2)));
         tokio::time::advance(Duration::from_secs(2)).await;
-        let Check::Probe(id) = g.check(k, Instant::now(), far()) else {
+        let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut None) else {
             panic!()
         };
         // A stale probe id does nothing; the right one opens.
         g.open(k, id + 100);
         assert_eq!(g.len(), 1);
         g.open(k, id);
+        assert_eq!(g.len(), 0);
+        // The key stays paced after it opens, until its lane is idle.
+        assert_eq!(g.paced(), 1);
+        assert!(!g.is_empty());
+        tokio::time::advance(LINGER + Duration::from_secs(1)).await;
+        let _ = g.check(Key::of("x"), Instant::now(), far(), &mut None);
         assert!(g.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiters_leave_in_arrival_order_at_the_pace() {
+        let g = RateLimitGates::new();
+        let k = Key::of("k");
+        let start = Instant::now();
+        g.reject(k, Some(Duration::from_secs(1)), None, &B);
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..20u32 {
+            let (g, order) = (g.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let admission = wait_turn(g.clone(), k, far(), None).await.unwrap();
+                order.lock().unwrap().push((i, Instant::now() - start));
+                if let Admission::Probe(id) = admission {
+                    g.open(k, id);
+                }
+            }));
+            // Arrivals 10 ms apart.
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        let ids: Vec<u32> = order.iter().map(|(i, _)| *i).collect();
+        assert_eq!(ids, (0..20).collect::<Vec<_>>(), "first come, first served");
+        // The probe at the gate's time, then the others at the pace (10/s, doubling every
+        // 250 ms): never two at once, none before the window ended.
+        assert_eq!(order[0].1, Duration::from_secs(1));
+        for pair in order.windows(2) {
+            assert!(pair[1].1 > pair[0].1, "{pair:?}");
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -303,11 +417,11 @@ mod tests {
         let g = RateLimitGates::new();
         let k = Key::of("k");
         g.reject(k, Some(Duration::ZERO), None, &B);
-        let Check::Probe(id) = g.check(k, Instant::now(), far()) else {
+        let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut None) else {
             panic!()
         };
         g.hand_on(k, id);
-        assert!(matches!(g.check(k, Instant::now(), far()), Check::Probe(n) if n != id));
+        assert!(matches!(g.check(k, Instant::now(), far(), &mut None), Check::Probe(n) if n != id));
     }
 
     #[tokio::test(start_paused = true)]
@@ -315,10 +429,10 @@ mod tests {
         let g = RateLimitGates::new();
         let k = Key::of("k");
         g.reject(k, Some(Duration::ZERO), None, &B);
-        let Check::Probe(id) = g.check(k, Instant::now(), far()) else {
+        let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut None) else {
             panic!()
         };
-        let waiter = tokio::spawn(wait_turn(g.clone(), k, far(), Duration::ZERO));
+        let waiter = tokio::spawn(wait_turn(g.clone(), k, far(), None));
         tokio::task::yield_now().await;
         g.hand_on(k, id);
         // Woken by the hand-on, not by its deadline (it would fail there: the probe is out).
@@ -367,7 +481,7 @@ mod tests {
         assert!(g.time_left(Key::of(&9_999u32)).is_some());
         assert!(g.time_left(Key::of(&0u32)).is_none());
         tokio::time::advance(Duration::from_secs(20_000) + LINGER).await;
-        let _ = g.check(Key::of("x"), Instant::now(), far());
+        let _ = g.check(Key::of("x"), Instant::now(), far(), &mut None);
         assert!(g.is_empty());
         let none = RateLimitGates::with_max_keys(0);
         none.reject(Key::of("k"), None, None, &B);

@@ -6,7 +6,8 @@ use tower::Layer;
 /// The default for [`RateLimitBackoffLayer::max_wait`]: 30 seconds.
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
 
-/// The default for [`RateLimitBackoffLayer::release_jitter`]: 100 milliseconds.
+/// The default of the former `release_jitter` setting: 100 milliseconds.
+#[deprecated(note = "waiters are paced in arrival order")]
 pub const DEFAULT_RELEASE_JITTER: Duration = Duration::from_millis(100);
 
 /// The default for [`RateLimitBackoffLayer::max_closed`]: one hour.
@@ -22,7 +23,6 @@ pub struct RateLimitBackoffLayer {
     pub(crate) gates: RateLimitGates,
     pub(crate) max_wait: Duration,
     pub(crate) backoff: Backoff,
-    pub(crate) release_jitter: Duration,
     pub(crate) max_closed: Duration,
     pub(crate) key: KeyFn,
     pub(crate) contract: ErrorContract,
@@ -43,7 +43,6 @@ impl RateLimitBackoffLayer {
             gates: RateLimitGates::new(),
             max_wait: DEFAULT_MAX_WAIT,
             backoff: Backoff::new(),
-            release_jitter: DEFAULT_RELEASE_JITTER,
             max_closed: DEFAULT_MAX_CLOSED,
             key: KeyFn::Uri,
             contract: ErrorContract::new(),
@@ -71,10 +70,11 @@ impl RateLimitBackoffLayer {
         self
     }
 
-    /// The waiters of a key are let through at random times within this window after its probe
-    /// succeeds (default 100 ms), so they do not all arrive at once.
-    pub fn release_jitter(mut self, window: Duration) -> Self {
-        self.release_jitter = window;
+    /// Has no effect: the waiters of a reopened key leave in the order they arrived, at the
+    /// key's learned pace (see [pacing](super#pacing)), not at random times.
+    #[deprecated(note = "waiters are paced in arrival order; the setting has no effect")]
+    pub fn release_jitter(self, window: Duration) -> Self {
+        let _ = window;
         self
     }
 

@@ -32,11 +32,10 @@
 //!   is safe to send again.
 //! - When K's time is up, exactly one request goes first as the *probe*. Everybody else waits
 //!   for its answer. If it is anything but a rate limit (a success, or any other error
-//!   response), K opens and the waiters follow, spread over
-//!   [`release_jitter`](RateLimitBackoffLayer::release_jitter) (default 100 ms). If it is a
-//!   rate limit, K closes again for the next, longer backoff. If it gets no answer (a transport
+//!   response), K opens and the waiters follow in the order they arrived, at K's
+//!   [pace](#pacing). If it is a rate limit, K closes again for the next, longer backoff. If it gets no answer (a transport
 //!   error) or is dropped, the next request takes the probe role: nothing deadlocks.
-//! - Memory is bounded: only closed keys are stored, at most
+//! - Memory is bounded: only closed and paced keys are stored, at most
 //!   [`max_keys`](RateLimitBackoffLayer::max_keys) of them (default 10,000); see
 //!   [`RateLimitGates`] for what is dropped when.
 //! - With no key closed, the success path costs one atomic load, hashing the key (about
@@ -45,6 +44,28 @@
 //!   `benches/gate.rs` measures it against the bare service.
 //!
 //! Waiting uses tokio's clock, so tests with `tokio::time::pause()` are deterministic.
+//!
+//! # Pacing
+//!
+//! A server that rejected a burst accepts a rate, not a burst: releasing every waiter when
+//! a window ends sends the burst again, and the next rejection follows. So a rate limit
+//! also gives its key a *lane*:
+//!
+//! - **First come, first served.** Every request for the key takes a slot when it arrives,
+//!   whether the gate is closed or open; slots are one pace interval apart, and the first
+//!   one after the window is the probe. No request waits behind one that arrived later.
+//!   When the gate closes again, every unused slot moves back by the same amount.
+//! - **A learned pace.** The first rate limit of a key knows nothing of the server's
+//!   capacity: its lane starts at 10 requests per second and doubles every 250 ms. At the
+//!   next rate limit, what the server *accepted* over the last second (its answers that were
+//!   not rate limits) becomes the ceiling; the pace drops to 80 % of it and climbs back
+//!   along a cubic curve (as AWS's adaptive retry mode does, but from the accepted rate
+//!   rather than the sending rate, so one decrease lands below the limit): fast while far
+//!   below the ceiling, flat near it, then probing above it.
+//! - **Bounded.** A lane unused for 30 s is forgotten, and the key goes back to the fast path;
+//!   at most [`max_keys`](RateLimitGates::max_keys) lanes are kept. A request whose slot
+//!   comes after its [`max_wait`](RateLimitBackoffLayer::max_wait) fails at once, unsent,
+//!   like one at a closed gate. Other keys are never paced.
 //!
 //! # gRPC status in trailers
 //!
@@ -153,8 +174,10 @@
 mod body;
 mod gate;
 mod key;
+mod lanes;
 mod layer;
 mod notify;
+mod pace;
 mod policy;
 mod service;
 mod store;
@@ -162,7 +185,7 @@ mod store;
 pub use body::ResponseBody;
 pub use gate::{DEFAULT_MAX_KEYS, RateLimitGates};
 pub use key::{Key, PathTemplate, RequestHead};
-pub use layer::{
-    DEFAULT_MAX_CLOSED, DEFAULT_MAX_WAIT, DEFAULT_RELEASE_JITTER, RateLimitBackoffLayer,
-};
+#[allow(deprecated)]
+pub use layer::DEFAULT_RELEASE_JITTER;
+pub use layer::{DEFAULT_MAX_CLOSED, DEFAULT_MAX_WAIT, RateLimitBackoffLayer};
 pub use service::{RateLimitBackoff, ResponseFuture};

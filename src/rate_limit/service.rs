@@ -117,7 +117,8 @@ impl<S> RateLimitBackoff<S> {
         let deadline = now
             .checked_add(max_wait)
             .unwrap_or_else(|| now + crate::retry_after::MAX_HINT);
-        match config.gates.check(key, now, deadline) {
+        let mut slot = None;
+        match config.gates.check(key, now, deadline, &mut slot) {
             Check::Open => ResponseFuture::called(self.inner.call(request), Some(track)),
             Check::Probe(id) => {
                 track.probe = Some(id);
@@ -133,7 +134,7 @@ impl<S> RateLimitBackoff<S> {
                 // Keep the instance that `poll_ready` readied; this one takes its place.
                 let clone = self.inner.clone();
                 let service = std::mem::replace(&mut self.inner, clone);
-                let wait = wait_turn(config.gates.clone(), key, deadline, config.release_jitter);
+                let wait = wait_turn(config.gates.clone(), key, deadline, slot);
                 ResponseFuture {
                     state: State::Waiting {
                         wait: Box::pin(wait),
@@ -165,9 +166,18 @@ impl Track {
                 let hint = e.retry_after().map(|d| d.min(self.config.max_closed));
                 gates.reject(self.key, hint, probe, &self.config.backoff)
             }
+            (Some(e), _) if e.api().is_some() => {
+                // The server answered: it accepted the request, as far as its rate goes.
+                gates.succeeded(self.key);
+                if let Some(id) = probe {
+                    gates.open(self.key, id);
+                }
+            }
             // Any answer of the server that is not a rate limit opens the gate.
-            (None, Some(id)) => gates.open(self.key, id),
-            (Some(e), Some(id)) if e.api().is_some() => gates.open(self.key, id),
+            (None, Some(id)) => {
+                gates.succeeded(self.key);
+                gates.open(self.key, id)
+            }
             // No answer (transport failure, an inner gate): another request probes.
             (Some(_), Some(id)) => gates.hand_on(self.key, id),
             (_, None) => {}
@@ -265,6 +275,8 @@ where
                         (Ok(res), Some(mut track)) => {
                             if track.probe.is_some() {
                                 track.finish_slow(None);
+                            } else {
+                                track.config.gates.succeeded(track.key);
                             }
                             res.map(ResponseBody::plain)
                         }

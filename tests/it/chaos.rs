@@ -91,7 +91,10 @@ async fn chaos_soak() {
                     };
                     let mut req = Request::builder()
                         .method(method)
-                        .uri(api.url(&format!("/items/shelf-{}?token=convo_SOAKSECRET", i % PATHS)))
+                        .uri(api.url(&format!(
+                            "/items/shelf-{}?token=convo_SOAKSECRET",
+                            i % PATHS
+                        )))
                         .header("x-req", i.to_string())
                         .header("authorization", "Bearer convo_SOAKSECRET");
                     if keyed {

@@ -1,0 +1,255 @@
+//! The pace of a path after a rate limit, as pure functions: how fast requests are let
+//! through when its gate reopens, instead of all at once.
+//!
+//! A server that rejected a burst accepts a rate, not a burst. When a gate reopens, its
+//! waiters (and the requests that keep arriving) are therefore let through one at a time, at
+//! a rate learned from what the server accepted:
+//!
+//! - **Before anything is known** (the first rate limit of a path), the pace starts at
+//!   [`INITIAL_RATE`] and doubles every [`DOUBLING`] (a slow start), so a server's capacity
+//!   is found in a few hundred milliseconds without a herd.
+//! - **At a rate limit**, the rate the server *accepted* over the last second (its successes,
+//!   counted per [`BUCKET`]) becomes the ceiling `w_max`, and the pace drops to
+//!   [`BETA`]` × w_max`. From the reopening it climbs back along a cubic curve (CUBIC, as in
+//!   AWS's adaptive retry mode, with [`C`] as its scaling): fast while far below `w_max`,
+//!   flat near it, then probing above it slowly. A probe rejected again lowers the ceiling
+//!   once more.
+//!
+//! AWS's adaptive mode measures the client's *sending* rate, which after a burst is far above
+//! what the server took; the successes are what the server demonstrably accepts, so one
+//! decrease lands below the limit instead of several.
+//!
+//! Every function takes the time as an argument: the rules are tested with plain `#[test]`s.
+
+use std::time::{Duration, Instant};
+
+/// The pace of a path whose server's capacity is unknown: requests per second.
+pub(crate) const INITIAL_RATE: f64 = 10.0;
+
+/// A slow start doubles the pace this often.
+pub(crate) const DOUBLING: Duration = Duration::from_millis(250);
+
+/// The multiplicative decrease: the pace after a rate limit, as a share of the rate the
+/// server accepted.
+pub(crate) const BETA: f64 = 0.8;
+
+/// The cubic curve's scaling, in requests per second per second³ (AWS's value).
+pub(crate) const C: f64 = 0.4;
+
+/// The slowest pace: one request every two seconds.
+pub(crate) const MIN_RATE: f64 = 0.5;
+
+/// The fastest pace that is still a pace (a million requests per second).
+pub(crate) const MAX_RATE: f64 = 1e6;
+
+/// The width of one bucket of the success count; ten make the one-second window.
+pub(crate) const BUCKET: Duration = Duration::from_millis(100);
+
+const BUCKETS: usize = 10;
+
+/// How fast one path may send.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Pace {
+    phase: Phase,
+    /// When the current phase began (the reopening).
+    since: Instant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Phase {
+    /// Doubling from this rate.
+    SlowStart(f64),
+    /// Climbing back towards this ceiling.
+    Cubic(f64),
+}
+
+impl Pace {
+    /// A slow start from [`INITIAL_RATE`] at `since`.
+    pub(crate) fn slow_start(since: Instant) -> Pace {
+        Pace {
+            phase: Phase::SlowStart(INITIAL_RATE),
+            since,
+        }
+    }
+
+    /// The pace at `now`, in requests per second: never below [`MIN_RATE`], never above
+    /// [`MAX_RATE`], and the phase's first rate before it begins.
+    pub(crate) fn rate(&self, now: Instant) -> f64 {
+        let t = now.saturating_duration_since(self.since).as_secs_f64();
+        let rate = match self.phase {
+            Phase::SlowStart(from) => from * (t / DOUBLING.as_secs_f64()).min(64.0).exp2(),
+            Phase::Cubic(w_max) => {
+                let k = (w_max * (1.0 - BETA) / C).cbrt();
+                C * (t - k).powi(3) + w_max
+            }
+        };
+        if rate.is_nan() {
+            return MIN_RATE;
+        }
+        rate.clamp(MIN_RATE, MAX_RATE)
+    }
+
+    /// The gap after a request sent at `at`.
+    pub(crate) fn interval(&self, at: Instant) -> Duration {
+        Duration::from_secs_f64(1.0 / self.rate(at))
+    }
+
+    /// The server rejected the path: `accepted` is what it took over the last second
+    /// (requests per second; zero when nothing went through, as for a probe rejected
+    /// again), and the path reopens at `reopen`. The ceiling is what was accepted, or, when
+    /// nothing was, [`BETA`] × the pace of the moment.
+    pub(crate) fn rejected(&mut self, now: Instant, accepted: f64, reopen: Instant) {
+        let ceiling = if accepted > 0.0 {
+            accepted
+        } else {
+            BETA * self.rate(now)
+        };
+        self.phase = Phase::Cubic(ceiling.clamp(MIN_RATE, MAX_RATE));
+        self.since = reopen;
+    }
+
+    /// The ceiling the pace climbs back to, when one is known.
+    #[cfg(test)]
+    pub(crate) fn ceiling(&self) -> Option<f64> {
+        match self.phase {
+            Phase::SlowStart(_) => None,
+            Phase::Cubic(w) => Some(w),
+        }
+    }
+}
+
+/// Successes over the last second, in [`BUCKET`]s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Accepted {
+    origin: Instant,
+    /// The bucket number of `counts[head]`, counted from `origin`.
+    tick: u64,
+    head: usize,
+    counts: [u32; BUCKETS],
+}
+
+impl Accepted {
+    /// Nothing counted yet.
+    pub(crate) fn new(origin: Instant) -> Accepted {
+        Accepted {
+            origin,
+            tick: 0,
+            head: 0,
+            counts: [0; BUCKETS],
+        }
+    }
+
+    fn advance(&mut self, now: Instant) {
+        let tick = (now.saturating_duration_since(self.origin).as_nanos() / BUCKET.as_nanos())
+            .try_into()
+            .unwrap_or(u64::MAX);
+        if tick <= self.tick {
+            return;
+        }
+        let steps = (tick - self.tick).min(BUCKETS as u64) as usize;
+        for _ in 0..steps {
+            self.head = (self.head + 1) % BUCKETS;
+            self.counts[self.head] = 0;
+        }
+        self.tick = tick;
+    }
+
+    /// One success at `now`.
+    pub(crate) fn count(&mut self, now: Instant) {
+        self.advance(now);
+        self.counts[self.head] = self.counts[self.head].saturating_add(1);
+    }
+
+    /// Successes per second over the last second before `now`.
+    pub(crate) fn rate(&mut self, now: Instant) -> f64 {
+        self.advance(now);
+        let total: u64 = self.counts.iter().map(|&c| u64::from(c)).sum();
+        total as f64 / (BUCKET.as_secs_f64() * BUCKETS as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn a_slow_start_doubles() {
+        let t0 = Instant::now();
+        let p = Pace::slow_start(t0);
+        assert_eq!(p.rate(t0), INITIAL_RATE);
+        // Before it begins (waiters reserve ahead), the first rate.
+        assert_eq!(Pace::slow_start(t0 + MS(500)).rate(t0), INITIAL_RATE);
+        assert!((p.rate(t0 + DOUBLING) - 2.0 * INITIAL_RATE).abs() < 1e-9);
+        assert!((p.rate(t0 + 4 * DOUBLING) - 16.0 * INITIAL_RATE).abs() < 1e-9);
+        assert_eq!(p.rate(t0 + Duration::from_secs(3600)), MAX_RATE);
+        assert_eq!(p.interval(t0), MS(100));
+    }
+
+    #[test]
+    fn a_rejection_drops_below_what_was_accepted_and_climbs_back() {
+        let t0 = Instant::now();
+        let mut p = Pace::slow_start(t0);
+        let reopen = t0 + Duration::from_secs(1);
+        p.rejected(t0, 200.0, reopen);
+        assert_eq!(p.ceiling(), Some(200.0));
+        assert!((p.rate(reopen) - BETA * 200.0).abs() < 1e-6);
+        // Monotonic climb, flat near the ceiling, then above it.
+        let k = (200.0 * (1.0 - BETA) / C).cbrt();
+        let at = |s: f64| p.rate(reopen + Duration::from_secs_f64(s));
+        assert!((at(k) - 200.0).abs() < 1e-6);
+        let mut last = 0.0;
+        for tenth in 0..200 {
+            let r = at(f64::from(tenth) / 10.0);
+            assert!(r >= last);
+            last = r;
+        }
+        assert!(at(k - 1.0) > 199.0 && at(k + 1.0) < 201.0);
+        assert!(at(k + 10.0) > 500.0);
+    }
+
+    #[test]
+    fn a_rejection_with_nothing_accepted_lowers_the_ceiling() {
+        let t0 = Instant::now();
+        let mut p = Pace::slow_start(t0);
+        p.rejected(t0, 100.0, t0);
+        p.rejected(t0, 0.0, t0);
+        assert!((p.ceiling().unwrap() - BETA * BETA * 100.0).abs() < 1e-6);
+        for _ in 0..100 {
+            p.rejected(t0, 0.0, t0);
+        }
+        assert_eq!(p.ceiling(), Some(MIN_RATE));
+        assert_eq!(p.rate(t0), MIN_RATE);
+    }
+
+    #[test]
+    fn hostile_numbers_stay_in_range() {
+        let t0 = Instant::now();
+        for accepted in [f64::NAN, f64::INFINITY, -1.0, 1e300] {
+            let mut p = Pace::slow_start(t0);
+            p.rejected(t0, accepted, t0);
+            for s in [0.0, 1.0, 1e6] {
+                let r = p.rate(t0 + Duration::from_secs_f64(s));
+                assert!((MIN_RATE..=MAX_RATE).contains(&r), "{accepted} {s} {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_success_count_covers_one_second() {
+        let t0 = Instant::now();
+        let mut a = Accepted::new(t0);
+        assert_eq!(a.rate(t0), 0.0);
+        for i in 0..200 {
+            a.count(t0 + MS(i * 5)); // 200 over the first second
+        }
+        assert!((a.rate(t0 + MS(999)) - 200.0).abs() < 1e-9);
+        // Half a second later, the first half has left the window.
+        assert!((a.rate(t0 + MS(1_499)) - 100.0).abs() < 1e-9);
+        assert_eq!(a.rate(t0 + Duration::from_secs(5)), 0.0);
+        // A clock that does not move forward changes nothing.
+        a.count(t0);
+        assert_eq!(a.rate(t0 + Duration::from_secs(5)), 1.0);
+    }
+}
