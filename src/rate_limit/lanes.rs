@@ -177,7 +177,7 @@ impl Lanes {
             lane.next = lane.next.max(now) + delta;
             lane.touched = now;
             if counts {
-                let accepted = lane.accepted.rate(now);
+                let accepted = lane.accepted.rate(now, lane.pace.since());
                 lane.pace.rejected(now, accepted, until);
             }
             return;

@@ -8,8 +8,9 @@
 //! - **Before anything is known** (the first rate limit of a path), the pace starts at
 //!   [`INITIAL_RATE`] and doubles every [`DOUBLING`] (a slow start), so a server's capacity
 //!   is found in a few hundred milliseconds without a herd.
-//! - **At a rate limit**, the rate the server *accepted* over the last second (its successes,
-//!   counted per [`BUCKET`]) becomes the ceiling `w_max`, and the pace drops to
+//! - **At a rate limit**, the rate the server *accepted* over the last second of open time
+//!   (its successes, counted per [`BUCKET`]; after a slow start, at least half the pace that
+//!   overran it) becomes the ceiling `w_max`, and the pace drops to
 //!   [`BETA`]` × w_max`. From the reopening it climbs back along a cubic curve (CUBIC, as in
 //!   AWS's adaptive retry mode, with [`C`] as its scaling): fast while far below `w_max`,
 //!   flat near it, then probing above it slowly. A probe rejected again lowers the ceiling
@@ -24,7 +25,7 @@
 use std::time::{Duration, Instant};
 
 /// The pace of a path whose server's capacity is unknown: requests per second.
-pub(crate) const INITIAL_RATE: f64 = 10.0;
+pub(crate) const INITIAL_RATE: f64 = 20.0;
 
 /// A slow start doubles the pace this often.
 pub(crate) const DOUBLING: Duration = Duration::from_millis(250);
@@ -94,18 +95,27 @@ impl Pace {
         Duration::from_secs_f64(1.0 / self.rate(at))
     }
 
-    /// The server rejected the path: `accepted` is what it took over the last second
-    /// (requests per second; zero when nothing went through, as for a probe rejected
-    /// again), and the path reopens at `reopen`. The ceiling is what was accepted, or, when
-    /// nothing was, [`BETA`] × the pace of the moment.
+    /// The server rejected the path: `accepted` is what it took over the last second of open
+    /// time (requests per second; zero when nothing went through, as for a probe rejected
+    /// again), and the path reopens at `reopen`. The new ceiling is what was accepted; in a
+    /// slow start at least half the pace that overran the server (the pace of one doubling
+    /// before was accepted, and a climbing pace is under-measured over a second); with
+    /// nothing accepted, [`BETA`] × the pace of the moment.
     pub(crate) fn rejected(&mut self, now: Instant, accepted: f64, reopen: Instant) {
-        let ceiling = if accepted > 0.0 {
-            accepted
-        } else {
-            BETA * self.rate(now)
+        let ceiling = match self.phase {
+            // The capacity is somewhere below the pace that overran it, and above half of it
+            // (the pace a doubling ago was accepted).
+            Phase::SlowStart(_) => accepted.max(0.5 * self.rate(now)),
+            Phase::Cubic(_) if accepted > 0.0 => accepted,
+            Phase::Cubic(_) => BETA * self.rate(now),
         };
         self.phase = Phase::Cubic(ceiling.clamp(MIN_RATE, MAX_RATE));
         self.since = reopen;
+    }
+
+    /// When the current phase began: the path's reopening.
+    pub(crate) fn since(&self) -> Instant {
+        self.since
     }
 
     /// The ceiling the pace climbs back to, when one is known.
@@ -160,11 +170,15 @@ impl Accepted {
         self.counts[self.head] = self.counts[self.head].saturating_add(1);
     }
 
-    /// Successes per second over the last second before `now`.
-    pub(crate) fn rate(&mut self, now: Instant) -> f64 {
+    /// The rate the server accepted over the last second before `now` (or since `open`,
+    /// when the path opened less than a second ago): successes per second of open time.
+    pub(crate) fn rate(&mut self, now: Instant, open: Instant) -> f64 {
         self.advance(now);
         let total: u64 = self.counts.iter().map(|&c| u64::from(c)).sum();
-        total as f64 / (BUCKET.as_secs_f64() * BUCKETS as f64)
+        let span = now
+            .saturating_duration_since(open)
+            .clamp(2 * BUCKET, BUCKET * BUCKETS as u32);
+        total as f64 / span.as_secs_f64()
     }
 }
 
@@ -179,18 +193,19 @@ mod tests {
         let t0 = Instant::now();
         let p = Pace::slow_start(t0);
         assert_eq!(p.rate(t0), INITIAL_RATE);
-        // Before it begins (waiters reserve ahead), the first rate.
+        // Before it begins (waiters take slots ahead), the first rate.
         assert_eq!(Pace::slow_start(t0 + MS(500)).rate(t0), INITIAL_RATE);
         assert!((p.rate(t0 + DOUBLING) - 2.0 * INITIAL_RATE).abs() < 1e-9);
         assert!((p.rate(t0 + 4 * DOUBLING) - 16.0 * INITIAL_RATE).abs() < 1e-9);
         assert_eq!(p.rate(t0 + Duration::from_secs(3600)), MAX_RATE);
-        assert_eq!(p.interval(t0), MS(100));
+        assert_eq!(p.interval(t0), MS(50));
     }
 
     #[test]
     fn a_rejection_drops_below_what_was_accepted_and_climbs_back() {
         let t0 = Instant::now();
         let mut p = Pace::slow_start(t0);
+        p.rejected(t0, 200.0, t0); // the slow start's pace is 20: what was accepted wins
         let reopen = t0 + Duration::from_secs(1);
         p.rejected(t0, 200.0, reopen);
         assert_eq!(p.ceiling(), Some(200.0));
@@ -207,6 +222,15 @@ mod tests {
         }
         assert!(at(k - 1.0) > 199.0 && at(k + 1.0) < 201.0);
         assert!(at(k + 10.0) > 500.0);
+    }
+
+    #[test]
+    fn a_slow_start_overrun_keeps_half_its_pace() {
+        let t0 = Instant::now();
+        let mut p = Pace::slow_start(t0);
+        let overrun = t0 + 4 * DOUBLING; // 320 per second
+        p.rejected(overrun, 100.0, overrun);
+        assert!((p.ceiling().unwrap() - 160.0).abs() < 1e-6);
     }
 
     #[test]
@@ -229,6 +253,7 @@ mod tests {
         for accepted in [f64::NAN, f64::INFINITY, -1.0, 1e300] {
             let mut p = Pace::slow_start(t0);
             p.rejected(t0, accepted, t0);
+            p.rejected(t0, accepted, t0);
             for s in [0.0, 1.0, 1e6] {
                 let r = p.rate(t0 + Duration::from_secs_f64(s));
                 assert!((MIN_RATE..=MAX_RATE).contains(&r), "{accepted} {s} {r}");
@@ -237,19 +262,21 @@ mod tests {
     }
 
     #[test]
-    fn the_success_count_covers_one_second() {
+    fn the_success_count_covers_one_second_of_open_time() {
         let t0 = Instant::now();
         let mut a = Accepted::new(t0);
-        assert_eq!(a.rate(t0), 0.0);
+        assert_eq!(a.rate(t0, t0), 0.0);
         for i in 0..200 {
             a.count(t0 + MS(i * 5)); // 200 over the first second
         }
-        assert!((a.rate(t0 + MS(999)) - 200.0).abs() < 1e-9);
+        assert!((a.rate(t0 + MS(999), t0) - 200.0).abs() < 0.5);
         // Half a second later, the first half has left the window.
-        assert!((a.rate(t0 + MS(1_499)) - 100.0).abs() < 1e-9);
-        assert_eq!(a.rate(t0 + Duration::from_secs(5)), 0.0);
+        assert!((a.rate(t0 + MS(1_499), t0) - 100.0).abs() < 1e-9);
+        // Open for half a second only: 100 in 0.5 s is 200 per second.
+        assert!((a.rate(t0 + MS(1_499), t0 + MS(999)) - 200.0).abs() < 1e-9);
+        assert_eq!(a.rate(t0 + Duration::from_secs(5), t0), 0.0);
         // A clock that does not move forward changes nothing.
         a.count(t0);
-        assert_eq!(a.rate(t0 + Duration::from_secs(5)), 1.0);
+        assert_eq!(a.rate(t0 + Duration::from_secs(5), t0), 1.0);
     }
 }

@@ -30,6 +30,7 @@ mod e2e_tower_http;
 mod grpc_trailers;
 mod hostile;
 mod mcp;
+mod pacing;
 mod props;
 mod rate_limit;
 mod retry;

@@ -1,0 +1,190 @@
+//! Pacing after a rate limit, in virtual time: a server that limits a path *template* with
+//! one token bucket, 32 workers over many ids through the default one-line stack.
+//!
+//! The clock is tokio's paused clock, so the figures are the stack's own behaviour, not the
+//! machine's: the server takes 1 ms per request, and nothing else takes time.
+
+use bytes::Bytes;
+use futures_util::{StreamExt, stream};
+use http::{Request, Response};
+use http_body_util::Full;
+use std::{
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::time::Instant;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower_api_retry::ServiceBuilderExt;
+
+/// A token bucket: `rate` tokens a second, at most `burst` saved.
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, now: Instant) -> bool {
+        let refill = (now - self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[derive(Default)]
+struct Seen {
+    /// (arrival, path, status)
+    arrivals: Vec<(Instant, String, u16)>,
+}
+
+struct Figures {
+    in_window: usize,
+    rejected: usize,
+    failed: usize,
+    goodput: f64,
+    worst_other: Duration,
+}
+
+async fn run(workers: usize, requests: usize, rate: f64, burst: f64) -> Figures {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let start = Instant::now();
+    let bucket = Arc::new(Mutex::new(Bucket {
+        rate,
+        burst,
+        tokens: burst,
+        at: start,
+    }));
+    let server = {
+        let seen = seen.clone();
+        service_fn(move |req: Request<Full<Bytes>>| {
+            let (seen, bucket) = (seen.clone(), bucket.clone());
+            async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let now = Instant::now();
+                let path = req.uri().path().to_owned();
+                let limited = path.starts_with("/limited/");
+                let ok = !limited || bucket.lock().unwrap().take(now);
+                let status = if ok { 200 } else { 429 };
+                seen.lock().unwrap().arrivals.push((now, path, status));
+                let mut res = Response::builder().status(status);
+                let body = if ok {
+                    Bytes::from_static(b"{}")
+                } else {
+                    res = res.header("retry-after", "1");
+                    Bytes::from_static(br#"{"code":"RESOURCE_EXHAUSTED","message":"slow down"}"#)
+                };
+                Ok::<_, Infallible>(res.body(Full::new(body)).unwrap())
+            }
+        })
+    };
+    let client = ServiceBuilder::new().api_contract().service(server);
+
+    // An unrelated path, asked every 100 ms while the run lasts.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let other = {
+        let (client, done) = (client.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut worst = Duration::ZERO;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                let req = Request::get("http://api.test/other")
+                    .body(Full::default())
+                    .unwrap();
+                client.clone().oneshot(req).await.unwrap();
+                worst = worst.max(t.elapsed());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            worst
+        })
+    };
+
+    let failed = stream::iter(0..requests)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                let req = Request::get(format!("http://api.test/limited/{}", i % 97))
+                    .body(Full::default())
+                    .unwrap();
+                client.oneshot(req).await.is_err()
+            }
+        })
+        .buffer_unordered(workers)
+        .filter(|failed| std::future::ready(*failed))
+        .count()
+        .await;
+    let elapsed = start.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let worst_other = other.await.unwrap();
+
+    let seen = seen.lock().unwrap();
+    let limited: Vec<_> = seen
+        .arrivals
+        .iter()
+        .filter(|(_, p, _)| p.starts_with("/limited/"))
+        .collect();
+    let rejections: Vec<Instant> = limited
+        .iter()
+        .filter(|(_, _, s)| *s == 429)
+        .map(|(t, _, _)| *t)
+        .collect();
+    // An arrival strictly after a 429 was answered and before its Retry-After elapsed. (The
+    // server answers at the instant it logs, so a request arriving later was sent later.)
+    if std::env::var_os("PACING_TRACE").is_some() {
+        let mut per_tenth = std::collections::BTreeMap::<u64, (u32, u32)>::new();
+        for (t, _, s) in &limited {
+            let e = per_tenth
+                .entry((*t - start).as_millis() as u64 / 250)
+                .or_default();
+            if *s == 200 { e.0 += 1 } else { e.1 += 1 }
+        }
+        for (k, (ok, no)) in per_tenth {
+            println!("{:>5.2}s ok {ok:>4} 429 {no}", k as f64 / 4.0);
+        }
+    }
+    let in_window = limited
+        .iter()
+        .filter(|(t, _, _)| {
+            rejections
+                .iter()
+                .any(|r| *t > *r && *t < *r + Duration::from_secs(1))
+        })
+        .count();
+    Figures {
+        in_window,
+        rejected: rejections.len(),
+        failed,
+        goodput: (requests - failed) as f64 / elapsed.as_secs_f64(),
+        worst_other,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_template_limited_bucket_is_neither_hammered_nor_idle() {
+    let (rate, burst) = (200.0, 20.0);
+    let f = run(32, 1_500, rate, burst).await;
+    println!(
+        "in-window arrivals {}, 429s {}, failed {}, goodput {:.0}/s ({:.0} % of {rate}/s), worst wait of /other {:?}",
+        f.in_window,
+        f.rejected,
+        f.failed,
+        f.goodput,
+        100.0 * f.goodput / rate,
+        f.worst_other
+    );
+    assert_eq!(f.in_window, 0, "nothing is sent inside an announced window");
+    assert_eq!(f.failed, 0);
+    assert!(f.goodput >= 0.7 * rate, "goodput {:.0}/s", f.goodput);
+    assert!(
+        f.worst_other < Duration::from_millis(10),
+        "{:?}",
+        f.worst_other
+    );
+}
