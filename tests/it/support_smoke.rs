@@ -1,4 +1,5 @@
-//! The emulated API itself behaves as scripted (so other tests can trust its logs).
+//! The emulated API itself behaves as scripted (so other tests can trust its logs), and the
+//! lookup of external programs skips or fails as documented.
 
 use crate::support::{Emulator, Reply, checksum};
 use bytes::Bytes;
@@ -31,4 +32,27 @@ async fn scripts_and_logs() {
         seen.iter()
             .all(|s| s.body_sum == checksum(b"hello") && s.query.as_deref() == Some("token=abc"))
     );
+}
+
+#[test]
+fn a_missing_program_skips_outside_ci_and_fails_under_ci() {
+    let find = || {
+        crate::support::external::find_program(
+            "tower-api-retry-no-such-program",
+            &["/nonexistent/tower-api-retry-no-such-program"],
+            "apt-get install -y nothing",
+        )
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        let panic = std::panic::catch_unwind(find).unwrap_err();
+        let message = panic.downcast_ref::<String>().unwrap();
+        assert_eq!(
+            message,
+            "tower-api-retry-no-such-program not installed (apt-get install -y nothing)"
+        );
+    } else {
+        assert_eq!(find(), None);
+    }
+    // A program that exists is found, in CI or not.
+    assert!(crate::support::external::find_program("sh", &[], "").is_some());
 }

@@ -4,5 +4,7 @@
 pub mod emulator;
 
 pub use emulator::{Emulator, Reply, Seen, checksum};
+pub mod external;
 pub mod grpc;
+pub mod limited;
 pub mod trace;
