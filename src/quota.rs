@@ -80,7 +80,7 @@
 //! assert_eq!(Quota::read(&HeaderMap::new(), RateLimitHeaders::DEFAULT, SystemTime::now()), None);
 //! ```
 
-use crate::retry_after::MAX_HINT;
+use crate::retry_after::{MAX_HINT, fraction_nanos};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use sfv::{BareItemFromInput, KeyRef, Parser, visitor};
 use std::{
@@ -788,19 +788,6 @@ fn parse_sf_limit(value: &HeaderValue) -> Option<u64> {
         .parse_list_with_visitor(&mut first)
         .ok()?;
     first.0
-}
-
-/// The nanoseconds of a decimal fraction's digits (at least one; digits past the ninth are
-/// dropped).
-fn fraction_nanos(frac: &[u8]) -> Option<u32> {
-    if frac.is_empty() || !frac.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut nanos = 0u32;
-    for i in 0..9 {
-        nanos = nanos * 10 + frac.get(i).map_or(0, |d| u32::from(d - b'0'));
-    }
-    Some(nanos)
 }
 
 /// `X-RateLimit-Reset`: delta-seconds, or epoch seconds from [`EPOCH_RESET_FROM`] on; either

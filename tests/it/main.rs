@@ -31,6 +31,7 @@ mod grpc_trailers;
 mod hostile;
 mod mcp;
 mod props;
+mod quota;
 mod rate_limit;
 mod retry;
 mod secrets;
