@@ -24,6 +24,31 @@
 //!
 //! A `429` closes the gate whatever code its body carries.
 //!
+//! # Announced quotas
+//!
+//! Many servers announce on every response, a success included, how many requests are left
+//! and when the window resets. Which header families are read is part of the contract
+//! ([`rate_limit_headers`](ErrorContract::rate_limit_headers), by default the IETF draft's
+//! `RateLimit` / `RateLimit-Policy` and `X-RateLimit-*`; OpenAI's and Anthropic's families are
+//! opt-in), and so is where such a quota applies
+//! ([`quota_scope`](ErrorContract::quota_scope), by default the whole authority, since a quota
+//! such as GitHub's covers every path). See the [`quota`](crate::quota) module for the
+//! conventions and how contradicting ones are merged.
+//!
+//! ```
+//! use tower_api_retry::{ErrorContract, QuotaScope, RateLimitHeaders};
+//!
+//! // An LLM API: read OpenAI's headers too, and keep each quota to its own path.
+//! let contract = ErrorContract::new()
+//!     .rate_limit_headers(RateLimitHeaders::DEFAULT | RateLimitHeaders::OPENAI)
+//!     .quota_scope(QuotaScope::Path);
+//! assert!(contract.get_rate_limit_headers().contains(RateLimitHeaders::X_RATELIMIT));
+//! assert_eq!(contract.get_quota_scope(), QuotaScope::Path);
+//! ```
+//!
+//! The server's own word on retrying, `x-should-retry` and `Stripe-Should-Retry`, overrides
+//! the table for one response: see [`retry_after`](crate::retry_after#the-servers-verdict).
+//!
 //! # Example
 //!
 //! ```
