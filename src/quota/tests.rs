@@ -44,7 +44,8 @@ fn q(
 #[test]
 fn ietf_draft_examples() {
     let d = RateLimitHeaders::DEFAULT;
-    let table: &[(&[(&str, &str)], Option<Quota>)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], Option<Quota>);
+    let table: &[Case<'_>] = &[
         (
             &[("ratelimit", r#""default";r=50;t=30"#)],
             Some(q(Some(50), None, None, Some(S(30)))),
