@@ -1114,6 +1114,67 @@ mod tests {
         );
     }
 
+    /// The server's verdict against the table, declared codes and a gRPC refusal.
+    #[test]
+    fn the_servers_word_overrules_the_table_for_one_response() {
+        let decode = |status: u16, pairs: &[(&'static str, &'static str)]| {
+            let mut h = http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, http::HeaderValue::from_static(v));
+            }
+            Error::from(ApiError::decode(
+                StatusCode::from_u16(status).unwrap(),
+                &h,
+                b"",
+            ))
+        };
+        let contract = ErrorContract::new();
+        for status in [400, 401, 403, 404, 409, 422] {
+            let err = decode(status, &[("x-should-retry", "true")]);
+            assert_eq!(err.disposition(), Disposition::Retry, "{status}");
+            assert!(err.proves_unprocessed_under(&contract, false));
+            // The class is still what the status says: it decides the gate.
+            assert!(!err.class().is_retryable());
+        }
+        for status in [429, 500, 503] {
+            let err = decode(status, &[("stripe-should-retry", "false")]);
+            assert_eq!(err.disposition(), Disposition::DoNotRetry, "{status}");
+            assert_eq!(err.closes_gate_under(&contract), status == 429);
+        }
+        // A declared code yields to the response's verdict too.
+        let declared = ErrorContract::new().code("ACCOUNT_LOCKED", Disposition::NeedsHuman);
+        let mut h = http::HeaderMap::new();
+        h.insert("x-should-retry", http::HeaderValue::from_static("true"));
+        let body = br#"{"code": "ACCOUNT_LOCKED", "message": "locked"}"#;
+        let mut err = Error::from(ApiError::decode(StatusCode::CONFLICT, &h, body));
+        assert_eq!(err.declared_under(&declared), Some(Disposition::NeedsHuman));
+        assert_eq!(err.disposition_under(&declared), Disposition::Retry);
+        err.restamp(&declared);
+        assert_eq!(err.disposition(), Disposition::Retry);
+        assert_eq!(err.class(), Disposition::NeedsHuman);
+        // A refusal wins over a request to retry.
+        let both = decode(
+            503,
+            &[("x-should-retry", "true"), ("stripe-should-retry", "false")],
+        );
+        assert_eq!(both.disposition(), Disposition::DoNotRetry);
+        let grpc = decode(
+            200,
+            &[
+                ("grpc-status", "14"),
+                ("grpc-retry-pushback-ms", "-1"),
+                ("x-should-retry", "true"),
+            ],
+        );
+        assert_eq!(grpc.disposition(), Disposition::DoNotRetry);
+        // No verdict: the table.
+        assert_eq!(decode(409, &[]).disposition(), Disposition::FixRequest);
+        assert_eq!(
+            decode(409, &[("x-should-retry", "maybe")]).disposition(),
+            Disposition::FixRequest
+        );
+    }
+
     #[test]
     fn gate_closed_errors() {
         let err = Error::gate_closed(Duration::from_secs(3));
