@@ -41,7 +41,7 @@ pub enum Disposition {
     NeedsHuman,
     /// The error would be [`Retry`](Self::Retry) or [`RateLimited`](Self::RateLimited), but the
     /// server forbade retrying it: a negative or unparsable `grpc-retry-pushback-ms` (gRPC's
-    /// retry design, A6). Do not send the same request again on your own schedule; report the
+    /// retry design, A6), or `x-should-retry: false` / `Stripe-Should-Retry: false`. Do not send the same request again on your own schedule; report the
     /// error. [`classify`] of the code still tells what kind of failure it was.
     ///
     /// Only [`ApiError::disposition`](crate::ApiError::disposition) and

@@ -24,6 +24,31 @@
 //!
 //! A `429` closes the gate whatever code its body carries.
 //!
+//! # Announced quotas
+//!
+//! Many servers announce on every response, a success included, how many requests are left
+//! and when the window resets. Which header families are read is part of the contract
+//! ([`rate_limit_headers`](ErrorContract::rate_limit_headers), by default the IETF draft's
+//! `RateLimit` / `RateLimit-Policy` and `X-RateLimit-*`; OpenAI's and Anthropic's families are
+//! opt-in), and so is where such a quota applies
+//! ([`quota_scope`](ErrorContract::quota_scope), by default the whole authority, since a quota
+//! such as GitHub's covers every path). See the [`quota`](crate::quota) module for the
+//! conventions and how contradicting ones are merged.
+//!
+//! ```
+//! use tower_api_retry::{ErrorContract, QuotaScope, RateLimitHeaders};
+//!
+//! // An LLM API: read OpenAI's headers too, and keep each quota to its own path.
+//! let contract = ErrorContract::new()
+//!     .rate_limit_headers(RateLimitHeaders::DEFAULT | RateLimitHeaders::OPENAI)
+//!     .quota_scope(QuotaScope::Path);
+//! assert!(contract.get_rate_limit_headers().contains(RateLimitHeaders::X_RATELIMIT));
+//! assert_eq!(contract.get_quota_scope(), QuotaScope::Path);
+//! ```
+//!
+//! The server's own word on retrying, `x-should-retry` and `Stripe-Should-Retry`, overrides
+//! the table for one response: see [`retry_after`](crate::retry_after#the-servers-verdict).
+//!
 //! # Example
 //!
 //! ```
@@ -57,7 +82,10 @@
 //!
 //! [`ApiContractLayer::contract`]: crate::ApiContractLayer::contract
 
-use crate::{Disposition, ErrorCode, classify};
+use crate::{
+    Disposition, ErrorCode, classify,
+    quota::{QuotaScope, RateLimitHeaders},
+};
 use http::StatusCode;
 use std::{collections::HashMap, error::Error as StdError, fmt, sync::Arc};
 
@@ -84,15 +112,55 @@ type Declared = HashMap<Box<str>, Disposition, foldhash::fast::FixedState>;
 ///     Disposition::FixRequest,
 /// );
 /// ```
-#[derive(Clone, Default, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ErrorContract {
     declared: Option<Arc<Declared>>,
+    rate_limit_headers: RateLimitHeaders,
+    quota_scope: QuotaScope,
 }
 
 impl ErrorContract {
-    /// The built-in table: [`classify`], with no declared codes.
+    /// The built-in table: [`classify`], with no declared codes; quotas read from the
+    /// [default](RateLimitHeaders::DEFAULT) header families and applied to the whole
+    /// [authority](QuotaScope::Authority).
     pub const fn new() -> Self {
-        ErrorContract { declared: None }
+        ErrorContract {
+            declared: None,
+            rate_limit_headers: RateLimitHeaders::DEFAULT,
+            quota_scope: QuotaScope::Authority,
+        }
+    }
+
+    /// Which header families announce the API's quota (see [`Quota`](crate::Quota)):
+    /// [`RateLimitHeaders::DEFAULT`] unless set. [`RateLimitHeaders::NONE`] reads none.
+    ///
+    /// ```
+    /// use tower_api_retry::{ErrorContract, RateLimitHeaders};
+    ///
+    /// let contract = ErrorContract::new()
+    ///     .rate_limit_headers(RateLimitHeaders::DEFAULT | RateLimitHeaders::OPENAI);
+    /// assert!(contract.get_rate_limit_headers().contains(RateLimitHeaders::OPENAI));
+    /// ```
+    pub const fn rate_limit_headers(mut self, conventions: RateLimitHeaders) -> Self {
+        self.rate_limit_headers = conventions;
+        self
+    }
+
+    /// Where a quota announced in response headers applies: [`QuotaScope::Authority`]
+    /// unless set.
+    pub const fn quota_scope(mut self, scope: QuotaScope) -> Self {
+        self.quota_scope = scope;
+        self
+    }
+
+    /// The header families read for announced quotas.
+    pub const fn get_rate_limit_headers(&self) -> RateLimitHeaders {
+        self.rate_limit_headers
+    }
+
+    /// Where an announced quota applies.
+    pub const fn get_quota_scope(&self) -> QuotaScope {
+        self.quota_scope
     }
 
     /// Declares what the code `code` means, spelled exactly as the server spells it. A code
@@ -111,7 +179,8 @@ impl ErrorContract {
         self.declared.as_ref()?.get(code.as_str()).copied()
     }
 
-    /// `true` for the built-in table, with no declared code.
+    /// `true` for the built-in table, with no declared code (the quota settings do not
+    /// count).
     pub fn is_builtin(&self) -> bool {
         self.declared.is_none()
     }
@@ -143,17 +212,30 @@ pub(crate) fn rejected_at_the_door(class: Disposition, code: &ErrorCode) -> bool
     class == Disposition::RateLimited || code == &ErrorCode::RefreshInProgress
 }
 
+impl Default for ErrorContract {
+    fn default() -> Self {
+        ErrorContract::new()
+    }
+}
+
 impl fmt::Debug for ErrorContract {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.declared {
-            None => f.write_str("ErrorContract(builtin)"),
+            None => f.write_str("ErrorContract(builtin)")?,
             Some(declared) => {
                 let mut codes: Vec<_> = declared.iter().map(|(c, d)| (c, d.as_str())).collect();
                 codes.sort_unstable();
                 f.write_str("ErrorContract ")?;
-                f.debug_map().entries(codes).finish()
+                f.debug_map().entries(codes).finish()?;
             }
         }
+        if self.rate_limit_headers != RateLimitHeaders::DEFAULT {
+            write!(f, " {:?}", self.rate_limit_headers)?;
+        }
+        if self.quota_scope != QuotaScope::Authority {
+            write!(f, " quota_scope: {:?}", self.quota_scope)?;
+        }
+        Ok(())
     }
 }
 

@@ -64,6 +64,8 @@ pub struct ApiError {
     fields: Vec<(Box<str>, Value)>,
     retry_after: Option<Duration>,
     do_not_retry: bool,
+    /// `x-should-retry` / `Stripe-Should-Retry`.
+    should_retry: Option<bool>,
     numeric_code: Option<i64>,
     /// What a gRPC server sent besides its status (details, metadata); `None` for HTTP.
     grpc: Option<Box<crate::grpc::metadata::GrpcExtra>>,
@@ -129,6 +131,7 @@ impl ApiError {
             fields: parts.fields,
             retry_after: parts.hint.after,
             do_not_retry: parts.hint.do_not_retry,
+            should_retry: parts.hint.should_retry,
             numeric_code: parts.numeric_code,
             grpc: parts.grpc,
             shape: parts.shape,
@@ -212,11 +215,34 @@ impl ApiError {
         self.retry_after
     }
 
-    /// `true` when a gRPC server sent a negative or unparsable `grpc-retry-pushback-ms`: do
-    /// not retry. A retryable error then has the disposition
-    /// [`DoNotRetry`](Disposition::DoNotRetry).
+    /// `true` when the server forbade retrying: a gRPC server's negative or unparsable
+    /// `grpc-retry-pushback-ms`, or `x-should-retry: false` / `Stripe-Should-Retry: false`. A
+    /// retryable error then has the disposition [`DoNotRetry`](Disposition::DoNotRetry).
     pub fn server_forbids_retry(&self) -> bool {
-        self.do_not_retry
+        self.do_not_retry || self.should_retry == Some(false)
+    }
+
+    /// The server's verdict in `x-should-retry` or `Stripe-Should-Retry` (`false` when they
+    /// disagree), if it sent one. `Some(true)` makes the error retryable whatever its status,
+    /// and proves the request was not processed: see the
+    /// [`retry_after`](crate::retry_after#the-servers-verdict) module.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, StatusCode};
+    /// use tower_api_retry::{ApiError, Disposition};
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("x-should-retry", HeaderValue::from_static("true"));
+    /// let err = ApiError::decode(StatusCode::CONFLICT, &headers, b"");
+    /// assert_eq!(err.server_should_retry(), Some(true));
+    /// assert_eq!(err.disposition(), Disposition::Retry); // a 409, but the server says retry
+    ///
+    /// headers.insert("x-should-retry", HeaderValue::from_static("false"));
+    /// let err = ApiError::decode(StatusCode::SERVICE_UNAVAILABLE, &headers, b"");
+    /// assert_eq!(err.disposition(), Disposition::DoNotRetry);
+    /// ```
+    pub fn server_should_retry(&self) -> Option<bool> {
+        self.should_retry
     }
 
     /// The numeric code the server sent, if any: a JSON-RPC error code such as `-32602`, or
@@ -269,7 +295,9 @@ impl ApiError {
     /// What a careful caller does: [`classify`] of this status and code, except that an error
     /// the server forbade retrying ([`server_forbids_retry`](Self::server_forbids_retry)) is
     /// [`DoNotRetry`](Disposition::DoNotRetry) instead of [`Retry`](Disposition::Retry) or
-    /// [`RateLimited`](Disposition::RateLimited).
+    /// [`RateLimited`](Disposition::RateLimited), and one the server asked to be retried
+    /// (`x-should-retry: true`, [`server_should_retry`](Self::server_should_retry)) is
+    /// [`Retry`](Disposition::Retry) whatever its status.
     ///
     /// ```
     /// use http::{HeaderMap, HeaderValue, StatusCode};
@@ -285,12 +313,7 @@ impl ApiError {
     /// assert_eq!(classify(Some(err.status()), err.code()), Disposition::Retry);
     /// ```
     pub fn disposition(&self) -> Disposition {
-        let class = self.class();
-        if self.do_not_retry && class.is_retryable() {
-            Disposition::DoNotRetry
-        } else {
-            class
-        }
+        heed_server(self.class(), self.server_forbids_retry(), self.should_retry)
     }
 
     /// The disposition before a server's refusal to be retried: the declared one, or the
@@ -347,6 +370,27 @@ impl fmt::Display for ApiError {
 }
 
 impl StdError for ApiError {}
+
+/// A class as the server's word leaves it: a retryable class the server forbade retrying is
+/// `DoNotRetry`; any other class the server asked to be retried (`x-should-retry: true`) is
+/// `Retry`. A refusal wins over a request to retry.
+pub(crate) fn heed_server(
+    class: Disposition,
+    forbids: bool,
+    should_retry: Option<bool>,
+) -> Disposition {
+    if forbids {
+        if class.is_retryable() {
+            Disposition::DoNotRetry
+        } else {
+            class
+        }
+    } else if should_retry == Some(true) && !class.is_retryable() {
+        Disposition::Retry
+    } else {
+        class
+    }
+}
 
 /// The header that forces a key rotation past a connected agent.
 pub const X_FORCE_ROTATE: http::HeaderName = http::HeaderName::from_static("x-force-rotate");
@@ -640,8 +684,7 @@ impl Error {
     #[cfg_attr(not(feature = "tower-http"), allow(dead_code))]
     pub(crate) fn disposition_under(&self, contract: &ErrorContract) -> Disposition {
         match self.declared_under(contract) {
-            Some(d) if d.is_retryable() && self.server_forbids_retry() => Disposition::DoNotRetry,
-            Some(d) => d,
+            Some(d) => heed_server(d, self.server_forbids_retry(), self.server_should_retry()),
             None => self.disposition(),
         }
     }
@@ -665,7 +708,8 @@ impl Error {
     }
 
     /// `true` when this error shows the request had no effect on the server: it was never
-    /// sent (refused connection, closed gate), or the server refused it at the door. With
+    /// sent (refused connection, closed gate), the server refused it at the door, or the
+    /// server asked for it to be sent again (`x-should-retry: true`). With
     /// `grpc_unavailable`, a gRPC *server's* `UNAVAILABLE` counts too (gRPC's status-code
     /// guide defines it as the code to retry).
     pub(crate) fn proves_unprocessed_under(
@@ -675,6 +719,7 @@ impl Error {
     ) -> bool {
         !self.request_sent()
             || rejected_at_the_door(self.class_under(contract), self.code())
+            || self.server_should_retry() == Some(true)
             || (grpc_unavailable
                 && self.code() == &ErrorCode::Unavailable
                 && self.api().is_some_and(|a| a.shape() == BodyShape::Grpc))
@@ -732,10 +777,15 @@ impl Error {
         }
     }
 
-    /// `true` when the server forbade retrying (a negative `grpc-retry-pushback-ms`).
-    #[cfg_attr(not(feature = "tower-http"), allow(dead_code))]
+    /// `true` when the server forbade retrying (a negative `grpc-retry-pushback-ms`,
+    /// `x-should-retry: false`).
     pub(crate) fn server_forbids_retry(&self) -> bool {
         self.api().is_some_and(ApiError::server_forbids_retry)
+    }
+
+    /// The server's `x-should-retry` / `Stripe-Should-Retry` verdict, if it sent one.
+    pub(crate) fn server_should_retry(&self) -> Option<bool> {
+        self.api().and_then(ApiError::server_should_retry)
     }
 
     /// Records why the error is returned although it was retryable.
@@ -1061,6 +1111,67 @@ mod tests {
         assert!(
             err.to_string()
                 .ends_with("; not retried: max_retries (3) reached")
+        );
+    }
+
+    /// The server's verdict against the table, declared codes and a gRPC refusal.
+    #[test]
+    fn the_servers_word_overrules_the_table_for_one_response() {
+        let decode = |status: u16, pairs: &[(&'static str, &'static str)]| {
+            let mut h = http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, http::HeaderValue::from_static(v));
+            }
+            Error::from(ApiError::decode(
+                StatusCode::from_u16(status).unwrap(),
+                &h,
+                b"",
+            ))
+        };
+        let contract = ErrorContract::new();
+        for status in [400, 401, 403, 404, 409, 422] {
+            let err = decode(status, &[("x-should-retry", "true")]);
+            assert_eq!(err.disposition(), Disposition::Retry, "{status}");
+            assert!(err.proves_unprocessed_under(&contract, false));
+            // The class is still what the status says: it decides the gate.
+            assert!(!err.class().is_retryable());
+        }
+        for status in [429, 500, 503] {
+            let err = decode(status, &[("stripe-should-retry", "false")]);
+            assert_eq!(err.disposition(), Disposition::DoNotRetry, "{status}");
+            assert_eq!(err.closes_gate_under(&contract), status == 429);
+        }
+        // A declared code yields to the response's verdict too.
+        let declared = ErrorContract::new().code("ACCOUNT_LOCKED", Disposition::NeedsHuman);
+        let mut h = http::HeaderMap::new();
+        h.insert("x-should-retry", http::HeaderValue::from_static("true"));
+        let body = br#"{"code": "ACCOUNT_LOCKED", "message": "locked"}"#;
+        let mut err = Error::from(ApiError::decode(StatusCode::CONFLICT, &h, body));
+        assert_eq!(err.declared_under(&declared), Some(Disposition::NeedsHuman));
+        assert_eq!(err.disposition_under(&declared), Disposition::Retry);
+        err.restamp(&declared);
+        assert_eq!(err.disposition(), Disposition::Retry);
+        assert_eq!(err.class(), Disposition::NeedsHuman);
+        // A refusal wins over a request to retry.
+        let both = decode(
+            503,
+            &[("x-should-retry", "true"), ("stripe-should-retry", "false")],
+        );
+        assert_eq!(both.disposition(), Disposition::DoNotRetry);
+        let grpc = decode(
+            200,
+            &[
+                ("grpc-status", "14"),
+                ("grpc-retry-pushback-ms", "-1"),
+                ("x-should-retry", "true"),
+            ],
+        );
+        assert_eq!(grpc.disposition(), Disposition::DoNotRetry);
+        // No verdict: the table.
+        assert_eq!(decode(409, &[]).disposition(), Disposition::FixRequest);
+        assert_eq!(
+            decode(409, &[("x-should-retry", "maybe")]).disposition(),
+            Disposition::FixRequest
         );
     }
 

@@ -144,6 +144,7 @@ pub mod integrations;
 pub mod mcp;
 #[cfg(test)]
 mod props;
+pub mod quota;
 pub mod rate_limit;
 mod reason;
 pub mod retry;
@@ -160,6 +161,7 @@ pub use error::{AgentConnected, ApiError, BodyShape, Error, X_FORCE_ROTATE};
 #[cfg(feature = "reqwest")]
 pub use integrations::reqwest::ReqwestService;
 pub use mcp::{McpDecode, McpDecodeLayer};
+pub use quota::{Quota, QuotaScope, RateLimitHeaders};
 pub use rate_limit::{RateLimitBackoff, RateLimitBackoffLayer, RateLimitGates};
 pub use reason::{LocalFailure, NotRetried};
 pub use retry::{Attempts, Retry, RetryLayer};

@@ -21,6 +21,9 @@ use std::{fmt, time::Duration};
 pub enum NotRetried {
     /// The server forbade retrying (a negative or unparsable `grpc-retry-pushback-ms`).
     ServerForbids,
+    /// The server answered `x-should-retry: false` (or `Stripe-Should-Retry: false`) to an
+    /// error the contract would have retried.
+    ShouldNotRetry,
     /// [`RetryLayer::max_retries`](crate::RetryLayer::max_retries) was reached.
     MaxRetries {
         /// The configured cap.
@@ -86,6 +89,7 @@ impl NotRetried {
     pub const fn as_str(&self) -> &'static str {
         match self {
             NotRetried::ServerForbids => "server_forbids",
+            NotRetried::ShouldNotRetry => "should_not_retry",
             NotRetried::MaxRetries { .. } => "max_retries",
             NotRetried::NotIdempotent { .. } => "not_idempotent",
             NotRetried::RetryAfterTooLong { .. } => "retry_after_too_long",
@@ -107,6 +111,10 @@ impl fmt::Display for NotRetried {
             NotRetried::ServerForbids => f.write_str(
                 "not retried: the server forbids retrying (negative or unparsable \
                  grpc-retry-pushback-ms)",
+            ),
+            NotRetried::ShouldNotRetry => f.write_str(
+                "not retried: the server answered x-should-retry: false (or \
+                 Stripe-Should-Retry: false)",
             ),
             NotRetried::MaxRetries { max } => write!(f, "not retried: max_retries ({max}) reached"),
             NotRetried::NotIdempotent { method } => write!(
@@ -258,6 +266,11 @@ mod tests {
         assert_eq!(
             during.to_string(),
             "the call's deadline (1s) passed during attempt 2"
+        );
+        assert_eq!(NotRetried::ShouldNotRetry.as_str(), "should_not_retry");
+        assert_eq!(
+            NotRetried::ShouldNotRetry.to_string(),
+            "not retried: the server answered x-should-retry: false (or Stripe-Should-Retry: false)"
         );
         assert_eq!(
             LocalFailure::EventTooLarge { limit: 8 }.to_string(),

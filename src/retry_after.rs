@@ -1,9 +1,35 @@
-//! Parsing of the server's "wait this long" hints: `Retry-After` and `grpc-retry-pushback-ms`.
+//! Parsing of the server's word on retrying: the "wait this long" hints `Retry-After`,
+//! `retry-after-ms` and `grpc-retry-pushback-ms`, and the verdicts `x-should-retry` and
+//! `Stripe-Should-Retry`.
 //!
-//! Both parsers are pure and total: any header value gives an answer, never a panic or an
-//! overflow. An invalid `Retry-After` is `None` (the caller falls back to its backoff); an
-//! invalid `grpc-retry-pushback-ms` is [`Pushback::DoNotRetry`], as gRPC's retry design asks.
-//! An HTTP-date in the past is zero, and a huge value saturates at [`MAX_HINT`].
+//! Every parser is pure and total: any header value gives an answer, never a panic or an
+//! overflow. An invalid `Retry-After` or `retry-after-ms` is `None` (the caller falls back to
+//! its backoff); an invalid `grpc-retry-pushback-ms` is [`Pushback::DoNotRetry`], as gRPC's
+//! retry design asks. An HTTP-date in the past is zero, and a huge value saturates at
+//! [`MAX_HINT`].
+//!
+//! # Which hint wins
+//!
+//! `retry-after-ms` (OpenAI's and Anthropic's APIs send it beside `Retry-After`) is the more
+//! precise of the two, so a valid one wins; an invalid one is passed over for `Retry-After`,
+//! which wins over `grpc-retry-pushback-ms`.
+//!
+//! # The server's verdict
+//!
+//! `x-should-retry: true|false` (OpenAI, Anthropic) and `Stripe-Should-Retry: true|false` say
+//! whether the server wants the request sent again, whatever the status.
+//!
+//! - `false` forbids a retry the table would allow: the error's disposition is
+//!   [`DoNotRetry`](crate::Disposition::DoNotRetry), and the retry layer returns it with
+//!   [`NotRetried::ShouldNotRetry`](crate::NotRetried::ShouldNotRetry).
+//! - `true` makes the error retryable whatever its status, as the official OpenAI, Anthropic
+//!   and Stripe clients do (a `409` lock timeout, a `400` the server knows to be transient), and
+//!   it proves the request was not processed, so even a `POST` without an `Idempotency-Key`
+//!   is sent again. Only the retry cap, the budget and the deadline still apply.
+//!
+//! The value is `true` or `false` in any case, white space around it allowed; anything else is
+//! ignored. When the two headers disagree, `false` wins, and a gRPC server's refusal
+//! (a negative pushback) wins over `true`.
 
 use http::{HeaderMap, HeaderValue};
 use std::time::{Duration, SystemTime};
@@ -14,6 +40,15 @@ pub const MAX_HINT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// The gRPC retry pushback header (milliseconds; negative means "do not retry").
 pub const GRPC_RETRY_PUSHBACK_MS: &str = "grpc-retry-pushback-ms";
+
+/// The `retry-after-ms` header: milliseconds, a fraction allowed.
+pub const RETRY_AFTER_MS: &str = "retry-after-ms";
+
+/// The `x-should-retry` header: `true` or `false`.
+pub const X_SHOULD_RETRY: &str = "x-should-retry";
+
+/// The `Stripe-Should-Retry` header: `true` or `false`.
+pub const STRIPE_SHOULD_RETRY: &str = "stripe-should-retry";
 
 /// What a gRPC server's `grpc-retry-pushback-ms` asks of the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +94,78 @@ pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duratio
     )
 }
 
+/// Parses one `retry-after-ms` value: a non-negative number of milliseconds, with an optional
+/// decimal fraction (`1500`, `1234.5`). Anything else is `None`; a huge value saturates at
+/// [`MAX_HINT`].
+///
+/// ```
+/// use std::time::Duration;
+/// use http::HeaderValue;
+/// use tower_api_retry::retry_after::parse_retry_after_ms;
+///
+/// assert_eq!(parse_retry_after_ms(&HeaderValue::from_static("1500")), Some(Duration::from_millis(1500)));
+/// assert_eq!(parse_retry_after_ms(&HeaderValue::from_static("2.5")), Some(Duration::from_micros(2500)));
+/// assert_eq!(parse_retry_after_ms(&HeaderValue::from_static("-1")), None);
+/// ```
+pub fn parse_retry_after_ms(value: &HeaderValue) -> Option<Duration> {
+    let text = value.as_bytes().trim_ascii();
+    let (whole, frac) = match text.iter().position(|b| *b == b'.') {
+        Some(dot) => (&text[..dot], Some(&text[dot + 1..])),
+        None => (text, None),
+    };
+    if whole.is_empty() || !whole.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    // The fraction of a millisecond, in nanoseconds.
+    let sub_ms = match frac {
+        None => 0,
+        Some(frac) => fraction_nanos(frac)? / 1_000,
+    };
+    let ms = whole.iter().fold(0u64, |n, d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    });
+    let max_ms = MAX_HINT.as_millis() as u64;
+    if ms >= max_ms {
+        return Some(MAX_HINT);
+    }
+    Some(Duration::from_millis(ms) + Duration::from_nanos(u64::from(sub_ms)))
+}
+
+/// The nanoseconds of a decimal fraction's digits, as a fraction of one unit (at least one
+/// digit; digits past the ninth are dropped): `"5"` is 500,000,000.
+pub(crate) fn fraction_nanos(frac: &[u8]) -> Option<u32> {
+    if frac.is_empty() || !frac.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut nanos = 0u32;
+    for i in 0..9 {
+        nanos = nanos * 10 + frac.get(i).map_or(0, |d| u32::from(d - b'0'));
+    }
+    Some(nanos)
+}
+
+/// Parses one `x-should-retry` or `Stripe-Should-Retry` value: `true` or `false`, in any
+/// case; `None` for anything else.
+///
+/// ```
+/// use http::HeaderValue;
+/// use tower_api_retry::retry_after::parse_should_retry;
+///
+/// assert_eq!(parse_should_retry(&HeaderValue::from_static("false")), Some(false));
+/// assert_eq!(parse_should_retry(&HeaderValue::from_static(" True ")), Some(true));
+/// assert_eq!(parse_should_retry(&HeaderValue::from_static("1")), None);
+/// ```
+pub fn parse_should_retry(value: &HeaderValue) -> Option<bool> {
+    let text = value.as_bytes().trim_ascii();
+    if text.eq_ignore_ascii_case(b"true") {
+        Some(true)
+    } else if text.eq_ignore_ascii_case(b"false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// Parses one `grpc-retry-pushback-ms` value: an integer number of milliseconds.
 ///
 /// gRPC's retry design (A6) gives every value a meaning: a non-negative integer is the least
@@ -97,35 +204,56 @@ pub fn parse_grpc_pushback(value: &HeaderValue) -> Pushback {
     Pushback::After(Duration::from_millis(ms).min(MAX_HINT))
 }
 
-/// The server's hint in a set of response headers, as the layers read it.
+/// The server's word in a set of response headers, as the layers read it.
 ///
-/// `Retry-After` wins over `grpc-retry-pushback-ms`. Only the first value of a repeated
-/// `Retry-After` is read (as [`HeaderMap::get`] does): a repeated `Retry-After` is itself
-/// invalid HTTP, and the first value is what every other client sees. A repeated
-/// `grpc-retry-pushback-ms` is "do not retry", as grpc-go reads it.
+/// A valid `retry-after-ms` wins over `Retry-After`, which wins over
+/// `grpc-retry-pushback-ms`. Only the first value of a repeated `Retry-After`,
+/// `retry-after-ms`, `x-should-retry` or `Stripe-Should-Retry` is read (as
+/// [`HeaderMap::get`] does): a repeated one is itself invalid HTTP, and the first value is
+/// what every other client sees. A repeated `grpc-retry-pushback-ms` is "do not retry", as
+/// grpc-go reads it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Hint {
     pub(crate) after: Option<Duration>,
     pub(crate) do_not_retry: bool,
+    /// `x-should-retry` / `Stripe-Should-Retry`; `false` wins when they disagree.
+    pub(crate) should_retry: Option<bool>,
 }
 
 pub(crate) fn hint_from_headers(headers: &HeaderMap) -> Hint {
     if headers.is_empty() {
         return Hint::default();
     }
-    if let Some(after) = headers
-        .get(http::header::RETRY_AFTER)
-        .and_then(|v| parse_retry_after(v, SystemTime::now()))
-    {
+    const MS: http::HeaderName = http::HeaderName::from_static(RETRY_AFTER_MS);
+    const X_SHOULD: http::HeaderName = http::HeaderName::from_static(X_SHOULD_RETRY);
+    const STRIPE_SHOULD: http::HeaderName = http::HeaderName::from_static(STRIPE_SHOULD_RETRY);
+    let verdict = |name| headers.get(name).and_then(parse_should_retry);
+    let should_retry = match (verdict(X_SHOULD), verdict(STRIPE_SHOULD)) {
+        (Some(false), _) | (_, Some(false)) => Some(false),
+        (Some(true), _) | (_, Some(true)) => Some(true),
+        (None, None) => None,
+    };
+    let after = headers.get(MS).and_then(parse_retry_after_ms).or_else(|| {
+        headers
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| parse_retry_after(v, SystemTime::now()))
+    });
+    if after.is_some() {
         return Hint {
-            after: Some(after),
+            after,
             do_not_retry: false,
+            should_retry,
         };
     }
     const PUSHBACK: http::HeaderName = http::HeaderName::from_static(GRPC_RETRY_PUSHBACK_MS);
     let mut values = headers.get_all(PUSHBACK).iter();
     let pushback = match (values.next(), values.next()) {
-        (None, _) => return Hint::default(),
+        (None, _) => {
+            return Hint {
+                should_retry,
+                ..Hint::default()
+            };
+        }
         (Some(one), None) => parse_grpc_pushback(one),
         (Some(_), Some(_)) => Pushback::DoNotRetry,
     };
@@ -133,10 +261,12 @@ pub(crate) fn hint_from_headers(headers: &HeaderMap) -> Hint {
         Pushback::After(d) => Hint {
             after: Some(d),
             do_not_retry: false,
+            should_retry,
         },
         Pushback::DoNotRetry => Hint {
             after: None,
             do_not_retry: true,
+            should_retry,
         },
     }
 }
@@ -247,6 +377,7 @@ mod tests {
         let refused = Hint {
             after: None,
             do_not_retry: true,
+            should_retry: None,
         };
         assert_eq!(hint_from_headers(&h), refused);
         h.insert(GRPC_RETRY_PUSHBACK_MS, HeaderValue::from_static("10"));
@@ -273,8 +404,91 @@ mod tests {
             hint_from_headers(&h),
             Hint {
                 after: None,
-                do_not_retry: true
+                do_not_retry: true,
+                should_retry: None,
             }
         );
+    }
+
+    #[test]
+    fn retry_after_ms_table() {
+        let ms = |s: &str| parse_retry_after_ms(&HeaderValue::from_str(s).unwrap());
+        let table: &[(&str, Option<Duration>)] = &[
+            ("0", Some(Duration::ZERO)),
+            ("1500", Some(Duration::from_millis(1500))),
+            (" 20 ", Some(Duration::from_millis(20))),
+            ("1234.5", Some(Duration::from_micros(1_234_500))),
+            ("0.001", Some(Duration::from_micros(1))),
+            ("0.0000001", Some(Duration::ZERO)),
+            ("99999999999999999999999", Some(MAX_HINT)),
+            ("31536000000", Some(MAX_HINT)),
+            ("", None),
+            ("-1", None),
+            ("+5", None),
+            (".5", None),
+            ("5.", None),
+            ("1e3", None),
+            ("1,5", None),
+            ("soon", None),
+            ("5ms", None),
+        ];
+        for (text, want) in table {
+            assert_eq!(ms(text), *want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_ms_wins_when_valid() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("3"));
+        h.insert(RETRY_AFTER_MS, HeaderValue::from_static("2500.5"));
+        assert_eq!(
+            hint_from_headers(&h).after,
+            Some(Duration::from_micros(2_500_500))
+        );
+        h.insert(RETRY_AFTER_MS, HeaderValue::from_static("soon"));
+        assert_eq!(hint_from_headers(&h).after, Some(Duration::from_secs(3)));
+        h.remove("retry-after");
+        assert_eq!(hint_from_headers(&h).after, None);
+    }
+
+    #[test]
+    fn should_retry_verdicts() {
+        let verdict = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in pairs {
+                h.append(*name, HeaderValue::from_static(value));
+            }
+            hint_from_headers(&h).should_retry
+        };
+        assert_eq!(verdict(&[]), None);
+        assert_eq!(verdict(&[("x-should-retry", "true")]), Some(true));
+        assert_eq!(verdict(&[("x-should-retry", "FALSE")]), Some(false));
+        assert_eq!(verdict(&[("stripe-should-retry", "true")]), Some(true));
+        assert_eq!(verdict(&[("stripe-should-retry", "false")]), Some(false));
+        assert_eq!(verdict(&[("x-should-retry", "maybe")]), None);
+        // Disagreeing headers: false wins.
+        assert_eq!(
+            verdict(&[("x-should-retry", "true"), ("stripe-should-retry", "false")]),
+            Some(false)
+        );
+        // Only the first value of a repeated header.
+        assert_eq!(
+            verdict(&[("x-should-retry", "true"), ("x-should-retry", "false")]),
+            Some(true)
+        );
+        // Read beside every hint.
+        assert_eq!(
+            verdict(&[("x-should-retry", "false"), ("retry-after", "1")]),
+            Some(false)
+        );
+        assert_eq!(
+            verdict(&[("x-should-retry", "true"), (GRPC_RETRY_PUSHBACK_MS, "-1")]),
+            Some(true)
+        );
+        for bad in [&b"yes"[..], b"1", b"", b"\xff", b"truee", b"t rue"] {
+            let v = HeaderValue::from_bytes(bad).unwrap();
+            assert_eq!(parse_should_retry(&v), None, "{v:?}");
+        }
     }
 }

@@ -231,8 +231,15 @@ impl<S, B: ReplayBody> Retrying<S, B> {
     fn decide(&mut self, err: &Error, attempts: u32) -> Result<Duration, Refusal> {
         let config = &self.shared.config;
         if !err.is_retryable() {
-            if err.api().is_some_and(crate::ApiError::server_forbids_retry) {
+            let Some(api) = err.api() else {
+                return Err(Refusal::Quiet);
+            };
+            if api.server_forbids_retry() && api.server_should_retry() != Some(false) {
                 return Err(Refusal::Note(NotRetried::ServerForbids));
+            }
+            // `x-should-retry: false` on an error the contract would have retried.
+            if api.server_should_retry() == Some(false) && err.class().is_retryable() {
+                return Err(Refusal::Note(NotRetried::ShouldNotRetry));
             }
             return Err(Refusal::Quiet);
         }

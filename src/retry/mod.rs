@@ -34,6 +34,14 @@
 //! [`DoNotRetry`](crate::Disposition::DoNotRetry)). Every other 4xx and every code that
 //! needs a human is returned after one attempt.
 //!
+//! The server may overrule the table for one response (see
+//! [`retry_after`](crate::retry_after#the-servers-verdict)): `x-should-retry: false` or
+//! `Stripe-Should-Retry: false` returns a retryable error at once, with
+//! [`NotRetried::ShouldNotRetry`](crate::NotRetried::ShouldNotRetry); `true` retries any
+//! error, even a `POST` without an `Idempotency-Key` (the server says it did not process
+//! it), within the retry cap, the budget and the deadline. A `retry-after-ms` hint is read
+//! like `Retry-After`, and wins over it when valid.
+//!
 //! ## Side effects
 //!
 //! A retry after a 5xx or a reset connection sends the request a second time to a server that
@@ -42,8 +50,9 @@
 //! A POST or PATCH is retried only when a duplicate cannot happen:
 //!
 //! - the server rejected it without processing it: 429, `RESOURCE_EXHAUSTED`,
-//!   `REFRESH_IN_PROGRESS`, or it never left this process (a refused connection, a closed
-//!   rate-limit gate: [`request_sent()`](crate::Error::request_sent) is `false`);
+//!   `REFRESH_IN_PROGRESS`, or said so (`x-should-retry: true`), or it never left this process
+//!   (a refused connection, a closed rate-limit gate:
+//!   [`request_sent()`](crate::Error::request_sent) is `false`);
 //! - it carries an `Idempotency-Key` header ([`IDEMPOTENCY_KEY`]), so the server deduplicates;
 //! - or the caller opted in with [`retry_non_idempotent(true)`](RetryLayer::retry_non_idempotent).
 //!

@@ -33,6 +33,7 @@ mod mcp;
 mod nginx;
 mod pacing;
 mod props;
+mod quota;
 mod rate_limit;
 mod rate_limits;
 mod retry;
