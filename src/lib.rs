@@ -142,6 +142,7 @@ mod error;
 mod grpc;
 pub mod integrations;
 pub mod mcp;
+pub mod metrics;
 #[cfg(test)]
 mod props;
 pub mod rate_limit;
@@ -150,6 +151,7 @@ pub mod retry;
 pub mod retry_after;
 pub mod sse;
 pub mod stack;
+mod telemetry;
 mod text;
 
 pub use classify::{Disposition, classify, classify_status};
@@ -162,7 +164,7 @@ pub use integrations::reqwest::ReqwestService;
 pub use mcp::{McpDecode, McpDecodeLayer};
 pub use rate_limit::{RateLimitBackoff, RateLimitBackoffLayer, RateLimitGates};
 pub use reason::{LocalFailure, NotRetried};
-pub use retry::{Attempts, Retry, RetryLayer};
+pub use retry::{Attempts, Retry, RetryLayer, RetryOverride};
 pub use sse::{Event, ResumableEvents};
 pub use stack::{ApiContract, ApiContractLayer, McpApiContract, ServiceBuilderExt};
 

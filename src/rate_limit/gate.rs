@@ -191,8 +191,10 @@ impl RateLimitGates {
         };
         if tracked.is_none() {
             tracing::debug!(key = %key, delay = ?wait, "rate-limit gate: closed");
+            crate::telemetry::gate_closed();
         } else if by_probe {
             tracing::debug!(key = %key, delay = ?wait, rejections = e.rejections, "rate-limit gate: probe rejected");
+            crate::telemetry::probe_rejected();
         }
     }
 
@@ -200,13 +202,16 @@ impl RateLimitGates {
     pub(crate) fn open(&self, key: Key, probe: ProbeId) {
         if self.store.open(key, probe) {
             tracing::debug!(key = %key, "rate-limit gate: opened");
+            crate::telemetry::probe_opened();
         }
     }
 
     /// `key`'s probe failed without an answer (transport error, dropped): another request
     /// takes the probe role.
     pub(crate) fn hand_on(&self, key: Key, probe: ProbeId) {
-        self.store.release_probe(key, probe);
+        if self.store.release_probe(key, probe) {
+            crate::telemetry::probe_handed_on();
+        }
     }
 }
 

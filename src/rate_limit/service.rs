@@ -134,6 +134,7 @@ impl<S> RateLimitBackoff<S> {
                 let clone = self.inner.clone();
                 let service = std::mem::replace(&mut self.inner, clone);
                 let wait = wait_turn(config.gates.clone(), key, deadline, config.release_jitter);
+                let wait = crate::telemetry::gate_wait(wait);
                 ResponseFuture {
                     state: State::Waiting {
                         wait: Box::pin(wait),

@@ -185,6 +185,7 @@ mod budget;
 pub(crate) mod deadline;
 mod future;
 mod layer;
+mod overrides;
 mod policy;
 mod service;
 
@@ -194,6 +195,7 @@ pub use future::ResponseFuture;
 pub use layer::{
     DEFAULT_MAX_REPLAY_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER, RetryLayer,
 };
+pub use overrides::RetryOverride;
 pub use policy::IDEMPOTENCY_KEY;
 pub use service::Retry;
 
