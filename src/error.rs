@@ -560,8 +560,6 @@ impl Error {
     /// A request the rate-limit gate refused to send: coded `RESOURCE_EXHAUSTED`, no status,
     /// never sent.
     pub(crate) fn gate_closed(retry_after: Duration) -> Error {
-        // Every refusal of a closed gate is built here.
-        crate::telemetry::gate_refused();
         Error::new(Kind::GateClosed { retry_after }, false)
     }
 

@@ -105,6 +105,8 @@
 //!   `ServiceBuilder::new().api_contract_with(`[`ApiContractLayer::mcp()`]`)`. This mode
 //!   changes the response body type to [`McpBody<B>`](mcp::McpBody) (see the [`mcp`]
 //!   module).
+//! - **One request's policy**: a [`RetryOverride`] in its extensions (no retries, another
+//!   `max_retries` or deadline, a `POST` declared safe to repeat); see [`retry`].
 //! - **Without the layers**: [`ApiError::decode`] decodes a status, headers and body
 //!   without any layer. The [`budget`] module reads the `currentObjective` block and shows
 //!   credits as dollars; with the `tower-http` feature, `integrations::tower_http` reports
@@ -121,6 +123,8 @@
 //! - `reqwest`: `ReqwestService` (in [`integrations`]): a `reqwest::Client` under the stack,
 //!   replay of `reqwest::Body` request bodies, reqwest's errors classified. It enables no
 //!   feature of reqwest (no TLS): enable those on your own `reqwest` dependency.
+//! - `metrics`: counters and histograms through the `metrics` facade, for any exporter; the
+//!   names and labels are listed in [`metrics`].
 //!
 //! Without any feature the crate depends on `tower` (`util`, `timeout`), `http`, `http-body`
 //! and `http-body-util` (the request and response types, reading error bodies, replaying
@@ -128,7 +132,8 @@
 //! read timeout run on tokio's timer, so the stack runs inside a tokio runtime), `serde` and
 //! `serde_json` (error bodies), `rand` (jitter), `httpdate` (`Retry-After` dates),
 //! `percent-encoding` (`grpc-message`, `?since=` cursors), `pin-project-lite` (the futures),
-//! `futures-core` (the event stream) and `tracing` (an event per retry and per gate change).
+//! `futures-core` (the event stream) and `tracing` (an event per retry and per gate change, a
+//! span per attempt).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

@@ -30,7 +30,7 @@
 //! request and none can carry a secret:
 //!
 //! - `http.request.method`: the standard methods (`GET`, `POST`, …), any other is `_OTHER`.
-//! - `http.response.status_code`: the status number, `"200"` … `"599"`.
+//! - `http.response.status_code`: the status number, three digits (`"200"`, `"503"`).
 //! - `error.type`: the status number for an error status (`"503"`), as OpenTelemetry asks;
 //!   otherwise (a gRPC error inside a `200`, a transport failure) the error's code
 //!   (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED`).

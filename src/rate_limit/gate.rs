@@ -239,7 +239,10 @@ pub(crate) async fn wait_turn(
             }
             Check::Open => return Ok(Admission::Open),
             Check::Probe(id) => return Ok(Admission::Probe(id)),
-            Check::Fail(left) => return Err(Error::gate_closed(left)),
+            Check::Fail(left) => {
+                crate::telemetry::gate_refused();
+                return Err(Error::gate_closed(left));
+            }
             Check::Wait { changed, wake } => {
                 waited = true;
                 changed.wait(wake).await;

@@ -123,12 +123,15 @@ impl<S> RateLimitBackoff<S> {
                 track.probe = Some(id);
                 ResponseFuture::called(self.inner.call(request), Some(track))
             }
-            Check::Fail(left) => ResponseFuture {
-                state: State::Failed {
-                    error: Some(Error::gate_closed(left)),
-                },
-                track: None,
-            },
+            Check::Fail(left) => {
+                crate::telemetry::gate_refused();
+                ResponseFuture {
+                    state: State::Failed {
+                        error: Some(Error::gate_closed(left)),
+                    },
+                    track: None,
+                }
+            }
             Check::Wait { .. } => {
                 // Keep the instance that `poll_ready` readied; this one takes its place.
                 let clone = self.inner.clone();

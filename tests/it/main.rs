@@ -30,9 +30,12 @@ mod e2e_tower_http;
 mod grpc_trailers;
 mod hostile;
 mod mcp;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod props;
 mod rate_limit;
 mod retry;
+mod retry_override;
 mod secrets;
 mod sse;
 mod support_smoke;
