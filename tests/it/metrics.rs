@@ -434,3 +434,36 @@ async fn labels_never_carry_secrets_paths_or_server_text() {
     assert!(all.contains("http.request.method=_OTHER"), "{all}");
     assert!(all.contains("code=KEY_REVOKED"), "{all}");
 }
+
+/// A transport failure has no status: its `error.type` is its code.
+#[tokio::test(flavor = "current_thread")]
+async fn a_refused_connection() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = ::metrics::set_default_local_recorder(&recorder);
+    // A port nobody listens on any more.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+
+    let mut req = Request::get(format!("http://{addr}/api/spaces"))
+        .body(Full::default())
+        .unwrap();
+    req.extensions_mut()
+        .insert(tower_api_retry::RetryOverride::no_retries());
+    let err = stack().oneshot(req).await.unwrap_err();
+    assert!(!err.request_sent());
+
+    let recorded = recorded(&snapshotter);
+    assert_eq!(
+        recorded.counters,
+        expect(&[("api_retry.attempts{code=UNAVAILABLE,disposition=retry}", 1)])
+    );
+    assert_eq!(
+        recorded.sample_counts(),
+        expect(&[(
+            "http.client.request.duration{error.type=UNAVAILABLE,http.request.method=GET}",
+            1
+        )])
+    );
+}
