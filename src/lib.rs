@@ -105,6 +105,8 @@
 //!   `ServiceBuilder::new().api_contract_with(`[`ApiContractLayer::mcp()`]`)`. This mode
 //!   changes the response body type to [`McpBody<B>`](mcp::McpBody) (see the [`mcp`]
 //!   module).
+//! - **One request's policy**: a [`RetryOverride`] in its extensions (no retries, another
+//!   `max_retries` or deadline, a `POST` declared safe to repeat); see [`retry`].
 //! - **Without the layers**: [`ApiError::decode`] decodes a status, headers and body
 //!   without any layer. The [`budget`] module reads the `currentObjective` block and shows
 //!   credits as dollars; with the `tower-http` feature, `integrations::tower_http` reports
@@ -121,6 +123,8 @@
 //! - `reqwest`: `ReqwestService` (in [`integrations`]): a `reqwest::Client` under the stack,
 //!   replay of `reqwest::Body` request bodies, reqwest's errors classified. It enables no
 //!   feature of reqwest (no TLS): enable those on your own `reqwest` dependency.
+//! - `metrics`: counters and histograms through the `metrics` facade, for any exporter; the
+//!   names and labels are listed in [`metrics`].
 //!
 //! Without any feature the crate depends on `tower` (`util`, `timeout`), `http`, `http-body`
 //! and `http-body-util` (the request and response types, reading error bodies, replaying
@@ -128,7 +132,8 @@
 //! read timeout run on tokio's timer, so the stack runs inside a tokio runtime), `serde` and
 //! `serde_json` (error bodies), `rand` (jitter), `httpdate` (`Retry-After` dates),
 //! `percent-encoding` (`grpc-message`, `?since=` cursors), `pin-project-lite` (the futures),
-//! `futures-core` (the event stream) and `tracing` (an event per retry and per gate change).
+//! `futures-core` (the event stream) and `tracing` (an event per retry and per gate change, a
+//! span per attempt).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -142,6 +147,7 @@ mod error;
 mod grpc;
 pub mod integrations;
 pub mod mcp;
+pub mod metrics;
 #[cfg(test)]
 mod props;
 pub mod quota;
@@ -151,6 +157,7 @@ pub mod retry;
 pub mod retry_after;
 pub mod sse;
 pub mod stack;
+mod telemetry;
 mod text;
 
 pub use classify::{Disposition, classify, classify_status};
@@ -164,7 +171,7 @@ pub use mcp::{McpDecode, McpDecodeLayer};
 pub use quota::{Quota, QuotaScope, RateLimitHeaders};
 pub use rate_limit::{RateLimitBackoff, RateLimitBackoffLayer, RateLimitGates};
 pub use reason::{LocalFailure, NotRetried};
-pub use retry::{Attempts, Retry, RetryLayer};
+pub use retry::{Attempts, Retry, RetryLayer, RetryOverride};
 pub use sse::{Event, ResumableEvents};
 pub use stack::{ApiContract, ApiContractLayer, McpApiContract, ServiceBuilderExt};
 

@@ -1,7 +1,8 @@
 use super::{Credentials, SensitiveHeaders, is_error};
 use crate::{
     ErrorContract,
-    error::{ApiError, Error},
+    error::{ApiError, BodyShape, Error},
+    telemetry::{self, Started},
 };
 use bytes::Buf;
 use http::{HeaderName, Request, Response, response::Parts};
@@ -278,6 +279,7 @@ where
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let credentials =
             Credentials::carried(req.headers(), req.uri(), self.config.sensitive.as_slice());
+        let started = Started::now(req.method());
         ResponseFuture {
             state: State::Calling {
                 future: self.inner.call(req),
@@ -285,6 +287,7 @@ where
             limits: self.config.limits,
             credentials,
             contract: self.config.contract.clone(),
+            started,
         }
     }
 }
@@ -299,6 +302,8 @@ pin_project! {
         credentials: Credentials,
         // Cloned per call: free for the built-in contract.
         contract: ErrorContract,
+        // For the request duration metric (empty without the `metrics` feature).
+        started: Started,
     }
 }
 
@@ -362,10 +367,12 @@ where
                         Err(e) => {
                             let mut err = Error::transport_with(e, this.credentials);
                             err.restamp(this.contract);
+                            telemetry::request_failed(this.started, &err);
                             return Poll::Ready(Err(err));
                         }
                     };
                     if !is_error(res.status(), res.headers()) {
+                        telemetry::request_ok(this.started, res.status());
                         return Poll::Ready(Ok(res));
                     }
                     let (parts, body) = res.into_parts();
@@ -373,6 +380,7 @@ where
                     if super::grpc::is_error(&parts.headers) || config.max_body_bytes == 0 {
                         // A gRPC error is all in the headers (trailers-only): no body to read.
                         let err = decode(&parts, &[], this.credentials, true, this.contract);
+                        telemetry::request_failed(this.started, &err);
                         return Poll::Ready(Err(err));
                     }
                     let hint = body.size_hint().upper().unwrap_or(0);
@@ -411,6 +419,7 @@ where
                     }
                     let parts = parts.take().expect("polled after completion");
                     let err = decode(&parts, buf, credentials, complete, this.contract);
+                    telemetry::request_failed(this.started, &err);
                     return Poll::Ready(Err(err));
                 }
             }
@@ -427,6 +436,9 @@ fn decode(
 ) -> Error {
     let api = ApiError::decode_body(parts.status, &parts.headers, body, credentials, complete);
     tracing::debug!(status = parts.status.as_u16(), code = %api.code(), "decoded error response");
+    if api.shape() == BodyShape::Unrecognized {
+        telemetry::undecodable(parts.status);
+    }
     let mut err = Error::from_api(api);
     err.restamp(contract);
     err

@@ -259,8 +259,10 @@ impl RateLimitGates {
             .rejected(key, now, tracked.map(|t| t.until), e.until, counts);
         if tracked.is_none() {
             tracing::debug!(key = %key, delay = ?wait, "rate-limit gate: closed");
+            crate::telemetry::gate_closed();
         } else if by_probe {
             tracing::debug!(key = %key, delay = ?wait, rejections = e.rejections, "rate-limit gate: probe rejected");
+            crate::telemetry::probe_rejected();
         }
     }
 
@@ -272,13 +274,16 @@ impl RateLimitGates {
                 self.lanes.opened(key, sent, Instant::now().into_std());
             }
             tracing::debug!(key = %key, "rate-limit gate: opened");
+            crate::telemetry::probe_opened();
         }
     }
 
     /// `key`'s probe failed without an answer (transport error, dropped): another request
     /// takes the probe role.
     pub(crate) fn hand_on(&self, key: Key, probe: ProbeId) {
-        self.store.release_probe(key, probe);
+        if self.store.release_probe(key, probe) {
+            crate::telemetry::probe_handed_on();
+        }
     }
 }
 
@@ -300,7 +305,10 @@ pub(crate) async fn wait_turn(
         match gates.check(key, Instant::now(), deadline, &mut slot) {
             Check::Open => return Ok(Admission::Open),
             Check::Probe(id) => return Ok(Admission::Probe(id)),
-            Check::Fail(left) => return Err(Error::gate_closed(left)),
+            Check::Fail(left) => {
+                crate::telemetry::gate_refused();
+                return Err(Error::gate_closed(left));
+            }
             Check::Wait {
                 changed: Some(changed),
                 wake,

@@ -124,17 +124,21 @@ impl<S> RateLimitBackoff<S> {
                 track.probe = Some(id);
                 ResponseFuture::called(self.inner.call(request), Some(track))
             }
-            Check::Fail(left) => ResponseFuture {
-                state: State::Failed {
-                    error: Some(Error::gate_closed(left)),
-                },
-                track: None,
-            },
+            Check::Fail(left) => {
+                crate::telemetry::gate_refused();
+                ResponseFuture {
+                    state: State::Failed {
+                        error: Some(Error::gate_closed(left)),
+                    },
+                    track: None,
+                }
+            }
             Check::Wait { .. } => {
                 // Keep the instance that `poll_ready` readied; this one takes its place.
                 let clone = self.inner.clone();
                 let service = std::mem::replace(&mut self.inner, clone);
                 let wait = wait_turn(config.gates.clone(), key, deadline, slot);
+                let wait = crate::telemetry::gate_wait(wait);
                 ResponseFuture {
                     state: State::Waiting {
                         wait: Box::pin(wait),

@@ -4,7 +4,7 @@ use super::{
     layer::Shared,
     policy,
 };
-use crate::{NotRetried, error::Error};
+use crate::{NotRetried, error::Error, telemetry};
 use http::{Request, Response, request::Parts};
 use pin_project_lite::pin_project;
 use std::{
@@ -30,6 +30,8 @@ pin_project! {
         state: State<S::Future>,
         retry: Option<Retrying<S, B>>,
         attempts: u32,
+        // The current attempt's span (disabled when nobody listens).
+        span: tracing::Span,
     }
 }
 
@@ -46,6 +48,10 @@ pin_project! {
 /// What a retry needs: the service, the request's head and the body copy.
 pub(crate) struct Retrying<S, B: ReplayBody> {
     pub(crate) service: S,
+    /// The layer's `max_retries`, or the request's own (`RetryOverride`).
+    pub(crate) max_retries: u32,
+    /// The request declared itself safe to send twice (`RetryOverride::idempotent`).
+    pub(crate) idempotent: bool,
     pub(crate) parts: Parts,
     pub(crate) copy: B::Replay,
     pub(crate) shared: Arc<Shared>,
@@ -85,19 +91,21 @@ where
     S: Service<Request<B>>,
     B: ReplayBody,
 {
-    pub(crate) fn passthrough(future: S::Future) -> Self {
+    pub(crate) fn passthrough(future: S::Future, span: tracing::Span) -> Self {
         ResponseFuture {
             state: State::Called { future },
             retry: None,
             attempts: 1,
+            span,
         }
     }
 
-    pub(crate) fn retrying(future: S::Future, retry: Retrying<S, B>) -> Self {
+    pub(crate) fn retrying(future: S::Future, span: tracing::Span, retry: Retrying<S, B>) -> Self {
         ResponseFuture {
             state: State::Called { future },
             retry: Some(retry),
             attempts: 1,
+            span,
         }
     }
 }
@@ -115,7 +123,11 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Called { future } => {
-                    let result = match future.poll(cx) {
+                    let polled = {
+                        let _attempt = this.span.enter();
+                        future.poll(cx)
+                    };
+                    let result = match polled {
                         Poll::Ready(result) => result,
                         Poll::Pending => {
                             if let Some(retry) = this.retry.as_mut()
@@ -126,6 +138,7 @@ where
                                 let mut err =
                                     Error::transport(tower::timeout::error::Elapsed::new());
                                 err.set_attempts(*this.attempts);
+                                telemetry::attempt_failed(this.span, &err);
                                 let why = NotRetried::DeadlineDuringAttempt {
                                     limit: retry.limit(),
                                     attempt: *this.attempts,
@@ -138,6 +151,7 @@ where
                     };
                     let mut err = match result {
                         Ok(mut res) => {
+                            telemetry::attempt_ok(this.span, res.status());
                             res.extensions_mut().insert(Attempts(*this.attempts));
                             return Poll::Ready(Ok(res));
                         }
@@ -148,11 +162,14 @@ where
                     this.state.set(State::Done);
                     err.set_attempts(*this.attempts);
                     let Some(retry) = this.retry.as_mut() else {
+                        telemetry::attempt_failed(this.span, &err);
                         return Poll::Ready(Err(err));
                     };
                     err.restamp(&retry.shared.contract);
+                    telemetry::attempt_failed(this.span, &err);
                     match retry.decide(&err, *this.attempts) {
                         Ok(wait) => {
+                            telemetry::retried(&err);
                             tracing::info!(
                                 attempt = *this.attempts + 1,
                                 wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
@@ -215,9 +232,9 @@ where
                     retry.last = None;
                     let req = Request::from_parts(parts, body);
                     *this.attempts += 1;
-                    this.state.set(State::Called {
-                        future: retry.service.call(req),
-                    });
+                    *this.span = telemetry::attempt_span(&retry.parts.method, *this.attempts - 1);
+                    let future = this.span.in_scope(|| retry.service.call(req));
+                    this.state.set(State::Called { future });
                 }
                 StateProj::Done => panic!("`ResponseFuture` polled after completion"),
             }
@@ -252,14 +269,15 @@ impl<S, B: ReplayBody> Retrying<S, B> {
             }));
         }
         let retries = attempts.saturating_sub(1);
-        if retries >= config.max_retries {
+        if retries >= self.max_retries {
             return Err(Refusal::Note(NotRetried::MaxRetries {
-                max: config.max_retries,
+                max: self.max_retries,
             }));
         }
         // Worked out only here, on the error path: the success path never looks at headers.
         let facts = policy::RequestFacts::of(&self.parts.method, &self.parts.headers);
         if !facts.idempotent
+            && !self.idempotent
             && !config.retry_non_idempotent
             && !err.proves_unprocessed_under(
                 &self.shared.contract,
@@ -295,6 +313,7 @@ impl<S, B: ReplayBody> Retrying<S, B> {
         if let Some(budget) = &self.shared.budget
             && !budget.withdraw()
         {
+            telemetry::budget_exhausted();
             return Err(Refusal::Note(NotRetried::BudgetExhausted));
         }
         self.previous = Some(backoff);
@@ -307,8 +326,12 @@ impl<S, B: ReplayBody> Retrying<S, B> {
     fn refuse(&self, err: &mut Error, refusal: Refusal) {
         match refusal {
             Refusal::Quiet => {}
-            Refusal::Note(why) => err.set_not_retried(why),
+            Refusal::Note(why) => {
+                telemetry::not_retried(&why);
+                err.set_not_retried(why);
+            }
             Refusal::Deadline(why) => {
+                telemetry::not_retried(&why);
                 err.set_not_retried(why);
                 if self.deadline.is_some_and(|d| d.grpc) {
                     err.set_deadline_exceeded();

@@ -154,10 +154,55 @@
 //! within 20 % of requests over 10 s, plus 10 retries a second, so a failing server sees at
 //! most about 1.2 × the traffic, not 4 ×.
 //!
+//! # Per-request control
+//!
+//! A [`RetryOverride`] in a request's extensions changes the policy for that request only:
+//! no retries, another [`max_retries`](RetryOverride::max_retries), another
+//! [`deadline`](RetryOverride::deadline), or the declaration that the request is safe to send
+//! twice ([`idempotent`](RetryOverride::idempotent): a `POST` of an idempotent operation that
+//! has no `Idempotency-Key` header). Requests without one cost a single extensions look-up.
+//!
+//! There is no override for the rate-limit gate: the API's page says to stop sending on a
+//! rate-limited path, so no request may skip a closed gate.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use std::time::Duration;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//! use tower_api_retry::{RetryOverride, ServiceBuilderExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! # let server = service_fn(|_req: Request<Full<Bytes>>| async {
+//! #     Ok::<_, std::io::Error>(Response::builder().status(503).body(Full::<Bytes>::default()).unwrap())
+//! # });
+//! let client = ServiceBuilder::new().api_contract().service(server);
+//!
+//! // A health probe: one attempt, whatever the layer's policy.
+//! let mut probe = Request::get("http://api.test/api/health").body(Full::default()).unwrap();
+//! probe.extensions_mut().insert(RetryOverride::no_retries());
+//! assert_eq!(client.clone().oneshot(probe).await.unwrap_err().attempts(), 1);
+//!
+//! // A search sent as a POST, harmless to repeat, with two seconds in all.
+//! let mut search = Request::post("http://api.test/api/search").body(Full::default()).unwrap();
+//! search
+//!     .extensions_mut()
+//!     .insert(RetryOverride::new().idempotent(true).deadline(Duration::from_secs(2)));
+//! let err = client.oneshot(search).await.unwrap_err();
+//! assert_eq!(err.attempts(), 2); // at 0 s and about 1 s; a wait of 2 s more would overrun
+//! # }
+//! ```
+//!
 //! # Observability
 //!
 //! Each retry emits a `tracing` event at `INFO` with the attempt number, the wait, the status,
 //! the code, the method and the path, without its query string. Never headers or bodies.
+//! Each attempt runs in a `DEBUG` span, `api_retry.attempt`, with OpenTelemetry's
+//! `http.request.resend_count` and the attempt's outcome; with the `metrics` feature, the
+//! layer counts attempts, retries and the reasons a retryable error was not retried (see
+//! [`metrics`](crate::metrics)).
 //!
 //! # Example
 //!
@@ -194,6 +239,7 @@ mod budget;
 pub(crate) mod deadline;
 mod future;
 mod layer;
+mod overrides;
 mod policy;
 mod service;
 
@@ -203,6 +249,7 @@ pub use future::ResponseFuture;
 pub use layer::{
     DEFAULT_MAX_REPLAY_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER, RetryLayer,
 };
+pub use overrides::RetryOverride;
 pub use policy::IDEMPOTENCY_KEY;
 pub use service::Retry;
 

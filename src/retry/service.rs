@@ -1,5 +1,5 @@
 use super::{
-    ReplayBody, RetryLayer,
+    ReplayBody, RetryLayer, RetryOverride,
     deadline::{Deadline, GRPC_TIMEOUT, encode_grpc_timeout},
     future::{ResponseFuture, Retrying},
     layer::Shared,
@@ -65,16 +65,27 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let config = &self.shared.config;
-        if config.max_retries == 0 {
+        // The request's own policy, if it carries one; else the layer's.
+        let (max_retries, deadline, idempotent) = match req.extensions().get::<RetryOverride>() {
+            None => (config.max_retries, config.deadline, false),
+            Some(over) => (
+                over.max_retries.unwrap_or(config.max_retries),
+                over.deadline.unwrap_or(config.deadline),
+                over.idempotent,
+            ),
+        };
+        if max_retries == 0 {
             // No retry can apply: no copy, no clone, no budget.
-            return ResponseFuture::passthrough(self.inner.call(req));
+            let span = crate::telemetry::attempt_span(req.method(), 0);
+            let future = span.in_scope(|| self.inner.call(req));
+            return ResponseFuture::passthrough(future, span);
         }
         if let Some(budget) = &self.shared.budget {
             budget.deposit();
         }
         let (parts, body) = req.into_parts();
         let (body, copy) = body.capture(config.max_replay_bytes);
-        let deadline = Deadline::of(config.deadline, &parts.headers);
+        let deadline = Deadline::of(deadline, &parts.headers);
         let mut first = parts.clone();
         let mut cutoff = None;
         if let Some(deadline) = deadline
@@ -91,11 +102,15 @@ where
         // The ready service goes with the future; `self` keeps a fresh clone (tower's idiom).
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
-        let future = service.call(Request::from_parts(first, body));
+        let span = crate::telemetry::attempt_span(&parts.method, 0);
+        let future = span.in_scope(|| service.call(Request::from_parts(first, body)));
         ResponseFuture::retrying(
             future,
+            span,
             Retrying {
                 service,
+                max_retries,
+                idempotent,
                 parts,
                 copy,
                 shared: Arc::clone(&self.shared),

@@ -30,6 +30,8 @@ mod e2e_tower_http;
 mod grpc_trailers;
 mod hostile;
 mod mcp;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod nginx;
 mod pacing;
 mod props;
@@ -37,6 +39,7 @@ mod quota;
 mod rate_limit;
 mod rate_limits;
 mod retry;
+mod retry_override;
 mod secrets;
 mod sse;
 mod support_smoke;

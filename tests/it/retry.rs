@@ -1181,6 +1181,54 @@ async fn each_retry_is_traced_without_query_headers_or_body() {
     assert!(!out.contains("SECRET") && !out.contains("token"), "{out}");
 }
 
+/// One span per attempt, `api_retry.attempt`, with OpenTelemetry's `http.request.resend_count`
+/// (absent on the first attempt) and the attempt's outcome.
+#[tokio::test(start_paused = true)]
+async fn each_attempt_has_a_span_with_its_resend_count_and_disposition() {
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .finish();
+    crate::support::trace::install();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+
+    let (svc, _) = stack(RetryLayer::new(), |n| {
+        if n < 2 { status(503) } else { status(200) }
+    });
+    svc.oneshot(get("/api/keys/1?token=convo_SECRET"))
+        .await
+        .unwrap();
+
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let spans: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("api_retry.attempt{") && l.contains("close"))
+        .collect();
+    assert_eq!(spans.len(), 3, "{out}");
+    let failed = "http.response.status_code=503 disposition=\"retry\" code=\"UNAVAILABLE\" error.type=\"503\"";
+    assert!(
+        spans[0].contains(&format!("{{http.request.method=\"GET\" {failed}}}")),
+        "{}",
+        spans[0]
+    );
+    assert!(
+        spans[1].contains(&format!("http.request.resend_count=1 {failed}")),
+        "{}",
+        spans[1]
+    );
+    assert!(
+        spans[2].contains("http.request.resend_count=2 http.response.status_code=200}"),
+        "{}",
+        spans[2]
+    );
+    assert!(!out.contains("SECRET") && !out.contains("token"), "{out}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn extreme_settings_neither_panic_nor_hang() {
     let layer = RetryLayer::new()

@@ -1,0 +1,146 @@
+//! The metrics the layers record, with the `metrics` feature: their names, types and labels.
+//!
+//! The layers record through the [`metrics`](https://docs.rs/metrics) facade, so any exporter
+//! installed as the recorder receives them: Prometheus (`metrics-exporter-prometheus`),
+//! OpenTelemetry (`metrics-exporter-opentelemetry`), statsd, and others. Without the feature
+//! nothing is recorded and the calls compile to nothing. Without a recorder installed the
+//! facade drops them.
+//!
+//! Names follow OpenTelemetry's HTTP client conventions where one exists
+//! (`http.client.request.duration` and its attributes); the rest are the crate's own, under
+//! `api_retry.`. Exporters rewrite names as their format needs (Prometheus:
+//! `http_client_request_duration`, `api_retry_attempts`, …).
+//!
+//! | name | type | labels | recorded by | what |
+//! | --- | --- | --- | --- | --- |
+//! | `http.client.request.duration` | histogram, seconds | `http.request.method`, `http.response.status_code` (when there was a response), `error.type` (when it failed) | [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) | one HTTP request on the wire: from the call to the client until its response head (a success), or its decoded error body, or its transport error |
+//! | `api_retry.attempts` | counter | `disposition`, `code` | [`RetryLayer`](crate::RetryLayer) | every attempt with its outcome: `disposition="success", code="OK"`, or the error's [`Disposition`](crate::Disposition) and [`ErrorCode`](crate::ErrorCode) |
+//! | `api_retry.retries` | counter | `disposition`, `code` | [`RetryLayer`](crate::RetryLayer) | a request sent again, labelled with the error that caused it |
+//! | `api_retry.not_retried` | counter | `reason` | [`RetryLayer`](crate::RetryLayer) | a retryable error returned without another attempt, by [`NotRetried::as_str`](crate::NotRetried::as_str) (`max_retries`, `not_idempotent`, `deadline`, `budget_exhausted`, …) |
+//! | `api_retry.budget.exhausted` | counter | — | [`RetryLayer`](crate::RetryLayer) | a retry the [`RetryBudget`](crate::retry::RetryBudget) refused (also counted in `api_retry.not_retried` as `budget_exhausted`) |
+//! | `api_retry.gate.closed` | counter | — | [`RateLimitBackoffLayer`](crate::RateLimitBackoffLayer) | a rate limit closed an open path's gate |
+//! | `api_retry.gate.wait` | histogram, seconds | `outcome` (`sent`, `refused`) | [`RateLimitBackoffLayer`](crate::RateLimitBackoffLayer) | how long a request waited at a closed gate, and whether it was then sent or refused |
+//! | `api_retry.gate.refused` | counter | — | [`RateLimitBackoffLayer`](crate::RateLimitBackoffLayer) | a request the gate refused to send (it would have had to wait past `max_wait` or its deadline, or `fail_fast`) |
+//! | `api_retry.gate.probe` | counter | `outcome` (`opened`, `rejected`, `handed_on`) | [`RateLimitBackoffLayer`](crate::RateLimitBackoffLayer) | a probe's answer: the gate opened, the probe was rate limited again, or it got no answer and another request probes |
+//! | `api_retry.decode.undecodable` | counter | `http.response.status_code` | [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) | an error body of no known shape (HTML from a proxy, empty, truncated or malformed JSON): its code came from the status alone ([`BodyShape::Unrecognized`](crate::BodyShape::Unrecognized)) |
+//!
+//! # Labels
+//!
+//! Every label value is one of a small fixed set, so no label can grow a time series per
+//! request and none can carry a secret:
+//!
+//! - `http.request.method`: the standard methods (`GET`, `POST`, …), any other is `_OTHER`.
+//! - `http.response.status_code`: the status number, three digits (`"200"`, `"503"`).
+//! - `error.type`: the status number for an error status (`"503"`), as OpenTelemetry asks;
+//!   otherwise (a gRPC error inside a `200`, a transport failure) the error's code
+//!   (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED`).
+//! - `code`: a code this crate knows ([`ErrorCode::KNOWN`](crate::ErrorCode::KNOWN)); a code
+//!   it does not know is `_OTHER`, never the server's text.
+//! - `disposition`: [`Disposition::as_str`](crate::Disposition::as_str), or `success`.
+//! - `reason`: [`NotRetried::as_str`](crate::NotRetried::as_str).
+//!
+//! Never a path, a host, a rate-limit key, a header value, a message or a credential.
+//! OpenTelemetry's `server.address` and `url.template` are left out for that reason: add
+//! them in your exporter if your hosts are few.
+//!
+//! # Tracing
+//!
+//! Independently of this feature, [`RetryLayer`](crate::RetryLayer) opens one `tracing` span
+//! per attempt, `api_retry.attempt` at `DEBUG`, around the inner service's future (so inner
+//! layers' and clients' events nest in it), with the fields `http.request.method`,
+//! `http.request.resend_count` (OpenTelemetry's attribute: absent on the first attempt, 1 on
+//! the first resend, …), and once the attempt ends `http.response.status_code` or `disposition`,
+//! `code` and `error.type`. With no subscriber interested in it, a span costs one check of a
+//! cached flag.
+//!
+//! # Example
+//!
+//! With the `metrics` feature, a recorder installed once at start-up receives everything the
+//! layers record. `examples/prometheus.rs` in the repository runs a short scripted exchange
+//! and prints the Prometheus scrape output.
+//!
+//! ```
+//! # #[cfg(feature = "metrics")]
+//! # fn main() {
+//! // Once, at start-up: install the exporter of your choice as the global recorder, e.g.
+//! // `metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()`. Then, to
+//! // describe the crate's metrics (type, unit and help text) to it:
+//! tower_api_retry::metrics::describe();
+//! # }
+//! # #[cfg(not(feature = "metrics"))]
+//! # fn main() {}
+//! ```
+
+/// `http.client.request.duration`: histogram, seconds, one sample per HTTP request on the
+/// wire (OpenTelemetry's HTTP client metric).
+pub const HTTP_CLIENT_REQUEST_DURATION: &str = "http.client.request.duration";
+/// `api_retry.attempts`: counter, by `disposition` and `code`.
+pub const ATTEMPTS: &str = "api_retry.attempts";
+/// `api_retry.retries`: counter, by the `disposition` and `code` of the error retried.
+pub const RETRIES: &str = "api_retry.retries";
+/// `api_retry.not_retried`: counter, by `reason`.
+pub const NOT_RETRIED: &str = "api_retry.not_retried";
+/// `api_retry.budget.exhausted`: counter.
+pub const BUDGET_EXHAUSTED: &str = "api_retry.budget.exhausted";
+/// `api_retry.gate.closed`: counter.
+pub const GATE_CLOSED: &str = "api_retry.gate.closed";
+/// `api_retry.gate.wait`: histogram, seconds, by `outcome` (`sent`, `refused`).
+pub const GATE_WAIT: &str = "api_retry.gate.wait";
+/// `api_retry.gate.refused`: counter.
+pub const GATE_REFUSED: &str = "api_retry.gate.refused";
+/// `api_retry.gate.probe`: counter, by `outcome` (`opened`, `rejected`, `handed_on`).
+pub const GATE_PROBE: &str = "api_retry.gate.probe";
+/// `api_retry.decode.undecodable`: counter, by `http.response.status_code`.
+pub const DECODE_UNDECODABLE: &str = "api_retry.decode.undecodable";
+
+/// Every metric name above, in the order of the table.
+pub const ALL: &[&str] = &[
+    HTTP_CLIENT_REQUEST_DURATION,
+    ATTEMPTS,
+    RETRIES,
+    NOT_RETRIED,
+    BUDGET_EXHAUSTED,
+    GATE_CLOSED,
+    GATE_WAIT,
+    GATE_REFUSED,
+    GATE_PROBE,
+    DECODE_UNDECODABLE,
+];
+
+/// Describes every metric of the table (its unit and help text) to the installed recorder.
+/// Optional: exporters that show help texts and units use it; the metrics are recorded
+/// without it. Call it after installing the recorder.
+#[cfg(feature = "metrics")]
+pub fn describe() {
+    use ::metrics::{Unit, describe_counter, describe_histogram};
+    describe_histogram!(
+        HTTP_CLIENT_REQUEST_DURATION,
+        Unit::Seconds,
+        "Duration of HTTP client requests."
+    );
+    describe_counter!(ATTEMPTS, "Attempts, by outcome (disposition and code).");
+    describe_counter!(
+        RETRIES,
+        "Requests sent again, by the disposition and code of the error retried."
+    );
+    describe_counter!(
+        NOT_RETRIED,
+        "Retryable errors returned without another attempt, by reason."
+    );
+    describe_counter!(BUDGET_EXHAUSTED, "Retries refused by the retry budget.");
+    describe_counter!(GATE_CLOSED, "Rate-limit gates closed by a rate limit.");
+    describe_histogram!(
+        GATE_WAIT,
+        Unit::Seconds,
+        "Time requests waited at a closed rate-limit gate, by outcome."
+    );
+    describe_counter!(
+        GATE_REFUSED,
+        "Requests a closed rate-limit gate refused to send."
+    );
+    describe_counter!(GATE_PROBE, "Rate-limit gate probes, by outcome.");
+    describe_counter!(
+        DECODE_UNDECODABLE,
+        "Error responses whose body had no known shape."
+    );
+}

@@ -1,0 +1,107 @@
+//! [`RetryOverride`]: the retry policy of one request, changed through its extensions.
+
+use std::time::Duration;
+
+/// Changes the retry policy for one request: insert it in the request's extensions and the
+/// [`Retry`](super::Retry) service uses it, for that request only, instead of what its
+/// [`RetryLayer`](super::RetryLayer) was built with. What it does not set stays as the layer
+/// says.
+///
+/// - [`no_retries`](Self::no_retries): send once, whatever the error (the request passes
+///   straight through, as with a layer built with `max_retries(0)`).
+/// - [`max_retries`](Self::max_retries): a different number of retries, more or fewer.
+/// - [`deadline`](Self::deadline): a different overall deadline (or none).
+/// - [`idempotent`](Self::idempotent): declares that this request is safe to send twice
+///   (a `POST` of an idempotent operation that has no `Idempotency-Key` header), so it is
+///   retried after errors the server may have processed, as a `GET` is.
+///
+/// The [retry budget](super::RetryBudget) still applies, and so does the rate-limit gate:
+/// there is deliberately no way to send one request past a closed gate, since the API asks
+/// clients to stop sending on a rate-limited path (see [`rate_limit`](crate::rate_limit)).
+///
+/// Looking the extension up is the only cost for requests that carry none.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+/// use tower_api_retry::{ErrorDecodeLayer, RetryLayer, RetryOverride};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// // A server that always answers 503.
+/// let calls = Arc::new(AtomicU32::new(0));
+/// let count = calls.clone();
+/// let server = service_fn(move |_req: Request<Full<Bytes>>| {
+///     count.fetch_add(1, Ordering::SeqCst);
+///     async { Ok::<_, std::io::Error>(Response::builder().status(503).body(Full::<Bytes>::default()).unwrap()) }
+/// });
+/// let client = ServiceBuilder::new()
+///     .layer(RetryLayer::new()) // 3 retries by default
+///     .layer(ErrorDecodeLayer::new())
+///     .service(server);
+///
+/// // This one request is sent once.
+/// let mut request = Request::get("/api/status").body(Full::default()).unwrap();
+/// request.extensions_mut().insert(RetryOverride::no_retries());
+/// let err = client.clone().oneshot(request).await.unwrap_err();
+/// assert_eq!(err.attempts(), 1);
+///
+/// // This POST creates nothing twice: let it be retried once, like a GET.
+/// let mut request = Request::post("/api/search").body(Full::default()).unwrap();
+/// request.extensions_mut().insert(RetryOverride::new().max_retries(1).idempotent(true));
+/// let err = client.oneshot(request).await.unwrap_err();
+/// assert_eq!(err.attempts(), 2);
+/// assert_eq!(calls.load(Ordering::SeqCst), 3);
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetryOverride {
+    pub(crate) max_retries: Option<u32>,
+    pub(crate) deadline: Option<Option<Duration>>,
+    pub(crate) idempotent: bool,
+}
+
+impl RetryOverride {
+    /// Changes nothing yet: the layer's policy.
+    pub const fn new() -> Self {
+        RetryOverride {
+            max_retries: None,
+            deadline: None,
+            idempotent: false,
+        }
+    }
+
+    /// Never retry this request: it is sent once and passes straight through.
+    pub const fn no_retries() -> Self {
+        RetryOverride::new().max_retries(0)
+    }
+
+    /// How many times this request may be sent again (instead of the layer's
+    /// [`max_retries`](super::RetryLayer::max_retries)).
+    pub const fn max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = Some(max_retries);
+        self
+    }
+
+    /// This request's overall deadline, from when it enters the layer, instead of the layer's
+    /// [`deadline`](super::RetryLayer::deadline); `None` for none. The rules are the layer's
+    /// (see [deadlines](super#deadlines)); a gRPC call's own `grpc-timeout` still applies
+    /// when it is earlier.
+    pub fn deadline(mut self, deadline: impl Into<Option<Duration>>) -> Self {
+        self.deadline = Some(deadline.into());
+        self
+    }
+
+    /// Declares this request safe to send twice (`true`), whatever its method and without an
+    /// `Idempotency-Key` header: a retryable error is retried as for a `GET`, even when the
+    /// server may have processed the request. Only for requests whose repetition does no
+    /// harm; see [side effects](super#side-effects). `false` (the default) leaves the
+    /// layer's rules.
+    pub const fn idempotent(mut self, yes: bool) -> Self {
+        self.idempotent = yes;
+        self
+    }
+}

@@ -1,0 +1,294 @@
+//! What the layers record at each event: the metrics of [`crate::metrics`] (with the `metrics`
+//! feature; without it every function here is empty) and the per-attempt `tracing` span.
+//!
+//! Every label value is a `&'static str` from a fixed set (see [`crate::metrics`]): nothing a
+//! server or a caller wrote ever becomes a label.
+
+use crate::{NotRetried, error::Error};
+use http::{Method, StatusCode};
+use std::future::Future;
+
+#[cfg(feature = "metrics")]
+use crate::metrics as names;
+#[cfg(feature = "metrics")]
+use ::metrics::{counter, histogram};
+
+/// When an HTTP request went on the wire, and its method: what its duration sample needs.
+/// Empty without the `metrics` feature.
+#[derive(Clone, Copy)]
+pub(crate) struct Started {
+    #[cfg(feature = "metrics")]
+    at: tokio::time::Instant,
+    #[cfg(feature = "metrics")]
+    method: &'static str,
+}
+
+impl Started {
+    /// Now, for a request with `method`.
+    #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn now(method: &Method) -> Started {
+        Started {
+            #[cfg(feature = "metrics")]
+            at: tokio::time::Instant::now(),
+            #[cfg(feature = "metrics")]
+            method: method_label(method),
+        }
+    }
+}
+
+/// An HTTP request was answered with a response that is not an error.
+#[inline]
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn request_ok(started: &Started, status: StatusCode) {
+    #[cfg(feature = "metrics")]
+    histogram!(
+        names::HTTP_CLIENT_REQUEST_DURATION,
+        "http.request.method" => started.method,
+        "http.response.status_code" => status_label(status),
+    )
+    .record(started.at.elapsed().as_secs_f64());
+}
+
+/// An HTTP request failed: an error response (decoded) or a transport error.
+#[inline]
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn request_failed(started: &Started, err: &Error) {
+    #[cfg(feature = "metrics")]
+    {
+        let seconds = started.at.elapsed().as_secs_f64();
+        let error_type = error_type(err);
+        match err.status() {
+            Some(status) => histogram!(
+                names::HTTP_CLIENT_REQUEST_DURATION,
+                "http.request.method" => started.method,
+                "http.response.status_code" => status_label(status),
+                "error.type" => error_type,
+            )
+            .record(seconds),
+            None => histogram!(
+                names::HTTP_CLIENT_REQUEST_DURATION,
+                "http.request.method" => started.method,
+                "error.type" => error_type,
+            )
+            .record(seconds),
+        }
+    }
+}
+
+/// An error body had no known shape.
+#[inline]
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn undecodable(status: StatusCode) {
+    #[cfg(feature = "metrics")]
+    counter!(names::DECODE_UNDECODABLE, "http.response.status_code" => status_label(status))
+        .increment(1);
+}
+
+/// The span of one attempt; `resends` is 0 for the first.
+#[inline]
+pub(crate) fn attempt_span(method: &Method, resends: u32) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "api_retry.attempt",
+        "http.request.method" = method.as_str(),
+        "http.request.resend_count" = tracing::field::Empty,
+        "http.response.status_code" = tracing::field::Empty,
+        disposition = tracing::field::Empty,
+        code = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+    );
+    if resends > 0 {
+        span.record("http.request.resend_count", resends);
+    }
+    span
+}
+
+/// An attempt got a response.
+#[inline]
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn attempt_ok(span: &tracing::Span, status: StatusCode) {
+    span.record("http.response.status_code", status.as_u16());
+    #[cfg(feature = "metrics")]
+    counter!(names::ATTEMPTS, "disposition" => "success", "code" => "OK").increment(1);
+}
+
+/// An attempt failed with `err`.
+#[inline]
+pub(crate) fn attempt_failed(span: &tracing::Span, err: &Error) {
+    if !span.is_disabled() {
+        if let Some(status) = err.status() {
+            span.record("http.response.status_code", status.as_u16());
+        }
+        span.record("disposition", err.disposition().as_str());
+        span.record("code", err.code().label());
+        span.record("error.type", error_type(err));
+    }
+    #[cfg(feature = "metrics")]
+    counter!(
+        names::ATTEMPTS,
+        "disposition" => err.disposition().as_str(),
+        "code" => err.code().label(),
+    )
+    .increment(1);
+}
+
+/// The request is sent again after `err`.
+#[inline]
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn retried(err: &Error) {
+    #[cfg(feature = "metrics")]
+    counter!(
+        names::RETRIES,
+        "disposition" => err.disposition().as_str(),
+        "code" => err.code().label(),
+    )
+    .increment(1);
+}
+
+/// A retryable error is returned without another attempt.
+#[inline]
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn not_retried(why: &NotRetried) {
+    #[cfg(feature = "metrics")]
+    counter!(names::NOT_RETRIED, "reason" => why.as_str()).increment(1);
+}
+
+/// The retry budget refused a retry.
+#[inline]
+pub(crate) fn budget_exhausted() {
+    #[cfg(feature = "metrics")]
+    counter!(names::BUDGET_EXHAUSTED).increment(1);
+}
+
+/// A rate limit closed an open gate.
+#[inline]
+pub(crate) fn gate_closed() {
+    #[cfg(feature = "metrics")]
+    counter!(names::GATE_CLOSED).increment(1);
+}
+
+/// A closed gate refused to send a request.
+#[inline]
+pub(crate) fn gate_refused() {
+    #[cfg(feature = "metrics")]
+    counter!(names::GATE_REFUSED).increment(1);
+}
+
+/// A probe's answer opened its gate.
+#[inline]
+pub(crate) fn probe_opened() {
+    #[cfg(feature = "metrics")]
+    counter!(names::GATE_PROBE, "outcome" => "opened").increment(1);
+}
+
+/// A probe was rate limited again.
+#[inline]
+pub(crate) fn probe_rejected() {
+    #[cfg(feature = "metrics")]
+    counter!(names::GATE_PROBE, "outcome" => "rejected").increment(1);
+}
+
+/// A probe got no answer: another request takes the role.
+#[inline]
+pub(crate) fn probe_handed_on() {
+    #[cfg(feature = "metrics")]
+    counter!(names::GATE_PROBE, "outcome" => "handed_on").increment(1);
+}
+
+/// A wait at a closed gate, timed: `wait` as it is without the `metrics` feature.
+#[inline]
+pub(crate) fn gate_wait<T, F>(wait: F) -> impl Future<Output = Result<T, Error>> + Send
+where
+    F: Future<Output = Result<T, Error>> + Send,
+{
+    #[cfg(feature = "metrics")]
+    {
+        async move {
+            let start = tokio::time::Instant::now();
+            let result = wait.await;
+            let outcome = if result.is_ok() { "sent" } else { "refused" };
+            histogram!(names::GATE_WAIT, "outcome" => outcome)
+                .record(start.elapsed().as_secs_f64());
+            result
+        }
+    }
+    #[cfg(not(feature = "metrics"))]
+    wait
+}
+
+/// OpenTelemetry's `error.type`: the status number of an error status, or else the code.
+fn error_type(err: &Error) -> &'static str {
+    match err.status() {
+        Some(status) if status.as_u16() >= 400 => status_label(status),
+        _ => err.code().label(),
+    }
+}
+
+/// The method, or `_OTHER` for an extension method (whose text is the caller's).
+#[cfg(feature = "metrics")]
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "_OTHER",
+    }
+}
+
+/// The three digits of every status `http` allows (100 to 999), so a status label is a
+/// `&'static str` without an allocation.
+static STATUS_DIGITS: [[u8; 3]; 1000] = {
+    let mut table = [[0u8; 3]; 1000];
+    let mut n = 0;
+    while n < 1000 {
+        table[n] = [
+            b'0' + (n / 100) as u8,
+            b'0' + (n / 10 % 10) as u8,
+            b'0' + (n % 10) as u8,
+        ];
+        n += 1;
+    }
+    table
+};
+
+fn status_label(status: StatusCode) -> &'static str {
+    let digits = &STATUS_DIGITS[usize::from(status.as_u16()) % 1000];
+    std::str::from_utf8(digits).unwrap_or("_OTHER")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_labels_are_the_numbers() {
+        assert_eq!(status_label(StatusCode::OK), "200");
+        assert_eq!(status_label(StatusCode::SERVICE_UNAVAILABLE), "503");
+        assert_eq!(status_label(StatusCode::from_u16(999).unwrap()), "999");
+        assert_eq!(status_label(StatusCode::from_u16(100).unwrap()), "100");
+    }
+
+    #[test]
+    fn error_types_are_bounded() {
+        let api = crate::ApiError::decode(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &http::HeaderMap::new(),
+            b"",
+        );
+        assert_eq!(error_type(&Error::from_api(api)), "503");
+        let refused = Error::gate_closed(std::time::Duration::from_secs(1));
+        assert_eq!(error_type(&refused), "RESOURCE_EXHAUSTED");
+        let unknown = crate::ApiError::decode(
+            StatusCode::OK,
+            &http::HeaderMap::new(),
+            br#"{"error": {"code": "WHATEVER_bearer_abc", "message": "m"}}"#,
+        );
+        assert_eq!(unknown.code().label(), "_OTHER");
+    }
+}
