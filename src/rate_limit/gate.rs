@@ -17,7 +17,7 @@ use super::{
     policy::{self, Admit, Policy, ProbeId},
     store::{GateStore, MemoryStore},
 };
-use crate::{backoff::Backoff, error::Error};
+use crate::{backoff::Backoff, error::Error, quota::Quota};
 use std::{fmt, sync::Arc, time::Duration};
 use tokio::time::Instant;
 
@@ -137,27 +137,27 @@ impl RateLimitGates {
     }
 
     /// Decides what a request for `key` does now, given the latest time it may still be sent.
-    /// `slot` is the request's place in the key's lane: taken at its first check, kept
-    /// across checks.
+    /// `turn` is the request's place in the lanes of its key and of its quota's scope: taken
+    /// at its first check, kept across checks.
     pub(crate) fn check(
         &self,
         key: Key,
         now: Instant,
         deadline: Instant,
-        slot: &mut Option<Slot>,
+        turn: &mut Turn,
     ) -> Check {
         let (now, deadline) = (now.into_std(), deadline.into_std());
         loop {
             let Some((entry, changed)) = self.store.get(key, now) else {
-                return self.take_turn(key, now, deadline, now, slot, None);
+                return self.take_turn(key, now, deadline, now, turn, None);
             };
             match policy::admit(Some(&entry), now, deadline) {
-                Admit::Open => return self.take_turn(key, now, deadline, now, slot, None),
+                Admit::Open => return self.take_turn(key, now, deadline, now, turn, None),
                 Admit::Probe => {
                     if let Some(id) = self.store.try_acquire_probe(key, now) {
                         tracing::debug!(key = %key, "rate-limit gate: sending the probe");
-                        if let Some(slot) = slot.take() {
-                            self.lanes.probe_took(key, slot);
+                        if let Some(slot) = turn.path {
+                            self.lanes.went(key, slot);
                         }
                         return Check::Probe(id);
                     }
@@ -165,7 +165,7 @@ impl RateLimitGates {
                     // look again.
                 }
                 Admit::WaitUntil(until) => {
-                    return self.take_turn(key, now, deadline, until, slot, Some(changed));
+                    return self.take_turn(key, now, deadline, until, turn, Some(changed));
                 }
                 Admit::WaitForProbe { deadline: wake } => {
                     return Check::Wait {
@@ -178,33 +178,79 @@ impl RateLimitGates {
         }
     }
 
-    /// The gate lets the request go at `not_before`: its slot in the key's lane says when.
+    /// The gate lets the request go at `not_before`: its slots in the lanes of its key and of
+    /// its scope say when.
     fn take_turn(
         &self,
         key: Key,
         now: std::time::Instant,
         deadline: std::time::Instant,
         not_before: std::time::Instant,
-        slot: &mut Option<Slot>,
+        turn: &mut Turn,
         changed: Option<Waiter>,
     ) -> Check {
-        if slot.is_none() {
-            *slot = self.lanes.reserve(key, now, not_before);
+        if turn.path.is_none() {
+            turn.path = self.lanes.reserve(key, now, not_before);
         }
-        let due = match slot {
-            Some(s) => self.lanes.due(key, *s, now).max(not_before),
-            None => not_before,
-        };
+        if let Some(scope) = turn.scope_key
+            && turn.scope.is_none()
+        {
+            turn.scope = self.lanes.reserve(scope, now, not_before);
+        }
+        let mut due = not_before;
+        if let Some(s) = turn.path {
+            due = due.max(self.lanes.due(key, s, now));
+        }
+        if let (Some(scope), Some(s)) = (turn.scope_key, turn.scope) {
+            due = due.max(self.lanes.due(scope, s, now));
+        }
         if due <= now {
+            if let Some(s) = turn.path {
+                self.lanes.went(key, s);
+            }
+            if let (Some(scope), Some(s)) = (turn.scope_key, turn.scope) {
+                self.lanes.went(scope, s);
+            }
             return Check::Open;
         }
         if due > deadline {
+            // Not sent: its places in any budget are given back.
+            for k in turn.landing(key).into_iter().flatten() {
+                self.lanes.landed(k);
+            }
+            *turn = Turn::new(turn.scope_key);
             return Check::Fail(due - now);
         }
         Check::Wait {
             changed,
             wake: Instant::from_std(due),
         }
+    }
+
+    /// A response for a request of `scope` announced `quota`; the layer's `max_closed` bounds
+    /// how long its reset holds the scope.
+    pub(crate) fn announced(&self, scope: Key, quota: &Quota, max_closed: Duration) {
+        let Some(reset) = quota.reset else {
+            return;
+        };
+        let reset = reset.min(max_closed);
+        self.lanes
+            .announced(scope, Instant::now().into_std(), quota, reset);
+    }
+
+    /// A rate limit on `key` closed its gate; `scope` is its authority. Rejections on several
+    /// keys of one scope at once make the limit the scope's (see the
+    /// [module docs](super#scope)).
+    pub(crate) fn scope_rejected(&self, scope: Key, key: Key) {
+        if let Some(e) = self.store.peek(key) {
+            self.lanes
+                .scope_rejected(scope, key, Instant::now().into_std(), e.until);
+        }
+    }
+
+    /// A request that counted against the budget of `key`'s scope is no longer in flight.
+    pub(crate) fn landed(&self, key: Key) {
+        self.lanes.landed(key);
     }
 
     /// A request for `key` got an answer that is not a rate limit: the server accepted it.
@@ -268,11 +314,8 @@ impl RateLimitGates {
 
     /// `key`'s probe got a response that is not a rate limit: open the gate, release waiters.
     pub(crate) fn open(&self, key: Key, probe: ProbeId) {
-        let sent = self.store.peek(key).map(|e| e.until);
         if self.store.open(key, probe) {
-            if let Some(sent) = sent {
-                self.lanes.opened(key, sent, Instant::now().into_std());
-            }
+            self.lanes.opened(key, Instant::now().into_std());
             tracing::debug!(key = %key, "rate-limit gate: opened");
             crate::telemetry::probe_opened();
         }
@@ -284,6 +327,34 @@ impl RateLimitGates {
         if self.store.release_probe(key, probe) {
             crate::telemetry::probe_handed_on();
         }
+    }
+}
+
+/// A request's places in the lanes of its key and of its quota's scope.
+#[derive(Debug, Default)]
+pub(crate) struct Turn {
+    path: Option<Slot>,
+    scope: Option<Slot>,
+    /// The scope of the request's announced quota, when it is not the key itself.
+    scope_key: Option<Key>,
+}
+
+impl Turn {
+    /// No place taken yet; `scope` when the quota's scope is not the request's key.
+    pub(crate) fn new(scope_key: Option<Key>) -> Turn {
+        Turn {
+            path: None,
+            scope: None,
+            scope_key,
+        }
+    }
+
+    /// The lanes whose budget counted this request: each must hear when it lands.
+    pub(crate) fn landing(&self, key: Key) -> [Option<Key>; 2] {
+        [
+            self.path.filter(|s| s.budgeted).map(|_| key),
+            self.scope.filter(|s| s.budgeted).and(self.scope_key),
+        ]
     }
 }
 
@@ -299,12 +370,12 @@ pub(crate) async fn wait_turn(
     gates: RateLimitGates,
     key: Key,
     deadline: Instant,
-    mut slot: Option<Slot>,
-) -> Result<Admission, Error> {
+    mut turn: Turn,
+) -> Result<(Admission, [Option<Key>; 2]), Error> {
     loop {
-        match gates.check(key, Instant::now(), deadline, &mut slot) {
-            Check::Open => return Ok(Admission::Open),
-            Check::Probe(id) => return Ok(Admission::Probe(id)),
+        match gates.check(key, Instant::now(), deadline, &mut turn) {
+            Check::Open => return Ok((Admission::Open, turn.landing(key))),
+            Check::Probe(id) => return Ok((Admission::Probe(id), turn.landing(key))),
             Check::Fail(left) => {
                 crate::telemetry::gate_refused();
                 return Err(Error::gate_closed(left));
@@ -338,39 +409,39 @@ mod tests {
         let g = RateLimitGates::new();
         let k = Key::of("k");
         assert!(matches!(
-            g.check(k, Instant::now(), far(), &mut None),
+            g.check(k, Instant::now(), far(), &mut Turn::default()),
             Check::Open
         ));
         g.reject(k, None, None, &B);
         assert_eq!(g.len(), 1);
         assert_eq!(g.time_left(k), Some(Duration::from_secs(1)));
         assert!(matches!(
-            g.check(k, Instant::now(), Instant::now(), &mut None),
+            g.check(k, Instant::now(), Instant::now(), &mut Turn::default()),
             Check::Fail(d) if d == Duration::from_secs(1)
         ));
         assert!(matches!(
-            g.check(k, Instant::now(), far(), &mut None),
+            g.check(k, Instant::now(), far(), &mut Turn::default()),
             Check::Wait { .. }
         ));
         // Other keys are not affected.
         assert!(matches!(
-            g.check(Key::of("j"), Instant::now(), far(), &mut None),
+            g.check(Key::of("j"), Instant::now(), far(), &mut Turn::default()),
             Check::Open
         ));
         tokio::time::advance(Duration::from_secs(1)).await;
-        let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut None) else {
+        let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
             panic!("expected the probe")
         };
         // Only one probe.
         assert!(matches!(
-            g.check(k, Instant::now(), far(), &mut None),
+            g.check(k, Instant::now(), far(), &mut Turn::default()),
             Check::Wait { .. }
         ));
         // Probe rejected: 2 s.
         g.reject(k, None, Some(id), &B);
         assert_eq!(g.time_left(k), Some(Duration::from_secs(2)));
         tokio::time::advance(Duration::from_secs(2)).await;
-        let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut None) else {
+        let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
             panic!()
         };
         // A stale probe id does nothing; the right one opens.
@@ -382,7 +453,7 @@ mod tests {
         assert_eq!(g.paced(), 1);
         assert!(!g.is_empty());
         tokio::time::advance(LINGER + Duration::from_secs(1)).await;
-        let _ = g.check(Key::of("x"), Instant::now(), far(), &mut None);
+        let _ = g.check(Key::of("x"), Instant::now(), far(), &mut Turn::default());
         assert!(g.is_empty());
     }
 
@@ -397,7 +468,10 @@ mod tests {
         for i in 0..20u32 {
             let (g, order) = (g.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
-                let admission = wait_turn(g.clone(), k, far(), None).await.unwrap();
+                let admission = wait_turn(g.clone(), k, far(), Turn::default())
+                    .await
+                    .unwrap()
+                    .0;
                 order.lock().unwrap().push((i, Instant::now() - start));
                 if let Admission::Probe(id) = admission {
                     g.open(k, id);
@@ -425,11 +499,13 @@ mod tests {
         let g = RateLimitGates::new();
         let k = Key::of("k");
         g.reject(k, Some(Duration::ZERO), None, &B);
-        let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut None) else {
+        let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
             panic!()
         };
         g.hand_on(k, id);
-        assert!(matches!(g.check(k, Instant::now(), far(), &mut None), Check::Probe(n) if n != id));
+        assert!(
+            matches!(g.check(k, Instant::now(), far(), &mut Turn::default()), Check::Probe(n) if n != id)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -437,14 +513,14 @@ mod tests {
         let g = RateLimitGates::new();
         let k = Key::of("k");
         g.reject(k, Some(Duration::ZERO), None, &B);
-        let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut None) else {
+        let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
             panic!()
         };
-        let waiter = tokio::spawn(wait_turn(g.clone(), k, far(), None));
+        let waiter = tokio::spawn(wait_turn(g.clone(), k, far(), Turn::default()));
         tokio::task::yield_now().await;
         g.hand_on(k, id);
         // Woken by the hand-on, not by its deadline (it would fail there: the probe is out).
-        let admission = waiter.await.unwrap().unwrap();
+        let (admission, _) = waiter.await.unwrap().unwrap();
         assert!(matches!(admission, Admission::Probe(n) if n != id));
     }
 
@@ -489,7 +565,7 @@ mod tests {
         assert!(g.time_left(Key::of(&9_999u32)).is_some());
         assert!(g.time_left(Key::of(&0u32)).is_none());
         tokio::time::advance(Duration::from_secs(20_000) + LINGER).await;
-        let _ = g.check(Key::of("x"), Instant::now(), far(), &mut None);
+        let _ = g.check(Key::of("x"), Instant::now(), far(), &mut Turn::default());
         assert!(g.is_empty());
         let none = RateLimitGates::with_max_keys(0);
         none.reject(Key::of("k"), None, None, &B);

@@ -1,14 +1,17 @@
 //! The lanes of paced paths: who goes when, once a gate has closed.
 //!
-//! A rate limit gives its path a *lane*: a [`Pace`] and the time of its next free slot.
+//! A rate limit gives its path a *lane*: a [`Pace`] and a schedule of numbered tickets.
 //! Every request for the path, those waiting at the closed gate and those arriving later,
-//! takes a slot when it arrives; slots are spaced by the pace, so requests leave in the
-//! order they arrived (first come, first served) and never as a herd. When the gate closes
-//! again, every slot not yet used moves back by the same amount, so the order holds.
+//! takes the next ticket when it arrives; ticket *n* is due one pace interval after ticket
+//! *n − 1*, so requests leave in the order they arrived (first come, first served) and never
+//! as a herd. The schedule is computed, not stored per request: when the gate closes again,
+//! or opens, or the pace changes, every ticket not yet gone moves with it, in order.
 //!
 //! A lane is forgotten [`LINGER`](super::policy::LINGER) after its last slot went unused;
 //! at most as many lanes are kept as the gate map keeps keys (the least recently used
 //! goes first). A forgotten lane only means the next burst is not paced.
+
+use crate::quota::Quota;
 
 use super::{
     Key,
@@ -28,23 +31,51 @@ use std::{
 /// A place in a lane, taken once per request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Slot {
-    at: Instant,
-    /// The lane's total shift when the slot was taken.
-    shift: Duration,
+    ticket: u64,
+    /// The slot counted against an announced budget: its request must say when it lands.
+    pub(crate) budgeted: bool,
+}
+
+/// A quota the server announced for a lane's scope: the requests left until the window ends,
+/// counted down locally with each request sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Budget {
+    /// Requests that may still be sent before `ends`.
+    left: u64,
+    /// When the window ends, as announced (the earliest of the announcements of this
+    /// window: a delay given in whole seconds is rounded up, so the earliest is the closest).
+    ends: Instant,
+    /// The quota of a whole window, when announced.
+    limit: Option<u64>,
+    /// The window's length: announced, or the longest reset seen.
+    window: Duration,
+    /// Requests sent under this budget and not answered yet.
+    in_flight: u64,
 }
 
 #[derive(Debug)]
 struct Lane {
     pace: Pace,
+    /// The announced quota, when the server gives one: it paces the lane instead of `pace`.
+    budget: Option<Budget>,
     accepted: Accepted,
-    /// The next free slot.
-    next: Instant,
-    /// The last slot taken, with the shift it was taken at.
-    last: Option<Slot>,
-    /// How far every slot has moved back since the lane began.
-    shift: Duration,
+    /// The next ticket.
+    issued: u64,
+    /// One past the latest ticket that went.
+    gone: u64,
+    /// The schedule: ticket `base` is due at `base_at`, each later one `gap` after the one
+    /// before.
+    base: u64,
+    base_at: Instant,
+    gap: Duration,
+    /// When the schedule last followed the pace.
+    rebased: Instant,
     /// The last time the lane was used.
     touched: Instant,
+    /// A scope's lane made by evidence: dropped after [`QUIET`] without a rejection.
+    widened: Option<Instant>,
+    /// The end of the latest closure the lane has seen.
+    closed_until: Option<Instant>,
 }
 
 /// Every paced path's lane.
@@ -61,6 +92,8 @@ struct Inner {
     map: HashMap<Key, Lane, FixedState>,
     /// Idle lanes are dropped at most once a second, by whoever takes a slot then.
     next_sweep: Option<Instant>,
+    /// The last key rejected in each scope, and when: the evidence that widens a limit.
+    recent: HashMap<Key, (Key, Instant), FixedState>,
 }
 
 impl Lanes {
@@ -92,57 +125,170 @@ impl Lanes {
         self.max.store(max, Ordering::Relaxed);
     }
 
-    /// Takes the next slot of `key`'s lane, at `not_before` at the earliest (the gate's
+    /// Takes the next ticket of `key`'s lane, due at `not_before` at the earliest (the gate's
     /// time). `None` when the path is not paced: go.
     pub(crate) fn reserve(&self, key: Key, now: Instant, not_before: Instant) -> Option<Slot> {
         let mut inner = self.lock();
         if inner.next_sweep.is_none_or(|t| t <= now) {
             inner.next_sweep = Some(now + Duration::from_secs(1));
             inner.map.retain(|_, lane| !idle(lane, now));
+            inner
+                .recent
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < WIDEN_WITHIN);
             self.tracked.store(inner.map.len(), Ordering::Relaxed);
         }
         let lane = inner.map.get_mut(&key)?;
-        let at = lane.next.max(now).max(not_before);
-        lane.next = at + lane.pace.interval(at);
         lane.touched = now;
-        let slot = Slot {
-            at,
-            shift: lane.shift,
-        };
-        lane.last = Some(slot);
-        Some(slot)
-    }
-
-    /// `slot` went as the probe, before any slot after it: the slots that follow answer to
-    /// the probe, so the probe's own interval is given back. A probe rejected again then
-    /// leaves the next request at the gate's new time, not one interval after it.
-    pub(crate) fn probe_took(&self, key: Key, slot: Slot) {
-        if let Some(lane) = self.lock().map.get_mut(&key)
-            && lane.last == Some(slot)
-        {
-            lane.next = slot.at;
-            lane.last = None;
+        let ticket = lane.issued;
+        lane.issued += 1;
+        let budgeted = lane.budget.is_some();
+        let due = lane.due(ticket);
+        if let Some(b) = &mut lane.budget {
+            // The quota left, spread over the time left: each ticket sets the next gap.
+            let at = b.take(due.max(now).max(not_before));
+            let gap =
+                b.ends.saturating_duration_since(at) / (b.left.min(u32::MAX.into()) as u32 + 1);
+            lane.base = ticket;
+            lane.base_at = at;
+            lane.gap = gap;
+            return Some(Slot { ticket, budgeted });
         }
-    }
-
-    /// `key`'s probe, sent at `sent`, was answered at `now` and the gate opened: the slots
-    /// after it count from the answer, so a slow probe does not leave a herd of slots that
-    /// fell due while it was out.
-    pub(crate) fn opened(&self, key: Key, sent: Instant, now: Instant) {
-        if let Some(lane) = self.lock().map.get_mut(&key) {
-            let delta = now.saturating_duration_since(sent);
-            lane.shift = lane.shift.saturating_add(delta);
-            lane.next = lane.next.max(sent) + delta;
-            lane.touched = now;
+        if due < now {
+            // An idle lane does not save up a burst: this ticket starts the schedule again.
+            lane.rebase(now, ticket);
+        } else if due < not_before {
+            // The gate is closed: the tickets not gone yet wait for it.
+            lane.rebase(not_before, lane.first_waiting());
+        } else if now.saturating_duration_since(lane.rebased) >= REPACE {
+            // Follow the pace as it climbs: at the pace of the newest ticket's time.
+            let first = lane.first_waiting();
+            let newest = lane.due(ticket);
+            lane.rebase(lane.due(first), first);
+            lane.gap = lane.pace.interval(newest);
         }
+        Some(Slot { ticket, budgeted })
     }
 
-    /// When `slot` of `key`'s lane is due, after every move since it was taken; `now` when
-    /// the lane was forgotten.
+    /// When `slot` of `key`'s lane is due now; `now` when the lane was forgotten.
     pub(crate) fn due(&self, key: Key, slot: Slot, now: Instant) -> Instant {
         match self.lock().map.get(&key) {
-            Some(lane) => slot.at + lane.shift.saturating_sub(slot.shift),
+            Some(lane) => lane.due(slot.ticket),
             None => now,
+        }
+    }
+
+    /// `slot`'s request went: the tickets before it no longer hold the schedule back.
+    pub(crate) fn went(&self, key: Key, slot: Slot) {
+        if let Some(lane) = self.lock().map.get_mut(&key) {
+            lane.gone = lane.gone.max(slot.ticket + 1);
+        }
+    }
+
+    /// `key`'s gate opened at `now` (its probe was answered): the tickets still waiting go
+    /// from now, at the pace, not all at once for the time the probe was out.
+    pub(crate) fn opened(&self, key: Key, now: Instant) {
+        if let Some(lane) = self.lock().map.get_mut(&key) {
+            lane.pace.reopened(now);
+            let first = lane.first_waiting();
+            if lane.due(first) < now {
+                lane.rebase(now, first);
+            }
+        }
+    }
+
+    /// A response for `key`'s scope announced `quota`, `reset` already bounded by the layer.
+    /// `answered`: the response is for a request that counted against the budget (it took a
+    /// slot of this lane), and is no longer in flight. Makes the scope's lane when the quota
+    /// is the first one seen.
+    pub(crate) fn announced(&self, key: Key, now: Instant, quota: &Quota, reset: Duration) {
+        let Some(remaining) = quota.remaining else {
+            return;
+        };
+        if self.max.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let ends = now + reset;
+        let mut inner = self.lock();
+        let map = &mut inner.map;
+        if !map.contains_key(&key) {
+            self.make_room(map, now);
+            map.insert(key, Lane::new(now, now));
+            self.tracked.store(map.len(), Ordering::Relaxed);
+        }
+        let Some(lane) = map.get_mut(&key) else {
+            return;
+        };
+        lane.touched = now;
+        let window = quota.window.unwrap_or(reset);
+        match &mut lane.budget {
+            Some(b) => b.announced(now, remaining, ends, quota.limit, window),
+            None => {
+                lane.budget = Some(Budget {
+                    left: remaining,
+                    ends,
+                    limit: quota.limit,
+                    window,
+                    in_flight: 0,
+                });
+                let first = lane.first_waiting();
+                if lane.due(first) > now {
+                    lane.rebase(now, first);
+                }
+            }
+        }
+    }
+
+    /// A request that took a slot of `key`'s budget is no longer in flight.
+    pub(crate) fn landed(&self, key: Key) {
+        if let Some(b) = self
+            .lock()
+            .map
+            .get_mut(&key)
+            .and_then(|l| l.budget.as_mut())
+        {
+            b.in_flight = b.in_flight.saturating_sub(1);
+        }
+    }
+
+    /// `key`, of `scope` (its authority), was rejected and its gate closed until `until`.
+    /// When another key of the same scope was rejected within [`WIDEN_WITHIN`], the limit
+    /// is the scope's, not the path's: the scope's lane closes until `until` too, and every
+    /// request of the scope queues in it. A scope that already has a lane (widened, or with
+    /// an announced quota) closes with every rejection of its keys.
+    pub(crate) fn scope_rejected(&self, scope: Key, key: Key, now: Instant, until: Instant) {
+        let widen = {
+            let mut inner = self.lock();
+            if let Some(lane) = inner.map.get_mut(&scope) {
+                if lane.widened.is_some() {
+                    lane.widened = Some(now);
+                }
+                true
+            } else {
+                let seen = inner.recent.get(&scope).copied();
+                match seen {
+                    Some((other, at))
+                        if other != key && now.saturating_duration_since(at) < WIDEN_WITHIN =>
+                    {
+                        true
+                    }
+                    _ => {
+                        if inner.recent.len() >= self.max.load(Ordering::Relaxed) {
+                            inner.recent.clear();
+                        }
+                        inner.recent.insert(scope, (key, now));
+                        false
+                    }
+                }
+            }
+        };
+        if !widen {
+            return;
+        }
+        let existed = !self.is_empty() && self.lock().map.contains_key(&scope);
+        self.rejected(scope, now, None, until, true);
+        if !existed && let Some(lane) = self.lock().map.get_mut(&scope) {
+            tracing::debug!(scope = %scope, "rate-limit gate: rejections on several paths, the limit is the whole server's");
+            lane.widened = Some(now);
         }
     }
 
@@ -171,29 +317,25 @@ impl Lanes {
         let mut inner = self.lock();
         let map = &mut inner.map;
         if let Some(lane) = map.get_mut(&key) {
-            let base = before.map_or(now, |b| b.max(now));
-            let delta = until.saturating_duration_since(base);
-            lane.shift = lane.shift.saturating_add(delta);
-            lane.next = lane.next.max(now) + delta;
+            // A scope's lane has no gate of its own: it remembers its last closure, so
+            // rejections of several of its keys at once close it once, not once each.
+            let counts = counts && (before.is_some() || lane.closed_until.is_none_or(|u| u <= now));
+            lane.closed_until = Some(lane.closed_until.map_or(until, |u| u.max(until)));
             lane.touched = now;
             if counts {
-                let accepted = lane.accepted.rate(now, lane.pace.since());
+                let accepted = lane.accepted.rate(now);
                 lane.pace.rejected(now, accepted, until);
+            }
+            let first = lane.first_waiting();
+            if counts || lane.due(first) < until {
+                lane.rebase(until.max(lane.due(first)), first);
             }
             return;
         }
         self.make_room(map, now);
-        map.insert(
-            key,
-            Lane {
-                pace: Pace::slow_start(until),
-                accepted: Accepted::new(now),
-                next: until,
-                last: None,
-                shift: Duration::ZERO,
-                touched: now,
-            },
-        );
+        let mut lane = Lane::new(now, until);
+        lane.closed_until = Some(until);
+        map.insert(key, lane);
         self.tracked.store(map.len(), Ordering::Relaxed);
     }
 
@@ -224,12 +366,119 @@ impl Lanes {
     }
 }
 
-/// Unused since [`LINGER`], and no slot still to come.
+impl Lane {
+    /// A lane made at `now` whose first ticket is due at `first`, starting slowly.
+    fn new(now: Instant, first: Instant) -> Lane {
+        let pace = Pace::slow_start(first);
+        Lane {
+            gap: pace.interval(first),
+            pace,
+            budget: None,
+            accepted: Accepted::new(now),
+            issued: 0,
+            gone: 0,
+            base: 0,
+            base_at: first,
+            rebased: now,
+            touched: now,
+            widened: None,
+            closed_until: None,
+        }
+    }
+
+    /// When `ticket` is due: the schedule's base for the tickets before it (they are late).
+    fn due(&self, ticket: u64) -> Instant {
+        let after = u32::try_from(ticket.saturating_sub(self.base)).unwrap_or(u32::MAX);
+        self.base_at
+            .checked_add(self.gap.saturating_mul(after))
+            .unwrap_or(self.base_at + crate::retry_after::MAX_HINT)
+    }
+
+    /// The first ticket that has not gone.
+    fn first_waiting(&self) -> u64 {
+        self.gone.max(self.base).min(self.issued)
+    }
+
+    /// `ticket` is due at `at`, the ones after it at the pace of that moment.
+    fn rebase(&mut self, at: Instant, ticket: u64) {
+        self.base = ticket;
+        self.base_at = at;
+        self.gap = self.pace.interval(at);
+        self.rebased = at.min(self.touched);
+    }
+}
+
+impl Budget {
+    /// Takes one request of the budget for a request that would go at `at`; returns when it
+    /// may go. When the window is over (by the announced reset), a new one begins with the
+    /// whole quota, or, when the quota was never announced, with one request whose answer
+    /// tells the rest. When nothing is left, the request goes when the window ends.
+    fn take(&mut self, mut at: Instant) -> Instant {
+        if at >= self.ends {
+            self.renew(at);
+        }
+        if self.left == 0 {
+            at = self.ends;
+            self.renew(at);
+        }
+        self.left = self.left.saturating_sub(1);
+        self.in_flight = self.in_flight.saturating_add(1);
+        at
+    }
+
+    fn renew(&mut self, at: Instant) {
+        self.left = self.limit.unwrap_or(1).max(1);
+        self.ends = at + self.window.max(MIN_WINDOW);
+    }
+
+    /// A response announced `remaining` requests until `ends`. The server's count is the
+    /// truth, less the requests still in flight (it may not have counted them yet): a count
+    /// below the local one lowers it; one above it means the window was renewed.
+    fn announced(
+        &mut self,
+        now: Instant,
+        remaining: u64,
+        ends: Instant,
+        limit: Option<u64>,
+        window: Duration,
+    ) {
+        let left = remaining.saturating_sub(self.in_flight);
+        if left > self.left || now >= self.ends {
+            self.ends = ends;
+        } else {
+            self.ends = self.ends.min(ends);
+        }
+        self.left = left;
+        self.limit = limit.or(self.limit);
+        self.window = self.window.max(window);
+    }
+}
+
+/// The shortest window a budget assumes: a server that announces a reset of zero does not
+/// get a request storm.
+const MIN_WINDOW: Duration = Duration::from_millis(100);
+
+/// How often a lane's schedule follows its climbing pace.
+const REPACE: Duration = Duration::from_millis(100);
+
+/// Rejections on two keys of one scope this close together widen the limit to the scope.
+pub(crate) const WIDEN_WITHIN: Duration = Duration::from_secs(1);
+
+/// A widened scope narrows again after this long without a rejection.
+pub(crate) const QUIET: Duration = Duration::from_secs(30);
+
+/// Unused since [`LINGER`], and no slot still to come; or widened and quiet for [`QUIET`].
 fn idle(lane: &Lane, now: Instant) -> bool {
-    lane.touched
-        .max(lane.next)
+    let unused = lane
+        .touched
+        .max(lane.due(lane.issued))
         .checked_add(LINGER)
-        .is_some_and(|t| t <= now)
+        .is_some_and(|t| t <= now);
+    let quiet = lane
+        .widened
+        .and_then(|at| at.max(lane.due(lane.issued)).checked_add(QUIET))
+        .is_some_and(|t| t <= now);
+    unused || quiet
 }
 
 #[cfg(test)]
@@ -238,6 +487,10 @@ mod tests {
     use crate::rate_limit::pace::INITIAL_RATE;
 
     const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    fn gap() -> Duration {
+        Duration::from_secs_f64(1.0 / INITIAL_RATE)
+    }
 
     #[test]
     fn an_unpaced_path_has_no_slot() {
@@ -248,46 +501,144 @@ mod tests {
     }
 
     #[test]
-    fn slots_are_paced_and_first_come_first_served() {
+    fn tickets_are_paced_and_first_come_first_served() {
         let lanes = Lanes::new(10);
         let (k, t0) = (Key::of("k"), Instant::now());
         let reopen = t0 + MS(1000);
         lanes.rejected(k, t0, None, reopen, true);
         assert_eq!(lanes.len(), 1);
         // Arrivals while closed queue behind the reopening, one pace interval apart.
-        let gap = Duration::from_secs_f64(1.0 / INITIAL_RATE);
-        let slots: Vec<Instant> = (0..5)
-            .map(|i| lanes.reserve(k, t0 + MS(i), t0).unwrap())
+        let due: Vec<Instant> = (0..5)
+            .map(|i| lanes.reserve(k, t0 + MS(i), reopen).unwrap())
             .map(|s| lanes.due(k, s, t0))
             .collect();
-        assert_eq!(slots[0], reopen);
-        for pair in slots.windows(2) {
-            assert!(pair[1] > pair[0], "first come, first served");
-            assert!(pair[1] - pair[0] <= gap);
+        assert_eq!(due[0], reopen);
+        for pair in due.windows(2) {
+            assert_eq!(
+                pair[1] - pair[0],
+                gap(),
+                "first come, first served, at the pace"
+            );
         }
         // Other keys are not paced.
         assert_eq!(lanes.reserve(Key::of("j"), t0, t0), None);
     }
 
     #[test]
-    fn closing_again_moves_every_unused_slot_back_in_order() {
+    fn closing_again_moves_every_waiting_ticket_in_order() {
         let lanes = Lanes::new(10);
         let (k, t0) = (Key::of("k"), Instant::now());
         lanes.rejected(k, t0, None, t0 + MS(1000), true);
-        let a = lanes.reserve(k, t0, t0).unwrap();
-        let b = lanes.reserve(k, t0, t0).unwrap();
-        let (due_a, due_b) = (lanes.due(k, a, t0), lanes.due(k, b, t0));
-        // The probe is rejected at 1 s: closed until 3 s.
+        let probe = lanes.reserve(k, t0, t0 + MS(1000)).unwrap();
+        let a = lanes.reserve(k, t0, t0 + MS(1000)).unwrap();
+        let b = lanes.reserve(k, t0, t0 + MS(1000)).unwrap();
+        // The probe goes at 1 s and is rejected: closed until 3 s.
         let now = t0 + MS(1000);
-        lanes.rejected(k, now, Some(t0 + MS(1000)), t0 + MS(3000), true);
-        assert_eq!(lanes.due(k, a, now), due_a + MS(2000));
-        assert_eq!(lanes.due(k, b, now), due_b + MS(2000));
+        lanes.went(k, probe);
+        lanes.rejected(k, now, Some(now), t0 + MS(3000), true);
+        let (due_a, due_b) = (lanes.due(k, a, now), lanes.due(k, b, now));
+        assert_eq!(
+            due_a,
+            t0 + MS(3000),
+            "the first waiting ticket goes when the gate opens"
+        );
+        assert!(due_b > due_a);
         // A later arrival queues behind both.
         let c = lanes.reserve(k, now, t0 + MS(3000)).unwrap();
-        assert!(lanes.due(k, c, now) > lanes.due(k, b, now));
+        assert!(lanes.due(k, c, now) > due_b);
         // A straggler's rejection that does not extend the gate moves nothing.
         lanes.rejected(k, now, Some(t0 + MS(3000)), t0 + MS(2000), false);
-        assert_eq!(lanes.due(k, a, now), due_a + MS(2000));
+        assert_eq!(lanes.due(k, a, now), due_a);
+    }
+
+    #[test]
+    fn a_slow_probe_does_not_leave_a_herd() {
+        let lanes = Lanes::new(10);
+        let (k, t0) = (Key::of("k"), Instant::now());
+        lanes.rejected(k, t0, None, t0 + MS(1000), true);
+        let probe = lanes.reserve(k, t0, t0 + MS(1000)).unwrap();
+        let waiting: Vec<Slot> = (0..10)
+            .map(|_| lanes.reserve(k, t0, t0 + MS(1000)).unwrap())
+            .collect();
+        lanes.went(k, probe);
+        // The probe's answer comes 20 s later: the waiters go from then, at the pace.
+        let answered = t0 + MS(21_000);
+        lanes.opened(k, answered);
+        let due: Vec<Instant> = waiting.iter().map(|s| lanes.due(k, *s, answered)).collect();
+        assert_eq!(due[0], answered);
+        for pair in due.windows(2) {
+            assert!(pair[1] > pair[0]);
+        }
+    }
+
+    #[test]
+    fn an_idle_lane_saves_no_burst() {
+        let lanes = Lanes::new(10);
+        let (k, t0) = (Key::of("k"), Instant::now());
+        lanes.rejected(k, t0, None, t0, true);
+        let later = t0 + MS(10_000);
+        let a = lanes.reserve(k, later, later).unwrap();
+        let b = lanes.reserve(k, later, later).unwrap();
+        assert_eq!(lanes.due(k, a, later), later);
+        assert!(lanes.due(k, b, later) > later);
+    }
+
+    #[test]
+    fn an_announced_budget_is_spread_and_counted_down() {
+        let lanes = Lanes::new(10);
+        let (k, t0) = (Key::of("scope"), Instant::now());
+        let quota = Quota {
+            remaining: Some(4),
+            limit: Some(10),
+            window: Some(Duration::from_secs(1)),
+            reset: Some(MS(500)),
+        };
+        lanes.announced(k, t0, &quota, MS(500));
+        let due: Vec<Instant> = (0..6)
+            .map(|_| lanes.reserve(k, t0, t0).unwrap())
+            .map(|s| {
+                assert!(s.budgeted);
+                lanes.due(k, s, t0)
+            })
+            .collect();
+        // Four spread over the half second left, then the window's end.
+        assert_eq!(due[0], t0);
+        assert!(due[1] > due[0] && due[3] < t0 + MS(500));
+        assert_eq!(due[4], t0 + MS(500));
+        assert!(due[5] > due[4]);
+        // The server's count, less what is in flight, is the truth.
+        for _ in 0..6 {
+            lanes.landed(k);
+        }
+        let zero = Quota {
+            remaining: Some(0),
+            ..quota
+        };
+        lanes.announced(k, t0 + MS(100), &zero, MS(400));
+        let s = lanes.reserve(k, t0 + MS(100), t0).unwrap();
+        assert!(lanes.due(k, s, t0) >= t0 + MS(500));
+    }
+
+    #[test]
+    fn rejections_on_two_keys_of_a_scope_widen_it() {
+        let lanes = Lanes::new(10);
+        let (scope, t0) = (Key::of("origin"), Instant::now());
+        lanes.scope_rejected(scope, Key::of("a"), t0, t0 + MS(1000));
+        assert!(
+            lanes.reserve(scope, t0, t0).is_none(),
+            "one key: the path's limit"
+        );
+        lanes.scope_rejected(scope, Key::of("a"), t0 + MS(10), t0 + MS(1000));
+        assert!(lanes.reserve(scope, t0, t0).is_none(), "the same key again");
+        lanes.scope_rejected(scope, Key::of("b"), t0 + MS(20), t0 + MS(1020));
+        let s = lanes.reserve(scope, t0 + MS(20), t0).unwrap();
+        assert!(
+            lanes.due(scope, s, t0) >= t0 + MS(1020),
+            "the whole scope waits"
+        );
+        // Quiet for long enough, it narrows again.
+        let quiet = t0 + MS(1020) + QUIET + Duration::from_secs(2);
+        assert!(lanes.reserve(scope, quiet, quiet).is_none());
     }
 
     #[test]

@@ -8,9 +8,9 @@
 //! - **Before anything is known** (the first rate limit of a path), the pace starts at
 //!   [`INITIAL_RATE`] and doubles every [`DOUBLING`] (a slow start), so a server's capacity
 //!   is found in a few hundred milliseconds without a herd.
-//! - **At a rate limit**, the rate the server *accepted* over the last second of open time
-//!   (its successes, counted per [`BUCKET`]; after a slow start, at least half the pace that
-//!   overran it) becomes the ceiling `w_max`, and the pace drops to
+//! - **At a rate limit**, the rate the server *accepted* over the last second (its
+//!   successes, counted per [`BUCKET`]; see [`Pace::rejected`] for the first rejection after
+//!   a slow start or soon after a reopening) becomes the ceiling `w_max`, and the pace drops to
 //!   [`BETA`]` × w_max`. From the reopening it climbs back along a cubic curve (CUBIC, as in
 //!   AWS's adaptive retry mode, with [`C`] as its scaling): fast while far below `w_max`,
 //!   flat near it, then probing above it slowly. A probe rejected again lowers the ceiling
@@ -33,6 +33,10 @@ pub(crate) const DOUBLING: Duration = Duration::from_millis(250);
 /// The multiplicative decrease: the pace after a rate limit, as a share of the rate the
 /// server accepted.
 pub(crate) const BETA: f64 = 0.8;
+
+/// After a slow start, the ceiling is at least this share of the pace that overran the
+/// server.
+pub(crate) const SLOW_START_KEEP: f64 = 0.65;
 
 /// The cubic curve's scaling, in requests per second per second³ (AWS's value).
 pub(crate) const C: f64 = 0.4;
@@ -95,17 +99,21 @@ impl Pace {
         Duration::from_secs_f64(1.0 / self.rate(at))
     }
 
-    /// The server rejected the path: `accepted` is what it took over the last second of open
-    /// time (requests per second; zero when nothing went through, as for a probe rejected
-    /// again), and the path reopens at `reopen`. The new ceiling is what was accepted; in a
-    /// slow start at least half the pace that overran the server (the pace of one doubling
-    /// before was accepted, and a climbing pace is under-measured over a second); with
-    /// nothing accepted, [`BETA`] × the pace of the moment.
+    /// The server rejected the path at `now`: `accepted` is how many requests it took in the
+    /// last second, and the path reopens at `reopen`. The new ceiling:
+    ///
+    /// - after a slow start, what was accepted per second of open time, and at least
+    ///   [`SLOW_START_KEEP`] of the pace that overran the server (a climbing pace is
+    ///   under-measured, and the server's saved burst let it overrun for a while);
+    /// - when the path was open for less than a second since it last reopened, the pace
+    ///   started too high: [`BETA`] × the lower of the pace and the ceiling;
+    /// - otherwise what was accepted over that second ([`BETA`] × the pace when nothing was).
     pub(crate) fn rejected(&mut self, now: Instant, accepted: f64, reopen: Instant) {
+        let open_for = now.saturating_duration_since(self.since).as_secs_f64();
+        let per_open_second = accepted / open_for.clamp(0.2, 1.0);
         let ceiling = match self.phase {
-            // The capacity is somewhere below the pace that overran it, and above half of it
-            // (the pace a doubling ago was accepted).
-            Phase::SlowStart(_) => accepted.max(0.5 * self.rate(now)),
+            Phase::SlowStart(_) => per_open_second.max(SLOW_START_KEEP * self.rate(now)),
+            Phase::Cubic(w) if open_for < 1.0 => BETA * self.rate(now).min(w),
             Phase::Cubic(_) if accepted > 0.0 => accepted,
             Phase::Cubic(_) => BETA * self.rate(now),
         };
@@ -113,9 +121,10 @@ impl Pace {
         self.since = reopen;
     }
 
-    /// When the current phase began: the path's reopening.
-    pub(crate) fn since(&self) -> Instant {
-        self.since
+    /// The path reopened at `now` (its probe was answered): the current phase counts from
+    /// here, not from when the probe went.
+    pub(crate) fn reopened(&mut self, now: Instant) {
+        self.since = self.since.max(now);
     }
 
     /// The ceiling the pace climbs back to, when one is known.
@@ -170,15 +179,13 @@ impl Accepted {
         self.counts[self.head] = self.counts[self.head].saturating_add(1);
     }
 
-    /// The rate the server accepted over the last second before `now` (or since `open`,
-    /// when the path opened less than a second ago): successes per second of open time.
-    pub(crate) fn rate(&mut self, now: Instant, open: Instant) -> f64 {
+    /// The rate the server accepted over the last second before `now`: its successes in that
+    /// second. A path reopened less than a second ago is not credited for the closed part:
+    /// right after a window the server serves its saved burst, which is not its rate.
+    pub(crate) fn rate(&mut self, now: Instant) -> f64 {
         self.advance(now);
         let total: u64 = self.counts.iter().map(|&c| u64::from(c)).sum();
-        let span = now
-            .saturating_duration_since(open)
-            .clamp(2 * BUCKET, BUCKET * BUCKETS as u32);
-        total as f64 / span.as_secs_f64()
+        total as f64 / (BUCKET.as_secs_f64() * BUCKETS as f64)
     }
 }
 
@@ -201,13 +208,22 @@ mod tests {
         assert_eq!(p.interval(t0), MS(50));
     }
 
+    /// A pace in its cubic phase with ceiling `w`, reopened at `at`.
+    fn cubic(w: f64, at: Instant) -> Pace {
+        Pace {
+            phase: Phase::Cubic(w),
+            since: at,
+        }
+    }
+
     #[test]
     fn a_rejection_drops_below_what_was_accepted_and_climbs_back() {
         let t0 = Instant::now();
-        let mut p = Pace::slow_start(t0);
-        p.rejected(t0, 200.0, t0); // the slow start's pace is 20: what was accepted wins
-        let reopen = t0 + Duration::from_secs(1);
-        p.rejected(t0, 200.0, reopen);
+        let mut p = cubic(300.0, t0);
+        // Open for two seconds, 200 accepted over the last one.
+        let now = t0 + Duration::from_secs(2);
+        let reopen = now + Duration::from_secs(1);
+        p.rejected(now, 200.0, reopen);
         assert_eq!(p.ceiling(), Some(200.0));
         assert!((p.rate(reopen) - BETA * 200.0).abs() < 1e-6);
         // Monotonic climb, flat near the ceiling, then above it.
@@ -225,26 +241,45 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_start_overrun_keeps_half_its_pace() {
+    fn a_rejection_soon_after_reopening_lowers_the_ceiling() {
+        let t0 = Instant::now();
+        let mut p = cubic(100.0, t0);
+        // Rejected 300 ms after reopening: the pace started too high, whatever was accepted.
+        p.rejected(t0 + MS(300), 90.0, t0 + MS(1300));
+        assert!((p.ceiling().unwrap() - BETA * p_rate_before(100.0, MS(300))).abs() < 1e-6);
+    }
+
+    fn p_rate_before(w: f64, after: Duration) -> f64 {
+        let t0 = Instant::now();
+        cubic(w, t0).rate(t0 + after).min(w)
+    }
+
+    #[test]
+    fn a_slow_start_overrun_keeps_part_of_its_pace() {
         let t0 = Instant::now();
         let mut p = Pace::slow_start(t0);
-        let overrun = t0 + 4 * DOUBLING; // 320 per second
+        let overrun = t0 + 4 * DOUBLING; // 320 per second, after a second open
         p.rejected(overrun, 100.0, overrun);
-        assert!((p.ceiling().unwrap() - 160.0).abs() < 1e-6);
+        assert!((p.ceiling().unwrap() - SLOW_START_KEEP * 320.0).abs() < 1e-6);
+        // What was accepted per second of open time wins when it is more.
+        let mut q = Pace::slow_start(t0);
+        q.rejected(t0 + MS(500), 150.0, t0 + MS(500)); // 150 in half a second open
+        assert!((q.ceiling().unwrap() - 300.0).abs() < 1e-6);
     }
 
     #[test]
     fn a_rejection_with_nothing_accepted_lowers_the_ceiling() {
         let t0 = Instant::now();
-        let mut p = Pace::slow_start(t0);
-        p.rejected(t0, 100.0, t0);
-        p.rejected(t0, 0.0, t0);
-        assert!((p.ceiling().unwrap() - BETA * BETA * 100.0).abs() < 1e-6);
+        let mut p = cubic(100.0, t0);
+        let later = t0 + Duration::from_secs(10);
+        let pace = p.rate(later);
+        p.rejected(later, 0.0, later);
+        assert!((p.ceiling().unwrap() - BETA * pace).abs() < 1e-6);
         for _ in 0..100 {
-            p.rejected(t0, 0.0, t0);
+            p.rejected(later, 0.0, later);
         }
         assert_eq!(p.ceiling(), Some(MIN_RATE));
-        assert_eq!(p.rate(t0), MIN_RATE);
+        assert_eq!(p.rate(later), MIN_RATE);
     }
 
     #[test]
@@ -262,21 +297,19 @@ mod tests {
     }
 
     #[test]
-    fn the_success_count_covers_one_second_of_open_time() {
+    fn the_success_count_covers_one_second() {
         let t0 = Instant::now();
         let mut a = Accepted::new(t0);
-        assert_eq!(a.rate(t0, t0), 0.0);
+        assert_eq!(a.rate(t0), 0.0);
         for i in 0..200 {
             a.count(t0 + MS(i * 5)); // 200 over the first second
         }
-        assert!((a.rate(t0 + MS(999), t0) - 200.0).abs() < 0.5);
+        assert_eq!(a.rate(t0 + MS(999)), 200.0);
         // Half a second later, the first half has left the window.
-        assert!((a.rate(t0 + MS(1_499), t0) - 100.0).abs() < 1e-9);
-        // Open for half a second only: 100 in 0.5 s is 200 per second.
-        assert!((a.rate(t0 + MS(1_499), t0 + MS(999)) - 200.0).abs() < 1e-9);
-        assert_eq!(a.rate(t0 + Duration::from_secs(5), t0), 0.0);
+        assert_eq!(a.rate(t0 + MS(1_499)), 100.0);
+        assert_eq!(a.rate(t0 + Duration::from_secs(5)), 0.0);
         // A clock that does not move forward changes nothing.
         a.count(t0);
-        assert_eq!(a.rate(t0 + Duration::from_secs(5), t0), 1.0);
+        assert_eq!(a.rate(t0 + Duration::from_secs(5)), 1.0);
     }
 }

@@ -1,7 +1,8 @@
 use super::{
     Key, RateLimitBackoffLayer, RateLimitGates, ResponseBody,
-    gate::{Admission, Check, wait_turn},
+    gate::{Admission, Check, Turn, wait_turn},
 };
+use crate::quota::{Quota, QuotaScope};
 use crate::{
     error::Error,
     retry::deadline::{GRPC_TIMEOUT, parse_grpc_timeout},
@@ -14,6 +15,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
+    time::SystemTime,
 };
 use tokio::time::Instant;
 use tower::{BoxError, Layer, Service};
@@ -77,32 +79,28 @@ where
         let Some(key) = self.config.key.key(&request) else {
             return ResponseFuture::called(self.inner.call(request), None);
         };
-        // The fast path: no key is closed anywhere, one atomic load.
+        let scope = match self.config.contract.get_quota_scope() {
+            QuotaScope::Path => key,
+            _ => Key::from_origin(request.uri()),
+        };
+        // The fast path: no key is closed or paced anywhere, two atomic loads.
         if self.config.gates.is_empty() {
-            let track = Track {
-                config: self.config.clone(),
-                key,
-                probe: None,
-            };
+            let track = Track::new(self.config.clone(), key, scope);
             return ResponseFuture::called(self.inner.call(request), Some(track));
         }
-        self.call_at_gate(request, key)
+        self.call_at_gate(request, key, scope)
     }
 }
 
 impl<S> RateLimitBackoff<S> {
     /// Some key is closed: look `key` up, and send, wait or fail.
     #[inline(never)]
-    fn call_at_gate<B>(&mut self, request: Request<B>, key: Key) -> ResponseFuture<S, B>
+    fn call_at_gate<B>(&mut self, request: Request<B>, key: Key, scope: Key) -> ResponseFuture<S, B>
     where
         S: Service<Request<B>> + Clone,
     {
         let config = &self.config;
-        let mut track = Track {
-            config: config.clone(),
-            key,
-            probe: None,
-        };
+        let mut track = Track::new(config.clone(), key, scope);
         let now = Instant::now();
         // A gRPC call waits no longer than its own deadline, the time left that the retry
         // layer outside wrote in `grpc-timeout`.
@@ -117,11 +115,15 @@ impl<S> RateLimitBackoff<S> {
         let deadline = now
             .checked_add(max_wait)
             .unwrap_or_else(|| now + crate::retry_after::MAX_HINT);
-        let mut slot = None;
-        match config.gates.check(key, now, deadline, &mut slot) {
-            Check::Open => ResponseFuture::called(self.inner.call(request), Some(track)),
+        let mut turn = Turn::new((scope != key).then_some(scope));
+        match config.gates.check(key, now, deadline, &mut turn) {
+            Check::Open => {
+                track.landing = turn.landing(key);
+                ResponseFuture::called(self.inner.call(request), Some(track))
+            }
             Check::Probe(id) => {
                 track.probe = Some(id);
+                track.landing = turn.landing(key);
                 ResponseFuture::called(self.inner.call(request), Some(track))
             }
             Check::Fail(left) => {
@@ -137,7 +139,7 @@ impl<S> RateLimitBackoff<S> {
                 // Keep the instance that `poll_ready` readied; this one takes its place.
                 let clone = self.inner.clone();
                 let service = std::mem::replace(&mut self.inner, clone);
-                let wait = wait_turn(config.gates.clone(), key, deadline, slot);
+                let wait = wait_turn(config.gates.clone(), key, deadline, turn);
                 let wait = crate::telemetry::gate_wait(wait);
                 ResponseFuture {
                     state: State::Waiting {
@@ -156,10 +158,47 @@ impl<S> RateLimitBackoff<S> {
 pub(crate) struct Track {
     config: Arc<RateLimitBackoffLayer>,
     key: Key,
+    /// Where a quota announced on the response applies.
+    scope: Key,
     pub(crate) probe: Option<u64>,
+    /// The lanes whose announced budget counted this request, told when it lands.
+    landing: [Option<Key>; 2],
 }
 
 impl Track {
+    fn new(config: Arc<RateLimitBackoffLayer>, key: Key, scope: Key) -> Track {
+        Track {
+            config,
+            key,
+            scope,
+            probe: None,
+            landing: [None, None],
+        }
+    }
+
+    /// The server accepted the request: count it for the pace of its key and its scope.
+    #[inline]
+    fn succeeded(&self) {
+        self.config.gates.succeeded(self.key);
+        if self.scope != self.key {
+            self.config.gates.succeeded(self.scope);
+        }
+    }
+
+    /// A response came: read the quota it announces, if any.
+    #[inline]
+    fn announce(&self, headers: &http::HeaderMap) {
+        let conventions = self.config.contract.get_rate_limit_headers();
+        if headers.is_empty() || conventions.is_empty() {
+            return;
+        }
+        if let Some(quota) = Quota::read(headers, conventions, SystemTime::now()) {
+            self.config
+                .gates
+                .announced(self.scope, &quota, self.config.max_closed);
+        }
+    }
+
     /// A probe's outcome, or any request's rate limit.
     #[inline(never)]
     pub(crate) fn finish_slow(&mut self, error: Option<&Error>) {
@@ -168,18 +207,21 @@ impl Track {
         match (error, probe) {
             (Some(e), _) if e.closes_gate_under(&self.config.contract) => {
                 let hint = e.retry_after().map(|d| d.min(self.config.max_closed));
-                gates.reject(self.key, hint, probe, &self.config.backoff)
+                gates.reject(self.key, hint, probe, &self.config.backoff);
+                if self.scope != self.key {
+                    gates.scope_rejected(self.scope, self.key);
+                }
             }
             (Some(e), _) if e.api().is_some() => {
                 // The server answered: it accepted the request, as far as its rate goes.
-                gates.succeeded(self.key);
+                self.succeeded();
                 if let Some(id) = probe {
                     gates.open(self.key, id);
                 }
             }
             // Any answer of the server that is not a rate limit opens the gate.
             (None, Some(id)) => {
-                gates.succeeded(self.key);
+                self.succeeded();
                 gates.open(self.key, id)
             }
             // No answer (transport failure, an inner gate): another request probes.
@@ -191,6 +233,9 @@ impl Track {
 
 impl Drop for Track {
     fn drop(&mut self) {
+        for key in self.landing.iter().flatten() {
+            self.config.gates.landed(*key);
+        }
         // A probe dropped before its answer (cancelled, timed out by an outer layer).
         if let Some(id) = self.probe.take() {
             self.config.gates.hand_on(self.key, id);
@@ -208,7 +253,8 @@ fn status_in_trailers<B>(res: &Response<B>) -> bool {
         && !headers.contains_key(crate::grpc::GRPC_STATUS)
 }
 
-type WaitFuture = Pin<Box<dyn Future<Output = Result<Admission, Error>> + Send>>;
+type WaitFuture =
+    Pin<Box<dyn Future<Output = Result<(Admission, [Option<Key>; 2]), Error>> + Send>>;
 
 pin_project! {
     /// The response future of [`RateLimitBackoff`].
@@ -277,10 +323,11 @@ where
                             res.map(|body| ResponseBody::watched(body, track))
                         }
                         (Ok(res), Some(mut track)) => {
+                            track.announce(res.headers());
                             if track.probe.is_some() {
                                 track.finish_slow(None);
                             } else {
-                                track.config.gates.succeeded(track.key);
+                                track.succeeded();
                             }
                             res.map(ResponseBody::plain)
                         }
@@ -295,9 +342,12 @@ where
                     return Poll::Ready(Ok(res));
                 }
                 StateProj::Waiting { wait, pending } => {
-                    let admission = ready!(wait.as_mut().poll(cx))?;
-                    if let (Admission::Probe(id), Some(track)) = (admission, this.track.as_mut()) {
-                        track.probe = Some(id);
+                    let (admission, landing) = ready!(wait.as_mut().poll(cx))?;
+                    if let Some(track) = this.track.as_mut() {
+                        track.landing = landing;
+                        if let Admission::Probe(id) = admission {
+                            track.probe = Some(id);
+                        }
                     }
                     let pending = pending.take();
                     this.state.set(State::Ready { pending });

@@ -10,7 +10,8 @@ use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use std::{collections::HashMap, time::Duration};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_api_retry::{
-    Attempts, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, rate_limit::RateLimitGates,
+    Attempts, ErrorContract, ErrorDecodeLayer, QuotaScope, RateLimitBackoffLayer, RetryLayer,
+    rate_limit::RateLimitGates,
 };
 
 const REQUESTS: usize = 2_000;
@@ -54,7 +55,10 @@ async fn chaos_soak() {
         .layer(
             RateLimitBackoffLayer::new()
                 .gates(gates.clone())
-                .max_wait(Duration::from_secs(5)),
+                .max_wait(Duration::from_secs(5))
+                // The emulator limits each path on its own, at random: say so, or its 429s
+                // on many paths at once read as a limit of the whole server.
+                .contract(ErrorContract::new().quota_scope(QuotaScope::Path)),
         )
         .layer(tower::timeout::TimeoutLayer::new(ATTEMPT_TIMEOUT))
         .layer(ErrorDecodeLayer::new())

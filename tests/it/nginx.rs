@@ -13,7 +13,10 @@
 
 use crate::support::{
     external,
-    limited::{Arrival, Figures, Load, RECEIVED, REJECTED, SEQ, Stamps, TOO_MANY, drive, outcome},
+    limited::{
+        Arrival, Figures, Load, RECEIVED, REJECTED, SEQ, Stamps, TOO_MANY, drive, in_window,
+        outcome,
+    },
 };
 use bytes::Bytes;
 use http::Request;
@@ -237,11 +240,13 @@ async fn nginx_rejects_over_its_burst_with_retry_after_and_the_contract_body() {
     assert_eq!(stamps.rejected(), rejected);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nginx_limit_req_is_kept_across_paths_with_nothing_sent_inside_a_window() {
-    let Some(nginx) = Nginx::start("20r/s", 5) else {
-        return;
-    };
+/// The default stack against nginx's `limit_req` over `paths`: the run, the stamps and
+/// nginx's own log.
+async fn limit_req_run(
+    paths: impl Fn(&Nginx) -> Vec<String>,
+    requests: usize,
+) -> Option<(Figures, Vec<Arrival>, Stamps)> {
+    let nginx = Nginx::start("20r/s", 5)?;
     let stamps = Stamps::new();
     let client = outcome(
         ServiceBuilder::new()
@@ -249,32 +254,35 @@ async fn nginx_limit_req_is_kept_across_paths_with_nothing_sent_inside_a_window(
             .layer(stamps.layer())
             .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>()),
     );
-    // Two templates, 35 ids each: nginx counts them all against one client address.
-    let paths = (1..=35)
-        .flat_map(|n| {
-            [
-                nginx.url(&format!("/api/actors/agt_{n}/events")),
-                nginx.url(&format!("/api/spaces/{n}/tasks")),
-            ]
-        })
-        .collect();
     let load = Load {
         workers: 16,
-        requests: 140,
-        paths,
+        requests,
+        paths: paths(&nginx),
         other: None,
     };
     let run = drive(client, &load).await;
-    let f = Figures::of(
-        &nginx.arrivals(),
-        &stamps,
-        &run,
-        20.0,
-        |_| true,
-        LOG_RESOLUTION,
-    );
+    let arrivals = nginx.arrivals();
+    let f = Figures::of(&arrivals, &stamps, &run, 20.0, |_| true, LOG_RESOLUTION);
+    Some((f, arrivals, stamps))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_limit_req_is_kept_across_ids_with_nothing_sent_inside_a_window() {
+    // One template, 70 ids: nginx counts them all against one client address.
+    let Some((f, _, _)) = limit_req_run(
+        |nginx| {
+            (1..=70)
+                .map(|n| nginx.url(&format!("/api/actors/agt_{n}/events")))
+                .collect()
+        },
+        100,
+    )
+    .await
+    else {
+        return;
+    };
     println!(
-        "nginx limit_req 20 r/s burst 5, default stack, 16 workers, 140 GETs over 70 paths: {}",
+        "nginx limit_req 20 r/s burst 5, default stack, 16 workers, 100 GETs over 70 ids of one template: {}",
         f.line()
     );
     assert_eq!(
@@ -282,6 +290,63 @@ async fn nginx_limit_req_is_kept_across_paths_with_nothing_sent_inside_a_window(
         0,
         "requests sent inside a window: {}",
         f.line()
+    );
+    assert_eq!(f.failed, 0, "failed requests: {}", f.line());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_limit_req_over_two_templates_widens_to_the_server() {
+    // Two templates, 35 ids each. nginx limits the client address, so a 429 on one template
+    // holds the other too; the stack learns it from the evidence: rejections on both.
+    let Some((f, arrivals, stamps)) = limit_req_run(
+        |nginx| {
+            (1..=35)
+                .flat_map(|n| {
+                    [
+                        nginx.url(&format!("/api/actors/agt_{n}/events")),
+                        nginx.url(&format!("/api/spaces/{n}/tasks")),
+                    ]
+                })
+                .collect()
+        },
+        100,
+    )
+    .await
+    else {
+        return;
+    };
+    // The evidence is in once the client has received 429s on both templates: the index of
+    // the first 429 of the second template in the order the client received them.
+    let template = |path: &str| path.split('/').nth(2).map(str::to_owned);
+    let by_seq: std::collections::HashMap<u64, &Arrival> =
+        arrivals.iter().filter_map(|a| Some((a.seq?, a))).collect();
+    let rejected = stamps.rejected();
+    let mut seen = std::collections::HashSet::new();
+    let evidence = rejected
+        .iter()
+        .position(|seq| {
+            let t = by_seq.get(seq).and_then(|a| template(&a.path));
+            seen.insert(t);
+            seen.len() == 2
+        })
+        .map(|i| i as u64 + 1);
+    let after: Vec<Arrival> = arrivals
+        .iter()
+        .filter(|a| evidence.is_some_and(|e| a.rejected_before.unwrap_or(0) >= e))
+        .cloned()
+        .collect();
+    let late = in_window(&after, &rejected, |_| true, LOG_RESOLUTION);
+    println!(
+        "nginx limit_req over two templates, 100 GETs: {}; evidence after the client's {:?}th 429, in-window arrivals after it: {}",
+        f.line(),
+        evidence,
+        late.len()
+    );
+    assert!(evidence.is_some(), "429s on both templates: {}", f.line());
+    assert_eq!(
+        late.len(),
+        0,
+        "sent inside a window after the evidence: {late:?}"
     );
     assert_eq!(f.failed, 0, "failed requests: {}", f.line());
 }
