@@ -19,7 +19,7 @@
 //! | `api_retry.not_retried` | counter | `reason` | [`RetryLayer`](crate::RetryLayer) | a retryable error returned without another attempt, by [`NotRetried::as_str`](crate::NotRetried::as_str) (`max_retries`, `not_idempotent`, `deadline`, `budget_exhausted`, …) |
 //! | `api_retry.budget.exhausted` | counter | — | [`RetryLayer`](crate::RetryLayer) | a retry the [`RetryBudget`](crate::retry::RetryBudget) refused (also counted in `api_retry.not_retried` as `budget_exhausted`) |
 //! | `api_retry.gate.closed` | counter | — | [`RateLimitBackoffLayer`](crate::RateLimitBackoffLayer) | a rate limit closed an open path's gate |
-//! | `api_retry.gate.wait` | histogram, seconds | `outcome` (`sent`, `refused`) | [`RateLimitBackoffLayer`](crate::RateLimitBackoffLayer) | how long a request waited at a closed gate, and whether it was then sent or refused |
+//! | `api_retry.gate.wait` | histogram, seconds | `outcome` (`sent`, `refused`) | [`RateLimitBackoffLayer`](crate::RateLimitBackoffLayer) | how long a request waited at a closed gate or for its turn on a paced path, and whether it was then sent or refused |
 //! | `api_retry.gate.refused` | counter | — | [`RateLimitBackoffLayer`](crate::RateLimitBackoffLayer) | a request the gate refused to send (it would have had to wait past `max_wait` or its deadline, or `fail_fast`) |
 //! | `api_retry.gate.probe` | counter | `outcome` (`opened`, `rejected`, `handed_on`) | [`RateLimitBackoffLayer`](crate::RateLimitBackoffLayer) | a probe's answer: the gate opened, the probe was rate limited again, or it got no answer and another request probes |
 //! | `api_retry.decode.undecodable` | counter | `http.response.status_code` | [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) | an error body of no known shape (HTML from a proxy, empty, truncated or malformed JSON): its code came from the status alone ([`BodyShape::Unrecognized`](crate::BodyShape::Unrecognized)) |
@@ -132,7 +132,7 @@ pub fn describe() {
     describe_histogram!(
         GATE_WAIT,
         Unit::Seconds,
-        "Time requests waited at a closed rate-limit gate, by outcome."
+        "Time requests waited at a closed or paced rate-limit gate, by outcome."
     );
     describe_counter!(
         GATE_REFUSED,

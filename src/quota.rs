@@ -224,7 +224,10 @@ impl fmt::Debug for RateLimitHeaders {
 /// A quota usually covers more than the path that carried it: GitHub's covers every path of
 /// the API for the caller. So by default it applies to the whole authority (scheme, host and
 /// port); [`Path`](Self::Path) keeps it to the path's own gate. A `429` that announces no
-/// quota always closes the path's own gate.
+/// quota always closes the path's own gate; with `Authority`, rate limits on two paths of
+/// one server within a second also hold the whole server (its limit is evidently not per
+/// path), and `Path` turns that off too. See the
+/// [rate-limit layer's scope rules](crate::rate_limit#scope).
 ///
 /// ```
 /// use tower_api_retry::{ErrorContract, QuotaScope};
@@ -236,10 +239,12 @@ impl fmt::Debug for RateLimitHeaders {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum QuotaScope {
-    /// Every path of the authority shares the announced quota (the default).
+    /// Every path of the authority shares the announced quota, and rate limits on several
+    /// paths at once hold the whole authority (the default).
     #[default]
     Authority,
-    /// The announced quota applies to the path (its template) that carried it.
+    /// The announced quota applies to the path (its template) that carried it, and every
+    /// rate limit stays on its own path.
     Path,
 }
 

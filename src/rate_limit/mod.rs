@@ -67,6 +67,42 @@
 //!   comes after its [`max_wait`](RateLimitBackoffLayer::max_wait) fails at once, unsent,
 //!   like one at a closed gate. Other keys are never paced.
 //!
+//! # Announced quotas
+//!
+//! Servers that count requests often say so on every response, success or not:
+//! `RateLimit-Policy` / `RateLimit` (the IETF draft), `X-RateLimit-Limit` / `-Remaining` /
+//! `-Reset` (GitHub and many more), and, opted into on the contract, OpenAI's and Anthropic's
+//! families; see [`quota`](crate::quota) for the conventions and how each is read. The
+//! layer reads them from every response it passes (with none of them present, one pass over
+//! the header names, no allocation) and stops *before* the `429`:
+//!
+//! - The quota belongs to its [scope](#scope): the whole server by default.
+//! - The scope's lane keeps a budget: the announced remaining, less the requests still in
+//!   flight (the server may not have counted them yet), counted down locally with every
+//!   request sent, so 32 requests in flight cannot overshoot a quota of 5. The budget is
+//!   spread over the time to the reset, not spent in a burst.
+//! - When nothing is left, requests wait for the announced reset, bounded by
+//!   [`max_closed`](RateLimitBackoffLayer::max_closed); then the whole quota (when its limit
+//!   was announced) or a single request (when not) goes, and the next answers set the
+//!   budget again. A reset given in whole seconds is rounded up by the server, so the
+//!   earliest reset announced within a window is the one kept.
+//! - An announced reset never opens a gate that a `429` closed for longer: both hold.
+//!
+//! # Scope
+//!
+//! A rate limit closes the gate of its own key (the path template). A quota announced in
+//! headers applies to the whole server (scheme + authority), as GitHub's does, unless the
+//! contract says [`QuotaScope::Path`](crate::quota::QuotaScope::Path).
+//!
+//! A server may also limit every path at once without saying so: nginx's `limit_req`,
+//! keyed by client address, answers `429` on whichever path comes next. So when rate limits
+//! hit two different keys of one server within one second, the limit is taken to be the
+//! server's: its lane closes with the gate, and every request to that server queues in it,
+//! paced, as a single path would. It narrows again after 30 s without a rate limit. A
+//! server whose paths have separate limits that are often hit at the same time should say
+//! so with [`QuotaScope::Path`](crate::quota::QuotaScope::Path) on the contract, which keeps
+//! every limit to its own key.
+//!
 //! # gRPC status in trailers
 //!
 //! A gRPC server may send its headers first and its status last, in the trailers: every

@@ -186,8 +186,10 @@ async fn a_template_limited_bucket_is_neither_hammered_nor_idle() {
     report("200/s, burst 20", rate, &f);
     assert_eq!(f.in_window, 0, "nothing is sent inside an announced window");
     assert_eq!(f.failed, 0);
-    // Virtual time: the figure is the stack's, the same on every run and machine.
-    assert!(f.goodput >= 0.7 * rate, "goodput {:.0}/s", f.goodput);
+    // Virtual time: the figure is the stack's, not the machine's (71–72 % of the rate in
+    // every run so far; the retry layer's jitter moves it by a request or two). The bound
+    // guards against a pace that idles.
+    assert!(f.goodput >= 0.65 * rate, "goodput {:.0}/s", f.goodput);
     assert!(
         f.worst_other < Duration::from_millis(10),
         "{:?}",

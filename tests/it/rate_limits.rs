@@ -37,7 +37,7 @@ fn on_template(path: &str) -> bool {
 async fn fetch(
     client: &tower::util::BoxCloneService<
         Request<Full<Bytes>>,
-        http::Response<hyper::body::Incoming>,
+        http::Response<crate::support::limited::StampBody<hyper::body::Incoming>>,
         hyper_util::client::legacy::Error,
     >,
     url: String,
@@ -52,7 +52,7 @@ fn stamped_bare(
     stamps: &Stamps,
 ) -> tower::util::BoxCloneService<
     Request<Full<Bytes>>,
-    http::Response<hyper::body::Incoming>,
+    http::Response<crate::support::limited::StampBody<hyper::body::Incoming>>,
     hyper_util::client::legacy::Error,
 > {
     tower::util::BoxCloneService::new(ServiceBuilder::new().layer(stamps.layer()).service(http()))

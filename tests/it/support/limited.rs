@@ -349,7 +349,7 @@ fn limited(state: &ServerState) -> AxumResponse {
 // The client-side stamp.
 
 #[derive(Debug, Default)]
-struct Book {
+pub struct Book {
     received: u64,
     /// The `x-seq` of every 429 received, in the order received.
     rejected: Vec<u64>,
@@ -416,9 +416,9 @@ where
     S: Service<Request<B>, Response = Response<RB>>,
     S::Future: Send + 'static,
 {
-    type Response = Response<RB>;
+    type Response = Response<StampBody<RB>>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Response<RB>, S::Error>>;
+    type Future = BoxFuture<Result<Response<StampBody<RB>>, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -438,13 +438,56 @@ where
         let book = self.stamps.book.clone();
         Box::pin(async move {
             let res = future.await?;
-            let mut book = book.lock().unwrap();
-            book.received += 1;
-            if res.status() == StatusCode::TOO_MANY_REQUESTS {
-                book.rejected.push(seq);
-            }
-            Ok(res)
+            book.lock().unwrap().received += 1;
+            // A 429 counts as received when its body is done with (read to its end by the
+            // decode layer, or dropped): that is when the client knows it is a rate limit
+            // and the gate above closes. Counting it at the head would blame the requests
+            // sent while its error body was still being read.
+            let hook = (res.status() == StatusCode::TOO_MANY_REQUESTS).then(|| RejectedHook {
+                book: book.clone(),
+                seq,
+            });
+            Ok(res.map(|inner| StampBody { inner, _hook: hook }))
         })
+    }
+}
+
+/// A response body under [`Stamp`]: unchanged, but a `429`'s is counted when dropped.
+#[derive(Debug)]
+pub struct StampBody<B> {
+    inner: B,
+    _hook: Option<RejectedHook>,
+}
+
+#[derive(Debug)]
+pub struct RejectedHook {
+    book: Arc<Mutex<Book>>,
+    seq: u64,
+}
+
+impl Drop for RejectedHook {
+    fn drop(&mut self) {
+        self.book.lock().unwrap().rejected.push(self.seq);
+    }
+}
+
+impl<B: HttpBody + Unpin> HttpBody for StampBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
