@@ -12,7 +12,7 @@
 
 use super::{
     Key,
-    lanes::{Lanes, Slot},
+    lanes::{Lanes, Reserve, Slot},
     notify::Waiter,
     policy::{self, Admit, Policy, ProbeId},
     store::{GateStore, MemoryStore},
@@ -190,12 +190,20 @@ impl RateLimitGates {
         changed: Option<Waiter>,
     ) -> Check {
         if turn.path.is_none() {
-            turn.path = self.lanes.reserve(key, now, not_before);
+            match self.lanes.reserve(key, now, not_before, deadline) {
+                Reserve::Unpaced => {}
+                Reserve::Slot(s) => turn.path = Some(s),
+                Reserve::TooLate(due) => return self.too_late(key, turn, due - now),
+            }
         }
         if let Some(scope) = turn.scope_key
             && turn.scope.is_none()
         {
-            turn.scope = self.lanes.reserve(scope, now, not_before);
+            match self.lanes.reserve(scope, now, not_before, deadline) {
+                Reserve::Unpaced => {}
+                Reserve::Slot(s) => turn.scope = Some(s),
+                Reserve::TooLate(due) => return self.too_late(key, turn, due - now),
+            }
         }
         let mut due = not_before;
         if let Some(s) = turn.path {
@@ -214,17 +222,18 @@ impl RateLimitGates {
             return Check::Open;
         }
         if due > deadline {
-            // Not sent: its places in any budget are given back.
-            for k in turn.landing(key).into_iter().flatten() {
-                self.lanes.landed(k);
-            }
-            *turn = Turn::new(turn.scope_key);
-            return Check::Fail(due - now);
+            return self.too_late(key, turn, due - now);
         }
         Check::Wait {
             changed,
             wake: Instant::from_std(due),
         }
+    }
+
+    /// The request will not go: its places in any budget are given back.
+    fn too_late(&self, key: Key, turn: &mut Turn, left: Duration) -> Check {
+        turn.give_back(self, key);
+        Check::Fail(left)
     }
 
     /// A response for a request of `scope` announced `quota`; the layer's `max_closed` bounds
@@ -234,8 +243,13 @@ impl RateLimitGates {
             return;
         };
         let reset = reset.min(max_closed);
+        // Announced windows are hints too: none holds a scope past `max_closed`.
+        let quota = Quota {
+            window: quota.window.map(|w| w.min(max_closed)),
+            ..*quota
+        };
         self.lanes
-            .announced(scope, Instant::now().into_std(), quota, reset);
+            .announced(scope, Instant::now().into_std(), &quota, reset);
     }
 
     /// A rate limit on `key` closed its gate; `scope` is its authority. Rejections on several
@@ -349,6 +363,15 @@ impl Turn {
         }
     }
 
+    /// The request will not go (too late, or given up): its places in any budget are given
+    /// back, and it holds none.
+    pub(crate) fn give_back(&mut self, gates: &RateLimitGates, key: Key) {
+        for k in self.landing(key).into_iter().flatten() {
+            gates.lanes.landed(k);
+        }
+        *self = Turn::new(self.scope_key);
+    }
+
     /// The lanes whose budget counted this request: each must hear when it lands.
     pub(crate) fn landing(&self, key: Key) -> [Option<Key>; 2] {
         [
@@ -370,12 +393,26 @@ pub(crate) async fn wait_turn(
     gates: RateLimitGates,
     key: Key,
     deadline: Instant,
-    mut turn: Turn,
+    turn: Turn,
 ) -> Result<(Admission, [Option<Key>; 2]), Error> {
+    // A wait that fails or is dropped (cancelled by an outer timeout) gives its places in
+    // any budget back.
+    let mut held = Held {
+        gates,
+        key,
+        turn: Some(turn),
+    };
     loop {
-        match gates.check(key, Instant::now(), deadline, &mut turn) {
-            Check::Open => return Ok((Admission::Open, turn.landing(key))),
-            Check::Probe(id) => return Ok((Admission::Probe(id), turn.landing(key))),
+        let turn = held.turn.as_mut().expect("held until the wait ends");
+        match held.gates.check(key, Instant::now(), deadline, turn) {
+            Check::Open => {
+                let turn = held.turn.take().expect("held until the wait ends");
+                return Ok((Admission::Open, turn.landing(key)));
+            }
+            Check::Probe(id) => {
+                let turn = held.turn.take().expect("held until the wait ends");
+                return Ok((Admission::Probe(id), turn.landing(key)));
+            }
             Check::Fail(left) => {
                 crate::telemetry::gate_refused();
                 return Err(Error::gate_closed(left));
@@ -388,6 +425,21 @@ pub(crate) async fn wait_turn(
                 changed: None,
                 wake,
             } => tokio::time::sleep_until(wake).await,
+        }
+    }
+}
+
+/// A waiting request's places, given back unless it goes.
+struct Held {
+    gates: RateLimitGates,
+    key: Key,
+    turn: Option<Turn>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(mut turn) = self.turn.take() {
+            turn.give_back(&self.gates, self.key);
         }
     }
 }
@@ -486,10 +538,12 @@ mod tests {
         let order = order.lock().unwrap().clone();
         let ids: Vec<u32> = order.iter().map(|(i, _)| *i).collect();
         assert_eq!(ids, (0..20).collect::<Vec<_>>(), "first come, first served");
-        // The probe at the gate's time, then the others at the pace (10/s, doubling every
-        // 250 ms): never two at once, none before the window ended.
+        // The probe at the gate's time, then the others at the pace (20/s, doubling every
+        // 250 ms): none before the window ended.
         assert_eq!(order[0].1, Duration::from_secs(1));
-        for pair in order.windows(2) {
+        // The first follows the probe's answer at once; the others one at a time.
+        assert!(order[1].1 >= order[0].1);
+        for pair in order[1..].windows(2) {
             assert!(pair[1].1 > pair[0].1, "{pair:?}");
         }
     }

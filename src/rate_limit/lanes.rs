@@ -32,8 +32,23 @@ use std::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Slot {
     ticket: u64,
+    /// When the ticket was due when it was taken; it holds while the lane's epoch does.
+    at: Instant,
+    epoch: u64,
     /// The slot counted against an announced budget: its request must say when it lands.
     pub(crate) budgeted: bool,
+}
+
+/// What taking a ticket gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reserve {
+    /// The path is not paced: go.
+    Unpaced,
+    /// A ticket.
+    Slot(Slot),
+    /// The ticket would be due at this instant, after the request's deadline: none was
+    /// taken, and the lane is as it was.
+    TooLate(Instant),
 }
 
 /// A quota the server announced for a lane's scope: the requests left until the window ends,
@@ -53,7 +68,7 @@ struct Budget {
     in_flight: u64,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Lane {
     pace: Pace,
     /// The announced quota, when the server gives one: it paces the lane instead of `pace`.
@@ -63,13 +78,15 @@ struct Lane {
     issued: u64,
     /// One past the latest ticket that went.
     gone: u64,
-    /// The schedule: ticket `base` is due at `base_at`, each later one `gap` after the one
-    /// before.
+    /// The schedule of the tickets waiting when the lane last closed or opened: ticket `base`
+    /// is due at `base_at`, each later one at the pace after the one before.
     base: u64,
     base_at: Instant,
-    gap: Duration,
-    /// When the schedule last followed the pace.
-    rebased: Instant,
+    /// When the next ticket is due.
+    next: Instant,
+    /// Bumped when a closure or an opening moves every waiting ticket: a slot taken in an
+    /// earlier epoch is due by the schedule, one of this epoch at its own time.
+    epoch: u64,
     /// The last time the lane was used.
     touched: Instant,
     /// A scope's lane made by evidence: dropped after [`QUIET`] without a rejection.
@@ -126,8 +143,14 @@ impl Lanes {
     }
 
     /// Takes the next ticket of `key`'s lane, due at `not_before` at the earliest (the gate's
-    /// time). `None` when the path is not paced: go.
-    pub(crate) fn reserve(&self, key: Key, now: Instant, not_before: Instant) -> Option<Slot> {
+    /// time), for a request that may go no later than `deadline`.
+    pub(crate) fn reserve(
+        &self,
+        key: Key,
+        now: Instant,
+        not_before: Instant,
+        deadline: Instant,
+    ) -> Reserve {
         let mut inner = self.lock();
         if inner.next_sweep.is_none_or(|t| t <= now) {
             inner.next_sweep = Some(now + Duration::from_secs(1));
@@ -137,41 +160,23 @@ impl Lanes {
                 .retain(|_, (_, at)| now.saturating_duration_since(*at) < WIDEN_WITHIN);
             self.tracked.store(inner.map.len(), Ordering::Relaxed);
         }
-        let lane = inner.map.get_mut(&key)?;
-        lane.touched = now;
-        let ticket = lane.issued;
-        lane.issued += 1;
-        let budgeted = lane.budget.is_some();
-        let due = lane.due(ticket);
-        if let Some(b) = &mut lane.budget {
-            // The quota left, spread over the time left: each ticket sets the next gap.
-            let at = b.take(due.max(now).max(not_before));
-            let gap =
-                b.ends.saturating_duration_since(at) / (b.left.min(u32::MAX.into()) as u32 + 1);
-            lane.base = ticket;
-            lane.base_at = at;
-            lane.gap = gap;
-            return Some(Slot { ticket, budgeted });
+        let Some(lane) = inner.map.get_mut(&key) else {
+            return Reserve::Unpaced;
+        };
+        let before = *lane;
+        let slot = lane.take(now, not_before);
+        if slot.at > deadline {
+            // A request that will not go takes no place and spends no budget.
+            *lane = before;
+            return Reserve::TooLate(slot.at);
         }
-        if due < now {
-            // An idle lane does not save up a burst: this ticket starts the schedule again.
-            lane.rebase(now, ticket);
-        } else if due < not_before {
-            // The gate is closed: the tickets not gone yet wait for it.
-            lane.rebase(not_before, lane.first_waiting());
-        } else if now.saturating_duration_since(lane.rebased) >= REPACE {
-            // Follow the pace as it climbs: at the pace of the newest ticket's time.
-            let first = lane.first_waiting();
-            let newest = lane.due(ticket);
-            lane.rebase(lane.due(first), first);
-            lane.gap = lane.pace.interval(newest);
-        }
-        Some(Slot { ticket, budgeted })
+        Reserve::Slot(slot)
     }
 
     /// When `slot` of `key`'s lane is due now; `now` when the lane was forgotten.
     pub(crate) fn due(&self, key: Key, slot: Slot, now: Instant) -> Instant {
         match self.lock().map.get(&key) {
+            Some(lane) if lane.epoch == slot.epoch => slot.at,
             Some(lane) => lane.due(slot.ticket),
             None => now,
         }
@@ -190,16 +195,14 @@ impl Lanes {
         if let Some(lane) = self.lock().map.get_mut(&key) {
             lane.pace.reopened(now);
             let first = lane.first_waiting();
-            if lane.due(first) < now {
-                lane.rebase(now, first);
-            }
+            lane.rebase(now, first);
+            lane.new_epoch();
         }
     }
 
-    /// A response for `key`'s scope announced `quota`, `reset` already bounded by the layer.
-    /// `answered`: the response is for a request that counted against the budget (it took a
-    /// slot of this lane), and is no longer in flight. Makes the scope's lane when the quota
-    /// is the first one seen.
+    /// A response for `key`'s scope announced `quota`, `reset` already bounded by the layer
+    /// (the request that carried it has landed). Makes the scope's lane when the quota is the
+    /// first one seen.
     pub(crate) fn announced(&self, key: Key, now: Instant, quota: &Quota, reset: Duration) {
         let Some(remaining) = quota.remaining else {
             return;
@@ -326,9 +329,10 @@ impl Lanes {
                 let accepted = lane.accepted.rate(now);
                 lane.pace.rejected(now, accepted, until);
             }
-            let first = lane.first_waiting();
-            if counts || lane.due(first) < until {
-                lane.rebase(until.max(lane.due(first)), first);
+            if counts || lane.next < until {
+                let first = lane.first_waiting();
+                lane.rebase(until, first);
+                lane.new_epoch();
             }
             return;
         }
@@ -371,7 +375,6 @@ impl Lane {
     fn new(now: Instant, first: Instant) -> Lane {
         let pace = Pace::slow_start(first);
         Lane {
-            gap: pace.interval(first),
             pace,
             budget: None,
             accepted: Accepted::new(now),
@@ -379,18 +382,61 @@ impl Lane {
             gone: 0,
             base: 0,
             base_at: first,
-            rebased: now,
+            next: first,
+            epoch: 0,
             touched: now,
             widened: None,
             closed_until: None,
         }
     }
 
-    /// When `ticket` is due: the schedule's base for the tickets before it (they are late).
+    /// Takes the next ticket, due at `not_before` at the earliest. Each ticket is due one
+    /// interval of the pace of its own time after the one before (so a climbing pace is
+    /// followed ticket by ticket), or now when the lane was idle.
+    fn take(&mut self, now: Instant, not_before: Instant) -> Slot {
+        self.touched = now;
+        if self.next < not_before && self.first_waiting() < self.issued {
+            // The gate is closed past the tickets still waiting: they move behind it, in order.
+            let first = self.first_waiting();
+            self.rebase(not_before, first);
+            self.new_epoch();
+        }
+        let ticket = self.issued;
+        self.issued += 1;
+        let budgeted = self.budget.is_some();
+        let mut at = self.next.max(now).max(not_before);
+        self.next = match &mut self.budget {
+            Some(b) => {
+                // The quota left, spread over the time left.
+                at = b.take(at);
+                let share = u32::try_from(b.left.saturating_add(1)).unwrap_or(u32::MAX);
+                at + b.ends.saturating_duration_since(at) / share
+            }
+            None => at + self.pace.interval(at),
+        };
+        Slot {
+            ticket,
+            at,
+            epoch: self.epoch,
+            budgeted,
+        }
+    }
+
+    /// Every waiting ticket moves with the schedule (from `base` at `base_at`, one interval of
+    /// the pace of that time apart); the next ticket comes after them.
+    fn new_epoch(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        self.next = self.due(self.issued);
+    }
+
+    /// When `ticket` is due by the schedule: the schedule's base for the tickets before it
+    /// (they are late).
     fn due(&self, ticket: u64) -> Instant {
-        let after = u32::try_from(ticket.saturating_sub(self.base)).unwrap_or(u32::MAX);
+        let after = self
+            .pace
+            .after(self.base_at, ticket.saturating_sub(self.base));
         self.base_at
-            .checked_add(self.gap.saturating_mul(after))
+            .checked_add(after)
             .unwrap_or(self.base_at + crate::retry_after::MAX_HINT)
     }
 
@@ -399,12 +445,10 @@ impl Lane {
         self.gone.max(self.base).min(self.issued)
     }
 
-    /// `ticket` is due at `at`, the ones after it at the pace of that moment.
+    /// `ticket` is due at `at`, the ones after it at the pace.
     fn rebase(&mut self, at: Instant, ticket: u64) {
         self.base = ticket;
         self.base_at = at;
-        self.gap = self.pace.interval(at);
-        self.rebased = at.min(self.touched);
     }
 }
 
@@ -458,9 +502,6 @@ impl Budget {
 /// get a request storm.
 const MIN_WINDOW: Duration = Duration::from_millis(100);
 
-/// How often a lane's schedule follows its climbing pace.
-const REPACE: Duration = Duration::from_millis(100);
-
 /// Rejections on two keys of one scope this close together widen the limit to the scope.
 pub(crate) const WIDEN_WITHIN: Duration = Duration::from_secs(1);
 
@@ -471,12 +512,12 @@ pub(crate) const QUIET: Duration = Duration::from_secs(30);
 fn idle(lane: &Lane, now: Instant) -> bool {
     let unused = lane
         .touched
-        .max(lane.due(lane.issued))
+        .max(lane.next)
         .checked_add(LINGER)
         .is_some_and(|t| t <= now);
     let quiet = lane
         .widened
-        .and_then(|at| at.max(lane.due(lane.issued)).checked_add(QUIET))
+        .and_then(|at| at.max(lane.next).checked_add(QUIET))
         .is_some_and(|t| t <= now);
     unused || quiet
 }
@@ -488,6 +529,15 @@ mod tests {
 
     const MS: fn(u64) -> Duration = Duration::from_millis;
 
+    /// A ticket with no deadline to speak of.
+    fn take(lanes: &Lanes, key: Key, now: Instant, not_before: Instant) -> Option<Slot> {
+        match lanes.reserve(key, now, not_before, now + Duration::from_secs(3600)) {
+            Reserve::Slot(s) => Some(s),
+            Reserve::Unpaced => None,
+            Reserve::TooLate(at) => panic!("too late: {at:?}"),
+        }
+    }
+
     fn gap() -> Duration {
         Duration::from_secs_f64(1.0 / INITIAL_RATE)
     }
@@ -497,7 +547,7 @@ mod tests {
         let lanes = Lanes::new(10);
         let t0 = Instant::now();
         assert!(lanes.is_empty());
-        assert_eq!(lanes.reserve(Key::of("k"), t0, t0), None);
+        assert_eq!(take(&lanes, Key::of("k"), t0, t0), None);
     }
 
     #[test]
@@ -509,19 +559,16 @@ mod tests {
         assert_eq!(lanes.len(), 1);
         // Arrivals while closed queue behind the reopening, one pace interval apart.
         let due: Vec<Instant> = (0..5)
-            .map(|i| lanes.reserve(k, t0 + MS(i), reopen).unwrap())
+            .map(|i| take(&lanes, k, t0 + MS(i), reopen).unwrap())
             .map(|s| lanes.due(k, s, t0))
             .collect();
         assert_eq!(due[0], reopen);
         for pair in due.windows(2) {
-            assert_eq!(
-                pair[1] - pair[0],
-                gap(),
-                "first come, first served, at the pace"
-            );
+            // First come, first served, at the pace (which climbs).
+            assert!(pair[1] > pair[0] && pair[1] - pair[0] <= gap(), "{pair:?}");
         }
         // Other keys are not paced.
-        assert_eq!(lanes.reserve(Key::of("j"), t0, t0), None);
+        assert_eq!(take(&lanes, Key::of("j"), t0, t0), None);
     }
 
     #[test]
@@ -529,9 +576,9 @@ mod tests {
         let lanes = Lanes::new(10);
         let (k, t0) = (Key::of("k"), Instant::now());
         lanes.rejected(k, t0, None, t0 + MS(1000), true);
-        let probe = lanes.reserve(k, t0, t0 + MS(1000)).unwrap();
-        let a = lanes.reserve(k, t0, t0 + MS(1000)).unwrap();
-        let b = lanes.reserve(k, t0, t0 + MS(1000)).unwrap();
+        let probe = take(&lanes, k, t0, t0 + MS(1000)).unwrap();
+        let a = take(&lanes, k, t0, t0 + MS(1000)).unwrap();
+        let b = take(&lanes, k, t0, t0 + MS(1000)).unwrap();
         // The probe goes at 1 s and is rejected: closed until 3 s.
         let now = t0 + MS(1000);
         lanes.went(k, probe);
@@ -544,7 +591,7 @@ mod tests {
         );
         assert!(due_b > due_a);
         // A later arrival queues behind both.
-        let c = lanes.reserve(k, now, t0 + MS(3000)).unwrap();
+        let c = take(&lanes, k, now, t0 + MS(3000)).unwrap();
         assert!(lanes.due(k, c, now) > due_b);
         // A straggler's rejection that does not extend the gate moves nothing.
         lanes.rejected(k, now, Some(t0 + MS(3000)), t0 + MS(2000), false);
@@ -556,9 +603,9 @@ mod tests {
         let lanes = Lanes::new(10);
         let (k, t0) = (Key::of("k"), Instant::now());
         lanes.rejected(k, t0, None, t0 + MS(1000), true);
-        let probe = lanes.reserve(k, t0, t0 + MS(1000)).unwrap();
+        let probe = take(&lanes, k, t0, t0 + MS(1000)).unwrap();
         let waiting: Vec<Slot> = (0..10)
-            .map(|_| lanes.reserve(k, t0, t0 + MS(1000)).unwrap())
+            .map(|_| take(&lanes, k, t0, t0 + MS(1000)).unwrap())
             .collect();
         lanes.went(k, probe);
         // The probe's answer comes 20 s later: the waiters go from then, at the pace.
@@ -577,8 +624,8 @@ mod tests {
         let (k, t0) = (Key::of("k"), Instant::now());
         lanes.rejected(k, t0, None, t0, true);
         let later = t0 + MS(10_000);
-        let a = lanes.reserve(k, later, later).unwrap();
-        let b = lanes.reserve(k, later, later).unwrap();
+        let a = take(&lanes, k, later, later).unwrap();
+        let b = take(&lanes, k, later, later).unwrap();
         assert_eq!(lanes.due(k, a, later), later);
         assert!(lanes.due(k, b, later) > later);
     }
@@ -595,7 +642,7 @@ mod tests {
         };
         lanes.announced(k, t0, &quota, MS(500));
         let due: Vec<Instant> = (0..6)
-            .map(|_| lanes.reserve(k, t0, t0).unwrap())
+            .map(|_| take(&lanes, k, t0, t0).unwrap())
             .map(|s| {
                 assert!(s.budgeted);
                 lanes.due(k, s, t0)
@@ -615,7 +662,7 @@ mod tests {
             ..quota
         };
         lanes.announced(k, t0 + MS(100), &zero, MS(400));
-        let s = lanes.reserve(k, t0 + MS(100), t0).unwrap();
+        let s = take(&lanes, k, t0 + MS(100), t0).unwrap();
         assert!(lanes.due(k, s, t0) >= t0 + MS(500));
     }
 
@@ -625,20 +672,20 @@ mod tests {
         let (scope, t0) = (Key::of("origin"), Instant::now());
         lanes.scope_rejected(scope, Key::of("a"), t0, t0 + MS(1000));
         assert!(
-            lanes.reserve(scope, t0, t0).is_none(),
+            take(&lanes, scope, t0, t0).is_none(),
             "one key: the path's limit"
         );
         lanes.scope_rejected(scope, Key::of("a"), t0 + MS(10), t0 + MS(1000));
-        assert!(lanes.reserve(scope, t0, t0).is_none(), "the same key again");
+        assert!(take(&lanes, scope, t0, t0).is_none(), "the same key again");
         lanes.scope_rejected(scope, Key::of("b"), t0 + MS(20), t0 + MS(1020));
-        let s = lanes.reserve(scope, t0 + MS(20), t0).unwrap();
+        let s = take(&lanes, scope, t0 + MS(20), t0).unwrap();
         assert!(
             lanes.due(scope, s, t0) >= t0 + MS(1020),
             "the whole scope waits"
         );
         // Quiet for long enough, it narrows again.
         let quiet = t0 + MS(1020) + QUIET + Duration::from_secs(2);
-        assert!(lanes.reserve(scope, quiet, quiet).is_none());
+        assert!(take(&lanes, scope, quiet, quiet).is_none());
     }
 
     #[test]
@@ -650,12 +697,80 @@ mod tests {
             assert!(lanes.len() <= 3);
         }
         // The newest are kept.
-        assert!(lanes.reserve(Key::of(&9u32), t0, t0).is_some());
-        assert!(lanes.reserve(Key::of(&0u32), t0, t0).is_none());
+        assert!(take(&lanes, Key::of(&9u32), t0, t0).is_some());
+        assert!(take(&lanes, Key::of(&0u32), t0, t0).is_none());
         lanes.sweep(t0 + LINGER + Duration::from_secs(2));
         assert!(lanes.is_empty());
         let none = Lanes::new(0);
         none.rejected(Key::of("k"), t0, None, t0, true);
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn a_budget_keeps_each_tickets_time_and_order() {
+        let lanes = Lanes::new(10);
+        let (k, t0) = (Key::of("scope"), Instant::now());
+        let quota = Quota {
+            remaining: Some(10),
+            limit: Some(10),
+            window: Some(Duration::from_secs(10)),
+            reset: Some(Duration::from_secs(10)),
+        };
+        lanes.announced(k, t0, &quota, Duration::from_secs(10));
+        let first = take(&lanes, k, t0, t0).unwrap();
+        let second = take(&lanes, k, t0, t0).unwrap();
+        let (a, b) = (lanes.due(k, first, t0), lanes.due(k, second, t0));
+        // Later arrivals do not move the earlier tickets.
+        for i in 1..20 {
+            take(&lanes, k, t0 + MS(i * 200), t0).unwrap();
+        }
+        assert_eq!(lanes.due(k, first, t0), a);
+        assert_eq!(lanes.due(k, second, t0), b);
+        assert!(b > a);
+    }
+
+    #[test]
+    fn a_ticket_past_the_deadline_is_not_taken() {
+        let lanes = Lanes::new(10);
+        let (k, t0) = (Key::of("scope"), Instant::now());
+        let zero = Quota {
+            remaining: Some(0),
+            limit: Some(5_000),
+            window: Some(Duration::from_secs(3_000)),
+            reset: Some(Duration::from_secs(3_000)),
+        };
+        lanes.announced(k, t0, &zero, Duration::from_secs(3_000));
+        // A thousand requests that cannot wait that long take nothing...
+        for _ in 0..1_000 {
+            let r = lanes.reserve(k, t0, t0, t0 + Duration::from_secs(30));
+            assert_eq!(r, Reserve::TooLate(t0 + Duration::from_secs(3_000)));
+        }
+        // ...so the first that can wait goes when the window ends, and the next one soon after.
+        let s = take(&lanes, k, t0, t0).unwrap();
+        assert_eq!(lanes.due(k, s, t0), t0 + Duration::from_secs(3_000));
+    }
+
+    #[test]
+    fn absurd_announced_counts_do_not_panic() {
+        let lanes = Lanes::new(10);
+        let (k, t0) = (Key::of("scope"), Instant::now());
+        for (remaining, limit) in [
+            (u64::MAX, Some(u64::MAX)),
+            (u64::from(u32::MAX), None),
+            (0, Some(u64::MAX)),
+        ] {
+            let quota = Quota {
+                remaining: Some(remaining),
+                limit,
+                window: Some(crate::retry_after::MAX_HINT),
+                reset: Some(Duration::ZERO),
+            };
+            lanes.announced(k, t0, &quota, Duration::ZERO);
+            for _ in 0..3 {
+                let s = take(&lanes, k, t0, t0).unwrap();
+                let _ = lanes.due(k, s, t0);
+                lanes.landed(k);
+            }
+        }
     }
 }

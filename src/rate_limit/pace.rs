@@ -94,6 +94,22 @@ impl Pace {
         rate.clamp(MIN_RATE, MAX_RATE)
     }
 
+    /// How long after `from` the `n`-th request after one sent at `from` is due, each at the
+    /// pace of its own time: the inverse of the pace's integral in a slow start (so a queue
+    /// released together still doubles), `n` intervals of the pace at `from` on the cubic
+    /// curve (flat enough over a queue's length).
+    pub(crate) fn after(&self, from: Instant, n: u64) -> Duration {
+        let n = n as f64;
+        let secs = match self.phase {
+            Phase::SlowStart(_) => {
+                let (r0, d) = (self.rate(from), DOUBLING.as_secs_f64());
+                d * (1.0 + n * std::f64::consts::LN_2 / (r0 * d)).log2()
+            }
+            Phase::Cubic(_) => n / self.rate(from),
+        };
+        Duration::try_from_secs_f64(secs).unwrap_or(crate::retry_after::MAX_HINT)
+    }
+
     /// The gap after a request sent at `at`.
     pub(crate) fn interval(&self, at: Instant) -> Duration {
         Duration::from_secs_f64(1.0 / self.rate(at))

@@ -176,6 +176,13 @@ impl Track {
         }
     }
 
+    /// The request is answered: the budgets that counted it hear so.
+    fn land(&mut self) {
+        for key in self.landing.iter_mut().filter_map(Option::take) {
+            self.config.gates.landed(key);
+        }
+    }
+
     /// The server accepted the request: count it for the pace of its key and its scope.
     #[inline]
     fn succeeded(&self) {
@@ -226,7 +233,9 @@ impl Track {
             }
             // No answer (transport failure, an inner gate): another request probes.
             (Some(_), Some(id)) => gates.hand_on(self.key, id),
-            (_, None) => {}
+            // A gRPC success reported in the trailers.
+            (None, None) => self.succeeded(),
+            (Some(_), None) => {}
         }
     }
 }
@@ -323,6 +332,9 @@ where
                             res.map(|body| ResponseBody::watched(body, track))
                         }
                         (Ok(res), Some(mut track)) => {
+                            // The server's count includes this request: it is no longer in
+                            // flight when its announcement is read.
+                            track.land();
                             track.announce(res.headers());
                             if track.probe.is_some() {
                                 track.finish_slow(None);
