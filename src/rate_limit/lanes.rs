@@ -350,11 +350,18 @@ impl Lanes {
             return;
         }
         map.retain(|_, lane| !idle(lane, now));
-        while map.len() >= max {
-            let Some(oldest) = map.iter().min_by_key(|(_, l)| l.touched).map(|(k, _)| *k) else {
-                break;
-            };
-            map.remove(&oldest);
+        if map.len() < max {
+            return;
+        }
+        // Still full: forget the least recently used tenth at once, so a flood of new keys
+        // costs one pass per tenth of the bound, not one per key.
+        let mut by_use: Vec<(Instant, Key)> = map.iter().map(|(k, l)| (l.touched, *k)).collect();
+        let drop = (map.len() + 1 - max).max(max / 10).min(by_use.len());
+        if drop > 0 && drop < by_use.len() {
+            by_use.select_nth_unstable(drop - 1);
+        }
+        for (_, key) in by_use.into_iter().take(drop) {
+            map.remove(&key);
         }
     }
 
