@@ -49,8 +49,11 @@ pub const DEFAULT_MAX_KEYS: usize = 10_000;
 /// ```
 #[derive(Clone)]
 pub struct RateLimitGates {
-    store: Arc<MemoryStore>,
-    lanes: Arc<Lanes>,
+    pub(super) store: Arc<MemoryStore>,
+    pub(super) lanes: Arc<Lanes>,
+    /// The fleet these gates are shared with, if any.
+    #[cfg(feature = "redis")]
+    pub(super) fleet: Option<Arc<super::fleet::Fleet>>,
 }
 
 /// What a request arriving at its key's gate does.
@@ -59,6 +62,10 @@ pub(crate) enum Check {
     Open,
     /// The key's time is up and nobody probes it: send as its probe.
     Probe(ProbeId),
+    /// The key's time is up and this request holds the local probe role, but the gates are
+    /// shared: ask the fleet whether it may go ([`RateLimitGates::lease`]).
+    #[cfg(feature = "redis")]
+    Lease(ProbeId),
     /// Wait for a change (when closed), or until `wake` (the gate's time, the request's
     /// slot, or the deadline).
     Wait {
@@ -77,10 +84,14 @@ impl Default for RateLimitGates {
 
 impl fmt::Debug for RateLimitGates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimitGates")
-            .field("closed", &self.len())
-            .field("max_keys", &self.max_keys())
-            .finish()
+        let mut d = f.debug_struct("RateLimitGates");
+        d.field("closed", &self.len())
+            .field("max_keys", &self.max_keys());
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &self.fleet {
+            d.field("fleet", fleet);
+        }
+        d.finish()
     }
 }
 
@@ -95,6 +106,8 @@ impl RateLimitGates {
         RateLimitGates {
             store: Arc::new(MemoryStore::new(max_keys)),
             lanes: Arc::new(Lanes::new(max_keys)),
+            #[cfg(feature = "redis")]
+            fleet: None,
         }
     }
 
@@ -155,11 +168,11 @@ impl RateLimitGates {
                 Admit::Open => return self.take_turn(key, now, deadline, now, turn, None),
                 Admit::Probe => {
                     if let Some(id) = self.store.try_acquire_probe(key, now) {
-                        tracing::debug!(key = %key, "rate-limit gate: sending the probe");
-                        if let Some(slot) = turn.path {
-                            self.lanes.went(key, slot);
+                        #[cfg(feature = "redis")]
+                        if self.is_shared() {
+                            return Check::Lease(id);
                         }
-                        return Check::Probe(id);
+                        return self.probe(key, id, turn);
                     }
                     // Another request took the role (or the key changed) since the look-up:
                     // look again.
@@ -175,6 +188,78 @@ impl RateLimitGates {
                 }
                 Admit::Fail(left) => return Check::Fail(left),
             }
+        }
+    }
+
+    /// The request goes as `key`'s probe.
+    fn probe(&self, key: Key, id: ProbeId, turn: &Turn) -> Check {
+        tracing::debug!(key = %key, "rate-limit gate: sending the probe");
+        if let Some(slot) = turn.path {
+            self.lanes.went(key, slot);
+        }
+        Check::Probe(id)
+    }
+
+    /// A request holding `key`'s local probe role asks the fleet whether it may probe:
+    /// `Probe` when it may, else the role is given up and the key waits for what the fleet
+    /// said (the other process's probe, or the time left).
+    #[cfg(feature = "redis")]
+    pub(crate) async fn lease(&self, key: Key, id: ProbeId, turn: &Turn) -> Option<Check> {
+        let fleet = self.fleet.as_ref()?;
+        match fleet.lease(key).await {
+            super::fleet::Lease::Go => Some(self.probe(key, id, turn)),
+            super::fleet::Lease::Wait {
+                left,
+                rejections,
+                last_delay,
+            } => {
+                let now = Instant::now().into_std();
+                self.store.merge(key, now, left, rejections, last_delay);
+                self.store.release_probe(key, id);
+                None
+            }
+        }
+    }
+
+    /// Gives the local probe role back without a word to the fleet: the request will ask
+    /// for it again where it can wait for the fleet's answer.
+    #[cfg(feature = "redis")]
+    pub(crate) fn unclaim(&self, key: Key, id: ProbeId) {
+        self.store.release_probe(key, id);
+    }
+
+    /// Another process of the fleet closed `key` for `wait` from now.
+    #[cfg(feature = "redis")]
+    pub(super) fn remote_closed(
+        &self,
+        key: Key,
+        wait: Duration,
+        rejections: i64,
+        last_delay: Duration,
+    ) {
+        let now = Instant::now().into_std();
+        let tracked = self.store.peek(key);
+        let rejections = u32::try_from(rejections.max(1)).unwrap_or(u32::MAX);
+        let Some(e) = self.store.merge(key, now, wait, rejections, last_delay) else {
+            return;
+        };
+        if tracked != Some(e) {
+            self.lanes.rejected(
+                key,
+                now,
+                tracked.map(|t| t.until),
+                e.until,
+                tracked.is_none(),
+            );
+        }
+    }
+
+    /// Another process's probe opened `key`.
+    #[cfg(feature = "redis")]
+    pub(super) fn remote_opened(&self, key: Key) {
+        if self.store.forget(key) {
+            self.lanes.opened(key, Instant::now().into_std());
+            tracing::debug!(key = %key, "rate-limit gate: opened by the fleet");
         }
     }
 
@@ -315,6 +400,12 @@ impl RateLimitGates {
             return;
         };
         let counts = tracked.is_none() || by_probe;
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &self.fleet
+            && tracked != Some(e)
+        {
+            fleet.closed(key, e.until.saturating_duration_since(now), by_probe);
+        }
         self.lanes
             .rejected(key, now, tracked.map(|t| t.until), e.until, counts);
         if tracked.is_none() {
@@ -329,6 +420,10 @@ impl RateLimitGates {
     /// `key`'s probe got a response that is not a rate limit: open the gate, release waiters.
     pub(crate) fn open(&self, key: Key, probe: ProbeId) {
         if self.store.open(key, probe) {
+            #[cfg(feature = "redis")]
+            if let Some(fleet) = &self.fleet {
+                fleet.opened(key);
+            }
             self.lanes.opened(key, Instant::now().into_std());
             tracing::debug!(key = %key, "rate-limit gate: opened");
             crate::telemetry::probe_opened();
@@ -339,6 +434,10 @@ impl RateLimitGates {
     /// takes the probe role.
     pub(crate) fn hand_on(&self, key: Key, probe: ProbeId) {
         if self.store.release_probe(key, probe) {
+            #[cfg(feature = "redis")]
+            if let Some(fleet) = &self.fleet {
+                fleet.released(key);
+            }
             crate::telemetry::probe_handed_on();
         }
     }
@@ -401,10 +500,27 @@ pub(crate) async fn wait_turn(
         gates,
         key,
         turn: Some(turn),
+        probe: None,
     };
     loop {
         let turn = held.turn.as_mut().expect("held until the wait ends");
-        match held.gates.check(key, Instant::now(), deadline, turn) {
+        let check = held.gates.check(key, Instant::now(), deadline, turn);
+        #[cfg(feature = "redis")]
+        let check = match check {
+            Check::Lease(id) => {
+                // Dropped while asking: the local role goes on.
+                held.probe = Some(id);
+                let turn = held.turn.as_ref().expect("held until the wait ends");
+                let leased = held.gates.lease(key, id, turn).await;
+                held.probe = None;
+                match leased {
+                    Some(check) => check,
+                    None => continue,
+                }
+            }
+            check => check,
+        };
+        match check {
             Check::Open => {
                 let turn = held.turn.take().expect("held until the wait ends");
                 return Ok((Admission::Open, turn.landing(key)));
@@ -425,6 +541,8 @@ pub(crate) async fn wait_turn(
                 changed: None,
                 wake,
             } => tokio::time::sleep_until(wake).await,
+            #[cfg(feature = "redis")]
+            Check::Lease(_) => continue,
         }
     }
 }
@@ -434,10 +552,15 @@ struct Held {
     gates: RateLimitGates,
     key: Key,
     turn: Option<Turn>,
+    /// The local probe role, while the fleet is asked for its lease.
+    probe: Option<ProbeId>,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
+        if let Some(id) = self.probe.take() {
+            self.gates.hand_on(self.key, id);
+        }
         if let Some(mut turn) = self.turn.take() {
             turn.give_back(&self.gates, self.key);
         }

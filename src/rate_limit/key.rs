@@ -1,18 +1,16 @@
 //! Which requests share a gate: [`Key`] and the key function.
 //!
 //! A key is hashed on every request, so it uses foldhash (a few nanoseconds, not SipHash's
-//! dozens), seeded once per process. A key is therefore a name *within one process*: its value
-//! differs between processes and may change with a foldhash release. A gate store shared by
-//! several processes cannot use it as a name; it needs a digest of the same request parts that
-//! is stable across processes and versions, computed where the key is computed (the key
-//! function below), next to it rather than from it.
+//! dozens), with a fixed seed: every process built from the same versions of this crate and
+//! foldhash computes the same key for the same request, which is what lets a fleet of
+//! processes share their gates by key (see [`RedisStore`](super::RedisStore)).
 
-use foldhash::fast::RandomState;
+use foldhash::fast::FixedState;
 use http::{Extensions, HeaderMap, Method, Request, Uri};
 use std::{
     fmt,
     hash::{BuildHasher, Hash, Hasher},
-    sync::{Arc, LazyLock},
+    sync::Arc,
 };
 
 /// What a group of requests that share one rate-limit gate have in common.
@@ -23,11 +21,12 @@ use std::{
 /// query: servers count their limits per route, not per id. For gRPC the path is the method
 /// (`/package.Service/Method`).
 ///
-/// The hash is seeded once per process, so keys are stable within a process (two stacks
-/// sharing a [`RateLimitGates`](super::RateLimitGates) agree on them) and differ between
-/// processes. Two different groups whose hashes collide share a gate; with 64 bits that is
-/// about one chance in 10¹² for 10,000 closed keys, and its only effect is that a request
-/// waits when it did not have to.
+/// The hash has a fixed seed, so a key is the same in every process built from the same
+/// versions of this crate (and of foldhash, and of the standard library's `Hash` for what
+/// [`Key::of`] is given): a fleet sharing its gates ([`RedisStore`](super::RedisStore))
+/// names a path by its key. Two different groups whose hashes collide share a gate; with
+/// 64 bits that is about one chance in 10¹² for 10,000 closed keys, and its only effect is
+/// that a request waits when it did not have to.
 ///
 /// ```
 /// use http::Uri;
@@ -47,8 +46,8 @@ use std::{
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key(u64);
 
-/// The process's key hasher: foldhash, randomly seeded once.
-static STATE: LazyLock<RandomState> = LazyLock::new(RandomState::default);
+/// The key hasher: foldhash with a fixed seed, the same in every process.
+static STATE: FixedState = FixedState::with_seed(0x7461_7069_2d72_7479);
 
 impl Key {
     /// The key of anything hashable: a host, a tenant header, a `(method, path)` pair, ...
@@ -206,6 +205,20 @@ impl fmt::Display for PathTemplate<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl Key {
+    /// The key's 64 bits, as a store shared between processes names it.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) const fn bits(self) -> u64 {
+        self.0
+    }
+
+    /// The key whose [`bits`](Self::bits) are `bits`.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) const fn from_bits(bits: u64) -> Key {
+        Key(bits)
     }
 }
 

@@ -103,6 +103,40 @@
 //! so with [`QuotaScope::Path`](crate::quota::QuotaScope::Path) on the contract, which keeps
 //! every limit to its own key.
 //!
+//! # Beyond one process
+//!
+//! A rate limit belongs to an API key, and a fleet of processes often shares one key. With
+//! the `redis` feature, [`RedisStore`] shares the gates of every process that uses the same
+//! Redis and namespace ([`RateLimitGates::shared`]):
+//!
+//! - **One rejection closes the path for the fleet.** A process that sees a rate limit
+//!   closes its own gate at once and tells Redis with one script call, which publishes the
+//!   closure; every other process closes the same key (the same [`Key`] in every process
+//!   built from the same versions) within a pub/sub delivery, about a millisecond on a LAN.
+//! - **One probe for the fleet.** When the window ends, the process whose request would
+//!   probe first takes the key's probe lease in Redis (one script call per window, never one
+//!   per waiting request); everyone else waits for its answer, which is published. A probe
+//!   with no answer gives the lease back; a process that dies holding it lets it expire
+//!   ([`probe_lease`](RedisStore::probe_lease), 5 s by default). After the opening, every
+//!   process reopens at its own [pace](#pacing).
+//! - **Nothing per success.** Each process keeps its own view (the in-memory gates), so
+//!   with no key closed a request costs what it costs without Redis: no round trip, no
+//!   command.
+//! - **Clock-free.** The scripts read Redis's own clock (`TIME`); only durations travel.
+//!   The fleet's gates live in one hash, `tower-api-retry:{<namespace>}:gates` (one hash
+//!   tag per namespace), bounded by [`max_keys`](RateLimitGates::max_keys) in Redis too.
+//! - **Redis is never a new way to fail.** Every call has a [timeout](RedisStore::timeout)
+//!   (250 ms). While Redis is down, slow, restarting or failing over, each process works on
+//!   its local gates, exactly as without a store, and logs one warning; when Redis answers
+//!   again it reads every gate ([`resync_interval`](RedisStore::resync_interval), doubling
+//!   up to four times it while Redis stays away) and shares again. Pub/sub drops messages by
+//!   design, so a process also reads every gate on each (re)subscription and once per
+//!   `resync_interval` while any of its gates is closed.
+//!
+//! A URL's password never appears in `Debug` output, errors or logs. For `rediss://`,
+//! enable a TLS feature of the `redis` crate in your own `Cargo.toml` (for example
+//! `redis = { version = "1", features = ["tokio-rustls-comp"] }`).
+//!
 //! # gRPC status in trailers
 //!
 //! A gRPC server may send its headers first and its status last, in the trailers: every
@@ -208,6 +242,8 @@
 //! ```
 
 mod body;
+#[cfg(feature = "redis")]
+mod fleet;
 mod gate;
 mod key;
 mod lanes;
@@ -219,6 +255,11 @@ mod service;
 mod store;
 
 pub use body::ResponseBody;
+#[cfg(feature = "redis")]
+pub use fleet::{
+    DEFAULT_PROBE_LEASE, DEFAULT_REDIS_TIMEOUT, DEFAULT_RESYNC_INTERVAL, RedisStore,
+    RedisStoreError,
+};
 pub use gate::{DEFAULT_MAX_KEYS, RateLimitGates};
 pub use key::{Key, PathTemplate, RequestHead};
 #[allow(deprecated)]

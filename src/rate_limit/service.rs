@@ -135,20 +135,40 @@ impl<S> RateLimitBackoff<S> {
                     track: None,
                 }
             }
-            Check::Wait { .. } => {
-                // Keep the instance that `poll_ready` readied; this one takes its place.
-                let clone = self.inner.clone();
-                let service = std::mem::replace(&mut self.inner, clone);
-                let wait = wait_turn(config.gates.clone(), key, deadline, turn);
-                let wait = crate::telemetry::gate_wait(wait);
-                ResponseFuture {
-                    state: State::Waiting {
-                        wait: Box::pin(wait),
-                        pending: Some(Box::new((service, request))),
-                    },
-                    track: Some(track),
-                }
+            #[cfg(feature = "redis")]
+            Check::Lease(id) => {
+                // Asking the fleet takes a round trip: the request asks again as it waits.
+                config.gates.unclaim(key, id);
+                self.wait_at_gate(request, key, deadline, turn, track)
             }
+            Check::Wait { .. } => self.wait_at_gate(request, key, deadline, turn, track),
+        }
+    }
+
+    /// The request waits for its turn at `key`'s gate.
+    fn wait_at_gate<B>(
+        &mut self,
+        request: Request<B>,
+        key: Key,
+        deadline: Instant,
+        turn: Turn,
+        track: Track,
+    ) -> ResponseFuture<S, B>
+    where
+        S: Service<Request<B>> + Clone,
+    {
+        let config = &self.config;
+        // Keep the instance that `poll_ready` readied; this one takes its place.
+        let clone = self.inner.clone();
+        let service = std::mem::replace(&mut self.inner, clone);
+        let wait = wait_turn(config.gates.clone(), key, deadline, turn);
+        let wait = crate::telemetry::gate_wait(wait);
+        ResponseFuture {
+            state: State::Waiting {
+                wait: Box::pin(wait),
+                pending: Some(Box::new((service, request))),
+            },
+            track: Some(track),
         }
     }
 }

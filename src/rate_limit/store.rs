@@ -76,6 +76,26 @@ pub(crate) trait GateStore: Send + Sync + 'static {
     /// woken, so one of them takes it. Returns whether `probe` was the current probe.
     fn release_probe(&self, key: Key, probe: ProbeId) -> bool;
 
+    /// Another process closed `key` for `wait` from `now`, after `rejections` consecutive
+    /// rejections, the last one closing it for `last_delay`: the entry's time moves later
+    /// (never earlier) and it keeps the higher count, so the next probe's backoff continues
+    /// the fleet's. A new key is made room for as [`close`](Self::close) does. Wakes the
+    /// key's waiters when its entry changed; returns the entry, `None` with `max_keys` 0.
+    #[cfg_attr(not(any(test, feature = "redis")), allow(dead_code))]
+    fn merge(
+        &self,
+        key: Key,
+        now: Instant,
+        wait: Duration,
+        rejections: u32,
+        last_delay: Duration,
+    ) -> Option<Entry>;
+
+    /// Another process's probe opened `key`: forgets it, which wakes its waiters. Returns
+    /// whether it was tracked.
+    #[cfg_attr(not(any(test, feature = "redis")), allow(dead_code))]
+    fn forget(&self, key: Key) -> bool;
+
     /// Every tracked key and its entry, the soonest to open first.
     #[cfg_attr(
         not(test),
@@ -247,6 +267,50 @@ impl GateStore for MemoryStore {
         }
         slot.entry.probe = None;
         slot.waiters.wake();
+        true
+    }
+
+    fn merge(
+        &self,
+        key: Key,
+        now: Instant,
+        wait: Duration,
+        rejections: u32,
+        last_delay: Duration,
+    ) -> Option<Entry> {
+        let entry = match self.peek(key) {
+            Some(e) => e,
+            None => self.close(key, now, wait, None)?,
+        };
+        let mut next = policy::closed_again(&entry, now, wait, None);
+        if rejections > next.rejections {
+            next.rejections = rejections;
+            next.last_delay = last_delay;
+        }
+        let mut st = self.lock();
+        // The key may have gone between the two looks: then it stays gone.
+        let slot = st.slots.get(&key)?;
+        if next != slot.entry {
+            // Another change in between is kept: only the time and the count move.
+            let mut merged = slot.entry;
+            merged.until = merged.until.max(next.until);
+            if next.rejections > merged.rejections {
+                merged.rejections = next.rejections;
+                merged.last_delay = next.last_delay;
+            }
+            st.set(key, merged);
+            return Some(merged);
+        }
+        Some(slot.entry)
+    }
+
+    fn forget(&self, key: Key) -> bool {
+        let mut st = self.lock();
+        if !st.slots.contains_key(&key) {
+            return false;
+        }
+        st.remove(key);
+        self.publish(&st);
         true
     }
 
@@ -460,6 +524,34 @@ pub(crate) fn conformance<S: GateStore>(make: impl Fn(usize) -> S) {
     assert_eq!(s.len(), 1);
     assert!(s.get(b, t0 + S(100) + LINGER).is_none());
     assert!(s.is_empty());
+
+    // Merged from another process: later times and higher counts win, nothing shortens.
+    let s = make(10);
+    let e = s.merge(a, t0, S(10), 3, S(4)).unwrap();
+    assert_eq!(
+        (e.until, e.rejections, e.last_delay, e.probe),
+        (t0 + S(10), 3, S(4), None)
+    );
+    let (_, waiter) = s.get(a, t0).unwrap();
+    assert_eq!(s.merge(a, t0, S(5), 1, S(1)), Some(e));
+    assert!(!waiter.woken(), "nothing changed");
+    let p = s.try_acquire_probe(b, t0);
+    assert_eq!(p, None);
+    let e = s.merge(a, t0, S(20), 2, S(1)).unwrap();
+    assert_eq!((e.until, e.rejections, e.last_delay), (t0 + S(20), 3, S(4)));
+    assert!(waiter.woken());
+    // A probe in flight keeps its role through a merge.
+    s.close(b, t0, S(0), None).unwrap();
+    let p = s.try_acquire_probe(b, t0).unwrap();
+    let e = s.merge(b, t0, S(2), 1, S(1)).unwrap();
+    assert_eq!((e.until, e.probe), (t0 + S(2), Some(p)));
+    // Forgotten: waiters woken, the count goes down.
+    let (_, waiter) = s.get(a, t0).unwrap();
+    assert!(s.forget(a));
+    assert!(waiter.woken() && s.peek(a).is_none());
+    assert!(!s.forget(a));
+    assert_eq!(s.len(), 1);
+    assert_eq!(make(0).merge(a, t0, S(1), 1, S(1)), None);
 
     // Snapshot and resync.
     let s = make(10);

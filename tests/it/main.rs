@@ -27,6 +27,8 @@ mod e2e_reqwest;
 mod e2e_tonic;
 #[cfg(feature = "tower-http")]
 mod e2e_tower_http;
+#[cfg(feature = "redis")]
+mod fleet;
 mod grpc_trailers;
 mod hostile;
 mod mcp;

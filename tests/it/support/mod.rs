@@ -7,4 +7,6 @@ pub use emulator::{Emulator, Reply, Seen, checksum};
 pub mod external;
 pub mod grpc;
 pub mod limited;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod trace;

@@ -1,0 +1,644 @@
+//! Gates shared by a fleet of processes, on Redis: [`RedisStore`].
+//!
+//! Each process keeps its own gates (the in-memory store and its lanes) as its *local view*,
+//! so the success path never waits on the network. Redis is told of every change that matters
+//! to the fleet, and tells every process in turn:
+//!
+//! - a rejection closes (or extends) the key in Redis too, with one script call, which
+//!   publishes the closure; every process merges it into its own view;
+//! - when a key's time is up, the process whose request would probe asks Redis for the
+//!   key's *probe lease* (one script call per window, never one per waiting request): only
+//!   the lease holder probes, the others wait for its outcome;
+//! - the holder's answer opens the key in Redis, which publishes the opening; a rejection of
+//!   the holder's probe closes it again for the next backoff; a probe without an answer gives
+//!   the lease back; a holder that dies lets its lease expire.
+//!
+//! Every script reads Redis's own clock (`TIME`) and only durations travel on the wire, so
+//! the clocks of the machines never matter. Pub/sub drops messages by design: a process
+//! reads every gate again (one script call) on every (re)subscription, and once a second
+//! while any of its gates is closed.
+//!
+//! Redis is never a new way to fail: every call has a timeout, and while Redis is slow,
+//! down or unreachable the process works on its local view alone, as it would without a
+//! store, logging one warning when sharing stops and one notice when it resumes.
+
+use super::{
+    Key, RateLimitGates,
+    lanes::Lanes,
+    store::{GateStore, MemoryStore},
+};
+use futures_core::Stream;
+use redis::{Client, Script, aio::ConnectionManager};
+use std::{
+    fmt,
+    pin::Pin,
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::Poll,
+    time::Duration,
+};
+use tokio::sync::mpsc;
+
+/// The default for [`RedisStore::probe_lease`]: 5 seconds.
+pub const DEFAULT_PROBE_LEASE: Duration = Duration::from_secs(5);
+
+/// The default for [`RedisStore::timeout`]: 250 milliseconds.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// The default for [`RedisStore::resync_interval`]: 1 second.
+pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Fire-and-forget changes waiting for the writer: beyond this many, changes are dropped
+/// (the local view has them; the fleet catches up at the next rejection).
+const QUEUE: usize = 1024;
+
+/// The shortest wait a denied lease sets, so a process never spins on a lease.
+const MIN_LEASE_WAIT: Duration = Duration::from_millis(10);
+
+macro_rules! script {
+    ($file:literal) => {
+        concat!(include_str!("fleet/common.lua"), include_str!($file))
+    };
+}
+
+/// Where a fleet of processes that share an API key keeps its rate-limit gates: a Redis
+/// server (or a managed Redis) that every process reaches.
+///
+/// Build one per process and give it to [`RateLimitGates::shared`]; every layer using those
+/// gates then closes a path for the whole fleet when one process sees a rate limit, and
+/// after the window exactly one process of the fleet probes. See the
+/// [module docs](super#beyond-one-process) for what is shared, and how a process behaves
+/// when Redis is not there.
+///
+/// The namespace names the fleet's gates in Redis: give every process on one API key the
+/// same one, for example the key's *id* (never the secret). Keys are the gates' [`Key`]s,
+/// which every process built from the same versions computes alike; paths that carry ids
+/// share a gate by their template (the default [`Key::from_uri`]), or by whatever a
+/// [`key_fn`](super::RateLimitBackoffLayer::key_fn) returns.
+///
+/// ```
+/// use tower_api_retry::rate_limit::{RateLimitBackoffLayer, RateLimitGates, RedisStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::new("redis://127.0.0.1:6379/", "key-id-7f3a")?;
+/// // Connects in the background: nothing waits for Redis here, and without it the gates
+/// // work as local ones.
+/// let gates = RateLimitGates::new().shared(store)?;
+/// let layer = RateLimitBackoffLayer::new().gates(gates);
+/// # let _ = layer;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    client: Client,
+    namespace: String,
+    probe_lease: Duration,
+    timeout: Duration,
+    resync_every: Duration,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The address only: a URL's user name and password never show.
+        let addr = &self.client.get_connection_info().addr();
+        f.debug_struct("RedisStore")
+            .field("addr", &format_args!("{addr}"))
+            .field("namespace", &self.namespace)
+            .field("probe_lease", &self.probe_lease)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Why a [`RedisStore`] could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RedisStoreError {
+    /// The URL is not a Redis URL (`redis://`, `rediss://` or `unix://`). The URL itself
+    /// is not repeated: it may hold a password.
+    InvalidUrl,
+    /// The namespace is empty, longer than 128 bytes, or holds `{`, `}` or a control
+    /// character.
+    InvalidNamespace,
+    /// [`RateLimitGates::shared`] was called outside a tokio runtime: the store's
+    /// background tasks need one.
+    NoRuntime,
+}
+
+impl fmt::Display for RedisStoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RedisStoreError::InvalidUrl => "not a Redis URL",
+            RedisStoreError::InvalidNamespace => {
+                "invalid namespace: 1 to 128 bytes, no braces or control characters"
+            }
+            RedisStoreError::NoRuntime => "a Redis store needs a tokio runtime",
+        })
+    }
+}
+
+impl std::error::Error for RedisStoreError {}
+
+impl RedisStore {
+    /// The store at `url` (`redis://[user:password@]host:port/db`, `rediss://` for TLS
+    /// where the `redis` crate has a TLS feature enabled), for the fleet named `namespace`.
+    /// Only checks both: nothing connects until [`RateLimitGates::shared`].
+    pub fn new(url: &str, namespace: &str) -> Result<RedisStore, RedisStoreError> {
+        let client = Client::open(url).map_err(|_| RedisStoreError::InvalidUrl)?;
+        if namespace.is_empty()
+            || namespace.len() > 128
+            || namespace
+                .chars()
+                .any(|c| c == '{' || c == '}' || c.is_control())
+        {
+            return Err(RedisStoreError::InvalidNamespace);
+        }
+        Ok(RedisStore {
+            client,
+            namespace: namespace.to_owned(),
+            probe_lease: DEFAULT_PROBE_LEASE,
+            timeout: DEFAULT_REDIS_TIMEOUT,
+            resync_every: DEFAULT_RESYNC_INTERVAL,
+        })
+    }
+
+    /// How long the fleet's one probe of a key may take before another process may probe
+    /// instead (default 5 s): the longest the fleet waits for a probe whose process died.
+    /// Keep it above the time a request usually takes.
+    pub fn probe_lease(mut self, lease: Duration) -> Self {
+        self.probe_lease = lease.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long any one call to Redis may take (default 250 ms). A call that takes longer
+    /// counts as Redis being unreachable: the process goes on with its local view.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How often a process reads every gate of the fleet again while any of its own gates
+    /// is closed (default 1 s): the bound on how long a lost message of the channel (pub/sub
+    /// drops messages by design) leaves a gate unshared. Also how often a process that lost
+    /// Redis tries again, doubling up to four times this while it stays away.
+    pub fn resync_interval(mut self, every: Duration) -> Self {
+        self.resync_every = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The Redis key of the namespace's gates: one hash tag per namespace, so a Redis
+    /// Cluster keeps every gate of a fleet in one slot.
+    fn hash(&self) -> String {
+        format!("tower-api-retry:{{{}}}:gates", self.namespace)
+    }
+
+    fn channel(&self) -> String {
+        format!("tower-api-retry:{{{}}}:events", self.namespace)
+    }
+}
+
+impl RateLimitGates {
+    /// These gates, shared with every process that uses the same Redis `store` and
+    /// namespace. Starts the store's background tasks on the current tokio runtime (they end
+    /// when the last clone of the gates is dropped); nothing waits for Redis here.
+    ///
+    /// See [`RedisStore`] for an example.
+    pub fn shared(self, store: RedisStore) -> Result<RateLimitGates, RedisStoreError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| RedisStoreError::NoRuntime)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let fleet = Arc::new(Fleet {
+            hash: store.hash(),
+            channel: store.channel(),
+            holder: format!("{:016x}", rand::random::<u64>()),
+            store,
+            conn: Mutex::new(None),
+            healthy: AtomicBool::new(false),
+            subscribed: AtomicBool::new(false),
+            ops: tx,
+        });
+        let local = Local {
+            store: Arc::downgrade(&self.store),
+            lanes: Arc::downgrade(&self.lanes),
+        };
+        runtime.spawn(writer(fleet.clone(), rx, local.clone()));
+        runtime.spawn(subscriber(fleet.clone(), local));
+        Ok(RateLimitGates {
+            fleet: Some(fleet),
+            ..self
+        })
+    }
+
+    /// `true` when these gates are shared through a store that answers now, and hears the
+    /// fleet's changes; `false` for local gates, or while the store is unreachable (the
+    /// gates then work locally).
+    pub fn is_shared(&self) -> bool {
+        self.fleet.as_ref().is_some_and(|f| {
+            f.healthy.load(Ordering::Relaxed) && f.subscribed.load(Ordering::Relaxed)
+        })
+    }
+}
+
+/// A process's connection to its fleet's gates.
+pub(crate) struct Fleet {
+    store: RedisStore,
+    hash: String,
+    channel: String,
+    /// This process's name as a lease holder.
+    holder: String,
+    /// Set once the first connection is made; it reconnects by itself afterwards.
+    conn: Mutex<Option<ConnectionManager>>,
+    /// Redis answered the last call.
+    healthy: AtomicBool,
+    /// The subscription is up and the local view was read from Redis since.
+    subscribed: AtomicBool,
+    ops: mpsc::Sender<Op>,
+}
+
+impl fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fleet")
+            .field("store", &self.store)
+            .field("shared", &self.healthy.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A change the fleet hears of without anybody waiting for it.
+#[derive(Debug)]
+enum Op {
+    /// Closed for `wait` from now; `probe`: by the rejection of this process's probe.
+    Close {
+        key: Key,
+        wait: Duration,
+        probe: bool,
+    },
+    /// This process's probe was answered: open (if it held the lease).
+    Open(Key),
+    /// This process's probe got no answer: the lease is free.
+    Release(Key),
+}
+
+/// What the fleet says of a probe this process is about to send.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Lease {
+    /// Send it: the lease is this process's, the key is open fleet-wide, or Redis did not
+    /// answer (the local view decides).
+    Go,
+    /// Another process probes, or the key is closed for longer: wait this long (at most),
+    /// after `rejections` consecutive rejections, the last for `last_delay`.
+    Wait {
+        left: Duration,
+        rejections: u32,
+        last_delay: Duration,
+    },
+}
+
+struct Scripts {
+    close: Script,
+    lease: Script,
+    open: Script,
+    release: Script,
+    snapshot: Script,
+}
+
+fn scripts() -> &'static Scripts {
+    static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
+        close: Script::new(script!("fleet/close.lua")),
+        lease: Script::new(script!("fleet/lease.lua")),
+        open: Script::new(script!("fleet/open.lua")),
+        release: Script::new(script!("fleet/release.lua")),
+        snapshot: Script::new(script!("fleet/snapshot.lua")),
+    });
+    &SCRIPTS
+}
+
+fn field(key: Key) -> String {
+    format!("{:016x}", key.bits())
+}
+
+fn parse_field(s: &str) -> Option<Key> {
+    (s.len() == 16)
+        .then(|| u64::from_str_radix(s, 16).ok())
+        .flatten()
+        .map(Key::from_bits)
+}
+
+/// Milliseconds as a duration, bounded: a lying server cannot close a gate past the local
+/// cap ([`MAX_HINT`](crate::retry_after::MAX_HINT)).
+fn millis(ms: i64) -> Duration {
+    Duration::from_millis(ms.max(0) as u64).min(crate::retry_after::MAX_HINT)
+}
+
+impl Fleet {
+    /// A key was closed (or extended) locally.
+    pub(crate) fn closed(&self, key: Key, wait: Duration, probe: bool) {
+        self.send(Op::Close { key, wait, probe });
+    }
+
+    /// This process's probe of `key` was answered without a rate limit.
+    pub(crate) fn opened(&self, key: Key) {
+        self.send(Op::Open(key));
+    }
+
+    /// This process's probe of `key` got no answer.
+    pub(crate) fn released(&self, key: Key) {
+        self.send(Op::Release(key));
+    }
+
+    fn send(&self, op: Op) {
+        if self.ops.try_send(op).is_err() {
+            tracing::debug!("rate-limit gates: the Redis queue is full; a change stays local");
+        }
+    }
+
+    /// Whether a probe of `key` may go: asks for the key's lease when Redis answers, and
+    /// says [`Lease::Go`] at once when it does not.
+    pub(crate) async fn lease(&self, key: Key) -> Lease {
+        let Some(mut conn) = self.connection() else {
+            return Lease::Go;
+        };
+        let lease_ms = u64::try_from(self.store.probe_lease.as_millis()).unwrap_or(u64::MAX);
+        let mut call = scripts().lease.key(&self.hash);
+        call.arg(field(key)).arg(&self.holder).arg(lease_ms);
+        let reply: Option<Vec<i64>> = self.call(call.invoke_async(&mut conn)).await;
+        match reply.as_deref() {
+            Some([1, left, rejections, last, ..]) => Lease::Wait {
+                left: millis(*left).max(MIN_LEASE_WAIT),
+                rejections: u32::try_from(*rejections).unwrap_or(u32::MAX).max(1),
+                last_delay: millis(*last),
+            },
+            Some([2, left, ..]) => Lease::Wait {
+                left: millis(*left).max(MIN_LEASE_WAIT),
+                rejections: 0,
+                last_delay: Duration::ZERO,
+            },
+            _ => Lease::Go,
+        }
+    }
+
+    /// The connection, when Redis answered the last call.
+    fn connection(&self) -> Option<ConnectionManager> {
+        if !self.healthy.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Runs one call with the store's timeout; the outcome sets the health.
+    async fn call<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
+        match tokio::time::timeout(self.store.timeout, call).await {
+            Ok(Ok(v)) => {
+                self.set_healthy(true);
+                Some(v)
+            }
+            Ok(Err(e)) => {
+                self.set_unhealthy(&format_args!("{:?}", e.kind()));
+                None
+            }
+            Err(_) => {
+                self.set_unhealthy(&"timed out");
+                None
+            }
+        }
+    }
+
+    fn set_healthy(&self, up: bool) {
+        if up && !self.healthy.swap(true, Ordering::Relaxed) {
+            tracing::info!(namespace = %self.store.namespace, "rate-limit gates: shared through Redis");
+        }
+    }
+
+    fn set_unhealthy(&self, why: &dyn fmt::Display) {
+        if self.healthy.swap(false, Ordering::Relaxed) {
+            tracing::warn!(namespace = %self.store.namespace, reason = %why, "rate-limit gates: Redis unreachable, gates are local until it answers");
+        }
+    }
+
+    /// Connects (once; the manager reconnects by itself afterwards) and loads the scripts,
+    /// so a rejection costs one call.
+    async fn connect(&self) -> Option<ConnectionManager> {
+        if let Some(conn) = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Some(conn);
+        }
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.store.timeout))
+            .set_response_timeout(Some(self.store.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(self.store.resync_every);
+        let connecting = ConnectionManager::new_with_config(self.store.client.clone(), config);
+        let conn = match tokio::time::timeout(self.store.timeout * 4, connecting).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                self.set_unhealthy(&format_args!("{:?}", e.kind()));
+                return None;
+            }
+            Err(_) => {
+                self.set_unhealthy(&"connection timed out");
+                return None;
+            }
+        };
+        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+        Some(conn)
+    }
+
+    /// Loads the scripts (after a connection, or a restart of Redis that forgot them).
+    async fn load(&self, conn: &mut ConnectionManager) -> bool {
+        let s = scripts();
+        for script in [&s.close, &s.lease, &s.open, &s.release, &s.snapshot] {
+            if self
+                .call(script.prepare_invoke().load_async(conn))
+                .await
+                .is_none()
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Every gate of the fleet, read again into the local view. `false` when Redis did not
+    /// answer.
+    async fn resync(&self, local: &Local) -> bool {
+        let Some(mut conn) = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return false;
+        };
+        let reply: Option<Vec<redis::Value>> = self
+            .call(scripts().snapshot.key(&self.hash).invoke_async(&mut conn))
+            .await;
+        let Some(values) = reply else {
+            return false;
+        };
+        let Some(gates) = local.gates() else {
+            return true;
+        };
+        for gate in values.chunks_exact(4) {
+            let (Ok(f), Ok(left), Ok(rej), Ok(last)) = (
+                redis::from_redis_value_ref::<String>(&gate[0]),
+                redis::from_redis_value_ref::<i64>(&gate[1]),
+                redis::from_redis_value_ref::<i64>(&gate[2]),
+                redis::from_redis_value_ref::<i64>(&gate[3]),
+            ) else {
+                continue;
+            };
+            if let Some(key) = parse_field(&f) {
+                gates.remote_closed(key, millis(left), rej, millis(last));
+            }
+        }
+        true
+    }
+
+    /// Applies one message of the channel.
+    fn apply(&self, payload: &str, local: &Local) {
+        let Some(gates) = local.gates() else { return };
+        let mut words = payload.split(' ');
+        match (words.next(), words.next().and_then(parse_field)) {
+            (Some("c"), Some(key)) => {
+                let mut num = || words.next().and_then(|w| w.parse::<i64>().ok());
+                if let (Some(left), Some(rej), Some(last)) = (num(), num(), num()) {
+                    gates.remote_closed(key, millis(left), rej, millis(last));
+                }
+            }
+            (Some("o"), Some(key)) => gates.remote_opened(key),
+            _ => tracing::debug!("rate-limit gates: ignoring a message that is not the store's"),
+        }
+    }
+}
+
+/// The gates a fleet's background tasks update: weak, so they end with the gates.
+#[derive(Clone)]
+struct Local {
+    store: Weak<MemoryStore>,
+    lanes: Weak<Lanes>,
+}
+
+impl Local {
+    fn gates(&self) -> Option<RateLimitGates> {
+        Some(RateLimitGates {
+            store: self.store.upgrade()?,
+            lanes: self.lanes.upgrade()?,
+            fleet: None,
+        })
+    }
+
+    fn any_closed(&self) -> Option<bool> {
+        Some(!self.store.upgrade()?.is_empty())
+    }
+
+    /// The bound on the fleet's gates in Redis: the local one.
+    fn max_keys(&self) -> usize {
+        self.store.upgrade().map_or(0, |s| s.max_keys())
+    }
+}
+
+/// Sends the local changes to Redis, one script call each, in order.
+async fn writer(fleet: Arc<Fleet>, mut ops: mpsc::Receiver<Op>, local: Local) {
+    while let Some(op) = ops.recv().await {
+        // Tried even while the last call failed: this is how the writer finds Redis back.
+        let Some(mut conn) = fleet.conn.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+            continue;
+        };
+        let s = scripts();
+        let done: Option<i64> = match op {
+            Op::Close { key, wait, probe } => {
+                let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                let holder = if probe { fleet.holder.as_str() } else { "" };
+                let max_keys = local.max_keys();
+                let mut call = s.close.key(&fleet.hash);
+                call.arg(field(key))
+                    .arg(wait_ms)
+                    .arg(holder)
+                    .arg(max_keys)
+                    .arg(&fleet.channel);
+                fleet.call(call.invoke_async(&mut conn)).await
+            }
+            Op::Open(key) => {
+                let mut call = s.open.key(&fleet.hash);
+                call.arg(field(key)).arg(&fleet.holder).arg(&fleet.channel);
+                fleet.call(call.invoke_async(&mut conn)).await
+            }
+            Op::Release(key) => {
+                let mut call = s.release.key(&fleet.hash);
+                call.arg(field(key)).arg(&fleet.holder);
+                fleet.call(call.invoke_async(&mut conn)).await
+            }
+        };
+        let _ = done;
+    }
+}
+
+/// Keeps the subscription (and so the local view) up: subscribes, reads every gate, applies
+/// the channel's messages, reads every gate again each second while any is closed, and
+/// starts over whenever the connection goes.
+async fn subscriber(fleet: Arc<Fleet>, local: Local) {
+    let every = fleet.store.resync_every;
+    let mut retry = every / 4;
+    loop {
+        if local.gates().is_none() {
+            return;
+        }
+        if let Some(mut conn) = fleet.connect().await
+            && fleet.load(&mut conn).await
+            && let Some(mut pubsub) = fleet.call(fleet.store.client.get_async_pubsub()).await
+            && fleet.call(pubsub.subscribe(&fleet.channel)).await.is_some()
+            && fleet.resync(&local).await
+        {
+            retry = every / 4;
+            fleet.subscribed.store(true, Ordering::Relaxed);
+            let mut messages = pubsub.into_on_message();
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                match next_event(&mut messages, &mut tick).await {
+                    Event::Message(msg) => {
+                        if let Ok(payload) = std::str::from_utf8(msg.get_payload_bytes()) {
+                            fleet.apply(payload, &local);
+                        }
+                    }
+                    Event::Closed => {
+                        tracing::debug!(
+                            "rate-limit gates: the subscription closed, subscribing again"
+                        );
+                        break;
+                    }
+                    Event::Tick => match local.any_closed() {
+                        None => return,
+                        Some(true) => {
+                            if !fleet.resync(&local).await {
+                                break;
+                            }
+                        }
+                        Some(false) => {}
+                    },
+                }
+            }
+        }
+        fleet.subscribed.store(false, Ordering::Relaxed);
+        tokio::time::sleep(retry).await;
+        retry = (retry * 2).min(every * 4);
+    }
+}
+
+enum Event {
+    Message(redis::Msg),
+    Closed,
+    Tick,
+}
+
+/// The next message of the subscription, its end, or the next tick.
+async fn next_event(
+    messages: &mut redis::aio::PubSubStream,
+    tick: &mut tokio::time::Interval,
+) -> Event {
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(msg) = Pin::new(&mut *messages).poll_next(cx) {
+            return Poll::Ready(msg.map_or(Event::Closed, Event::Message));
+        }
+        tick.poll_tick(cx).map(|_| Event::Tick)
+    })
+    .await
+}

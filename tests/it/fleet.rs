@@ -1,0 +1,518 @@
+//! Gates shared by a fleet on a real `redis-server` (`RedisStore`).
+//!
+//! Every test starts its own redis-server on a free loopback port (`support::redis`), with
+//! nothing saved to disk, and kills it at the end. Without redis-server the tests print how to
+//! install it (`apt-get install -y redis-server`) and pass, except under `CI=true`, where they
+//! fail. "Processes" are separate `RateLimitGates`, each with its own `RedisStore` (its own
+//! connections and lease-holder name), except in `four_processes_share_one_window`, which
+//! runs real OS processes (this test binary, re-run as workers).
+//!
+//! No timing upper bound is asserted anywhere. Lower bounds (nobody arrives before a window
+//! ends) and orders (nobody arrives before the probe's answer) are the properties themselves.
+
+use crate::support::{
+    limited::{Arrival, LimitedServer, Limits, Load, drive, outcome},
+    redis::RedisServer,
+};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use std::{
+    collections::BTreeMap,
+    convert::Infallible,
+    future::Future,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+use tower::{ServiceBuilder, ServiceExt, service_fn, util::BoxCloneService};
+use tower_api_retry::{
+    ApiContractLayer, ErrorDecodeLayer, ServiceBuilderExt,
+    rate_limit::{Key, RateLimitBackoffLayer, RateLimitGates, RedisStore},
+};
+
+const NS: &str = "key-id-test";
+const URL: &str = "http://api.test/v1/tasks";
+
+/// Waits (polling, never longer than 20 s) for `cond`; panics with `what` if it never holds.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A process's gates, shared through `redis`, once they are.
+async fn shared(
+    redis: &RedisServer,
+    store: impl FnOnce(RedisStore) -> RedisStore,
+) -> RateLimitGates {
+    let gates = RateLimitGates::new()
+        .shared(store(RedisStore::new(&redis.url(), NS).unwrap()))
+        .unwrap();
+    let g = gates.clone();
+    eventually("the gates are shared", move || g.is_shared()).await;
+    gates
+}
+
+/// One arrival at the in-process API: when it came and when it was answered.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    at: Instant,
+    answered: Instant,
+    status: u16,
+}
+
+/// An API that answers `429` + `Retry-After: 1` to the requests numbered in `limited`
+/// (from 0) and `200` to the others, taking `took` for each, and logs every arrival.
+#[derive(Clone)]
+struct Api {
+    log: Arc<Mutex<Vec<Seen>>>,
+    limited: Arc<Vec<usize>>,
+    took: Duration,
+}
+
+impl Api {
+    fn new(limited: &[usize], took: Duration) -> Api {
+        Api {
+            log: Arc::default(),
+            limited: Arc::new(limited.to_vec()),
+            took,
+        }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// This API behind a rate-limit layer on `gates` and the decode layer.
+    fn client(
+        &self,
+        gates: &RateLimitGates,
+    ) -> BoxCloneService<Request<Full<Bytes>>, StatusCode, tower_api_retry::Error> {
+        let api = self.clone();
+        let inner = service_fn(move |_req: Request<Full<Bytes>>| {
+            let api = api.clone();
+            async move {
+                let at = Instant::now();
+                let n = api.log.lock().unwrap().len();
+                let limited = api.limited.contains(&n);
+                api.log.lock().unwrap().push(Seen {
+                    at,
+                    answered: at,
+                    status: 0,
+                });
+                tokio::time::sleep(api.took).await;
+                let res = if limited {
+                    Response::builder()
+                        .status(429)
+                        .header("retry-after", "1")
+                        .body(Full::new(Bytes::from_static(
+                            br#"{"code":"RESOURCE_EXHAUSTED","message":"Slow down"}"#,
+                        )))
+                } else {
+                    Response::builder().body(Full::new(Bytes::from_static(b"{}")))
+                }
+                .unwrap();
+                let mut log = api.log.lock().unwrap();
+                log[n].answered = Instant::now();
+                log[n].status = res.status().as_u16();
+                Ok::<_, Infallible>(res)
+            }
+        });
+        BoxCloneService::new(
+            ServiceBuilder::new()
+                .map_response(|res: Response<_>| res.status())
+                .layer(RateLimitBackoffLayer::new().gates(gates.clone()))
+                .layer(ErrorDecodeLayer::new())
+                .service(inner),
+        )
+    }
+}
+
+fn get() -> Request<Full<Bytes>> {
+    Request::get(URL).body(Full::default()).unwrap()
+}
+
+fn key() -> Key {
+    Key::from_uri(&URL.parse().unwrap())
+}
+
+/// Runs `f` with a fresh redis-server, or skips (see the module docs).
+async fn with_redis<F, Fut>(f: F)
+where
+    F: FnOnce(RedisServer) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if let Some(redis) = RedisServer::start() {
+        f(redis).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_in_one_process_closes_the_path_in_the_other_and_one_probes() {
+    with_redis(|redis| async move {
+        let (a, b) = (shared(&redis, |s| s).await, shared(&redis, |s| s).await);
+        // Each probe takes 50 ms, so a second probe would arrive while the first is out.
+        let api = Api::new(&[0], Duration::from_millis(50));
+        let (ca, cb) = (api.client(&a), api.client(&b));
+
+        let first = ca.clone().oneshot(get()).await.unwrap_err();
+        assert_eq!(first.status(), Some(StatusCode::TOO_MANY_REQUESTS));
+        let b2 = b.clone();
+        eventually("B hears of A's rejection", move || {
+            b2.time_left(key()).is_some()
+        })
+        .await;
+
+        // Both processes have requests waiting at the window's end.
+        let mut calls = Vec::new();
+        for client in [&ca, &cb, &ca, &cb, &cb] {
+            calls.push(tokio::spawn(client.clone().oneshot(get())));
+        }
+        for call in calls {
+            assert_eq!(call.await.unwrap().unwrap(), StatusCode::OK);
+        }
+
+        let seen = api.seen();
+        let window_end = seen[0].answered + Duration::from_secs(1);
+        assert!(
+            seen[1..].iter().all(|s| s.at >= window_end),
+            "nobody arrives inside the window: {seen:?}"
+        );
+        let probe = seen[1];
+        assert!(
+            seen[2..].iter().all(|s| s.at >= probe.answered),
+            "one probe for both processes, the others after its answer: {seen:?}"
+        );
+        // Opened fleet-wide: nothing left in Redis.
+        let left: BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(format!("tower-api-retry:{{{NS}}}:gates"))
+            .query(&mut redis.conn())
+            .unwrap();
+        assert!(left.is_empty(), "{left:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn successes_cost_no_redis_command_and_a_rejection_one_script_call() {
+    with_redis(|redis| async move {
+        // No periodic reading while a gate is closed: only what requests cause is counted.
+        let a = shared(&redis, |s| s.resync_interval(Duration::from_secs(3600))).await;
+        let api = Api::new(&[200], Duration::ZERO);
+        let client = api.client(&a);
+        redis.reset_stats();
+        for _ in 0..200 {
+            assert_eq!(client.clone().oneshot(get()).await.unwrap(), StatusCode::OK);
+        }
+        // Then one rejection. Changes reach Redis in order, so once its closure is published,
+        // anything the successes had sent would have been run before it.
+        let rejected = client.clone().oneshot(get()).await.unwrap_err();
+        assert_eq!(rejected.status(), Some(StatusCode::TOO_MANY_REQUESTS));
+        eventually("the closure is published", || {
+            redis.commands().get("publish") == Some(&1)
+        })
+        .await;
+        let commands = redis.commands();
+        println!("redis commands for 200 successes and one rejection: {commands:?}");
+        assert_eq!(commands.get("evalsha"), Some(&1), "{commands:?}");
+        // Everything else ran inside that one script.
+        let script = ["evalsha", "time", "hget", "hlen", "hset", "publish"];
+        assert!(
+            commands.keys().all(|c| script.contains(&c.as_str())),
+            "{commands:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_falls_back_to_local_gates_then_shares_again() {
+    with_redis(|mut redis| async move {
+        let store = |s: RedisStore| s.resync_interval(Duration::from_millis(100));
+        let a = shared(&redis, store).await;
+        let b = shared(&redis, store).await;
+        let api = Api::new(&[50, 52], Duration::ZERO);
+        let (ca, cb) = (api.client(&a), api.client(&b));
+
+        redis.kill();
+        let a2 = a.clone();
+        eventually("A sees Redis gone", move || !a2.is_shared()).await;
+        // Requests neither fail nor block because of Redis.
+        for _ in 0..50 {
+            assert_eq!(ca.clone().oneshot(get()).await.unwrap(), StatusCode::OK);
+        }
+        // A rate limit still closes the path locally.
+        assert!(ca.clone().oneshot(get()).await.is_err());
+        assert!(a.time_left(key()).is_some());
+        assert_eq!(b.time_left(key()), None, "not shared while Redis is down");
+
+        redis.restart();
+        let (a2, b2) = (a.clone(), b.clone());
+        eventually("sharing resumes", move || a2.is_shared() && b2.is_shared()).await;
+        // B is not waiting on the key A closed while Redis was away, and a new rejection
+        // is shared again.
+        assert_eq!(cb.clone().oneshot(get()).await.unwrap(), StatusCode::OK);
+        assert!(cb.clone().oneshot(get()).await.is_err());
+        let a2 = a.clone();
+        eventually("A hears of B's rejection", move || {
+            a2.time_left(key())
+                .is_some_and(|left| left > Duration::from_millis(500))
+        })
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_subscription_resubscribes_and_reads_the_gates_again() {
+    with_redis(|redis| async move {
+        let a = shared(&redis, |s| s).await;
+        let b = shared(&redis, |s| s).await;
+        let api = Api::new(&[0], Duration::ZERO);
+        let killed: u64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query(&mut redis.conn())
+            .unwrap();
+        assert_eq!(killed, 2);
+        // A closes while B may still be resubscribing: B learns either way.
+        assert!(api.client(&a).oneshot(get()).await.is_err());
+        let b2 = b.clone();
+        eventually("B hears of A's rejection", move || {
+            b2.time_left(key()).is_some()
+        })
+        .await;
+        let (a2, b2) = (a.clone(), b.clone());
+        eventually("both subscribed again", move || {
+            a2.is_shared() && b2.is_shared()
+        })
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lease_holder_delays_the_probe_only_until_its_lease_ends() {
+    with_redis(|redis| async move {
+        // A process closed the key, took the probe lease for 400 ms and died.
+        let mut conn = redis.conn();
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut conn).unwrap();
+        let now = secs * 1000 + micros / 1000;
+        let gate = format!("{}|1|1000|deadbeefdeadbeef|{}", now - 1, now + 400);
+        redis::cmd("HSET")
+            .arg(format!("tower-api-retry:{{{NS}}}:gates"))
+            .arg(format!("{}", key()))
+            .arg(gate)
+            .query::<()>(&mut conn)
+            .unwrap();
+        // A new process reads the gates when it subscribes.
+        let b = shared(&redis, |s| s).await;
+        assert!(b.time_left(key()).is_some());
+        let api = Api::new(&[], Duration::ZERO);
+        let start = Instant::now();
+        assert_eq!(api.client(&b).oneshot(get()).await.unwrap(), StatusCode::OK);
+        let seen = api.seen();
+        assert_eq!(seen.len(), 1);
+        assert!(
+            seen[0].at >= start + Duration::from_millis(300),
+            "the probe waited for the dead holder's lease: {:?}",
+            seen[0].at - start
+        );
+        let b2 = b.clone();
+        eventually("opened", move || b2.time_left(key()).is_none()).await;
+    })
+    .await;
+}
+
+#[test]
+fn the_url_password_never_shows() {
+    let store = RedisStore::new("redis://user:s3cr3t-Pa55word@127.0.0.1:6390/2", NS).unwrap();
+    let debug = format!("{store:?}");
+    assert!(
+        !debug.contains("s3cr3t") && !debug.contains("user"),
+        "{debug}"
+    );
+    assert!(debug.contains("127.0.0.1:6390"), "{debug}");
+    let bad = RedisStore::new("http://user:s3cr3t-Pa55word@host/", NS).unwrap_err();
+    assert!(!format!("{bad} {bad:?}").contains("s3cr3t"));
+    assert!(RedisStore::new("redis://127.0.0.1/", "a{b}").is_err());
+    assert!(RedisStore::new("redis://127.0.0.1/", "").is_err());
+    // Outside a runtime the background tasks cannot start: an error, not a panic.
+    let err = RateLimitGates::new()
+        .shared(RedisStore::new("redis://127.0.0.1/", NS).unwrap())
+        .unwrap_err();
+    assert_eq!(err, tower_api_retry::rate_limit::RedisStoreError::NoRuntime);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A fleet of OS processes: this test binary, run again as workers.
+
+const WORKERS: usize = 8;
+const PROCESSES: usize = 4;
+const REQUESTS_PER_PROCESS: usize = 150;
+
+/// The fleet's figures, from the API's own log.
+#[derive(Debug, Default)]
+struct FleetFigures {
+    rejected: usize,
+    /// Arrivals inside a `429`'s window, once 50 ms have passed since it was answered.
+    in_window: usize,
+    /// The windows, and the arrivals in each before the first answer after it ended.
+    windows: usize,
+    probes: Vec<usize>,
+    ok: usize,
+    failed: usize,
+}
+
+fn figures(arrivals: &[Arrival], ok: usize, failed: usize) -> FleetFigures {
+    let grace = Duration::from_millis(50);
+    let windows: Vec<(Duration, Duration)> = arrivals
+        .iter()
+        .filter(|a| a.status == 429)
+        .filter_map(|a| Some((a.answered, a.answered + a.retry_after?)))
+        .collect();
+    let in_window = arrivals
+        .iter()
+        .filter(|a| {
+            windows
+                .iter()
+                .any(|&(from, to)| a.at > from + grace && a.at < to)
+        })
+        .count();
+    // Windows merged where they overlap; then, after each one's end, the arrivals before the
+    // first of them was answered.
+    let mut merged: Vec<(Duration, Duration)> = Vec::new();
+    let mut sorted = windows.clone();
+    sorted.sort();
+    for (from, to) in sorted {
+        match merged.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => merged.push((from, to)),
+        }
+    }
+    let probes = merged
+        .iter()
+        .filter_map(|&(_, end)| {
+            let after: Vec<&Arrival> = arrivals.iter().filter(|a| a.at >= end).collect();
+            let first_answer = after.iter().map(|a| a.answered).min()?;
+            Some(after.iter().filter(|a| a.at < first_answer).count())
+        })
+        .collect();
+    FleetFigures {
+        rejected: windows.len(),
+        in_window,
+        windows: merged.len(),
+        probes,
+        ok,
+        failed,
+    }
+}
+
+/// Runs the fleet against a fresh API: `redis` shared, or local gates.
+async fn run_fleet(redis: Option<&RedisServer>) -> FleetFigures {
+    let limits = Limits {
+        rate: 200.0,
+        burst: 20,
+        retry_after_secs: 1,
+        announce: None,
+    };
+    let server = LimitedServer::start(limits).await;
+    let exe = std::env::current_exe().unwrap();
+    let mut children = Vec::new();
+    for n in 0..PROCESSES {
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.args(["fleet::fleet_worker", "--exact", "--ignored", "--nocapture"])
+            .args(["--test-threads", "1"])
+            .env("FLEET_WORKER_API", server.url(""))
+            .env("FLEET_WORKER_NAME", n.to_string())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(redis) = redis {
+            cmd.env("FLEET_WORKER_REDIS", redis.url());
+        }
+        children.push(cmd.spawn().expect("start a worker process"));
+    }
+    let (mut ok, mut failed) = (0, 0);
+    for child in children {
+        let out = child.wait_with_output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout
+            .lines()
+            .find_map(|l| Some(l.split_once("fleet-worker: ")?.1))
+            .unwrap_or_else(|| panic!("a worker failed: {stdout}"));
+        let mut nums = line.split(' ').filter_map(|kv| kv.split_once('='));
+        ok += nums.next().unwrap().1.parse::<usize>().unwrap();
+        failed += nums.next().unwrap().1.parse::<usize>().unwrap();
+    }
+    figures(&server.arrivals(), ok, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_share_one_window_and_one_probe() {
+    with_redis(|redis| async move {
+        let local = run_fleet(None).await;
+        let shared = run_fleet(Some(&redis)).await;
+        println!("{PROCESSES} processes x {WORKERS} workers, {REQUESTS_PER_PROCESS} requests each");
+        println!("local gates:  {local:?}");
+        println!("shared gates: {shared:?}");
+        assert_eq!(shared.failed, 0, "{shared:?}");
+        assert_eq!(shared.ok, PROCESSES * REQUESTS_PER_PROCESS);
+        assert!(
+            shared.rejected > 0 && shared.windows > 0,
+            "the fleet met the limit: {shared:?}"
+        );
+        assert_eq!(shared.in_window, 0, "{shared:?}");
+        assert!(
+            shared.probes.iter().all(|&n| n == 1),
+            "one probe per window, fleet-wide: {shared:?}"
+        );
+    })
+    .await;
+}
+
+/// One worker process of the fleet (run by `four_processes_share_one_window_and_one_probe`
+/// with its environment set; does nothing on its own).
+#[test]
+#[ignore = "a worker process, run by four_processes_share_one_window_and_one_probe"]
+fn fleet_worker() {
+    let Ok(api) = std::env::var("FLEET_WORKER_API") else {
+        return;
+    };
+    let redis = std::env::var("FLEET_WORKER_REDIS").ok();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let mut gates = RateLimitGates::new();
+        if let Some(url) = redis {
+            gates = gates.shared(RedisStore::new(&url, NS).unwrap()).unwrap();
+            let g = gates.clone();
+            eventually("the worker's gates are shared", move || g.is_shared()).await;
+        }
+        let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let client = outcome(
+            ServiceBuilder::new()
+                .api_contract_with(
+                    ApiContractLayer::new().rate_limit(RateLimitBackoffLayer::new().gates(gates)),
+                )
+                .service(http),
+        );
+        let load = Load {
+            workers: WORKERS,
+            requests: REQUESTS_PER_PROCESS,
+            paths: (0..16).map(|i| format!("{api}/limited/{i}")).collect(),
+            other: None,
+        };
+        let run = drive(client, &load).await;
+        println!("fleet-worker: ok={} failed={}", run.ok, run.failed);
+    });
+}
