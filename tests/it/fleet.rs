@@ -10,14 +10,10 @@
 //! No timing upper bound is asserted anywhere. Lower bounds (nobody arrives before a window
 //! ends) and orders (nobody arrives before the probe's answer) are the properties themselves.
 
-use crate::support::{
-    limited::{Arrival, LimitedServer, Limits, Load, drive, outcome},
-    redis::RedisServer,
-};
+use crate::support::{fleet, redis::RedisServer};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use std::{
     collections::BTreeMap,
     convert::Infallible,
@@ -27,7 +23,7 @@ use std::{
 };
 use tower::{ServiceBuilder, ServiceExt, service_fn, util::BoxCloneService};
 use tower_api_retry::{
-    ApiContractLayer, ErrorDecodeLayer, ServiceBuilderExt,
+    ErrorDecodeLayer,
     rate_limit::{Key, RateLimitBackoffLayer, RateLimitGates, RedisStore},
 };
 
@@ -358,117 +354,38 @@ const WORKERS: usize = 8;
 const PROCESSES: usize = 4;
 const REQUESTS_PER_PROCESS: usize = 150;
 
-/// The fleet's figures, from the API's own log.
-#[derive(Debug, Default)]
-struct FleetFigures {
-    rejected: usize,
-    /// Arrivals inside a `429`'s window, once 50 ms have passed since it was answered.
-    in_window: usize,
-    /// The windows, and the arrivals in each before the first answer after it ended.
-    windows: usize,
-    probes: Vec<usize>,
-    ok: usize,
-    failed: usize,
-}
-
-fn figures(arrivals: &[Arrival], ok: usize, failed: usize) -> FleetFigures {
-    let grace = Duration::from_millis(50);
-    let windows: Vec<(Duration, Duration)> = arrivals
-        .iter()
-        .filter(|a| a.status == 429)
-        .filter_map(|a| Some((a.answered, a.answered + a.retry_after?)))
-        .collect();
-    let in_window = arrivals
-        .iter()
-        .filter(|a| {
-            windows
-                .iter()
-                .any(|&(from, to)| a.at > from + grace && a.at < to)
-        })
-        .count();
-    // Windows merged where they overlap; then, after each one's end, the arrivals before the
-    // first of them was answered.
-    let mut merged: Vec<(Duration, Duration)> = Vec::new();
-    let mut sorted = windows.clone();
-    sorted.sort();
-    for (from, to) in sorted {
-        match merged.last_mut() {
-            Some(last) if from <= last.1 => last.1 = last.1.max(to),
-            _ => merged.push((from, to)),
-        }
-    }
-    let probes = merged
-        .iter()
-        .filter_map(|&(_, end)| {
-            let after: Vec<&Arrival> = arrivals.iter().filter(|a| a.at >= end).collect();
-            let first_answer = after.iter().map(|a| a.answered).min()?;
-            Some(after.iter().filter(|a| a.at < first_answer).count())
-        })
-        .collect();
-    FleetFigures {
-        rejected: windows.len(),
-        in_window,
-        windows: merged.len(),
-        probes,
-        ok,
-        failed,
-    }
-}
-
-/// Runs the fleet against a fresh API: `redis` shared, or local gates.
-async fn run_fleet(redis: Option<&RedisServer>) -> FleetFigures {
-    let limits = Limits {
-        rate: 200.0,
-        burst: 20,
-        retry_after_secs: 1,
-        announce: None,
-    };
-    let server = LimitedServer::start(limits).await;
-    let exe = std::env::current_exe().unwrap();
-    let mut children = Vec::new();
-    for n in 0..PROCESSES {
-        let mut cmd = tokio::process::Command::new(&exe);
-        cmd.args(["fleet::fleet_worker", "--exact", "--ignored", "--nocapture"])
-            .args(["--test-threads", "1"])
-            .env("FLEET_WORKER_API", server.url(""))
-            .env("FLEET_WORKER_NAME", n.to_string())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(redis) = redis {
-            cmd.env("FLEET_WORKER_REDIS", redis.url());
-        }
-        children.push(cmd.spawn().expect("start a worker process"));
-    }
-    let (mut ok, mut failed) = (0, 0);
-    for child in children {
-        let out = child.wait_with_output().await.unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout
-            .lines()
-            .find_map(|l| Some(l.split_once("fleet-worker: ")?.1))
-            .unwrap_or_else(|| panic!("a worker failed: {stdout}"));
-        let mut nums = line.split(' ').filter_map(|kv| kv.split_once('='));
-        ok += nums.next().unwrap().1.parse::<usize>().unwrap();
-        failed += nums.next().unwrap().1.parse::<usize>().unwrap();
-    }
-    figures(&server.arrivals(), ok, failed)
+/// The command that runs this binary's `fleet_worker`.
+fn worker_command() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["fleet::fleet_worker", "--exact", "--ignored", "--nocapture"])
+        .args(["--test-threads", "1"]);
+    cmd
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_processes_share_one_window_and_one_probe() {
     with_redis(|redis| async move {
-        let local = run_fleet(None).await;
-        let shared = run_fleet(Some(&redis)).await;
+        let local = fleet::run(PROCESSES, None, worker_command).await;
+        let shared = fleet::run(PROCESSES, Some(&redis.url()), worker_command).await;
         println!("{PROCESSES} processes x {WORKERS} workers, {REQUESTS_PER_PROCESS} requests each");
-        println!("local gates:  {local:?}");
-        println!("shared gates: {shared:?}");
-        assert_eq!(shared.failed, 0, "{shared:?}");
-        assert_eq!(shared.ok, PROCESSES * REQUESTS_PER_PROCESS);
+        println!(
+            "local gates:  {:?} probes {:?}",
+            local.total(),
+            local.probes
+        );
+        println!(
+            "shared gates: {:?} probes {:?}",
+            shared.total(),
+            shared.probes
+        );
+        let total = shared.total();
+        assert_eq!(total.failed, 0, "{shared:?}");
+        assert_eq!(total.ok, PROCESSES * REQUESTS_PER_PROCESS);
         assert!(
-            shared.rejected > 0 && shared.windows > 0,
+            total.rejected > 0 && shared.windows > 0,
             "the fleet met the limit: {shared:?}"
         );
-        assert_eq!(shared.in_window, 0, "{shared:?}");
+        assert_eq!(total.in_window, 0, "{shared:?}");
         assert!(
             shared.probes.iter().all(|&n| n == 1),
             "one probe per window, fleet-wide: {shared:?}"
@@ -482,37 +399,5 @@ async fn four_processes_share_one_window_and_one_probe() {
 #[test]
 #[ignore = "a worker process, run by four_processes_share_one_window_and_one_probe"]
 fn fleet_worker() {
-    let Ok(api) = std::env::var("FLEET_WORKER_API") else {
-        return;
-    };
-    let redis = std::env::var("FLEET_WORKER_REDIS").ok();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let mut gates = RateLimitGates::new();
-        if let Some(url) = redis {
-            gates = gates.shared(RedisStore::new(&url, NS).unwrap()).unwrap();
-            let g = gates.clone();
-            eventually("the worker's gates are shared", move || g.is_shared()).await;
-        }
-        let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-        let client = outcome(
-            ServiceBuilder::new()
-                .api_contract_with(
-                    ApiContractLayer::new().rate_limit(RateLimitBackoffLayer::new().gates(gates)),
-                )
-                .service(http),
-        );
-        let load = Load {
-            workers: WORKERS,
-            requests: REQUESTS_PER_PROCESS,
-            paths: (0..16).map(|i| format!("{api}/limited/{i}")).collect(),
-            other: None,
-        };
-        let run = drive(client, &load).await;
-        println!("fleet-worker: ok={} failed={}", run.ok, run.failed);
-    });
+    fleet::worker(WORKERS, REQUESTS_PER_PROCESS);
 }

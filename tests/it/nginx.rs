@@ -183,6 +183,7 @@ impl Nginx {
                     seq: num(f[4]),
                     rejected_before: num(f[5]),
                     received_before: num(f[6]),
+                    worker: None,
                 }
             })
             .collect()

@@ -3,6 +3,7 @@
 //! Outside CI a missing program skips the test with one line saying how to install it. With
 //! `CI=true` it fails the test instead: CI installs them (`.ci/run`), so a missing one there is
 //! a broken machine, not a reason to pass.
+#![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;
 

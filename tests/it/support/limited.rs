@@ -47,6 +47,8 @@ pub const SEQ: &str = "x-seq";
 pub const REJECTED: &str = "x-rejected";
 /// How many responses the client had received when it sent the request.
 pub const RECEIVED: &str = "x-received";
+/// The process of a fleet that sent a request.
+pub const WORKER: &str = "x-worker";
 
 /// The body of a `429`, in the shape of the contract pages' envelope.
 pub const TOO_MANY: &str = r#"{"code":"RESOURCE_EXHAUSTED","message":"Too many requests"}"#;
@@ -153,6 +155,8 @@ pub struct Arrival {
     pub seq: Option<u64>,
     pub rejected_before: Option<u64>,
     pub received_before: Option<u64>,
+    /// The `x-worker` header: which process of a fleet sent it.
+    pub worker: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -260,6 +264,7 @@ fn handle(state: &ServerState, req: &AxumRequest) -> AxumResponse {
         seq: header_u64(req, SEQ),
         rejected_before: header_u64(req, REJECTED),
         received_before: header_u64(req, RECEIVED),
+        worker: header_u64(req, WORKER),
     };
     // Logged before the response leaves, so the log never misses an answered request.
     state.log.lock().unwrap().push(arrival);

@@ -5,6 +5,8 @@ pub mod emulator;
 
 pub use emulator::{Emulator, Reply, Seen, checksum};
 pub mod external;
+#[cfg(feature = "redis")]
+pub mod fleet;
 pub mod grpc;
 pub mod limited;
 #[cfg(feature = "redis")]

@@ -2,6 +2,7 @@
 //!
 //! `--save '' --appendonly no`: nothing is written to disk. Without `redis-server` the test
 //! is skipped with an install hint, except under `CI=true` (see [`external`](super::external)).
+#![allow(dead_code, unreachable_pub)]
 
 use super::external;
 use std::{
