@@ -14,8 +14,9 @@
 //! `posix_memalign`, `aligned_alloc` and `memalign`, taken the same way. Without valgrind the
 //! bench says how to install it and exits successfully.
 //!
-//! Futures are polled once with a no-op waker inside a tokio runtime context: every scenario
-//! is ready at once, so no scheduler is counted. Each figure includes building the request
+//! Futures are polled once with a no-op waker inside a tokio runtime context whose clock is
+//! paused: every scenario is ready at once, so no scheduler is counted, and nothing that runs
+//! once a second (the gate's sweep of idle keys) lands in one run and not the other. Each figure includes building the request
 //! (the same in every scenario of a table), which is why the tables show the overhead over
 //! the bare service. Valgrind runs one thread at a time, so the two-thread gate scenario counts
 //! the instructions of both threads (the lock path included), not the cost of cache lines
@@ -70,37 +71,39 @@ const SUCCESS: Table = Table {
         Scenario {
             name: "success/bare",
             label: "bare service",
-            run: |n| drive(server(), n),
+            run: |n| in_runtime(|| drive(server(), n)),
             n: 1000,
         },
         Scenario {
             name: "success/tower_retry",
             label: "`tower::retry` (policy that clones the request)",
-            run: |n| drive(tower::retry::Retry::new(CloningPolicy(3), server()), n),
+            run: |n| in_runtime(|| drive(tower::retry::Retry::new(CloningPolicy(3), server()), n)),
             n: 1000,
         },
         Scenario {
             name: "success/retry",
             label: "`RetryLayer` alone",
-            run: |n| drive(RetryLayer::new().layer(server()), n),
+            run: |n| in_runtime(|| drive(RetryLayer::new().layer(server()), n)),
             n: 1000,
         },
         Scenario {
             name: "success/decode",
             label: "`ErrorDecodeLayer` alone",
-            run: |n| drive(ErrorDecodeLayer::new().layer(server()), n),
+            run: |n| in_runtime(|| drive(ErrorDecodeLayer::new().layer(server()), n)),
             n: 1000,
         },
         Scenario {
             name: "success/rate_limit",
             label: "`RateLimitBackoffLayer` alone, no key closed",
-            run: |n| drive(RateLimitBackoffLayer::new().layer(server()), n),
+            run: |n| in_runtime(|| drive(RateLimitBackoffLayer::new().layer(server()), n)),
             n: 1000,
         },
         Scenario {
             name: "success/full_stack",
             label: "full stack (`.api_contract()`)",
-            run: |n| drive(ServiceBuilder::new().api_contract().service(server()), n),
+            run: |n| {
+                in_runtime(|| drive(ServiceBuilder::new().api_contract().service(server()), n))
+            },
             n: 1000,
         },
     ],
@@ -112,30 +115,37 @@ const GATE: Table = Table {
         Scenario {
             name: "gate/bare",
             label: "bare service",
-            run: |n| drive_unit(Bare, n),
+            run: |n| in_runtime(|| drive_unit(Bare, n)),
             n: 2000,
         },
         Scenario {
             name: "gate/no_key_closed",
             label: "gate, no key closed",
-            run: |n| drive_unit(RateLimitBackoffLayer::new().layer(Bare), n),
+            run: |n| in_runtime(|| drive_unit(RateLimitBackoffLayer::new().layer(Bare), n)),
             n: 2000,
         },
         Scenario {
             name: "gate/10k_closed",
             label: "gate, an open key among 10,000 closed",
-            run: |n| drive_unit(closed_10k(), n),
+            run: |n| in_runtime(|| drive_unit(closed_10k(), n)),
             n: 2000,
         },
         Scenario {
             name: "gate/10k_closed_2_threads",
             label: "the same, two threads (per request, both threads counted)",
             run: |n| {
-                let svc = closed_10k();
-                let other = svc.clone();
-                let thread = std::thread::spawn(move || drive_unit(other, n / 2));
-                drive_unit(svc, n - n / 2);
-                thread.join().unwrap();
+                in_runtime(|| {
+                    let svc = closed_10k();
+                    let other = svc.clone();
+                    // The second thread reads the same (paused) clock.
+                    let handle = tokio::runtime::Handle::current();
+                    let thread = std::thread::spawn(move || {
+                        let _in_runtime = handle.enter();
+                        drive_unit(other, n / 2)
+                    });
+                    drive_unit(svc, n - n / 2);
+                    thread.join().unwrap();
+                })
             },
             n: 2000,
         },
@@ -259,11 +269,16 @@ fn poll_once<F: Future>(future: F) -> F::Output {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
+/// Runs `f` inside a tokio runtime whose clock is paused: no timer fires and no periodic
+/// sweep runs while requests are counted, so a longer run does the same work per request.
+fn in_runtime(f: impl FnOnce()) {
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .start_paused(true)
         .build()
-        .unwrap()
+        .unwrap();
+    let _in_runtime = rt.enter();
+    f();
 }
 
 /// `n` requests through `svc`, each one's response checked and dropped.
@@ -272,8 +287,6 @@ where
     S: Service<Req>,
     S::Error: std::fmt::Debug,
 {
-    let rt = runtime();
-    let _in_runtime = rt.enter();
     let mut cx = Context::from_waker(Waker::noop());
     for _ in 0..n {
         assert!(svc.poll_ready(&mut cx).is_ready());
@@ -330,8 +343,6 @@ where
     S: Service<Request<()>>,
     S::Error: std::fmt::Debug,
 {
-    let rt = runtime();
-    let _in_runtime = rt.enter();
     let mut cx = Context::from_waker(Waker::noop());
     for _ in 0..n {
         assert!(svc.poll_ready(&mut cx).is_ready());
@@ -343,8 +354,6 @@ where
 /// host).
 fn closed_10k() -> impl Service<Request<()>, Error = Error> + Clone + Send + 'static {
     let gates = RateLimitGates::new();
-    let rt = runtime();
-    let _in_runtime = rt.enter();
     let mut closer = RateLimitBackoffLayer::new()
         .gates(gates.clone())
         .layer(Limited);
@@ -513,18 +522,23 @@ fn print_success_like(
                 Some(base) if base > 0.0 => format!("{:.2}×", over / base),
                 _ => "—".to_owned(),
             };
-            (format!("{over:+.0}"), ratio)
+            (format!("{:+.0}", round(over)), ratio)
         };
         let allocs_over = if i == 0 {
             "—".to_owned()
         } else {
-            format!("{:+.1}", r.allocations - bare.allocations)
+            format!("{:+.1}", round(r.allocations - bare.allocations))
         };
         println!(
             "| {} | {:.0} | {over} | {ratio} | {:.1} | {allocs_over} |",
             scenario.label, r.instructions, r.allocations
         );
     }
+}
+
+/// `x` to one decimal, without a negative zero.
+fn round(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0 + 0.0
 }
 
 fn print_decode(results: &[(&Scenario, PerRequest)]) {
