@@ -152,7 +152,13 @@ where
                     let mut err = match result {
                         Ok(mut res) => {
                             telemetry::attempt_ok(this.span, res.status());
-                            res.extensions_mut().insert(Attempts(*this.attempts));
+                            if *this.attempts > 1 {
+                                res.extensions_mut().insert(Attempts(*this.attempts));
+                            } else if !res.extensions().is_empty() {
+                                // A first attempt's success carries no count (`Attempts::of`
+                                // answers 1), not even one an inner retry layer left.
+                                res.extensions_mut().remove::<Attempts>();
+                            }
                             return Poll::Ready(Ok(res));
                         }
                         Err(e) => Error::transport(e),

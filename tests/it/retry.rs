@@ -110,7 +110,40 @@ fn req(method: Method) -> Request<Full<Bytes>> {
 }
 
 fn attempts<B>(res: &Response<B>) -> u32 {
-    res.extensions().get::<Attempts>().unwrap().get()
+    Attempts::of(res)
+}
+
+// ---------------------------------------------------------------- attempt count
+
+#[tokio::test(start_paused = true)]
+async fn a_first_attempt_success_counts_one_without_an_extension() {
+    let (svc, calls) = stack(RetryLayer::new(), |_| status(200));
+    let res = svc.oneshot(get("/x")).await.unwrap();
+    assert_eq!(calls.count(), 1);
+    assert_eq!(attempts(&res), 1);
+    assert_eq!(Attempts::from_extensions(res.extensions()), 1);
+    assert_eq!(res.extensions().get::<Attempts>(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retried_success_carries_its_count() {
+    let (svc, _) = stack(RetryLayer::new(), |n| status(if n < 1 { 503 } else { 200 }));
+    let res = svc.oneshot(get("/x")).await.unwrap();
+    assert_eq!(attempts(&res), 2);
+    assert_eq!(
+        res.extensions().get::<Attempts>().map(Attempts::get),
+        Some(2)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outer_first_attempt_does_not_report_an_inner_count() {
+    use tower::Layer;
+    // An inner retry layer took two attempts; the outer one took one, and says so.
+    let (inner, _) = stack(RetryLayer::new(), |n| status(if n < 1 { 503 } else { 200 }));
+    let outer = RetryLayer::new().layer(inner);
+    let res = outer.oneshot(get("/x")).await.unwrap();
+    assert_eq!(attempts(&res), 1);
 }
 
 // ---------------------------------------------------------------- schedule
@@ -821,7 +854,7 @@ mod real {
         // Spawned: the response future is Send.
         let res = tokio::spawn(stack.oneshot(req)).await.unwrap().unwrap();
         assert_eq!(res.status(), 200);
-        assert_eq!(res.extensions().get::<Attempts>().unwrap().get(), 3);
+        assert_eq!(Attempts::of(&res), 3);
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 3);
         let want = Seen {
@@ -867,7 +900,7 @@ mod real {
             .body(streaming(8, 1000, Some("sum-1")))
             .unwrap();
         let res = stack.oneshot(req).await.unwrap();
-        assert_eq!(res.extensions().get::<Attempts>().unwrap().get(), 2);
+        assert_eq!(Attempts::of(&res), 2);
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen[0].trailer.as_deref(), Some("sum-1"), "{seen:?}");
         assert!(seen.iter().all(|s| *s == seen[0]), "{seen:?}");
@@ -885,7 +918,7 @@ mod real {
             .body(streaming(8, 1000, Some("sum-1")))
             .unwrap();
         let res = stack.oneshot(req).await.unwrap();
-        assert_eq!(res.extensions().get::<Attempts>().unwrap().get(), 3);
+        assert_eq!(Attempts::of(&res), 3);
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 3);
         assert_eq!(seen[0].len, 8000);
