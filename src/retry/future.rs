@@ -123,10 +123,7 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Called { future } => {
-                    let polled = {
-                        let _attempt = this.span.enter();
-                        future.poll(cx)
-                    };
+                    let polled = telemetry::in_span(this.span, || future.poll(cx));
                     let result = match polled {
                         Poll::Ready(result) => result,
                         Poll::Pending => {
@@ -239,7 +236,7 @@ where
                     let req = Request::from_parts(parts, body);
                     *this.attempts += 1;
                     *this.span = telemetry::attempt_span(&retry.parts.method, *this.attempts - 1);
-                    let future = this.span.in_scope(|| retry.service.call(req));
+                    let future = telemetry::in_span(this.span, || retry.service.call(req));
                     this.state.set(State::Called { future });
                 }
                 StateProj::Done => panic!("`ResponseFuture` polled after completion"),

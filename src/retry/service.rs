@@ -77,7 +77,7 @@ where
         if max_retries == 0 {
             // No retry can apply: no copy, no clone, no budget.
             let span = crate::telemetry::attempt_span(req.method(), 0);
-            let future = span.in_scope(|| self.inner.call(req));
+            let future = crate::telemetry::in_span(&span, || self.inner.call(req));
             return ResponseFuture::passthrough(future, span);
         }
         if let Some(budget) = &self.shared.budget {
@@ -103,7 +103,8 @@ where
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
         let span = crate::telemetry::attempt_span(&parts.method, 0);
-        let future = span.in_scope(|| service.call(Request::from_parts(first, body)));
+        let future =
+            crate::telemetry::in_span(&span, || service.call(Request::from_parts(first, body)));
         ResponseFuture::retrying(
             future,
             span,
