@@ -56,6 +56,9 @@ pub(crate) struct Retrying<S, B: ReplayBody> {
     pub(crate) copy: B::Replay,
     pub(crate) shared: Arc<Shared>,
     pub(crate) deadline: Option<Deadline>,
+    /// When the call entered the layer, while `deadline` waits to be read from the request's
+    /// own `grpc-timeout` (the success path never reads it): see [`Retrying::decide`].
+    pub(crate) entered: Option<Instant>,
     /// For a gRPC call with a deadline, once armed: fires at the deadline and cuts the attempt
     /// in flight short. Boxed, made once per call, and only when needed.
     pub(crate) cutoff: Option<Pin<Box<Sleep>>>,
@@ -249,6 +252,10 @@ impl<S, B: ReplayBody> Retrying<S, B> {
     /// Whether to send the request again after `err`, and after how long. On `Ok` the body
     /// to send is in `pending`; `Err` carries the note saying why not.
     fn decide(&mut self, err: &Error, attempts: u32) -> Result<Duration, Refusal> {
+        if let Some(entered) = self.entered.take() {
+            // The first failure: the request's own `grpc-timeout`, from when it entered.
+            self.deadline = Deadline::since(None, &self.parts.headers, || entered);
+        }
         let config = &self.shared.config;
         if !err.is_retryable() {
             let Some(api) = err.api() else {

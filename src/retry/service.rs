@@ -85,7 +85,12 @@ where
         }
         let (parts, body) = req.into_parts();
         let (body, copy) = body.capture(config.max_replay_bytes);
-        let deadline = Deadline::of(deadline, &parts.headers);
+        let (deadline, entered) = match deadline {
+            Some(_) => (Deadline::of(deadline, &parts.headers), None),
+            // Without the layer's deadline, the request's own `grpc-timeout` changes nothing
+            // about the first attempt: it is read on the first failure, counted from now.
+            None => (None, Some(tokio::time::Instant::now())),
+        };
         let mut first = parts.clone();
         let mut cutoff = None;
         if let Some(deadline) = deadline
@@ -116,6 +121,7 @@ where
                 copy,
                 shared: Arc::clone(&self.shared),
                 deadline,
+                entered,
                 cutoff,
                 last: None,
                 previous: None,

@@ -298,6 +298,40 @@ async fn a_wait_past_the_deadline_is_not_started() {
     assert!(err.note().unwrap().contains("deadline"), "{err}");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_requests_own_grpc_timeout_counts_from_when_the_call_entered() {
+    // The first attempt takes 600 ms of the call's second and fails; the retry, 100 ms later,
+    // carries the 300 ms that are left, not a second counted from the failure.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let server = service_fn(move |req: Request<Full<Bytes>>| {
+        let n = {
+            let mut seen = log.lock().unwrap();
+            seen.push(req.headers()["grpc-timeout"].clone());
+            seen.len()
+        };
+        async move {
+            if n == 1 {
+                tokio::time::sleep(MS(600)).await;
+                return grpc(14);
+            }
+            grpc(0)
+        }
+    });
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new().base_delay(MS(100)).jitter(Jitter::None))
+        .layer(ErrorDecodeLayer::new())
+        .service(server);
+    let call = Request::post("http://svc.test/echo.Echo/Say")
+        .header("content-type", "application/grpc")
+        .header("grpc-timeout", "1S")
+        .body(Full::default())
+        .unwrap();
+    let res = svc.oneshot(call).await.unwrap();
+    assert_eq!(attempts(&res), 2);
+    assert_eq!(*seen.lock().unwrap(), ["1S", "300000u"]);
+}
+
 // ---------------------------------------------------------------- what is retried
 
 #[tokio::test(start_paused = true)]
