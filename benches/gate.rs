@@ -84,7 +84,14 @@ fn close_10k(gates: &RateLimitGates) {
         .gates(gates.clone())
         .layer(Limited);
     for i in 0..10_000 {
-        let req = Request::get(format!("https://api.example.com/v1/closed/{i}"))
+        // Each on a host of its own: paths that differ by an id share a key, and rejections
+        // on several paths of one host within a second close the whole host.
+        let host: String = i
+            .to_string()
+            .bytes()
+            .map(|d| char::from(b'a' + (d - b'0')))
+            .collect();
+        let req = Request::get(format!("https://{host}.example.com/v1/closed"))
             .body(())
             .unwrap();
         assert!(!once(&mut closer, req));

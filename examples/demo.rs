@@ -243,14 +243,10 @@ async fn transient_503(d: &Demo) {
     d.print_timeline(start);
     match res {
         Ok(res) => {
-            let attempts = res.extensions().get::<Attempts>().map(|a| a.get());
-            println!(
-                "   outcome: {} after {} attempts",
-                res.status(),
-                attempts.unwrap_or(0)
-            );
+            let attempts = Attempts::of(&res);
+            println!("   outcome: {} after {} attempts", res.status(), attempts);
             d.check(
-                res.status() == StatusCode::OK && attempts == Some(3),
+                res.status() == StatusCode::OK && attempts == 3,
                 "200 on the third attempt",
             );
         }

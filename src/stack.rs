@@ -67,7 +67,7 @@
 //!     .service(server);
 //!
 //! let res = client.oneshot(Request::get("/api/status").body(Full::default()).unwrap()).await.unwrap();
-//! assert_eq!(res.extensions().get::<Attempts>().map(Attempts::get), Some(3));
+//! assert_eq!(Attempts::of(&res), 3);
 //! # }
 //! ```
 

@@ -72,11 +72,20 @@ impl Deadline {
     /// The deadline of a call with these headers, or `None` when it has none. Looks at the
     /// clock only when there is one.
     pub(crate) fn of(layer: Option<Duration>, headers: &HeaderMap) -> Option<Deadline> {
+        Deadline::since(layer, headers, Instant::now)
+    }
+
+    /// [`Deadline::of`] for a call that entered the layer at `entered()`.
+    pub(crate) fn since(
+        layer: Option<Duration>,
+        headers: &HeaderMap,
+        entered: impl FnOnce() -> Instant,
+    ) -> Option<Deadline> {
         let header = headers.get(GRPC_TIMEOUT);
         if layer.is_none() && header.is_none() {
             return None;
         }
-        let now = Instant::now();
+        let now = entered();
         let own = header.and_then(parse_grpc_timeout);
         let (limit, from_layer) = match (own, layer) {
             (Some(own), Some(layer)) if layer < own => (layer, true),

@@ -56,6 +56,9 @@ pub(crate) struct Retrying<S, B: ReplayBody> {
     pub(crate) copy: B::Replay,
     pub(crate) shared: Arc<Shared>,
     pub(crate) deadline: Option<Deadline>,
+    /// When the call entered the layer, while `deadline` waits to be read from the request's
+    /// own `grpc-timeout` (the success path never reads it): see [`Retrying::decide`].
+    pub(crate) entered: Option<Instant>,
     /// For a gRPC call with a deadline, once armed: fires at the deadline and cuts the attempt
     /// in flight short. Boxed, made once per call, and only when needed.
     pub(crate) cutoff: Option<Pin<Box<Sleep>>>,
@@ -123,10 +126,7 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Called { future } => {
-                    let polled = {
-                        let _attempt = this.span.enter();
-                        future.poll(cx)
-                    };
+                    let polled = telemetry::in_span(this.span, || future.poll(cx));
                     let result = match polled {
                         Poll::Ready(result) => result,
                         Poll::Pending => {
@@ -152,7 +152,13 @@ where
                     let mut err = match result {
                         Ok(mut res) => {
                             telemetry::attempt_ok(this.span, res.status());
-                            res.extensions_mut().insert(Attempts(*this.attempts));
+                            if *this.attempts > 1 {
+                                res.extensions_mut().insert(Attempts(*this.attempts));
+                            } else if !res.extensions().is_empty() {
+                                // A first attempt's success carries no count (`Attempts::of`
+                                // answers 1), not even one an inner retry layer left.
+                                res.extensions_mut().remove::<Attempts>();
+                            }
                             return Poll::Ready(Ok(res));
                         }
                         Err(e) => Error::transport(e),
@@ -233,7 +239,7 @@ where
                     let req = Request::from_parts(parts, body);
                     *this.attempts += 1;
                     *this.span = telemetry::attempt_span(&retry.parts.method, *this.attempts - 1);
-                    let future = this.span.in_scope(|| retry.service.call(req));
+                    let future = telemetry::in_span(this.span, || retry.service.call(req));
                     this.state.set(State::Called { future });
                 }
                 StateProj::Done => panic!("`ResponseFuture` polled after completion"),
@@ -246,6 +252,10 @@ impl<S, B: ReplayBody> Retrying<S, B> {
     /// Whether to send the request again after `err`, and after how long. On `Ok` the body
     /// to send is in `pending`; `Err` carries the note saying why not.
     fn decide(&mut self, err: &Error, attempts: u32) -> Result<Duration, Refusal> {
+        if let Some(entered) = self.entered.take() {
+            // The first failure: the request's own `grpc-timeout`, from when it entered.
+            self.deadline = Deadline::since(None, &self.parts.headers, || entered);
+        }
         let config = &self.shared.config;
         if !err.is_retryable() {
             let Some(api) = err.api() else {

@@ -4,8 +4,9 @@
 //! [`RetryLayer`] goes outside [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) (and outside the
 //! rate-limit layer, when there is one). It keeps the request type: the inner service receives
 //! the same `http::Request<B>` as the caller sends, so it stacks over a hyper-util `Client`
-//! or a tonic `Channel` with no adapter. Its error is the crate's [`Error`](crate::Error);
-//! every response that passes through carries an [`Attempts`] extension, and every error
+//! or a tonic `Channel` with no adapter. Its error is the crate's [`Error`](crate::Error).
+//! [`Attempts::of`] tells how many attempts produced any response (one that took more than
+//! one carries an [`Attempts`] extension); every error has
 //! [`attempts()`](crate::Error::attempts) and, when a retry was refused,
 //! [`note()`](crate::Error::note) saying why.
 //!
@@ -230,7 +231,7 @@
 //!     .service(server);
 //!
 //! let res = client.oneshot(Request::get("/api/status").body(Full::default()).unwrap()).await.unwrap();
-//! assert_eq!(res.extensions().get::<Attempts>().map(Attempts::get), Some(3));
+//! assert_eq!(Attempts::of(&res), 3);
 //! # }
 //! ```
 
@@ -253,15 +254,31 @@ pub use overrides::RetryOverride;
 pub use policy::IDEMPOTENCY_KEY;
 pub use service::Retry;
 
-/// How many attempts produced a response: a response extension set on every response that
-/// passes through [`Retry`]. [`Error::attempts`](crate::Error::attempts) carries the same on
-/// failure.
+/// How many attempts produced a response. Read it with [`Attempts::of`], which answers for
+/// every response; [`Error::attempts`](crate::Error::attempts) carries the same on failure.
+///
+/// [`Retry`] adds this extension to a response that took more than one attempt. A first
+/// attempt's success, by far the most common response, carries none: inserting it into a
+/// response's empty extensions would cost three allocations per request. [`Attempts::of`]
+/// answers 1 for it.
 ///
 /// ```
-/// # use tower_api_retry::Attempts;
-/// # let res = http::Response::new(());
-/// let attempts = res.extensions().get::<Attempts>().map_or(1, Attempts::get);
-/// # assert_eq!(attempts, 1);
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+/// use tower_api_retry::{Attempts, ServiceBuilderExt};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let server = service_fn(|_req: Request<Full<Bytes>>| async {
+///     Ok::<_, std::io::Error>(Response::new(Full::new(Bytes::from("ok"))))
+/// });
+/// let client = ServiceBuilder::new().api_contract().service(server);
+/// let res = client.oneshot(Request::get("/api/status").body(Full::default()).unwrap()).await.unwrap();
+/// assert_eq!(Attempts::of(&res), 1);
+/// assert_eq!(res.extensions().get::<Attempts>(), None); // nothing was inserted
+/// # }
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Attempts(pub(crate) u32);
@@ -270,5 +287,29 @@ impl Attempts {
     /// The number of attempts, at least 1.
     pub fn get(&self) -> u32 {
         self.0
+    }
+
+    /// How many attempts produced `res`: the count [`Retry`] recorded when it took more than
+    /// one, else 1 (a first attempt's success, or a response that no retry layer saw).
+    ///
+    /// ```
+    /// # use tower_api_retry::Attempts;
+    /// let res = http::Response::new(());
+    /// assert_eq!(Attempts::of(&res), 1);
+    /// ```
+    pub fn of<B>(res: &http::Response<B>) -> u32 {
+        Attempts::from_extensions(res.extensions())
+    }
+
+    /// [`Attempts::of`] for a response's extensions alone (a `tonic::Response`'s, say, or
+    /// extensions taken apart from their response).
+    ///
+    /// ```
+    /// # use tower_api_retry::Attempts;
+    /// let extensions = http::Extensions::new();
+    /// assert_eq!(Attempts::from_extensions(&extensions), 1);
+    /// ```
+    pub fn from_extensions(extensions: &http::Extensions) -> u32 {
+        extensions.get::<Attempts>().map_or(1, Attempts::get)
     }
 }

@@ -77,7 +77,7 @@ where
         if max_retries == 0 {
             // No retry can apply: no copy, no clone, no budget.
             let span = crate::telemetry::attempt_span(req.method(), 0);
-            let future = span.in_scope(|| self.inner.call(req));
+            let future = crate::telemetry::in_span(&span, || self.inner.call(req));
             return ResponseFuture::passthrough(future, span);
         }
         if let Some(budget) = &self.shared.budget {
@@ -85,7 +85,12 @@ where
         }
         let (parts, body) = req.into_parts();
         let (body, copy) = body.capture(config.max_replay_bytes);
-        let deadline = Deadline::of(deadline, &parts.headers);
+        let (deadline, entered) = match deadline {
+            Some(_) => (Deadline::of(deadline, &parts.headers), None),
+            // Without the layer's deadline, the request's own `grpc-timeout` changes nothing
+            // about the first attempt: it is read on the first failure, counted from now.
+            None => (None, Some(tokio::time::Instant::now())),
+        };
         let mut first = parts.clone();
         let mut cutoff = None;
         if let Some(deadline) = deadline
@@ -103,7 +108,8 @@ where
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
         let span = crate::telemetry::attempt_span(&parts.method, 0);
-        let future = span.in_scope(|| service.call(Request::from_parts(first, body)));
+        let future =
+            crate::telemetry::in_span(&span, || service.call(Request::from_parts(first, body)));
         ResponseFuture::retrying(
             future,
             span,
@@ -115,6 +121,7 @@ where
                 copy,
                 shared: Arc::clone(&self.shared),
                 deadline,
+                entered,
                 cutoff,
                 last: None,
                 previous: None,

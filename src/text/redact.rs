@@ -43,8 +43,9 @@ const SECRET_KEYS: &[&str] = &[
 /// A secret is the word (see `is_secret_byte`) after `Bearer` and white space, after
 /// `convo_`, or after one of the assignment markers (`token`, `x-api-key`, `api_key`, ...)
 /// followed by `=` or `:` (optionally quoted and spaced, as in JSON). The scan looks for the
-/// bytes that end a marker (`' '`, `'\t'`, `'='`, `':'`, `'_'`) and only then looks back for
-/// the marker, so clean text costs one pass over its bytes.
+/// bytes that end a marker (`'_'`, `'='`, `':'`, and white space after `bearer` or `basic`)
+/// with `memchr`, and only then looks back for the marker, so clean text costs a vectorised
+/// pass or two over its bytes.
 pub(crate) fn redact(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     let Some(first) = next_secret(bytes, 0) else {
@@ -77,51 +78,107 @@ static ANCHOR: [bool; 256] = {
 };
 
 /// The byte range of the first secret at or after `from`.
+///
+/// A secret can only start after a `_`, `=` or `:`, or after the white space that follows
+/// `bearer` or `basic`: `memchr` finds those candidates (most text has few), and each is
+/// judged as [`secret_after`] says.
 fn next_secret(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
+    if bytes.len().saturating_sub(from) < SHORT {
+        return next_secret_byte_by_byte(bytes, from);
+    }
+    let separator = |at: usize| memchr::memchr3(b'_', b'=', b':', bytes.get(at..)?).map(|i| at + i);
+    let mut sep = separator(from);
+    let mut word = after_scheme(bytes, from);
+    loop {
+        let k = match (sep, word) {
+            (None, None) => return None,
+            (Some(k), None) | (None, Some(k)) => k,
+            (Some(s), Some(w)) => s.min(w),
+        };
+        if let Some(found) = secret_after(bytes, k) {
+            return Some(found);
+        }
+        if sep == Some(k) {
+            sep = separator(k + 1);
+        }
+        if word == Some(k) {
+            word = after_scheme(bytes, k + 1);
+        }
+    }
+}
+
+/// Below this many bytes, a plain scan costs less than setting up `memchr`'s vector search.
+const SHORT: usize = 48;
+
+/// [`next_secret`] for short text: every [`ANCHOR`] byte in turn.
+fn next_secret_byte_by_byte(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
     let mut k = from;
     loop {
         k += bytes.get(k..)?.iter().position(|&b| ANCHOR[b as usize])?;
-        let start = match bytes[k] {
-            b'_' => ends_with_marker(&bytes[..k], "convo").then_some(k + 1),
-            b'=' | b':' => {
-                let before = trim_quote(trim_blanks(&bytes[..k]));
-                ASSIGN_MARKERS
-                    .iter()
-                    .any(|m| ends_with_marker(before, m))
-                    .then(|| skip_quote(bytes, skip_blanks(bytes, k + 1)))
-            }
-            // White space or an escape after `bearer` (the cheap test first).
-            _ if k > 0
-                && bytes[k - 1].eq_ignore_ascii_case(&b'r')
-                && ends_with_marker(&bytes[..k], "bearer")
-                && blank_len(bytes, k) > 0 =>
-            {
-                Some(skip_blanks(bytes, k))
-            }
-            // `Authorization: Basic <credentials>` (only after the header name: "basic" alone
-            // is an ordinary word).
-            _ if k > 0
-                && bytes[k - 1].eq_ignore_ascii_case(&b'c')
-                && ends_with_marker(&bytes[..k], "basic")
-                && blank_len(bytes, k) > 0
-                && after_authorization(&bytes[..k - "basic".len()]) =>
-            {
-                Some(skip_blanks(bytes, k))
-            }
-            _ => None,
-        };
-        if let Some(start) = start {
-            let end = start
-                + bytes[start..]
-                    .iter()
-                    .take_while(|&&b| is_secret_byte(b))
-                    .count();
-            if end > start {
-                return Some((start, end));
-            }
+        if let Some(found) = secret_after(bytes, k) {
+            return Some(found);
         }
         k += 1;
     }
+}
+
+/// The first index at or after `from` of an [`ANCHOR`] byte right after `bearer` or `basic`
+/// (ignoring ASCII case): where `Bearer <secret>` and `Basic <secret>` may start.
+fn after_scheme(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from.saturating_sub("bearer".len());
+    loop {
+        i += memchr::memchr2(b'b', b'B', bytes.get(i..)?)?;
+        for word in ["bearer", "basic"] {
+            let k = i + word.len();
+            if k >= from
+                && k < bytes.len()
+                && ANCHOR[bytes[k] as usize]
+                && bytes[i..k].eq_ignore_ascii_case(word.as_bytes())
+            {
+                return Some(k);
+            }
+        }
+        i += 1;
+    }
+}
+
+/// The secret after the [`ANCHOR`] byte at `k`, if one starts there.
+fn secret_after(bytes: &[u8], k: usize) -> Option<(usize, usize)> {
+    let start = match bytes[k] {
+        b'_' => ends_with_marker(&bytes[..k], "convo").then_some(k + 1),
+        b'=' | b':' => {
+            let before = trim_quote(trim_blanks(&bytes[..k]));
+            ASSIGN_MARKERS
+                .iter()
+                .any(|m| ends_with_marker(before, m))
+                .then(|| skip_quote(bytes, skip_blanks(bytes, k + 1)))
+        }
+        // White space or an escape after `bearer` (the cheap test first).
+        _ if k > 0
+            && bytes[k - 1].eq_ignore_ascii_case(&b'r')
+            && ends_with_marker(&bytes[..k], "bearer")
+            && blank_len(bytes, k) > 0 =>
+        {
+            Some(skip_blanks(bytes, k))
+        }
+        // `Authorization: Basic <credentials>` (only after the header name: "basic" alone
+        // is an ordinary word).
+        _ if k > 0
+            && bytes[k - 1].eq_ignore_ascii_case(&b'c')
+            && ends_with_marker(&bytes[..k], "basic")
+            && blank_len(bytes, k) > 0
+            && after_authorization(&bytes[..k - "basic".len()]) =>
+        {
+            Some(skip_blanks(bytes, k))
+        }
+        _ => None,
+    }?;
+    let end = start
+        + bytes[start..]
+            .iter()
+            .take_while(|&&b| is_secret_byte(b))
+            .count();
+    (end > start).then_some((start, end))
 }
 
 /// `true` when `before` ends with `authorization:` (blanks and a quote allowed around the colon).
@@ -210,12 +267,30 @@ fn is_secret_byte(b: u8) -> bool {
         )
 }
 
-/// `true` when a JSON member or header name says its value is a credential.
+/// The first bytes of the [`SECRET_KEYS`], in both cases.
+static SECRET_KEY_START: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut k = 0;
+    while k < SECRET_KEYS.len() {
+        let b = SECRET_KEYS[k].as_bytes()[0];
+        t[b as usize] = true;
+        t[b.to_ascii_uppercase() as usize] = true;
+        k += 1;
+    }
+    t
+};
+
+/// `true` when a JSON member or header name says its value is a credential: it contains one
+/// of the [`SECRET_KEYS`], ignoring ASCII case. Only the positions that start like one are
+/// compared.
 pub(crate) fn is_secret_key(name: &str) -> bool {
-    SECRET_KEYS.iter().any(|k| {
-        name.as_bytes()
-            .windows(k.len())
-            .any(|w| w.eq_ignore_ascii_case(k.as_bytes()))
+    let name = name.as_bytes();
+    name.iter().enumerate().any(|(i, &b)| {
+        SECRET_KEY_START[b as usize]
+            && SECRET_KEYS.iter().any(|k| {
+                name.get(i..i + k.len())
+                    .is_some_and(|w| w.eq_ignore_ascii_case(k.as_bytes()))
+            })
     })
 }
 
@@ -305,6 +380,51 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(redact(input), want);
             assert!(!redact(input).contains("abc123"));
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+        #[test]
+        fn the_memchr_scan_finds_what_the_byte_scan_finds(
+            text in "(bearer|basic|BeArEr|Basic|convo|token|x-api-key|authorization|password                      |[ :=_\t\\\"'a-z0-9/+.-]|\u{a0}|é|\\u0000|\\t){0,40}"
+        ) {
+            // Long enough for the `memchr` scan from most starting points.
+            let text = text.repeat(3);
+            let bytes = text.as_bytes();
+            for from in 0..=bytes.len() {
+                proptest::prop_assert_eq!(
+                    next_secret(bytes, from),
+                    next_secret_byte_by_byte(bytes, from),
+                    "from {}", from
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn secret_member_names() {
+        for name in [
+            "X-Api-Key",
+            "refreshToken",
+            "AUTHORIZATION",
+            "session_cookie",
+            "pAsSwOrD",
+        ] {
+            assert!(is_secret_key(name), "{name}");
+        }
+        for name in ["keyPrefix", "tokens_used", "max_tokens", "", "é", "a"] {
+            assert_eq!(
+                is_secret_key(name),
+                SECRET_KEYS
+                    .iter()
+                    .any(|k| name.to_ascii_lowercase().contains(k)),
+                "{name}"
+            );
         }
     }
 

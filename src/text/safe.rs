@@ -84,7 +84,12 @@ pub(crate) fn excerpt(bytes: &[u8], credentials: &Credentials) -> String {
     // Look a little past the head, so that a credential straddling the cut is scrubbed whole
     // rather than cut in two.
     let window = &bytes[..bytes.len().min(EXCERPT_HEAD + credentials.longest())];
-    let text = String::from_utf8_lossy(window);
+    // The common case, valid UTF-8, checked with the standard library's word-at-a-time
+    // scan; only an invalid window is decoded lossily.
+    let text = match std::str::from_utf8(window) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(window),
+    };
     let text = credentials.scrub_until(&text, EXCERPT_HEAD);
     let text = html_title(&text).unwrap_or(&text);
     let mut out = String::with_capacity(text.len().min(EXCERPT_CHARS * 2));

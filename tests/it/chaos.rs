@@ -114,7 +114,7 @@ async fn chaos_soak() {
                     let outcome = match res {
                         Ok(r) => Outcome {
                             result: Ok(r.status().as_u16()),
-                            attempts: r.extensions().get::<Attempts>().map_or(0, Attempts::get),
+                            attempts: Attempts::of(&r),
                             status: Some(r.status().as_u16()),
                             transport: false,
                             sent: true,

@@ -290,10 +290,7 @@ async fn layers_around_a_router_retry_a_503_and_decode_a_404() {
 
     let res = svc.clone().oneshot(get_req("/flaky")).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(
-        res.extensions().get::<Attempts>().map(Attempts::get),
-        Some(3)
-    );
+    assert_eq!(Attempts::of(&res), 3);
     let at = app.arrivals("/flaky");
     assert_eq!(at.len(), 3);
     // The documented schedule, on tokio's paused clock: 1 s, then 2 s, each plus up to 20 %.
@@ -321,10 +318,7 @@ async fn one_line_stack_around_a_router_honours_retry_after() {
         .api_contract()
         .service(router(app.clone()));
     let res = svc.clone().oneshot(get_req("/limited")).await.unwrap();
-    assert_eq!(
-        res.extensions().get::<Attempts>().map(Attempts::get),
-        Some(2)
-    );
+    assert_eq!(Attempts::of(&res), 2);
     let at = app.arrivals("/limited");
     assert_eq!(at.len(), 2);
     assert!(at[1] - at[0] >= Duration::from_secs(2));

@@ -61,8 +61,8 @@ where
     svc.ready().await?.call(req).await
 }
 
-fn attempts(res: &Response<ResponseBody<Incoming>>) -> Option<u32> {
-    res.extensions().get::<Attempts>().map(Attempts::get)
+fn attempts(res: &Response<ResponseBody<Incoming>>) -> u32 {
+    Attempts::of(res)
 }
 
 /// A body big enough that a checksum match means the same bytes (10 KiB, not all alike).
@@ -92,7 +92,7 @@ async fn transient_503_twice_then_200_is_three_attempts() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(attempts(&res), Some(3));
+    assert_eq!(attempts(&res), 3);
     let seen = api.seen(path);
     assert_eq!(
         seen.iter().map(|s| s.reply.as_str()).collect::<Vec<_>>(),
@@ -123,7 +123,7 @@ async fn api_contract_one_liner_retries_the_same_way() {
         .oneshot(request(&api, Method::GET, path, b""))
         .await
         .unwrap();
-    assert_eq!((res.status(), attempts(&res)), (StatusCode::OK, Some(3)));
+    assert_eq!((res.status(), attempts(&res)), (StatusCode::OK, 3));
     assert_eq!(api.seen(path).len(), 3);
 
     // And a documented 4xx is sent once through it too.
@@ -365,7 +365,7 @@ async fn retry_after_is_honoured_for_429_and_refresh_in_progress() {
         let res = res.unwrap();
         assert_eq!(
             (res.status(), attempts(&res)),
-            (StatusCode::OK, Some(2)),
+            (StatusCode::OK, 2),
             "{path}"
         );
         let seen = api.seen(path);
@@ -437,14 +437,14 @@ async fn post_bodies_are_identical_on_every_attempt() {
     req.headers_mut()
         .insert(IDEMPOTENCY_KEY, "op-7".parse().unwrap());
     let res = stack().oneshot(req).await.unwrap();
-    assert_eq!(attempts(&res), Some(3));
+    assert_eq!(attempts(&res), 3);
     // Without one, after a 429 (rejected at the door, not processed).
     api.script("/api/unkeyed", [Reply::too_many(1)]);
     let res = stack()
         .oneshot(request(&api, Method::POST, "/api/unkeyed", &BIG))
         .await
         .unwrap();
-    assert_eq!(attempts(&res), Some(2));
+    assert_eq!(attempts(&res), 2);
 
     for (path, n) in [("/api/keyed", 3), ("/api/unkeyed", 2)] {
         let seen = api.seen(path);
@@ -484,7 +484,7 @@ async fn a_connection_reset_is_retried_for_get_not_for_an_unkeyed_post() {
         .oneshot(request(&api, Method::GET, "/api/reset-get", b""))
         .await
         .unwrap();
-    assert_eq!((res.status(), attempts(&res)), (StatusCode::OK, Some(2)));
+    assert_eq!((res.status(), attempts(&res)), (StatusCode::OK, 2));
     let seen = api.seen("/api/reset-get");
     assert_eq!(
         seen.iter().map(|s| s.reply.as_str()).collect::<Vec<_>>(),

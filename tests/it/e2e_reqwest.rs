@@ -86,8 +86,8 @@ where
     svc.ready().await?.call(req).await
 }
 
-fn attempts<B>(res: &Response<B>) -> Option<u32> {
-    res.extensions().get::<Attempts>().map(Attempts::get)
+fn attempts<B>(res: &Response<B>) -> u32 {
+    Attempts::of(res)
 }
 
 /// A body big enough that a checksum match means the same bytes (10 KiB, not all alike).
@@ -123,7 +123,7 @@ async fn transient_503_twice_then_200_is_three_attempts() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(attempts(&res), Some(3));
+    assert_eq!(attempts(&res), 3);
     // The success is the client's own response, its body untouched.
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], br#"{"ok":true}"#);
@@ -289,7 +289,7 @@ async fn retry_after_is_honoured_for_429_and_refresh_in_progress() {
         let res = res.unwrap();
         assert_eq!(
             (res.status(), attempts(&res)),
-            (StatusCode::OK, Some(2)),
+            (StatusCode::OK, 2),
             "{path}"
         );
         let seen = api.seen(path);
@@ -392,7 +392,7 @@ async fn post_bodies_are_identical_on_every_attempt_buffered_and_streaming() {
         ("/api/unkeyed-buffered", c, 2),
         ("/api/unkeyed-streaming", d, 2),
     ] {
-        assert_eq!(attempts(&res.unwrap()), Some(n), "{path}");
+        assert_eq!(attempts(&res.unwrap()), n, "{path}");
         let seen = api.seen(path);
         assert_eq!(seen.len(), n as usize, "{path}");
         for s in &seen {
@@ -438,7 +438,7 @@ async fn other_body_types_are_sent_again_too() {
         .body(BIG.to_vec())
         .unwrap();
     let res = svc.oneshot(req).await.unwrap();
-    assert_eq!(attempts(&res), Some(2));
+    assert_eq!(attempts(&res), 2);
     let seen = api.seen("/api/vec");
     assert!(
         seen.iter()
@@ -456,7 +456,7 @@ async fn a_connection_reset_is_retried_for_get_not_for_an_unkeyed_post() {
         .oneshot(request(&api, Method::GET, "/api/reset-get", ""))
         .await
         .unwrap();
-    assert_eq!((res.status(), attempts(&res)), (StatusCode::OK, Some(2)));
+    assert_eq!((res.status(), attempts(&res)), (StatusCode::OK, 2));
     let seen = api.seen("/api/reset-get");
     assert_eq!(
         seen.iter().map(|s| s.reply.as_str()).collect::<Vec<_>>(),
@@ -547,7 +547,7 @@ async fn a_refused_connection_is_never_sent_and_retried() {
         let res = svc.oneshot(req).await.unwrap();
         assert_eq!(
             (res.status(), attempts(&res)),
-            (StatusCode::OK, Some(2)),
+            (StatusCode::OK, 2),
             "{method}"
         );
         assert_eq!(
@@ -595,7 +595,7 @@ async fn a_timeout_is_deadline_exceeded_and_retried_for_get() {
         .oneshot(request(&api, Method::GET, "/api/slow-once", ""))
         .await
         .unwrap();
-    assert_eq!((res.status(), attempts(&res)), (StatusCode::OK, Some(2)));
+    assert_eq!((res.status(), attempts(&res)), (StatusCode::OK, 2));
     let seen = api.seen("/api/slow-once");
     assert_eq!(
         seen.iter().map(|s| s.reply.as_str()).collect::<Vec<_>>(),
@@ -657,7 +657,7 @@ async fn a_connect_timeout_is_never_sent_so_even_a_post_is_retried() {
         .oneshot(request(&api, Method::POST, "/api/orders", streaming(3)))
         .await
         .unwrap();
-    assert_eq!((res.status(), attempts(&res)), (StatusCode::OK, Some(2)));
+    assert_eq!((res.status(), attempts(&res)), (StatusCode::OK, 2));
     assert_eq!(
         *errors.lock().unwrap(),
         [(ErrorCode::DeadlineExceeded, false)]

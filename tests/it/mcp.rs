@@ -314,10 +314,7 @@ async fn api_contract_mcp_retries_a_transient_tool_error_and_hands_back_the_serv
             .await
             .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(
-        res.extensions().get::<Attempts>().map(Attempts::get),
-        Some(2)
-    );
+    assert_eq!(Attempts::of(&res), 2);
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, result.body());
 

@@ -89,10 +89,7 @@ async fn x_should_retry_true_on_a_post_500_without_idempotency_key_is_retried() 
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(
-        res.extensions().get::<Attempts>().map(Attempts::get),
-        Some(2)
-    );
+    assert_eq!(Attempts::of(&res), 2);
     let seen = api.seen(path);
     assert_eq!(seen.len(), 2);
     assert!(

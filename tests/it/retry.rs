@@ -110,7 +110,40 @@ fn req(method: Method) -> Request<Full<Bytes>> {
 }
 
 fn attempts<B>(res: &Response<B>) -> u32 {
-    res.extensions().get::<Attempts>().unwrap().get()
+    Attempts::of(res)
+}
+
+// ---------------------------------------------------------------- attempt count
+
+#[tokio::test(start_paused = true)]
+async fn a_first_attempt_success_counts_one_without_an_extension() {
+    let (svc, calls) = stack(RetryLayer::new(), |_| status(200));
+    let res = svc.oneshot(get("/x")).await.unwrap();
+    assert_eq!(calls.count(), 1);
+    assert_eq!(attempts(&res), 1);
+    assert_eq!(Attempts::from_extensions(res.extensions()), 1);
+    assert_eq!(res.extensions().get::<Attempts>(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retried_success_carries_its_count() {
+    let (svc, _) = stack(RetryLayer::new(), |n| status(if n < 1 { 503 } else { 200 }));
+    let res = svc.oneshot(get("/x")).await.unwrap();
+    assert_eq!(attempts(&res), 2);
+    assert_eq!(
+        res.extensions().get::<Attempts>().map(Attempts::get),
+        Some(2)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outer_first_attempt_does_not_report_an_inner_count() {
+    use tower::Layer;
+    // An inner retry layer took two attempts; the outer one took one, and says so.
+    let (inner, _) = stack(RetryLayer::new(), |n| status(if n < 1 { 503 } else { 200 }));
+    let outer = RetryLayer::new().layer(inner);
+    let res = outer.oneshot(get("/x")).await.unwrap();
+    assert_eq!(attempts(&res), 1);
 }
 
 // ---------------------------------------------------------------- schedule
@@ -263,6 +296,40 @@ async fn a_wait_past_the_deadline_is_not_started() {
     assert_eq!(err.attempts(), 3);
     assert_eq!(start.elapsed(), S(3));
     assert!(err.note().unwrap().contains("deadline"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_requests_own_grpc_timeout_counts_from_when_the_call_entered() {
+    // The first attempt takes 600 ms of the call's second and fails; the retry, 100 ms later,
+    // carries the 300 ms that are left, not a second counted from the failure.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let server = service_fn(move |req: Request<Full<Bytes>>| {
+        let n = {
+            let mut seen = log.lock().unwrap();
+            seen.push(req.headers()["grpc-timeout"].clone());
+            seen.len()
+        };
+        async move {
+            if n == 1 {
+                tokio::time::sleep(MS(600)).await;
+                return grpc(14);
+            }
+            grpc(0)
+        }
+    });
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new().base_delay(MS(100)).jitter(Jitter::None))
+        .layer(ErrorDecodeLayer::new())
+        .service(server);
+    let call = Request::post("http://svc.test/echo.Echo/Say")
+        .header("content-type", "application/grpc")
+        .header("grpc-timeout", "1S")
+        .body(Full::default())
+        .unwrap();
+    let res = svc.oneshot(call).await.unwrap();
+    assert_eq!(attempts(&res), 2);
+    assert_eq!(*seen.lock().unwrap(), ["1S", "300000u"]);
 }
 
 // ---------------------------------------------------------------- what is retried
@@ -821,7 +888,7 @@ mod real {
         // Spawned: the response future is Send.
         let res = tokio::spawn(stack.oneshot(req)).await.unwrap().unwrap();
         assert_eq!(res.status(), 200);
-        assert_eq!(res.extensions().get::<Attempts>().unwrap().get(), 3);
+        assert_eq!(Attempts::of(&res), 3);
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 3);
         let want = Seen {
@@ -867,7 +934,7 @@ mod real {
             .body(streaming(8, 1000, Some("sum-1")))
             .unwrap();
         let res = stack.oneshot(req).await.unwrap();
-        assert_eq!(res.extensions().get::<Attempts>().unwrap().get(), 2);
+        assert_eq!(Attempts::of(&res), 2);
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen[0].trailer.as_deref(), Some("sum-1"), "{seen:?}");
         assert!(seen.iter().all(|s| *s == seen[0]), "{seen:?}");
@@ -885,7 +952,7 @@ mod real {
             .body(streaming(8, 1000, Some("sum-1")))
             .unwrap();
         let res = stack.oneshot(req).await.unwrap();
-        assert_eq!(res.extensions().get::<Attempts>().unwrap().get(), 3);
+        assert_eq!(Attempts::of(&res), 3);
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 3);
         assert_eq!(seen[0].len, 8000);

@@ -105,10 +105,7 @@ async fn max_retries_fewer_or_more_than_the_layer() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(
-        res.extensions().get::<Attempts>().map(Attempts::get),
-        Some(6)
-    );
+    assert_eq!(Attempts::of(&res), 6);
     assert_eq!(api.seen("/api/more").len(), 6);
 }
 
@@ -140,10 +137,7 @@ async fn a_deadline_of_its_own() {
         .oneshot(request(&api, Method::GET, "/api/none", Some(over)))
         .await
         .unwrap();
-    assert_eq!(
-        res.extensions().get::<Attempts>().map(Attempts::get),
-        Some(6)
-    );
+    assert_eq!(Attempts::of(&res), 6);
 }
 
 #[tokio::test]
@@ -174,10 +168,7 @@ async fn a_post_declared_idempotent_is_retried_with_the_same_body() {
         .oneshot(request(&api, Method::POST, "/api/search", Some(over)))
         .await
         .unwrap();
-    assert_eq!(
-        res.extensions().get::<Attempts>().map(Attempts::get),
-        Some(3)
-    );
+    assert_eq!(Attempts::of(&res), 3);
     let seen = api.seen("/api/search");
     assert_eq!(seen.len(), 4);
     let sum = checksum(b"{\"query\": \"open tickets\"}");
@@ -240,10 +231,7 @@ async fn through_reqwest() {
     req.extensions_mut()
         .insert(RetryOverride::new().idempotent(true).max_retries(1));
     let res = svc.clone().oneshot(req).await.unwrap();
-    assert_eq!(
-        res.extensions().get::<Attempts>().map(Attempts::get),
-        Some(2)
-    );
+    assert_eq!(Attempts::of(&res), 2);
 
     api.script("/api/events", [Reply::detail(503, "try again")]);
     let mut req = Request::get(api.url("/api/events"))
