@@ -94,19 +94,74 @@ macro_rules! script {
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    client: Client,
+    target: Target,
     namespace: String,
     probe_lease: Duration,
     timeout: Duration,
     resync_every: Duration,
 }
 
+/// One server, or a cluster (and its nodes, to subscribe on one of them).
+#[derive(Clone)]
+enum Target {
+    Single(Client),
+    Cluster {
+        client: redis::cluster::ClusterClient,
+        nodes: Vec<Client>,
+    },
+}
+
+impl Target {
+    /// The addresses, without user names or passwords.
+    fn addrs(&self) -> Vec<String> {
+        let addr = |c: &Client| c.get_connection_info().addr().to_string();
+        match self {
+            Target::Single(c) => vec![addr(c)],
+            Target::Cluster { nodes, .. } => nodes.iter().map(addr).collect(),
+        }
+    }
+
+    /// The server to subscribe on at the `attempt`-th try: any node of a cluster hears
+    /// every publication.
+    fn subscribe_on(&self, attempt: usize) -> &Client {
+        match self {
+            Target::Single(c) => c,
+            Target::Cluster { nodes, .. } => &nodes[attempt % nodes.len()],
+        }
+    }
+}
+
+/// A connection for commands: it reconnects by itself.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Conn {
+    async fn invoke<T: redis::FromRedisValue>(
+        &mut self,
+        call: &redis::ScriptInvocation<'_>,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Conn::Single(c) => call.invoke_async(c).await,
+            Conn::Cluster(c) => call.invoke_async(c).await,
+        }
+    }
+
+    async fn load(&mut self, script: &Script) -> redis::RedisResult<String> {
+        match self {
+            Conn::Single(c) => script.prepare_invoke().load_async(c).await,
+            Conn::Cluster(c) => script.prepare_invoke().load_async(c).await,
+        }
+    }
+}
+
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The address only: a URL's user name and password never show.
-        let addr = &self.client.get_connection_info().addr();
+        // The addresses only: a URL's user name and password never show.
         f.debug_struct("RedisStore")
-            .field("addr", &format_args!("{addr}"))
+            .field("addrs", &self.target.addrs())
             .field("namespace", &self.namespace)
             .field("probe_lease", &self.probe_lease)
             .field("timeout", &self.timeout)
@@ -149,6 +204,39 @@ impl RedisStore {
     /// Only checks both: nothing connects until [`RateLimitGates::shared`].
     pub fn new(url: &str, namespace: &str) -> Result<RedisStore, RedisStoreError> {
         let client = Client::open(url).map_err(|_| RedisStoreError::InvalidUrl)?;
+        RedisStore::with_target(Target::Single(client), namespace)
+    }
+
+    /// The store on the Redis Cluster reached through `urls` (some of its nodes; the others
+    /// are discovered), for the fleet named `namespace`. A namespace's gates live in one
+    /// slot (one hash tag), so each gate costs the same one call as on a single server; the
+    /// processes subscribe on any node (a cluster delivers every publication to every node),
+    /// moving to the next when theirs goes.
+    ///
+    /// ```
+    /// use tower_api_retry::rate_limit::RedisStore;
+    ///
+    /// let store = RedisStore::cluster(
+    ///     &["redis://10.0.0.1:7000/", "redis://10.0.0.2:7000/", "redis://10.0.0.3:7000/"],
+    ///     "key-id-7f3a",
+    /// )?;
+    /// # let _ = store;
+    /// # Ok::<_, tower_api_retry::rate_limit::RedisStoreError>(())
+    /// ```
+    pub fn cluster(urls: &[&str], namespace: &str) -> Result<RedisStore, RedisStoreError> {
+        let nodes = urls
+            .iter()
+            .map(|url| Client::open(*url).map_err(|_| RedisStoreError::InvalidUrl))
+            .collect::<Result<Vec<_>, _>>()?;
+        if nodes.is_empty() {
+            return Err(RedisStoreError::InvalidUrl);
+        }
+        let client = redis::cluster::ClusterClient::new(urls.to_vec())
+            .map_err(|_| RedisStoreError::InvalidUrl)?;
+        RedisStore::with_target(Target::Cluster { client, nodes }, namespace)
+    }
+
+    fn with_target(target: Target, namespace: &str) -> Result<RedisStore, RedisStoreError> {
         if namespace.is_empty()
             || namespace.len() > 128
             || namespace
@@ -158,7 +246,7 @@ impl RedisStore {
             return Err(RedisStoreError::InvalidNamespace);
         }
         Ok(RedisStore {
-            client,
+            target,
             namespace: namespace.to_owned(),
             probe_lease: DEFAULT_PROBE_LEASE,
             timeout: DEFAULT_REDIS_TIMEOUT,
@@ -251,7 +339,7 @@ pub(crate) struct Fleet {
     /// This process's name as a lease holder.
     holder: String,
     /// Set once the first connection is made; it reconnects by itself afterwards.
-    conn: Mutex<Option<ConnectionManager>>,
+    conn: Mutex<Option<Conn>>,
     /// Redis answered the last call.
     healthy: AtomicBool,
     /// The subscription is up and the local view was read from Redis since.
@@ -365,7 +453,7 @@ impl Fleet {
         let lease_ms = u64::try_from(self.store.probe_lease.as_millis()).unwrap_or(u64::MAX);
         let mut call = scripts().lease.key(&self.hash);
         call.arg(field(key)).arg(&self.holder).arg(lease_ms);
-        let reply: Option<Vec<i64>> = self.call(call.invoke_async(&mut conn)).await;
+        let reply: Option<Vec<i64>> = self.call(conn.invoke(&call)).await;
         match reply.as_deref() {
             Some([1, left, rejections, last, ..]) => Lease::Wait {
                 left: millis(*left).max(MIN_LEASE_WAIT),
@@ -382,7 +470,7 @@ impl Fleet {
     }
 
     /// The connection, when Redis answered the last call.
-    fn connection(&self) -> Option<ConnectionManager> {
+    fn connection(&self) -> Option<Conn> {
         if !self.healthy.load(Ordering::Relaxed) {
             return None;
         }
@@ -421,17 +509,35 @@ impl Fleet {
 
     /// Connects (once; the manager reconnects by itself afterwards) and loads the scripts,
     /// so a rejection costs one call.
-    async fn connect(&self) -> Option<ConnectionManager> {
+    async fn connect(&self) -> Option<Conn> {
         if let Some(conn) = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Some(conn);
         }
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.store.timeout))
-            .set_response_timeout(Some(self.store.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(self.store.resync_every);
-        let connecting = ConnectionManager::new_with_config(self.store.client.clone(), config);
-        let conn = match tokio::time::timeout(self.store.timeout * 4, connecting).await {
+        let timeout = self.store.timeout;
+        let connecting = async {
+            match &self.store.target {
+                Target::Single(client) => {
+                    let config = redis::aio::ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(timeout))
+                        .set_response_timeout(Some(timeout))
+                        .set_number_of_retries(1)
+                        .set_max_delay(self.store.resync_every);
+                    ConnectionManager::new_with_config(client.clone(), config)
+                        .await
+                        .map(Conn::Single)
+                }
+                Target::Cluster { client, .. } => {
+                    let config = redis::cluster::ClusterConfig::new()
+                        .set_connection_timeout(timeout)
+                        .set_response_timeout(timeout);
+                    client
+                        .get_async_connection_with_config(config)
+                        .await
+                        .map(Conn::Cluster)
+                }
+            }
+        };
+        let conn = match tokio::time::timeout(timeout * 4, connecting).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
                 self.set_unhealthy(&format_args!("{:?}", e.kind()));
@@ -447,14 +553,10 @@ impl Fleet {
     }
 
     /// Loads the scripts (after a connection, or a restart of Redis that forgot them).
-    async fn load(&self, conn: &mut ConnectionManager) -> bool {
+    async fn load(&self, conn: &mut Conn) -> bool {
         let s = scripts();
         for script in [&s.close, &s.lease, &s.open, &s.release, &s.snapshot] {
-            if self
-                .call(script.prepare_invoke().load_async(conn))
-                .await
-                .is_none()
-            {
+            if self.call(conn.load(script)).await.is_none() {
                 return false;
             }
         }
@@ -468,7 +570,7 @@ impl Fleet {
             return false;
         };
         let reply: Option<Vec<redis::Value>> = self
-            .call(scripts().snapshot.key(&self.hash).invoke_async(&mut conn))
+            .call(conn.invoke(&scripts().snapshot.key(&self.hash)))
             .await;
         let Some(values) = reply else {
             return false;
@@ -554,17 +656,17 @@ async fn writer(fleet: Arc<Fleet>, mut ops: mpsc::Receiver<Op>, local: Local) {
                     .arg(holder)
                     .arg(max_keys)
                     .arg(&fleet.channel);
-                fleet.call(call.invoke_async(&mut conn)).await
+                fleet.call(conn.invoke(&call)).await
             }
             Op::Open(key) => {
                 let mut call = s.open.key(&fleet.hash);
                 call.arg(field(key)).arg(&fleet.holder).arg(&fleet.channel);
-                fleet.call(call.invoke_async(&mut conn)).await
+                fleet.call(conn.invoke(&call)).await
             }
             Op::Release(key) => {
                 let mut call = s.release.key(&fleet.hash);
                 call.arg(field(key)).arg(&fleet.holder);
-                fleet.call(call.invoke_async(&mut conn)).await
+                fleet.call(conn.invoke(&call)).await
             }
         };
         let _ = done;
@@ -577,13 +679,16 @@ async fn writer(fleet: Arc<Fleet>, mut ops: mpsc::Receiver<Op>, local: Local) {
 async fn subscriber(fleet: Arc<Fleet>, local: Local) {
     let every = fleet.store.resync_every;
     let mut retry = every / 4;
+    let mut attempt = 0;
     loop {
         if local.gates().is_none() {
             return;
         }
+        let on = fleet.store.target.subscribe_on(attempt).clone();
+        attempt = attempt.wrapping_add(1);
         if let Some(mut conn) = fleet.connect().await
             && fleet.load(&mut conn).await
-            && let Some(mut pubsub) = fleet.call(fleet.store.client.get_async_pubsub()).await
+            && let Some(mut pubsub) = fleet.call(on.get_async_pubsub()).await
             && fleet.call(pubsub.subscribe(&fleet.channel)).await.is_some()
             && fleet.resync(&local).await
         {

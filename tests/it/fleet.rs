@@ -10,7 +10,10 @@
 //! No timing upper bound is asserted anywhere. Lower bounds (nobody arrives before a window
 //! ends) and orders (nobody arrives before the probe's answer) are the properties themselves.
 
-use crate::support::{fleet, redis::RedisServer};
+use crate::support::{
+    fleet,
+    redis::{RedisCluster, RedisServer},
+};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
@@ -400,4 +403,88 @@ async fn four_processes_share_one_window_and_one_probe() {
 #[ignore = "a worker process, run by four_processes_share_one_window_and_one_probe"]
 fn fleet_worker() {
     fleet::worker(WORKERS, REQUESTS_PER_PROCESS);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same on a Redis Cluster of three primaries.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_three_primary_cluster_the_fleet_shares_one_window_and_one_probe() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let urls = cluster.urls().join(",");
+    let shared = fleet::run(PROCESSES, Some(&urls), worker_command).await;
+    println!(
+        "cluster, shared gates: {:?} probes {:?}",
+        shared.total(),
+        shared.probes
+    );
+    let total = shared.total();
+    assert_eq!(total.failed, 0, "{shared:?}");
+    assert_eq!(total.ok, PROCESSES * REQUESTS_PER_PROCESS);
+    assert!(total.rejected > 0 && shared.windows > 0, "{shared:?}");
+    assert_eq!(total.in_window, 0, "{shared:?}");
+    assert!(shared.probes.iter().all(|&n| n == 1), "{shared:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_primary_killed_and_restarted_falls_back_then_shares_again() {
+    let Some(mut cluster) = RedisCluster::start() else {
+        return;
+    };
+    let urls = cluster.urls();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let store = |urls: &[&str]| {
+        RedisStore::cluster(urls, NS)
+            .unwrap()
+            .resync_interval(Duration::from_millis(100))
+    };
+    let a = RateLimitGates::new().shared(store(&urls)).unwrap();
+    let b = RateLimitGates::new().shared(store(&urls)).unwrap();
+    let (a2, b2) = (a.clone(), b.clone());
+    eventually("shared on the cluster", move || {
+        a2.is_shared() && b2.is_shared()
+    })
+    .await;
+    let api = Api::new(&[0, 29, 31], Duration::ZERO);
+    let (ca, cb) = (api.client(&a), api.client(&b));
+    // Shared: A's rejection closes the path for B.
+    assert!(ca.clone().oneshot(get()).await.is_err());
+    let b2 = b.clone();
+    eventually("B hears of A's rejection", move || {
+        b2.time_left(key()).is_some()
+    })
+    .await;
+
+    // The primary that holds the namespace's gates dies.
+    let owner = cluster.owner_of(&format!("tower-api-retry:{{{NS}}}:gates"));
+    owner.kill();
+    // Requests neither fail nor block because of Redis: the path opens by its local probe
+    // (its window ends) and requests flow.
+    let started = Instant::now();
+    for _ in 0..28 {
+        assert_eq!(ca.clone().oneshot(get()).await.unwrap(), StatusCode::OK);
+    }
+    println!(
+        "28 requests with the gates' primary down: {:?}",
+        started.elapsed()
+    );
+    // A rate limit still closes the path, locally.
+    assert!(ca.clone().oneshot(get()).await.is_err());
+    assert!(a.time_left(key()).is_some());
+
+    owner.restart();
+    cluster.wait_ok();
+    let (a2, b2) = (a.clone(), b.clone());
+    eventually("sharing resumes", move || a2.is_shared() && b2.is_shared()).await;
+    // B's next rejection reaches A again.
+    assert_eq!(cb.clone().oneshot(get()).await.unwrap(), StatusCode::OK);
+    assert!(cb.clone().oneshot(get()).await.is_err());
+    let a2 = a.clone();
+    eventually("A hears of B's rejection", move || {
+        a2.time_left(key())
+            .is_some_and(|left| left > Duration::from_millis(500))
+    })
+    .await;
 }

@@ -24,7 +24,8 @@ use tower_api_retry::{
 pub const API: &str = "FLEET_WORKER_API";
 /// The worker's number.
 pub const NAME: &str = "FLEET_WORKER_NAME";
-/// The Redis URL to share gates through; absent for local gates.
+/// The Redis URL to share gates through (a cluster: its nodes' URLs, comma-separated);
+/// absent for local gates.
 pub const REDIS: &str = "FLEET_WORKER_REDIS";
 /// The namespace every worker shares.
 pub const NAMESPACE: &str = "fleet-demo-key-id";
@@ -201,9 +202,14 @@ pub fn worker(workers: usize, requests: usize) -> bool {
     runtime.block_on(async move {
         let mut gates = RateLimitGates::new();
         if let Some(url) = redis {
-            gates = gates
-                .shared(RedisStore::new(&url, NAMESPACE).unwrap())
-                .unwrap();
+            // A list of URLs is a cluster.
+            let store = if url.contains(',') {
+                let urls: Vec<&str> = url.split(',').collect();
+                RedisStore::cluster(&urls, NAMESPACE).unwrap()
+            } else {
+                RedisStore::new(&url, NAMESPACE).unwrap()
+            };
+            gates = gates.shared(store).unwrap();
             let start = std::time::Instant::now();
             while !gates.is_shared() {
                 assert!(

@@ -16,6 +16,7 @@ use std::{
 pub struct RedisServer {
     program: PathBuf,
     port: u16,
+    args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -45,13 +46,14 @@ impl RedisServer {
         let mut server = RedisServer {
             program,
             port: free_port(),
+            args: extra.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
-        server.spawn(extra);
+        server.spawn();
         Some(server)
     }
 
-    fn spawn(&mut self, extra: &[&str]) {
+    fn spawn(&mut self) {
         let port = self.port.to_string();
         let child = Command::new(&self.program)
             .args([
@@ -65,7 +67,7 @@ impl RedisServer {
                 "no",
             ])
             .args(["--protected-mode", "no"])
-            .args(extra)
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -120,10 +122,11 @@ impl RedisServer {
         }
     }
 
-    /// Starts it again on the same port (empty: it kept nothing).
+    /// Starts it again on the same port, with the same arguments (empty: it saved nothing;
+    /// a cluster node keeps its configuration file).
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn(&[]);
+        self.spawn();
     }
 
     /// How many commands of each name the server ran since the last `CONFIG RESETSTAT`,
@@ -153,5 +156,126 @@ impl RedisServer {
             .arg("RESETSTAT")
             .query::<()>(&mut self.conn())
             .unwrap();
+    }
+}
+
+/// A Redis Cluster of three primaries, no replicas, each a [`RedisServer`] with its own
+/// directory (for its `nodes.conf`), created with `redis-cli --cluster create`.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+    dir: PathBuf,
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl RedisCluster {
+    /// Starts the three nodes and joins them, or `None` when redis-server is not installed.
+    pub fn start() -> Option<RedisCluster> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tower-api-retry-cluster-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        let mut cluster = RedisCluster {
+            nodes: Vec::new(),
+            dir: dir.clone(),
+        };
+        for n in 0..3 {
+            let node_dir = dir.join(n.to_string());
+            std::fs::create_dir_all(&node_dir).unwrap();
+            let node_dir = node_dir.to_str().unwrap().to_owned();
+            cluster.nodes.push(RedisServer::start_with(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-node-timeout",
+                "2000",
+                "--dir",
+                &node_dir,
+            ])?);
+        }
+        let cli = cluster.nodes[0].program.with_file_name("redis-cli");
+        let addrs: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new(&cli)
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        cluster.wait_ok();
+        Some(cluster)
+    }
+
+    /// Waits until every running node says `cluster_state:ok`.
+    pub fn wait_ok(&self) {
+        let started = Instant::now();
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+            loop {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut node.conn())
+                    .unwrap_or_default();
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "the cluster never became ok: {info}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// Every node's URL.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// The node that serves `key`'s slot.
+    pub fn owner_of(&mut self, key: &str) -> &mut RedisServer {
+        let mut conn = self.nodes[0].conn();
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut conn)
+            .unwrap();
+        let slots: Vec<redis::Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut conn).unwrap();
+        let port = slots
+            .iter()
+            .find_map(|range| {
+                let redis::Value::Array(range) = range else {
+                    return None;
+                };
+                let from: i64 = redis::from_redis_value_ref(&range[0]).ok()?;
+                let to: i64 = redis::from_redis_value_ref(&range[1]).ok()?;
+                let redis::Value::Array(primary) = &range[2] else {
+                    return None;
+                };
+                let port: i64 = redis::from_redis_value_ref(&primary[1]).ok()?;
+                (from..=to).contains(&slot).then_some(port)
+            })
+            .expect("a node serves every slot");
+        self.nodes
+            .iter_mut()
+            .find(|n| i64::from(n.port) == port)
+            .unwrap()
     }
 }
