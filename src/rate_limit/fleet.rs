@@ -99,6 +99,7 @@ pub struct RedisStore {
     probe_lease: Duration,
     timeout: Duration,
     resync_every: Duration,
+    max_closed: Duration,
 }
 
 /// One server, or a cluster (and its nodes, to subscribe on one of them).
@@ -165,6 +166,8 @@ impl fmt::Debug for RedisStore {
             .field("namespace", &self.namespace)
             .field("probe_lease", &self.probe_lease)
             .field("timeout", &self.timeout)
+            .field("resync_interval", &self.resync_every)
+            .field("max_closed", &self.max_closed)
             .finish()
     }
 }
@@ -251,6 +254,7 @@ impl RedisStore {
             probe_lease: DEFAULT_PROBE_LEASE,
             timeout: DEFAULT_REDIS_TIMEOUT,
             resync_every: DEFAULT_RESYNC_INTERVAL,
+            max_closed: super::DEFAULT_MAX_CLOSED,
         })
     }
 
@@ -275,6 +279,15 @@ impl RedisStore {
     /// Redis tries again, doubling up to four times this while it stays away.
     pub fn resync_interval(mut self, every: Duration) -> Self {
         self.resync_every = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The longest the fleet's word closes a key in this process (default 1 hour, as
+    /// [`RateLimitBackoffLayer::max_closed`](super::RateLimitBackoffLayer::max_closed)):
+    /// a Redis that lies, or a process of the fleet with a longer cap, cannot shut a path
+    /// here for longer.
+    pub fn max_closed(mut self, max: Duration) -> Self {
+        self.max_closed = max;
         self
     }
 
@@ -416,10 +429,9 @@ fn parse_field(s: &str) -> Option<Key> {
         .map(Key::from_bits)
 }
 
-/// Milliseconds as a duration, bounded: a lying server cannot close a gate past the local
-/// cap ([`MAX_HINT`](crate::retry_after::MAX_HINT)).
-fn millis(ms: i64) -> Duration {
-    Duration::from_millis(ms.max(0) as u64).min(crate::retry_after::MAX_HINT)
+/// Milliseconds as a duration, at most `max`: what Redis says is bounded like any hint.
+fn millis(ms: i64, max: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(max)
 }
 
 impl Fleet {
@@ -456,12 +468,12 @@ impl Fleet {
         let reply: Option<Vec<i64>> = self.call(conn.invoke(&call)).await;
         match reply.as_deref() {
             Some([1, left, rejections, last, ..]) => Lease::Wait {
-                left: millis(*left).max(MIN_LEASE_WAIT),
+                left: millis(*left, self.store.max_closed).max(MIN_LEASE_WAIT),
                 rejections: u32::try_from(*rejections).unwrap_or(u32::MAX).max(1),
-                last_delay: millis(*last),
+                last_delay: millis(*last, self.store.max_closed),
             },
             Some([2, left, ..]) => Lease::Wait {
-                left: millis(*left).max(MIN_LEASE_WAIT),
+                left: millis(*left, self.store.probe_lease).max(MIN_LEASE_WAIT),
                 rejections: 0,
                 last_delay: Duration::ZERO,
             },
@@ -588,7 +600,8 @@ impl Fleet {
                 continue;
             };
             if let Some(key) = parse_field(&f) {
-                gates.remote_closed(key, millis(left), rej, millis(last));
+                let max = self.store.max_closed;
+                gates.remote_closed(key, millis(left, max), rej, millis(last, max));
             }
         }
         true
@@ -602,7 +615,8 @@ impl Fleet {
             (Some("c"), Some(key)) => {
                 let mut num = || words.next().and_then(|w| w.parse::<i64>().ok());
                 if let (Some(left), Some(rej), Some(last)) = (num(), num(), num()) {
-                    gates.remote_closed(key, millis(left), rej, millis(last));
+                    let max = self.store.max_closed;
+                    gates.remote_closed(key, millis(left, max), rej, millis(last, max));
                 }
             }
             (Some("o"), Some(key)) => gates.remote_opened(key),

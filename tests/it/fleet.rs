@@ -488,3 +488,44 @@ async fn a_cluster_primary_killed_and_restarted_falls_back_then_shares_again() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_redis_closes_nothing_past_max_closed_and_junk_is_ignored() {
+    with_redis(|redis| async move {
+        let hash = format!("tower-api-retry:{{{NS}}}:gates");
+        let mut conn = redis.conn();
+        let other = Key::from_uri(&"http://api.test/v1/other".parse().unwrap());
+        // A gate closed for about ten years, and junk beside it.
+        redis::cmd("HSET")
+            .arg(&hash)
+            .arg(format!("{}", key()))
+            .arg("99999999999999|7|99999999999|x|0")
+            .arg(format!("{other}"))
+            .arg("not a gate")
+            .arg("junk-field")
+            .arg("1|1|1||0")
+            .query::<()>(&mut conn)
+            .unwrap();
+        let b = shared(&redis, |s| s.max_closed(Duration::from_secs(60))).await;
+        let left = b.time_left(key()).expect("closed by the fleet");
+        assert!(left <= Duration::from_secs(60), "{left:?}");
+        assert_eq!(b.time_left(other), None, "junk closes nothing");
+        // Junk on the channel is ignored too.
+        for junk in [
+            "c",
+            "c zz 1 1 1",
+            "o",
+            "x 0000000000000001",
+            "c 0000000000000001 -5 x 1",
+        ] {
+            redis::cmd("PUBLISH")
+                .arg(format!("tower-api-retry:{{{NS}}}:events"))
+                .arg(junk)
+                .query::<()>(&mut conn)
+                .unwrap();
+        }
+        assert!(b.is_shared());
+        assert_eq!(b.len(), 1);
+    })
+    .await;
+}
