@@ -18,7 +18,7 @@
 //! | `api_retry.retries` | counter | `disposition`, `code` | [`RetryLayer`](crate::RetryLayer) | a request sent again, labelled with the error that caused it |
 //! | `api_retry.not_retried` | counter | `reason` | [`RetryLayer`](crate::RetryLayer) | a retryable error returned without another attempt, by [`NotRetried::as_str`](crate::NotRetried::as_str) (`max_retries`, `not_idempotent`, `deadline`, `budget_exhausted`, …) |
 //! | `api_retry.budget.exhausted` | counter | — | [`RetryLayer`](crate::RetryLayer) | a retry the [`RetryBudget`](crate::retry::RetryBudget) refused (also counted in `api_retry.not_retried` as `budget_exhausted`) |
-//! | `api_retry.gate.closed` | counter | — | [`RateLimitBackoffLayer`](crate::RateLimitBackoffLayer) | a rate limit closed an open path's gate |
+//! | `api_retry.gate.closed` | counter | — | [`RateLimitBackoffLayer`](crate::RateLimitBackoffLayer) | a rate limit, or an outage (see [outages](crate::rate_limit#outages)), closed an open path's gate |
 //! | `api_retry.gate.wait` | histogram, seconds | `outcome` (`sent`, `refused`) | [`RateLimitBackoffLayer`](crate::RateLimitBackoffLayer) | how long a request waited at a closed gate or for its turn on a paced path, and whether it was then sent or refused |
 //! | `api_retry.gate.refused` | counter | — | [`RateLimitBackoffLayer`](crate::RateLimitBackoffLayer) | a request the gate refused to send (it would have had to wait past `max_wait` or its deadline, or `fail_fast`) |
 //! | `api_retry.gate.probe` | counter | `outcome` (`opened`, `rejected`, `handed_on`) | [`RateLimitBackoffLayer`](crate::RateLimitBackoffLayer) | a probe's answer: the gate opened, the probe was rate limited again, or it got no answer and another request probes |

@@ -12,12 +12,13 @@
 
 use super::{
     Key,
+    health::Health,
     lanes::{Lanes, Reserve, Slot},
     notify::Waiter,
     policy::{self, Admit, Policy, ProbeId},
     store::{GateStore, MemoryStore},
 };
-use crate::{backoff::Backoff, error::Error, quota::Quota};
+use crate::{OutageRule, backoff::Backoff, error::Error, quota::Quota};
 use std::{fmt, sync::Arc, time::Duration};
 use tokio::time::Instant;
 
@@ -51,6 +52,7 @@ pub const DEFAULT_MAX_KEYS: usize = 10_000;
 pub struct RateLimitGates {
     store: Arc<MemoryStore>,
     lanes: Arc<Lanes>,
+    health: Arc<Health>,
 }
 
 /// What a request arriving at its key's gate does.
@@ -95,6 +97,7 @@ impl RateLimitGates {
         RateLimitGates {
             store: Arc::new(MemoryStore::new(max_keys)),
             lanes: Arc::new(Lanes::new(max_keys)),
+            health: Arc::new(Health::new(max_keys)),
         }
     }
 
@@ -108,6 +111,7 @@ impl RateLimitGates {
     pub fn set_max_keys(&self, max_keys: usize) {
         self.store.set_max_keys(max_keys);
         self.lanes.set_max(max_keys);
+        self.health.set_max(max_keys);
     }
 
     /// How many keys are tracked: closed, being probed, or expired and not yet dropped.
@@ -157,7 +161,7 @@ impl RateLimitGates {
                     if let Some(id) = self.store.try_acquire_probe(key, now) {
                         tracing::debug!(key = %key, "rate-limit gate: sending the probe");
                         if let Some(slot) = turn.path {
-                            self.lanes.went(key, slot);
+                            self.lanes.probed(key, slot);
                         }
                         return Check::Probe(id);
                     }
@@ -273,6 +277,38 @@ impl RateLimitGates {
         if !self.lanes.is_empty() {
             self.lanes.succeeded(key, Instant::now().into_std());
         }
+        if self.health.may_watch(key) {
+            self.health.answered(key, Instant::now().into_std());
+        }
+    }
+
+    /// A request for `key` got an [outage signal](crate::OutageSignals); `probe` is its
+    /// probe id, if it probed; `hint` is the server's, already capped by the layer.
+    ///
+    /// The probe's signal closes the key again for the next, longer backoff, as a rate limit
+    /// does; a signal of a request sent before the key closed only extends it to a longer
+    /// hint. On an open key, the signal is counted, and the key closes when `rule` says its
+    /// signals are an outage (see [outages](super#outages)).
+    pub(crate) fn outage(
+        &self,
+        key: Key,
+        hint: Option<Duration>,
+        probe: Option<ProbeId>,
+        backoff: &Backoff,
+        rule: &OutageRule,
+    ) {
+        let policy = Policy::new(*backoff, Duration::MAX);
+        if probe.is_some() || self.store.peek(key).is_some() {
+            self.close(key, hint, probe, &policy, true);
+            return;
+        }
+        if self
+            .health
+            .signalled(key, Instant::now().into_std(), rule)
+        {
+            tracing::debug!(key = %key, "rate-limit gate: transient rejections, the path is out");
+            self.close(key, hint, None, &policy, true);
+        }
     }
 
     /// A rate limit came back for `key`. `probe` is the request's probe id, if it probed;
@@ -294,6 +330,19 @@ impl RateLimitGates {
         hint: Option<Duration>,
         probe: Option<ProbeId>,
         policy: &Policy,
+    ) {
+        self.close(key, hint, probe, policy, false);
+    }
+
+    /// Closes `key` (or extends its closure) for a rate limit, or with `outage` for an
+    /// outage: then the lane ramps up from a slow start when the key reopens.
+    fn close(
+        &self,
+        key: Key,
+        hint: Option<Duration>,
+        probe: Option<ProbeId>,
+        policy: &Policy,
+        outage: bool,
     ) {
         let now = Instant::now().into_std();
         // The jitter sample, drawn only when a backoff delay may be needed.
@@ -317,6 +366,9 @@ impl RateLimitGates {
         let counts = tracked.is_none() || by_probe;
         self.lanes
             .rejected(key, now, tracked.map(|t| t.until), e.until, counts);
+        if outage && counts {
+            self.lanes.outage(key, now, e.until);
+        }
         if tracked.is_none() {
             tracing::debug!(key = %key, delay = ?wait, "rate-limit gate: closed");
             crate::telemetry::gate_closed();
@@ -329,6 +381,7 @@ impl RateLimitGates {
     /// `key`'s probe got a response that is not a rate limit: open the gate, release waiters.
     pub(crate) fn open(&self, key: Key, probe: ProbeId) {
         if self.store.open(key, probe) {
+            self.health.forget(key);
             self.lanes.opened(key, Instant::now().into_std());
             tracing::debug!(key = %key, "rate-limit gate: opened");
             crate::telemetry::probe_opened();

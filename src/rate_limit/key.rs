@@ -51,6 +51,12 @@ pub struct Key(u64);
 static STATE: LazyLock<RandomState> = LazyLock::new(RandomState::default);
 
 impl Key {
+    /// The bit of a 64-bit filter this key falls on (keys are hashes: any six bits do).
+    #[inline]
+    pub(crate) const fn filter_bit(self) -> u64 {
+        1 << (self.0 & 63)
+    }
+
     /// The key of anything hashable: a host, a tenant header, a `(method, path)` pair, ...
     pub fn of<T: Hash + ?Sized>(value: &T) -> Key {
         Key(STATE.hash_one(value))

@@ -209,6 +209,7 @@
 
 mod body;
 mod gate;
+mod health;
 mod key;
 mod lanes;
 mod layer;

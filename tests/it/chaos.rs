@@ -35,6 +35,11 @@ async fn chaos_soak() {
         bad_request: 3,
         slow_for: Duration::from_secs(3),
         retry_after_secs: 1,
+        // Two outages of the whole server: every path answers 503.
+        bursts: vec![
+            (Duration::from_millis(1000), Duration::from_millis(1600)),
+            (Duration::from_millis(3000), Duration::from_millis(3400)),
+        ],
     });
     let gates = RateLimitGates::with_max_keys(MAX_KEYS);
     let probe = GateProbe::<()>::shared();
@@ -43,7 +48,10 @@ async fn chaos_soak() {
         .layer(
             RetryLayer::new()
                 .base_delay(Duration::from_millis(10))
-                .max_delay(Duration::from_millis(200)),
+                .max_delay(Duration::from_millis(200))
+                // A third of the answers fail: the budget is spent all through the soak, and
+                // a retry waits for it half a second at most.
+                .max_budget_wait(Duration::from_millis(500)),
         )
         .layer(tower::layer::layer_fn({
             let probe = probe.clone();
@@ -105,7 +113,9 @@ async fn chaos_soak() {
                         req = req.header("idempotency-key", format!("key-{i}"));
                     }
                     let req = req.body(Full::new(body_of(i))).unwrap();
+                    let t0 = tokio::time::Instant::now();
                     let res = stack.oneshot(req).await;
+                    if t0.elapsed() > Duration::from_secs(8) { eprintln!("DBG slow {i} {:?} {:?} at {:?}", t0.elapsed(), res.as_ref().map(|r| r.status()).map_err(|e| (e.code().clone(), e.attempts(), e.note().map(str::to_owned))), t0); }
                     assert!(
                         gates.len() <= MAX_KEYS,
                         "gate map above its bound: {}",

@@ -33,6 +33,7 @@ mod mcp;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod nginx;
+mod outages;
 mod pacing;
 mod props;
 mod quota;

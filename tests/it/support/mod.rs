@@ -7,4 +7,5 @@ pub use emulator::{Emulator, Reply, Seen, checksum};
 pub mod external;
 pub mod grpc;
 pub mod limited;
+pub mod outage;
 pub mod trace;
