@@ -283,12 +283,15 @@ impl RateLimitGates {
     }
 
     /// A request for `key` got an [outage signal](crate::OutageSignals); `probe` is its
-    /// probe id, if it probed; `hint` is the server's, already capped by the layer.
+    /// probe id, if it probed; `hint` is the server's, already capped by the layer. Returns
+    /// `false` when the signal is just an answer: the probe of a gate closed for a rate limit
+    /// (or by another process sharing the store), which any answer but a rate limit opens.
     ///
-    /// The probe's signal closes the key again for the next, longer backoff, as a rate limit
-    /// does; a signal of a request sent before the key closed only extends it to a longer
-    /// hint. On an open key, the signal is counted, and the key closes when `rule` says its
-    /// signals are an outage (see [outages](super#outages)).
+    /// The probe of a gate closed here for an outage closes it again for the next, longer
+    /// backoff (or the hint), as a rate limit does; a signal of a request sent before the key
+    /// closed only extends it to a longer hint. On an open key, the signal is counted, and
+    /// the key closes when `rule` says its signals are an outage (see
+    /// [outages](super#outages)).
     pub(crate) fn outage(
         &self,
         key: Key,
@@ -296,11 +299,18 @@ impl RateLimitGates {
         probe: Option<ProbeId>,
         backoff: &Backoff,
         rule: &OutageRule,
-    ) {
+    ) -> bool {
         let policy = Policy::new(*backoff, Duration::MAX);
-        if probe.is_some() || self.store.peek(key).is_some() {
+        if probe.is_some() {
+            if !self.health.is_out(key) {
+                return false;
+            }
             self.close(key, hint, probe, &policy, true);
-            return;
+            return true;
+        }
+        if self.store.peek(key).is_some() {
+            self.close(key, hint, None, &policy, true);
+            return true;
         }
         if self
             .health
@@ -309,6 +319,7 @@ impl RateLimitGates {
             tracing::debug!(key = %key, "rate-limit gate: transient rejections, the path is out");
             self.close(key, hint, None, &policy, true);
         }
+        true
     }
 
     /// A rate limit came back for `key`. `probe` is the request's probe id, if it probed;

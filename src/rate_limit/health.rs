@@ -42,6 +42,8 @@ pub(crate) struct Window {
     consecutive: u32,
     /// The last signal.
     last_signal: Instant,
+    /// The path's gate closed for an outage: it stays so until its probe is answered.
+    out: bool,
 }
 
 impl Window {
@@ -53,6 +55,7 @@ impl Window {
             previous: (0, 0),
             consecutive: 0,
             last_signal: now,
+            out: false,
         }
     }
 
@@ -105,9 +108,9 @@ impl Window {
         rule.trips(self.consecutive, answers, signals)
     }
 
-    /// No signal for [`QUIET`]: the path may be forgotten.
+    /// No signal for [`QUIET`], and not out: the path may be forgotten.
     pub(crate) fn quiet(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.last_signal) >= QUIET
+        !self.out && now.saturating_duration_since(self.last_signal) >= QUIET
     }
 }
 
@@ -174,7 +177,7 @@ impl Health {
     }
 
     /// `key` answered with a signal: returns `true` when, by `rule`, the path is out (it is
-    /// then forgotten here: its gate takes over).
+    /// then marked out until its gate reopens: see [`is_out`](Self::is_out)).
     pub(crate) fn signalled(&self, key: Key, now: Instant, rule: &OutageRule) -> bool {
         let max = self.max.load(Ordering::Relaxed);
         if max == 0 {
@@ -195,14 +198,24 @@ impl Health {
             }
             map.insert(key, Window::new(now));
         }
-        let out = map
-            .get_mut(&key)
-            .is_some_and(|w| w.signalled(now, rule));
-        if out {
-            map.remove(&key);
-        }
+        let out = map.get_mut(&key).is_some_and(|w| {
+            let out = !w.out && w.signalled(now, rule);
+            if out {
+                *w = Window {
+                    out: true,
+                    ..Window::new(now)
+                };
+            }
+            out
+        });
         self.publish(&map);
         out
+    }
+
+    /// `key`'s gate closed for an outage, here: its probe's signal says the outage goes on
+    /// (a gate closed for a rate limit, or by another process, is opened by any answer).
+    pub(crate) fn is_out(&self, key: Key) -> bool {
+        self.may_watch(key) && self.lock().get(&key).is_some_and(|w| w.out)
     }
 
     /// `key`'s gate opened: it starts afresh.
@@ -350,6 +363,12 @@ mod tests {
             assert!(!h.signalled(other, t + MS(i), &OutageRule::DEFAULT));
         }
         assert!(h.signalled(other, t + MS(9), &OutageRule::DEFAULT));
+        assert!(h.is_out(other) && !h.is_out(k));
+        // Out until its gate opens, however long that takes.
+        h.answered(other, t + Duration::from_secs(60));
+        assert!(h.is_out(other));
+        h.forget(other);
+        assert!(!h.is_out(other));
         assert_eq!(h.len(), 0);
         // Bounded.
         let small = Health::new(3);
