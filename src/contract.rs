@@ -177,7 +177,11 @@ impl ErrorContract {
     /// // One 500 is about its request: it counts only when opted into.
     /// assert_eq!(c.outage_signal(Some(StatusCode::INTERNAL_SERVER_ERROR), &ErrorCode::Internal), None);
     /// ```
-    pub fn outage_signal(&self, status: Option<StatusCode>, code: &ErrorCode) -> Option<OutageSignals> {
+    pub fn outage_signal(
+        &self,
+        status: Option<StatusCode>,
+        code: &ErrorCode,
+    ) -> Option<OutageSignals> {
         if self.disposition(status, code) != Disposition::Retry
             || code == &ErrorCode::RefreshInProgress
         {
@@ -701,6 +705,90 @@ mod tests {
         assert_eq!(facts(&reset), (ErrorCode::Unavailable, true));
         let elapsed = tower::timeout::error::Elapsed::new();
         assert_eq!(facts(&elapsed), (ErrorCode::DeadlineExceeded, true));
+    }
+
+    #[test]
+    fn outage_signals_table() {
+        use OutageSignals as O;
+        let c = ErrorContract::new();
+        let all =
+            ErrorContract::new().outages(OutageRule::DEFAULT.signals(O::DEFAULT | O::INTERNAL));
+        let cases = [
+            (s(503), ErrorCode::Unavailable, Some(O::UNAVAILABLE)),
+            (s(502), ErrorCode::Unavailable, Some(O::BAD_GATEWAY)),
+            (
+                s(504),
+                ErrorCode::DeadlineExceeded,
+                Some(O::GATEWAY_TIMEOUT),
+            ),
+            (s(200), ErrorCode::Unavailable, Some(O::UNAVAILABLE)),
+            (
+                s(200),
+                ErrorCode::DeadlineExceeded,
+                Some(O::DEADLINE_EXCEEDED),
+            ),
+            (s(500), ErrorCode::Internal, Some(O::INTERNAL)),
+            (s(200), ErrorCode::Unknown, Some(O::INTERNAL)),
+            (s(501), ErrorCode::parse("NOT_READY"), Some(O::INTERNAL)),
+            // Rate limits close on their own; a refresh in progress is one.
+            (s(429), ErrorCode::ResourceExhausted, None),
+            (s(503), ErrorCode::ResourceExhausted, None),
+            (s(503), ErrorCode::RefreshInProgress, None),
+            // Not transient.
+            (s(400), ErrorCode::InvalidArgument, None),
+            (s(503), ErrorCode::InvalidArgument, None),
+            (s(200), ErrorCode::OutOfRange, None),
+        ];
+        for (status, code, want) in cases {
+            assert_eq!(
+                all.outage_signal(status, &code),
+                want,
+                "{code} at {status:?}"
+            );
+            let default = want.filter(|w| *w != O::INTERNAL);
+            assert_eq!(
+                c.outage_signal(status, &code),
+                default,
+                "{code} at {status:?}"
+            );
+        }
+        // A declared code that needs a human is never a signal, whatever its status.
+        let locked = ErrorContract::new().code("ACCOUNT_LOCKED", Disposition::NeedsHuman);
+        assert_eq!(
+            locked.outage_signal(s(503), &ErrorCode::parse("ACCOUNT_LOCKED")),
+            None
+        );
+        // Off: nothing is.
+        let off = ErrorContract::new().outages(OutageRule::OFF);
+        assert_eq!(off.outage_signal(s(503), &ErrorCode::Unavailable), None);
+        assert!(format!("{off:?}").contains("OutageRule"), "{off:?}");
+    }
+
+    #[test]
+    fn transport_failures_and_outages() {
+        use std::io;
+        let c = ErrorContract::new();
+        let refused = Error::transport(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert_eq!(
+            refused.outage_signal_under(&c),
+            Some(OutageSignals::REFUSED)
+        );
+        // Sent, then reset or timed out here: the request may be the cause.
+        let reset = Error::transport(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert_eq!(reset.outage_signal_under(&c), None);
+        let elapsed = Error::transport(tower::timeout::error::Elapsed::new());
+        assert_eq!(elapsed.outage_signal_under(&c), None);
+        let gate = Error::gate_closed(std::time::Duration::from_secs(1));
+        assert_eq!(gate.outage_signal_under(&c), None);
+        let no_refused =
+            ErrorContract::new().outages(OutageRule::DEFAULT.signals(OutageSignals::UNAVAILABLE));
+        assert_eq!(refused.outage_signal_under(&no_refused), None);
+        let api =
+            crate::ApiError::decode(StatusCode::SERVICE_UNAVAILABLE, &Default::default(), b"");
+        assert_eq!(
+            Error::from_api(api).outage_signal_under(&c),
+            Some(OutageSignals::UNAVAILABLE)
+        );
     }
 
     #[test]

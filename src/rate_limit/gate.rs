@@ -312,10 +312,7 @@ impl RateLimitGates {
             self.close(key, hint, None, &policy, true);
             return true;
         }
-        if self
-            .health
-            .signalled(key, Instant::now().into_std(), rule)
-        {
+        if self.health.signalled(key, Instant::now().into_std(), rule) {
             tracing::debug!(key = %key, "rate-limit gate: transient rejections, the path is out");
             self.close(key, hint, None, &policy, true);
         }

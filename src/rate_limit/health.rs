@@ -191,7 +191,10 @@ impl Health {
             if map.len() >= max {
                 // Full of paths failing now: the one whose last signal is oldest goes
                 // (forgetting fails open).
-                let oldest = map.iter().min_by_key(|(_, w)| w.last_signal).map(|(k, _)| *k);
+                let oldest = map
+                    .iter()
+                    .min_by_key(|(_, w)| w.last_signal)
+                    .map(|(k, _)| *k);
                 if let Some(oldest) = oldest {
                     map.remove(&oldest);
                 }

@@ -96,7 +96,9 @@ impl Pace {
         let t = now.saturating_duration_since(self.since).as_secs_f64();
         let rate = match self.phase {
             Phase::SlowStart(from) => from * (t / DOUBLING.as_secs_f64()).min(64.0).exp2(),
-            Phase::Ramp(from, cap) => (from * (t / DOUBLING.as_secs_f64()).min(64.0).exp2()).min(cap),
+            Phase::Ramp(from, cap) => {
+                (from * (t / DOUBLING.as_secs_f64()).min(64.0).exp2()).min(cap)
+            }
             Phase::Cubic(w_max) => {
                 let k = (w_max * (1.0 - BETA) / C).cbrt();
                 C * (t - k).powi(3) + w_max
@@ -283,7 +285,10 @@ mod tests {
         let later = p.after(t0, n_cap.round() as u64 + 100).as_secs_f64();
         assert!((later - at_cap - 1.0).abs() < 0.01, "{later}");
         // Never below the initial rate, whatever the cap.
-        assert_eq!(Pace::ramp(t0, 1.0).rate(t0 + Duration::from_secs(9)), INITIAL_RATE);
+        assert_eq!(
+            Pace::ramp(t0, 1.0).rate(t0 + Duration::from_secs(9)),
+            INITIAL_RATE
+        );
         assert_eq!(Pace::ramp(t0, f64::NAN).rate(t0), INITIAL_RATE);
         // Once at its cap, with no backlog left, it doubles on from there.
         let mut p = p;

@@ -206,7 +206,10 @@ mod tests {
         for (i, w) in waits.iter().take(10).enumerate() {
             let want = Duration::from_millis(100 * (i as u64 + 1));
             let got = w.unwrap();
-            assert!(got.abs_diff(want) < Duration::from_micros(1), "{i}: {got:?}");
+            assert!(
+                got.abs_diff(want) < Duration::from_micros(1),
+                "{i}: {got:?}"
+            );
         }
         // Past max_wait: refused, and nothing taken.
         assert!(matches!(waits[10], Err(Some(w)) if w > max));

@@ -247,8 +247,8 @@ pub use body::{CaptureBody, Captured, NotReplayable, ReplayBody, ReplayedBody};
 pub use budget::RetryBudget;
 pub use future::ResponseFuture;
 pub use layer::{
-    DEFAULT_MAX_BUDGET_WAIT, DEFAULT_MAX_REPLAY_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER,
-    RetryLayer,
+    DEFAULT_MAX_BUDGET_WAIT, DEFAULT_MAX_REPLAY_BYTES, DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_AFTER, RetryLayer,
 };
 pub use overrides::RetryOverride;
 pub use policy::IDEMPOTENCY_KEY;

@@ -12,8 +12,12 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use std::{convert::Infallible, sync::Arc, time::Duration};
-use tower::{ServiceBuilder, service_fn};
-use tower_api_retry::ServiceBuilderExt;
+use tokio::time::Instant;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower_api_retry::{
+    ApiContractLayer, ErrorContract, OutageRule, OutageSignals, RateLimitBackoffLayer,
+    ServiceBuilderExt,
+};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -86,3 +90,183 @@ async fn thirty_two_workers_lose_nothing_to_an_outage() {
     assert!(f.amplification <= 1.15, "{}", f.line());
 }
 
+#[tokio::test(start_paused = true)]
+async fn one_bad_input_in_ten_never_stalls_its_path() {
+    // One id in ten answers 500 INTERNAL, every time (its input is bad); the path is up.
+    // Even with 500s taken for outage signals, one in ten is below the ratio: the path
+    // never closes, and the other nine take exactly the server's 1 ms.
+    for signals in [
+        OutageSignals::DEFAULT,
+        OutageSignals::DEFAULT | OutageSignals::INTERNAL,
+    ] {
+        let contract = ErrorContract::new().outages(OutageRule::DEFAULT.signals(signals));
+        let arrivals = Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
+        let log = arrivals.clone();
+        let server = service_fn(move |req: Request<Full<Bytes>>| {
+            let id: u32 = req
+                .uri()
+                .path()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            log.lock().unwrap().push(id);
+            async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let (status, body) = if id % 10 == 3 {
+                    (500, r#"{"code":"INTERNAL","message":"cannot parse item"}"#)
+                } else {
+                    (200, "{}")
+                };
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .status(status)
+                        .body(Full::new(Bytes::from_static(body.as_bytes())))
+                        .unwrap(),
+                )
+            }
+        });
+        let rate_limit = RateLimitBackoffLayer::new();
+        let gates = rate_limit.get_gates().clone();
+        let client = ServiceBuilder::new()
+            .api_contract_with(
+                ApiContractLayer::new()
+                    .rate_limit(rate_limit)
+                    .contract(contract),
+            )
+            .service(server);
+        // 500 requests, 2 ms apart, each its own task.
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..500u32)
+            .map(|i| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(2) * i).await;
+                    let t = Instant::now();
+                    let req = Request::get(format!("http://api.test/v1/items/{i}"))
+                        .body(Full::default())
+                        .unwrap();
+                    let res = client.oneshot(req).await;
+                    (i, res.is_ok(), t.elapsed())
+                })
+            })
+            .collect();
+        // While they are sent, the path stays open. (Once they stop, the bad inputs' last
+        // retries may come ten in a row, with no other answer between them: an outage by the
+        // rule, when nobody else is sending.)
+        tokio::time::sleep_until(start + Duration::from_millis(1001)).await;
+        assert!(gates.is_empty(), "{signals:?}: the path was closed");
+        let mut good = 0;
+        for task in tasks {
+            let (i, ok, took) = task.await.unwrap();
+            assert_eq!(ok, i % 10 != 3, "{i}");
+            if ok {
+                good += 1;
+                assert_eq!(took, Duration::from_millis(1), "{i} under {signals:?}");
+            }
+        }
+        assert_eq!(good, 450);
+        // Each good input reached the server once; each bad one four times (retried), when
+        // 500s are not signals. (When they are, the bad inputs' own last retries, with nobody
+        // else sending, are ten signals in a row: the path closes and their probes keep it
+        // closed, so some of those retries are refused at the gate.)
+        let seen = arrivals.lock().unwrap().clone();
+        assert_eq!(seen.iter().filter(|i| *i % 10 != 3).count(), 450);
+        let bad = seen.iter().filter(|i| *i % 10 == 3).count();
+        if signals == OutageSignals::DEFAULT {
+            assert_eq!(bad, 50 * 4);
+        } else {
+            assert!((50..=50 * 4).contains(&bad), "{bad}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_fast_fails_at_once_at_a_path_held_for_an_outage() {
+    let outages = Outages::new(&[(Duration::ZERO, S(3600))]);
+    let rate_limit = RateLimitBackoffLayer::new().fail_fast();
+    let gates = rate_limit.get_gates().clone();
+    // One attempt per request, to see each one.
+    let client = ServiceBuilder::new()
+        .api_contract_with(
+            ApiContractLayer::new()
+                .retry(tower_api_retry::RetryLayer::new().max_retries(0))
+                .rate_limit(rate_limit),
+        )
+        .service(server(outages.clone()));
+    outages.begin();
+    let item = |i: u32| {
+        Request::get(format!("http://api.test/v1/items/{i}"))
+            .body(Full::default())
+            .unwrap()
+    };
+    // Ten 503s in a row: the path is out.
+    for i in 0..10 {
+        assert!(gates.is_empty(), "closed after {i}");
+        let err = client.clone().oneshot(item(i)).await.unwrap_err();
+        assert_eq!(err.status().map(|s| s.as_u16()), Some(503));
+    }
+    assert_eq!(gates.len(), 1, "the path is out");
+    // With fail_fast, the next request fails at once, unsent, with the time left.
+    let t = Instant::now();
+    let err = client.clone().oneshot(item(99)).await.unwrap_err();
+    assert!(err.is_gate_closed() && !err.request_sent(), "{err:?}");
+    assert!(
+        err.retry_after()
+            .is_some_and(|left| left >= Duration::from_secs(1))
+    );
+    assert_eq!(t.elapsed(), Duration::ZERO, "failed at once");
+    assert_eq!(outages.arrivals().len(), 10, "nothing more was sent");
+    // Another path is not affected.
+    let other = Request::get("http://api.test/other")
+        .body(Full::default())
+        .unwrap();
+    assert!(client.clone().oneshot(other).await.is_ok());
+}
+
+#[cfg(feature = "tonic")]
+#[tokio::test]
+async fn a_grpc_message_over_the_servers_limit_fails_once_and_never_stalls_the_method() {
+    use crate::support::grpc::{GrpcServer, SAY, SayRequest, call};
+    use tonic::{Code, transport::Channel};
+
+    let server = GrpcServer::start().await;
+    server.max_decoding_message_size(1024);
+    let rate_limit = RateLimitBackoffLayer::new();
+    let gates = rate_limit.get_gates().clone();
+    let channel = Channel::from_shared(server.url()).unwrap().connect_lazy();
+    let stack = ServiceBuilder::new()
+        .api_contract_with(ApiContractLayer::new().rate_limit(rate_limit))
+        .service(channel);
+    let mut grpc = tonic::client::Grpc::new(stack);
+    let small = || SayRequest {
+        name: "ada".into(),
+        payload: vec![7; 16],
+    };
+    let big = SayRequest {
+        name: "ada".into(),
+        payload: vec![7; 64 * 1024],
+    };
+    call(&mut grpc, SAY, small()).await.unwrap();
+    // tonic's own answer to a message over the limit: OUT_OF_RANGE, no pushback. It is about
+    // these bytes: not retried (the same bytes would fail the same way), and the method
+    // stays open.
+    let status = call(&mut grpc, SAY, big.clone()).await.unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("too large"), "{status:?}");
+    assert!(gates.is_empty());
+    // Again and again: each fails once, and the small calls between them go straight
+    // through (the handler saw only those).
+    for _ in 0..5 {
+        let status = call(&mut grpc, SAY, big.clone()).await.unwrap_err();
+        assert_eq!(status.code(), Code::OutOfRange);
+        call(&mut grpc, SAY, small()).await.unwrap();
+    }
+    assert!(gates.is_empty(), "the method was never closed");
+    assert_eq!(
+        server.seen(SAY).len(),
+        6,
+        "only the small calls reached the handler"
+    );
+}

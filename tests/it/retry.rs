@@ -534,7 +534,10 @@ async fn the_budget_bounds_a_retry_storm() {
     // over the (paused) seconds the storm took: the retries that found the budget spent
     // waited for it (30 s at most), at the floor's rate, not as a burst.
     assert!(attempts >= 1000 + 200, "{attempts}");
-    assert!(attempts <= 1000 + 200 + 100 + 10 * (elapsed + 1), "{attempts} in {elapsed} s");
+    assert!(
+        attempts <= 1000 + 200 + 100 + 10 * (elapsed + 1),
+        "{attempts} in {elapsed} s"
+    );
     let refused = results
         .iter()
         .filter(|r| r.as_ref().unwrap_err().not_retried() == Some(&NotRetried::BudgetExhausted))

@@ -324,12 +324,11 @@ impl Emulator {
     /// Serves paths without a script with random faults.
     pub fn chaos(&self, chaos: Chaos) {
         use rand::SeedableRng;
-        *self.state.chaos.lock().unwrap() =
-            Some((
-                rand::rngs::StdRng::seed_from_u64(chaos.seed),
-                chaos,
-                Instant::now(),
-            ));
+        *self.state.chaos.lock().unwrap() = Some((
+            rand::rngs::StdRng::seed_from_u64(chaos.seed),
+            chaos,
+            Instant::now(),
+        ));
     }
 
     /// Every 429 the server answered: path, when, and the `Retry-After` it sent.

@@ -70,7 +70,9 @@ impl Outages {
 
     /// `true` when `at` (from the start) falls in an outage.
     pub fn down(&self, at: Duration) -> bool {
-        self.windows.iter().any(|(from, to)| at >= *from && at < *to)
+        self.windows
+            .iter()
+            .any(|(from, to)| at >= *from && at < *to)
     }
 
     /// The status for a request to `path` now, logged.
