@@ -19,10 +19,12 @@
 //! | declared disposition | the request is | the path's gate |
 //! | --- | --- | --- |
 //! | [`Disposition::RateLimited`] | retried after `Retry-After` (even a `POST`: a rate limit is a refusal at the door) | closes |
-//! | [`Disposition::Retry`] | retried with backoff (a `POST` only with an `Idempotency-Key`) | stays open |
+//! | [`Disposition::Retry`] | retried with backoff (a `POST` only with an `Idempotency-Key`) | stays open, unless it is an [outage signal](OutageSignals) and the [`OutageRule`] says the path is out |
 //! | anything else | returned at once | stays open |
 //!
-//! A `429` closes the gate whatever code its body carries.
+//! A `429` closes the gate whatever code its body carries. Which transient rejections are
+//! taken for an outage, and how many of them it takes, is part of the contract too:
+//! [`outages`](ErrorContract::outages) (see [outages](crate::rate_limit#outages)).
 //!
 //! # Announced quotas
 //!
