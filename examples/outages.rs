@@ -11,7 +11,10 @@
 //! the one-line default stack, `ServiceBuilder::new().api_contract()`.
 //!
 //! - **Open loop**: 1,500 GETs over `/v1/items/0` .. `/v1/items/96`, started on schedule over
-//!   8 s, each in its own task, whatever became of the ones before (many independent callers).
+//!   8 s, each in its own task, whatever became of the ones before (many independent callers);
+//!   first through the stack with outage gates off and no waiting for the retry budget
+//!   (`OutageRule::OFF`, `max_budget_wait(Duration::ZERO)`: the defaults before either
+//!   existed), then through the defaults.
 //! - **Closed loop**: 32 workers send one GET after another for 8 s.
 //!
 //! Both ask `/other` every 50 ms on the side. Columns: *amplification*: arrivals at the
@@ -32,7 +35,7 @@ use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use outage::{Figures, Outages, Plan, closed_loop, open_loop};
 use std::time::Duration;
 use tower::ServiceBuilder;
-use tower_api_retry::ServiceBuilderExt;
+use tower_api_retry::{ApiContractLayer, ErrorContract, OutageRule, RetryLayer, ServiceBuilderExt};
 
 async fn serve(outages: std::sync::Arc<Outages>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -52,6 +55,16 @@ async fn serve(outages: std::sync::Arc<Outages>) -> String {
 fn client() -> limited::Client {
     let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     limited::outcome(ServiceBuilder::new().api_contract().service(http))
+}
+
+/// The same stack without outage gates and without waiting for the retry budget: what the
+/// defaults did before either existed.
+fn without_outage_gates() -> limited::Client {
+    let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let layer = ApiContractLayer::new()
+        .retry(RetryLayer::new().max_budget_wait(Duration::ZERO))
+        .contract(ErrorContract::new().outages(OutageRule::OFF));
+    limited::outcome(ServiceBuilder::new().api_contract_with(layer).service(http))
 }
 
 #[tokio::main]
@@ -75,9 +88,27 @@ async fn main() {
         base: base.clone(),
     };
     outages.begin();
+    let run = open_loop(without_outage_gates(), &plan).await;
+    let before = Figures::of(&outages, &run, over);
+    println!(
+        "open loop, {requests} GETs over 8 s, without outage gates nor budget waits: {}",
+        before.line()
+    );
+
+    let outages = Outages::new(&windows);
+    let base = serve(outages.clone()).await;
+    let plan = Plan {
+        requests,
+        over,
+        base: base.clone(),
+    };
+    outages.begin();
     let run = open_loop(client(), &plan).await;
     let open = Figures::of(&outages, &run, over);
-    println!("open loop, {requests} GETs over 8 s: {}", open.line());
+    println!(
+        "open loop, {requests} GETs over 8 s, api_contract(): {}",
+        open.line()
+    );
     if std::env::var_os("OUTAGES_TRACE").is_some() {
         for (from, ok, down) in Figures::timeline(&outages) {
             println!("{from:>5.1}s ok {ok:>4} 503 {down}");
