@@ -329,7 +329,6 @@ impl<S, B: ReplayBody> Retrying<S, B> {
                     }
                 }
                 Err(needed) => {
-                    telemetry::budget_exhausted();
                     if let (Some(deadline), Some(needed)) = (self.deadline, needed)
                         && needed <= config.max_budget_wait
                     {
@@ -339,6 +338,7 @@ impl<S, B: ReplayBody> Retrying<S, B> {
                             left: deadline.left(now),
                         }));
                     }
+                    telemetry::budget_exhausted();
                     return Err(Refusal::Note(NotRetried::BudgetExhausted));
                 }
             }

@@ -270,3 +270,37 @@ async fn a_grpc_message_over_the_servers_limit_fails_once_and_never_stalls_the_m
         "only the small calls reached the handler"
     );
 }
+
+#[tokio::test]
+async fn a_refused_connection_takes_the_path_out_too() {
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    // A port nobody listens on: bind one, note it, close it.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let rate_limit = RateLimitBackoffLayer::new().fail_fast();
+    let gates = rate_limit.get_gates().clone();
+    let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let client = ServiceBuilder::new()
+        .api_contract_with(
+            ApiContractLayer::new()
+                .retry(tower_api_retry::RetryLayer::new().max_retries(0))
+                .rate_limit(rate_limit),
+        )
+        .service(http);
+    let get = || {
+        Request::get(format!("http://127.0.0.1:{port}/v1/items/7"))
+            .body(Full::default())
+            .unwrap()
+    };
+    for i in 0..10 {
+        assert!(gates.is_empty(), "closed after {i}");
+        let err = client.clone().oneshot(get()).await.unwrap_err();
+        assert!(err.is_transport() && !err.request_sent(), "{err:?}");
+    }
+    // Nothing listens: the path is out, and the next request is held (here, refused at once).
+    assert_eq!(gates.len(), 1);
+    let held = client.clone().oneshot(get()).await.unwrap_err();
+    assert!(held.is_gate_closed(), "{held:?}");
+}
