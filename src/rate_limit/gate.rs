@@ -31,7 +31,9 @@ pub const DEFAULT_MAX_KEYS: usize = 10_000;
 /// [`RateLimitBackoffLayer::gates`](super::RateLimitBackoffLayer::gates) and a rate limit seen by
 /// one closes the path for both.
 ///
-/// Only closed keys are stored; an open key costs nothing. At most
+/// Only closed keys are stored; an open key costs nothing (one that answered a transient
+/// rejection is watched for a while, at most as many as there are keys: see
+/// [outages](super#outages)). At most
 /// [`max_keys`](Self::max_keys) keys are tracked. Expired entries are dropped 30 s after they
 /// expire if no request for their key arrives (until then the next request for the key is its
 /// probe, and another rejection doubles the backoff). When the map is full, expired entries
