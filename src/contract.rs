@@ -19,10 +19,12 @@
 //! | declared disposition | the request is | the path's gate |
 //! | --- | --- | --- |
 //! | [`Disposition::RateLimited`] | retried after `Retry-After` (even a `POST`: a rate limit is a refusal at the door) | closes |
-//! | [`Disposition::Retry`] | retried with backoff (a `POST` only with an `Idempotency-Key`) | stays open |
+//! | [`Disposition::Retry`] | retried with backoff (a `POST` only with an `Idempotency-Key`) | stays open, unless it is an [outage signal](OutageSignals) and the [`OutageRule`] says the path is out |
 //! | anything else | returned at once | stays open |
 //!
-//! A `429` closes the gate whatever code its body carries.
+//! A `429` closes the gate whatever code its body carries. Which transient rejections are
+//! taken for an outage, and how many of them it takes, is part of the contract too:
+//! [`outages`](ErrorContract::outages) (see [outages](crate::rate_limit#outages)).
 //!
 //! # Announced quotas
 //!
@@ -117,6 +119,7 @@ pub struct ErrorContract {
     declared: Option<Arc<Declared>>,
     rate_limit_headers: RateLimitHeaders,
     quota_scope: QuotaScope,
+    outages: OutageRule,
 }
 
 impl ErrorContract {
@@ -128,7 +131,79 @@ impl ErrorContract {
             declared: None,
             rate_limit_headers: RateLimitHeaders::DEFAULT,
             quota_scope: QuotaScope::Authority,
+            outages: OutageRule::DEFAULT,
         }
+    }
+
+    /// Which transient rejections are taken for an outage of their path, and how many of
+    /// them it takes before the path's gate closes: [`OutageRule::DEFAULT`] unless set. See
+    /// [outages](crate::rate_limit#outages).
+    ///
+    /// ```
+    /// use tower_api_retry::{ErrorContract, contract::{OutageRule, OutageSignals}};
+    ///
+    /// // Also take a run of 500s for an outage; close after 3 failures in a row.
+    /// let contract = ErrorContract::new().outages(
+    ///     OutageRule::DEFAULT
+    ///         .signals(OutageSignals::DEFAULT | OutageSignals::INTERNAL)
+    ///         .consecutive(3),
+    /// );
+    /// assert!(contract.get_outages().get_signals().contains(OutageSignals::INTERNAL));
+    /// // Never close a path for an outage (only rate limits close it).
+    /// let off = ErrorContract::new().outages(OutageRule::OFF);
+    /// # let _ = off;
+    /// ```
+    pub const fn outages(mut self, rule: OutageRule) -> Self {
+        self.outages = rule;
+        self
+    }
+
+    /// The outage rule: which answers count, and the threshold.
+    pub const fn get_outages(&self) -> OutageRule {
+        self.outages
+    }
+
+    /// The outage signal an answer with `status` and `code` is, if any (see
+    /// [`OutageSignals`] for the table). Rate limits are not outage signals: they close
+    /// their gate at once ([`closes_gate`](Self::closes_gate)). A code declared anything
+    /// but [`Disposition::Retry`] is not one either.
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use tower_api_retry::{ErrorCode, ErrorContract, contract::OutageSignals};
+    ///
+    /// let c = ErrorContract::new();
+    /// let bad_gateway = Some(StatusCode::BAD_GATEWAY);
+    /// assert_eq!(c.outage_signal(bad_gateway, &ErrorCode::Unavailable), Some(OutageSignals::BAD_GATEWAY));
+    /// assert_eq!(c.outage_signal(None, &ErrorCode::Unavailable), Some(OutageSignals::UNAVAILABLE));
+    /// // One 500 is about its request: it counts only when opted into.
+    /// assert_eq!(c.outage_signal(Some(StatusCode::INTERNAL_SERVER_ERROR), &ErrorCode::Internal), None);
+    /// ```
+    pub fn outage_signal(
+        &self,
+        status: Option<StatusCode>,
+        code: &ErrorCode,
+    ) -> Option<OutageSignals> {
+        if self.disposition(status, code) != Disposition::Retry
+            || code == &ErrorCode::RefreshInProgress
+        {
+            return None;
+        }
+        let signal = match status.map(|s| s.as_u16()) {
+            Some(502) => OutageSignals::BAD_GATEWAY,
+            Some(503) => OutageSignals::UNAVAILABLE,
+            Some(504) => OutageSignals::GATEWAY_TIMEOUT,
+            _ => match code {
+                ErrorCode::Unavailable => OutageSignals::UNAVAILABLE,
+                ErrorCode::DeadlineExceeded => OutageSignals::DEADLINE_EXCEEDED,
+                ErrorCode::Internal | ErrorCode::Unknown => OutageSignals::INTERNAL,
+                ErrorCode::Other(_) if status.is_some_and(|s| s.is_server_error()) => {
+                    OutageSignals::INTERNAL
+                }
+                _ => return None,
+            },
+        };
+        self.outages.signals.contains(signal).then_some(signal)
     }
 
     /// Which header families announce the API's quota (see [`Quota`](crate::Quota)):
@@ -235,7 +310,215 @@ impl fmt::Debug for ErrorContract {
         if self.quota_scope != QuotaScope::Authority {
             write!(f, " quota_scope: {:?}", self.quota_scope)?;
         }
+        if self.outages != OutageRule::DEFAULT {
+            write!(f, " {:?}", self.outages)?;
+        }
         Ok(())
+    }
+}
+
+/// Which transient rejections are taken for an outage of their path. `Copy`, usable in
+/// `const`, combined with `|`.
+///
+/// | signal | the answer | default |
+/// | --- | --- | --- |
+/// | [`UNAVAILABLE`](Self::UNAVAILABLE) | `503`, or the code `UNAVAILABLE` (gRPC's 14) from the server | yes |
+/// | [`BAD_GATEWAY`](Self::BAD_GATEWAY) | `502`: the proxy in front found no healthy server | yes |
+/// | [`GATEWAY_TIMEOUT`](Self::GATEWAY_TIMEOUT) | `504`: the proxy in front waited for the server in vain | yes |
+/// | [`DEADLINE_EXCEEDED`](Self::DEADLINE_EXCEEDED) | the code `DEADLINE_EXCEEDED` answered by the server (not a timeout of this client, which is no answer at all) | yes |
+/// | [`REFUSED`](Self::REFUSED) | the connection was refused, or the address unreachable: nothing listens | yes |
+/// | [`INTERNAL`](Self::INTERNAL) | `500` and other 5xx, `INTERNAL`, `UNKNOWN` | no: a server error is often about one request (its input), not the path |
+///
+/// A rate limit is not in the table: it closes its path at once, whatever the rule. Only an
+/// answer the contract retries ([`Disposition::Retry`]) is a signal: a `503` whose code is
+/// declared [`NeedsHuman`](Disposition::NeedsHuman) is not. A connection reset or a timeout
+/// of this client is not a signal either: the request may be the cause.
+///
+/// ```
+/// use tower_api_retry::contract::OutageSignals;
+///
+/// let all = OutageSignals::DEFAULT | OutageSignals::INTERNAL;
+/// assert!(all.contains(OutageSignals::UNAVAILABLE | OutageSignals::INTERNAL));
+/// assert!(!OutageSignals::DEFAULT.contains(OutageSignals::INTERNAL));
+/// assert_eq!(format!("{:?}", OutageSignals::REFUSED), "OutageSignals(REFUSED)");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutageSignals(u8);
+
+impl OutageSignals {
+    /// None: no answer is taken for an outage.
+    pub const NONE: Self = OutageSignals(0);
+    /// `503`, or `UNAVAILABLE` from the server.
+    pub const UNAVAILABLE: Self = OutageSignals(1);
+    /// `502`.
+    pub const BAD_GATEWAY: Self = OutageSignals(1 << 1);
+    /// `504`.
+    pub const GATEWAY_TIMEOUT: Self = OutageSignals(1 << 2);
+    /// `DEADLINE_EXCEEDED` answered by the server.
+    pub const DEADLINE_EXCEEDED: Self = OutageSignals(1 << 3);
+    /// A refused connection (or an unreachable address): the request never left.
+    pub const REFUSED: Self = OutageSignals(1 << 4);
+    /// `500` and other 5xx, `INTERNAL`, `UNKNOWN` (opt-in).
+    pub const INTERNAL: Self = OutageSignals(1 << 5);
+    /// Every signal but [`INTERNAL`](Self::INTERNAL).
+    pub const DEFAULT: Self = OutageSignals(0b1_1111);
+
+    const NAMES: [(OutageSignals, &'static str); 6] = [
+        (Self::UNAVAILABLE, "UNAVAILABLE"),
+        (Self::BAD_GATEWAY, "BAD_GATEWAY"),
+        (Self::GATEWAY_TIMEOUT, "GATEWAY_TIMEOUT"),
+        (Self::DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED"),
+        (Self::REFUSED, "REFUSED"),
+        (Self::INTERNAL, "INTERNAL"),
+    ];
+
+    /// `true` when every signal of `other` is in `self`.
+    pub const fn contains(self, other: OutageSignals) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The signals of both (`|`, usable in `const`).
+    pub const fn union(self, other: OutageSignals) -> OutageSignals {
+        OutageSignals(self.0 | other.0)
+    }
+
+    /// `true` for [`NONE`](Self::NONE).
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl Default for OutageSignals {
+    /// [`OutageSignals::DEFAULT`].
+    fn default() -> Self {
+        OutageSignals::DEFAULT
+    }
+}
+
+impl std::ops::BitOr for OutageSignals {
+    type Output = OutageSignals;
+    fn bitor(self, rhs: OutageSignals) -> OutageSignals {
+        self.union(rhs)
+    }
+}
+
+impl fmt::Debug for OutageSignals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OutageSignals(")?;
+        let mut first = true;
+        for (flag, name) in Self::NAMES {
+            if self.contains(flag) {
+                if !first {
+                    f.write_str(" | ")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        if first {
+            f.write_str("NONE")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// When a path's transient rejections are an outage, which closes its gate: the
+/// [signals](OutageSignals) that count, and the threshold (a circuit breaker's "consecutive
+/// failures, or a failure ratio in a window").
+///
+/// The default, [`OutageRule::DEFAULT`], closes a path after **10 consecutive** signals, or
+/// when at least **20 answers** of the last second (about: two buckets of a second, the older
+/// one fading) include **80 %** or more of signals. Below both, the path stays open: one
+/// failing request among succeeding ones is about that request, and a server that fails a
+/// share of requests (one bad backend of several) still serves the rest; the retry layer
+/// deals with those failures one by one. The bar is high on purpose: with 30 % of answers
+/// failing at random, a 50 % threshold over a few answers is crossed by chance every few
+/// seconds, and closing a path that serves 70 % of its requests would lose more than it
+/// saves. A path's answers are only counted once it has seen a signal, so a path that never
+/// fails is never counted.
+///
+/// ```
+/// use tower_api_retry::contract::OutageRule;
+///
+/// let strict = OutageRule::DEFAULT.consecutive(3).ratio(20, 30);
+/// assert_eq!(strict.get_consecutive(), 3);
+/// assert_eq!(strict.get_ratio(), (20, 30));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OutageRule {
+    signals: OutageSignals,
+    consecutive: u32,
+    min_answers: u32,
+    percent: u8,
+}
+
+impl OutageRule {
+    /// [`OutageSignals::DEFAULT`]; 10 consecutive signals, or ≥ 80 % of ≥ 20 answers in
+    /// the last second.
+    pub const DEFAULT: Self = OutageRule {
+        signals: OutageSignals::DEFAULT,
+        consecutive: 10,
+        min_answers: 20,
+        percent: 80,
+    };
+
+    /// No signal counts: only rate limits close a path.
+    pub const OFF: Self = OutageRule {
+        signals: OutageSignals::NONE,
+        ..Self::DEFAULT
+    };
+
+    /// The signals that count.
+    pub const fn signals(mut self, signals: OutageSignals) -> Self {
+        self.signals = signals;
+        self
+    }
+
+    /// How many signals in a row, with no other answer between them, close the path (0 or 1:
+    /// the first signal does).
+    pub const fn consecutive(mut self, n: u32) -> Self {
+        self.consecutive = n;
+        self
+    }
+
+    /// The failure ratio that closes the path: at least `min_answers` answers in the last
+    /// second, `percent` % or more of them signals (`percent` is capped at 100).
+    pub const fn ratio(mut self, min_answers: u32, percent: u8) -> Self {
+        self.min_answers = min_answers;
+        self.percent = if percent > 100 { 100 } else { percent };
+        self
+    }
+
+    /// The signals that count.
+    pub const fn get_signals(&self) -> OutageSignals {
+        self.signals
+    }
+
+    /// Signals in a row that close the path.
+    pub const fn get_consecutive(&self) -> u32 {
+        self.consecutive
+    }
+
+    /// `(min_answers, percent)`.
+    pub const fn get_ratio(&self) -> (u32, u8) {
+        (self.min_answers, self.percent)
+    }
+
+    /// `true` when `consecutive` signals in a row, or `failures` signals among `answers`
+    /// answers of the window (signals included), make an outage.
+    pub(crate) fn trips(&self, consecutive: u32, answers: f64, failures: f64) -> bool {
+        if consecutive >= self.consecutive.max(1) {
+            return true;
+        }
+        answers >= f64::from(self.min_answers.max(1))
+            && failures * 100.0 >= f64::from(self.percent) * answers
+    }
+}
+
+impl Default for OutageRule {
+    /// [`OutageRule::DEFAULT`].
+    fn default() -> Self {
+        OutageRule::DEFAULT
     }
 }
 
@@ -424,6 +707,90 @@ mod tests {
         assert_eq!(facts(&reset), (ErrorCode::Unavailable, true));
         let elapsed = tower::timeout::error::Elapsed::new();
         assert_eq!(facts(&elapsed), (ErrorCode::DeadlineExceeded, true));
+    }
+
+    #[test]
+    fn outage_signals_table() {
+        use OutageSignals as O;
+        let c = ErrorContract::new();
+        let all =
+            ErrorContract::new().outages(OutageRule::DEFAULT.signals(O::DEFAULT | O::INTERNAL));
+        let cases = [
+            (s(503), ErrorCode::Unavailable, Some(O::UNAVAILABLE)),
+            (s(502), ErrorCode::Unavailable, Some(O::BAD_GATEWAY)),
+            (
+                s(504),
+                ErrorCode::DeadlineExceeded,
+                Some(O::GATEWAY_TIMEOUT),
+            ),
+            (s(200), ErrorCode::Unavailable, Some(O::UNAVAILABLE)),
+            (
+                s(200),
+                ErrorCode::DeadlineExceeded,
+                Some(O::DEADLINE_EXCEEDED),
+            ),
+            (s(500), ErrorCode::Internal, Some(O::INTERNAL)),
+            (s(200), ErrorCode::Unknown, Some(O::INTERNAL)),
+            (s(501), ErrorCode::parse("NOT_READY"), Some(O::INTERNAL)),
+            // Rate limits close on their own; a refresh in progress is one.
+            (s(429), ErrorCode::ResourceExhausted, None),
+            (s(503), ErrorCode::ResourceExhausted, None),
+            (s(503), ErrorCode::RefreshInProgress, None),
+            // Not transient.
+            (s(400), ErrorCode::InvalidArgument, None),
+            (s(503), ErrorCode::InvalidArgument, None),
+            (s(200), ErrorCode::OutOfRange, None),
+        ];
+        for (status, code, want) in cases {
+            assert_eq!(
+                all.outage_signal(status, &code),
+                want,
+                "{code} at {status:?}"
+            );
+            let default = want.filter(|w| *w != O::INTERNAL);
+            assert_eq!(
+                c.outage_signal(status, &code),
+                default,
+                "{code} at {status:?}"
+            );
+        }
+        // A declared code that needs a human is never a signal, whatever its status.
+        let locked = ErrorContract::new().code("ACCOUNT_LOCKED", Disposition::NeedsHuman);
+        assert_eq!(
+            locked.outage_signal(s(503), &ErrorCode::parse("ACCOUNT_LOCKED")),
+            None
+        );
+        // Off: nothing is.
+        let off = ErrorContract::new().outages(OutageRule::OFF);
+        assert_eq!(off.outage_signal(s(503), &ErrorCode::Unavailable), None);
+        assert!(format!("{off:?}").contains("OutageRule"), "{off:?}");
+    }
+
+    #[test]
+    fn transport_failures_and_outages() {
+        use std::io;
+        let c = ErrorContract::new();
+        let refused = Error::transport(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert_eq!(
+            refused.outage_signal_under(&c),
+            Some(OutageSignals::REFUSED)
+        );
+        // Sent, then reset or timed out here: the request may be the cause.
+        let reset = Error::transport(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert_eq!(reset.outage_signal_under(&c), None);
+        let elapsed = Error::transport(tower::timeout::error::Elapsed::new());
+        assert_eq!(elapsed.outage_signal_under(&c), None);
+        let gate = Error::gate_closed(std::time::Duration::from_secs(1));
+        assert_eq!(gate.outage_signal_under(&c), None);
+        let no_refused =
+            ErrorContract::new().outages(OutageRule::DEFAULT.signals(OutageSignals::UNAVAILABLE));
+        assert_eq!(refused.outage_signal_under(&no_refused), None);
+        let api =
+            crate::ApiError::decode(StatusCode::SERVICE_UNAVAILABLE, &Default::default(), b"");
+        assert_eq!(
+            Error::from_api(api).outage_signal_under(&c),
+            Some(OutageSignals::UNAVAILABLE)
+        );
     }
 
     #[test]

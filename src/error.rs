@@ -707,6 +707,38 @@ impl Error {
                 || rejected_at_the_door(self.class_under(contract), self.code()))
     }
 
+    /// The outage signal this error is under `contract`, if any (see
+    /// [`OutageSignals`](crate::contract::OutageSignals)): a server's transient answer, or a
+    /// refused connection. A closed gate, a failure this crate detected, and a transport
+    /// failure after the request may have left are none.
+    pub(crate) fn outage_signal_under(
+        &self,
+        contract: &ErrorContract,
+    ) -> Option<crate::contract::OutageSignals> {
+        use crate::contract::OutageSignals;
+        match &self.inner.kind {
+            Kind::GateClosed { .. } | Kind::Local { .. } => None,
+            Kind::Transport { .. } => {
+                let refused = !self.request_sent()
+                    && self.class_under(contract).is_retryable()
+                    && contract
+                        .get_outages()
+                        .get_signals()
+                        .contains(OutageSignals::REFUSED);
+                refused.then_some(OutageSignals::REFUSED)
+            }
+            Kind::Api(api) => {
+                if self.server_forbids_retry() || self.closes_gate_under(contract) {
+                    return None;
+                }
+                match self.declared_under(contract) {
+                    Some(d) if d != crate::Disposition::Retry => None,
+                    _ => contract.outage_signal(Some(api.status()), self.code()),
+                }
+            }
+        }
+    }
+
     /// `true` when this error shows the request had no effect on the server: it was never
     /// sent (refused connection, closed gate), the server refused it at the door, or the
     /// server asked for it to be sent again (`x-should-retry: true`). With

@@ -162,7 +162,7 @@ mod text;
 
 pub use classify::{Disposition, classify, classify_status};
 pub use code::ErrorCode;
-pub use contract::ErrorContract;
+pub use contract::{ErrorContract, OutageRule, OutageSignals};
 pub use decode::{ErrorDecode, ErrorDecodeLayer};
 pub use error::{AgentConnected, ApiError, BodyShape, Error, X_FORCE_ROTATE};
 #[cfg(feature = "reqwest")]

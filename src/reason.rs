@@ -71,7 +71,9 @@ pub enum NotRetried {
         /// The attempt cut off.
         attempt: u32,
     },
-    /// The retry budget is exhausted.
+    /// The retry budget is spent and would not refill within
+    /// [`max_budget_wait`](crate::RetryLayer::max_budget_wait) (or ever: a budget without a
+    /// floor).
     BudgetExhausted,
     /// An event stream reached its retry cap without receiving a new event.
     StreamRetriesExhausted,

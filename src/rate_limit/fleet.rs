@@ -24,6 +24,7 @@
 
 use super::{
     Key, RateLimitGates,
+    health::Health,
     lanes::Lanes,
     store::{GateStore, MemoryStore},
 };
@@ -107,7 +108,7 @@ pub struct RedisStore {
 enum Target {
     Single(Client),
     Cluster {
-        client: redis::cluster::ClusterClient,
+        client: Box<redis::cluster::ClusterClient>,
         nodes: Vec<Client>,
     },
 }
@@ -236,7 +237,13 @@ impl RedisStore {
         }
         let client = redis::cluster::ClusterClient::new(urls.to_vec())
             .map_err(|_| RedisStoreError::InvalidUrl)?;
-        RedisStore::with_target(Target::Cluster { client, nodes }, namespace)
+        RedisStore::with_target(
+            Target::Cluster {
+                client: Box::new(client),
+                nodes,
+            },
+            namespace,
+        )
     }
 
     fn with_target(target: Target, namespace: &str) -> Result<RedisStore, RedisStoreError> {
@@ -325,6 +332,7 @@ impl RateLimitGates {
         let local = Local {
             store: Arc::downgrade(&self.store),
             lanes: Arc::downgrade(&self.lanes),
+            health: Arc::downgrade(&self.health),
         };
         runtime.spawn(writer(fleet.clone(), rx, local.clone()));
         runtime.spawn(subscriber(fleet.clone(), local));
@@ -630,6 +638,7 @@ impl Fleet {
 struct Local {
     store: Weak<MemoryStore>,
     lanes: Weak<Lanes>,
+    health: Weak<Health>,
 }
 
 impl Local {
@@ -637,6 +646,7 @@ impl Local {
         Some(RateLimitGates {
             store: self.store.upgrade()?,
             lanes: self.lanes.upgrade()?,
+            health: self.health.upgrade()?,
             fleet: None,
         })
     }

@@ -12,12 +12,13 @@
 
 use super::{
     Key,
+    health::Health,
     lanes::{Lanes, Reserve, Slot},
     notify::Waiter,
     policy::{self, Admit, Policy, ProbeId},
     store::{GateStore, MemoryStore},
 };
-use crate::{backoff::Backoff, error::Error, quota::Quota};
+use crate::{OutageRule, backoff::Backoff, error::Error, quota::Quota};
 use std::{fmt, sync::Arc, time::Duration};
 use tokio::time::Instant;
 
@@ -30,7 +31,9 @@ pub const DEFAULT_MAX_KEYS: usize = 10_000;
 /// [`RateLimitBackoffLayer::gates`](super::RateLimitBackoffLayer::gates) and a rate limit seen by
 /// one closes the path for both.
 ///
-/// Only closed keys are stored; an open key costs nothing. At most
+/// Only closed keys are stored; an open key costs nothing (one that answered a transient
+/// rejection is watched for a while, at most as many as there are keys: see
+/// [outages](super#outages)). At most
 /// [`max_keys`](Self::max_keys) keys are tracked. Expired entries are dropped 30 s after they
 /// expire if no request for their key arrives (until then the next request for the key is its
 /// probe, and another rejection doubles the backoff). When the map is full, expired entries
@@ -51,6 +54,7 @@ pub const DEFAULT_MAX_KEYS: usize = 10_000;
 pub struct RateLimitGates {
     pub(super) store: Arc<MemoryStore>,
     pub(super) lanes: Arc<Lanes>,
+    pub(super) health: Arc<Health>,
     /// The fleet these gates are shared with, if any.
     #[cfg(feature = "redis")]
     pub(super) fleet: Option<Arc<super::fleet::Fleet>>,
@@ -106,6 +110,7 @@ impl RateLimitGates {
         RateLimitGates {
             store: Arc::new(MemoryStore::new(max_keys)),
             lanes: Arc::new(Lanes::new(max_keys)),
+            health: Arc::new(Health::new(max_keys)),
             #[cfg(feature = "redis")]
             fleet: None,
         }
@@ -121,6 +126,7 @@ impl RateLimitGates {
     pub fn set_max_keys(&self, max_keys: usize) {
         self.store.set_max_keys(max_keys);
         self.lanes.set_max(max_keys);
+        self.health.set_max(max_keys);
     }
 
     /// How many keys are tracked: closed, being probed, or expired and not yet dropped.
@@ -195,7 +201,7 @@ impl RateLimitGates {
     fn probe(&self, key: Key, id: ProbeId, turn: &Turn) -> Check {
         tracing::debug!(key = %key, "rate-limit gate: sending the probe");
         if let Some(slot) = turn.path {
-            self.lanes.went(key, slot);
+            self.lanes.probed(key, slot);
         }
         Check::Probe(id)
     }
@@ -258,6 +264,7 @@ impl RateLimitGates {
     #[cfg(feature = "redis")]
     pub(super) fn remote_opened(&self, key: Key) {
         if self.store.forget(key) {
+            self.health.forget(key);
             self.lanes.opened(key, Instant::now().into_std());
             tracing::debug!(key = %key, "rate-limit gate: opened by the fleet");
         }
@@ -358,6 +365,46 @@ impl RateLimitGates {
         if !self.lanes.is_empty() {
             self.lanes.succeeded(key, Instant::now().into_std());
         }
+        if self.health.may_watch(key) {
+            self.health.answered(key, Instant::now().into_std());
+        }
+    }
+
+    /// A request for `key` got an [outage signal](crate::OutageSignals); `probe` is its
+    /// probe id, if it probed; `hint` is the server's, already capped by the layer. Returns
+    /// `false` when the signal is just an answer: the probe of a gate closed for a rate limit
+    /// (or by another process sharing the store), which any answer but a rate limit opens.
+    ///
+    /// The probe of a gate closed here for an outage closes it again for the next, longer
+    /// backoff (or the hint), as a rate limit does; a signal of a request sent before the key
+    /// closed only extends it to a longer hint. On an open key, the signal is counted, and
+    /// the key closes when `rule` says its signals are an outage (see
+    /// [outages](super#outages)).
+    pub(crate) fn outage(
+        &self,
+        key: Key,
+        hint: Option<Duration>,
+        probe: Option<ProbeId>,
+        backoff: &Backoff,
+        rule: &OutageRule,
+    ) -> bool {
+        let policy = Policy::new(*backoff, Duration::MAX);
+        if probe.is_some() {
+            if !self.health.is_out(key) {
+                return false;
+            }
+            self.close(key, hint, probe, &policy, true);
+            return true;
+        }
+        if self.store.peek(key).is_some() {
+            self.close(key, hint, None, &policy, true);
+            return true;
+        }
+        if self.health.signalled(key, Instant::now().into_std(), rule) {
+            tracing::debug!(key = %key, "rate-limit gate: transient rejections, the path is out");
+            self.close(key, hint, None, &policy, true);
+        }
+        true
     }
 
     /// A rate limit came back for `key`. `probe` is the request's probe id, if it probed;
@@ -379,6 +426,19 @@ impl RateLimitGates {
         hint: Option<Duration>,
         probe: Option<ProbeId>,
         policy: &Policy,
+    ) {
+        self.close(key, hint, probe, policy, false);
+    }
+
+    /// Closes `key` (or extends its closure) for a rate limit, or with `outage` for an
+    /// outage: then the lane ramps up from a slow start when the key reopens.
+    fn close(
+        &self,
+        key: Key,
+        hint: Option<Duration>,
+        probe: Option<ProbeId>,
+        policy: &Policy,
+        outage: bool,
     ) {
         let now = Instant::now().into_std();
         // The jitter sample, drawn only when a backoff delay may be needed.
@@ -408,6 +468,9 @@ impl RateLimitGates {
         }
         self.lanes
             .rejected(key, now, tracked.map(|t| t.until), e.until, counts);
+        if outage && counts {
+            self.lanes.outage(key, now, e.until);
+        }
         if tracked.is_none() {
             tracing::debug!(key = %key, delay = ?wait, "rate-limit gate: closed");
             crate::telemetry::gate_closed();
@@ -420,6 +483,7 @@ impl RateLimitGates {
     /// `key`'s probe got a response that is not a rate limit: open the gate, release waiters.
     pub(crate) fn open(&self, key: Key, probe: ProbeId) {
         if self.store.open(key, probe) {
+            self.health.forget(key);
             #[cfg(feature = "redis")]
             if let Some(fleet) = &self.fleet {
                 fleet.opened(key);

@@ -50,6 +50,12 @@ pub struct Key(u64);
 static STATE: FixedState = FixedState::with_seed(0x7461_7069_2d72_7479);
 
 impl Key {
+    /// The bit of a 64-bit filter this key falls on (keys are hashes: any six bits do).
+    #[inline]
+    pub(crate) const fn filter_bit(self) -> u64 {
+        1 << (self.0 & 63)
+    }
+
     /// The key of anything hashable: a host, a tenant header, a `(method, path)` pair, ...
     pub fn of<T: Hash + ?Sized>(value: &T) -> Key {
         Key(STATE.hash_one(value))

@@ -28,6 +28,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// After an outage, a lane's pace doubles up to this many times the rate at which its
+/// callers asked while it was closed.
+pub(crate) const RAMP_HEADROOM: f64 = 3.0;
+
 /// A place in a lane, taken once per request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Slot {
@@ -93,6 +97,8 @@ struct Lane {
     widened: Option<Instant>,
     /// The end of the latest closure the lane has seen.
     closed_until: Option<Instant>,
+    /// Closed for an outage: the tickets issued when it closed, and when.
+    outage_since: Option<(u64, Instant)>,
 }
 
 /// Every paced path's lane.
@@ -189,11 +195,27 @@ impl Lanes {
         }
     }
 
+    /// `slot`'s request went as the probe, which any request may be, out of turn: the tickets
+    /// before it still wait, so it moves the schedule on only when it was the first waiting.
+    pub(crate) fn probed(&self, key: Key, slot: Slot) {
+        if let Some(lane) = self.lock().map.get_mut(&key)
+            && lane.first_waiting() == slot.ticket
+        {
+            lane.gone = lane.gone.max(slot.ticket + 1);
+        }
+    }
+
     /// `key`'s gate opened at `now` (its probe was answered): the tickets still waiting go
     /// from now, at the pace, not all at once for the time the probe was out.
     pub(crate) fn opened(&self, key: Key, now: Instant) {
         if let Some(lane) = self.lock().map.get_mut(&key) {
             lane.pace.reopened(now);
+            if let Some((issued, since)) = lane.outage_since.take() {
+                // The rate at which the callers asked while the path was out.
+                let closed = now.saturating_duration_since(since).as_secs_f64().max(0.1);
+                let asked = lane.issued.saturating_sub(issued) as f64 / closed;
+                lane.pace = Pace::ramp(now, RAMP_HEADROOM * asked);
+            }
             let first = lane.first_waiting();
             lane.rebase(now, first);
             lane.new_epoch();
@@ -343,6 +365,20 @@ impl Lanes {
         self.tracked.store(map.len(), Ordering::Relaxed);
     }
 
+    /// `key` closed at `now` for an outage, until `until`. An outage says nothing of the
+    /// server's capacity, so the lane does not climb back below what the server accepted, as
+    /// after a rate limit: it ramps up from a slow start when it reopens, doubling up to
+    /// [`RAMP_HEADROOM`] times the rate at which its callers asked while it was closed (its
+    /// backlog then drains at least as fast as it grew, and never as a herd).
+    pub(crate) fn outage(&self, key: Key, now: Instant, until: Instant) {
+        if let Some(lane) = self.lock().map.get_mut(&key) {
+            lane.pace = Pace::slow_start(until);
+            if lane.outage_since.is_none() {
+                lane.outage_since = Some((lane.issued, now));
+            }
+        }
+    }
+
     /// Drops the lanes idle for [`LINGER`], then, when still full, the least recently used.
     fn make_room(&self, map: &mut HashMap<Key, Lane, FixedState>, now: Instant) {
         let max = self.max.load(Ordering::Relaxed);
@@ -394,6 +430,7 @@ impl Lane {
             touched: now,
             widened: None,
             closed_until: None,
+            outage_since: None,
         }
     }
 
@@ -402,6 +439,11 @@ impl Lane {
     /// followed ticket by ticket), or now when the lane was idle.
     fn take(&mut self, now: Instant, not_before: Instant) -> Slot {
         self.touched = now;
+        if self.next <= now && not_before <= now && self.pace.unramp(now) {
+            // The backlog of an outage is gone: the cap holds no longer.
+            self.rebase(now, self.issued);
+            self.new_epoch();
+        }
         if self.next < not_before && self.first_waiting() < self.issued {
             // The gate is closed past the tickets still waiting: they move behind it, in order.
             let first = self.first_waiting();

@@ -173,7 +173,8 @@ impl RateLimitBackoffLayer {
     /// The error contract that decides which answers close a path's gate: a `429` whatever
     /// its code, `REFRESH_IN_PROGRESS`, and every code with the disposition
     /// [`RateLimited`](crate::Disposition::RateLimited), built in or declared (see
-    /// [`ErrorContract`]).
+    /// [`ErrorContract`]); and which transient rejections close it when they are an outage
+    /// ([`ErrorContract::outages`], see [outages](super#outages)).
     ///
     /// ```
     /// use tower_api_retry::{Disposition, ErrorContract, RateLimitBackoffLayer};

@@ -64,6 +64,8 @@ pub(crate) struct Pace {
 enum Phase {
     /// Doubling from this rate.
     SlowStart(f64),
+    /// Doubling from the first rate, up to the second (after an outage: see [`Pace::ramp`]).
+    Ramp(f64, f64),
     /// Climbing back towards this ceiling.
     Cubic(f64),
 }
@@ -77,12 +79,26 @@ impl Pace {
         }
     }
 
+    /// A slow start from [`INITIAL_RATE`] at `since` that stops doubling at `cap` requests
+    /// per second (never below [`INITIAL_RATE`]): the ramp of a path reopened after an
+    /// outage, which says nothing of the server's capacity, but whose callers' rate is known.
+    pub(crate) fn ramp(since: Instant, cap: f64) -> Pace {
+        let cap = if cap.is_nan() { INITIAL_RATE } else { cap };
+        Pace {
+            phase: Phase::Ramp(INITIAL_RATE, cap.clamp(INITIAL_RATE, MAX_RATE)),
+            since,
+        }
+    }
+
     /// The pace at `now`, in requests per second: never below [`MIN_RATE`], never above
     /// [`MAX_RATE`], and the phase's first rate before it begins.
     pub(crate) fn rate(&self, now: Instant) -> f64 {
         let t = now.saturating_duration_since(self.since).as_secs_f64();
         let rate = match self.phase {
             Phase::SlowStart(from) => from * (t / DOUBLING.as_secs_f64()).min(64.0).exp2(),
+            Phase::Ramp(from, cap) => {
+                (from * (t / DOUBLING.as_secs_f64()).min(64.0).exp2()).min(cap)
+            }
             Phase::Cubic(w_max) => {
                 let k = (w_max * (1.0 - BETA) / C).cbrt();
                 C * (t - k).powi(3) + w_max
@@ -104,6 +120,18 @@ impl Pace {
             Phase::SlowStart(_) => {
                 let (r0, d) = (self.rate(from), DOUBLING.as_secs_f64());
                 d * (1.0 + n * std::f64::consts::LN_2 / (r0 * d)).log2()
+            }
+            Phase::Ramp(_, cap) => {
+                let (r0, d) = (self.rate(from), DOUBLING.as_secs_f64());
+                // Doubling until the cap (`n_cap` requests on the way), then at the cap.
+                let n_cap = d / std::f64::consts::LN_2 * (cap - r0);
+                if r0 >= cap {
+                    n / cap
+                } else if n <= n_cap {
+                    d * (1.0 + n * std::f64::consts::LN_2 / (r0 * d)).log2()
+                } else {
+                    d * (cap / r0).log2() + (n - n_cap) / cap
+                }
             }
             Phase::Cubic(_) => n / self.rate(from),
         };
@@ -128,13 +156,30 @@ impl Pace {
         let open_for = now.saturating_duration_since(self.since).as_secs_f64();
         let per_open_second = accepted / open_for.clamp(0.2, 1.0);
         let ceiling = match self.phase {
-            Phase::SlowStart(_) => per_open_second.max(SLOW_START_KEEP * self.rate(now)),
+            Phase::SlowStart(_) | Phase::Ramp(..) => {
+                per_open_second.max(SLOW_START_KEEP * self.rate(now))
+            }
             Phase::Cubic(w) if open_for < 1.0 => BETA * self.rate(now).min(w),
             Phase::Cubic(_) if accepted > 0.0 => accepted,
             Phase::Cubic(_) => BETA * self.rate(now),
         };
         self.phase = Phase::Cubic(ceiling.clamp(MIN_RATE, MAX_RATE));
         self.since = reopen;
+    }
+
+    /// A ramp that reached its cap goes on as a slow start from there (its backlog is
+    /// gone: the callers may ask faster now). Returns whether the pace changed.
+    pub(crate) fn unramp(&mut self, now: Instant) -> bool {
+        match self.phase {
+            Phase::Ramp(_, cap) if self.rate(now) >= cap => {
+                *self = Pace {
+                    phase: Phase::SlowStart(cap),
+                    since: now,
+                };
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The path reopened at `now` (its probe was answered): the current phase counts from
@@ -147,7 +192,7 @@ impl Pace {
     #[cfg(test)]
     pub(crate) fn ceiling(&self) -> Option<f64> {
         match self.phase {
-            Phase::SlowStart(_) => None,
+            Phase::SlowStart(_) | Phase::Ramp(..) => None,
             Phase::Cubic(w) => Some(w),
         }
     }
@@ -222,6 +267,37 @@ mod tests {
         assert!((p.rate(t0 + 4 * DOUBLING) - 16.0 * INITIAL_RATE).abs() < 1e-9);
         assert_eq!(p.rate(t0 + Duration::from_secs(3600)), MAX_RATE);
         assert_eq!(p.interval(t0), MS(50));
+    }
+
+    #[test]
+    fn a_ramp_doubles_up_to_its_cap() {
+        let t0 = Instant::now();
+        let p = Pace::ramp(t0, 100.0);
+        assert_eq!(p.rate(t0), INITIAL_RATE);
+        assert!((p.rate(t0 + DOUBLING) - 2.0 * INITIAL_RATE).abs() < 1e-9);
+        assert_eq!(p.rate(t0 + 4 * DOUBLING), 100.0);
+        assert_eq!(p.rate(t0 + Duration::from_secs(3600)), 100.0);
+        // The schedule follows the rate: the integral of the doubling, then the cap.
+        let d = DOUBLING.as_secs_f64();
+        let n_cap = d / std::f64::consts::LN_2 * (100.0 - INITIAL_RATE);
+        let at_cap = p.after(t0, n_cap.round() as u64).as_secs_f64();
+        assert!((at_cap - d * 5f64.log2()).abs() < 0.01, "{at_cap}");
+        let later = p.after(t0, n_cap.round() as u64 + 100).as_secs_f64();
+        assert!((later - at_cap - 1.0).abs() < 0.01, "{later}");
+        // Never below the initial rate, whatever the cap.
+        assert_eq!(
+            Pace::ramp(t0, 1.0).rate(t0 + Duration::from_secs(9)),
+            INITIAL_RATE
+        );
+        assert_eq!(Pace::ramp(t0, f64::NAN).rate(t0), INITIAL_RATE);
+        // Once at its cap, with no backlog left, it doubles on from there.
+        let mut p = p;
+        assert!(!p.unramp(t0 + DOUBLING));
+        let later = t0 + Duration::from_secs(2);
+        assert!(p.unramp(later));
+        assert_eq!(p.rate(later), 100.0);
+        assert!((p.rate(later + DOUBLING) - 200.0).abs() < 1e-9);
+        assert!(!p.unramp(later));
     }
 
     /// A pace in its cubic phase with ceiling `w`, reopened at `at`.

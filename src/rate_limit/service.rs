@@ -226,7 +226,7 @@ impl Track {
         }
     }
 
-    /// A probe's outcome, or any request's rate limit.
+    /// A probe's outcome, or any request's rate limit or outage signal.
     #[inline(never)]
     pub(crate) fn finish_slow(&mut self, error: Option<&Error>) {
         let probe = self.probe.take();
@@ -239,6 +239,15 @@ impl Track {
                     gates.scope_rejected(self.scope, self.key);
                 }
             }
+            (Some(e), _)
+                if e.outage_signal_under(&self.config.contract).is_some()
+                    && gates.outage(
+                        self.key,
+                        e.retry_after().map(|d| d.min(self.config.max_closed)),
+                        probe,
+                        &self.config.backoff,
+                        &self.config.contract.get_outages(),
+                    ) => {}
             (Some(e), _) if e.api().is_some() => {
                 // The server answered: it accepted the request, as far as its rate goes.
                 self.succeeded();

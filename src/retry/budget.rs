@@ -16,8 +16,16 @@ use tokio::time::Instant;
 /// server is least able to take it. A budget instead caps retries at a fraction of the
 /// traffic: by default 20 % of the requests of the last 10 seconds, plus a floor of 10 retries
 /// a second so that a quiet client can still retry at all (the numbers of tower's `TpsBudget`
-/// and Finagle). When the budget is spent, a failed request returns its error at once, with
-/// [`note`](crate::Error::note) saying so.
+/// and Finagle).
+///
+/// When the budget is spent, a retry *waits* for it instead of failing: the floor refills at
+/// `min_per_sec`, and each waiting retry is given the next token to come, in the order they
+/// asked, so retries leave at the floor's rate, not as a burst. The wait is bounded by
+/// [`RetryLayer::max_budget_wait`](crate::RetryLayer::max_budget_wait) (30 s by default) and
+/// by the call's deadline; a retry that would wait longer (or forever: `min_per_sec` 0)
+/// returns its error at once, with [`not_retried`](crate::Error::not_retried) saying why
+/// ([`BudgetExhausted`](crate::NotRetried::BudgetExhausted), or a deadline reason). So a
+/// budget shapes an outage's retries; it drops them only when the caller's limits say so.
 ///
 /// It is a token bucket on tokio's clock: each request earns `retry_ratio` of a retry, earned
 /// tokens fade with a time constant of `ttl` (so only recent traffic counts), each retry
@@ -113,8 +121,19 @@ impl Bucket {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Takes one retry from the budget, or returns `false` when it is spent.
+    /// Takes one retry from the budget, or returns `false` when it is spent (and would not
+    /// refill at once).
+    #[cfg(test)]
     pub(crate) fn withdraw(&self) -> bool {
+        self.take(Duration::ZERO).is_ok()
+    }
+
+    /// Takes one retry from the budget: `Ok(Duration::ZERO)` when one is there; when the
+    /// budget is spent, `Ok(wait)` when the reserve refills one within `max_wait` (it is then
+    /// spoken for: a later ask waits behind it). `Err(Some(wait))` when the next one comes
+    /// only after `wait`, later than `max_wait`, and `Err(None)` when none will (no floor):
+    /// nothing is taken then.
+    pub(crate) fn take(&self, max_wait: Duration) -> Result<Duration, Option<Duration>> {
         let now = Instant::now();
         let requests = self.requests.load(Ordering::Relaxed);
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -124,6 +143,7 @@ impl Bucket {
         s.last = Some(now);
         let secs = elapsed.as_secs_f64();
         let reserve_max = self.config.reserve();
+        // The reserve may be below zero: tokens spoken for by retries still waiting.
         s.reserve = (s.reserve + self.config.min_per_sec as f64 * secs).min(reserve_max);
         // Requests are credited when a retry asks, not when they happen: counting them all
         // as old as the last withdrawal under-counts, which is the safe side for a budget.
@@ -133,15 +153,24 @@ impl Bucket {
         s.earned *= (-secs / self.config.ttl.as_secs_f64()).exp();
         if s.earned >= 1.0 {
             s.earned -= 1.0;
-            true
-        } else if s.reserve + s.earned >= 1.0 {
-            // Spend what was earned first, the rest from the reserve.
-            s.reserve -= 1.0 - s.earned;
-            s.earned = 0.0;
-            true
-        } else {
-            false
+            return Ok(Duration::ZERO);
         }
+        let owed = 1.0 - s.earned - s.reserve;
+        let wait = if owed <= 0.0 {
+            Duration::ZERO
+        } else if self.config.min_per_sec == 0 {
+            return Err(None);
+        } else {
+            let secs = owed / self.config.min_per_sec as f64;
+            Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+        };
+        if wait > max_wait {
+            return Err(Some(wait));
+        }
+        // Spend what was earned first, the rest from the reserve (below zero while waiting).
+        s.reserve -= 1.0 - s.earned;
+        s.earned = 0.0;
+        Ok(wait)
     }
 }
 
@@ -162,6 +191,35 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         let granted = (0..100).filter(|_| bucket.withdraw()).count();
         assert_eq!(granted, 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_budget_shapes_retries_at_its_floor() {
+        let bucket = Bucket::new(RetryBudget::new(Duration::from_secs(10), 10, 0.0));
+        // The reserve: 10/s × 10 s.
+        for _ in 0..100 {
+            assert_eq!(bucket.take(Duration::ZERO), Ok(Duration::ZERO));
+        }
+        // Then each retry waits for the next token, a tenth of a second after the one before.
+        let max = Duration::from_secs(1);
+        let waits: Vec<_> = (0..12).map(|_| bucket.take(max)).collect();
+        for (i, w) in waits.iter().take(10).enumerate() {
+            let want = Duration::from_millis(100 * (i as u64 + 1));
+            let got = w.unwrap();
+            assert!(
+                got.abs_diff(want) < Duration::from_micros(1),
+                "{i}: {got:?}"
+            );
+        }
+        // Past max_wait: refused, and nothing taken.
+        assert!(matches!(waits[10], Err(Some(w)) if w > max));
+        assert!(matches!(waits[11], Err(Some(w)) if w > max));
+        // Time pays the debt off.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(bucket.take(Duration::ZERO).is_ok());
+        // No floor: a spent budget never refills by itself.
+        let none = Bucket::new(RetryBudget::new(Duration::from_secs(10), 0, 0.0));
+        assert_eq!(none.take(Duration::MAX), Err(None));
     }
 
     #[tokio::test(start_paused = true)]

@@ -320,11 +320,38 @@ impl<S, B: ReplayBody> Retrying<S, B> {
                 }));
             }
         }
-        if let Some(budget) = &self.shared.budget
-            && !budget.withdraw()
-        {
-            telemetry::budget_exhausted();
-            return Err(Refusal::Note(NotRetried::BudgetExhausted));
+        let mut wait = wait;
+        if let Some(budget) = &self.shared.budget {
+            // A spent budget is waited for, alongside the backoff, within the layer's bound
+            // and before the deadline.
+            let mut bound = config.max_budget_wait;
+            if let Some(deadline) = self.deadline {
+                bound = bound.min(deadline.left(now).saturating_sub(Duration::from_nanos(1)));
+            }
+            match budget.take(bound) {
+                Ok(ready) => {
+                    if ready > wait {
+                        tracing::debug!(
+                            wait_ms = u64::try_from(ready.as_millis()).unwrap_or(u64::MAX),
+                            "retry budget spent: waiting for it"
+                        );
+                        wait = ready;
+                    }
+                }
+                Err(needed) => {
+                    if let (Some(deadline), Some(needed)) = (self.deadline, needed)
+                        && needed <= config.max_budget_wait
+                    {
+                        return Err(Refusal::Deadline(NotRetried::DeadlineOverrun {
+                            wait: needed,
+                            limit: deadline.limit,
+                            left: deadline.left(now),
+                        }));
+                    }
+                    telemetry::budget_exhausted();
+                    return Err(Refusal::Note(NotRetried::BudgetExhausted));
+                }
+            }
         }
         self.previous = Some(backoff);
         self.pending = Some(body);

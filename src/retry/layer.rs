@@ -10,6 +10,8 @@ use tower::Layer;
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 /// The default for [`RetryLayer::max_retry_after`]: 30 seconds.
 pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// The default for [`RetryLayer::max_budget_wait`]: 30 seconds.
+pub const DEFAULT_MAX_BUDGET_WAIT: Duration = Duration::from_secs(30);
 /// The default for [`RetryLayer::max_replay_bytes`]: 64 KiB.
 pub const DEFAULT_MAX_REPLAY_BYTES: usize = 64 * 1024;
 
@@ -32,6 +34,7 @@ pub(crate) struct Config {
     pub(crate) retry_non_idempotent: bool,
     pub(crate) retry_grpc_unavailable: bool,
     pub(crate) max_replay_bytes: usize,
+    pub(crate) max_budget_wait: Duration,
 }
 
 /// What a [`Retry`] service shares with its clones: the configuration and the budget.
@@ -62,6 +65,7 @@ impl RetryLayer {
                 retry_non_idempotent: false,
                 retry_grpc_unavailable: true,
                 max_replay_bytes: DEFAULT_MAX_REPLAY_BYTES,
+                max_budget_wait: DEFAULT_MAX_BUDGET_WAIT,
             },
             budget: Some(Arc::new(Bucket::new(RetryBudget::default()))),
             contract: ErrorContract::new(),
@@ -126,6 +130,26 @@ impl RetryLayer {
     /// [`RetryBudget::default()`]); `None` disables it. Each call creates a fresh budget.
     pub fn budget(mut self, budget: impl Into<Option<RetryBudget>>) -> Self {
         self.budget = budget.into().map(|b| Arc::new(Bucket::new(b)));
+        self
+    }
+
+    /// The longest a retry waits for the [retry budget](RetryBudget) to refill when it is
+    /// spent (default 30 s), on top of nothing: the wait runs alongside the backoff. A retry
+    /// that would wait longer, or past the call's [deadline](Self::deadline), returns its
+    /// error at once, with [`NotRetried::BudgetExhausted`](crate::NotRetried::BudgetExhausted)
+    /// (or the deadline's reason). `Duration::ZERO` never waits: a spent budget fails the
+    /// retry at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_api_retry::RetryLayer;
+    ///
+    /// // Rather fail than wait for the budget.
+    /// let eager = RetryLayer::new().max_budget_wait(Duration::ZERO);
+    /// # let _ = eager;
+    /// ```
+    pub fn max_budget_wait(mut self, max: Duration) -> Self {
+        self.config.max_budget_wait = max;
         self
     }
 

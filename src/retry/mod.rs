@@ -153,7 +153,12 @@
 //!
 //! All services made by one layer, and their clones, share a [`RetryBudget`]: retries stay
 //! within 20 % of requests over 10 s, plus 10 retries a second, so a failing server sees at
-//! most about 1.2 × the traffic, not 4 ×.
+//! most about 1.2 × the traffic, not 4 ×. A retry that finds the budget spent waits for it
+//! (the floor refills at 10 a second, and waiting retries take its tokens in turn) for at
+//! most [`max_budget_wait`](RetryLayer::max_budget_wait), 30 s, and never past the call's
+//! deadline: the budget shapes retries rather than dropping them, and a failure is final
+//! only when those limits say so ([`NotRetried::BudgetExhausted`](crate::NotRetried),
+//! or the deadline's reason).
 //!
 //! # Per-request control
 //!
@@ -248,7 +253,8 @@ pub use body::{CaptureBody, Captured, NotReplayable, ReplayBody, ReplayedBody};
 pub use budget::RetryBudget;
 pub use future::ResponseFuture;
 pub use layer::{
-    DEFAULT_MAX_REPLAY_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER, RetryLayer,
+    DEFAULT_MAX_BUDGET_WAIT, DEFAULT_MAX_REPLAY_BYTES, DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_AFTER, RetryLayer,
 };
 pub use overrides::RetryOverride;
 pub use policy::IDEMPOTENCY_KEY;

@@ -35,6 +35,11 @@ async fn chaos_soak() {
         bad_request: 3,
         slow_for: Duration::from_secs(3),
         retry_after_secs: 1,
+        // Two outages of the whole server: every path answers 503.
+        bursts: vec![
+            (Duration::from_millis(1000), Duration::from_millis(1600)),
+            (Duration::from_millis(3000), Duration::from_millis(3400)),
+        ],
     });
     let gates = RateLimitGates::with_max_keys(MAX_KEYS);
     let probe = GateProbe::<()>::shared();
@@ -43,7 +48,10 @@ async fn chaos_soak() {
         .layer(
             RetryLayer::new()
                 .base_delay(Duration::from_millis(10))
-                .max_delay(Duration::from_millis(200)),
+                .max_delay(Duration::from_millis(200))
+                // A third of the answers fail: the budget is spent all through the soak, and
+                // a retry waits for it half a second at most.
+                .max_budget_wait(Duration::from_millis(500)),
         )
         .layer(tower::layer::layer_fn({
             let probe = probe.clone();

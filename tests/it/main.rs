@@ -35,6 +35,7 @@ mod mcp;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod nginx;
+mod outages;
 mod pacing;
 mod props;
 mod quota;

@@ -12,7 +12,7 @@ use std::{
 use tokio::time::Instant;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_api_retry::{
-    Attempts, Error, ErrorDecodeLayer, RetryLayer, backoff::Jitter, retry::RetryBudget,
+    Attempts, Error, ErrorDecodeLayer, NotRetried, RetryLayer, backoff::Jitter, retry::RetryBudget,
 };
 
 const S: fn(u64) -> Duration = Duration::from_secs;
@@ -522,9 +522,11 @@ async fn every_response_carries_attempts() {
 
 #[tokio::test(start_paused = true)]
 async fn clones_share_the_budget() {
-    // A reserve of exactly one retry, no refill worth speaking of, nothing earned.
+    // A reserve of exactly one retry, refilled at one a second, nothing earned; a retry
+    // never waits for it.
     let layer = RetryLayer::new()
         .budget(RetryBudget::new(S(1), 1, 0.0))
+        .max_budget_wait(Duration::ZERO)
         .max_retries(1);
     let (svc, calls) = stack(layer, |_| status(503));
     // Both fail at the same instant; only one of the two clones gets the retry.
@@ -537,20 +539,77 @@ async fn clones_share_the_budget() {
     assert_eq!(retried.attempts(), 2);
     assert_eq!(refused.attempts(), 1);
     assert!(refused.note().unwrap().contains("budget"), "{refused}");
+    assert_eq!(refused.not_retried(), Some(&NotRetried::BudgetExhausted));
     assert_eq!(calls.count(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_spent_budget_is_waited_for_not_dropped() {
+    // The same budget, waited for (30 s at most, by default): the second clone's retry goes
+    // when the reserve has refilled, a second later, instead of failing.
+    let layer = RetryLayer::new()
+        .budget(RetryBudget::new(S(1), 1, 0.0))
+        .base_delay(Duration::from_millis(100))
+        .jitter(Jitter::None)
+        .max_retries(1);
+    let (svc, calls) = stack(layer, |n| if n < 2 { status(503) } else { status(200) });
+    let start = Instant::now();
+    let (a, b) = tokio::join!(
+        svc.clone().oneshot(get("/a")),
+        svc.clone().oneshot(get("/b"))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!((attempts(&a), attempts(&b)), (2, 2));
+    let at: Vec<_> = calls.0.lock().unwrap().iter().map(|t| *t - start).collect();
+    // Both failed at once; one retry after the backoff (100 ms), the other when the budget
+    // had a token again: the floor refills one a second.
+    assert_eq!(at.len(), 4);
+    assert_eq!(at[2], Duration::from_millis(100));
+    assert_eq!(at[3], S(1));
+
+    // A deadline bounds the wait: a retry that would wait past it is refused, with the
+    // deadline's reason.
+    let layer = RetryLayer::new()
+        .budget(RetryBudget::new(S(1), 1, 0.0))
+        .base_delay(Duration::from_millis(10))
+        .deadline(Duration::from_millis(500))
+        .max_retries(1);
+    let (svc, _) = stack(layer, |_| status(503));
+    let (a, b) = tokio::join!(
+        svc.clone().oneshot(get("/a")),
+        svc.clone().oneshot(get("/b"))
+    );
+    let (a, b) = (a.unwrap_err(), b.unwrap_err());
+    let refused = if a.attempts() == 2 { b } else { a };
+    assert_eq!(refused.attempts(), 1);
+    assert!(
+        matches!(refused.not_retried(), Some(NotRetried::DeadlineOverrun { wait, .. }) if *wait >= Duration::from_millis(900)),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_budget_bounds_a_retry_storm() {
     let (svc, calls) = stack(RetryLayer::new(), |_| status(503));
+    let start = Instant::now();
     let futures = (0..1000).map(|_| svc.clone().oneshot(get("/x")));
     let results = futures_util::future::join_all(futures).await;
+    let elapsed = start.elapsed().as_secs();
     assert!(results.iter().all(Result::is_err));
-    let attempts = calls.count();
+    let attempts = calls.count() as u64;
     // 1,000 requests, 20 % of them retried, a reserve of 10/s × 10 s, plus the floor's refill
-    // over the (paused) seconds the storm took.
+    // over the (paused) seconds the storm took: the retries that found the budget spent
+    // waited for it (30 s at most), at the floor's rate, not as a burst.
     assert!(attempts >= 1000 + 200, "{attempts}");
-    assert!(attempts <= 1000 + 200 + 100 + 10 * 10, "{attempts}");
+    assert!(
+        attempts <= 1000 + 200 + 100 + 10 * (elapsed + 1),
+        "{attempts} in {elapsed} s"
+    );
+    let refused = results
+        .iter()
+        .filter(|r| r.as_ref().unwrap_err().not_retried() == Some(&NotRetried::BudgetExhausted))
+        .count();
+    assert!(refused > 0);
 }
 
 // ---------------------------------------------------------------- streaming bodies never sent
@@ -1042,7 +1101,9 @@ mod real {
         let (addr, seen) = serve(usize::MAX).await;
         let layer = RetryLayer::new()
             .base_delay(Duration::from_millis(1))
-            .max_delay(Duration::from_millis(2));
+            .max_delay(Duration::from_millis(2))
+            // In real time: a retry never waits for the budget here.
+            .max_budget_wait(Duration::ZERO);
         let stack = hyper_stack(layer);
         let uri: http::Uri = format!("http://{addr}/api/status").parse().unwrap();
         let start = std::time::Instant::now();

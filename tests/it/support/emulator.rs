@@ -205,13 +205,16 @@ pub struct Chaos {
     pub slow_for: Duration,
     /// `Retry-After` of a rate-limited response, in seconds.
     pub retry_after_secs: u64,
+    /// Outages: `[from, to)` windows, from when the chaos starts, in which every path
+    /// answers `503`.
+    pub bursts: Vec<(Duration, Duration)>,
 }
 
 #[derive(Default)]
 struct State {
     scripts: Mutex<HashMap<String, Script>>,
     seen: Mutex<Vec<Seen>>,
-    chaos: Mutex<Option<(rand::rngs::StdRng, Chaos)>>,
+    chaos: Mutex<Option<(rand::rngs::StdRng, Chaos, Instant)>>,
     /// (path, when the 429 was answered, Retry-After) of every rate-limited reply.
     limited: Mutex<Vec<(String, Instant, Duration)>>,
 }
@@ -321,8 +324,11 @@ impl Emulator {
     /// Serves paths without a script with random faults.
     pub fn chaos(&self, chaos: Chaos) {
         use rand::SeedableRng;
-        *self.state.chaos.lock().unwrap() =
-            Some((rand::rngs::StdRng::seed_from_u64(chaos.seed), chaos));
+        *self.state.chaos.lock().unwrap() = Some((
+            rand::rngs::StdRng::seed_from_u64(chaos.seed),
+            chaos,
+            Instant::now(),
+        ));
     }
 
     /// Every 429 the server answered: path, when, and the `Retry-After` it sent.
@@ -334,7 +340,11 @@ impl Emulator {
 fn chaos_reply(state: &State) -> Option<Reply> {
     use rand::Rng;
     let mut guard = state.chaos.lock().unwrap();
-    let (rng, c) = guard.as_mut()?;
+    let (rng, c, start) = guard.as_mut()?;
+    let at = start.elapsed();
+    if c.bursts.iter().any(|(from, to)| at >= *from && at < *to) {
+        return Some(Reply::detail(503, "Server restarting"));
+    }
     let roll = rng.random_range(0..100u32);
     let mut edge = 0;
     let mut hit = |pct: u32| {

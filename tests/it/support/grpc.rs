@@ -139,6 +139,8 @@ impl GrpcSeen {
 struct State {
     scripts: Mutex<HashMap<String, VecDeque<GrpcReply>>>,
     seen: Mutex<Vec<GrpcSeen>>,
+    /// tonic's `max_decoding_message_size`, when set.
+    max_decoding: Mutex<Option<usize>>,
 }
 
 /// The running gRPC server.
@@ -189,6 +191,12 @@ impl GrpcServer {
             .insert(method.into(), replies.into_iter().collect());
     }
 
+    /// Makes the server refuse request messages larger than `limit` bytes, as tonic does
+    /// with `max_decoding_message_size` (before any handler runs: such a call is not `seen`).
+    pub fn max_decoding_message_size(&self, limit: usize) {
+        *self.state.max_decoding.lock().unwrap() = Some(limit);
+    }
+
     /// Every request received for `method`.
     pub fn seen(&self, method: &str) -> Vec<GrpcSeen> {
         self.state
@@ -218,6 +226,7 @@ async fn dispatch(
         .get_mut(&method)
         .and_then(VecDeque::pop_front)
         .unwrap_or(GrpcReply::Ok);
+    let limit = *state.max_decoding.lock().unwrap();
     let in_trailers = match &reply {
         GrpcReply::Rich(rich) if rich.in_trailers => Some(rich.to_status()),
         _ => None,
@@ -255,9 +264,11 @@ async fn dispatch(
             }
         }
     });
-    let res = tonic::server::Grpc::new(ProstCodec::<SayReply, SayRequest>::default())
-        .unary(svc, req)
-        .await;
+    let mut grpc = tonic::server::Grpc::new(ProstCodec::<SayReply, SayRequest>::default());
+    if let Some(limit) = limit {
+        grpc = grpc.max_decoding_message_size(limit);
+    }
+    let res = grpc.unary(svc, req).await;
     let Some(status) = in_trailers else {
         return res;
     };

@@ -9,6 +9,7 @@ pub mod external;
 pub mod fleet;
 pub mod grpc;
 pub mod limited;
+pub mod outage;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod trace;
