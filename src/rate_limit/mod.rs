@@ -212,7 +212,11 @@
 //!   command.
 //! - **Clock-free.** The scripts read Redis's own clock (`TIME`); only durations travel.
 //!   The fleet's gates live in one hash, `tower-api-retry:{<namespace>}:gates` (one hash
-//!   tag per namespace), bounded by [`max_keys`](RateLimitGates::max_keys) in Redis too.
+//!   tag per namespace, so a [Redis Cluster](RedisStore::cluster) keeps them in one slot),
+//!   bounded by [`max_keys`](RateLimitGates::max_keys) in Redis too. What Redis says is
+//!   bounded like a server's hint ([`RedisStore::max_closed`]).
+//! - **Outages and rate limits alike.** A path closed for an [outage](#outages) is closed
+//!   for the fleet too.
 //! - **Redis is never a new way to fail.** Every call has a [timeout](RedisStore::timeout)
 //!   (250 ms). While Redis is down, slow, restarting or failing over, each process works on
 //!   its local gates, exactly as without a store, and logs one warning; when Redis answers

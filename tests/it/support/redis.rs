@@ -26,12 +26,18 @@ impl Drop for RedisServer {
     }
 }
 
+/// A free port below the kernel's ephemeral range (32768 and up), with its cluster bus port
+/// (+10000) too: a killed server is restarted on its port, which an outgoing connection
+/// could otherwise have taken as its local port in the meantime.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let port = 10_000 + rand::random::<u16>() % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
+        {
+            return port;
+        }
+    }
 }
 
 impl RedisServer {
