@@ -342,6 +342,40 @@ impl RateLimitGates {
         })
     }
 
+    /// Shares the floor of `retry`'s [retry budget](crate::retry::RetryBudget) with every
+    /// process of the fleet that does the same: with N processes alive, each gets
+    /// `min_per_sec / N` retries a second (and that part of the reserve), so the fleet
+    /// retries at the budget's floor, not N times it. The ratio part is fleet-wide already:
+    /// each process earns it from its own requests. Costs one script call per process per
+    /// second, none per request; while Redis does not answer, each process keeps the whole
+    /// floor. Local gates, or a layer without a budget, change nothing.
+    ///
+    /// Call it inside a tokio runtime, after the layer's last
+    /// [`budget`](crate::RetryLayer::budget) call (which makes a new budget).
+    ///
+    /// ```
+    /// use tower_api_retry::{RetryLayer, rate_limit::{RateLimitGates, RedisStore}};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let gates = RateLimitGates::new().shared(RedisStore::new("redis://127.0.0.1/", "key-id-7f3a")?)?;
+    /// let retry = RetryLayer::new();
+    /// gates.share_retry_budget(&retry);
+    /// assert_eq!(retry.budget_sharers(), Some(1)); // until Redis has answered
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn share_retry_budget(&self, retry: &crate::RetryLayer) {
+        let (Some(fleet), Some(bucket)) = (&self.fleet, &retry.budget) else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("rate-limit gates: a shared retry budget needs a tokio runtime");
+            return;
+        };
+        runtime.spawn(heartbeat(fleet.clone(), Arc::downgrade(bucket)));
+    }
+
     /// `true` when these gates are shared through a store that answers now, and hears the
     /// fleet's changes; `false` for local gates, or while the store is unreachable (the
     /// gates then work locally).
@@ -413,6 +447,7 @@ struct Scripts {
     open: Script,
     release: Script,
     snapshot: Script,
+    budget: Script,
 }
 
 fn scripts() -> &'static Scripts {
@@ -422,6 +457,7 @@ fn scripts() -> &'static Scripts {
         open: Script::new(script!("fleet/open.lua")),
         release: Script::new(script!("fleet/release.lua")),
         snapshot: Script::new(script!("fleet/snapshot.lua")),
+        budget: Script::new(script!("fleet/budget.lua")),
     });
     &SCRIPTS
 }
@@ -575,7 +611,14 @@ impl Fleet {
     /// Loads the scripts (after a connection, or a restart of Redis that forgot them).
     async fn load(&self, conn: &mut Conn) -> bool {
         let s = scripts();
-        for script in [&s.close, &s.lease, &s.open, &s.release, &s.snapshot] {
+        for script in [
+            &s.close,
+            &s.lease,
+            &s.open,
+            &s.release,
+            &s.snapshot,
+            &s.budget,
+        ] {
             if self.call(conn.load(script)).await.is_none() {
                 return false;
             }
@@ -749,6 +792,36 @@ async fn subscriber(fleet: Arc<Fleet>, local: Local) {
         fleet.subscribed.store(false, Ordering::Relaxed);
         tokio::time::sleep(retry).await;
         retry = (retry * 2).min(every * 4);
+    }
+}
+
+/// How long a process counts as alive after its last heartbeat.
+const ALIVE: Duration = Duration::from_secs(3);
+
+/// Tells Redis once a second that this process shares `bucket`'s floor, and sets the floor's
+/// share from the number of processes alive. Ends with the bucket.
+async fn heartbeat(fleet: Arc<Fleet>, bucket: Weak<crate::retry::budget::Bucket>) {
+    let hash = format!("tower-api-retry:{{{}}}:budget", fleet.store.namespace);
+    let holder = format!("{}-{:08x}", fleet.holder, rand::random::<u32>());
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(bucket) = bucket.upgrade() else {
+            return;
+        };
+        let conn = fleet.conn.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let alive: Option<i64> = match conn {
+            Some(mut conn) => {
+                let mut call = scripts().budget.key(&hash);
+                call.arg(&holder)
+                    .arg(u64::try_from(ALIVE.as_millis()).unwrap_or(3000));
+                fleet.call(conn.invoke(&call)).await
+            }
+            None => None,
+        };
+        // Without an answer, the whole floor: Redis never takes retries away.
+        bucket.share(alive.map_or(1, |n| u32::try_from(n.clamp(1, 1_000_000)).unwrap_or(1)));
     }
 }
 

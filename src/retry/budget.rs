@@ -4,7 +4,7 @@ use std::{
     fmt,
     sync::{
         Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -80,6 +80,8 @@ impl RetryBudget {
 pub(crate) struct Bucket {
     config: RetryBudget,
     requests: AtomicU64,
+    /// How many processes share the floor (1 unless shared through a fleet store).
+    sharers: AtomicU32,
     state: Mutex<BucketState>,
 }
 
@@ -106,6 +108,7 @@ impl Bucket {
         Bucket {
             config,
             requests: AtomicU64::new(0),
+            sharers: AtomicU32::new(1),
             state: Mutex::new(BucketState {
                 seen: 0,
                 reserve: config.reserve(),
@@ -113,6 +116,18 @@ impl Bucket {
                 last: None,
             }),
         }
+    }
+
+    /// `processes` processes (this one among them) share the floor from now on: each gets
+    /// its part of `min_per_sec` and of the reserve.
+    #[cfg(feature = "redis")]
+    pub(crate) fn share(&self, processes: u32) {
+        self.sharers.store(processes.max(1), Ordering::Relaxed);
+    }
+
+    /// How many processes share the floor.
+    pub(crate) fn sharers(&self) -> u32 {
+        self.sharers.load(Ordering::Relaxed).max(1)
     }
 
     /// Records one request (not a retry).
@@ -142,9 +157,12 @@ impl Bucket {
             .map_or(Duration::ZERO, |last| now.saturating_duration_since(last));
         s.last = Some(now);
         let secs = elapsed.as_secs_f64();
-        let reserve_max = self.config.reserve();
+        // A fleet shares the floor: this process's part of it.
+        let sharers = f64::from(self.sharers());
+        let floor = f64::from(self.config.min_per_sec) / sharers;
+        let reserve_max = self.config.reserve() / sharers;
         // The reserve may be below zero: tokens spoken for by retries still waiting.
-        s.reserve = (s.reserve + self.config.min_per_sec as f64 * secs).min(reserve_max);
+        s.reserve = (s.reserve + floor * secs).min(reserve_max);
         // Requests are credited when a retry asks, not when they happen: counting them all
         // as old as the last withdrawal under-counts, which is the safe side for a budget.
         let new = requests.saturating_sub(s.seen);
@@ -161,7 +179,7 @@ impl Bucket {
         } else if self.config.min_per_sec == 0 {
             return Err(None);
         } else {
-            let secs = owed / self.config.min_per_sec as f64;
+            let secs = owed / floor;
             Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
         };
         if wait > max_wait {

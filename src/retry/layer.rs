@@ -133,6 +133,13 @@ impl RetryLayer {
         self
     }
 
+    /// How many processes share this layer's budget's floor: 1 unless gates shared on Redis
+    /// share it (`RateLimitGates::share_retry_budget`, feature `redis`) and Redis has
+    /// answered; `None` without a budget.
+    pub fn budget_sharers(&self) -> Option<u32> {
+        self.budget.as_ref().map(|b| b.sharers())
+    }
+
     /// The longest a retry waits for the [retry budget](RetryBudget) to refill when it is
     /// spent (default 30 s), on top of nothing: the wait runs alongside the backoff. A retry
     /// that would wait longer, or past the call's [deadline](Self::deadline), returns its

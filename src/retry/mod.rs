@@ -241,7 +241,7 @@
 //! ```
 
 pub(crate) mod body;
-mod budget;
+pub(crate) mod budget;
 pub(crate) mod deadline;
 mod future;
 mod layer;

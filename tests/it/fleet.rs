@@ -529,3 +529,65 @@ async fn a_lying_redis_closes_nothing_past_max_closed_and_junk_is_ignored() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_share_the_retry_budgets_floor() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower_api_retry::{RetryLayer, retry::RetryBudget};
+    with_redis(|redis| async move {
+        // A floor only (no ratio): 30 retries a second, a reserve of 300, for the fleet.
+        let budget = RetryBudget::new(Duration::from_secs(10), 30, 0.0);
+        let mut layers = Vec::new();
+        for _ in 0..3 {
+            let gates = shared(&redis, |s| s).await;
+            let retry = RetryLayer::new()
+                .budget(budget)
+                .max_retries(1)
+                .base_delay(Duration::from_millis(1))
+                .max_budget_wait(Duration::ZERO);
+            gates.share_retry_budget(&retry);
+            layers.push((gates, retry));
+        }
+        let all: Vec<RetryLayer> = layers.iter().map(|(_, r)| r.clone()).collect();
+        eventually("three processes share the floor", move || {
+            all.iter().all(|r| r.budget_sharers() == Some(3))
+        })
+        .await;
+
+        // Every request fails with a 503 once, and is retried if the budget allows.
+        let calls = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        for (_, retry) in &layers {
+            let calls = calls.clone();
+            let server = service_fn(move |_req: Request<Full<Bytes>>| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                async {
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .status(503)
+                            .body(Full::new(Bytes::from_static(
+                                br#"{"code":"UNAVAILABLE","message":"down"}"#,
+                            )))
+                            .unwrap(),
+                    )
+                }
+            });
+            let client = ServiceBuilder::new()
+                .layer(retry.clone())
+                .layer(ErrorDecodeLayer::new())
+                .service(server);
+            for _ in 0..300 {
+                assert!(client.clone().oneshot(get()).await.is_err());
+            }
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let retries = calls.load(Ordering::Relaxed) - 900;
+        // Each process has a third of the reserve (100) and of the floor (10/s); alone, each
+        // would have retried all of its 300 requests.
+        let bound = 3.0 * (100.0 + 10.0 * elapsed) + 3.0;
+        println!("900 failures, {retries} retries in {elapsed:.2} s (bound {bound:.0})");
+        assert!(retries as f64 <= bound, "{retries} retries > {bound}");
+        assert!(retries < 900);
+    })
+    .await;
+}
