@@ -67,12 +67,12 @@ impl Key {
     #[inline]
     pub fn from_uri(uri: &Uri) -> Key {
         let mut h = origin_hasher(uri);
-        for segment in uri.path().split('/') {
-            if is_id(segment.as_bytes()) {
+        for segment in uri.path().as_bytes().split(|&b| b == b'/') {
+            if is_id(segment) {
                 // Path bytes are ASCII, so these two markers never occur in a segment.
                 h.write_u8(0xfe);
             } else {
-                h.write(segment.as_bytes());
+                h.write(segment);
                 h.write_u8(0xff);
             }
         }
@@ -136,19 +136,20 @@ pub(crate) fn is_id(segment: &[u8]) -> bool {
     if len == 0 {
         return false;
     }
-    let (mut digits, mut hex, mut token) = (0usize, 0usize, 0usize);
+    // One table look-up a byte: which classes every byte is in, and which any byte is in.
+    let (mut all, mut any) = (DIGIT | HEX | TOKEN, 0);
     for &b in segment {
-        digits += usize::from(b.is_ascii_digit());
-        hex += usize::from(b.is_ascii_hexdigit());
-        token += usize::from(b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let class = CLASSES[usize::from(b)];
+        all &= class;
+        any |= class;
     }
-    if digits == len || (len >= 16 && hex == len) {
+    if all & DIGIT != 0 || (len >= 16 && all & HEX != 0) {
         return true;
     }
     if len == 36 && is_uuid(segment) {
         return true;
     }
-    if digits == 0 || token != len {
+    if any & DIGIT == 0 || all & TOKEN == 0 {
         return false;
     }
     if len >= 20 {
@@ -163,6 +164,35 @@ pub(crate) fn is_id(segment: &[u8]) -> bool {
         _ => false,
     }
 }
+
+/// An ASCII digit.
+const DIGIT: u8 = 1;
+/// An ASCII hex digit, either case.
+const HEX: u8 = 2;
+/// A byte of a long token: an ASCII letter or digit, `-` or `_`.
+const TOKEN: u8 = 4;
+
+/// The classes of every byte.
+static CLASSES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let mut class = 0;
+        if c.is_ascii_digit() {
+            class |= DIGIT;
+        }
+        if c.is_ascii_hexdigit() {
+            class |= HEX;
+        }
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            class |= TOKEN;
+        }
+        table[b] = class;
+        b += 1;
+    }
+    table
+};
 
 fn is_uuid(s: &[u8]) -> bool {
     s.iter().enumerate().all(|(i, &b)| match i {
@@ -431,6 +461,52 @@ mod tests {
             "%40me",
         ] {
             assert!(!is_id(word.as_bytes()), "{word} is not an id");
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-pass rule answers what counting each class over the segment answers.
+        #[test]
+        fn the_id_rule_in_one_pass_is_the_counting_rule(
+            segment in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(b"0123456789abcdefABCDEFxyzXYZ-_./%".to_vec()),
+                    proptest::num::u8::ANY,
+                ],
+                0..40,
+            )
+        ) {
+            proptest::prop_assert_eq!(is_id(&segment), counting_rule(&segment));
+        }
+    }
+
+    fn counting_rule(segment: &[u8]) -> bool {
+        let len = segment.len();
+        if len == 0 {
+            return false;
+        }
+        let digits = segment.iter().filter(|b| b.is_ascii_digit()).count();
+        let hex = segment.iter().filter(|b| b.is_ascii_hexdigit()).count();
+        let token = segment
+            .iter()
+            .filter(|&&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            .count();
+        if digits == len || (len >= 16 && hex == len) || (len == 36 && is_uuid(segment)) {
+            return true;
+        }
+        if digits == 0 || token != len {
+            return false;
+        }
+        if len >= 20 {
+            return true;
+        }
+        match segment.iter().position(|&b| b == b'_') {
+            Some(p @ 1..=16) => {
+                segment[..p].iter().all(u8::is_ascii_lowercase)
+                    && p + 1 < len
+                    && segment[p + 1..].iter().all(u8::is_ascii_alphanumeric)
+            }
+            _ => false,
         }
     }
 
