@@ -20,72 +20,18 @@
 mod external;
 #[path = "../tests/it/support/redis.rs"]
 mod redis_server;
+mod support;
+
+use support::{Bare, Limited, once, request};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use http::{Request, Response, StatusCode};
+use http::Request;
 use std::{
-    convert::Infallible,
-    future::{Future, Ready, ready},
     hint::black_box,
-    pin::pin,
-    task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
 use tower::{Layer, Service, ServiceExt};
-use tower_api_retry::{
-    ApiError, Error, ErrorCode,
-    rate_limit::{Key, RateLimitBackoffLayer, RateLimitGates, RedisStore},
-};
-
-/// The cheapest possible inner service: answers at once.
-#[derive(Clone)]
-struct Bare;
-
-impl Service<Request<()>> for Bare {
-    type Response = Response<()>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(())))
-    }
-}
-
-/// Answers every request with a 429 and a one-hour `Retry-After`.
-#[derive(Clone)]
-struct Limited;
-
-impl Service<Request<()>> for Limited {
-    type Response = Response<()>;
-    type Error = Error;
-    type Future = Ready<Result<Response<()>, Error>>;
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        let api = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::ResourceExhausted,
-            "slow down",
-        )
-        .with_retry_after(Duration::from_secs(3600));
-        ready(Err(Error::from(api)))
-    }
-}
-
-fn once<S: Service<Request<()>>>(svc: &mut S, req: Request<()>) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    let fut = pin!(svc.call(req));
-    matches!(fut.poll(&mut cx), Poll::Ready(Ok(_)))
-}
-
-fn request() -> Request<()> {
-    Request::get("https://api.example.com/v1/tasks/list?token=abc")
-        .body(())
-        .unwrap()
-}
+use tower_api_retry::rate_limit::{Key, RateLimitBackoffLayer, RateLimitGates, RedisStore};
 
 /// A URL on its own host for every `n`: rejections on two paths of one host within a
 /// second would make the limit the host's, and hold every later path of it.

@@ -9,95 +9,21 @@
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
 
+mod support;
+
+use support::{Bare, close_10k, once, request};
+
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use http::{Request, Response, StatusCode};
+use http::Request;
 use std::{
-    convert::Infallible,
-    future::{Future, Ready, ready},
     hint::black_box,
-    pin::pin,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    task::{Context, Poll, Waker},
-    time::Duration,
 };
 use tower::{Layer, Service};
-use tower_api_retry::{
-    ApiError, Error, ErrorCode,
-    rate_limit::{Key, RateLimitBackoffLayer, RateLimitGates},
-};
-
-/// The cheapest possible inner service: answers at once.
-#[derive(Clone)]
-struct Bare;
-
-impl Service<Request<()>> for Bare {
-    type Response = Response<()>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(())))
-    }
-}
-
-/// Answers every request with a 429 and a one-hour `Retry-After`.
-#[derive(Clone)]
-struct Limited;
-
-impl Service<Request<()>> for Limited {
-    type Response = Response<()>;
-    type Error = Error;
-    type Future = Ready<Result<Response<()>, Error>>;
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        let api = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::ResourceExhausted,
-            "slow down",
-        )
-        .with_retry_after(Duration::from_secs(3600));
-        ready(Err(Error::from(api)))
-    }
-}
-
-fn once<S: Service<Request<()>>>(svc: &mut S, req: Request<()>) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    let fut = pin!(svc.call(req));
-    matches!(fut.poll(&mut cx), Poll::Ready(Ok(_)))
-}
-
-fn request() -> Request<()> {
-    Request::get("https://api.example.com/v1/tasks/list?token=abc")
-        .body(())
-        .unwrap()
-}
-
-fn close_10k(gates: &RateLimitGates) {
-    let mut closer = RateLimitBackoffLayer::new()
-        .gates(gates.clone())
-        .layer(Limited);
-    for i in 0..10_000 {
-        // Each on a host of its own: paths that differ by an id share a key, and rejections
-        // on several paths of one host within a second close the whole host.
-        let host: String = i
-            .to_string()
-            .bytes()
-            .map(|d| char::from(b'a' + (d - b'0')))
-            .collect();
-        let req = Request::get(format!("https://{host}.example.com/v1/closed"))
-            .body(())
-            .unwrap();
-        assert!(!once(&mut closer, req));
-    }
-    assert_eq!(gates.len(), 10_000);
-}
+use tower_api_retry::rate_limit::{Key, RateLimitBackoffLayer, RateLimitGates};
 
 fn bench<S>(c: &mut Criterion, name: &str, svc: S)
 where

@@ -27,6 +27,8 @@
 
 #![allow(missing_docs)]
 
+mod support;
+
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -38,12 +40,12 @@ use std::{
     pin::pin,
     process::{Command, ExitCode},
     task::{Context, Poll, Waker},
-    time::Duration,
 };
+use support::{Bare, close_10k};
 use tower::{Layer, Service, ServiceBuilder, retry::Policy};
 use tower_api_retry::{
-    ApiError, Error, ErrorCode, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
-    ServiceBuilderExt, rate_limit::RateLimitGates,
+    ApiError, Error, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, ServiceBuilderExt,
+    rate_limit::RateLimitGates,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -294,50 +296,6 @@ where
     }
 }
 
-/// The cheapest possible inner service, as in `benches/gate.rs`.
-#[derive(Clone)]
-struct Bare;
-
-impl Service<Request<()>> for Bare {
-    type Response = Response<()>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(())))
-    }
-}
-
-/// Answers every request with a 429 and a one-hour `Retry-After`.
-#[derive(Clone)]
-struct Limited;
-
-impl Service<Request<()>> for Limited {
-    type Response = Response<()>;
-    type Error = Error;
-    type Future = Ready<Result<Response<()>, Error>>;
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        let api = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::ResourceExhausted,
-            "slow down",
-        )
-        .with_retry_after(Duration::from_secs(3600));
-        ready(Err(Error::from(api)))
-    }
-}
-
-fn unit_request() -> Request<()> {
-    Request::get("https://api.example.com/v1/tasks/list?token=abc")
-        .body(())
-        .unwrap()
-}
-
 fn drive_unit<S>(mut svc: S, n: u64)
 where
     S: Service<Request<()>>,
@@ -346,7 +304,7 @@ where
     let mut cx = Context::from_waker(Waker::noop());
     for _ in 0..n {
         assert!(svc.poll_ready(&mut cx).is_ready());
-        black_box(poll_once(svc.call(unit_request())).unwrap());
+        black_box(poll_once(svc.call(support::request())).unwrap());
     }
 }
 
@@ -354,25 +312,7 @@ where
 /// host).
 fn closed_10k() -> impl Service<Request<()>, Error = Error> + Clone + Send + 'static {
     let gates = RateLimitGates::new();
-    let mut closer = RateLimitBackoffLayer::new()
-        .gates(gates.clone())
-        .layer(Limited);
-    let mut cx = Context::from_waker(Waker::noop());
-    for i in 0..10_000 {
-        // Each on a host of its own: paths that differ by an id share a key, and rejections
-        // on several paths of one host within a second close the whole host.
-        let host: String = i
-            .to_string()
-            .bytes()
-            .map(|d| char::from(b'a' + (d - b'0')))
-            .collect();
-        let req = Request::get(format!("https://{host}.example.com/v1/closed"))
-            .body(())
-            .unwrap();
-        assert!(closer.poll_ready(&mut cx).is_ready());
-        assert!(poll_once(closer.call(req)).is_err());
-    }
-    assert_eq!(gates.len(), 10_000);
+    close_10k(&gates);
     RateLimitBackoffLayer::new().gates(gates).layer(Bare)
 }
 

@@ -67,6 +67,27 @@ fn without_outage_gates() -> limited::Client {
     limited::outcome(ServiceBuilder::new().api_contract_with(layer).service(http))
 }
 
+/// One open-loop run of `client` against a fresh server down during `windows`: the server's
+/// log and the figures.
+async fn run_open_loop(
+    windows: &[(Duration, Duration)],
+    requests: usize,
+    over: Duration,
+    client: limited::Client,
+) -> (std::sync::Arc<Outages>, Figures) {
+    let outages = Outages::new(windows);
+    let base = serve(outages.clone()).await;
+    let plan = Plan {
+        requests,
+        over,
+        base,
+    };
+    outages.begin();
+    let run = open_loop(client, &plan).await;
+    let figures = Figures::of(&outages, &run, over);
+    (outages, figures)
+}
+
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
@@ -80,31 +101,13 @@ async fn main() {
     let windows = [(s(1), s(3)), (s(5), s(6))];
     let over = s(8);
 
-    let outages = Outages::new(&windows);
-    let base = serve(outages.clone()).await;
-    let plan = Plan {
-        requests,
-        over,
-        base: base.clone(),
-    };
-    outages.begin();
-    let run = open_loop(without_outage_gates(), &plan).await;
-    let before = Figures::of(&outages, &run, over);
+    let (_, before) = run_open_loop(&windows, requests, over, without_outage_gates()).await;
     println!(
         "open loop, {requests} GETs over 8 s, without outage gates nor budget waits: {}",
         before.line()
     );
 
-    let outages = Outages::new(&windows);
-    let base = serve(outages.clone()).await;
-    let plan = Plan {
-        requests,
-        over,
-        base: base.clone(),
-    };
-    outages.begin();
-    let run = open_loop(client(), &plan).await;
-    let open = Figures::of(&outages, &run, over);
+    let (outages, open) = run_open_loop(&windows, requests, over, client()).await;
     println!(
         "open loop, {requests} GETs over 8 s, api_contract(): {}",
         open.line()

@@ -307,6 +307,11 @@ impl RedisStore {
     fn channel(&self) -> String {
         format!("tower-api-retry:{{{}}}:events", self.namespace)
     }
+
+    /// The Redis key of the processes sharing the namespace's retry budget.
+    fn budget_hash(&self) -> String {
+        format!("tower-api-retry:{{{}}}:budget", self.namespace)
+    }
 }
 
 impl RateLimitGates {
@@ -712,7 +717,8 @@ async fn writer(fleet: Arc<Fleet>, mut ops: mpsc::Receiver<Op>, local: Local) {
             continue;
         };
         let s = scripts();
-        let done: Option<i64> = match op {
+        // The outcome only sets the health: the local view has the change either way.
+        let _: Option<i64> = match op {
             Op::Close { key, wait, probe } => {
                 let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
                 let holder = if probe { fleet.holder.as_str() } else { "" };
@@ -736,7 +742,6 @@ async fn writer(fleet: Arc<Fleet>, mut ops: mpsc::Receiver<Op>, local: Local) {
                 fleet.call(conn.invoke(&call)).await
             }
         };
-        let _ = done;
     }
 }
 
@@ -801,7 +806,7 @@ const ALIVE: Duration = Duration::from_secs(3);
 /// Tells Redis once a second that this process shares `bucket`'s floor, and sets the floor's
 /// share from the number of processes alive. Ends with the bucket.
 async fn heartbeat(fleet: Arc<Fleet>, bucket: Weak<crate::retry::budget::Bucket>) {
-    let hash = format!("tower-api-retry:{{{}}}:budget", fleet.store.namespace);
+    let hash = fleet.store.budget_hash();
     let holder = format!("{}-{:08x}", fleet.holder, rand::random::<u32>());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -278,30 +278,22 @@ impl GateStore for MemoryStore {
         rejections: u32,
         last_delay: Duration,
     ) -> Option<Entry> {
-        let entry = match self.peek(key) {
-            Some(e) => e,
-            None => self.close(key, now, wait, None)?,
-        };
+        if self.peek(key).is_none() {
+            // A new key: made room for, as a rejection's.
+            self.close(key, now, wait, None)?;
+        }
+        let mut st = self.lock();
+        // Gone again since (swept or evicted): it stays gone.
+        let entry = st.slots.get(&key)?.entry;
         let mut next = policy::closed_again(&entry, now, wait, None);
         if rejections > next.rejections {
             next.rejections = rejections;
             next.last_delay = last_delay;
         }
-        let mut st = self.lock();
-        // The key may have gone between the two looks: then it stays gone.
-        let slot = st.slots.get(&key)?;
-        if next != slot.entry {
-            // Another change in between is kept: only the time and the count move.
-            let mut merged = slot.entry;
-            merged.until = merged.until.max(next.until);
-            if next.rejections > merged.rejections {
-                merged.rejections = next.rejections;
-                merged.last_delay = next.last_delay;
-            }
-            st.set(key, merged);
-            return Some(merged);
+        if next != entry {
+            st.set(key, next);
         }
-        Some(slot.entry)
+        Some(next)
     }
 
     fn forget(&self, key: Key) -> bool {

@@ -89,10 +89,7 @@ impl Api {
     }
 
     /// This API behind a rate-limit layer on `gates` and the decode layer.
-    fn client(
-        &self,
-        gates: &RateLimitGates,
-    ) -> BoxCloneService<Request<Full<Bytes>>, StatusCode, tower_api_retry::Error> {
+    fn client(&self, gates: &RateLimitGates) -> Client {
         let api = self.clone();
         let inner = service_fn(move |_req: Request<Full<Bytes>>| {
             let api = api.clone();
@@ -132,6 +129,9 @@ impl Api {
         )
     }
 }
+
+/// A process's client of the API: the status of a success, or the stack's error.
+type Client = BoxCloneService<Request<Full<Bytes>>, StatusCode, tower_api_retry::Error>;
 
 fn get() -> Request<Full<Bytes>> {
     Request::get(URL).body(Full::default()).unwrap()
@@ -252,18 +252,8 @@ async fn redis_killed_and_restarted_falls_back_to_local_gates_then_shares_again(
         assert_eq!(b.time_left(key()), None, "not shared while Redis is down");
 
         redis.restart();
-        let (a2, b2) = (a.clone(), b.clone());
-        eventually("sharing resumes", move || a2.is_shared() && b2.is_shared()).await;
-        // B is not waiting on the key A closed while Redis was away, and a new rejection
-        // is shared again.
-        assert_eq!(cb.clone().oneshot(get()).await.unwrap(), StatusCode::OK);
-        assert!(cb.clone().oneshot(get()).await.is_err());
-        let a2 = a.clone();
-        eventually("A hears of B's rejection", move || {
-            a2.time_left(key())
-                .is_some_and(|left| left > Duration::from_millis(500))
-        })
-        .await;
+        // B is not waiting on the key A closed while Redis was away.
+        sharing_resumes(&a, &b, &cb).await;
     })
     .await;
 }
@@ -381,18 +371,7 @@ async fn four_processes_share_one_window_and_one_probe() {
             shared.total(),
             shared.probes
         );
-        let total = shared.total();
-        assert_eq!(total.failed, 0, "{shared:?}");
-        assert_eq!(total.ok, PROCESSES * REQUESTS_PER_PROCESS);
-        assert!(
-            total.rejected > 0 && shared.windows > 0,
-            "the fleet met the limit: {shared:?}"
-        );
-        assert_eq!(total.in_window, 0, "{shared:?}");
-        assert!(
-            shared.probes.iter().all(|&n| n == 1),
-            "one probe per window, fleet-wide: {shared:?}"
-        );
+        assert_one_window_one_probe(&shared);
     })
     .await;
 }
@@ -420,12 +399,24 @@ async fn on_a_three_primary_cluster_the_fleet_shares_one_window_and_one_probe() 
         shared.total(),
         shared.probes
     );
+    assert_one_window_one_probe(&shared);
+}
+
+/// What a fleet sharing its gates must show: every request done, the limit met, nobody
+/// inside a window 50 ms after its `429`, and one probe per window, fleet-wide.
+fn assert_one_window_one_probe(shared: &fleet::FleetFigures) {
     let total = shared.total();
     assert_eq!(total.failed, 0, "{shared:?}");
     assert_eq!(total.ok, PROCESSES * REQUESTS_PER_PROCESS);
-    assert!(total.rejected > 0 && shared.windows > 0, "{shared:?}");
+    assert!(
+        total.rejected > 0 && shared.windows > 0,
+        "the fleet met the limit: {shared:?}"
+    );
     assert_eq!(total.in_window, 0, "{shared:?}");
-    assert!(shared.probes.iter().all(|&n| n == 1), "{shared:?}");
+    assert!(
+        shared.probes.iter().all(|&n| n == 1),
+        "one probe per window, fleet-wide: {shared:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -476,9 +467,14 @@ async fn a_cluster_primary_killed_and_restarted_falls_back_then_shares_again() {
 
     owner.restart();
     cluster.wait_ok();
+    sharing_resumes(&a, &b, &cb).await;
+}
+
+/// Once Redis is back, both processes share again: B's next request goes, and its next
+/// rejection (the API's next scripted `429`) reaches A.
+async fn sharing_resumes(a: &RateLimitGates, b: &RateLimitGates, cb: &Client) {
     let (a2, b2) = (a.clone(), b.clone());
     eventually("sharing resumes", move || a2.is_shared() && b2.is_shared()).await;
-    // B's next rejection reaches A again.
     assert_eq!(cb.clone().oneshot(get()).await.unwrap(), StatusCode::OK);
     assert!(cb.clone().oneshot(get()).await.is_err());
     let a2 = a.clone();
