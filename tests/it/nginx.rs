@@ -160,6 +160,19 @@ impl Nginx {
     }
 
     /// Every request nginx logged, times from its first arrival.
+    /// Every request of the access log, once it holds at least `n`: nginx writes a
+    /// request's line after its response has left, so the last lines may lag the client.
+    fn arrivals_at_least(&self, n: usize) -> Vec<Arrival> {
+        let started = Instant::now();
+        loop {
+            let log = self.arrivals();
+            if log.len() >= n || started.elapsed() > Duration::from_secs(10) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn arrivals(&self) -> Vec<Arrival> {
         let log = std::fs::read_to_string(self.dir.join("access.log")).unwrap();
         let lines: Vec<Vec<&str>> = log.lines().map(|l| l.split(' ').collect()).collect();
@@ -223,7 +236,7 @@ async fn nginx_rejects_over_its_burst_with_retry_after_and_the_contract_body() {
     assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 429, 429]);
 
     // nginx's log has every request, with the client's stamps and the Retry-After it sent.
-    let log = nginx.arrivals();
+    let log = nginx.arrivals_at_least(8);
     assert_eq!(log.len(), 8);
     for (i, a) in log.iter().enumerate() {
         assert_eq!(a.seq, Some(i as u64));
@@ -262,7 +275,7 @@ async fn limit_req_run(
         other: None,
     };
     let run = drive(client, &load).await;
-    let arrivals = nginx.arrivals();
+    let arrivals = nginx.arrivals_at_least(stamps.sent() as usize);
     let f = Figures::of(&arrivals, &stamps, &run, 20.0, |_| true, LOG_RESOLUTION);
     Some((f, arrivals, stamps))
 }
