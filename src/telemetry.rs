@@ -88,6 +88,11 @@ pub(crate) fn undecodable(status: StatusCode) {
 /// The span of one attempt; `resends` is 0 for the first.
 #[inline]
 pub(crate) fn attempt_span(method: &Method, resends: u32) -> tracing::Span {
+    // When no subscriber wants DEBUG (one atomic load), the span is not even built: with
+    // `tracing`'s `log` feature, building a disabled span still asks `log` about it.
+    if !tracing::level_enabled!(tracing::Level::DEBUG) {
+        return tracing::Span::none();
+    }
     let span = tracing::debug_span!(
         "api_retry.attempt",
         "http.request.method" = method.as_str(),

@@ -12,6 +12,7 @@
 
 use super::{
     Key,
+    filter::KeyFilter,
     health::Health,
     lanes::{Lanes, Reserve, Slot},
     notify::Waiter,
@@ -107,9 +108,12 @@ impl RateLimitGates {
 
     /// An empty map tracking at most `max_keys` keys (0: nothing is ever gated).
     pub fn with_max_keys(max_keys: usize) -> RateLimitGates {
+        // The store and the lanes count their keys in one filter: a request whose key and
+        // scope it has not heard of needs neither.
+        let filter = Arc::new(KeyFilter::new(max_keys));
         RateLimitGates {
-            store: Arc::new(MemoryStore::new(max_keys)),
-            lanes: Arc::new(Lanes::new(max_keys)),
+            store: Arc::new(MemoryStore::with_filter(max_keys, filter.clone())),
+            lanes: Arc::new(Lanes::with_filter(max_keys, filter)),
             health: Arc::new(Health::new(max_keys)),
             #[cfg(feature = "redis")]
             fleet: None,
@@ -139,6 +143,14 @@ impl RateLimitGates {
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.store.is_empty() && self.lanes.is_empty()
+    }
+
+    /// `true` when neither `key` nor `scope` can be closed or paced: the request goes
+    /// straight through, without a lock, however many other keys are closed.
+    #[inline]
+    pub(crate) fn passes(&self, key: Key, scope: Key) -> bool {
+        let filter = self.store.filter();
+        !filter.may_hold(key) && (scope == key || !filter.may_hold(scope))
     }
 
     /// How many paths are paced after a rate limit (see the [module docs](super#pacing)).
@@ -362,7 +374,9 @@ impl RateLimitGates {
     /// A request for `key` got an answer that is not a rate limit: the server accepted it.
     #[inline]
     pub(crate) fn succeeded(&self, key: Key) {
-        if !self.lanes.is_empty() {
+        // Only a paced path counts what the server accepts: the filter rules the others out
+        // without the lanes' lock.
+        if !self.lanes.is_empty() && self.store.filter().may_hold(key) {
             self.lanes.succeeded(key, Instant::now().into_std());
         }
         if self.health.may_watch(key) {

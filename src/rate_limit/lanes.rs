@@ -15,6 +15,7 @@ use crate::quota::Quota;
 
 use super::{
     Key,
+    filter::{KeyFilter, KeyMap},
     pace::{Accepted, Pace},
     policy::LINGER,
 };
@@ -22,7 +23,7 @@ use foldhash::fast::FixedState;
 use std::{
     collections::HashMap,
     sync::{
-        Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -110,9 +111,10 @@ pub(crate) struct Lanes {
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
-    map: HashMap<Key, Lane, FixedState>,
+    /// Its keys are counted in the filter every request reads first.
+    map: KeyMap<Lane>,
     /// Idle lanes are dropped at most once a second, by whoever takes a slot then.
     next_sweep: Option<Instant>,
     /// The last key rejected in each scope, and when: the evidence that widens a limit.
@@ -121,11 +123,21 @@ struct Inner {
 
 impl Lanes {
     /// No lane, at most `max` of them.
+    #[cfg(test)]
     pub(crate) fn new(max: usize) -> Lanes {
+        Lanes::with_filter(max, Arc::new(KeyFilter::new(max)))
+    }
+
+    /// No lane, at most `max` of them, their keys counted in `filter`.
+    pub(crate) fn with_filter(max: usize, filter: Arc<KeyFilter>) -> Lanes {
         Lanes {
             tracked: AtomicUsize::new(0),
             max: AtomicUsize::new(max),
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                map: KeyMap::new(filter),
+                next_sweep: None,
+                recent: HashMap::default(),
+            }),
         }
     }
 
@@ -380,7 +392,7 @@ impl Lanes {
     }
 
     /// Drops the lanes idle for [`LINGER`], then, when still full, the least recently used.
-    fn make_room(&self, map: &mut HashMap<Key, Lane, FixedState>, now: Instant) {
+    fn make_room(&self, map: &mut KeyMap<Lane>, now: Instant) {
         let max = self.max.load(Ordering::Relaxed);
         if map.len() < max {
             return;

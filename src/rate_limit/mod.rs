@@ -46,6 +46,12 @@
 //!   path [watched](#outages)?) and, for a response with headers, one `content-type` lookup
 //!   to tell gRPC responses apart (no allocation, no lock); `benches/gate.rs` measures it
 //!   against the bare service.
+//! - With other keys closed or paced, a request whose key (and quota scope) is not among
+//!   them still takes no lock: the gates count their keys in a lock-free counting filter
+//!   (a byte a counter, eight counters per key the map may hold, made at the first
+//!   closure: 128 KiB for the default 10,000 keys), which it reads first. About 2 % of
+//!   open keys share both counters with closed ones and look themselves up under the lock,
+//!   which finds them open.
 //!
 //! Waiting uses tokio's clock, so tests with `tokio::time::pause()` are deterministic.
 //!
@@ -334,6 +340,7 @@
 //! ```
 
 mod body;
+mod filter;
 #[cfg(feature = "redis")]
 mod fleet;
 mod gate;

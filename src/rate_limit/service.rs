@@ -83,8 +83,10 @@ where
             QuotaScope::Path => key,
             _ => Key::from_origin(request.uri()),
         };
-        // The fast path: no key is closed or paced anywhere, two atomic loads.
-        if self.config.gates.is_empty() {
+        // The fast path: no key is closed or paced anywhere (two atomic loads), or neither
+        // this key nor its scope is (a lock-free filter).
+        let gates = &self.config.gates;
+        if gates.is_empty() || gates.passes(key, scope) {
             let track = Track::new(self.config.clone(), key, scope);
             return ResponseFuture::called(self.inner.call(request), Some(track));
         }

@@ -15,14 +15,14 @@
 
 use super::{
     Key,
+    filter::{KeyFilter, KeyMap},
     notify::{Waiter, Waiters},
     policy::{self, Entry, ProbeId},
 };
-use foldhash::fast::FixedState;
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::BTreeSet,
     sync::{
-        Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -119,14 +119,16 @@ pub(crate) struct MemoryStore {
     /// `State::slots.len()`, readable without the lock: zero is the success path.
     tracked: AtomicUsize,
     max_keys: AtomicUsize,
+    /// The keys of `State::slots` (and of the lanes sharing it), readable without the lock.
+    filter: Arc<KeyFilter>,
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
-    /// Keys are hashes already (and seeded per process), so the map's own hashing is the
-    /// cheapest foldhash there is.
-    slots: HashMap<Key, Slot, FixedState>,
+    /// Keys are hashes already, so the map's own hashing is the cheapest foldhash there is;
+    /// its keys are counted in the filter every request reads first.
+    slots: KeyMap<Slot>,
     /// Every entry by the time its gate opens: the expired ones, and then the one that opens
     /// soonest, come first.
     by_until: BTreeSet<(Instant, Key)>,
@@ -142,12 +144,29 @@ struct Slot {
 
 impl MemoryStore {
     /// An empty store tracking at most `max_keys` keys.
+    #[cfg(test)]
     pub(crate) fn new(max_keys: usize) -> MemoryStore {
+        MemoryStore::with_filter(max_keys, Arc::new(KeyFilter::new(max_keys)))
+    }
+
+    /// An empty store tracking at most `max_keys` keys, counting them in `filter`.
+    pub(crate) fn with_filter(max_keys: usize, filter: Arc<KeyFilter>) -> MemoryStore {
         MemoryStore {
             tracked: AtomicUsize::new(0),
             max_keys: AtomicUsize::new(max_keys),
-            state: Mutex::new(State::default()),
+            filter: filter.clone(),
+            state: Mutex::new(State {
+                slots: KeyMap::new(filter),
+                by_until: BTreeSet::new(),
+                next_probe: 0,
+            }),
         }
+    }
+
+    /// The filter counting this store's keys.
+    #[inline]
+    pub(crate) fn filter(&self) -> &KeyFilter {
+        &self.filter
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -330,7 +349,7 @@ impl GateStore for MemoryStore {
         let max = self.max_keys();
         let skip = entries.len().saturating_sub(max);
         let mut st = self.lock();
-        let mut old = std::mem::take(&mut st.slots);
+        let mut old = st.slots.take();
         st.by_until.clear();
         for (key, entry) in entries.into_iter().skip(skip) {
             let waiters = match old.remove(&key) {
@@ -612,7 +631,7 @@ mod tests {
             assert_eq!(st.slots.len(), st.by_until.len());
             assert_eq!(st.slots.len(), s.len());
             assert!(st.slots.len() <= 64);
-            for (&k, slot) in &st.slots {
+            for (&k, slot) in st.slots.iter() {
                 assert!(st.by_until.contains(&(slot.entry.until, k)));
             }
         }
