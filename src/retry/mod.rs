@@ -206,7 +206,9 @@
 //! Each retry emits a `tracing` event at `INFO` with the attempt number, the wait, the status,
 //! the code, the method and the path, without its query string. Never headers or bodies.
 //! Each attempt runs in a `DEBUG` span, `api_retry.attempt`, with OpenTelemetry's
-//! `http.request.resend_count` and the attempt's outcome; with the `metrics` feature, the
+//! `http.request.resend_count` and the attempt's outcome (built only when a `tracing`
+//! subscriber enables `DEBUG`: through `tracing`'s `log` fallback alone, attempts open no
+//! span); with the `metrics` feature, the
 //! layer counts attempts, retries and the reasons a retryable error was not retried (see
 //! [`metrics`](crate::metrics)).
 //!
