@@ -403,7 +403,8 @@ async fn on_a_three_primary_cluster_the_fleet_shares_one_window_and_one_probe() 
 }
 
 /// What a fleet sharing its gates must show: every request done, the limit met, nobody
-/// inside a window 50 ms after its `429`, and one probe per window, fleet-wide.
+/// let through inside a window [`fleet::GRACE`] after its `429`, and one probe per window,
+/// fleet-wide.
 fn assert_one_window_one_probe(shared: &fleet::FleetFigures) {
     let total = shared.total();
     assert_eq!(total.failed, 0, "{shared:?}");

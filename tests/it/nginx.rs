@@ -197,6 +197,7 @@ impl Nginx {
                     rejected_before: num(f[5]),
                     received_before: num(f[6]),
                     worker: None,
+                    sent: None,
                 }
             })
             .collect()

@@ -174,6 +174,7 @@ fn arrival(at_ms: u64, path: &str, status: u16, seq: u64, rejected_before: u64) 
         rejected_before: Some(rejected_before),
         received_before: Some(0),
         worker: None,
+        sent: None,
     }
 }
 

@@ -49,6 +49,9 @@ pub const REJECTED: &str = "x-rejected";
 pub const RECEIVED: &str = "x-received";
 /// The process of a fleet that sent a request.
 pub const WORKER: &str = "x-worker";
+/// When the request left the client's stack (its gate let it through), in microseconds since
+/// the Unix epoch: the client's clock, comparable across processes on one machine.
+pub const SENT: &str = "x-sent-us";
 
 /// The body of a `429`, in the shape of the contract pages' envelope.
 pub const TOO_MANY: &str = r#"{"code":"RESOURCE_EXHAUSTED","message":"Too many requests"}"#;
@@ -157,6 +160,8 @@ pub struct Arrival {
     pub received_before: Option<u64>,
     /// The `x-worker` header: which process of a fleet sent it.
     pub worker: Option<u64>,
+    /// When the client's gate let it through, on the server's timeline (from [`SENT`]).
+    pub sent: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -170,6 +175,8 @@ struct Gate {
 struct ServerState {
     limits: Limits,
     start: Instant,
+    /// `start` on the system clock, to place the clients' [`SENT`] stamps.
+    start_unix: SystemTime,
     gate: Mutex<Gate>,
     log: Mutex<Vec<Arrival>>,
 }
@@ -198,6 +205,7 @@ impl LimitedServer {
         let state = Arc::new(ServerState {
             limits,
             start: now,
+            start_unix: SystemTime::now(),
             gate: Mutex::new(Gate {
                 tokens: f64::from(limits.burst),
                 last: now,
@@ -265,6 +273,11 @@ fn handle(state: &ServerState, req: &AxumRequest) -> AxumResponse {
         rejected_before: header_u64(req, REJECTED),
         received_before: header_u64(req, RECEIVED),
         worker: header_u64(req, WORKER),
+        sent: header_u64(req, SENT).and_then(|us| {
+            (UNIX_EPOCH + Duration::from_micros(us))
+                .duration_since(state.start_unix)
+                .ok()
+        }),
     };
     // Logged before the response leaves, so the log never misses an answered request.
     state.log.lock().unwrap().push(arrival);
