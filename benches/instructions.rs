@@ -5,7 +5,11 @@
 //! ```sh
 //! cargo bench --bench instructions              # every scenario, three markdown tables
 //! cargo bench --bench instructions -- gate      # only the scenarios whose name contains "gate"
+//! cargo bench --bench instructions --features redis -- gate   # with gates shared on Redis
 //! ```
+//!
+//! The shared-gates scenario needs the `redis` feature and `redis-server` (it starts one on
+//! a free loopback port); without them it is skipped.
 //!
 //! The bench re-runs itself under `valgrind --tool=callgrind` once per scenario with `N`
 //! requests and once with `2N`, and reports the difference divided by `N`: what one more
@@ -28,6 +32,12 @@
 #![allow(missing_docs)]
 
 mod support;
+
+#[path = "../tests/it/support/external.rs"]
+mod external;
+#[cfg(feature = "redis")]
+#[path = "../tests/it/support/redis.rs"]
+mod redis_server;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -127,6 +137,12 @@ const GATE: Table = Table {
             n: 2000,
         },
         Scenario {
+            name: SHARED,
+            label: "gate shared on Redis, no key closed",
+            run: shared_no_key_closed,
+            n: 2000,
+        },
+        Scenario {
             name: "gate/10k_closed",
             label: "gate, an open key among 10,000 closed",
             run: |n| in_runtime(|| drive_unit(closed_10k(), n)),
@@ -153,6 +169,42 @@ const GATE: Table = Table {
         },
     ],
 };
+
+/// Needs the `redis` feature and `redis-server`: skipped without them.
+const SHARED: &str = "gate/shared_no_key_closed";
+
+/// Whether `scenario` can run here.
+fn available(scenario: &Scenario) -> bool {
+    scenario.name != SHARED || (cfg!(feature = "redis") && external::redis_server().is_some())
+}
+
+/// The gate on gates shared through a `redis-server` of its own, connected and subscribed
+/// before the requests start. Its runtime (not paused: the store talks to a real server) is
+/// not driven while they run, so the figure is the success path alone (which sends Redis
+/// nothing), not the subscriber's idle work.
+#[cfg(feature = "redis")]
+fn shared_no_key_closed(n: u64) {
+    use tower_api_retry::rate_limit::RedisStore;
+    let Some(server) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _in_runtime = rt.enter();
+    let store = RedisStore::new(&server.url(), "bench").unwrap();
+    let gates = RateLimitGates::new().shared(store).unwrap();
+    rt.block_on(async {
+        while !gates.is_shared() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    });
+    drive_unit(RateLimitBackoffLayer::new().gates(gates).layer(Bare), n);
+}
+
+#[cfg(not(feature = "redis"))]
+fn shared_no_key_closed(_: u64) {}
 
 /// The bodies of `benches/decode.rs`: every documented shape, and a proxy's HTML page.
 const SHAPES: &[(&str, u16, &str)] = &[
@@ -553,7 +605,7 @@ fn main() -> ExitCode {
     // Not run by `cargo bench`: a quick native smoke test of every scenario.
     if !args.iter().any(|a| a == "--bench") {
         for scenario in TABLES.iter().flat_map(|t| t.scenarios.iter()) {
-            if selected(scenario) {
+            if selected(scenario) && available(scenario) {
                 (scenario.run)(2);
             }
         }
@@ -581,6 +633,13 @@ fn main() -> ExitCode {
     for (t, table) in TABLES.iter().enumerate() {
         let mut results = Vec::new();
         for scenario in table.scenarios.iter().filter(|s| selected(s)) {
+            if !available(scenario) {
+                eprintln!(
+                    "{}: skipped (needs `--features redis` and redis-server: `apt-get install -y redis-server`)",
+                    scenario.name
+                );
+                continue;
+            }
             match measure(scenario) {
                 Ok(r) => {
                     eprintln!(
