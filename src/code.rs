@@ -56,7 +56,7 @@ macro_rules! codes {
             }
 
             /// Looks up a known code; `None` for anything else.
-            fn known(s: &str) -> Option<ErrorCode> {
+            pub(crate) fn known(s: &str) -> Option<ErrorCode> {
                 match s {
                     $( $text => Some(ErrorCode::$variant), )*
                     _ => None,

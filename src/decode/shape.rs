@@ -454,6 +454,13 @@ const MAX_CODE_CHARS: usize = 128;
 /// absurdly long (then it is made safe like a message: a code is shown by `Display`). A blank
 /// code is no code: the status decides.
 fn parse_code(s: &str, status: StatusCode, credentials: &Credentials) -> ErrorCode {
+    // A code of the table is a fixed identifier, with nothing to clean or redact (unless the
+    // request's own credential is that very text).
+    if let Some(code) = ErrorCode::known(s)
+        && matches!(credentials.scrub(s), Cow::Borrowed(_))
+    {
+        return code;
+    }
     if s.trim().is_empty() {
         return ErrorCode::from_status(status);
     }

@@ -983,6 +983,27 @@ mod tests {
     }
 
     #[test]
+    fn a_credential_that_spells_a_known_code_is_still_scrubbed() {
+        let request = Request::get("/")
+            .header("x-api-key", "PERMISSION_DENIED")
+            .body(())
+            .unwrap();
+        let body = r#"{"code":"PERMISSION_DENIED","message":"m"}"#;
+        let headers = HeaderMap::new();
+        let api = ApiError::decode_with(
+            StatusCode::FORBIDDEN,
+            &headers,
+            body.as_bytes(),
+            &Credentials::of(&request),
+        );
+        assert_eq!(api.code().as_str(), "[REDACTED]");
+        assert!(!shown(&api).contains("PERMISSION_DENIED"));
+        // Without it, the code is the table's.
+        let plain = ApiError::decode(StatusCode::FORBIDDEN, &headers, body.as_bytes());
+        assert_eq!(plain.code(), &ErrorCode::PermissionDenied);
+    }
+
+    #[test]
     fn members_of_any_name_and_member_names() {
         let body = format!(
             r#"{{"code":"INVALID_ARGUMENT","message":"m","details":{{"key":"{KEY}","credential":"{KEY}","anything":["x {KEY}"],"{KEY}":1}},"sent":"{KEY}","{KEY}":true}}"#
