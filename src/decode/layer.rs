@@ -101,7 +101,7 @@ pub(crate) fn poll_read<B: Body>(
 /// allocation and no copy.
 #[derive(Clone, Debug)]
 pub struct ErrorDecodeLayer {
-    limits: Limits,
+    pub(crate) limits: Limits,
     sensitive: SensitiveHeaders,
     contract: ErrorContract,
 }

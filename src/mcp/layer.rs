@@ -3,10 +3,7 @@
 use super::{McpBody, ResponseFuture, future::State};
 use crate::{
     ErrorContract, ErrorDecodeLayer,
-    decode::{
-        ErrorDecode, SensitiveHeaders,
-        layer::{DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, Limits},
-    },
+    decode::{ErrorDecode, layer::Limits},
     error::Error,
 };
 use http::{HeaderName, Request, Response};
@@ -83,10 +80,9 @@ use tower::{BoxError, Layer, Service};
 /// Built by [`ErrorDecodeLayer::mcp`] or [`McpDecodeLayer::new`].
 #[derive(Clone, Debug)]
 pub struct McpDecodeLayer {
-    max_body_bytes: usize,
-    read_timeout: Option<Duration>,
-    sensitive: SensitiveHeaders,
-    contract: ErrorContract,
+    /// The plain decoder's configuration, which this mode shares (its limits also bound
+    /// the inspection of successes).
+    plain: ErrorDecodeLayer,
 }
 
 impl Default for McpDecodeLayer {
@@ -99,10 +95,7 @@ impl McpDecodeLayer {
     /// Reads at most 64 KiB of an error or JSON success body, for at most 10 seconds.
     pub const fn new() -> Self {
         McpDecodeLayer {
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            read_timeout: Some(DEFAULT_READ_TIMEOUT),
-            sensitive: SensitiveHeaders::new(),
-            contract: ErrorContract::new(),
+            plain: ErrorDecodeLayer::new(),
         }
     }
 
@@ -110,14 +103,14 @@ impl McpDecodeLayer {
     /// in [`ErrorDecodeLayer::max_body_bytes`]; a success body larger than this is passed
     /// through uninspected (and intact).
     pub const fn max_body_bytes(mut self, max: usize) -> Self {
-        self.max_body_bytes = max;
+        self.plain.limits.max_body_bytes = max;
         self
     }
 
     /// How long reading a body for inspection may take (`None`: no limit). A success body
     /// still incomplete by then is passed through uninspected (and intact).
     pub const fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.read_timeout = timeout;
+        self.plain.limits.read_timeout = timeout;
         self
     }
 
@@ -131,9 +124,7 @@ impl McpDecodeLayer {
     /// # let _ = layer;
     /// ```
     pub fn sensitive_header<N: TryInto<HeaderName>>(mut self, name: N) -> Self {
-        if let Ok(name) = name.try_into() {
-            self.sensitive = self.sensitive.with(name);
-        }
+        self.plain = self.plain.sensitive_header(name);
         self
     }
 
@@ -148,34 +139,22 @@ impl McpDecodeLayer {
     /// # let _ = layer;
     /// ```
     pub fn contract(mut self, contract: ErrorContract) -> Self {
-        self.contract = contract;
+        self.plain = self.plain.contract(contract);
         self
     }
 
     /// The error contract this layer consults.
     pub fn get_contract(&self) -> &ErrorContract {
-        &self.contract
-    }
-
-    fn plain(&self) -> ErrorDecodeLayer {
-        let mut plain = ErrorDecodeLayer::new()
-            .max_body_bytes(self.max_body_bytes)
-            .read_timeout(self.read_timeout)
-            .contract(self.contract.clone());
-        for name in self.sensitive.as_slice() {
-            plain = plain.sensitive_header(name.clone());
-        }
-        plain
+        self.plain.get_contract()
     }
 }
 
 impl<S> Layer<S> for McpDecodeLayer {
     type Service = McpDecode<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        let plain = self.plain();
         McpDecode {
-            limits: plain.limits(),
-            inner: plain.layer(inner),
+            limits: self.plain.limits(),
+            inner: self.plain.layer(inner),
         }
     }
 }
