@@ -66,17 +66,17 @@ impl Key {
     /// key; `/v1/spaces` and `/v1/events` do not.
     #[inline]
     pub fn from_uri(uri: &Uri) -> Key {
-        let mut h = origin_hasher(uri);
-        for segment in uri.path().as_bytes().split(|&b| b == b'/') {
-            if is_id(segment) {
-                // Path bytes are ASCII, so these two markers never occur in a segment.
-                h.write_u8(0xfe);
-            } else {
-                h.write(segment);
-                h.write_u8(0xff);
-            }
-        }
-        Key(h.finish())
+        template_key(origin_hasher(uri), uri)
+    }
+
+    /// [`Key::from_uri`] and [`Key::from_origin`] at once, the scheme and authority hashed
+    /// once for both.
+    #[inline]
+    pub(crate) fn from_uri_and_origin(uri: &Uri) -> (Key, Key) {
+        let h = origin_hasher(uri);
+        let mut origin = h.clone();
+        origin.write_u8(ORIGIN_END);
+        (template_key(h, uri), Key(origin.finish()))
     }
 
     /// Scheme, authority and the exact path of `uri`, without the query: every id its own
@@ -94,9 +94,29 @@ impl Key {
     #[inline]
     pub fn from_origin(uri: &Uri) -> Key {
         let mut h = origin_hasher(uri);
-        h.write_u8(0xfd);
+        h.write_u8(ORIGIN_END);
         Key(h.finish())
     }
+}
+
+/// What ends the hash of an origin's key (path bytes are ASCII: it never ends a path's).
+const ORIGIN_END: u8 = 0xfd;
+
+/// The key of `uri`'s path template, hashed on from `h`, which has seen its origin.
+#[inline]
+fn template_key(mut h: foldhash::fast::FoldHasher<'static>, uri: &Uri) -> Key {
+    {
+        for segment in uri.path().as_bytes().split(|&b| b == b'/') {
+            if is_id(segment) {
+                // Path bytes are ASCII, so these two markers never occur in a segment.
+                h.write_u8(0xfe);
+            } else {
+                h.write(segment);
+                h.write_u8(0xff);
+            }
+        }
+    }
+    Key(h.finish())
 }
 
 /// A hasher that has seen the scheme and authority of `uri`.
@@ -329,6 +349,18 @@ impl KeyFn {
             KeyFn::Custom(f) => f(&RequestHead::new(request)),
         }
     }
+
+    /// The request's key and its origin's ([`Key::from_origin`]), for a quota announced
+    /// for the whole server; `None` when the request is not gated.
+    #[inline]
+    pub(crate) fn key_and_origin<B>(&self, request: &Request<B>) -> Option<(Key, Key)> {
+        match self {
+            KeyFn::Uri => Some(Key::from_uri_and_origin(request.uri())),
+            KeyFn::Custom(f) => {
+                f(&RequestHead::new(request)).map(|k| (k, Key::from_origin(request.uri())))
+            }
+        }
+    }
 }
 
 impl fmt::Debug for KeyFn {
@@ -346,6 +378,23 @@ mod tests {
 
     fn k(s: &'static str) -> Key {
         Key::from_uri(&Uri::from_static(s))
+    }
+
+    #[test]
+    fn key_and_origin_at_once_are_the_two_keys() {
+        for s in [
+            "https://api.example.com/v1/actors/agt_1/release?x=1",
+            "http://h:8080/",
+            "/relative/42",
+            "grpc+unix://sock/svc.Method",
+        ] {
+            let uri = Uri::from_static(s);
+            assert_eq!(
+                Key::from_uri_and_origin(&uri),
+                (Key::from_uri(&uri), Key::from_origin(&uri)),
+                "{s}"
+            );
+        }
     }
 
     #[test]

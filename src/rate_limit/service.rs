@@ -76,12 +76,12 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let Some(key) = self.config.key.key(&request) else {
-            return ResponseFuture::called(self.inner.call(request), None);
+        let keys = match self.config.contract.get_quota_scope() {
+            QuotaScope::Path => self.config.key.key(&request).map(|key| (key, key)),
+            _ => self.config.key.key_and_origin(&request),
         };
-        let scope = match self.config.contract.get_quota_scope() {
-            QuotaScope::Path => key,
-            _ => Key::from_origin(request.uri()),
+        let Some((key, scope)) = keys else {
+            return ResponseFuture::called(self.inner.call(request), None);
         };
         // The fast path: no key is closed or paced anywhere (two atomic loads), or neither
         // this key nor its scope is (a lock-free filter).
