@@ -348,8 +348,8 @@ impl Lanes {
             lane.closed_until = Some(lane.closed_until.map_or(until, |u| u.max(until)));
             lane.touched = now;
             if counts {
-                let accepted = lane.accepted.rate(now);
-                lane.pace.rejected(now, accepted, until);
+                lane.pace.rejected(now, lane.accepted.since_open(), until);
+                lane.accepted.reopens(until);
             }
             if counts || lane.next < until {
                 let first = lane.first_waiting();
@@ -417,10 +417,11 @@ impl Lane {
     /// A lane made at `now` whose first ticket is due at `first`, starting slowly.
     fn new(now: Instant, first: Instant) -> Lane {
         let pace = Pace::slow_start(first);
+        let accepted = Accepted::new(first);
         Lane {
             pace,
             budget: None,
-            accepted: Accepted::new(now),
+            accepted,
             issued: 0,
             gone: 0,
             base: 0,

@@ -60,12 +60,16 @@
 //!   one after the window is the probe. No request waits behind one that arrived later.
 //!   When the gate closes again, every unused slot moves back by the same amount.
 //! - **A learned pace.** The first rate limit of a key knows nothing of the server's
-//!   capacity: its lane starts at 10 requests per second and doubles every 250 ms. At the
-//!   next rate limit, what the server *accepted* over the last second (its answers that were
-//!   not rate limits) becomes the ceiling; the pace drops to 80 % of it and climbs back
-//!   along a cubic curve (as AWS's adaptive retry mode does, but from the accepted rate
-//!   rather than the sending rate, so one decrease lands below the limit): fast while far
-//!   below the ceiling, flat near it, then probing above it.
+//!   capacity: its lane starts at 20 requests per second and doubles every 250 ms; when that
+//!   overruns the server, the pace of one doubling before (the last one it took) becomes the
+//!   ceiling. At each later rate limit, what the server *accepted* per second since the key
+//!   reopened (its answers that were not rate limits, over the whole open time, so a burst
+//!   the server saved while the gate was closed is not taken for its rate) becomes the
+//!   ceiling; the pace drops to 80 % of it and climbs back along a cubic curve (as AWS's
+//!   adaptive retry mode does, but from the accepted rate rather than the sending rate, so
+//!   one decrease lands below the limit): fast while far below the ceiling, flat near it
+//!   for a few seconds, then probing above it slowly (the curve is relative to the ceiling:
+//!   a slow server is probed no more often than a quick one).
 //! - **Bounded.** A lane unused for 30 s is forgotten, and the key goes back to the fast path;
 //!   at most [`max_keys`](RateLimitGates::max_keys) lanes are kept. A request whose slot
 //!   comes after its [`max_wait`](RateLimitBackoffLayer::max_wait) fails at once, unsent,
