@@ -70,6 +70,12 @@ struct Budget {
     window: Duration,
     /// Requests sent under this budget and not answered yet.
     in_flight: u64,
+    /// When the window of `left` and `ends` began by the local count: a budget renews when
+    /// a request is due past `ends`, which may be ahead of the answers still coming in.
+    starts: Instant,
+    /// The remaining count of the latest announcement: a higher one means the server's
+    /// window turned.
+    announced: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -254,6 +260,8 @@ impl Lanes {
                     limit: quota.limit,
                     window,
                     in_flight: 0,
+                    starts: now,
+                    announced: remaining,
                 });
                 let first = lane.first_waiting();
                 if lane.due(first) > now {
@@ -521,6 +529,7 @@ impl Budget {
     }
 
     fn renew(&mut self, at: Instant) {
+        self.starts = at;
         self.left = self.limit.unwrap_or(1).max(1);
         self.ends = at + self.window.max(MIN_WINDOW);
     }
@@ -528,6 +537,13 @@ impl Budget {
     /// A response announced `remaining` requests until `ends`. The server's count is the
     /// truth, less the requests still in flight (it may not have counted them yet): a count
     /// below the local one lowers it; one above it means the window was renewed.
+    ///
+    /// A delay in whole seconds is rounded up by the server, so `ends` is a bound: the
+    /// earliest of a window's announcements is the closest. When the local count has already
+    /// moved on to the next window (its requests are scheduled past the end of this one), an
+    /// answer from before that window began tells nothing of it, unless its count went up:
+    /// then the server's window turned before the local one, and the local one moves back to
+    /// the server's.
     fn announced(
         &mut self,
         now: Instant,
@@ -536,15 +552,25 @@ impl Budget {
         limit: Option<u64>,
         window: Duration,
     ) {
+        let turned = remaining > self.announced;
+        self.announced = remaining;
+        self.limit = limit.or(self.limit);
+        self.window = self.window.max(window);
         let left = remaining.saturating_sub(self.in_flight);
+        if now < self.starts {
+            if turned {
+                self.starts = now;
+                self.ends = self.ends.min(ends);
+                self.left = self.left.min(left);
+            }
+            return;
+        }
         if left > self.left || now >= self.ends {
             self.ends = ends;
         } else {
             self.ends = self.ends.min(ends);
         }
         self.left = left;
-        self.limit = limit.or(self.limit);
-        self.window = self.window.max(window);
     }
 }
 
