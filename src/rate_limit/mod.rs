@@ -166,7 +166,9 @@
 //! `-Reset` (GitHub and many more), and, opted into on the contract, OpenAI's and Anthropic's
 //! families; see [`quota`](crate::quota) for the conventions and how each is read. The
 //! layer reads them from every response it passes (with none of them present, one pass over
-//! the header names, no allocation) and stops *before* the `429`:
+//! the header names, no allocation), and from every error response the decode layer decoded
+//! ([`Error::quota`](crate::Error::quota): a `429` or `503` that says how much is left and
+//! when it resets), and stops *before* the `429`:
 //!
 //! - The quota belongs to its [scope](#scope): the whole server by default.
 //! - The scope's lane keeps a budget: the announced remaining, less the requests still in
@@ -177,7 +179,12 @@
 //!   [`max_closed`](RateLimitBackoffLayer::max_closed); then the whole quota (when its limit
 //!   was announced) or a single request (when not) goes, and the next answers set the
 //!   budget again. A reset given in whole seconds is rounded up by the server, so the
-//!   earliest reset announced within a window is the one kept.
+//!   earliest reset announced within a window is the one kept. The local count runs ahead
+//!   of the answers (requests waiting for their turn in the next window are counted in it):
+//!   an answer from before the local window began changes it only when the server's count
+//!   went up by more than the requests in flight, which means the server's window turned
+//!   before the local one; the local window then moves back to the server's. So a client
+//!   whose first answer came late in a window does not stay late by as much in every window.
 //! - An announced reset never opens a gate that a `429` closed for longer: both hold.
 //!
 //! # Scope
