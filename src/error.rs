@@ -507,6 +507,8 @@ struct Inner {
     /// A view of this error that an integration puts in its chain of sources (with `tonic`,
     /// the equivalent `tonic::Status`, where tonic looks for it), built on first use.
     view: std::sync::OnceLock<BoxError>,
+    /// The quota the error response announced in its headers.
+    quota: Option<crate::Quota>,
 }
 
 enum Kind {
@@ -633,6 +635,7 @@ impl Error {
                 deadline_exceeded: false,
                 declared: None,
                 view: std::sync::OnceLock::new(),
+                quota: None,
             }),
         }
     }
@@ -659,6 +662,11 @@ impl Error {
     /// Records how many attempts produced this error (used by the retry layer).
     pub(crate) fn set_attempts(&mut self, attempts: u32) {
         self.inner.attempts = attempts;
+    }
+
+    /// Records the quota the error response announced.
+    pub(crate) fn set_quota(&mut self, quota: Option<crate::Quota>) {
+        self.inner.quota = quota;
     }
 
     /// Records a wait the server asked for outside the error response itself.
@@ -910,6 +918,41 @@ impl Error {
             Kind::GateClosed { retry_after } => Some(*retry_after),
         };
         self.inner.retry_after.max(own)
+    }
+
+    /// The quota the error response announced in its rate-limit headers (a `429` or `503`
+    /// often carries `RateLimit` or `X-RateLimit-*` fields), read by the decode layer in the
+    /// families its [contract](crate::ErrorContract::rate_limit_headers) names; `None` for
+    /// an error that is not a decoded HTTP response, or one without such headers. The
+    /// rate-limit layer reads it as it reads a success's.
+    ///
+    /// ```
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    /// use tower_api_retry::ErrorDecodeLayer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let server = service_fn(|_req: Request<Full<bytes::Bytes>>| async {
+    ///     Ok::<_, std::convert::Infallible>(
+    ///         Response::builder()
+    ///             .status(429)
+    ///             .header("x-ratelimit-limit", "50")
+    ///             .header("x-ratelimit-remaining", "0")
+    ///             .header("x-ratelimit-reset", "2")
+    ///             .body(Full::new(bytes::Bytes::new()))
+    ///             .unwrap(),
+    ///     )
+    /// });
+    /// let client = ServiceBuilder::new().layer(ErrorDecodeLayer::new()).service(server);
+    /// let err = client.oneshot(Request::new(Full::default())).await.unwrap_err();
+    /// let quota = err.quota().unwrap();
+    /// assert_eq!((quota.limit, quota.remaining), (Some(50), Some(0)));
+    /// assert_eq!(quota.reset, Some(std::time::Duration::from_secs(2)));
+    /// # }
+    /// ```
+    pub fn quota(&self) -> Option<&crate::Quota> {
+        self.inner.quota.as_ref()
     }
 
     /// How many attempts produced this error: 1 unless a retry layer made more.

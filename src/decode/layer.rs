@@ -441,5 +441,11 @@ fn decode(
     }
     let mut err = Error::from_api(api);
     err.restamp(contract);
+    // Error responses announce quotas too (a 429 with `RateLimit: ...;r=0;t=30`).
+    err.set_quota(crate::Quota::read(
+        &parts.headers,
+        contract.get_rate_limit_headers(),
+        std::time::SystemTime::now(),
+    ));
     err
 }

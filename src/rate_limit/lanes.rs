@@ -71,6 +71,16 @@ struct Budget {
     window: Duration,
     /// Requests sent under this budget and not answered yet.
     in_flight: u64,
+    /// When the window of `left` and `ends` began by the local count: a budget renews when
+    /// a request is due past `ends`, which may be ahead of the answers still coming in.
+    starts: Instant,
+    /// The lowest remaining count announced in the server's current window: a count higher
+    /// by more than the requests in flight means the window turned.
+    announced: u64,
+    /// Whether the budget has seen a window end. Until then, answers to requests sent before
+    /// the first announcement (not counted in flight) may arrive in any order, and a higher
+    /// count says nothing of a turn.
+    settled: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -266,6 +276,9 @@ impl Lanes {
                     limit: quota.limit,
                     window,
                     in_flight: 0,
+                    starts: now,
+                    announced: remaining,
+                    settled: false,
                 });
                 let first = lane.first_waiting();
                 if lane.due(first) > now {
@@ -360,8 +373,8 @@ impl Lanes {
             lane.closed_until = Some(lane.closed_until.map_or(until, |u| u.max(until)));
             lane.touched = now;
             if counts {
-                let accepted = lane.accepted.rate(now);
-                lane.pace.rejected(now, accepted, until);
+                lane.pace.rejected(now, lane.accepted.since_open(), until);
+                lane.accepted.reopens(until);
             }
             if counts || lane.next < until {
                 let first = lane.first_waiting();
@@ -429,10 +442,11 @@ impl Lane {
     /// A lane made at `now` whose first ticket is due at `first`, starting slowly.
     fn new(now: Instant, first: Instant) -> Lane {
         let pace = Pace::slow_start(first);
+        let accepted = Accepted::new(first);
         Lane {
             pace,
             budget: None,
-            accepted: Accepted::new(now),
+            accepted,
             issued: 0,
             gone: 0,
             base: 0,
@@ -532,13 +546,23 @@ impl Budget {
     }
 
     fn renew(&mut self, at: Instant) {
+        self.starts = at;
+        self.settled = true;
         self.left = self.limit.unwrap_or(1).max(1);
         self.ends = at + self.window.max(MIN_WINDOW);
     }
 
     /// A response announced `remaining` requests until `ends`. The server's count is the
-    /// truth, less the requests still in flight (it may not have counted them yet): a count
-    /// below the local one lowers it; one above it means the window was renewed.
+    /// truth, less the requests still in flight (it may not have counted them yet): it
+    /// lowers the local count, and raises it only when the server's window turned (its
+    /// count went up by more than the requests in flight: answers to concurrent requests
+    /// arrive in any order) or the local window is over.
+    ///
+    /// A delay in whole seconds is rounded up by the server, so `ends` is a bound: the
+    /// earliest of a window's announcements is the closest. When the local count has already
+    /// moved on to the next window (its requests are scheduled past the end of this one), an
+    /// answer from before that window began tells nothing of it, unless the server's window
+    /// turned: then it turned before the local one, which moves back to the server's.
     fn announced(
         &mut self,
         now: Instant,
@@ -547,15 +571,29 @@ impl Budget {
         limit: Option<u64>,
         window: Duration,
     ) {
-        let left = remaining.saturating_sub(self.in_flight);
-        if left > self.left || now >= self.ends {
-            self.ends = ends;
-        } else {
-            self.ends = self.ends.min(ends);
-        }
-        self.left = left;
+        let turned = self.settled && remaining > self.announced.saturating_add(self.in_flight);
         self.limit = limit.or(self.limit);
         self.window = self.window.max(window);
+        let left = remaining.saturating_sub(self.in_flight);
+        if now < self.starts {
+            if turned {
+                self.announced = remaining;
+                self.starts = now;
+                self.ends = self.ends.min(ends);
+                self.left = self.left.min(left);
+            }
+            return;
+        }
+        if turned || now >= self.ends {
+            self.settled |= now >= self.ends;
+            self.announced = remaining;
+            self.ends = ends;
+            self.left = left;
+        } else {
+            self.announced = self.announced.min(remaining);
+            self.ends = self.ends.min(ends);
+            self.left = self.left.min(left);
+        }
     }
 }
 
@@ -809,6 +847,52 @@ mod tests {
         // ...so the first that can wait goes when the window ends, and the next one soon after.
         let s = take(&lanes, k, t0, t0).unwrap();
         assert_eq!(lanes.due(k, s, t0), t0 + Duration::from_secs(3_000));
+    }
+
+    #[test]
+    fn a_budget_follows_the_server_window_not_its_rounded_reset() {
+        let lanes = Lanes::new(10);
+        let (k, t0) = (Key::of("scope"), Instant::now());
+        let q = |remaining| Quota {
+            remaining: Some(remaining),
+            limit: Some(4),
+            window: Some(Duration::from_secs(1)),
+            reset: Some(Duration::from_secs(1)),
+        };
+        // The server's window turns at 300 ms, but a whole-second reset says up to 1 s.
+        lanes.announced(k, t0, &q(3), Duration::from_secs(1));
+        // Answers to concurrent requests of the first window, in any order: never a raise.
+        lanes.announced(k, t0, &q(1), Duration::from_secs(1));
+        lanes.announced(k, t0, &q(2), Duration::from_secs(1));
+        let first = take(&lanes, k, t0, t0).unwrap();
+        assert_eq!(lanes.due(k, first, t0), t0);
+        // One left: the next goes at the local end of the window, which renews it.
+        let next = take(&lanes, k, t0, t0).unwrap();
+        assert_eq!(lanes.due(k, next, t0), t0 + Duration::from_secs(1));
+        lanes.landed(k);
+        // At 300 ms an answer shows the server's window turned: the local one moves back to
+        // the server's (its end is at most a second from now, not from the local renewal).
+        let turn = t0 + MS(300);
+        lanes.announced(k, turn, &q(3), Duration::from_secs(1));
+        // Two left (one in flight): the third goes when the server's window ends, at 1.3 s,
+        // not at 2 s.
+        let mut last = turn;
+        for _ in 0..3 {
+            let s = take(&lanes, k, turn, turn).unwrap();
+            last = lanes.due(k, s, turn);
+        }
+        assert_eq!(last, turn + Duration::from_secs(1));
+        // An answer from before the local window began, with a lower count, changes nothing of
+        // it; none raises the count without a turn.
+        let lanes = Lanes::new(10);
+        lanes.announced(k, t0, &q(1), Duration::from_secs(1));
+        let a = take(&lanes, k, t0, t0).unwrap();
+        let b = take(&lanes, k, t0, t0).unwrap(); // renews at 1 s
+        assert_eq!(lanes.due(k, a, t0), t0);
+        assert_eq!(lanes.due(k, b, t0), t0 + Duration::from_secs(1));
+        lanes.announced(k, t0 + MS(10), &q(0), Duration::from_secs(1));
+        let c = take(&lanes, k, t0 + MS(10), t0).unwrap();
+        assert!(lanes.due(k, c, t0) > t0 + Duration::from_secs(1));
     }
 
     #[test]

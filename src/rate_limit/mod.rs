@@ -66,12 +66,16 @@
 //!   one after the window is the probe. No request waits behind one that arrived later.
 //!   When the gate closes again, every unused slot moves back by the same amount.
 //! - **A learned pace.** The first rate limit of a key knows nothing of the server's
-//!   capacity: its lane starts at 10 requests per second and doubles every 250 ms. At the
-//!   next rate limit, what the server *accepted* over the last second (its answers that were
-//!   not rate limits) becomes the ceiling; the pace drops to 80 % of it and climbs back
-//!   along a cubic curve (as AWS's adaptive retry mode does, but from the accepted rate
-//!   rather than the sending rate, so one decrease lands below the limit): fast while far
-//!   below the ceiling, flat near it, then probing above it.
+//!   capacity: its lane starts at 20 requests per second and doubles every 250 ms; when that
+//!   overruns the server, the pace of one doubling before (the last one it took) becomes the
+//!   ceiling. At each later rate limit, what the server *accepted* per second since the key
+//!   reopened (its answers that were not rate limits, over the whole open time, so a burst
+//!   the server saved while the gate was closed is not taken for its rate) becomes the
+//!   ceiling; the pace drops to 80 % of it and climbs back along a cubic curve (as AWS's
+//!   adaptive retry mode does, but from the accepted rate rather than the sending rate, so
+//!   one decrease lands below the limit): fast while far below the ceiling, flat near it
+//!   for a few seconds, then probing above it slowly (the curve is relative to the ceiling:
+//!   a slow server is probed no more often than a quick one).
 //! - **Bounded.** A lane unused for 30 s is forgotten, and the key goes back to the fast path;
 //!   at most [`max_keys`](RateLimitGates::max_keys) lanes are kept. A request whose slot
 //!   comes after its [`max_wait`](RateLimitBackoffLayer::max_wait) fails at once, unsent,
@@ -168,7 +172,9 @@
 //! `-Reset` (GitHub and many more), and, opted into on the contract, OpenAI's and Anthropic's
 //! families; see [`quota`](crate::quota) for the conventions and how each is read. The
 //! layer reads them from every response it passes (with none of them present, one pass over
-//! the header names, no allocation) and stops *before* the `429`:
+//! the header names, no allocation), and from every error response the decode layer decoded
+//! ([`Error::quota`](crate::Error::quota): a `429` or `503` that says how much is left and
+//! when it resets), and stops *before* the `429`:
 //!
 //! - The quota belongs to its [scope](#scope): the whole server by default.
 //! - The scope's lane keeps a budget: the announced remaining, less the requests still in
@@ -179,7 +185,12 @@
 //!   [`max_closed`](RateLimitBackoffLayer::max_closed); then the whole quota (when its limit
 //!   was announced) or a single request (when not) goes, and the next answers set the
 //!   budget again. A reset given in whole seconds is rounded up by the server, so the
-//!   earliest reset announced within a window is the one kept.
+//!   earliest reset announced within a window is the one kept. The local count runs ahead
+//!   of the answers (requests waiting for their turn in the next window are counted in it):
+//!   an answer from before the local window began changes it only when the server's count
+//!   went up by more than the requests in flight, which means the server's window turned
+//!   before the local one; the local window then moves back to the server's. So a client
+//!   whose first answer came late in a window does not stay late by as much in every window.
 //! - An announced reset never opens a gate that a `429` closed for longer: both hold.
 //!
 //! # Scope

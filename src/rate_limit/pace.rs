@@ -8,17 +8,19 @@
 //! - **Before anything is known** (the first rate limit of a path), the pace starts at
 //!   [`INITIAL_RATE`] and doubles every [`DOUBLING`] (a slow start), so a server's capacity
 //!   is found in a few hundred milliseconds without a herd.
-//! - **At a rate limit**, the rate the server *accepted* over the last second (its
-//!   successes, counted per [`BUCKET`]; see [`Pace::rejected`] for the first rejection after
-//!   a slow start or soon after a reopening) becomes the ceiling `w_max`, and the pace drops to
-//!   [`BETA`]` × w_max`. From the reopening it climbs back along a cubic curve (CUBIC, as in
-//!   AWS's adaptive retry mode, with [`C`] as its scaling): fast while far below `w_max`,
-//!   flat near it, then probing above it slowly. A probe rejected again lowers the ceiling
-//!   once more.
+//! - **At a rate limit**, the rate the server *accepted* since the path last reopened (its
+//!   successes per second of open time; see [`Pace::rejected`] for a slow start's overrun
+//!   and a rejection soon after a reopening) becomes the ceiling `w_max`, and the pace drops
+//!   to [`BETA`]` × w_max`. From the reopening it climbs back along a cubic curve (CUBIC, as
+//!   in AWS's adaptive retry mode, with [`C`] as its scaling relative to the ceiling): fast
+//!   while far below `w_max`, flat near it, then probing above it slowly. A probe rejected
+//!   again lowers the ceiling to what was accepted over that longer open time.
 //!
 //! AWS's adaptive mode measures the client's *sending* rate, which after a burst is far above
 //! what the server took; the successes are what the server demonstrably accepts, so one
-//! decrease lands below the limit instead of several.
+//! decrease lands below the limit instead of several. They are averaged over the whole open
+//! time, not the last second: a server saves a burst while a gate is closed (a token bucket
+//! refills) and serves it on top of its rate, which a one-second count would take for rate.
 //!
 //! Every function takes the time as an argument: the rules are tested with plain `#[test]`s.
 
@@ -35,22 +37,20 @@ pub(crate) const DOUBLING: Duration = Duration::from_millis(250);
 pub(crate) const BETA: f64 = 0.8;
 
 /// After a slow start, the ceiling is at least this share of the pace that overran the
-/// server.
-pub(crate) const SLOW_START_KEEP: f64 = 0.65;
+/// server: the pace one [`DOUBLING`] before.
+pub(crate) const SLOW_START_KEEP: f64 = 0.5;
 
-/// The cubic curve's scaling, in requests per second per second³ (AWS's value).
-pub(crate) const C: f64 = 0.4;
+/// The cubic curve's scaling, as a share of the ceiling per second³: AWS's 0.4 requests per
+/// second per second³ at a ceiling of 200 requests per second. Relative to the ceiling, so
+/// every server is probed on the same timeline (about 4.6 s back to the ceiling), a slow one
+/// no faster than a quick one.
+pub(crate) const C: f64 = 0.002;
 
 /// The slowest pace: one request every two seconds.
 pub(crate) const MIN_RATE: f64 = 0.5;
 
 /// The fastest pace that is still a pace (a million requests per second).
 pub(crate) const MAX_RATE: f64 = 1e6;
-
-/// The width of one bucket of the success count; ten make the one-second window.
-pub(crate) const BUCKET: Duration = Duration::from_millis(100);
-
-const BUCKETS: usize = 10;
 
 /// How fast one path may send.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -100,8 +100,8 @@ impl Pace {
                 (from * (t / DOUBLING.as_secs_f64()).min(64.0).exp2()).min(cap)
             }
             Phase::Cubic(w_max) => {
-                let k = (w_max * (1.0 - BETA) / C).cbrt();
-                C * (t - k).powi(3) + w_max
+                let k = ((1.0 - BETA) / C).cbrt();
+                w_max * (1.0 + C * (t - k).powi(3))
             }
         };
         if rate.is_nan() {
@@ -143,24 +143,27 @@ impl Pace {
         Duration::from_secs_f64(1.0 / self.rate(at))
     }
 
-    /// The server rejected the path at `now`: `accepted` is how many requests it took in the
-    /// last second, and the path reopens at `reopen`. The new ceiling:
+    /// The server rejected the path at `now`: `accepted` is what it took since the path
+    /// last reopened (see [`Accepted`]), and the path reopens at `reopen`. The new ceiling:
     ///
-    /// - after a slow start, what was accepted per second of open time, and at least
-    ///   [`SLOW_START_KEEP`] of the pace that overran the server (a climbing pace is
-    ///   under-measured, and the server's saved burst let it overrun for a while);
+    /// - after a slow start, the pace one [`DOUBLING`] before the rejection (half the pace
+    ///   that overran the server: the last pace it took without complaint, as TCP's slow
+    ///   start keeps half its window), and at least what was accepted per second of open time;
     /// - when the path was open for less than a second since it last reopened, the pace
     ///   started too high: [`BETA`] × the lower of the pace and the ceiling;
-    /// - otherwise what was accepted over that second ([`BETA`] × the pace when nothing was).
-    pub(crate) fn rejected(&mut self, now: Instant, accepted: f64, reopen: Instant) {
+    /// - otherwise what was accepted per second since the reopening ([`BETA`] × the pace when
+    ///   nothing was). The average over the whole open time, not the last second: a server
+    ///   saves a burst while the gate is closed and serves it on top of its rate, which the
+    ///   last second would count as rate.
+    pub(crate) fn rejected(&mut self, now: Instant, accepted: u64, reopen: Instant) {
         let open_for = now.saturating_duration_since(self.since).as_secs_f64();
-        let per_open_second = accepted / open_for.clamp(0.2, 1.0);
+        let per_open_second = accepted as f64 / open_for.max(1.0);
         let ceiling = match self.phase {
             Phase::SlowStart(_) | Phase::Ramp(..) => {
                 per_open_second.max(SLOW_START_KEEP * self.rate(now))
             }
             Phase::Cubic(w) if open_for < 1.0 => BETA * self.rate(now).min(w),
-            Phase::Cubic(_) if accepted > 0.0 => accepted,
+            Phase::Cubic(_) if accepted > 0 => per_open_second,
             Phase::Cubic(_) => BETA * self.rate(now),
         };
         self.phase = Phase::Cubic(ceiling.clamp(MIN_RATE, MAX_RATE));
@@ -198,55 +201,36 @@ impl Pace {
     }
 }
 
-/// Successes over the last second, in [`BUCKET`]s.
+/// The successes since a path last reopened: one counter, no clock read of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Accepted {
-    origin: Instant,
-    /// The bucket number of `counts[head]`, counted from `origin`.
-    tick: u64,
-    head: usize,
-    counts: [u32; BUCKETS],
+    count: u64,
+    /// The latest reopening: answers landing before it are to requests of the closed time.
+    since: Instant,
 }
 
 impl Accepted {
-    /// Nothing counted yet.
-    pub(crate) fn new(origin: Instant) -> Accepted {
-        Accepted {
-            origin,
-            tick: 0,
-            head: 0,
-            counts: [0; BUCKETS],
-        }
-    }
-
-    fn advance(&mut self, now: Instant) {
-        let tick = (now.saturating_duration_since(self.origin).as_nanos() / BUCKET.as_nanos())
-            .try_into()
-            .unwrap_or(u64::MAX);
-        if tick <= self.tick {
-            return;
-        }
-        let steps = (tick - self.tick).min(BUCKETS as u64) as usize;
-        for _ in 0..steps {
-            self.head = (self.head + 1) % BUCKETS;
-            self.counts[self.head] = 0;
-        }
-        self.tick = tick;
+    /// Nothing counted yet; counting from `since`.
+    pub(crate) fn new(since: Instant) -> Accepted {
+        Accepted { count: 0, since }
     }
 
     /// One success at `now`.
+    #[inline]
     pub(crate) fn count(&mut self, now: Instant) {
-        self.advance(now);
-        self.counts[self.head] = self.counts[self.head].saturating_add(1);
+        if now >= self.since {
+            self.count = self.count.saturating_add(1);
+        }
     }
 
-    /// The rate the server accepted over the last second before `now`: its successes in that
-    /// second. A path reopened less than a second ago is not credited for the closed part:
-    /// right after a window the server serves its saved burst, which is not its rate.
-    pub(crate) fn rate(&mut self, now: Instant) -> f64 {
-        self.advance(now);
-        let total: u64 = self.counts.iter().map(|&c| u64::from(c)).sum();
-        total as f64 / (BUCKET.as_secs_f64() * BUCKETS as f64)
+    /// The successes since the path last reopened.
+    pub(crate) fn since_open(&self) -> u64 {
+        self.count
+    }
+
+    /// The path reopens at `at`: successes are counted from then.
+    pub(crate) fn reopens(&mut self, at: Instant) {
+        *self = Accepted::new(at);
     }
 }
 
@@ -312,14 +296,14 @@ mod tests {
     fn a_rejection_drops_below_what_was_accepted_and_climbs_back() {
         let t0 = Instant::now();
         let mut p = cubic(300.0, t0);
-        // Open for two seconds, 200 accepted over the last one.
+        // Open for two seconds, 400 accepted: 200 per second.
         let now = t0 + Duration::from_secs(2);
         let reopen = now + Duration::from_secs(1);
-        p.rejected(now, 200.0, reopen);
+        p.rejected(now, 400, reopen);
         assert_eq!(p.ceiling(), Some(200.0));
         assert!((p.rate(reopen) - BETA * 200.0).abs() < 1e-6);
         // Monotonic climb, flat near the ceiling, then above it.
-        let k = (200.0 * (1.0 - BETA) / C).cbrt();
+        let k = ((1.0 - BETA) / C).cbrt();
         let at = |s: f64| p.rate(reopen + Duration::from_secs_f64(s));
         assert!((at(k) - 200.0).abs() < 1e-6);
         let mut last = 0.0;
@@ -337,7 +321,7 @@ mod tests {
         let t0 = Instant::now();
         let mut p = cubic(100.0, t0);
         // Rejected 300 ms after reopening: the pace started too high, whatever was accepted.
-        p.rejected(t0 + MS(300), 90.0, t0 + MS(1300));
+        p.rejected(t0 + MS(300), 90, t0 + MS(1300));
         assert!((p.ceiling().unwrap() - BETA * p_rate_before(100.0, MS(300))).abs() < 1e-6);
     }
 
@@ -351,12 +335,17 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Pace::slow_start(t0);
         let overrun = t0 + 4 * DOUBLING; // 320 per second, after a second open
-        p.rejected(overrun, 100.0, overrun);
-        assert!((p.ceiling().unwrap() - SLOW_START_KEEP * 320.0).abs() < 1e-6);
+        p.rejected(overrun, 100, overrun);
+        // The pace a doubling before: the last one the server took.
+        assert!((p.ceiling().unwrap() - 160.0).abs() < 1e-6);
         // What was accepted per second of open time wins when it is more.
         let mut q = Pace::slow_start(t0);
-        q.rejected(t0 + MS(500), 150.0, t0 + MS(500)); // 150 in half a second open
+        q.rejected(t0 + MS(500), 300, t0 + MS(500)); // 300 in half a second, 80/s pace
         assert!((q.ceiling().unwrap() - 300.0).abs() < 1e-6);
+        // A short open time counts as a second: the saved burst is not a rate.
+        let mut r = Pace::slow_start(t0);
+        r.rejected(t0 + MS(100), 25, t0 + MS(100));
+        assert!((r.ceiling().unwrap() - 25.0).abs() < 1e-6);
     }
 
     #[test]
@@ -365,10 +354,10 @@ mod tests {
         let mut p = cubic(100.0, t0);
         let later = t0 + Duration::from_secs(10);
         let pace = p.rate(later);
-        p.rejected(later, 0.0, later);
+        p.rejected(later, 0, later);
         assert!((p.ceiling().unwrap() - BETA * pace).abs() < 1e-6);
         for _ in 0..100 {
-            p.rejected(later, 0.0, later);
+            p.rejected(later, 0, later);
         }
         assert_eq!(p.ceiling(), Some(MIN_RATE));
         assert_eq!(p.rate(later), MIN_RATE);
@@ -377,7 +366,7 @@ mod tests {
     #[test]
     fn hostile_numbers_stay_in_range() {
         let t0 = Instant::now();
-        for accepted in [f64::NAN, f64::INFINITY, -1.0, 1e300] {
+        for accepted in [0, 1, u64::MAX] {
             let mut p = Pace::slow_start(t0);
             p.rejected(t0, accepted, t0);
             p.rejected(t0, accepted, t0);
@@ -389,19 +378,31 @@ mod tests {
     }
 
     #[test]
-    fn the_success_count_covers_one_second() {
+    fn successes_count_from_the_reopening() {
         let t0 = Instant::now();
-        let mut a = Accepted::new(t0);
-        assert_eq!(a.rate(t0), 0.0);
+        let mut a = Accepted::new(t0 + MS(1_000));
+        // Answers to requests of the closed time are not counted.
+        a.count(t0 + MS(500));
+        assert_eq!(a.since_open(), 0);
         for i in 0..200 {
-            a.count(t0 + MS(i * 5)); // 200 over the first second
+            a.count(t0 + MS(1_000 + i * 5));
         }
-        assert_eq!(a.rate(t0 + MS(999)), 200.0);
-        // Half a second later, the first half has left the window.
-        assert_eq!(a.rate(t0 + MS(1_499)), 100.0);
-        assert_eq!(a.rate(t0 + Duration::from_secs(5)), 0.0);
-        // A clock that does not move forward changes nothing.
-        a.count(t0);
-        assert_eq!(a.rate(t0 + Duration::from_secs(5)), 1.0);
+        assert_eq!(a.since_open(), 200);
+        a.reopens(t0 + MS(3_000));
+        assert_eq!(a.since_open(), 0);
+        a.count(t0 + MS(2_999));
+        a.count(t0 + MS(3_000));
+        assert_eq!(a.since_open(), 1);
+    }
+
+    #[test]
+    fn a_server_that_saves_a_burst_is_not_overrated() {
+        // A token bucket of 20 per second with a burst of 5, reopened with its burst saved:
+        // over four seconds at the limit, 85 answers. The ceiling is its rate plus a quarter
+        // of the burst per second, not the 25 of the first second.
+        let t0 = Instant::now();
+        let mut p = cubic(30.0, t0);
+        p.rejected(t0 + Duration::from_secs(4), 85, t0 + Duration::from_secs(5));
+        assert!((p.ceiling().unwrap() - 21.25).abs() < 1e-6);
     }
 }

@@ -214,6 +214,17 @@ impl Track {
         }
     }
 
+    /// An error response came: the quota it announced, if any, as the decode layer read it.
+    fn announce_error(&self, error: &Error) {
+        if let Some(quota) = error.quota()
+            && !self.config.contract.get_rate_limit_headers().is_empty()
+        {
+            self.config
+                .gates
+                .announced(self.scope, quota, self.config.max_closed);
+        }
+    }
+
     /// A response came: read the quota it announces, if any.
     #[inline]
     fn announce(&self, headers: &http::HeaderMap) {
@@ -377,6 +388,11 @@ where
                         (Err(mut e), track) => {
                             if let Some(mut track) = track {
                                 e.restamp(&track.config.contract);
+                                if e.quota().is_some() {
+                                    // As for a success: the server counted this request.
+                                    track.land();
+                                    track.announce_error(&e);
+                                }
                                 track.finish_slow(Some(&e));
                             }
                             return Poll::Ready(Err(e));

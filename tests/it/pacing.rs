@@ -186,10 +186,10 @@ async fn a_template_limited_bucket_is_neither_hammered_nor_idle() {
     report("200/s, burst 20", rate, &f);
     assert_eq!(f.in_window, 0, "nothing is sent inside an announced window");
     assert_eq!(f.failed, 0);
-    // Virtual time: the figure is the stack's, not the machine's (71–72 % of the rate in
-    // every run so far; the retry layer's jitter moves it by a request or two). The bound
-    // guards against a pace that idles.
-    assert!(f.goodput >= 0.65 * rate, "goodput {:.0}/s", f.goodput);
+    // Virtual time: the figure is the stack's, not the machine's (73 % of the rate in every
+    // run so far; the retry layer's jitter moves it by a request or two). The target: at
+    // least 70 % of the server's rate, with nothing sent inside a window.
+    assert!(f.goodput >= 0.70 * rate, "goodput {:.0}/s", f.goodput);
     assert!(
         f.worst_other < Duration::from_millis(10),
         "{:?}",
@@ -205,9 +205,120 @@ async fn a_slow_bucket_with_a_small_burst_is_kept_too() {
     report("20/s, burst 5", rate, &f);
     assert_eq!(f.in_window, 0, "nothing is sent inside an announced window");
     assert_eq!(f.failed, 0);
+    // 80 % in every run so far: the saved burst of 5 is not taken for rate, and the pace
+    // probes above the learned rate every few seconds, not every second.
+    assert!(f.goodput >= 0.70 * rate, "goodput {:.1}/s", f.goodput);
     assert!(
         f.worst_other < Duration::from_millis(10),
         "{:?}",
         f.worst_other
     );
+}
+
+/// How an announcing server words its quota.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Words {
+    /// `RateLimit-Policy` and `RateLimit` (IETF draft), `t` in whole seconds, rounded up.
+    Ietf,
+    /// `X-RateLimit-Limit`, `-Remaining`, `-Reset` as whole seconds from now, rounded up.
+    XDelta,
+}
+
+/// A server with a fixed window of `quota` requests per second on `/limited/{n}`, its windows
+/// starting `phase` after the client's first request, announcing the quota on every answer
+/// (and on its `429`s, with `Retry-After`), as `words` says. Returns (429s, goodput as a share of
+/// the quota).
+async fn announced_run(
+    words: Words,
+    quota: u32,
+    phase: Duration,
+    workers: usize,
+    requests: usize,
+) -> (usize, f64) {
+    let start = Instant::now();
+    // Window `n` is [origin + n s, origin + (n + 1) s).
+    let origin = start + phase - Duration::from_secs(1);
+    let state = Arc::new(Mutex::new((0u64, 0u32, 0usize))); // (window, used, 429s)
+    let server = {
+        let state = state.clone();
+        service_fn(move |_req: Request<Full<Bytes>>| {
+            let state = state.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let since = Instant::now() - origin;
+                let window = since.as_secs();
+                let reset = (1.0 - (since.as_secs_f64() - window as f64))
+                    .ceil()
+                    .max(1.0) as u64;
+                let mut s = state.lock().unwrap();
+                if s.0 != window {
+                    (s.0, s.1) = (window, 0);
+                }
+                let ok = s.1 < quota;
+                if ok {
+                    s.1 += 1;
+                } else {
+                    s.2 += 1;
+                }
+                let left = quota - s.1;
+                drop(s);
+                let mut res = Response::builder().status(if ok { 200 } else { 429 });
+                if !ok {
+                    res = res.header("retry-after", reset);
+                }
+                res = match words {
+                    Words::Ietf => res
+                        .header("ratelimit-policy", format!("\"default\";q={quota};w=1"))
+                        .header("ratelimit", format!("\"default\";r={left};t={reset}")),
+                    Words::XDelta => res
+                        .header("x-ratelimit-limit", quota)
+                        .header("x-ratelimit-remaining", left)
+                        .header("x-ratelimit-reset", reset),
+                };
+                let body = if ok {
+                    Bytes::from_static(b"{}")
+                } else {
+                    Bytes::from_static(br#"{"code":"RESOURCE_EXHAUSTED","message":"slow down"}"#)
+                };
+                Ok::<_, Infallible>(res.body(Full::new(body)).unwrap())
+            }
+        })
+    };
+    let client = ServiceBuilder::new().api_contract().service(server);
+    let failed = stream::iter(0..requests)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                let req = Request::get(format!("http://api.test/limited/{}", i % 8))
+                    .body(Full::default())
+                    .unwrap();
+                client.oneshot(req).await.is_err()
+            }
+        })
+        .buffer_unordered(workers)
+        .filter(|failed| std::future::ready(*failed))
+        .count()
+        .await;
+    assert_eq!(failed, 0);
+    let goodput = requests as f64 / start.elapsed().as_secs_f64();
+    let rejected = state.lock().unwrap().2;
+    (rejected, goodput / f64::from(quota))
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_announced_quota_in_whole_seconds_is_used_without_a_rejection() {
+    for words in [Words::Ietf, Words::XDelta] {
+        for phase_ms in [50, 370, 730, 990] {
+            let (rejected, share) =
+                announced_run(words, 50, Duration::from_millis(phase_ms), 16, 400).await;
+            println!(
+                "{words:?}, 50 per second, windows {phase_ms} ms off: 429s {rejected}, goodput {:.0} % of the quota",
+                100.0 * share
+            );
+            assert_eq!(rejected, 0, "{words:?} {phase_ms} ms");
+            // Within 10 % of the quota (a little above it over a short run: the first
+            // window's quota is granted whenever the run begins in it).
+            assert!(share >= 0.9, "{words:?} {phase_ms} ms: {share:.2}");
+        }
+    }
 }

@@ -193,3 +193,71 @@ async fn a_success_announces_its_quota() {
     );
     assert_eq!(quota.unwrap().remaining, Some(5));
 }
+
+/// An error response announces its quota too: a `503` saying the server's whole quota is
+/// spent (no `Retry-After`, which would close the path's gate on its own) holds every path of
+/// the server until the announced reset, and the decoded error carries the quota.
+#[tokio::test]
+async fn an_error_response_announces_its_quota() {
+    let api = Emulator::start().await;
+    api.script(
+        "/api/a",
+        [Reply::envelope(503, "UNAVAILABLE", "over quota", None)
+            .header("x-ratelimit-limit", "5")
+            .header("x-ratelimit-remaining", "0")
+            .header("x-ratelimit-reset", "1")],
+    );
+    let client = stack(RetryLayer::new().max_retries(0));
+    let err = client
+        .clone()
+        .oneshot(request(&api, Method::GET, "/api/a"))
+        .await
+        .unwrap_err();
+    let quota = err.quota().expect("the 503's quota");
+    assert_eq!((quota.limit, quota.remaining), (Some(5), Some(0)));
+    assert_eq!(quota.reset, Some(Duration::from_secs(1)));
+    // Another path of the same server waits for the window to end: the quota is the
+    // server's, and none of it is left.
+    client
+        .oneshot(request(&api, Method::GET, "/api/b"))
+        .await
+        .unwrap();
+    let answered = api.seen("/api/a")[0].at;
+    let sent = api.seen("/api/b")[0].at;
+    assert!(
+        sent.duration_since(answered) >= Duration::from_millis(900),
+        "{:?}",
+        sent.duration_since(answered)
+    );
+}
+
+/// The same on a `429` in the IETF draft's words: the announced reset holds the server longer
+/// than the path's `Retry-After`.
+#[tokio::test]
+async fn a_rate_limit_announces_its_quota() {
+    let api = Emulator::start().await;
+    api.script(
+        "/api/a",
+        [Reply::too_many(0)
+            .header("ratelimit-policy", r#""default";q=10;w=2"#)
+            .header("ratelimit", r#""default";r=0;t=2"#)],
+    );
+    let client = stack(RetryLayer::new().max_retries(0));
+    let err = client
+        .clone()
+        .oneshot(request(&api, Method::GET, "/api/a"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.quota().and_then(|q| q.remaining), Some(0));
+    client
+        .oneshot(request(&api, Method::GET, "/api/b"))
+        .await
+        .unwrap();
+    let answered = api.seen("/api/a")[0].at;
+    let sent = api.seen("/api/b")[0].at;
+    assert!(
+        sent.duration_since(answered) >= Duration::from_millis(1_900),
+        "{:?}",
+        sent.duration_since(answered)
+    );
+}
