@@ -290,14 +290,14 @@ async fn nginx_limit_req_is_kept_across_ids_with_nothing_sent_inside_a_window() 
                 .map(|n| nginx.url(&format!("/api/actors/agt_{n}/events")))
                 .collect()
         },
-        100,
+        300,
     )
     .await
     else {
         return;
     };
     println!(
-        "nginx limit_req 20 r/s burst 5, default stack, 16 workers, 100 GETs over 70 ids of one template: {}",
+        "nginx limit_req 20 r/s burst 5, default stack, 16 workers, 300 GETs over 70 ids of one template: {}",
         f.line()
     );
     assert_eq!(
