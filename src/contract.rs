@@ -317,108 +317,64 @@ impl fmt::Debug for ErrorContract {
     }
 }
 
-/// Which transient rejections are taken for an outage of their path. `Copy`, usable in
-/// `const`, combined with `|`.
-///
-/// | signal | the answer | default |
-/// | --- | --- | --- |
-/// | [`UNAVAILABLE`](Self::UNAVAILABLE) | `503`, or the code `UNAVAILABLE` (gRPC's 14) from the server | yes |
-/// | [`BAD_GATEWAY`](Self::BAD_GATEWAY) | `502`: the proxy in front found no healthy server | yes |
-/// | [`GATEWAY_TIMEOUT`](Self::GATEWAY_TIMEOUT) | `504`: the proxy in front waited for the server in vain | yes |
-/// | [`DEADLINE_EXCEEDED`](Self::DEADLINE_EXCEEDED) | the code `DEADLINE_EXCEEDED` answered by the server (not a timeout of this client, which is no answer at all) | yes |
-/// | [`REFUSED`](Self::REFUSED) | the connection was refused, or the address unreachable: nothing listens | yes |
-/// | [`INTERNAL`](Self::INTERNAL) | `500` and other 5xx, `INTERNAL`, `UNKNOWN` | no: a server error is often about one request (its input), not the path |
-///
-/// A rate limit is not in the table: it closes its path at once, whatever the rule. Only an
-/// answer the contract retries ([`Disposition::Retry`]) is a signal: a `503` whose code is
-/// declared [`NeedsHuman`](Disposition::NeedsHuman) is not. A connection reset or a timeout
-/// of this client is not a signal either: the request may be the cause.
-///
-/// ```
-/// use tower_api_retry::contract::OutageSignals;
-///
-/// let all = OutageSignals::DEFAULT | OutageSignals::INTERNAL;
-/// assert!(all.contains(OutageSignals::UNAVAILABLE | OutageSignals::INTERNAL));
-/// assert!(!OutageSignals::DEFAULT.contains(OutageSignals::INTERNAL));
-/// assert_eq!(format!("{:?}", OutageSignals::REFUSED), "OutageSignals(REFUSED)");
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct OutageSignals(u8);
+bitflags::bitflags! {
+    /// Which transient rejections are taken for an outage of their path. `Copy`, usable in
+    /// `const`, combined with `|`.
+    ///
+    /// | signal | the answer | default |
+    /// | --- | --- | --- |
+    /// | [`UNAVAILABLE`](Self::UNAVAILABLE) | `503`, or the code `UNAVAILABLE` (gRPC's 14) from the server | yes |
+    /// | [`BAD_GATEWAY`](Self::BAD_GATEWAY) | `502`: the proxy in front found no healthy server | yes |
+    /// | [`GATEWAY_TIMEOUT`](Self::GATEWAY_TIMEOUT) | `504`: the proxy in front waited for the server in vain | yes |
+    /// | [`DEADLINE_EXCEEDED`](Self::DEADLINE_EXCEEDED) | the code `DEADLINE_EXCEEDED` answered by the server (not a timeout of this client, which is no answer at all) | yes |
+    /// | [`REFUSED`](Self::REFUSED) | the connection was refused, or the address unreachable: nothing listens | yes |
+    /// | [`INTERNAL`](Self::INTERNAL) | `500` and other 5xx, `INTERNAL`, `UNKNOWN` | no: a server error is often about one request (its input), not the path |
+    ///
+    /// A rate limit is not in the table: it closes its path at once, whatever the rule. Only an
+    /// answer the contract retries ([`Disposition::Retry`]) is a signal: a `503` whose code is
+    /// declared [`NeedsHuman`](Disposition::NeedsHuman) is not. A connection reset or a timeout
+    /// of this client is not a signal either: the request may be the cause.
+    ///
+    /// ```
+    /// use tower_api_retry::contract::OutageSignals;
+    ///
+    /// let all = OutageSignals::DEFAULT | OutageSignals::INTERNAL;
+    /// assert!(all.contains(OutageSignals::UNAVAILABLE | OutageSignals::INTERNAL));
+    /// assert!(!OutageSignals::DEFAULT.contains(OutageSignals::INTERNAL));
+    /// assert_eq!(format!("{:?}", OutageSignals::REFUSED), "OutageSignals(REFUSED)");
+    /// ```
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+    pub struct OutageSignals: u8 {
+        /// `503`, or `UNAVAILABLE` from the server.
+        const UNAVAILABLE = 1;
+        /// `502`.
+        const BAD_GATEWAY = 1 << 1;
+        /// `504`.
+        const GATEWAY_TIMEOUT = 1 << 2;
+        /// `DEADLINE_EXCEEDED` answered by the server.
+        const DEADLINE_EXCEEDED = 1 << 3;
+        /// A refused connection (or an unreachable address): the request never left.
+        const REFUSED = 1 << 4;
+        /// `500` and other 5xx, `INTERNAL`, `UNKNOWN` (opt-in).
+        const INTERNAL = 1 << 5;
+    }
+}
 
 impl OutageSignals {
     /// None: no answer is taken for an outage.
-    pub const NONE: Self = OutageSignals(0);
-    /// `503`, or `UNAVAILABLE` from the server.
-    pub const UNAVAILABLE: Self = OutageSignals(1);
-    /// `502`.
-    pub const BAD_GATEWAY: Self = OutageSignals(1 << 1);
-    /// `504`.
-    pub const GATEWAY_TIMEOUT: Self = OutageSignals(1 << 2);
-    /// `DEADLINE_EXCEEDED` answered by the server.
-    pub const DEADLINE_EXCEEDED: Self = OutageSignals(1 << 3);
-    /// A refused connection (or an unreachable address): the request never left.
-    pub const REFUSED: Self = OutageSignals(1 << 4);
-    /// `500` and other 5xx, `INTERNAL`, `UNKNOWN` (opt-in).
-    pub const INTERNAL: Self = OutageSignals(1 << 5);
+    pub const NONE: Self = Self::empty();
     /// Every signal but [`INTERNAL`](Self::INTERNAL).
-    pub const DEFAULT: Self = OutageSignals(0b1_1111);
-
-    const NAMES: [(OutageSignals, &'static str); 6] = [
-        (Self::UNAVAILABLE, "UNAVAILABLE"),
-        (Self::BAD_GATEWAY, "BAD_GATEWAY"),
-        (Self::GATEWAY_TIMEOUT, "GATEWAY_TIMEOUT"),
-        (Self::DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED"),
-        (Self::REFUSED, "REFUSED"),
-        (Self::INTERNAL, "INTERNAL"),
-    ];
-
-    /// `true` when every signal of `other` is in `self`.
-    pub const fn contains(self, other: OutageSignals) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// The signals of both (`|`, usable in `const`).
-    pub const fn union(self, other: OutageSignals) -> OutageSignals {
-        OutageSignals(self.0 | other.0)
-    }
-
-    /// `true` for [`NONE`](Self::NONE).
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
+    pub const DEFAULT: Self = Self::UNAVAILABLE
+        .union(Self::BAD_GATEWAY)
+        .union(Self::GATEWAY_TIMEOUT)
+        .union(Self::DEADLINE_EXCEEDED)
+        .union(Self::REFUSED);
 }
 
 impl Default for OutageSignals {
     /// [`OutageSignals::DEFAULT`].
     fn default() -> Self {
         OutageSignals::DEFAULT
-    }
-}
-
-impl std::ops::BitOr for OutageSignals {
-    type Output = OutageSignals;
-    fn bitor(self, rhs: OutageSignals) -> OutageSignals {
-        self.union(rhs)
-    }
-}
-
-impl fmt::Debug for OutageSignals {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("OutageSignals(")?;
-        let mut first = true;
-        for (flag, name) in Self::NAMES {
-            if self.contains(flag) {
-                if !first {
-                    f.write_str(" | ")?;
-                }
-                f.write_str(name)?;
-                first = false;
-            }
-        }
-        if first {
-            f.write_str("NONE")?;
-        }
-        f.write_str(")")
     }
 }
 

@@ -91,8 +91,6 @@ use sfv::{BareItemFromInput, KeyRef, Parser, visitor};
 use std::{
     borrow::Cow,
     convert::Infallible,
-    fmt,
-    ops::{BitOr, BitOrAssign},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -122,100 +120,48 @@ pub struct Quota {
     pub reset: Option<Duration>,
 }
 
-/// Which header families [`Quota::read`] reads. `Copy`, usable in `const`, combined with `|`.
-///
-/// [`DEFAULT`](Self::DEFAULT) is the draft standard and `X-RateLimit-*`; the vendor families
-/// are opt-in, since their names are only meaningful from their vendor.
-///
-/// ```
-/// use tower_api_retry::RateLimitHeaders;
-///
-/// const LLM: RateLimitHeaders = RateLimitHeaders::DEFAULT
-///     .union(RateLimitHeaders::OPENAI)
-///     .union(RateLimitHeaders::ANTHROPIC);
-/// assert!(LLM.contains(RateLimitHeaders::IETF | RateLimitHeaders::OPENAI));
-/// assert!(!RateLimitHeaders::DEFAULT.contains(RateLimitHeaders::OPENAI));
-/// assert_eq!(format!("{:?}", RateLimitHeaders::DEFAULT), "RateLimitHeaders(IETF | X_RATELIMIT)");
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RateLimitHeaders(u8);
+bitflags::bitflags! {
+    /// Which header families [`Quota::read`] reads. `Copy`, usable in `const`, combined with `|`.
+    ///
+    /// [`DEFAULT`](Self::DEFAULT) is the draft standard and `X-RateLimit-*`; the vendor families
+    /// are opt-in, since their names are only meaningful from their vendor.
+    ///
+    /// ```
+    /// use tower_api_retry::RateLimitHeaders;
+    ///
+    /// const LLM: RateLimitHeaders = RateLimitHeaders::DEFAULT
+    ///     .union(RateLimitHeaders::OPENAI)
+    ///     .union(RateLimitHeaders::ANTHROPIC);
+    /// assert!(LLM.contains(RateLimitHeaders::IETF | RateLimitHeaders::OPENAI));
+    /// assert!(!RateLimitHeaders::DEFAULT.contains(RateLimitHeaders::OPENAI));
+    /// assert_eq!(format!("{:?}", RateLimitHeaders::DEFAULT), "RateLimitHeaders(IETF | X_RATELIMIT)");
+    /// ```
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+    pub struct RateLimitHeaders: u8 {
+        /// draft-ietf-httpapi-ratelimit-headers: `RateLimit` and `RateLimit-Policy`, and the
+        /// earlier drafts' `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`.
+        const IETF = 1;
+        /// `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (GitHub and many
+        /// others).
+        const X_RATELIMIT = 1 << 1;
+        /// OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`.
+        const OPENAI = 1 << 2;
+        /// Anthropic's `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-…`.
+        const ANTHROPIC = 1 << 3;
+    }
+}
 
 impl RateLimitHeaders {
     /// Read nothing: [`Quota::read`] answers `None` at once.
-    pub const NONE: Self = RateLimitHeaders(0);
-    /// draft-ietf-httpapi-ratelimit-headers: `RateLimit` and `RateLimit-Policy`, and the
-    /// earlier drafts' `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`.
-    pub const IETF: Self = RateLimitHeaders(1);
-    /// `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (GitHub and many
-    /// others).
-    pub const X_RATELIMIT: Self = RateLimitHeaders(1 << 1);
-    /// OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`.
-    pub const OPENAI: Self = RateLimitHeaders(1 << 2);
-    /// Anthropic's `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-…`.
-    pub const ANTHROPIC: Self = RateLimitHeaders(1 << 3);
+    pub const NONE: Self = Self::empty();
     /// [`IETF`](Self::IETF) and [`X_RATELIMIT`](Self::X_RATELIMIT).
-    pub const DEFAULT: Self = RateLimitHeaders(Self::IETF.0 | Self::X_RATELIMIT.0);
-
-    const NAMES: [(RateLimitHeaders, &'static str); 4] = [
-        (Self::IETF, "IETF"),
-        (Self::X_RATELIMIT, "X_RATELIMIT"),
-        (Self::OPENAI, "OPENAI"),
-        (Self::ANTHROPIC, "ANTHROPIC"),
-    ];
-
-    /// `true` when every family of `other` is in `self`.
-    pub const fn contains(self, other: RateLimitHeaders) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// The families of both (`|`, usable in `const`).
-    pub const fn union(self, other: RateLimitHeaders) -> RateLimitHeaders {
-        RateLimitHeaders(self.0 | other.0)
-    }
-
-    /// `true` for [`NONE`](Self::NONE).
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
+    pub const DEFAULT: Self = Self::IETF.union(Self::X_RATELIMIT);
 }
 
 impl Default for RateLimitHeaders {
     /// [`RateLimitHeaders::DEFAULT`].
     fn default() -> Self {
         RateLimitHeaders::DEFAULT
-    }
-}
-
-impl BitOr for RateLimitHeaders {
-    type Output = RateLimitHeaders;
-    fn bitor(self, rhs: RateLimitHeaders) -> RateLimitHeaders {
-        self.union(rhs)
-    }
-}
-
-impl BitOrAssign for RateLimitHeaders {
-    fn bitor_assign(&mut self, rhs: RateLimitHeaders) {
-        *self = self.union(rhs);
-    }
-}
-
-impl fmt::Debug for RateLimitHeaders {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RateLimitHeaders(")?;
-        let mut first = true;
-        for (family, name) in Self::NAMES {
-            if self.contains(family) {
-                if !first {
-                    f.write_str(" | ")?;
-                }
-                f.write_str(name)?;
-                first = false;
-            }
-        }
-        if first {
-            f.write_str("NONE")?;
-        }
-        f.write_str(")")
     }
 }
 

@@ -548,7 +548,7 @@ fn conventions_are_flags() {
     assert_eq!(RateLimitHeaders::default(), RateLimitHeaders::DEFAULT);
     assert_eq!(
         format!("{:?}", RateLimitHeaders::NONE),
-        "RateLimitHeaders(NONE)"
+        "RateLimitHeaders(0x0)"
     );
     assert_eq!(
         format!(
