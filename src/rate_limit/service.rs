@@ -3,6 +3,7 @@ use super::{
     gate::{Admission, Check, Turn, wait_turn},
 };
 use crate::quota::{Quota, QuotaScope};
+use crate::retry::ExhaustedBefore;
 use crate::{
     error::Error,
     retry::deadline::{GRPC_TIMEOUT, parse_grpc_timeout},
@@ -79,28 +80,37 @@ where
         let Some(key) = self.config.key.key(&request) else {
             return ResponseFuture::called(self.inner.call(request), None);
         };
+        // A retry of a request the server refused as such: one look-up in extensions that
+        // are almost always empty.
+        let again = request.extensions().get::<ExhaustedBefore>().is_some();
         let scope = match self.config.contract.get_quota_scope() {
             QuotaScope::Path => key,
             _ => Key::from_origin(request.uri()),
         };
         // The fast path: no key is closed or paced anywhere, two atomic loads.
         if self.config.gates.is_empty() {
-            let track = Track::new(self.config.clone(), key, scope);
+            let track = Track::new(self.config.clone(), key, scope, again);
             return ResponseFuture::called(self.inner.call(request), Some(track));
         }
-        self.call_at_gate(request, key, scope)
+        self.call_at_gate(request, key, scope, again)
     }
 }
 
 impl<S> RateLimitBackoff<S> {
     /// Some key is closed: look `key` up, and send, wait or fail.
     #[inline(never)]
-    fn call_at_gate<B>(&mut self, request: Request<B>, key: Key, scope: Key) -> ResponseFuture<S, B>
+    fn call_at_gate<B>(
+        &mut self,
+        request: Request<B>,
+        key: Key,
+        scope: Key,
+        again: bool,
+    ) -> ResponseFuture<S, B>
     where
         S: Service<Request<B>> + Clone,
     {
         let config = &self.config;
-        let mut track = Track::new(config.clone(), key, scope);
+        let mut track = Track::new(config.clone(), key, scope, again);
         let now = Instant::now();
         // A gRPC call waits no longer than its own deadline, the time left that the retry
         // layer outside wrote in `grpc-timeout`.
@@ -183,16 +193,20 @@ pub(crate) struct Track {
     pub(crate) probe: Option<u64>,
     /// The lanes whose announced budget counted this request, told when it lands.
     landing: [Option<Key>; 2],
+    /// The server last answered this request with a gRPC `RESOURCE_EXHAUSTED` that names no
+    /// wait (the retry layer outside says so): the same answer again is the request's own.
+    again: bool,
 }
 
 impl Track {
-    fn new(config: Arc<RateLimitBackoffLayer>, key: Key, scope: Key) -> Track {
+    fn new(config: Arc<RateLimitBackoffLayer>, key: Key, scope: Key, again: bool) -> Track {
         Track {
             config,
             key,
             scope,
             probe: None,
             landing: [None, None],
+            again,
         }
     }
 
@@ -232,6 +246,16 @@ impl Track {
         let probe = self.probe.take();
         let gates = &self.config.gates;
         match (error, probe) {
+            // The same request, the same bare `RESOURCE_EXHAUSTED`: the server refuses the
+            // request (a message over its size limit), which says nothing of the method. It
+            // neither closes nor extends the gate; as a probe it hands the role on, so the
+            // next request tests the method at once (see the module docs' outages).
+            (Some(e), _) if self.again && e.is_bare_exhaustion_under(&self.config.contract) => {
+                tracing::debug!(key = %self.key, "rate-limit gate: the same request refused again, not the method");
+                if let Some(id) = probe {
+                    gates.hand_on(self.key, id);
+                }
+            }
             (Some(e), _) if e.closes_gate_under(&self.config.contract) => {
                 let hint = e.retry_after().map(|d| d.min(self.config.max_closed));
                 gates.reject(self.key, hint, probe, &self.config.backoff);
