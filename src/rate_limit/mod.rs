@@ -107,6 +107,14 @@
 //!   the next, longer backoff; any other answer opens it. (A gate closed for a rate limit,
 //!   or by another process sharing the store, opens on a probe's `503` as before: only a
 //!   path this process saw go down is held by its probes' signals.)
+//! - **Widened to the server**, as rate limits are (see [scope](#scope)): a server that is
+//!   down is down on every path, but only its busy paths answer enough signals to close.
+//!   When two paths of one server close for an outage within one second, every request to
+//!   that server queues in the server's lane: it closes with each of those paths' closures
+//!   and reopens on an outage's slow start (not at a pace lowered to what the server accepted
+//!   while it was down), so its quiet paths are held too. It narrows again after 30 s
+//!   without a closure. A contract with [`QuotaScope::Path`](crate::quota::QuotaScope::Path)
+//!   keeps every outage to its own path.
 //! - **Reopened with a ramp**, not a herd: the path's [lane](#pacing) lets its waiters go in
 //!   the order they arrived, from 20 requests per second doubling every 250 ms, up to three
 //!   times the rate at which its callers asked while it was closed (the backlog drains at
@@ -214,7 +222,8 @@
 //! keyed by client address, answers `429` on whichever path comes next. So when rate limits
 //! hit two different keys of one server within one second, the limit is taken to be the
 //! server's: its lane closes with the gate, and every request to that server queues in it,
-//! paced, as a single path would. It narrows again after 30 s without a rate limit. A
+//! paced, as a single path would. It narrows again after 30 s without a rate limit. Paths
+//! closed for an [outage](#outages) widen the same way. A
 //! server whose paths have separate limits that are often hit at the same time should say
 //! so with [`QuotaScope::Path`](crate::quota::QuotaScope::Path) on the contract, which keeps
 //! every limit to its own key.

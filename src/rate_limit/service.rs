@@ -271,7 +271,14 @@ impl Track {
                         probe,
                         &self.config.backoff,
                         &self.config.contract.get_outages(),
-                    ) => {}
+                    ) =>
+            {
+                // A path out for an outage is evidence about its server, as a rate limit is:
+                // two paths of one server out within a second hold the whole server.
+                if self.scope != self.key {
+                    gates.scope_out(self.scope, self.key);
+                }
+            }
             (Some(e), _) if e.api().is_some() => {
                 // The server answered: it accepted the request, as far as its rate goes.
                 self.succeeded();

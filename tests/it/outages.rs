@@ -540,3 +540,90 @@ async fn a_grpc_quota_without_pushback_still_closes_the_method_and_backs_off() {
     assert_eq!(third.attempts(), 2);
     assert_eq!(arrivals.lock().unwrap()[4..], [S(3), S(7)]);
 }
+
+/// Arrivals at a whole-server outage spread over many paths: two busy paths and ten quiet
+/// ones, every path down from 1 s to 3 s. Returns (quiet paths' arrivals during the outage,
+/// requests sent to the quiet paths then, failed requests).
+async fn a_server_down_on_every_path(contract: ErrorContract) -> (usize, usize, usize) {
+    use std::sync::Mutex;
+    const QUIET: [&str; 10] = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
+    let start = Instant::now();
+    let down = |at: Duration| at >= S(1) && at < S(3);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    let server = service_fn(move |req: Request<Full<Bytes>>| {
+        let at = start.elapsed();
+        seen.lock()
+            .unwrap()
+            .push((at, req.uri().path().starts_with("/v1/quiet/")));
+        async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let status = if down(at) { 503 } else { 200 };
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .status(status)
+                    .body(Full::<Bytes>::default())
+                    .unwrap(),
+            )
+        }
+    });
+    let client = ServiceBuilder::new()
+        .api_contract_with(ApiContractLayer::new().contract(contract))
+        .service(server);
+    let mut calls = Vec::new();
+    let mut quiet_sent = 0;
+    // Busy paths: 100 requests a second each; quiet paths: 4 a second each; for 4 s.
+    for tick in 0..400u64 {
+        let at = Duration::from_millis(10 * tick);
+        let mut paths = vec!["/v1/busy/one".to_owned(), "/v1/busy/two".to_owned()];
+        if tick % 25 == 0 {
+            for q in QUIET {
+                paths.push(format!("http://svc.test/v1/quiet/{q}"));
+                quiet_sent += usize::from(down(at));
+            }
+        }
+        for path in paths {
+            let uri = if path.starts_with("http") {
+                path
+            } else {
+                format!("http://svc.test{path}")
+            };
+            let client = client.clone();
+            calls.push(tokio::spawn(async move {
+                tokio::time::sleep_until(start + at).await;
+                client
+                    .oneshot(Request::get(uri).body(Full::default()).unwrap())
+                    .await
+                    .is_ok()
+            }));
+        }
+    }
+    let mut failed = 0;
+    for call in calls {
+        failed += usize::from(!call.await.unwrap());
+    }
+    let quiet_arrivals = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(at, quiet)| *quiet && down(*at))
+        .count();
+    (quiet_arrivals, quiet_sent, failed)
+}
+
+/// A whole-server outage trips the busy paths' gates and few others: two paths of one server
+/// out within a second hold the whole server, the quiet paths too, as two rate limits do.
+#[tokio::test(start_paused = true)]
+async fn an_outage_on_two_paths_of_a_server_holds_the_whole_server() {
+    let (widened, offered, failed) = a_server_down_on_every_path(ErrorContract::new()).await;
+    // Each path on its own (the quota scope says every limit is its path's).
+    let (alone, _, failed_alone) = a_server_down_on_every_path(
+        ErrorContract::new().quota_scope(tower_api_retry::quota::QuotaScope::Path),
+    )
+    .await;
+    // Per path, the quiet paths never trip: every request and its retries reach the server.
+    assert!(alone >= offered, "{alone} of {offered}");
+    // Widened, they are held with the busy ones, and lose nothing.
+    assert!(widened * 4 <= offered, "{widened} of {offered}");
+    assert_eq!((failed, failed_alone), (0, 0));
+}
