@@ -18,7 +18,7 @@
 //!
 //! | declared disposition | the request is | the path's gate |
 //! | --- | --- | --- |
-//! | [`Disposition::RateLimited`] | retried after `Retry-After` (even a `POST`: a rate limit is a refusal at the door) | closes |
+//! | [`Disposition::RateLimited`] | retried after `Retry-After` (even a `POST`: a rate limit is a refusal at the door); a gRPC `RESOURCE_EXHAUSTED` naming no wait, once | closes (not for the same request's second `RESOURCE_EXHAUSTED` naming no wait: [its own](crate::rate_limit#one-requests-own-resource_exhausted)) |
 //! | [`Disposition::Retry`] | retried with backoff (a `POST` only with an `Idempotency-Key`) | stays open, unless it is an [outage signal](OutageSignals) and the [`OutageRule`] says the path is out |
 //! | anything else | returned at once | stays open |
 //!
@@ -330,7 +330,10 @@ bitflags::bitflags! {
     /// | [`REFUSED`](Self::REFUSED) | the connection was refused, or the address unreachable: nothing listens | yes |
     /// | [`INTERNAL`](Self::INTERNAL) | `500` and other 5xx, `INTERNAL`, `UNKNOWN` | no: a server error is often about one request (its input), not the path |
     ///
-    /// A rate limit is not in the table: it closes its path at once, whatever the rule. Only an
+    /// A rate limit is not in the table: it closes its path at once, whatever the rule (a gRPC
+    /// `RESOURCE_EXHAUSTED` that names no wait, answered twice to the same request, is that
+    /// request's own the second time: see
+    /// [outages](crate::rate_limit#one-requests-own-resource_exhausted)). Only an
     /// answer the contract retries ([`Disposition::Retry`]) is a signal: a `503` whose code is
     /// declared [`NeedsHuman`](Disposition::NeedsHuman) is not. A connection reset or a timeout
     /// of this client is not a signal either: the request may be the cause.

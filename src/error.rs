@@ -715,6 +715,18 @@ impl Error {
                 || rejected_at_the_door(self.class_under(contract), self.code()))
     }
 
+    /// `true` for a gRPC server's `RESOURCE_EXHAUSTED` that closes the gate under `contract`
+    /// and names no wait (no `grpc-retry-pushback-ms`): what a rate limit that says nothing
+    /// more answers, and also what a gRPC library answers of its own to a message over its
+    /// size limit (grpcio's "Received message larger than max"). The retry layer tells the
+    /// two apart by the same request's next answer.
+    pub(crate) fn is_bare_exhaustion_under(&self, contract: &ErrorContract) -> bool {
+        self.code() == &ErrorCode::ResourceExhausted
+            && self.retry_after().is_none()
+            && self.api().is_some_and(|a| a.shape() == BodyShape::Grpc)
+            && self.closes_gate_under(contract)
+    }
+
     /// The outage signal this error is under `contract`, if any (see
     /// [`OutageSignals`](crate::contract::OutageSignals)): a server's transient answer, or a
     /// refused connection. A closed gate, a failure this crate detected, and a transport

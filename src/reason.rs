@@ -24,6 +24,14 @@ pub enum NotRetried {
     /// The server answered `x-should-retry: false` (or `Stripe-Should-Retry: false`) to an
     /// error the contract would have retried.
     ShouldNotRetry,
+    /// A gRPC server answered `RESOURCE_EXHAUSTED` with no `grpc-retry-pushback-ms` (nor any
+    /// other wait) to this request, and had already answered its previous attempt the same
+    /// way. Sent a third time, the same bytes would fail the same way: a gRPC library gives
+    /// this answer of its own for a message over the server's size limit (grpcio's
+    /// "Received message larger than max"), while a rate limit that names no wait is tried
+    /// again by the caller's next request, not by this one. See the rate-limit layer's
+    /// [outages](crate::rate_limit#outages) section for what the gate does with it.
+    ExhaustedAgain,
     /// [`RetryLayer::max_retries`](crate::RetryLayer::max_retries) was reached.
     MaxRetries {
         /// The configured cap.
@@ -92,6 +100,7 @@ impl NotRetried {
         match self {
             NotRetried::ServerForbids => "server_forbids",
             NotRetried::ShouldNotRetry => "should_not_retry",
+            NotRetried::ExhaustedAgain => "exhausted_again",
             NotRetried::MaxRetries { .. } => "max_retries",
             NotRetried::NotIdempotent { .. } => "not_idempotent",
             NotRetried::RetryAfterTooLong { .. } => "retry_after_too_long",
@@ -117,6 +126,11 @@ impl fmt::Display for NotRetried {
             NotRetried::ShouldNotRetry => f.write_str(
                 "not retried: the server answered x-should-retry: false (or \
                  Stripe-Should-Retry: false)",
+            ),
+            NotRetried::ExhaustedAgain => f.write_str(
+                "not retried: RESOURCE_EXHAUSTED without pushback again for the same request \
+                 (the server refuses this request, such as a message over its size limit, \
+                 not its rate)",
             ),
             NotRetried::MaxRetries { max } => write!(f, "not retried: max_retries ({max}) reached"),
             NotRetried::NotIdempotent { method } => write!(
@@ -270,6 +284,12 @@ mod tests {
             "the call's deadline (1s) passed during attempt 2"
         );
         assert_eq!(NotRetried::ShouldNotRetry.as_str(), "should_not_retry");
+        assert_eq!(NotRetried::ExhaustedAgain.as_str(), "exhausted_again");
+        assert!(
+            NotRetried::ExhaustedAgain
+                .to_string()
+                .starts_with("not retried: RESOURCE_EXHAUSTED without pushback again")
+        );
         assert_eq!(
             NotRetried::ShouldNotRetry.to_string(),
             "not retried: the server answered x-should-retry: false (or Stripe-Should-Retry: false)"

@@ -4,6 +4,10 @@
 
 use crate::text::Credentials;
 use crate::text::redact::{REDACTED, is_secret_key, redact};
+use base64::{
+    Engine as _, alphabet,
+    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use std::borrow::Cow;
@@ -130,39 +134,31 @@ fn is_credential_header(name: &HeaderName) -> bool {
         || name.as_str() == "x-api-key"
 }
 
-/// Decodes standard base64, padded or not (gRPC's `-bin` values may be either). `None` for
-/// anything else.
+/// Standard base64 as gRPC's own implementations read it: bits past the last whole byte are
+/// ignored. A padded value must be padded as base64 says (`Zg==`, not `Zg=`).
+const PADDED: GeneralPurpose = engine(DecodePaddingMode::RequireCanonical);
+/// The same, without padding (gRPC's `-bin` values may be sent either way).
+const UNPADDED: GeneralPurpose = engine(DecodePaddingMode::RequireNone);
+
+const fn engine(padding: DecodePaddingMode) -> GeneralPurpose {
+    GeneralPurpose::new(
+        &alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(padding)
+            .with_decode_allow_trailing_bits(true),
+    )
+}
+
+/// Decodes standard base64, padded or not, around ASCII whitespace. `None` for anything
+/// else. The callers bound the input before decoding it.
 pub(crate) fn decode_base64(input: &[u8]) -> Option<Vec<u8>> {
     let input = input.trim_ascii();
-    let unpadded = input
-        .strip_suffix(b"==")
-        .or_else(|| input.strip_suffix(b"="))
-        .unwrap_or(input);
-    if unpadded.len() % 4 == 1 || (unpadded.len() != input.len() && !input.len().is_multiple_of(4))
-    {
-        return None;
-    }
-    let mut out = Vec::with_capacity(unpadded.len() / 4 * 3 + 2);
-    let mut acc: u32 = 0;
-    let mut bits = 0u32;
-    for &c in unpadded {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    let engine = if input.ends_with(b"=") {
+        &PADDED
+    } else {
+        &UNPADDED
+    };
+    engine.decode(input).ok()
 }
 
 #[cfg(test)]
@@ -187,6 +183,10 @@ mod tests {
             (b"Zm-_", None),
             (b"Zm9 v", None),
             (b"===", None),
+            (b" Zm9v\t", Some(b"foo")),
+            // Bits past the last whole byte are ignored, as by gRPC's implementations.
+            (b"Zh", Some(b"f")),
+            (b"Zh==", Some(b"f")),
         ];
         for (input, want) in table {
             assert_eq!(

@@ -366,6 +366,19 @@ impl RateLimitGates {
         }
     }
 
+    /// `key`'s gate is closed for an outage; `scope` is its authority. Outages on several keys
+    /// of one scope at once are the scope's, as rate limits are (see the
+    /// [module docs](super#outages)): its lane closes with them and then lets the server's
+    /// requests go on an outage's slow start, not at a pace lowered to what the server
+    /// accepted while it was down.
+    pub(crate) fn scope_out(&self, scope: Key, key: Key) {
+        if let Some(e) = self.store.peek(key) {
+            let now = Instant::now().into_std();
+            self.lanes.scope_rejected(scope, key, now, e.until);
+            self.lanes.outage(scope, now, e.until);
+        }
+    }
+
     /// A request that counted against the budget of `key`'s scope is no longer in flight.
     pub(crate) fn landed(&self, key: Key) {
         self.lanes.landed(key);

@@ -398,6 +398,8 @@ impl Lanes {
     pub(crate) fn outage(&self, key: Key, now: Instant, until: Instant) {
         if let Some(lane) = self.lock().map.get_mut(&key) {
             lane.pace = Pace::slow_start(until);
+            // Tickets taken from now on follow the slow start, not the pace it replaced.
+            lane.new_epoch();
             if lane.outage_since.is_none() {
                 lane.outage_since = Some((lane.issued, now));
             }

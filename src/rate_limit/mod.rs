@@ -36,8 +36,10 @@
 //!   for its answer. If it is anything but a rate limit (a success, or any other error
 //!   response; for a path held for an [outage](#outages), anything but another transient
 //!   rejection), K opens and the waiters follow in the order they arrived, at K's
-//!   [pace](#pacing). If it is a rate limit, K closes again for the next, longer backoff. If it gets no answer (a transport
-//!   error) or is dropped, the next request takes the probe role: nothing deadlocks.
+//!   [pace](#pacing). If it is a rate limit, K closes again for the next, longer backoff
+//!   (unless it is [the request's own](#one-requests-own-resource_exhausted)). If it gets no
+//!   answer (a transport error) or is dropped, the next request takes the probe role:
+//!   nothing deadlocks.
 //! - Memory is bounded: only closed and paced keys are stored, at most
 //!   [`max_keys`](RateLimitBackoffLayer::max_keys) of them (default 10,000); see
 //!   [`RateLimitGates`] for what is dropped when.
@@ -99,9 +101,10 @@
 //!   circuit breaker's: 10 signals in a row with no other answer between them, or at least
 //!   20 answers in the last second with 80 % or more of them signals. Below both the path
 //!   stays open: one bad input in ten, a server failing a third of its requests at random,
-//!   a `RESOURCE_EXHAUSTED` from a gRPC library for one oversized message (tonic answers
-//!   `OUT_OF_RANGE`, which is not transient at all), never stall the path; the retry layer
-//!   deals with them request by request. A `429` (a rate limit) still closes at once.
+//!   a message over tonic's size limit (tonic answers `OUT_OF_RANGE`, which is not transient
+//!   at all), never stall the path; the retry layer deals with them request by request. A
+//!   `429` or `RESOURCE_EXHAUSTED` (a rate limit) still closes at once; for a gRPC library's
+//!   own `RESOURCE_EXHAUSTED`, see [below](#one-requests-own-resource_exhausted).
 //! - **Cost**: a path is only counted once it has answered a signal; until then its
 //!   successes cost one relaxed atomic load. A watched path's answers are counted under a
 //!   lock until it has been quiet for 2 s.
@@ -114,12 +117,45 @@
 //!   the next, longer backoff; any other answer opens it. (A gate closed for a rate limit,
 //!   or by another process sharing the store, opens on a probe's `503` as before: only a
 //!   path this process saw go down is held by its probes' signals.)
+//! - **Widened to the server**, as rate limits are (see [scope](#scope)): a server that is
+//!   down is down on every path, but only its busy paths answer enough signals to close.
+//!   When two paths of one server close for an outage within one second, every request to
+//!   that server queues in the server's lane: it closes with each of those paths' closures
+//!   and reopens on an outage's slow start (not at a pace lowered to what the server accepted
+//!   while it was down), so its quiet paths are held too. It narrows again after 30 s
+//!   without a closure. A contract with [`QuotaScope::Path`](crate::quota::QuotaScope::Path)
+//!   keeps every outage to its own path.
 //! - **Reopened with a ramp**, not a herd: the path's [lane](#pacing) lets its waiters go in
 //!   the order they arrived, from 20 requests per second doubling every 250 ms, up to three
 //!   times the rate at which its callers asked while it was closed (the backlog drains at
 //!   least twice as fast as it grew, and never at once); once the backlog is gone the cap
 //!   lifts. An outage says nothing of the server's capacity, so the pace does not drop
 //!   below what the server accepted before, as after a rate limit.
+//!
+//! ## One request's own `RESOURCE_EXHAUSTED`
+//!
+//! A gRPC library answers `RESOURCE_EXHAUSTED` of its own, with no pushback, to a message
+//! over its size limit (gRPC core, and so grpcio: "Received message larger than max (N vs.
+//! M)"): the code a server's quota uses too. Nothing but the message (which this crate does
+//! not interpret) tells the two apart in one answer, so the first one closes the method as
+//! any rate limit does. The same request's next answer tells them apart: the
+//! [`RetryLayer`](crate::RetryLayer) outside marks a retry whose request the server last
+//! answered with a `RESOURCE_EXHAUSTED` that names no wait, and when that retry gets the same
+//! answer, it is the request's own failure (the same bytes fail the same way):
+//!
+//! - it is not retried again, with
+//!   [`NotRetried::ExhaustedAgain`](crate::NotRetried::ExhaustedAgain);
+//! - it neither closes nor extends the method's gate; as the probe, it hands the role on to
+//!   the next waiting request, as a probe with no answer does. The method's other calls are
+//!   held one first backoff at most (1 s plus up to 20 %), not for a second, longer one.
+//!
+//! A quota that names no wait still closes the method and is backed off: a call's first
+//! answer is the method's, and as the probe it doubles the backoff; each call is tried twice.
+//! A pushback (or any other wait the server names) makes every such answer a rate limit, as
+//! before. A success of another call on the method, sent before it closed, does not reopen
+//! it: against a real quota the calls of a burst are accepted and refused interleaved, and
+//! the gate would flap. Without the retry layer (or with another one), every
+//! `RESOURCE_EXHAUSTED` is a rate limit.
 //!
 //! Measured with `cargo run --release --example outages` (1,500 GETs started on schedule
 //! over 8 s, each its own task, against a server that answers `503` from 1 to 3 s and from 5
@@ -203,7 +239,8 @@
 //! keyed by client address, answers `429` on whichever path comes next. So when rate limits
 //! hit two different keys of one server within one second, the limit is taken to be the
 //! server's: its lane closes with the gate, and every request to that server queues in it,
-//! paced, as a single path would. It narrows again after 30 s without a rate limit. A
+//! paced, as a single path would. It narrows again after 30 s without a rate limit. Paths
+//! closed for an [outage](#outages) widen the same way. A
 //! server whose paths have separate limits that are often hit at the same time should say
 //! so with [`QuotaScope::Path`](crate::quota::QuotaScope::Path) on the contract, which keeps
 //! every limit to its own key.

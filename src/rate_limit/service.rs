@@ -3,6 +3,7 @@ use super::{
     gate::{Admission, Check, Turn, wait_turn},
 };
 use crate::quota::{Quota, QuotaScope};
+use crate::retry::ExhaustedBefore;
 use crate::{
     error::Error,
     retry::deadline::{GRPC_TIMEOUT, parse_grpc_timeout},
@@ -83,26 +84,35 @@ where
         let Some((key, scope)) = keys else {
             return ResponseFuture::called(self.inner.call(request), None);
         };
+        // A retry of a request the server refused as such: one look-up in extensions that
+        // are almost always empty.
+        let again = request.extensions().get::<ExhaustedBefore>().is_some();
         // The fast path: no key is closed or paced anywhere (two atomic loads), or neither
         // this key nor its scope is (a lock-free filter).
         let gates = &self.config.gates;
         if gates.is_empty() || gates.passes(key, scope) {
-            let track = Track::new(self.config.clone(), key, scope);
+            let track = Track::new(self.config.clone(), key, scope, again);
             return ResponseFuture::called(self.inner.call(request), Some(track));
         }
-        self.call_at_gate(request, key, scope)
+        self.call_at_gate(request, key, scope, again)
     }
 }
 
 impl<S> RateLimitBackoff<S> {
     /// Some key is closed: look `key` up, and send, wait or fail.
     #[inline(never)]
-    fn call_at_gate<B>(&mut self, request: Request<B>, key: Key, scope: Key) -> ResponseFuture<S, B>
+    fn call_at_gate<B>(
+        &mut self,
+        request: Request<B>,
+        key: Key,
+        scope: Key,
+        again: bool,
+    ) -> ResponseFuture<S, B>
     where
         S: Service<Request<B>> + Clone,
     {
         let config = &self.config;
-        let mut track = Track::new(config.clone(), key, scope);
+        let mut track = Track::new(config.clone(), key, scope, again);
         let now = Instant::now();
         // A gRPC call waits no longer than its own deadline, the time left that the retry
         // layer outside wrote in `grpc-timeout`.
@@ -185,16 +195,20 @@ pub(crate) struct Track {
     pub(crate) probe: Option<u64>,
     /// The lanes whose announced budget counted this request, told when it lands.
     landing: [Option<Key>; 2],
+    /// The server last answered this request with a gRPC `RESOURCE_EXHAUSTED` that names no
+    /// wait (the retry layer outside says so): the same answer again is the request's own.
+    again: bool,
 }
 
 impl Track {
-    fn new(config: Arc<RateLimitBackoffLayer>, key: Key, scope: Key) -> Track {
+    fn new(config: Arc<RateLimitBackoffLayer>, key: Key, scope: Key, again: bool) -> Track {
         Track {
             config,
             key,
             scope,
             probe: None,
             landing: [None, None],
+            again,
         }
     }
 
@@ -245,6 +259,16 @@ impl Track {
         let probe = self.probe.take();
         let gates = &self.config.gates;
         match (error, probe) {
+            // The same request, the same bare `RESOURCE_EXHAUSTED`: the server refuses the
+            // request (a message over its size limit), which says nothing of the method. It
+            // neither closes nor extends the gate; as a probe it hands the role on, so the
+            // next request tests the method at once (see the module docs' outages).
+            (Some(e), _) if self.again && e.is_bare_exhaustion_under(&self.config.contract) => {
+                tracing::debug!(key = %self.key, "rate-limit gate: the same request refused again, not the method");
+                if let Some(id) = probe {
+                    gates.hand_on(self.key, id);
+                }
+            }
             (Some(e), _) if e.closes_gate_under(&self.config.contract) => {
                 let hint = e.retry_after().map(|d| d.min(self.config.max_closed));
                 gates.reject(self.key, hint, probe, &self.config.backoff);
@@ -260,7 +284,14 @@ impl Track {
                         probe,
                         &self.config.backoff,
                         &self.config.contract.get_outages(),
-                    ) => {}
+                    ) =>
+            {
+                // A path out for an outage is evidence about its server, as a rate limit is:
+                // two paths of one server out within a second hold the whole server.
+                if self.scope != self.key {
+                    gates.scope_out(self.scope, self.key);
+                }
+            }
             (Some(e), _) if e.api().is_some() => {
                 // The server answered: it accepted the request, as far as its rate goes.
                 self.succeeded();

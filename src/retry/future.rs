@@ -1,5 +1,5 @@
 use super::{
-    Attempts, ReplayBody,
+    Attempts, ExhaustedBefore, ReplayBody,
     deadline::{Deadline, GRPC_TIMEOUT, encode_grpc_timeout},
     layer::Shared,
     policy,
@@ -66,6 +66,9 @@ pub(crate) struct Retrying<S, B: ReplayBody> {
     pub(crate) last: Option<Error>,
     pub(crate) previous: Option<Duration>,
     pub(crate) pending: Option<B>,
+    /// The server's last answer to this request was a gRPC `RESOURCE_EXHAUSTED` that names
+    /// no wait: the same answer again is the request's own (see [`Retrying::decide`]).
+    pub(crate) exhausted: bool,
 }
 
 /// Why an error is returned without a further attempt.
@@ -235,6 +238,9 @@ where
                             .insert(GRPC_TIMEOUT, encode_grpc_timeout(left));
                         retry.arm_cutoff();
                     }
+                    if retry.exhausted {
+                        parts.extensions.insert(ExhaustedBefore);
+                    }
                     retry.last = None;
                     let req = Request::from_parts(parts, body);
                     *this.attempts += 1;
@@ -269,6 +275,17 @@ impl<S, B: ReplayBody> Retrying<S, B> {
                 return Err(Refusal::Note(NotRetried::ShouldNotRetry));
             }
             return Err(Refusal::Quiet);
+        }
+        // A gRPC `RESOURCE_EXHAUSTED` naming no wait, to a request the server last answered
+        // the same way: the request itself is refused (a message over the server's size
+        // limit), and a third try would fail the same way.
+        let bare = err.is_bare_exhaustion_under(&self.shared.contract);
+        if bare && self.exhausted {
+            return Err(Refusal::Note(NotRetried::ExhaustedAgain));
+        }
+        if err.request_sent() {
+            // An attempt never sent (a closed gate) is no answer: the last one still counts.
+            self.exhausted = bare;
         }
         let now = Instant::now();
         if let Some(deadline) = self.deadline

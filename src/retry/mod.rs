@@ -35,6 +35,14 @@
 //! [`DoNotRetry`](crate::Disposition::DoNotRetry)). Every other 4xx and every code that
 //! needs a human is returned after one attempt.
 //!
+//! A gRPC `RESOURCE_EXHAUSTED` that names no wait (no `grpc-retry-pushback-ms`) is retried
+//! once: when the retry gets the same answer, the error comes back with
+//! [`NotRetried::ExhaustedAgain`](crate::NotRetried::ExhaustedAgain). A gRPC library answers
+//! so of its own to a message over the server's size limit (grpcio's "Received message
+//! larger than max (N vs. M)"), and the same bytes fail the same way every time; a rate
+//! limit that names no wait is left to the caller's next request. A pushback, or any other
+//! answer between the two, retries as usual.
+//!
 //! The server may overrule the table for one response (see
 //! [`retry_after`](crate::retry_after#the-servers-verdict)): `x-should-retry: false` or
 //! `Stripe-Should-Retry: false` returns a retryable error at once, with
@@ -261,6 +269,13 @@ pub use layer::{
 pub use overrides::RetryOverride;
 pub use policy::IDEMPOTENCY_KEY;
 pub use service::Retry;
+
+/// Carried by a retry whose request the server last answered with a gRPC
+/// `RESOURCE_EXHAUSTED` that names no wait (`Error::is_bare_exhaustion_under`): the same
+/// answer to this attempt is the request's own, and the rate-limit gate inside does not take
+/// it for its method's (see the [outages](crate::rate_limit#outages) section).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ExhaustedBefore;
 
 /// How many attempts produced a response. Read it with [`Attempts::of`], which answers for
 /// every response; [`Error::attempts`](crate::Error::attempts) carries the same on failure.

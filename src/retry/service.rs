@@ -126,6 +126,7 @@ where
                 last: None,
                 previous: None,
                 pending: None,
+                exhausted: false,
             },
         )
     }

@@ -320,3 +320,310 @@ async fn a_refused_connection_takes_the_path_out_too() {
     let held = client.clone().oneshot(get()).await.unwrap_err();
     assert!(held.is_gate_closed(), "{held:?}");
 }
+
+/// A grpcio-like server (a real tonic server answering `RESOURCE_EXHAUSTED` "Received
+/// message larger than max", no pushback, to any message over 1 KiB), a tonic `Channel` over
+/// in-memory pipes, the crate's stack with `retry`; a small call has been answered.
+#[cfg(feature = "tonic")]
+async fn grpcio_like(
+    retry: tower_api_retry::RetryLayer,
+) -> (
+    crate::support::grpc::GrpcServer,
+    tower_api_retry::rate_limit::RateLimitGates,
+    tonic::client::Grpc<tower_api_retry::ApiContract<tonic::transport::Channel>>,
+) {
+    use crate::support::grpc::{GrpcServer, SAY, call};
+    let server = GrpcServer::start().await;
+    server.max_receive_message_length(1024);
+    let rate_limit = RateLimitBackoffLayer::new();
+    let gates = rate_limit.get_gates().clone();
+    let stack = ServiceBuilder::new()
+        .api_contract_with(ApiContractLayer::new().retry(retry).rate_limit(rate_limit))
+        .service(server.in_memory_channel());
+    let grpc = tonic::client::Grpc::new(stack);
+    call(&mut grpc.clone(), SAY, small()).await.unwrap();
+    (server, gates, grpc)
+}
+
+#[cfg(feature = "tonic")]
+fn small() -> crate::support::grpc::SayRequest {
+    crate::support::grpc::SayRequest {
+        name: "ada".into(),
+        payload: vec![7; 16],
+    }
+}
+
+/// Over grpcio's limit, under the retry layer's replay limit.
+#[cfg(feature = "tonic")]
+fn oversized() -> crate::support::grpc::SayRequest {
+    crate::support::grpc::SayRequest {
+        name: "ada".into(),
+        payload: vec![7; 4 * 1024],
+    }
+}
+
+#[cfg(feature = "tonic")]
+fn say_key() -> tower_api_retry::rate_limit::Key {
+    // A `tonic::client::Grpc` without an origin sends the path alone; the `Channel` adds it.
+    tower_api_retry::rate_limit::Key::from_uri(&http::Uri::from_static("/echo.Echo/Say"))
+}
+
+/// A gRPC library's own `RESOURCE_EXHAUSTED` for one oversized message (grpcio's "Received
+/// message larger than max", no pushback): the first one closes the method, as any
+/// `RESOURCE_EXHAUSTED` does, but the same request's second one is its own failure. It is not
+/// retried again and does not close the method again; a small call on the method waits one
+/// jittered first backoff at most. A real tonic server and `Channel`, over in-memory pipes,
+/// on tokio's paused clock.
+#[cfg(feature = "tonic")]
+#[tokio::test(start_paused = true)]
+async fn a_grpc_librarys_own_resource_exhausted_is_tried_twice_and_holds_the_method_one_backoff() {
+    use crate::support::grpc::{SAY, call};
+    use tonic::Code;
+
+    let (server, gates, grpc) = grpcio_like(tower_api_retry::RetryLayer::new()).await;
+
+    let start = Instant::now();
+    let big = tokio::spawn({
+        let mut grpc = grpc.clone();
+        async move {
+            let status = call(&mut grpc, SAY, oversized()).await.unwrap_err();
+            (status, start.elapsed())
+        }
+    });
+    // The oversized call's first answer closes the method at once (no time passes).
+    while gates.is_empty() {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(server.too_large().len(), 1);
+    // A valid small call on the same method, sent now, waits for the gate's first backoff
+    // only (1 s plus up to 20 %), as its probe, and succeeds.
+    let sent = Instant::now();
+    call(&mut grpc.clone(), SAY, small()).await.unwrap();
+    let held = sent.elapsed();
+    assert!(held <= Duration::from_millis(1200), "held {held:?}");
+
+    let (status, took) = big.await.unwrap();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("Received message larger than max"),
+        "{status:?}"
+    );
+    // Tried twice (the first answer could have been a rate limit), not four times over
+    // 8.6 s: its retry waited one backoff, behind the small call.
+    assert_eq!(server.too_large().len(), 2);
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+    // Its second answer did not close the method again: the next call goes at the pace of
+    // the reopened method, not after another backoff.
+    assert_eq!(gates.time_left(say_key()), None, "the method is open");
+    let sent = Instant::now();
+    call(&mut grpc.clone(), SAY, small()).await.unwrap();
+    assert!(
+        sent.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(
+        server.seen(SAY).len(),
+        3,
+        "only the small calls reached the handler"
+    );
+}
+
+/// The same server, with the oversized call's retry at the gate before a small call: the retry
+/// is the method's probe, its second `RESOURCE_EXHAUSTED` hands the probe role on instead of
+/// closing the method for a longer backoff, and the small call behind it goes at once.
+#[cfg(feature = "tonic")]
+#[tokio::test(start_paused = true)]
+async fn a_call_behind_an_oversized_calls_retry_is_not_stalled_by_it() {
+    use crate::support::grpc::{SAY, call};
+    use tower_api_retry::backoff::Jitter;
+
+    // The retry waits 500 ms, then queues at the method's gate (closed for 1 s to 1.2 s).
+    let retry = tower_api_retry::RetryLayer::new()
+        .base_delay(Duration::from_millis(500))
+        .jitter(Jitter::None);
+    let (server, gates, grpc) = grpcio_like(retry).await;
+    let start = Instant::now();
+    let big = tokio::spawn({
+        let mut grpc = grpc.clone();
+        async move { call(&mut grpc, SAY, oversized()).await.unwrap_err() }
+    });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        gates.time_left(say_key()).is_some(),
+        "closed by the first answer"
+    );
+    let sent = Instant::now();
+    call(&mut grpc.clone(), SAY, small()).await.unwrap();
+    // Held until the gate's first backoff ended (plus one pace interval behind the probe),
+    // never for a second, longer one.
+    let held = sent.elapsed();
+    assert!(held <= Duration::from_millis(1200), "held {held:?}");
+    let status = big.await.unwrap();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    let tries = server.too_large();
+    assert_eq!(tries.len(), 2, "tried twice");
+    assert!(
+        tries[1] - start >= Duration::from_secs(1),
+        "the retry waited for the gate, as its probe"
+    );
+    assert!(
+        tries[1] <= sent + held,
+        "the retry probed before the small call went"
+    );
+    assert_eq!(gates.time_left(say_key()), None, "the method is open");
+}
+
+/// A real quota that names no wait (every call answered `RESOURCE_EXHAUSTED`, no pushback)
+/// still closes the method and is backed off: each call's second answer is its own and neither
+/// opens nor closes the gate, and the next call's first answer, as the probe, doubles the
+/// backoff.
+#[tokio::test(start_paused = true)]
+async fn a_grpc_quota_without_pushback_still_closes_the_method_and_backs_off() {
+    use std::sync::Mutex;
+    use tower_api_retry::{
+        NotRetried, RetryLayer,
+        backoff::{Backoff, Jitter},
+        rate_limit::Key,
+    };
+
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let log = arrivals.clone();
+    let start = Instant::now();
+    let server = service_fn(move |_req: Request<Full<Bytes>>| {
+        log.lock().unwrap().push(start.elapsed());
+        async {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("content-type", "application/grpc")
+                    .header("grpc-status", "8")
+                    .header("grpc-message", "quota exceeded")
+                    .body(Full::<Bytes>::default())
+                    .unwrap(),
+            )
+        }
+    });
+    let rate_limit = RateLimitBackoffLayer::new().backoff(Backoff::new().jitter(Jitter::None));
+    let gates = rate_limit.get_gates().clone();
+    let client = ServiceBuilder::new()
+        .api_contract_with(
+            ApiContractLayer::new()
+                .retry(RetryLayer::new().jitter(Jitter::None))
+                .rate_limit(rate_limit),
+        )
+        .service(server);
+    let call = || {
+        Request::post("http://svc.test/pkg.Quota/Spend")
+            .header("content-type", "application/grpc")
+            .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
+            .unwrap()
+    };
+    let key = Key::from_uri(&http::Uri::from_static("http://svc.test/pkg.Quota/Spend"));
+
+    // The first answer closes the method for 1 s; the retry probes then, is refused again,
+    // and is not tried a third time.
+    let err = client.clone().oneshot(call()).await.unwrap_err();
+    assert_eq!(err.attempts(), 2);
+    assert_eq!(err.not_retried(), Some(&NotRetried::ExhaustedAgain));
+    // Its second answer neither opened the method nor closed it again: the time is up and
+    // the next call probes.
+    assert_eq!(gates.time_left(key), Some(Duration::ZERO));
+    // The next call's first answer is the method's: closed again for the next backoff, 2 s.
+    let err = client.clone().oneshot(call()).await.unwrap_err();
+    assert_eq!(err.attempts(), 2);
+    let seen = arrivals.lock().unwrap().clone();
+    assert_eq!(seen, [S(0), S(1), S(1), S(3)]);
+    // The backoff goes on doubling: a third call waits for the gate and probes at 3 s + 4 s.
+    let third = client.clone().oneshot(call()).await.unwrap_err();
+    assert_eq!(third.attempts(), 2);
+    assert_eq!(arrivals.lock().unwrap()[4..], [S(3), S(7)]);
+}
+
+/// Arrivals at a whole-server outage spread over many paths: two busy paths and ten quiet
+/// ones, every path down from 1 s to 3 s. Returns (quiet paths' arrivals during the outage,
+/// requests sent to the quiet paths then, failed requests).
+async fn a_server_down_on_every_path(contract: ErrorContract) -> (usize, usize, usize) {
+    use std::sync::Mutex;
+    const QUIET: [&str; 10] = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
+    let start = Instant::now();
+    let down = |at: Duration| at >= S(1) && at < S(3);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    let server = service_fn(move |req: Request<Full<Bytes>>| {
+        let at = start.elapsed();
+        seen.lock()
+            .unwrap()
+            .push((at, req.uri().path().starts_with("/v1/quiet/")));
+        async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let status = if down(at) { 503 } else { 200 };
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .status(status)
+                    .body(Full::<Bytes>::default())
+                    .unwrap(),
+            )
+        }
+    });
+    let client = ServiceBuilder::new()
+        .api_contract_with(ApiContractLayer::new().contract(contract))
+        .service(server);
+    let mut calls = Vec::new();
+    let mut quiet_sent = 0;
+    // Busy paths: 100 requests a second each; quiet paths: 4 a second each; for 4 s.
+    for tick in 0..400u64 {
+        let at = Duration::from_millis(10 * tick);
+        let mut paths = vec!["/v1/busy/one".to_owned(), "/v1/busy/two".to_owned()];
+        if tick % 25 == 0 {
+            for q in QUIET {
+                paths.push(format!("http://svc.test/v1/quiet/{q}"));
+                quiet_sent += usize::from(down(at));
+            }
+        }
+        for path in paths {
+            let uri = if path.starts_with("http") {
+                path
+            } else {
+                format!("http://svc.test{path}")
+            };
+            let client = client.clone();
+            calls.push(tokio::spawn(async move {
+                tokio::time::sleep_until(start + at).await;
+                client
+                    .oneshot(Request::get(uri).body(Full::default()).unwrap())
+                    .await
+                    .is_ok()
+            }));
+        }
+    }
+    let mut failed = 0;
+    for call in calls {
+        failed += usize::from(!call.await.unwrap());
+    }
+    let quiet_arrivals = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(at, quiet)| *quiet && down(*at))
+        .count();
+    (quiet_arrivals, quiet_sent, failed)
+}
+
+/// A whole-server outage trips the busy paths' gates and few others: two paths of one server
+/// out within a second hold the whole server, the quiet paths too, as two rate limits do.
+#[tokio::test(start_paused = true)]
+async fn an_outage_on_two_paths_of_a_server_holds_the_whole_server() {
+    let (widened, offered, failed) = a_server_down_on_every_path(ErrorContract::new()).await;
+    // Each path on its own (the quota scope says every limit is its path's).
+    let (alone, _, failed_alone) = a_server_down_on_every_path(
+        ErrorContract::new().quota_scope(tower_api_retry::quota::QuotaScope::Path),
+    )
+    .await;
+    // Per path, the quiet paths never trip: every request and its retries reach the server.
+    assert!(alone >= offered, "{alone} of {offered}");
+    // Widened, they are held with the busy ones, and lose nothing.
+    assert!(widened * 4 <= offered, "{widened} of {offered}");
+    assert_eq!((failed, failed_alone), (0, 0));
+}

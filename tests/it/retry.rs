@@ -286,6 +286,48 @@ async fn grpc_pushback_is_a_floor_and_negative_pushback_forbids() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_same_bare_grpc_resource_exhausted_twice_is_the_requests_own() {
+    // RESOURCE_EXHAUSTED with no pushback, to every attempt (a message over a gRPC library's
+    // size limit): retried once, in case it was a rate limit, then not again.
+    let (svc, calls) = stack(RetryLayer::new(), |_| grpc(8));
+    let err = svc.oneshot(grpc_call()).await.unwrap_err();
+    assert_eq!((calls.count(), err.attempts()), (2, 2));
+    assert_eq!(err.not_retried(), Some(&NotRetried::ExhaustedAgain));
+    assert!(
+        err.note().unwrap().contains("without pushback again"),
+        "{err}"
+    );
+    // With a pushback, the server says when: retried to the cap.
+    let pushback = || {
+        Ok(Response::builder()
+            .header("content-type", "application/grpc")
+            .header("grpc-status", "8")
+            .header("grpc-retry-pushback-ms", "100")
+            .body(Full::default())
+            .unwrap())
+    };
+    let (svc, calls) = stack(RetryLayer::new(), move |_| pushback());
+    let err = svc.oneshot(grpc_call()).await.unwrap_err();
+    assert_eq!(calls.count(), 4);
+    assert_eq!(err.not_retried(), Some(&NotRetried::MaxRetries { max: 3 }));
+    // Another answer between two: not the same answer twice in a row.
+    let (svc, calls) = stack(RetryLayer::new(), |n| grpc(if n % 2 == 0 { 8 } else { 14 }));
+    svc.oneshot(grpc_call()).await.unwrap_err();
+    assert_eq!(calls.count(), 4);
+    // Recovered on the second try: as any retry.
+    let (svc, calls) = stack(
+        RetryLayer::new(),
+        |n| if n == 0 { grpc(8) } else { grpc(0) },
+    );
+    svc.oneshot(grpc_call()).await.unwrap();
+    assert_eq!(calls.count(), 2);
+    // HTTP's 429 without Retry-After is a rate limit: retried to the cap, as before.
+    let (svc, calls) = stack(RetryLayer::new(), |_| status(429));
+    svc.oneshot(get("/x")).await.unwrap_err();
+    assert_eq!(calls.count(), 4);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_wait_past_the_deadline_is_not_started() {
     let layer = RetryLayer::new().jitter(Jitter::None).deadline(S(5));
     let (svc, calls) = stack(layer, |_| status(503));
@@ -346,7 +388,16 @@ async fn every_transient_disposition_is_retried() {
         ("DEADLINE_EXCEEDED", || grpc(4)),
         ("INTERNAL", || grpc(13)),
         ("UNKNOWN", || grpc(2)),
-        ("RESOURCE_EXHAUSTED", || grpc(8)),
+        // With a pushback: without one, the same answer twice is the request's own (see
+        // `the_same_bare_grpc_resource_exhausted_twice_is_the_requests_own`).
+        ("RESOURCE_EXHAUSTED", || {
+            with_header(200, "grpc-retry-pushback-ms", "100").map(|mut res| {
+                let headers = res.headers_mut();
+                headers.insert("content-type", "application/grpc".parse().unwrap());
+                headers.insert("grpc-status", "8".parse().unwrap());
+                res
+            })
+        }),
         ("REFRESH_IN_PROGRESS", || {
             json(
                 503,

@@ -141,6 +141,10 @@ struct State {
     seen: Mutex<Vec<GrpcSeen>>,
     /// tonic's `max_decoding_message_size`, when set.
     max_decoding: Mutex<Option<usize>>,
+    /// grpcio's `max_receive_message_length`, when set.
+    max_receive: Mutex<Option<usize>>,
+    /// When each call refused for `max_receive` arrived.
+    too_large: Mutex<Vec<Instant>>,
 }
 
 /// The running gRPC server.
@@ -161,20 +165,26 @@ impl GrpcServer {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let state = st.clone();
-                let svc = tower::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(dispatch(state, req).await) }
-                });
-                tokio::spawn(async move {
-                    let builder = auto::Builder::new(TokioExecutor::new()).http2_only();
-                    let _ = builder
-                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
-                        .await;
-                });
+                tokio::spawn(serve(st.clone(), stream));
             }
         });
         GrpcServer { addr, state }
+    }
+
+    /// A tonic `Channel` to this server over in-memory pipes instead of TCP: nothing waits
+    /// on the OS, so tests on tokio's paused clock see only virtual time.
+    pub fn in_memory_channel(&self) -> tonic::transport::Channel {
+        let state = self.state.clone();
+        tonic::transport::Endpoint::from_static("http://grpc.test").connect_with_connector_lazy(
+            tower::service_fn(move |_: http::Uri| {
+                let state = state.clone();
+                async move {
+                    let (client, server) = tokio::io::duplex(1 << 20);
+                    tokio::spawn(serve(state, server));
+                    Ok::<_, std::io::Error>(TokioIo::new(client))
+                }
+            }),
+        )
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -197,6 +207,20 @@ impl GrpcServer {
         *self.state.max_decoding.lock().unwrap() = Some(limit);
     }
 
+    /// Makes the server refuse request messages larger than `limit` bytes as grpcio (gRPC
+    /// core) does with `max_receive_message_length`: `RESOURCE_EXHAUSTED`, "Received message
+    /// larger than max (N vs. M)", no pushback, before any handler runs (such a call is not
+    /// `seen`; see [`too_large`](Self::too_large)).
+    pub fn max_receive_message_length(&self, limit: usize) {
+        *self.state.max_receive.lock().unwrap() = Some(limit);
+    }
+
+    /// When each call refused for [`max_receive_message_length`](Self::max_receive_message_length)
+    /// arrived.
+    pub fn too_large(&self) -> Vec<Instant> {
+        self.state.too_large.lock().unwrap().clone()
+    }
+
     /// Every request received for `method`.
     pub fn seen(&self, method: &str) -> Vec<GrpcSeen> {
         self.state
@@ -210,10 +234,52 @@ impl GrpcServer {
     }
 }
 
+/// Serves one HTTP/2 connection.
+async fn serve<IO>(state: Arc<State>, io: IO)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = tower::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(dispatch(state, req).await) }
+    });
+    let builder = auto::Builder::new(TokioExecutor::new()).http2_only();
+    let _ = builder
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(svc))
+        .await;
+}
+
 async fn dispatch(
     state: Arc<State>,
     req: http::Request<hyper::body::Incoming>,
 ) -> http::Response<tonic::body::Body> {
+    use http_body_util::BodyExt;
+    let mut req = req.map(tonic::body::Body::new);
+    let max_receive = *state.max_receive.lock().unwrap();
+    if let Some(limit) = max_receive {
+        // As gRPC core does: the message's length prefix (after its compression flag) is
+        // checked against the limit before the handler sees anything.
+        let (parts, body) = req.into_parts();
+        let bytes = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let len = bytes
+            .get(1..5)
+            .map_or(0, |n| u32::from_be_bytes(n.try_into().unwrap()) as usize);
+        if len > limit {
+            state.too_large.lock().unwrap().push(Instant::now());
+            return Status::resource_exhausted(format!(
+                "Received message larger than max ({len} vs. {limit})"
+            ))
+            .into_http();
+        }
+        req = http::Request::from_parts(
+            parts,
+            tonic::body::Body::new(http_body_util::Full::new(bytes)),
+        );
+    }
     let method = req.uri().path().to_owned();
     let timeout = req
         .headers()
