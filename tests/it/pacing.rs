@@ -106,20 +106,7 @@ async fn run(workers: usize, requests: usize, rate: f64, burst: f64) -> Figures 
         })
     };
 
-    let failed = stream::iter(0..requests)
-        .map(|i| {
-            let client = client.clone();
-            async move {
-                let req = Request::get(format!("http://api.test/limited/{}", i % 97))
-                    .body(Full::default())
-                    .unwrap();
-                client.oneshot(req).await.is_err()
-            }
-        })
-        .buffer_unordered(workers)
-        .filter(|failed| std::future::ready(*failed))
-        .count()
-        .await;
+    let failed = drive(&client, requests, workers, 97).await;
     let elapsed = start.elapsed();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let worst_other = other.await.unwrap();
@@ -164,6 +151,28 @@ async fn run(workers: usize, requests: usize, rate: f64, burst: f64) -> Figures 
         goodput: (requests - failed) as f64 / elapsed.as_secs_f64(),
         worst_other,
     }
+}
+
+/// Sends `requests` GETs over `/limited/0` .. `/limited/{ids - 1}` through `client`,
+/// `workers` at a time; returns how many failed.
+async fn drive<S>(client: &S, requests: usize, workers: usize, ids: usize) -> usize
+where
+    S: tower::Service<Request<Full<Bytes>>> + Clone,
+{
+    stream::iter(0..requests)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                let req = Request::get(format!("http://api.test/limited/{}", i % ids))
+                    .body(Full::default())
+                    .unwrap();
+                client.oneshot(req).await.is_err()
+            }
+        })
+        .buffer_unordered(workers)
+        .filter(|failed| std::future::ready(*failed))
+        .count()
+        .await
 }
 
 fn report(what: &str, rate: f64, f: &Figures) {
@@ -285,20 +294,7 @@ async fn announced_run(
         })
     };
     let client = ServiceBuilder::new().api_contract().service(server);
-    let failed = stream::iter(0..requests)
-        .map(|i| {
-            let client = client.clone();
-            async move {
-                let req = Request::get(format!("http://api.test/limited/{}", i % 8))
-                    .body(Full::default())
-                    .unwrap();
-                client.oneshot(req).await.is_err()
-            }
-        })
-        .buffer_unordered(workers)
-        .filter(|failed| std::future::ready(*failed))
-        .count()
-        .await;
+    let failed = drive(&client, requests, workers, 8).await;
     assert_eq!(failed, 0);
     let goodput = requests as f64 / start.elapsed().as_secs_f64();
     let rejected = state.lock().unwrap().2;

@@ -207,28 +207,31 @@ async fn an_error_response_announces_its_quota() {
             .header("x-ratelimit-remaining", "0")
             .header("x-ratelimit-reset", "1")],
     );
-    let client = stack(RetryLayer::new().max_retries(0));
-    let err = client
-        .clone()
-        .oneshot(request(&api, Method::GET, "/api/a"))
-        .await
-        .unwrap_err();
+    let (err, held) = error_then_another_path(&api).await;
     let quota = err.quota().expect("the 503's quota");
     assert_eq!((quota.limit, quota.remaining), (Some(5), Some(0)));
     assert_eq!(quota.reset, Some(Duration::from_secs(1)));
     // Another path of the same server waits for the window to end: the quota is the
     // server's, and none of it is left.
+    assert!(held >= Duration::from_millis(900), "{held:?}");
+}
+
+/// `GET /api/a` (scripted to fail), then `GET /api/b` of the same server: the error, and how
+/// long after `/api/a` was answered the server saw `/api/b`.
+async fn error_then_another_path(api: &Emulator) -> (tower_api_retry::Error, Duration) {
+    let client = stack(RetryLayer::new().max_retries(0));
+    let err = client
+        .clone()
+        .oneshot(request(api, Method::GET, "/api/a"))
+        .await
+        .unwrap_err();
     client
-        .oneshot(request(&api, Method::GET, "/api/b"))
+        .oneshot(request(api, Method::GET, "/api/b"))
         .await
         .unwrap();
     let answered = api.seen("/api/a")[0].at;
     let sent = api.seen("/api/b")[0].at;
-    assert!(
-        sent.duration_since(answered) >= Duration::from_millis(900),
-        "{:?}",
-        sent.duration_since(answered)
-    );
+    (err, sent.duration_since(answered))
 }
 
 /// The same on a `429` in the IETF draft's words: the announced reset holds the server longer
@@ -242,22 +245,7 @@ async fn a_rate_limit_announces_its_quota() {
             .header("ratelimit-policy", r#""default";q=10;w=2"#)
             .header("ratelimit", r#""default";r=0;t=2"#)],
     );
-    let client = stack(RetryLayer::new().max_retries(0));
-    let err = client
-        .clone()
-        .oneshot(request(&api, Method::GET, "/api/a"))
-        .await
-        .unwrap_err();
+    let (err, held) = error_then_another_path(&api).await;
     assert_eq!(err.quota().and_then(|q| q.remaining), Some(0));
-    client
-        .oneshot(request(&api, Method::GET, "/api/b"))
-        .await
-        .unwrap();
-    let answered = api.seen("/api/a")[0].at;
-    let sent = api.seen("/api/b")[0].at;
-    assert!(
-        sent.duration_since(answered) >= Duration::from_millis(1_900),
-        "{:?}",
-        sent.duration_since(answered)
-    );
+    assert!(held >= Duration::from_millis(1_900), "{held:?}");
 }
