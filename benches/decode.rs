@@ -13,39 +13,13 @@
 
 #![allow(missing_docs)] // criterion's macros generate undocumented functions
 
+mod support;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use std::{hint::black_box, time::SystemTime};
+use support::SHAPES;
 use tower_api_retry::{ApiError, Quota, RateLimitHeaders};
-
-const SHAPES: &[(&str, u16, &str)] = &[
-    ("detail", 409, r#"{"detail": "Space is not active"}"#),
-    (
-        "structured_409",
-        409,
-        r#"{"error": "agent_connected", "message": "Agent agt_01HZX3 is currently connected to another installation. Release it first or retry with X-Force-Rotate: true.", "agent_id": "agt_01HZX3"}"#,
-    ),
-    (
-        "envelope",
-        401,
-        r#"{"code": "INVALID_API_KEY", "message": "The API key you sent is not recognized.", "fix": "Generate a new key in Settings → API Keys and update your config.", "details": {"keyPrefix": "mk_live"}}"#,
-    ),
-    (
-        "mcp",
-        403,
-        r#"{"error": {"code": "PERMISSION_DENIED", "message": "Your key lacks the scope for this action.", "fix": "Use a key with the right scope; keep writes inside your task's subtree.", "details": {"nodeId": "node_42", "fieldName": "parentId"}}}"#,
-    ),
-    (
-        "jsonrpc",
-        400,
-        r#"{"jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": "Input validation error: 'title' is required", "data": {"fieldName": "title"}}}"#,
-    ),
-    (
-        "junk_html",
-        502,
-        "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n</body>\r\n</html>\r\n",
-    ),
-];
 
 fn decode(c: &mut Criterion) {
     let headers = HeaderMap::new();

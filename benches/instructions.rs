@@ -39,20 +39,17 @@ mod external;
 #[path = "../tests/it/support/redis.rs"]
 mod redis_server;
 
-use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{HeaderMap, Request, StatusCode};
 use std::{
-    convert::Infallible,
-    future::{Future, Ready, ready},
+    future::Future,
     hint::black_box,
     path::PathBuf,
     pin::pin,
     process::{Command, ExitCode},
     task::{Context, Poll, Waker},
 };
-use support::{Bare, close_10k};
-use tower::{Layer, Service, ServiceBuilder, retry::Policy};
+use support::{Bare, CloningPolicy, Req, SHAPES, close_10k, full_request as request, server};
+use tower::{Layer, Service, ServiceBuilder};
 use tower_api_retry::{
     ApiError, Error, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, ServiceBuilderExt,
     rate_limit::RateLimitGates,
@@ -206,36 +203,6 @@ fn shared_no_key_closed(n: u64) {
 #[cfg(not(feature = "redis"))]
 fn shared_no_key_closed(_: u64) {}
 
-/// The bodies of `benches/decode.rs`: every documented shape, and a proxy's HTML page.
-const SHAPES: &[(&str, u16, &str)] = &[
-    ("detail", 409, r#"{"detail": "Space is not active"}"#),
-    (
-        "structured_409",
-        409,
-        r#"{"error": "agent_connected", "message": "Agent agt_01HZX3 is currently connected to another installation. Release it first or retry with X-Force-Rotate: true.", "agent_id": "agt_01HZX3"}"#,
-    ),
-    (
-        "envelope",
-        401,
-        r#"{"code": "INVALID_API_KEY", "message": "The API key you sent is not recognized.", "fix": "Generate a new key in Settings → API Keys and update your config.", "details": {"keyPrefix": "mk_live"}}"#,
-    ),
-    (
-        "mcp",
-        403,
-        r#"{"error": {"code": "PERMISSION_DENIED", "message": "Your key lacks the scope for this action.", "fix": "Use a key with the right scope; keep writes inside your task's subtree.", "details": {"nodeId": "node_42", "fieldName": "parentId"}}}"#,
-    ),
-    (
-        "jsonrpc",
-        400,
-        r#"{"jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": "Input validation error: 'title' is required", "data": {"fieldName": "title"}}}"#,
-    ),
-    (
-        "junk_html",
-        502,
-        "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n</body>\r\n</html>\r\n",
-    ),
-];
-
 macro_rules! decode_scenarios {
     ($($i:literal),*) => {
         &[$(
@@ -264,55 +231,6 @@ const TABLES: [&Table; 3] = [&SUCCESS, &GATE, &DECODE];
 
 // ---------------------------------------------------------------------------------------------
 // Services and drivers
-
-type Req = Request<Full<Bytes>>;
-
-fn request() -> Req {
-    Request::get("http://api.example.com/api/spaces/s1?page=2")
-        .header("authorization", "Bearer convo_bench")
-        .body(Full::new(Bytes::from_static(b"{}")))
-        .unwrap()
-}
-
-fn server()
--> impl Service<Req, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send> + Clone + Send
-{
-    tower::service_fn(|_req: Req| {
-        ready(Ok::<_, Infallible>(Response::new(Full::new(
-            Bytes::from_static(b"{\"ok\":true}"),
-        ))))
-    })
-}
-
-/// The least a `tower::retry` user writes: clone every request, retry errors, at most 3 times.
-#[derive(Clone)]
-struct CloningPolicy(usize);
-
-impl<E> Policy<Req, Response<Full<Bytes>>, E> for CloningPolicy {
-    type Future = Ready<()>;
-    fn retry(
-        &mut self,
-        _req: &mut Req,
-        result: &mut Result<Response<Full<Bytes>>, E>,
-    ) -> Option<Self::Future> {
-        match result {
-            Err(_) if self.0 > 0 => {
-                self.0 -= 1;
-                Some(ready(()))
-            }
-            _ => None,
-        }
-    }
-    fn clone_request(&mut self, req: &Req) -> Option<Req> {
-        let mut out = Request::new(req.body().clone());
-        *out.method_mut() = req.method().clone();
-        *out.uri_mut() = req.uri().clone();
-        *out.version_mut() = req.version();
-        *out.headers_mut() = req.headers().clone();
-        *out.extensions_mut() = req.extensions().clone();
-        Some(out)
-    }
-}
 
 /// Polls `future` once; every scenario is ready at once.
 fn poll_once<F: Future>(future: F) -> F::Output {

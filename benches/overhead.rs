@@ -13,65 +13,16 @@
 
 #![allow(missing_docs)]
 
-use bytes::Bytes;
+mod support;
+
 use criterion::{BenchmarkId, Criterion, criterion_group};
-use http::{Request, Response};
-use http_body_util::Full;
 use std::{
-    convert::Infallible,
     hint::black_box,
     time::{Duration, Instant},
 };
-use tower::{Service, ServiceBuilder, ServiceExt, retry::Policy};
+use support::{CloningPolicy, Req, full_request as request, server};
+use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_api_retry::{ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer};
-
-type Req = Request<Full<Bytes>>;
-
-fn request() -> Req {
-    Request::get("http://api.example.com/api/spaces/s1?page=2")
-        .header("authorization", "Bearer convo_bench")
-        .body(Full::new(Bytes::from_static(b"{}")))
-        .unwrap()
-}
-
-fn server()
--> impl Service<Req, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send> + Clone + Send
-{
-    tower::service_fn(|_req: Req| async {
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-            b"{\"ok\":true}",
-        ))))
-    })
-}
-
-/// The smallest useful `tower::retry` policy: clone every request, retry on error, at most 3.
-#[derive(Clone)]
-struct CloningPolicy(usize);
-
-impl<E> Policy<Req, Response<Full<Bytes>>, E> for CloningPolicy {
-    type Future = std::future::Ready<()>;
-    fn retry(
-        &mut self,
-        _req: &mut Req,
-        result: &mut Result<Response<Full<Bytes>>, E>,
-    ) -> Option<Self::Future> {
-        match result {
-            Err(_) if self.0 > 0 => {
-                self.0 -= 1;
-                Some(std::future::ready(()))
-            }
-            _ => None,
-        }
-    }
-    fn clone_request(&mut self, req: &Req) -> Option<Req> {
-        let mut out = Request::new(req.body().clone());
-        *out.method_mut() = req.method().clone();
-        *out.uri_mut() = req.uri().clone();
-        *out.version_mut() = req.version();
-        *out.headers_mut() = req.headers().clone();
-        Some(out)
-    }
-}
 
 /// Requests per chunk of the interleaved summary.
 const CHUNK: u64 = 32;
