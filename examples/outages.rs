@@ -44,7 +44,7 @@ async fn serve(outages: std::sync::Arc<Outages>) -> String {
     let addr = listener.local_addr().unwrap();
     let app = Router::new().fallback(move |req: AxumRequest| {
         let outages = outages.clone();
-        async move { outages.respond(req.uri().path()) }
+        async move { outages.respond(req.method(), req.uri()) }
     });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -77,11 +77,7 @@ async fn run_open_loop(
 ) -> (std::sync::Arc<Outages>, Figures) {
     let outages = Outages::new(windows);
     let base = serve(outages.clone()).await;
-    let plan = Plan {
-        requests,
-        over,
-        base,
-    };
+    let plan = Plan::gets(requests, over, &base);
     outages.begin();
     let run = open_loop(client, &plan).await;
     let figures = Figures::of(&outages, &run, over);
@@ -120,11 +116,7 @@ async fn main() {
 
     let outages = Outages::new(&windows);
     let base = serve(outages.clone()).await;
-    let plan = Plan {
-        requests: 0,
-        over,
-        base,
-    };
+    let plan = Plan::gets(0, over, &base);
     outages.begin();
     let run = closed_loop(client(), &plan, 32).await;
     let closed = Figures::of(&outages, &run, over);

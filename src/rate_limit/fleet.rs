@@ -338,6 +338,7 @@ impl RateLimitGates {
             store: Arc::downgrade(&self.store),
             lanes: Arc::downgrade(&self.lanes),
             health: Arc::downgrade(&self.health),
+            repeatable: Arc::downgrade(&self.repeatable),
         };
         runtime.spawn(writer(fleet.clone(), rx, local.clone()));
         runtime.spawn(subscriber(fleet.clone(), local));
@@ -687,6 +688,7 @@ struct Local {
     store: Weak<MemoryStore>,
     lanes: Weak<Lanes>,
     health: Weak<Health>,
+    repeatable: Weak<super::gate::Repeatable>,
 }
 
 impl Local {
@@ -695,6 +697,7 @@ impl Local {
             store: self.store.upgrade()?,
             lanes: self.lanes.upgrade()?,
             health: self.health.upgrade()?,
+            repeatable: self.repeatable.upgrade()?,
             fleet: None,
         })
     }

@@ -56,6 +56,8 @@ pub struct RateLimitGates {
     pub(super) store: Arc<MemoryStore>,
     pub(super) lanes: Arc<Lanes>,
     pub(super) health: Arc<Health>,
+    /// The requests that may be sent twice waiting at each key: the probes it prefers.
+    pub(super) repeatable: Arc<Repeatable>,
     /// The fleet these gates are shared with, if any.
     #[cfg(feature = "redis")]
     pub(super) fleet: Option<Arc<super::fleet::Fleet>>,
@@ -71,10 +73,12 @@ pub(crate) enum Check {
     /// shared: ask the fleet whether it may go ([`RateLimitGates::lease`]).
     #[cfg(feature = "redis")]
     Lease(ProbeId),
-    /// Wait for a change (when closed), or until `wake` (the gate's time, the request's
-    /// slot, or the deadline).
+    /// Wait for a change of the key (when closed) or of its lane's schedule (when the
+    /// request holds a ticket), or until `wake` (the gate's time, the request's slot, or the
+    /// deadline).
     Wait {
         changed: Option<Waiter>,
+        moved: Option<Waiter>,
         wake: Instant,
     },
     /// The gate will not open before the deadline: fail with the time left.
@@ -115,6 +119,7 @@ impl RateLimitGates {
             store: Arc::new(MemoryStore::with_filter(max_keys, filter.clone())),
             lanes: Arc::new(Lanes::with_filter(max_keys, filter)),
             health: Arc::new(Health::new(max_keys)),
+            repeatable: Arc::default(),
             #[cfg(feature = "redis")]
             fleet: None,
         }
@@ -182,7 +187,8 @@ impl RateLimitGates {
             let Some((entry, changed)) = self.store.get(key, now) else {
                 return self.take_turn(key, now, deadline, now, turn, None);
             };
-            match policy::admit(Some(&entry), now, deadline) {
+            let defer = turn.once && self.repeatable.waits(key);
+            match policy::admit(Some(&entry), now, deadline, defer) {
                 Admit::Open => return self.take_turn(key, now, deadline, now, turn, None),
                 Admit::Probe => {
                     if let Some(id) = self.store.try_acquire_probe(key, now) {
@@ -196,11 +202,26 @@ impl RateLimitGates {
                     // look again.
                 }
                 Admit::WaitUntil(until) => {
-                    return self.take_turn(key, now, deadline, until, turn, Some(changed));
+                    let check = self.take_turn(key, now, deadline, until, turn, Some(changed));
+                    return match check {
+                        // A request that may be sent twice wakes when the key's time is up,
+                        // its turn or not: it may be the probe (see `PROBE_GRACE`).
+                        Check::Wait {
+                            changed,
+                            moved,
+                            wake,
+                        } if !turn.once => Check::Wait {
+                            changed,
+                            moved,
+                            wake: wake.min(Instant::from_std(until)),
+                        },
+                        check => check,
+                    };
                 }
                 Admit::WaitForProbe { deadline: wake } => {
                     return Check::Wait {
                         changed: Some(changed),
+                        moved: None,
                         wake: Instant::from_std(wake),
                     };
                 }
@@ -309,12 +330,16 @@ impl RateLimitGates {
                 Reserve::TooLate(due) => return self.too_late(key, turn, due - now),
             }
         }
-        let mut due = not_before;
+        let (mut due, mut moved) = (not_before, None);
         if let Some(s) = turn.path {
-            due = due.max(self.lanes.due(key, s, now));
+            let (at, waiter) = self.lanes.due_watched(key, s, now);
+            (due, moved) = (due.max(at), waiter);
         }
         if let (Some(scope), Some(s)) = (turn.scope_key, turn.scope) {
-            due = due.max(self.lanes.due(scope, s, now));
+            let (at, waiter) = self.lanes.due_watched(scope, s, now);
+            if at > due {
+                (due, moved) = (at, waiter);
+            }
         }
         if due <= now {
             if let Some(s) = turn.path {
@@ -330,6 +355,7 @@ impl RateLimitGates {
         }
         Check::Wait {
             changed,
+            moved,
             wake: Instant::from_std(due),
         }
     }
@@ -415,21 +441,21 @@ impl RateLimitGates {
         backoff: &Backoff,
         rule: &OutageRule,
     ) -> bool {
-        let policy = Policy::new(*backoff, Duration::MAX);
+        let policy = Policy::new(*backoff, Duration::MAX).for_outage();
         if probe.is_some() {
             if !self.health.is_out(key) {
                 return false;
             }
-            self.close(key, hint, probe, &policy, true);
+            self.close(key, hint, probe, &policy);
             return true;
         }
         if self.store.peek(key).is_some() {
-            self.close(key, hint, None, &policy, true);
+            self.close(key, hint, None, &policy);
             return true;
         }
         if self.health.signalled(key, Instant::now().into_std(), rule) {
             tracing::debug!(key = %key, "rate-limit gate: transient rejections, the path is out");
-            self.close(key, hint, None, &policy, true);
+            self.close(key, hint, None, &policy);
         }
         true
     }
@@ -454,19 +480,12 @@ impl RateLimitGates {
         probe: Option<ProbeId>,
         policy: &Policy,
     ) {
-        self.close(key, hint, probe, policy, false);
+        self.close(key, hint, probe, policy);
     }
 
-    /// Closes `key` (or extends its closure) for a rate limit, or with `outage` for an
-    /// outage: then the lane ramps up from a slow start when the key reopens.
-    fn close(
-        &self,
-        key: Key,
-        hint: Option<Duration>,
-        probe: Option<ProbeId>,
-        policy: &Policy,
-        outage: bool,
-    ) {
+    /// Closes `key` (or extends its closure) for a rate limit, or, by an outage's `policy`,
+    /// for an outage: then the lane ramps up from a slow start when the key reopens.
+    fn close(&self, key: Key, hint: Option<Duration>, probe: Option<ProbeId>, policy: &Policy) {
         let now = Instant::now().into_std();
         // The jitter sample, drawn only when a backoff delay may be needed.
         let unit = if hint.is_none() {
@@ -495,7 +514,7 @@ impl RateLimitGates {
         }
         self.lanes
             .rejected(key, now, tracked.map(|t| t.until), e.until, counts);
-        if outage && counts {
+        if policy.outage && counts {
             self.lanes.outage(key, now, e.until);
         }
         if tracked.is_none() {
@@ -534,6 +553,42 @@ impl RateLimitGates {
     }
 }
 
+/// How many requests that may be sent twice wait at each key: while one does, a request that
+/// must not be sent twice leaves the probe role to it (see
+/// [`PROBE_GRACE`](policy::PROBE_GRACE)). Only waiting requests touch it.
+#[derive(Debug, Default)]
+pub(super) struct Repeatable(
+    std::sync::Mutex<std::collections::HashMap<Key, u32, foldhash::fast::FixedState>>,
+);
+
+impl Repeatable {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Key, u32, foldhash::fast::FixedState>>
+    {
+        // A panic while holding the lock cannot leave a count half-written: recover.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn waits(&self, key: Key) -> bool {
+        self.lock().contains_key(&key)
+    }
+
+    fn add(&self, key: Key) {
+        *self.lock().entry(key).or_default() += 1;
+    }
+
+    fn remove(&self, key: Key) {
+        let mut map = self.lock();
+        if let Some(n) = map.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&key);
+            }
+        }
+    }
+}
+
 /// A request's places in the lanes of its key and of its quota's scope.
 #[derive(Debug, Default)]
 pub(crate) struct Turn {
@@ -541,15 +596,19 @@ pub(crate) struct Turn {
     scope: Option<Slot>,
     /// The scope of the request's announced quota, when it is not the key itself.
     scope_key: Option<Key>,
+    /// The request must not be sent twice: it leaves the probe role to one that may be.
+    once: bool,
 }
 
 impl Turn {
-    /// No place taken yet; `scope` when the quota's scope is not the request's key.
-    pub(crate) fn new(scope_key: Option<Key>) -> Turn {
+    /// No place taken yet; `scope` when the quota's scope is not the request's key; `once`
+    /// when the request must not be sent twice.
+    pub(crate) fn new(scope_key: Option<Key>, once: bool) -> Turn {
         Turn {
             path: None,
             scope: None,
             scope_key,
+            once,
         }
     }
 
@@ -559,7 +618,7 @@ impl Turn {
         for k in self.landing(key).into_iter().flatten() {
             gates.lanes.landed(k);
         }
-        *self = Turn::new(self.scope_key);
+        *self = Turn::new(self.scope_key, self.once);
     }
 
     /// The lanes whose budget counted this request: each must hear when it lands.
@@ -587,11 +646,16 @@ pub(crate) async fn wait_turn(
 ) -> Result<(Admission, [Option<Key>; 2]), Error> {
     // A wait that fails or is dropped (cancelled by an outer timeout) gives its places in
     // any budget back.
+    let repeatable = !turn.once;
+    if repeatable {
+        gates.repeatable.add(key);
+    }
     let mut held = Held {
         gates,
         key,
         turn: Some(turn),
         probe: None,
+        repeatable,
     };
     loop {
         let turn = held.turn.as_mut().expect("held until the wait ends");
@@ -625,13 +689,10 @@ pub(crate) async fn wait_turn(
                 return Err(Error::gate_closed(left));
             }
             Check::Wait {
-                changed: Some(changed),
+                changed,
+                moved,
                 wake,
-            } => changed.wait(wake).await,
-            Check::Wait {
-                changed: None,
-                wake,
-            } => tokio::time::sleep_until(wake).await,
+            } => Waiter::wait_either(changed, moved, wake).await,
             #[cfg(feature = "redis")]
             Check::Lease(_) => continue,
         }
@@ -645,10 +706,15 @@ struct Held {
     turn: Option<Turn>,
     /// The local probe role, while the fleet is asked for its lease.
     probe: Option<ProbeId>,
+    /// Counted in [`Repeatable`] while it waits.
+    repeatable: bool,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
+        if self.repeatable {
+            self.gates.repeatable.remove(self.key);
+        }
         if let Some(id) = self.probe.take() {
             self.gates.hand_on(self.key, id);
         }

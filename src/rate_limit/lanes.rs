@@ -16,7 +16,8 @@ use crate::quota::Quota;
 use super::{
     Key,
     filter::{KeyFilter, KeyMap},
-    pace::{Accepted, Pace},
+    notify::{Waiter, Waiters},
+    pace::{Accepted, DOUBLING, INITIAL_RATE, Pace},
     policy::LINGER,
 };
 use foldhash::fast::FixedState;
@@ -30,8 +31,66 @@ use std::{
 };
 
 /// After an outage, a lane's pace doubles up to this many times the rate at which its
-/// callers asked while it was closed.
-pub(crate) const RAMP_HEADROOM: f64 = 3.0;
+/// callers join it (see [`Joins`]).
+pub(crate) const RAMP_HEADROOM: f64 = 2.0;
+
+/// The callers that took a ticket of a lane, counted over one [`DOUBLING`] at a time: the
+/// demand its ramp after an outage follows.
+///
+/// Demand is who asks, not who was let through. While callers join as fast as the lane lets
+/// them go (its queue does not shrink: at least [`KEEPING_UP`] of a join for each ticket
+/// gone), they ask for at least its pace: the ramp goes on doubling. A worker pool's callers
+/// are always so: each waits for its answer before it asks again, so the rate at which they
+/// join follows the pace and says nothing of what they would ask. Once the queue shrinks,
+/// the callers ask less than the pace, at the rate at which they join: the ramp stops at
+/// [`RAMP_HEADROOM`] times that, so an open loop's backlog drains at most at that multiple
+/// of its rate, never as a herd.
+/// Callers keep up with a lane when this many join for each ticket that goes: the queue
+/// shrinks by less than a tenth of what went (a request in flight is not in the queue).
+const KEEPING_UP: f64 = 0.9;
+
+#[derive(Clone, Copy, Debug)]
+struct Joins {
+    since: Instant,
+    count: u32,
+    /// The callers waiting when the count began.
+    waiting: u64,
+}
+
+impl Joins {
+    fn new(since: Instant, waiting: u64) -> Joins {
+        Joins {
+            since,
+            count: 0,
+            waiting,
+        }
+    }
+
+    /// One more caller at `now`, with `waiting` callers in the lane before it, and the lane's
+    /// pace at `rate`. Once a [`DOUBLING`] has passed, returns the ramp's cap by the
+    /// callers' demand over it (this one not counted) and starts counting again.
+    fn join(&mut self, now: Instant, waiting: u64, rate: f64) -> Option<f64> {
+        let over = now.saturating_duration_since(self.since);
+        let cap = (over >= DOUBLING).then(|| {
+            let joined = f64::from(self.count);
+            // The queue went from `self.waiting` to `waiting` with `count` joins.
+            let gone = (joined + self.waiting as f64 - waiting as f64).max(0.0);
+            let joined = joined / over.as_secs_f64();
+            // (Two tickets of slack: the probe's, which went out of turn, and one in flight.)
+            let demand = if f64::from(self.count) + 2.0 >= KEEPING_UP * gone {
+                joined.max(rate)
+            } else {
+                joined
+            };
+            RAMP_HEADROOM * demand
+        });
+        if cap.is_some() {
+            *self = Joins::new(now, waiting);
+        }
+        self.count = self.count.saturating_add(1);
+        cap
+    }
+}
 
 /// A place in a lane, taken once per request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +148,7 @@ struct Lane {
     /// The announced quota, when the server gives one: it paces the lane instead of `pace`.
     budget: Option<Budget>,
     accepted: Accepted,
+    joins: Joins,
     /// The next ticket.
     issued: u64,
     /// One past the latest ticket that went.
@@ -129,6 +189,16 @@ struct Inner {
     next_sweep: Option<Instant>,
     /// The last key rejected in each scope, and when: the evidence that widens a limit.
     recent: HashMap<Key, (Key, Instant), FixedState>,
+    /// The requests waiting for a ticket of a lane, woken (the entry dropped) when its
+    /// schedule moves: a ticket may be due sooner.
+    waiting: HashMap<Key, Waiters, FixedState>,
+}
+
+impl Inner {
+    /// `key`'s schedule moved: its waiting requests look again.
+    fn moved(&mut self, key: Key) {
+        self.waiting.remove(&key);
+    }
 }
 
 impl Lanes {
@@ -147,6 +217,7 @@ impl Lanes {
                 map: KeyMap::new(filter),
                 next_sweep: None,
                 recent: HashMap::default(),
+                waiting: HashMap::default(),
             }),
         }
     }
@@ -182,11 +253,17 @@ impl Lanes {
         let mut inner = self.lock();
         if inner.next_sweep.is_none_or(|t| t <= now) {
             inner.next_sweep = Some(now + Duration::from_secs(1));
-            inner.map.retain(|_, lane| !idle(lane, now));
-            inner
-                .recent
-                .retain(|_, (_, at)| now.saturating_duration_since(*at) < WIDEN_WITHIN);
-            self.tracked.store(inner.map.len(), Ordering::Relaxed);
+            let Inner {
+                map,
+                recent,
+                waiting,
+                ..
+            } = &mut *inner;
+            map.retain(|_, lane| !idle(lane, now));
+            recent.retain(|_, (_, at)| now.saturating_duration_since(*at) < WIDEN_WITHIN);
+            // The waiters of a forgotten lane go at once.
+            waiting.retain(|k, _| map.contains_key(k));
+            self.tracked.store(map.len(), Ordering::Relaxed);
         }
         let Some(lane) = inner.map.get_mut(&key) else {
             return Reserve::Unpaced;
@@ -198,16 +275,41 @@ impl Lanes {
             *lane = before;
             return Reserve::TooLate(slot.at);
         }
+        if lane.epoch != before.epoch {
+            inner.moved(key);
+        }
         Reserve::Slot(slot)
     }
 
     /// When `slot` of `key`'s lane is due now; `now` when the lane was forgotten.
+    #[cfg(test)]
     pub(crate) fn due(&self, key: Key, slot: Slot, now: Instant) -> Instant {
-        match self.lock().map.get(&key) {
+        self.due_watched(key, slot, now).0
+    }
+
+    /// When `slot` of `key`'s lane is due now (`now` when the lane was forgotten), and,
+    /// when that is later, a subscription that wakes when the lane's schedule moves.
+    pub(crate) fn due_watched(
+        &self,
+        key: Key,
+        slot: Slot,
+        now: Instant,
+    ) -> (Instant, Option<Waiter>) {
+        let mut inner = self.lock();
+        let due = match inner.map.get(&key) {
             Some(lane) if lane.epoch == slot.epoch => slot.at,
             Some(lane) => lane.due(slot.ticket),
-            None => now,
+            None => return (now, None),
+        };
+        if due <= now {
+            return (due, None);
         }
+        let waiter = inner
+            .waiting
+            .entry(key)
+            .or_insert_with(Waiters::new)
+            .subscribe();
+        (due, Some(waiter))
     }
 
     /// `slot`'s request went: the tickets before it no longer hold the schedule back.
@@ -230,17 +332,21 @@ impl Lanes {
     /// `key`'s gate opened at `now` (its probe was answered): the tickets still waiting go
     /// from now, at the pace, not all at once for the time the probe was out.
     pub(crate) fn opened(&self, key: Key, now: Instant) {
-        if let Some(lane) = self.lock().map.get_mut(&key) {
+        let mut inner = self.lock();
+        if let Some(lane) = inner.map.get_mut(&key) {
             lane.pace.reopened(now);
             if let Some((issued, since)) = lane.outage_since.take() {
                 // The rate at which the callers asked while the path was out.
+                // The first [`DOUBLING`] doubles freely; then the callers' rate caps it.
                 let closed = now.saturating_duration_since(since).as_secs_f64().max(0.1);
                 let asked = lane.issued.saturating_sub(issued) as f64 / closed;
-                lane.pace = Pace::ramp(now, RAMP_HEADROOM * asked);
+                lane.pace = Pace::ramp(now, RAMP_HEADROOM * asked.max(INITIAL_RATE));
+                lane.joins = Joins::new(now, lane.issued - lane.first_waiting());
             }
             let first = lane.first_waiting();
             lane.rebase(now, first);
             lane.new_epoch();
+            inner.moved(key);
         }
     }
 
@@ -283,6 +389,7 @@ impl Lanes {
                 let first = lane.first_waiting();
                 if lane.due(first) > now {
                     lane.rebase(now, first);
+                    inner.moved(key);
                 }
             }
         }
@@ -393,8 +500,8 @@ impl Lanes {
     /// `key` closed at `now` for an outage, until `until`. An outage says nothing of the
     /// server's capacity, so the lane does not climb back below what the server accepted, as
     /// after a rate limit: it ramps up from a slow start when it reopens, doubling up to
-    /// [`RAMP_HEADROOM`] times the rate at which its callers asked while it was closed (its
-    /// backlog then drains at least as fast as it grew, and never as a herd).
+    /// [`RAMP_HEADROOM`] times the rate at which its callers ask (see [`Joins`]), and is
+    /// unpaced once nobody waits.
     pub(crate) fn outage(&self, key: Key, now: Instant, until: Instant) {
         if let Some(lane) = self.lock().map.get_mut(&key) {
             lane.pace = Pace::slow_start(until);
@@ -449,6 +556,7 @@ impl Lane {
             pace,
             budget: None,
             accepted,
+            joins: Joins::new(now, 0),
             issued: 0,
             gone: 0,
             base: 0,
@@ -467,6 +575,19 @@ impl Lane {
     /// followed ticket by ticket), or now when the lane was idle.
     fn take(&mut self, now: Instant, not_before: Instant) -> Slot {
         self.touched = now;
+        let first = self.first_waiting();
+        if let Some(cap) = self
+            .joins
+            .join(now, self.issued - first, self.pace.rate(now))
+        {
+            // A ramp follows its callers' demand: the waiting tickets move with the new cap,
+            // the first of them keeping its time.
+            let at = self.due(first).max(now);
+            if self.pace.recap(now, cap) {
+                self.rebase(at, first);
+                self.new_epoch();
+            }
+        }
         if self.next <= now && not_before <= now && self.pace.unramp(now) {
             // The backlog of an outage is gone: the cap holds no longer.
             self.rebase(now, self.issued);

@@ -6,6 +6,9 @@
 //! everyone. A woken request asks the gate again; it never learns *what* changed, so a
 //! spurious wake-up costs one look-up and nothing else.
 //!
+//! A paced path's lane wakes the requests holding its tickets the same way, whenever its
+//! schedule moves (the pace changed, the path closed or opened): a ticket may be due sooner.
+//!
 //! Waiting is per key: a rate limit on one path never wakes requests for another. This is
 //! the only part of the gate that needs tokio; the rules ([`policy`](super::policy)) and the
 //! bookkeeping ([`store`](super::store)) do not.
@@ -41,12 +44,34 @@ impl Waiters {
 impl Waiter {
     /// Resolves at the key's first change since the subscription, when the key is forgotten,
     /// or at `wake`, whichever comes first.
-    pub(crate) async fn wait(mut self, wake: Instant) {
+    #[cfg(test)]
+    pub(crate) async fn wait(self, wake: Instant) {
+        Waiter::wait_either(Some(self), None, wake).await;
+    }
+
+    /// Resolves at the first change of either subscription (a key's entry, a lane's
+    /// schedule), or at `wake`.
+    pub(crate) async fn wait_either(a: Option<Waiter>, b: Option<Waiter>, wake: Instant) {
+        let (mut a, mut b) = (a, b);
         let mut sleep = pin!(tokio::time::sleep_until(wake));
-        let mut changed = pin!(self.0.changed());
+        let mut a = pin!(async move {
+            match a.as_mut() {
+                Some(w) => w.0.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        });
+        let mut b = pin!(async move {
+            match b.as_mut() {
+                Some(w) => w.0.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        });
         std::future::poll_fn(|cx| {
-            // `Err` (the key was forgotten) wakes as well as `Ok`.
-            if changed.as_mut().poll(cx).is_ready() || sleep.as_mut().poll(cx).is_ready() {
+            // A change, a forgotten key or lane, or the time: any of them wakes.
+            if a.as_mut().poll(cx).is_ready()
+                || b.as_mut().poll(cx).is_ready()
+                || sleep.as_mut().poll(cx).is_ready()
+            {
                 Poll::Ready(())
             } else {
                 Poll::Pending

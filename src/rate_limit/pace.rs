@@ -170,6 +170,25 @@ impl Pace {
         self.since = reopen;
     }
 
+    /// A ramp given a new `cap` at `now`: it goes on doubling from the rate it has reached,
+    /// up to the new cap. Returns whether the pace changed (`false` for any other phase, or
+    /// a cap within an eighth of the old one: the schedule is not moved for noise).
+    pub(crate) fn recap(&mut self, now: Instant, cap: f64) -> bool {
+        let Phase::Ramp(_, old) = self.phase else {
+            return false;
+        };
+        let cap = if cap.is_nan() { INITIAL_RATE } else { cap }.clamp(INITIAL_RATE, MAX_RATE);
+        if (cap - old).abs() <= old / 8.0 {
+            return false;
+        }
+        let from = self.rate(now).min(cap);
+        *self = Pace {
+            phase: Phase::Ramp(from, cap),
+            since: now,
+        };
+        true
+    }
+
     /// A ramp that reached its cap goes on as a slow start from there (its backlog is
     /// gone: the callers may ask faster now). Returns whether the pace changed.
     pub(crate) fn unramp(&mut self, now: Instant) -> bool {

@@ -64,6 +64,32 @@ pub(crate) struct Policy {
     pub(crate) backoff: Backoff,
     /// The longest one hint closes a key, however long the server asked for.
     pub(crate) max_closed: Duration,
+    /// The rejections are an outage's: holds follow [`outage_hold`], not the doubling.
+    pub(crate) outage: bool,
+}
+
+/// An outage's first hold, as a share of the backoff's base delay.
+pub(crate) const OUTAGE_FIRST: f64 = 0.5;
+
+/// How much longer each hold of an outage is than the one before.
+pub(crate) const OUTAGE_GROWTH: f64 = 1.5;
+
+/// The nominal hold after the `k`-th consecutive probe of a path out for an outage was
+/// refused (0: the closure itself): [`OUTAGE_FIRST`] × the base delay, then
+/// [`OUTAGE_GROWTH`] times the one before, up to the backoff's cap.
+///
+/// An outage ends whenever the server is back, and a path is tested again only when its hold
+/// ends: the gentler the growth, the sooner the first request after a recovery. Each hold is
+/// half the time held before it plus the first hold, so the first request after the server
+/// recovers leaves at most half the time the path was held, plus the first hold (500 ms
+/// with the default backoff), after it (plus jitter, and never more than the cap); and
+/// while the server stays down, one probe at a time, each hold longer than the last.
+pub(crate) fn outage_hold(backoff: &Backoff, k: u32) -> Duration {
+    let max = backoff.get_max_delay();
+    let factor = OUTAGE_FIRST * OUTAGE_GROWTH.powi(k.min(256) as i32);
+    Duration::try_from_secs_f64(backoff.get_base_delay().as_secs_f64() * factor)
+        .unwrap_or(max)
+        .min(max)
 }
 
 /// What a request arriving at its key's gate does.
@@ -93,7 +119,29 @@ impl Policy {
         Policy {
             backoff,
             max_closed,
+            outage: false,
         }
+    }
+
+    /// The same policy for an outage's rejections: see [`outage_hold`].
+    pub(crate) const fn for_outage(mut self) -> Policy {
+        self.outage = true;
+        self
+    }
+
+    /// The wait after the `k`-th consecutive rejection without a hint (0: the first),
+    /// jittered by `unit`; `last` is the wait before it.
+    fn delay(&self, k: u32, last: Option<Duration>, unit: f64) -> Duration {
+        let delay = if self.outage {
+            Backoff::new()
+                .base_delay(outage_hold(&self.backoff, k))
+                .max_delay(self.backoff.get_max_delay())
+                .jitter(self.backoff.get_jitter())
+                .delay_with(0, last, unit)
+        } else {
+            self.backoff.delay_with(k, last, unit)
+        };
+        delay.min(MAX_HINT)
     }
 
     /// How far a server's hint is trusted: at most `max_closed`, and never past
@@ -107,7 +155,7 @@ impl Policy {
     pub(crate) fn close(&self, hint: Option<Duration>, unit: f64) -> Duration {
         match hint {
             Some(hint) => self.clamp(hint),
-            None => self.backoff.delay_with(0, None, unit).min(MAX_HINT),
+            None => self.delay(0, None, unit),
         }
     }
 
@@ -130,10 +178,7 @@ impl Policy {
         if is_probe(e, probe) {
             return Some(match hint {
                 Some(hint) => self.clamp(hint),
-                None => self
-                    .backoff
-                    .delay_with(e.rejections, Some(e.last_delay), unit)
-                    .min(MAX_HINT),
+                None => self.delay(e.rejections, Some(e.last_delay), unit),
             });
         }
         let wait = self.clamp(hint?);
@@ -141,13 +186,24 @@ impl Policy {
     }
 }
 
+/// How long a request that must not be sent twice (a POST without an `Idempotency-Key`)
+/// leaves a due probe role to a request that may be, while one waits: those wake when the
+/// key's time is up, and the first of them takes it. A probe refused costs its caller the
+/// request; a GET refused costs nothing.
+pub(crate) const PROBE_GRACE: Duration = Duration::from_millis(20);
+
 /// What a request for a key tracked as `entry` (`None`: not tracked) does at `now`, given the
-/// latest instant it may still be sent.
-pub(crate) fn admit(entry: Option<&Entry>, now: Instant, deadline: Instant) -> Admit {
+/// latest instant it may still be sent; `defer` when it must not be sent twice and a request
+/// that may be waits for the key (see [`PROBE_GRACE`]).
+pub(crate) fn admit(entry: Option<&Entry>, now: Instant, deadline: Instant, defer: bool) -> Admit {
     let Some(e) = entry else {
         return Admit::Open;
     };
     if probe_due(e, now) {
+        let grace = e.until.checked_add(PROBE_GRACE).unwrap_or(e.until);
+        if defer && now < grace && grace <= deadline {
+            return Admit::WaitUntil(grace);
+        }
         return Admit::Probe;
     }
     if e.until <= now {
@@ -312,33 +368,59 @@ mod tests {
         assert_eq!((after.rejections, after.last_delay), (2, S(2)));
     }
 
+    fn admit_any(entry: Option<&Entry>, now: Instant, deadline: Instant) -> Admit {
+        admit(entry, now, deadline, false)
+    }
+
+    #[test]
+    fn a_request_sent_once_leaves_the_probe_to_one_that_may_be_repeated_while_one_waits() {
+        let now = t0();
+        let e = Entry::closed(now, S(1));
+        let (up, far) = (now + S(1), now + S(10));
+        assert_eq!(admit(Some(&e), up, far, false), Admit::Probe);
+        assert_eq!(
+            admit(Some(&e), up, far, true),
+            Admit::WaitUntil(up + PROBE_GRACE)
+        );
+        // Nobody took it meanwhile: it goes.
+        assert_eq!(admit(Some(&e), up + PROBE_GRACE, far, true), Admit::Probe);
+        // A deadline inside the grace does not hold it back.
+        assert_eq!(admit(Some(&e), up, up, true), Admit::Probe);
+    }
+
     #[test]
     fn admission() {
         let now = t0();
         let far = now + S(3600);
-        assert_eq!(admit(None, now, far), Admit::Open);
+        assert_eq!(admit_any(None, now, far), Admit::Open);
         let mut e = Entry::closed(now, S(10));
-        assert_eq!(admit(Some(&e), now, far), Admit::WaitUntil(now + S(10)));
-        assert_eq!(admit(Some(&e), now, now), Admit::Fail(S(10)));
-        assert_eq!(admit(Some(&e), now + S(4), now + S(5)), Admit::Fail(S(6)));
+        assert_eq!(admit_any(Some(&e), now, far), Admit::WaitUntil(now + S(10)));
+        assert_eq!(admit_any(Some(&e), now, now), Admit::Fail(S(10)));
+        assert_eq!(
+            admit_any(Some(&e), now + S(4), now + S(5)),
+            Admit::Fail(S(6))
+        );
         // Exactly at the deadline still waits.
         assert_eq!(
-            admit(Some(&e), now, now + S(10)),
+            admit_any(Some(&e), now, now + S(10)),
             Admit::WaitUntil(now + S(10))
         );
         // Time up: the first request probes...
         let later = now + S(10);
         assert!(probe_due(&e, later));
-        assert_eq!(admit(Some(&e), later, far), Admit::Probe);
-        assert_eq!(admit(Some(&e), later, later), Admit::Probe);
+        assert_eq!(admit_any(Some(&e), later, far), Admit::Probe);
+        assert_eq!(admit_any(Some(&e), later, later), Admit::Probe);
         // ...and the others wait for its answer, or fail with zero left.
         e.probe = Some(1);
         assert!(!probe_due(&e, later));
         assert_eq!(
-            admit(Some(&e), later, far),
+            admit_any(Some(&e), later, far),
             Admit::WaitForProbe { deadline: far }
         );
-        assert_eq!(admit(Some(&e), later, later), Admit::Fail(Duration::ZERO));
+        assert_eq!(
+            admit_any(Some(&e), later, later),
+            Admit::Fail(Duration::ZERO)
+        );
     }
 
     #[test]

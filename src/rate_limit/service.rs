@@ -3,7 +3,7 @@ use super::{
     gate::{Admission, Check, Turn, wait_turn},
 };
 use crate::quota::{Quota, QuotaScope};
-use crate::retry::ExhaustedBefore;
+use crate::retry::{ExhaustedBefore, policy::RequestFacts};
 use crate::{
     error::Error,
     retry::deadline::{GRPC_TIMEOUT, parse_grpc_timeout},
@@ -127,7 +127,10 @@ impl<S> RateLimitBackoff<S> {
         let deadline = now
             .checked_add(max_wait)
             .unwrap_or_else(|| now + crate::retry_after::MAX_HINT);
-        let mut turn = Turn::new((scope != key).then_some(scope));
+        // A request that must not be sent twice is the probe only when none that may be
+        // waits.
+        let once = !RequestFacts::of(request.method(), request.headers()).idempotent;
+        let mut turn = Turn::new((scope != key).then_some(scope), once);
         match config.gates.check(key, now, deadline, &mut turn) {
             Check::Open => {
                 track.landing = turn.landing(key);

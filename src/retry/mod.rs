@@ -256,7 +256,7 @@ pub(crate) mod deadline;
 mod future;
 mod layer;
 mod overrides;
-mod policy;
+pub(crate) mod policy;
 mod service;
 
 pub use body::{CaptureBody, Captured, NotReplayable, ReplayBody, ReplayedBody};

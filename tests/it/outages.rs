@@ -6,7 +6,7 @@
 
 use crate::support::{
     limited::outcome,
-    outage::{Figures, Outages, Plan, closed_loop, open_loop},
+    outage::{Figures, Mix, Outages, Plan, Recovery, closed_loop, open_loop, paced_closed_loop},
 };
 use bytes::Bytes;
 use http::{Request, Response};
@@ -50,7 +50,7 @@ fn server_taking(
         let outages = outages.clone();
         async move {
             tokio::time::sleep(took).await;
-            Ok::<_, Infallible>(outages.respond(req.uri().path()))
+            Ok::<_, Infallible>(outages.respond(req.method(), req.uri()))
         }
     })
 }
@@ -63,11 +63,7 @@ async fn an_outage_is_held_not_hammered_and_nothing_is_lost() {
     let client = ServiceBuilder::new()
         .api_contract()
         .service(server(outages.clone()));
-    let plan = Plan {
-        requests: 750,
-        over: S(4),
-        base: "http://api.test".into(),
-    };
+    let plan = Plan::gets(750, S(4), "http://api.test");
     outages.begin();
     let run = open_loop(outcome(client), &plan).await;
     let f = Figures::of(&outages, &run, plan.over);
@@ -90,11 +86,7 @@ async fn thirty_two_workers_lose_nothing_to_an_outage() {
     let client = ServiceBuilder::new()
         .api_contract()
         .service(server_taking(outages.clone(), Duration::from_millis(10)));
-    let plan = Plan {
-        requests: 0,
-        over: S(3),
-        base: "http://api.test".into(),
-    };
+    let plan = Plan::gets(0, S(3), "http://api.test");
     outages.begin();
     let run = closed_loop(outcome(client), &plan, 32).await;
     let f = Figures::of(&outages, &run, plan.over);
@@ -104,6 +96,110 @@ async fn thirty_two_workers_lose_nothing_to_an_outage() {
     );
     assert_eq!(f.failed, 0, "{}", f.line());
     assert!(f.amplification <= 1.15, "{}", f.line());
+}
+
+/// The load of the README's measurement: 1,500 requests on a schedule over 8 s (187.5 a
+/// second) through the default stack; the template is down from 1 to 3 s and from 5 to 6 s.
+/// `workers` workers take the requests in turn and each waits for its answer (a worker
+/// pool), or, with none, each request is its own task (an open loop).
+async fn under_outages(workers: Option<usize>, mix: Mix) -> (Figures, Recovery, usize) {
+    let (f, r, twice, _) = under_outages_logged(workers, mix).await;
+    (f, r, twice)
+}
+
+/// [`under_outages`], with the server's log.
+async fn under_outages_logged(
+    workers: Option<usize>,
+    mix: Mix,
+) -> (Figures, Recovery, usize, Arc<Outages>) {
+    let outages = Outages::new(&[(S(1), S(3)), (S(5), S(6))]);
+    let client = ServiceBuilder::new()
+        .api_contract()
+        .service(server(outages.clone()));
+    let plan = Plan {
+        mix,
+        ..Plan::gets(1_500, S(8), "http://api.test")
+    };
+    outages.begin();
+    let run = match workers {
+        Some(workers) => paced_closed_loop(outcome(client), &plan, workers).await,
+        None => open_loop(outcome(client), &plan).await,
+    };
+    let f = Figures::of(&outages, &run, plan.over);
+    let r = Recovery::of(&outages, &plan);
+    let twice = Figures::posts_sent_twice(&outages);
+    println!(
+        "{workers:?} workers, {mix:?}: {}; {}; POSTs sent twice: {twice}",
+        f.line(),
+        r.line()
+    );
+    if std::env::var_os("OUTAGES_TRACE").is_some() {
+        for (from, ok, down) in Figures::timeline(&outages) {
+            println!("{from:>5.1}s ok {ok:>4} 503 {down}");
+        }
+    }
+    (f, r, twice, outages)
+}
+
+/// What every load must show: done within `finish`, at most 40 arrivals during the outages, the
+/// first success after the first outage (2 s long) within `first_gap` and after the second
+/// (1 s) within 700 ms, at least 90 % of the offered rate within a second of it, and no herd.
+fn recovered(f: &Figures, r: &Recovery, first_gap: Duration, finish: Duration) {
+    let why = format!("{}; {}", f.line(), r.line());
+    assert!(f.finish <= finish, "{why}");
+    assert!(f.outage_arrivals <= 40, "{why}");
+    assert_eq!(r.gaps.len(), 2, "{why}");
+    assert!(r.gaps[0] <= first_gap, "{why}");
+    assert!(r.gaps[1] <= Duration::from_millis(700), "{why}");
+    assert!(!r.served.is_empty(), "{why}");
+    for served in &r.served {
+        assert!(*served >= 0.9, "{why}");
+    }
+    assert!(r.herds.is_empty(), "{why}");
+}
+
+/// Held for the outage, a path is probed again within half the time it was held, plus the
+/// first hold: 1 s after the first outage.
+const HELD: Duration = Duration::from_secs(1);
+
+#[tokio::test(start_paused = true)]
+async fn an_open_loop_is_held_through_outages_and_drains_at_twice_its_rate() {
+    let (f, r, _) = under_outages(None, Mix::Gets).await;
+    recovered(&f, &r, HELD, S(11));
+    assert_eq!(f.failed, 0, "{}", f.line());
+    assert!(f.amplification <= 1.05, "{}", f.line());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pool_of_32_workers_is_back_at_full_speed_after_an_outage() {
+    let (f, r, _) = under_outages(Some(32), Mix::Gets).await;
+    recovered(&f, &r, HELD, S(10));
+    assert_eq!(f.failed, 0, "{}", f.line());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pool_of_500_workers_is_back_at_full_speed_after_an_outage() {
+    let (f, r, _) = under_outages(Some(500), Mix::Gets).await;
+    recovered(&f, &r, HELD, S(10));
+    assert_eq!(f.failed, 0, "{}", f.line());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pool_of_2_workers_retries_on_the_documented_schedule() {
+    // Two workers send too few failures to take the path out: each request keeps its own
+    // schedule (1 s, then 2 s, each up to 20 % longer), which the first outage outlasts.
+    let (f, r, _) = under_outages(Some(2), Mix::Gets).await;
+    recovered(&f, &r, Duration::from_millis(1_600), S(10));
+    assert_eq!(f.failed, 0, "{}", f.line());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pool_sending_posts_never_sends_one_twice_and_is_back_after_an_outage() {
+    let (f, r, twice) = under_outages(Some(32), Mix::Posts).await;
+    recovered(&f, &r, HELD, S(10));
+    assert_eq!(twice, 0, "{}", f.line());
+    // The POSTs the server refused are not sent again: they fail, and only those.
+    assert!(f.failed <= f.outage_arrivals, "{}", f.line());
 }
 
 #[tokio::test(start_paused = true)]
@@ -228,9 +324,11 @@ async fn fail_fast_fails_at_once_at_a_path_held_for_an_outage() {
     let t = Instant::now();
     let err = client.clone().oneshot(item(99)).await.unwrap_err();
     assert!(err.is_gate_closed() && !err.request_sent(), "{err:?}");
+    // An outage's first hold: half the backoff's 1 s base.
     assert!(
         err.retry_after()
-            .is_some_and(|left| left >= Duration::from_secs(1))
+            .is_some_and(|left| left >= Duration::from_millis(500)),
+        "{err:?}"
     );
     assert_eq!(t.elapsed(), Duration::ZERO, "failed at once");
     assert_eq!(outages.arrivals().len(), 10, "nothing more was sent");
@@ -626,4 +724,24 @@ async fn an_outage_on_two_paths_of_a_server_holds_the_whole_server() {
     // Widened, they are held with the busy ones, and lose nothing.
     assert!(widened * 4 <= offered, "{widened} of {offered}");
     assert_eq!((failed, failed_alone), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pool_sending_gets_and_posts_probes_with_the_gets() {
+    let (f, r, twice, outages) = under_outages_logged(Some(32), Mix::Halves).await;
+    recovered(&f, &r, HELD, S(10));
+    assert_eq!(twice, 0, "{}", f.line());
+    // Ten refusals in a row take the path out; what reaches the server during the outages
+    // after that are its probes, one at a time, each after a hold of half a second or more:
+    // GETs, while GETs wait.
+    let items: Vec<_> = outages.arrivals().into_iter().filter(|a| a.items).collect();
+    let probes: Vec<_> = items
+        .windows(2)
+        .filter(|w| outages.down(w[1].at) && w[1].at - w[0].at >= Duration::from_millis(250))
+        .map(|w| w[1])
+        .collect();
+    assert!(!probes.is_empty(), "{}", f.line());
+    assert!(probes.iter().all(|a| !a.post), "{probes:?}");
+    // So the only POSTs that failed are those sent before the path was taken out.
+    assert!(f.failed <= f.outage_arrivals - probes.len(), "{}", f.line());
 }

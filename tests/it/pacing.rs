@@ -50,8 +50,14 @@ struct Figures {
     rejected: usize,
     failed: usize,
     goodput: f64,
+    /// Successes per second from [`SETTLED`] after the start, for as long again or until
+    /// the last arrival.
+    settled: f64,
     worst_other: Duration,
 }
+
+/// When a run counts as settled: past the first rate limits and the climb back.
+const SETTLED: Duration = Duration::from_secs(3);
 
 async fn run(workers: usize, requests: usize, rate: f64, burst: f64) -> Figures {
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -144,11 +150,22 @@ async fn run(workers: usize, requests: usize, rate: f64, burst: f64) -> Figures 
                 .any(|r| *t > *r && *t < *r + Duration::from_secs(1))
         })
         .count();
+    let settled_from = start + SETTLED;
+    let last = limited
+        .last()
+        .map_or(settled_from, |(t, _, _)| *t)
+        .min(settled_from + SETTLED);
+    let settled_ok = limited
+        .iter()
+        .filter(|(t, _, s)| *t >= settled_from && *t < last && *s == 200)
+        .count();
+    let settled = settled_ok as f64 / (last - settled_from).as_secs_f64().max(1e-3);
     Figures {
         in_window,
         rejected: rejections.len(),
         failed,
         goodput: (requests - failed) as f64 / elapsed.as_secs_f64(),
+        settled,
         worst_other,
     }
 }
@@ -177,12 +194,13 @@ where
 
 fn report(what: &str, rate: f64, f: &Figures) {
     println!(
-        "{what}: in-window arrivals {}, 429s {}, failed {}, goodput {:.0}/s ({:.0} % of {rate}/s), worst wait of /other {:?}",
+        "{what}: in-window arrivals {}, 429s {}, failed {}, goodput {:.0}/s ({:.0} % of {rate}/s; {:.0} % settled), worst wait of /other {:?}",
         f.in_window,
         f.rejected,
         f.failed,
         f.goodput,
         100.0 * f.goodput / rate,
+        100.0 * f.settled / rate,
         f.worst_other
     );
 }
@@ -225,6 +243,24 @@ async fn a_slow_bucket_with_a_small_burst_is_kept_too() {
 }
 
 /// How an announcing server words its quota.
+#[tokio::test(start_paused = true)]
+async fn a_worker_pool_of_any_size_is_not_held_below_the_servers_rate() {
+    // A worker pool waits for each answer: after the first rate limits, the pace it is held
+    // to climbs back to what the server accepts, whether 2, 32 or 500 workers wait.
+    let (rate, burst) = (200.0, 20.0);
+    for workers in [2, 32, 500] {
+        let f = run(workers, 3_000, rate, burst).await;
+        report(&format!("{workers} workers, 200/s, burst 20"), rate, &f);
+        assert_eq!(f.in_window, 0, "{workers} workers");
+        assert_eq!(f.failed, 0, "{workers} workers");
+        assert!(
+            f.settled >= 0.8 * rate,
+            "{workers} workers: settled at {:.0}/s",
+            f.settled
+        );
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Words {
     /// `RateLimit-Policy` and `RateLimit` (IETF draft), `t` in whole seconds, rounded up.

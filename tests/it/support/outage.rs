@@ -10,14 +10,18 @@
 //!   logged with its time since [`Outages::begin`].
 //! - [`open_loop`] starts each request on schedule in its own task, whatever happened to the
 //!   ones before (many independent callers); [`closed_loop`] has workers send one request
-//!   after another. Both ask `/other` on the side.
+//!   after another; [`paced_closed_loop`] has workers take the scheduled requests in turn,
+//!   each sent at its time or as soon as a worker is free (a worker pool behind a queue).
+//!   All ask `/other` on the side.
 //! - [`Figures`] sums a run up: amplification (arrivals at the server per request),
-//!   arrivals during the outages, failed requests, time to finish, `/other`'s worst latency.
+//!   arrivals during the outages, failed requests, time to finish, `/other`'s worst latency;
+//!   [`Recovery`] how soon and how fully the template came back after each outage, and the
+//!   busiest 250 ms slice.
 #![allow(dead_code, unreachable_pub)]
 
 use super::limited::Client;
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Method, Request, Response, Uri};
 use http_body_util::Full;
 use std::{
     sync::{
@@ -42,6 +46,9 @@ pub struct Arrival {
     /// On the template that goes down.
     pub items: bool,
     pub status: u16,
+    /// The request's number in its plan (`?n=`), when it has one.
+    pub id: Option<usize>,
+    pub post: bool,
 }
 
 /// The server's schedule and log.
@@ -75,10 +82,14 @@ impl Outages {
             .any(|(from, to)| at >= *from && at < *to)
     }
 
-    /// The status for a request to `path` now, logged.
-    pub fn answer(&self, path: &str) -> (u16, &'static str) {
+    /// The status for a `method` request to `uri` now, logged.
+    pub fn answer(&self, method: &Method, uri: &Uri) -> (u16, &'static str) {
         let at = self.start.lock().unwrap().elapsed();
-        let items = path.starts_with(ITEMS);
+        let items = uri.path().starts_with(ITEMS);
+        let id = uri
+            .query()
+            .and_then(|q| q.strip_prefix("n="))
+            .and_then(|n| n.parse().ok());
         let (status, body) = if items && self.down(at) {
             (
                 503,
@@ -87,13 +98,20 @@ impl Outages {
         } else {
             (200, "{}")
         };
-        self.log.lock().unwrap().push(Arrival { at, items, status });
+        let post = method == Method::POST;
+        self.log.lock().unwrap().push(Arrival {
+            at,
+            items,
+            status,
+            id,
+            post,
+        });
         (status, body)
     }
 
-    /// The response for a request to `path` now, logged.
-    pub fn respond(&self, path: &str) -> Response<Full<Bytes>> {
-        let (status, body) = self.answer(path);
+    /// The response for a `method` request to `uri` now, logged.
+    pub fn respond(&self, method: &Method, uri: &Uri) -> Response<Full<Bytes>> {
+        let (status, body) = self.answer(method, uri);
         Response::builder()
             .status(status)
             .header("content-type", "application/json")
@@ -107,20 +125,58 @@ impl Outages {
     }
 }
 
+/// Which methods a load sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mix {
+    /// Every request a GET.
+    #[default]
+    Gets,
+    /// Every request a POST without an `Idempotency-Key`: never safe to send twice.
+    Posts,
+    /// Every other request a POST.
+    Halves,
+}
+
 /// A load on the template that goes down.
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub requests: usize,
-    /// The requests start evenly over this long (open loop), or the workers stop starting
-    /// new ones after it (closed loop).
+    /// The requests start evenly over this long (open loop and paced closed loop), or the
+    /// workers stop starting new ones after it (closed loop).
     pub over: Duration,
     /// `http://host:port`, or any authority the client routes.
     pub base: String,
+    pub mix: Mix,
 }
 
 impl Plan {
+    /// `requests` GETs over `over` to `base`.
+    pub fn gets(requests: usize, over: Duration, base: &str) -> Plan {
+        Plan {
+            requests,
+            over,
+            base: base.into(),
+            mix: Mix::Gets,
+        }
+    }
+
     fn item(&self, i: usize) -> Request<Full<Bytes>> {
-        get(&format!("{}{ITEMS}{}", self.base, i % 97))
+        let post = match self.mix {
+            Mix::Gets => false,
+            Mix::Posts => true,
+            Mix::Halves => i % 2 == 1,
+        };
+        let method = if post { Method::POST } else { Method::GET };
+        Request::builder()
+            .method(method)
+            .uri(format!("{}{ITEMS}{}?n={i}", self.base, i % 97))
+            .body(Full::default())
+            .unwrap()
+    }
+
+    /// The offered rate, requests per second.
+    pub fn rate(&self) -> f64 {
+        self.requests as f64 / self.over.as_secs_f64()
     }
 }
 
@@ -216,6 +272,50 @@ pub async fn closed_loop(client: Client, plan: &Plan, workers: usize) -> Run {
     run
 }
 
+/// `workers` tasks take the plan's requests in turn; each is sent at its time on the
+/// schedule (`plan.requests` evenly over `plan.over`), or as soon as a worker is free when
+/// the workers are behind: a worker pool that waits for each answer.
+pub async fn paced_closed_loop(client: Client, plan: &Plan, workers: usize) -> Run {
+    let start = Instant::now();
+    let done = Arc::new(AtomicBool::new(false));
+    let other = side(&client, &plan.base, &done);
+    let next = Arc::new(AtomicUsize::new(0));
+    let step = plan.over / plan.requests.max(1) as u32;
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let (client, next, plan) = (client.clone(), next.clone(), plan.clone());
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= plan.requests {
+                        return mine;
+                    }
+                    tokio::time::sleep_until(start + step * i as u32).await;
+                    let t = Instant::now();
+                    let ok = client.clone().oneshot(plan.item(i)).await.unwrap_or(false);
+                    mine.push((ok, t.elapsed()));
+                }
+            })
+        })
+        .collect();
+    let mut run = Run {
+        requests: plan.requests,
+        ..Run::default()
+    };
+    for task in tasks {
+        for (ok, took) in task.await.expect("worker") {
+            run.failed += usize::from(!ok);
+            run.latencies.push(took);
+        }
+    }
+    run.finish = start.elapsed();
+    done.store(true, Ordering::SeqCst);
+    run.other_worst = other.await.expect("side path");
+    run.latencies.sort();
+    run
+}
+
 async fn finish(
     requests: usize,
     start: Instant,
@@ -290,6 +390,15 @@ impl Figures {
             .collect()
     }
 
+    /// POSTs that reached the server more than once.
+    pub fn posts_sent_twice(server: &Outages) -> usize {
+        let mut seen = std::collections::HashMap::<usize, usize>::new();
+        for a in server.arrivals().into_iter().filter(|a| a.post) {
+            *seen.entry(a.id.expect("numbered")).or_default() += 1;
+        }
+        seen.values().filter(|n| **n > 1).count()
+    }
+
     pub fn line(&self) -> String {
         format!(
             "amplification {:.2}, arrivals during the outages {} (offered {}), failed {} of {}, finished in {:.1} s, /other worst {:?}",
@@ -300,6 +409,111 @@ impl Figures {
             self.requests,
             self.finish.as_secs_f64(),
             self.other_worst,
+        )
+    }
+}
+
+/// The width of a slice of the server's log.
+pub const SLICE: Duration = Duration::from_millis(250);
+
+/// How the template came back after each outage, from the server's log.
+#[derive(Clone, Debug)]
+pub struct Recovery {
+    /// Per outage: from its end to the first success on the template (the first successful
+    /// probe).
+    pub gaps: Vec<Duration>,
+    /// Per outage: the template's arrivals in the slice that ends 1 s after that first
+    /// success, as a share of the offered rate (none when the slice falls in an outage).
+    pub served: Vec<f64>,
+    /// The most arrivals on the template in one [`SLICE`], and where it began.
+    pub busiest: (usize, Duration),
+    /// The slices that carried more than twice the offered rate and more than the requests
+    /// queued at their start plus one slice of the offered rate: (start, arrivals, bound).
+    pub herds: Vec<(Duration, usize, usize)>,
+}
+
+impl Recovery {
+    /// The recovery of the template from each outage of `plan`'s `server`, from its log:
+    /// the plan's requests are numbered (`?n=`) and due evenly over `plan.over`.
+    pub fn of(server: &Outages, plan: &Plan) -> Recovery {
+        let offered = plan.rate();
+        let items: Vec<Arrival> = server.arrivals().into_iter().filter(|a| a.items).collect();
+        let mut gaps = Vec::new();
+        let mut served = Vec::new();
+        for (_, to) in &server.windows {
+            let Some(first) = items.iter().find(|a| a.at >= *to && a.status == 200) else {
+                continue;
+            };
+            gaps.push(first.at - *to);
+            let until = first.at + Duration::from_secs(1);
+            let from = until - SLICE;
+            if server.down(from) || server.down(until) || until > plan.over {
+                continue;
+            }
+            let n = items
+                .iter()
+                .filter(|a| a.at >= from && a.at < until)
+                .count();
+            served.push(n as f64 / SLICE.as_secs_f64() / offered);
+        }
+        let mut slices = std::collections::BTreeMap::<u128, usize>::new();
+        for a in &items {
+            *slices
+                .entry(a.at.as_nanos() / SLICE.as_nanos())
+                .or_default() += 1;
+        }
+        let busiest = slices
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(k, n)| (*n, SLICE * *k as u32))
+            .unwrap_or_default();
+        // Requests due and not yet done at the start of each slice: a request is done at its
+        // last arrival (retries of the ones before it are still queued).
+        let step = plan.over.as_secs_f64() / plan.requests.max(1) as f64;
+        let per_slice = offered * SLICE.as_secs_f64();
+        let mut last = std::collections::HashMap::<usize, Duration>::new();
+        for a in &items {
+            if let Some(id) = a.id {
+                last.insert(id, a.at);
+            }
+        }
+        let mut herds = Vec::new();
+        for (k, n) in slices {
+            let start = SLICE * k as u32;
+            let due = ((start.as_secs_f64() / step).ceil() as usize).min(plan.requests);
+            let done = last.values().filter(|at| **at < start).count();
+            let queued = due.saturating_sub(done);
+            let bound = (2.0 * per_slice).max(queued as f64 + per_slice).ceil() as usize;
+            if n > bound {
+                herds.push((start, n, bound));
+            }
+        }
+        Recovery {
+            gaps,
+            served,
+            busiest,
+            herds,
+        }
+    }
+
+    pub fn line(&self) -> String {
+        let gaps: Vec<String> = self
+            .gaps
+            .iter()
+            .map(|g| format!("{:.2} s", g.as_secs_f64()))
+            .collect();
+        let served: Vec<String> = self
+            .served
+            .iter()
+            .map(|s| format!("{:.0} %", s * 100.0))
+            .collect();
+        format!(
+            "first success after each outage: {}; served 1 s later: {}; busiest slice: {} at {:.2} s; herds: {:?}",
+            gaps.join(", "),
+            served.join(", "),
+            self.busiest.0,
+            self.busiest.1.as_secs_f64(),
+            self.herds
         )
     }
 }
