@@ -8,20 +8,24 @@
 //! The server (in process, on loopback) answers `/v1/items/{n}` with `503` +
 //! `{"code":"UNAVAILABLE",...}` from 1 to 3 s and from 5 to 6 s after the run starts, and
 //! `200 {}` otherwise; `/other` is never down. The client is a real hyper-util client under
-//! the one-line default stack, `ServiceBuilder::new().api_contract()`.
+//! the one-line default stack, `ServiceBuilder::new().api_contract()`. The load is 1,500
+//! requests on a schedule over 8 s (187.5 a second) to `/v1/items/0` .. `/v1/items/96`:
 //!
-//! - **Open loop**: 1,500 GETs over `/v1/items/0` .. `/v1/items/96`, started on schedule over
-//!   8 s, each in its own task, whatever became of the ones before (many independent callers);
-//!   first through the stack with outage gates off and no waiting for the retry budget
-//!   (`OutageRule::OFF`, `max_budget_wait(Duration::ZERO)`: the defaults before either
-//!   existed), then through the defaults.
-//! - **Closed loop**: 32 workers send one GET after another for 8 s.
+//! - **Open loop**: each request its own task, started on schedule whatever became of the
+//!   ones before (many independent callers); first through the stack with outage gates off
+//!   and no waiting for the retry budget (`OutageRule::OFF`, `max_budget_wait(Duration::ZERO)`),
+//!   then through the defaults.
+//! - **Worker pools** (closed loops): 32, 2 and 500 workers take the requests in turn, each
+//!   sent at its time or as soon as a worker is free, and each worker waits for its answer;
+//!   with GETs, and with 32 workers sending POSTs without an `Idempotency-Key`.
 //!
-//! Both ask `/other` every 50 ms on the side. Columns: *amplification*: arrivals at the
-//! server on the template per request; *arrivals during the outages*, against the first
-//! attempts the schedule starts in them (the offered load); *failed*: requests whose caller
-//! got an error; *finished in*: from the first start to the last answer; */other worst*: the
-//! slowest request to the unrelated path.
+//! All ask `/other` every 50 ms on the side. Columns: *amplification*: arrivals at the server
+//! on the template per request; *arrivals during the outages*, against the first attempts the
+//! schedule starts in them (the offered load); *failed*: requests whose caller got an error;
+//! *finished in*: from the first start to the last answer; */other worst*: the slowest request
+//! to the unrelated path; *back after*: from the end of each outage to the first success;
+//! *served*: the template's arrivals in the 250 ms that end 1 s after that success, against
+//! the offered rate; *POSTs sent twice*.
 
 #[path = "../tests/it/support/limited.rs"]
 mod limited;
@@ -32,7 +36,7 @@ use axum::{Router, extract::Request as AxumRequest};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use outage::{Figures, Outages, Plan, closed_loop, open_loop};
+use outage::{Figures, Mix, Outages, Plan, Recovery, open_loop, paced_closed_loop};
 use std::time::Duration;
 use tower::ServiceBuilder;
 use tower_api_retry::{ApiContractLayer, ErrorContract, OutageRule, RetryLayer, ServiceBuilderExt};
@@ -67,21 +71,49 @@ fn without_outage_gates() -> limited::Client {
     limited::outcome(ServiceBuilder::new().api_contract_with(layer).service(http))
 }
 
-/// One open-loop run of `client` against a fresh server down during `windows`: the server's
-/// log and the figures.
-async fn run_open_loop(
+/// One run of `client` against a fresh server down during `windows`: an open loop, or a
+/// pool of `workers`. Prints the figures.
+async fn run(
+    what: &str,
     windows: &[(Duration, Duration)],
-    requests: usize,
-    over: Duration,
+    plan: Plan,
+    workers: Option<usize>,
     client: limited::Client,
-) -> (std::sync::Arc<Outages>, Figures) {
+) {
     let outages = Outages::new(windows);
-    let base = serve(outages.clone()).await;
-    let plan = Plan::gets(requests, over, &base);
+    let plan = Plan {
+        base: serve(outages.clone()).await,
+        ..plan
+    };
     outages.begin();
-    let run = open_loop(client, &plan).await;
-    let figures = Figures::of(&outages, &run, over);
-    (outages, figures)
+    let run = match workers {
+        Some(workers) => paced_closed_loop(client, &plan, workers).await,
+        None => open_loop(client, &plan).await,
+    };
+    let f = Figures::of(&outages, &run, plan.over);
+    let r = Recovery::of(&outages, &plan);
+    let back: Vec<String> = r
+        .gaps
+        .iter()
+        .map(|g| format!("{:.2} s", g.as_secs_f64()))
+        .collect();
+    let served: Vec<String> = r
+        .served
+        .iter()
+        .map(|s| format!("{:.0} %", s * 100.0))
+        .collect();
+    println!(
+        "{what}: {}; back after {}; served {}; POSTs sent twice {}",
+        f.line(),
+        back.join(", "),
+        served.join(", "),
+        Figures::posts_sent_twice(&outages),
+    );
+    if std::env::var_os("OUTAGES_TRACE").is_some() {
+        for (from, ok, down) in Figures::timeline(&outages) {
+            println!("{from:>5.1}s ok {ok:>4} 503 {down}");
+        }
+    }
 }
 
 #[tokio::main]
@@ -95,38 +127,35 @@ async fn main() {
     }
     let s = Duration::from_secs;
     let windows = [(s(1), s(3)), (s(5), s(6))];
-    let over = s(8);
-
-    let (_, before) = run_open_loop(&windows, requests, over, without_outage_gates()).await;
-    println!(
-        "open loop, {requests} GETs over 8 s, without outage gates nor budget waits: {}",
-        before.line()
-    );
-
-    let (outages, open) = run_open_loop(&windows, requests, over, client()).await;
-    println!(
-        "open loop, {requests} GETs over 8 s, api_contract(): {}",
-        open.line()
-    );
-    if std::env::var_os("OUTAGES_TRACE").is_some() {
-        for (from, ok, down) in Figures::timeline(&outages) {
-            println!("{from:>5.1}s ok {ok:>4} 503 {down}");
-        }
+    let gets = Plan::gets(requests, s(8), "");
+    let posts = Plan {
+        mix: Mix::Posts,
+        ..gets.clone()
+    };
+    let open = format!("open loop, {requests} GETs over 8 s");
+    run(
+        &format!("{open}, without outage gates nor budget waits"),
+        &windows,
+        gets.clone(),
+        None,
+        without_outage_gates(),
+    )
+    .await;
+    run(
+        &format!("{open}, api_contract()"),
+        &windows,
+        gets.clone(),
+        None,
+        client(),
+    )
+    .await;
+    for (workers, plan, what) in [
+        (32, &gets, "GETs"),
+        (32, &posts, "POSTs"),
+        (2, &gets, "GETs"),
+        (500, &gets, "GETs"),
+    ] {
+        let what = format!("{workers} workers, {requests} {what} over 8 s, api_contract()");
+        run(&what, &windows, plan.clone(), Some(workers), client()).await;
     }
-
-    let outages = Outages::new(&windows);
-    let base = serve(outages.clone()).await;
-    let plan = Plan::gets(0, over, &base);
-    outages.begin();
-    let run = closed_loop(client(), &plan, 32).await;
-    let closed = Figures::of(&outages, &run, over);
-    println!(
-        "closed loop, 32 workers for 8 s: amplification {:.2}, arrivals during the outages {}, failed {} of {}, finished in {:.1} s, /other worst {:?}",
-        closed.amplification,
-        closed.outage_arrivals,
-        closed.failed,
-        closed.requests,
-        closed.finish.as_secs_f64(),
-        closed.other_worst,
-    );
 }

@@ -765,6 +765,55 @@ mod tests {
     }
 
     #[test]
+    fn demand_that_keeps_up_doubles_the_ramp_and_a_shrinking_queue_caps_it() {
+        let t0 = Instant::now();
+        let over = DOUBLING;
+        // A worker pool: 32 waiting, 10 joined as 10 went, at a pace of 40/s: the callers
+        // kept up, so they ask for at least the pace.
+        let mut pool = Joins::new(t0, 32);
+        for _ in 0..10 {
+            assert_eq!(pool.join(t0, 32, 40.0), None);
+        }
+        assert_eq!(pool.join(t0 + over, 32, 40.0), Some(RAMP_HEADROOM * 40.0));
+        // An open loop draining its backlog: 10 joined while 20 went; they ask at 40/s.
+        let mut open = Joins::new(t0, 500);
+        for _ in 0..10 {
+            open.join(t0, 500, 80.0);
+        }
+        assert_eq!(open.join(t0 + over, 490, 80.0), Some(RAMP_HEADROOM * 40.0));
+        // An open loop whose backlog still grows asks faster than the pace.
+        let mut growing = Joins::new(t0, 100);
+        for _ in 0..20 {
+            growing.join(t0, 100, 20.0);
+        }
+        assert_eq!(
+            growing.join(t0 + over, 115, 20.0),
+            Some(RAMP_HEADROOM * 80.0)
+        );
+    }
+
+    #[test]
+    fn a_schedule_that_moves_wakes_the_requests_waiting_in_its_lane() {
+        let lanes = Lanes::new(10);
+        let (k, t0) = (Key::of("k"), Instant::now());
+        lanes.rejected(k, t0, None, t0 + MS(1000), true);
+        lanes.outage(k, t0, t0 + MS(1000));
+        let first = take(&lanes, k, t0, t0 + MS(1000)).unwrap();
+        let second = take(&lanes, k, t0, t0 + MS(1000)).unwrap();
+        let (due, waiter) = lanes.due_watched(k, second, t0);
+        assert!(due > t0 + MS(1000));
+        let waiter = waiter.expect("a ticket to wait for");
+        assert!(!waiter.woken());
+        // Reopened: every waiting ticket moves, and its request looks again.
+        lanes.went(k, first);
+        lanes.opened(k, t0 + MS(1000));
+        assert!(waiter.woken());
+        // A ticket due now needs no subscription.
+        let now = lanes.due(k, second, t0 + MS(1000));
+        assert_eq!(lanes.due_watched(k, second, now).1.map(|w| w.woken()), None);
+    }
+
+    #[test]
     fn an_unpaced_path_has_no_slot() {
         let lanes = Lanes::new(10);
         let t0 = Instant::now();

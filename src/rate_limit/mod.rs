@@ -109,14 +109,23 @@
 //!   successes cost one relaxed atomic load. A watched path's answers are counted under a
 //!   lock until it has been quiet for 2 s.
 //! - **Closed**: the path closes as for a rate limit, through the same store (a shared store
-//!   shares it), for the server's `Retry-After` when the answer has one, else the
-//!   [backoff](RateLimitBackoffLayer::backoff): 1 s, 2 s, 4 s, … plus up to 20 %. New
-//!   requests and retries for the path wait at the gate (or fail at once with
-//!   [`fail_fast`](RateLimitBackoffLayer::fail_fast)); one probe at a time tests the server
-//!   when the time is up. A probe answered with another signal closes the path again for
-//!   the next, longer backoff; any other answer opens it. (A gate closed for a rate limit,
-//!   or by another process sharing the store, opens on a probe's `503` as before: only a
-//!   path this process saw go down is held by its probes' signals.)
+//!   shares it), for the server's `Retry-After` when the answer has one. Else it is held
+//!   for half the [backoff](RateLimitBackoffLayer::backoff)'s base, then each hold 1.5
+//!   times the one before (0.5 s, 0.75 s, 1.1 s, 1.7 s, … up to the backoff's cap, 30 s),
+//!   jittered as the backoff is (up to +20 %): an outage may end at any moment, and the path
+//!   is tested again only when its hold ends. Each hold is half the time held before it plus
+//!   the first hold, so **the first request after the server recovers leaves at most half
+//!   the time the path was held, plus 0.5 s, after it** (plus jitter; never more than the
+//!   cap), while a server that stays down sees one probe at a time, further and further
+//!   apart. New requests and retries for the path wait at the gate (or fail at once with
+//!   [`fail_fast`](RateLimitBackoffLayer::fail_fast)). A probe answered with another
+//!   signal closes the path again for the next hold; any other answer opens it. (A gate
+//!   closed for a rate limit, or by another process sharing the store, opens on a probe's
+//!   `503`: only a path this process saw go down is held by its probes' signals.)
+//! - **The probe costs the least**: a request that must not be sent twice (a method that
+//!   is not idempotent, without an `Idempotency-Key`) leaves the probe role to one that may
+//!   be, while one waits at the gate: a refused GET costs nothing, a refused POST fails its
+//!   caller.
 //! - **Widened to the server**, as rate limits are (see [scope](#scope)): a server that is
 //!   down is down on every path, but only its busy paths answer enough signals to close.
 //!   When two paths of one server close for an outage within one second, every request to
@@ -126,11 +135,14 @@
 //!   without a closure. A contract with [`QuotaScope::Path`](crate::quota::QuotaScope::Path)
 //!   keeps every outage to its own path.
 //! - **Reopened with a ramp**, not a herd: the path's [lane](#pacing) lets its waiters go in
-//!   the order they arrived, from 20 requests per second doubling every 250 ms, up to three
-//!   times the rate at which its callers asked while it was closed (the backlog drains at
-//!   least twice as fast as it grew, and never at once); once the backlog is gone the cap
-//!   lifts. An outage says nothing of the server's capacity, so the pace does not drop
-//!   below what the server accepted before, as after a rate limit.
+//!   the order they arrived, from 20 requests per second doubling every 250 ms for as long
+//!   as its callers keep up with it, and up to twice the rate at which they ask once they
+//!   do not. Demand is who waits, not who was let through: a worker pool's callers each
+//!   wait for an answer before they ask again, so they always keep up, and the ramp doubles
+//!   until the pool has caught up; the many callers of an open loop ask at their own rate,
+//!   and its backlog drains at twice that rate at most, never at once. Once nobody waits
+//!   the path is unpaced. An outage says nothing of the server's capacity, so the pace does
+//!   not drop below what the server accepted before, as after a rate limit.
 //!
 //! ## One request's own `RESOURCE_EXHAUSTED`
 //!

@@ -260,6 +260,26 @@ mod tests {
     const MS: fn(u64) -> Duration = Duration::from_millis;
 
     #[test]
+    fn a_recapped_ramp_goes_on_from_the_rate_it_reached() {
+        let t0 = Instant::now();
+        let mut p = Pace::ramp(t0, 40.0);
+        let later = t0 + 2 * DOUBLING;
+        assert_eq!(p.rate(later), 40.0);
+        // A cap within an eighth of the old one moves nothing.
+        assert!(!p.recap(later, 42.0));
+        assert!(p.recap(later, 160.0));
+        assert_eq!(p.rate(later), 40.0);
+        assert!((p.rate(later + DOUBLING) - 80.0).abs() < 1e-9);
+        assert_eq!(p.rate(later + 10 * DOUBLING), 160.0);
+        // A lower cap holds the pace down at once.
+        assert!(p.recap(later + DOUBLING, 50.0));
+        assert_eq!(p.rate(later + DOUBLING), 50.0);
+        // Only a ramp has a cap.
+        let mut slow = Pace::slow_start(t0);
+        assert!(!slow.recap(t0, 1_000.0));
+    }
+
+    #[test]
     fn a_slow_start_doubles() {
         let t0 = Instant::now();
         let p = Pace::slow_start(t0);

@@ -368,6 +368,40 @@ mod tests {
         assert_eq!((after.rejections, after.last_delay), (2, S(2)));
     }
 
+    #[test]
+    fn an_outage_is_probed_again_within_half_the_time_held_plus_the_first_hold() {
+        let b = Backoff::new().jitter(Jitter::None);
+        let first = outage_hold(&b, 0);
+        assert_eq!(first, Duration::from_millis(500));
+        assert_eq!(outage_hold(&b, 1), Duration::from_millis(750));
+        let mut held = Duration::ZERO;
+        for k in 0..40 {
+            let hold = outage_hold(&b, k);
+            // The worst case: the server recovers just after a probe; the next one goes
+            // after at most half the time held so far plus the first hold.
+            assert!(
+                hold <= held / 2 + first + Duration::from_micros(1),
+                "{k}: {hold:?}"
+            );
+            assert!(hold <= b.get_max_delay());
+            assert!(k == 0 || hold >= outage_hold(&b, k - 1), "backed off");
+            held += hold;
+        }
+        assert_eq!(outage_hold(&b, u32::MAX), b.get_max_delay());
+        // Through the policy: the probe's refusal holds for the next, jitter on top.
+        let p = P.for_outage();
+        let now = t0();
+        let e = Entry::closed(now, p.close(None, 0.5));
+        assert_eq!(e.last_delay, first);
+        let jittered = Policy::new(Backoff::new(), S(3600)).for_outage();
+        let wait = jittered.reclose(&e, now, None, None, 1.0);
+        assert_eq!(wait, None, "a straggler without a hint extends nothing");
+        let mut probing = e;
+        probing.probe = Some(1);
+        let wait = jittered.reclose(&probing, now, None, Some(1), 1.0).unwrap();
+        assert_eq!(wait, Duration::from_millis(900), "0.75 s + 20 %");
+    }
+
     fn admit_any(entry: Option<&Entry>, now: Instant, deadline: Instant) -> Admit {
         admit(entry, now, deadline, false)
     }
