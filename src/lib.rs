@@ -125,6 +125,9 @@
 //!   feature of reqwest (no TLS): enable those on your own `reqwest` dependency.
 //! - `metrics`: counters and histograms through the `metrics` facade, for any exporter; the
 //!   names and labels are listed in [`metrics`].
+//! - `redis`: `rate_limit::RedisStore`, gates shared by a fleet of processes through Redis
+//!   (or a Redis Cluster): a rate limit or an outage seen by one process holds the path for
+//!   all. It adds `redis` (with tokio) and tokio's `rt` feature.
 //!
 //! Without any feature the crate depends on `tower` (`util`, `timeout`), `http`, `http-body`
 //! and `http-body-util` (the request and response types, reading error bodies, replaying
@@ -132,10 +135,12 @@
 //! read timeout run on tokio's timer, so the stack runs inside a tokio runtime), `serde` and
 //! `serde_json` (error bodies), `rand` (jitter), `httpdate` (`Retry-After` dates),
 //! `percent-encoding` (`grpc-message`, `?since=` cursors), `pin-project-lite` (the futures),
-//! `futures-core` (the event stream) and `tracing` (an event per retry and per gate change, a
-//! span per attempt).
+//! `futures-core` (the event stream), `tracing` (an event per retry and per gate change, a
+//! span per attempt), `sfv` (structured rate-limit headers), `base64` (gRPC's `-bin`
+//! metadata), `bitflags` (sets of outage signals and header conventions), `foldhash` (hashing
+//! rate-limit keys) and `memchr` (finding credentials to redact in error text).
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
 pub mod budget;
@@ -188,7 +193,9 @@ pub use integrations::tower_http as classifier;
 #[doc(hidden)]
 pub mod grpc_status {}
 
-/// The README's examples, compiled and run as doctests so they never drift from the code.
-#[cfg(doctest)]
+/// The README's examples, compiled (and run, unless they reach for a remote API) as doctests
+/// exactly as the README shows them, so they never drift from the code. Some need the
+/// optional features: they are tested with every feature on.
+#[cfg(all(doctest, feature = "reqwest", feature = "metrics", feature = "redis"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
