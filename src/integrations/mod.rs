@@ -36,6 +36,12 @@ use std::error::Error as StdError;
 /// ([`ApiError`](crate::ApiError)), if anything.
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        // A call whose deadline ran out is `DEADLINE_EXCEEDED`, whatever cut it off: tonic
+        // takes the first `Status` or transport error of the chain, so the status comes first.
+        #[cfg(feature = "tonic")]
+        if self.is_deadline_exceeded() {
+            return Some(self.view(|err| Box::new(tonic::status_of(err))));
+        }
         if let Some(source) = self.transport_source() {
             return Some(source);
         }

@@ -636,12 +636,15 @@ pub(crate) enum Admission {
     Probe(ProbeId),
 }
 
-/// Waits at `key`'s gate until the request may be sent, or fails at once when it would have to
-/// wait past `deadline`. The request keeps its place in the key's lane while it waits.
+/// Waits at `key`'s gate until the request may be sent, or fails when it would have to wait
+/// past `deadline`: at once for the layer's own bound, and at the deadline, with
+/// `DEADLINE_EXCEEDED`, for the call's (`by_call`). The request keeps its place in the key's
+/// lane while it waits.
 pub(crate) async fn wait_turn(
     gates: RateLimitGates,
     key: Key,
     deadline: Instant,
+    by_call: bool,
     turn: Turn,
 ) -> Result<(Admission, [Option<Key>; 2]), Error> {
     // A wait that fails or is dropped (cancelled by an outer timeout) gives its places in
@@ -684,9 +687,23 @@ pub(crate) async fn wait_turn(
                 let turn = held.turn.take().expect("held until the wait ends");
                 return Ok((Admission::Probe(id), turn.landing(key)));
             }
-            Check::Fail(left) => {
+            Check::Fail(left) if !by_call => {
                 crate::telemetry::gate_refused();
                 return Err(Error::gate_closed(left));
+            }
+            Check::Fail(left) => {
+                // Nothing sent, nothing changes by failing early: the call ends at its
+                // deadline, as gRPC's own clients end it, saying how long the gate still
+                // needed then. (Its places in the lanes are given back at once.)
+                let until = Instant::now() + left;
+                if let Some(mut turn) = held.turn.take() {
+                    turn.give_back(&held.gates, key);
+                }
+                tokio::time::sleep_until(deadline).await;
+                crate::telemetry::gate_refused();
+                let mut err = Error::gate_closed(until.saturating_duration_since(Instant::now()));
+                err.set_deadline_exceeded();
+                return Err(err);
             }
             Check::Wait {
                 changed,
@@ -800,7 +817,7 @@ mod tests {
         for i in 0..20u32 {
             let (g, order) = (g.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
-                let admission = wait_turn(g.clone(), k, far(), Turn::default())
+                let admission = wait_turn(g.clone(), k, far(), false, Turn::default())
                     .await
                     .unwrap()
                     .0;
@@ -850,7 +867,7 @@ mod tests {
         let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
             panic!()
         };
-        let waiter = tokio::spawn(wait_turn(g.clone(), k, far(), Turn::default()));
+        let waiter = tokio::spawn(wait_turn(g.clone(), k, far(), false, Turn::default()));
         tokio::task::yield_now().await;
         g.hand_on(k, id);
         // Woken by the hand-on, not by its deadline (it would fail there: the probe is out).

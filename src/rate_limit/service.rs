@@ -3,7 +3,7 @@ use super::{
     gate::{Admission, Check, Turn, wait_turn},
 };
 use crate::quota::{Quota, QuotaScope};
-use crate::retry::{ExhaustedBefore, policy::RequestFacts};
+use crate::retry::{CallDeadline, ExhaustedBefore, policy::RequestFacts};
 use crate::{
     error::Error,
     retry::deadline::{GRPC_TIMEOUT, parse_grpc_timeout},
@@ -114,19 +114,22 @@ impl<S> RateLimitBackoff<S> {
         let config = &self.config;
         let mut track = Track::new(config.clone(), key, scope, again);
         let now = Instant::now();
-        // A gRPC call waits no longer than its own deadline, the time left that the retry
-        // layer outside wrote in `grpc-timeout`.
-        let max_wait = match request
+        let longest = now
+            .checked_add(config.max_wait)
+            .unwrap_or_else(|| now + crate::retry_after::MAX_HINT);
+        // A call waits no longer than its own deadline: the one the retry layer outside put in
+        // its extensions, or a gRPC call's `grpc-timeout`.
+        let own = request
             .headers()
             .get(GRPC_TIMEOUT)
             .and_then(parse_grpc_timeout)
-        {
-            Some(left) => left.min(config.max_wait),
-            None => config.max_wait,
-        };
-        let deadline = now
-            .checked_add(max_wait)
-            .unwrap_or_else(|| now + crate::retry_after::MAX_HINT);
+            .and_then(|left| now.checked_add(left));
+        let call = [CallDeadline::of(&request).map(|d| d.at()), own]
+            .into_iter()
+            .flatten()
+            .min()
+            .filter(|at| *at < longest);
+        let deadline = call.unwrap_or(longest);
         // A request that must not be sent twice is the probe only when none that may be
         // waits.
         let once = !RequestFacts::of(request.method(), request.headers()).idempotent;
@@ -141,7 +144,7 @@ impl<S> RateLimitBackoff<S> {
                 track.landing = turn.landing(key);
                 ResponseFuture::called(self.inner.call(request), Some(track))
             }
-            Check::Fail(left) => {
+            Check::Fail(left) if call.is_none() => {
                 crate::telemetry::gate_refused();
                 ResponseFuture {
                     state: State::Failed {
@@ -150,22 +153,31 @@ impl<S> RateLimitBackoff<S> {
                     track: None,
                 }
             }
+            Check::Fail(_) => {
+                // The gate will not let the request go before the call's deadline: it fails
+                // there (see `wait_turn`).
+                self.wait_at_gate(request, key, deadline, call.is_some(), turn, track)
+            }
             #[cfg(feature = "redis")]
             Check::Lease(id) => {
                 // Asking the fleet takes a round trip: the request asks again as it waits.
                 config.gates.unclaim(key, id);
-                self.wait_at_gate(request, key, deadline, turn, track)
+                self.wait_at_gate(request, key, deadline, call.is_some(), turn, track)
             }
-            Check::Wait { .. } => self.wait_at_gate(request, key, deadline, turn, track),
+            Check::Wait { .. } => {
+                self.wait_at_gate(request, key, deadline, call.is_some(), turn, track)
+            }
         }
     }
 
-    /// The request waits for its turn at `key`'s gate.
+    /// The request waits for its turn at `key`'s gate, up to `deadline` (the call's own, with
+    /// `by_call`).
     fn wait_at_gate<B>(
         &mut self,
         request: Request<B>,
         key: Key,
         deadline: Instant,
+        by_call: bool,
         turn: Turn,
         track: Track,
     ) -> ResponseFuture<S, B>
@@ -176,7 +188,7 @@ impl<S> RateLimitBackoff<S> {
         // Keep the instance that `poll_ready` readied; this one takes its place.
         let clone = self.inner.clone();
         let service = std::mem::replace(&mut self.inner, clone);
-        let wait = wait_turn(config.gates.clone(), key, deadline, turn);
+        let wait = wait_turn(config.gates.clone(), key, deadline, by_call, turn);
         let wait = crate::telemetry::gate_wait(wait);
         ResponseFuture {
             state: State::Waiting {

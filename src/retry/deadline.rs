@@ -52,6 +52,50 @@ pub(crate) fn encode_grpc_timeout(left: Duration) -> HeaderValue {
     HeaderValue::try_from(format!("{value}{unit}")).expect("digits and a letter")
 }
 
+/// The instant by which a call must be answered, in a request's extensions: every wait the
+/// request meets below the [`RetryLayer`](super::RetryLayer) ends there, the rate-limit
+/// gate's included.
+///
+/// The retry layer puts it on every attempt of a call with a deadline (its
+/// [`deadline`](super::RetryLayer::deadline), a [`RetryOverride`](super::RetryOverride)'s,
+/// or the request's own `grpc-timeout`). A request that must still wait at a closed or
+/// paced rate-limit gate when its deadline comes fails there, unsent, with
+/// `DEADLINE_EXCEEDED` and the time the gate still needed as its
+/// [`retry_after`](crate::Error::retry_after). Without the retry layer, insert one yourself.
+///
+/// ```
+/// use http::Request;
+/// use std::time::Duration;
+/// use tower_api_retry::retry::CallDeadline;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let mut request = Request::get("http://api.example.com/items").body(()).unwrap();
+/// let at = tokio::time::Instant::now() + Duration::from_secs(2);
+/// request.extensions_mut().insert(CallDeadline::new(at));
+/// assert_eq!(CallDeadline::of(&request).map(|d| d.at()), Some(at));
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallDeadline(Instant);
+
+impl CallDeadline {
+    /// A deadline at `at`.
+    pub const fn new(at: Instant) -> CallDeadline {
+        CallDeadline(at)
+    }
+
+    /// When the call must be answered.
+    pub const fn at(&self) -> Instant {
+        self.0
+    }
+
+    /// The deadline `request` carries, if any.
+    pub fn of<B>(request: &http::Request<B>) -> Option<CallDeadline> {
+        request.extensions().get::<CallDeadline>().copied()
+    }
+}
+
 /// A call's deadline: the earlier of the request's own `grpc-timeout` and the layer's
 /// [`deadline`](super::RetryLayer::deadline), both measured from when the call entered the
 /// retry layer.

@@ -56,9 +56,6 @@ pub(crate) struct Retrying<S, B: ReplayBody> {
     pub(crate) copy: B::Replay,
     pub(crate) shared: Arc<Shared>,
     pub(crate) deadline: Option<Deadline>,
-    /// When the call entered the layer, while `deadline` waits to be read from the request's
-    /// own `grpc-timeout` (the success path never reads it): see [`Retrying::decide`].
-    pub(crate) entered: Option<Instant>,
     /// For a gRPC call with a deadline, once armed: fires at the deadline and cuts the attempt
     /// in flight short. Boxed, made once per call, and only when needed.
     pub(crate) cutoff: Option<Pin<Box<Sleep>>>,
@@ -78,6 +75,9 @@ enum Refusal {
     Note(NotRetried),
     /// The call's deadline leaves no room for another attempt.
     Deadline(NotRetried),
+    /// A gRPC call's deadline leaves no room for another attempt: the call ends at its
+    /// deadline with `DEADLINE_EXCEEDED`, as gRPC's own clients end it.
+    AtDeadline,
 }
 
 impl<S, B> fmt::Debug for ResponseFuture<S, B>
@@ -193,6 +193,14 @@ where
                                 sleep: tokio::time::sleep(wait),
                             });
                         }
+                        Err(Refusal::AtDeadline) => {
+                            // Nothing is sent again: the call ends when its deadline does.
+                            let at = retry.deadline.map_or_else(Instant::now, |d| d.at);
+                            retry.last = Some(err);
+                            this.state.set(State::Waiting {
+                                sleep: tokio::time::sleep_until(at),
+                            });
+                        }
                         Err(refusal) => {
                             retry.refuse(&mut err, refusal);
                             return Poll::Ready(Err(err));
@@ -258,10 +266,6 @@ impl<S, B: ReplayBody> Retrying<S, B> {
     /// Whether to send the request again after `err`, and after how long. On `Ok` the body
     /// to send is in `pending`; `Err` carries the note saying why not.
     fn decide(&mut self, err: &Error, attempts: u32) -> Result<Duration, Refusal> {
-        if let Some(entered) = self.entered.take() {
-            // The first failure: the request's own `grpc-timeout`, from when it entered.
-            self.deadline = Deadline::since(None, &self.parts.headers, || entered);
-        }
         let config = &self.shared.config;
         if !err.is_retryable() {
             let Some(api) = err.api() else {
@@ -330,6 +334,9 @@ impl<S, B: ReplayBody> Retrying<S, B> {
             // A wait that ends at the deadline leaves no time for the attempt after it.
             let left = deadline.left(now);
             if wait >= left {
+                if deadline.grpc {
+                    return Err(Refusal::AtDeadline);
+                }
                 return Err(Refusal::Deadline(NotRetried::DeadlineOverrun {
                     wait,
                     limit: deadline.limit,
@@ -359,6 +366,9 @@ impl<S, B: ReplayBody> Retrying<S, B> {
                     if let (Some(deadline), Some(needed)) = (self.deadline, needed)
                         && needed <= config.max_budget_wait
                     {
+                        if deadline.grpc {
+                            return Err(Refusal::AtDeadline);
+                        }
                         return Err(Refusal::Deadline(NotRetried::DeadlineOverrun {
                             wait: needed,
                             limit: deadline.limit,
@@ -379,7 +389,7 @@ impl<S, B: ReplayBody> Retrying<S, B> {
     /// `DEADLINE_EXCEEDED`.
     fn refuse(&self, err: &mut Error, refusal: Refusal) {
         match refusal {
-            Refusal::Quiet => {}
+            Refusal::Quiet | Refusal::AtDeadline => {}
             Refusal::Note(why) => {
                 telemetry::not_retried(&why);
                 err.set_not_retried(why);

@@ -112,15 +112,15 @@ impl RetryLayer {
         self
     }
 
-    /// An overall limit, from when the call enters the layer, that waiting never overruns: a
-    /// wait that would end past it is not begun and the last error is returned, with a
-    /// [`note`](crate::Error::note) saying why (default: none).
+    /// An overall limit, from when the call enters the layer, that no wait overruns, at the
+    /// rate-limit gate included: a wait that would end past it is not begun and the last
+    /// error is returned, with a [`note`](crate::Error::note) saying why (default: none).
     ///
     /// For a gRPC call it is the call's deadline, when it is earlier than the request's own
     /// `grpc-timeout`: every attempt carries the time left in `grpc-timeout`, an attempt in
-    /// flight when it passes is dropped, and the error is `DEADLINE_EXCEEDED` (see the
-    /// [module docs](super#deadlines)). For any other request it does not bound an attempt
-    /// itself; put a timeout inside the retry layer for that.
+    /// flight when it passes is dropped, and the call ends at it with `DEADLINE_EXCEEDED`
+    /// (see the [module docs](super#deadlines)). For any other request it does not bound an
+    /// attempt itself; put a timeout inside the retry layer for that.
     pub fn deadline(mut self, deadline: impl Into<Option<Duration>>) -> Self {
         self.config.deadline = deadline.into();
         self

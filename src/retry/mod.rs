@@ -86,23 +86,23 @@
 //! from when the call enters this layer.
 //!
 //! - No wait is begun that would end at or past the deadline, and no attempt starts once it
-//!   has passed: the last error comes back at once, with a [`note`](crate::Error::note)
-//!   saying so.
+//!   has passed. An HTTP request's last error then comes back at once, as the server sent
+//!   it, with a [`note`](crate::Error::note) saying the next attempt could not have finished
+//!   in time. A gRPC call ends at its deadline, as gRPC's own clients end it, coded
+//!   `DEADLINE_EXCEEDED`; [`api()`](crate::Error::api) still holds the last answer.
 //! - A gRPC call (`content-type: application/grpc…`, or any request with a `grpc-timeout`)
 //!   sends every retry with the time that is left in `grpc-timeout`, in gRPC's format (at most
 //!   8 digits and a unit, `H`, `M`, `S`, `m`, `u` or `n`), so no server works on an attempt
 //!   longer than the caller waits for it. The first attempt is sent as the caller built it,
 //!   unless [`deadline`](RetryLayer::deadline) is the earlier one: then it carries that.
-//! - A gRPC attempt this layer sent with a deadline (every retry, and a first attempt that
-//!   carries [`deadline`](RetryLayer::deadline)) that is still in flight when the deadline
-//!   passes is dropped. A first attempt sent as the caller built it is bounded by whoever
-//!   enforces its `grpc-timeout`, as it would be without this layer: tonic's `Channel` and the
-//!   server do.
-//! - The error of a gRPC call whose deadline ran out is coded `DEADLINE_EXCEEDED`, as gRPC
-//!   clients report it; [`api()`](crate::Error::api) still holds the last answer. An HTTP
-//!   request keeps its last error as it was, with the note.
-//! - The rate-limit gate inside holds a gRPC call no longer than the `grpc-timeout` it
-//!   carries: a gate that opens too late fails the attempt at once, unsent.
+//! - A gRPC attempt still in flight when the deadline passes is dropped, the first one too,
+//!   and the call fails with `DEADLINE_EXCEEDED`, every time: that is the first `Status` in
+//!   the error's chain of sources, where tonic looks, before any transport error.
+//! - Every attempt carries the deadline in its extensions, as a [`CallDeadline`]: the
+//!   rate-limit gate inside holds a request no longer than that, at a closed gate or in a
+//!   paced lane. A request the gate cannot let go before its deadline fails there, unsent,
+//!   with `DEADLINE_EXCEEDED` and the time the gate still needed as its
+//!   [`retry_after`](crate::Error::retry_after).
 //!
 //! ```
 //! use bytes::Bytes;
@@ -261,6 +261,7 @@ mod service;
 
 pub use body::{CaptureBody, Captured, NotReplayable, ReplayBody, ReplayedBody};
 pub use budget::RetryBudget;
+pub use deadline::CallDeadline;
 pub use future::ResponseFuture;
 pub use layer::{
     DEFAULT_MAX_BUDGET_WAIT, DEFAULT_MAX_REPLAY_BYTES, DEFAULT_MAX_RETRIES,

@@ -1,6 +1,6 @@
 use super::{
     ReplayBody, RetryLayer, RetryOverride,
-    deadline::{Deadline, GRPC_TIMEOUT, encode_grpc_timeout},
+    deadline::{CallDeadline, Deadline, GRPC_TIMEOUT, encode_grpc_timeout},
     future::{ResponseFuture, Retrying},
     layer::Shared,
 };
@@ -75,7 +75,12 @@ where
             ),
         };
         if max_retries == 0 {
-            // No retry can apply: no copy, no clone, no budget.
+            // No retry can apply: no copy, no clone, no budget. A deadline still bounds the
+            // waits below.
+            let mut req = req;
+            if let Some(d) = deadline.and_then(|d| Deadline::of(Some(d), req.headers())) {
+                req.extensions_mut().insert(CallDeadline::new(d.at));
+            }
             let span = crate::telemetry::attempt_span(req.method(), 0);
             let future = crate::telemetry::in_span(&span, || self.inner.call(req));
             return ResponseFuture::passthrough(future, span);
@@ -83,25 +88,27 @@ where
         if let Some(budget) = &self.shared.budget {
             budget.deposit();
         }
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let (body, copy) = body.capture(config.max_replay_bytes);
-        let (deadline, entered) = match deadline {
-            Some(_) => (Deadline::of(deadline, &parts.headers), None),
-            // Without the layer's deadline, the request's own `grpc-timeout` changes nothing
-            // about the first attempt: it is read on the first failure, counted from now.
-            None => (None, Some(tokio::time::Instant::now())),
-        };
+        // The layer's (or the override's) deadline, or the request's own `grpc-timeout`.
+        let deadline = Deadline::of(deadline, &parts.headers);
+        if let Some(deadline) = deadline {
+            // Every attempt carries it, so no wait below outlasts it.
+            parts.extensions.insert(CallDeadline::new(deadline.at));
+        }
         let mut first = parts.clone();
         let mut cutoff = None;
         if let Some(deadline) = deadline
             && deadline.grpc
-            && deadline.from_layer
         {
-            // The layer's deadline is the call's: the first attempt carries it too. (When the
-            // request's own `grpc-timeout` is the deadline, the first attempt is sent as is.)
-            first
-                .headers
-                .insert(GRPC_TIMEOUT, encode_grpc_timeout(deadline.limit));
+            // A gRPC call is cut off at its deadline, the first attempt too. The layer's
+            // deadline is the call's: the first attempt carries it. (When the request's own
+            // `grpc-timeout` is the deadline, the first attempt is sent as is.)
+            if deadline.from_layer {
+                first
+                    .headers
+                    .insert(GRPC_TIMEOUT, encode_grpc_timeout(deadline.limit));
+            }
             cutoff = Some(Box::pin(tokio::time::sleep_until(deadline.at)));
         }
         // The ready service goes with the future; `self` keeps a fresh clone (tower's idiom).
@@ -121,7 +128,6 @@ where
                 copy,
                 shared: Arc::clone(&self.shared),
                 deadline,
-                entered,
                 cutoff,
                 last: None,
                 previous: None,

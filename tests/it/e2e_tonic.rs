@@ -7,7 +7,8 @@ use std::time::Duration;
 use tonic::{Code, transport::Channel};
 use tower::ServiceBuilder;
 use tower_api_retry::{
-    ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, rate_limit::RateLimitGates,
+    ApiContractLayer, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, ServiceBuilderExt,
+    rate_limit::RateLimitGates,
 };
 
 const BASE: Duration = Duration::from_millis(40);
@@ -344,4 +345,51 @@ async fn decode_layer_keeps_grpc_codes() {
     let ok = call(&mut grpc, SAY, req()).await.unwrap();
     assert_eq!(ok.message, "hello ada");
     assert_eq!(server.seen(SAY).len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_that_runs_out_during_an_attempt_is_deadline_exceeded_every_time() {
+    // A server that answers after 1 s, whatever the call's deadline; 16 calls at once with
+    // 300 ms to live, set on the layer and then by tonic's `set_timeout`.
+    let server = GrpcServer::start().await;
+    server.script(
+        SAY,
+        (0..32).map(|_| GrpcReply::Slow(Duration::from_secs(1))),
+    );
+    let deadline = Duration::from_millis(300);
+    for by_layer in [true, false] {
+        let retry = if by_layer {
+            RetryLayer::new().deadline(deadline)
+        } else {
+            RetryLayer::new()
+        };
+        let stack = ServiceBuilder::new()
+            .api_contract_with(ApiContractLayer::new().retry(retry))
+            .service(server.in_memory_channel());
+        let calls = (0..16).map(|_| {
+            let mut grpc = tonic::client::Grpc::new(stack.clone());
+            async move {
+                grpc.ready().await.unwrap();
+                let mut request = tonic::Request::new(req());
+                if !by_layer {
+                    request.set_timeout(deadline);
+                }
+                let start = tokio::time::Instant::now();
+                let status = grpc
+                    .unary(
+                        request,
+                        http::uri::PathAndQuery::from_static(SAY),
+                        tonic_prost::ProstCodec::<SayRequest, crate::support::grpc::SayReply>::default(),
+                    )
+                    .await
+                    .unwrap_err();
+                (status, start.elapsed())
+            }
+        });
+        for (status, took) in futures_util::future::join_all(calls).await {
+            assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+            assert_eq!(took, deadline, "at the deadline");
+        }
+    }
+    assert_eq!(server.seen(SAY).len(), 32, "one attempt a call");
 }

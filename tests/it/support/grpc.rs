@@ -46,6 +46,8 @@ pub enum GrpcReply {
     Pushback(Code, &'static str, i64),
     /// A status with everything gRPC can carry, trailers-only or after initial metadata.
     Rich(RichStatus),
+    /// OK after this long, whatever the call's `grpc-timeout` (a server that ignores it).
+    Slow(std::time::Duration),
 }
 
 /// A status with rich details, custom metadata and any pushback text.
@@ -327,6 +329,12 @@ async fn dispatch(
                     message: String::new(),
                 })),
                 GrpcReply::Rich(rich) => Err(rich.to_status()),
+                GrpcReply::Slow(after) => {
+                    tokio::time::sleep(after).await;
+                    Ok(tonic::Response::new(SayReply {
+                        message: format!("hello {name}"),
+                    }))
+                }
             }
         }
     });
