@@ -244,8 +244,9 @@ impl Hasher {
 /// an MCP tool error, a transport error's text) is replaced by `[REDACTED]`, and so never
 /// reaches `Display`, `Debug` or the crate's `tracing` events. Besides the value as sent, a
 /// few other spellings a server may echo are covered: percent-decoded (query and cookie
-/// values), percent-encoded (header values), JSON-escaped (`\"`, `\\`, `\/`), and HTML
-/// character references in the excerpt of a page. Values shorter than 8 characters are not
+/// values), percent-encoded (header values) with escapes in either case and needless ones of
+/// any character (text with escapes is also searched decoded), JSON-escaped (`\"`, `\\`,
+/// `\/`), and HTML character references in the excerpt of a page. Values shorter than 8 characters are not
 /// remembered: they could blank out ordinary words.
 ///
 /// Only fingerprints are kept (a length and a 64-bit hash per value), computed in place from
@@ -388,9 +389,10 @@ impl Credentials {
         }
     }
 
-    /// The length in bytes of the longest remembered spelling (0 when none).
+    /// The length in bytes of the longest text found as a remembered spelling (0 when
+    /// none): three times the longest, since every byte of an echo may be percent-escaped.
     pub(crate) fn longest(&self) -> usize {
-        self.prints().map(|p| p.len as usize).max().unwrap_or(0)
+        3 * self.prints().map(|p| p.len as usize).max().unwrap_or(0)
     }
 
     /// The credentials in `headers` and `uri`'s query, plus the headers named in `extra`.
@@ -538,6 +540,11 @@ impl Credentials {
         if h.classes & RESERVED != 0 {
             self.push_hasher(&Hasher::of_iter(percent_encode(value.iter().copied())));
         }
+        if h.classes & PCT != 0 {
+            // Text with escapes is searched decoded (see `find`), and a value's own escapes
+            // decode there too.
+            self.push_hasher(&Hasher::of_iter(percent_decode(value, false)));
+        }
         if h.classes & HIGH != 0 && std::str::from_utf8(value).is_err() {
             let lossy = value.utf8_chunks().flat_map(|chunk| {
                 let bad: &[u8] = if chunk.invalid().is_empty() {
@@ -570,6 +577,12 @@ impl Credentials {
             if self.push_hasher(&d) {
                 self.json_spellings(decoded(), d.classes);
             }
+            if d.classes & PCT != 0 {
+                // The decoded value has escapes of its own: they decode in a searched text
+                // too (see `find`). Rare enough to allocate for.
+                let once: Vec<u8> = decoded().collect();
+                self.push_hasher(&Hasher::of_iter(percent_decode(&once, false)));
+            }
         }
     }
 
@@ -589,10 +602,60 @@ impl Credentials {
     }
 
     /// The byte ranges of every occurrence of a remembered spelling in `text`, overlapping
-    /// ones merged, in order.
+    /// ones merged, in order. Text with percent escapes is also searched decoded, so an echo
+    /// escaped in either case, or with needless escapes of any character, is found too.
     fn find(&self, text: &str) -> Vec<(usize, usize)> {
         let bytes = text.as_bytes();
         let mut spans = Vec::new();
+        self.search(bytes, |start, end| {
+            if text.is_char_boundary(start) && text.is_char_boundary(end) {
+                spans.push((start, end));
+            }
+        });
+        if memchr::memchr(b'%', bytes).is_some() {
+            // Each decoded byte, with the range of the text it came from.
+            let mut decoded = Vec::with_capacity(bytes.len());
+            let mut from = Vec::with_capacity(bytes.len());
+            let mut i = 0;
+            while i < bytes.len() {
+                let escape = (bytes[i] == b'%')
+                    .then(|| Some((hex(*bytes.get(i + 1)?)?, hex(*bytes.get(i + 2)?)?)))
+                    .flatten();
+                match escape {
+                    Some((hi, lo)) => {
+                        decoded.push(hi << 4 | lo);
+                        from.push((i, i + 3));
+                        i += 3;
+                    }
+                    None => {
+                        decoded.push(bytes[i]);
+                        from.push((i, i + 1));
+                        i += 1;
+                    }
+                }
+            }
+            if decoded.len() < bytes.len() {
+                self.search(&decoded, |start, end| {
+                    let (s, e) = (from[start].0, from[end - 1].1);
+                    if text.is_char_boundary(s) && text.is_char_boundary(e) {
+                        spans.push((s, e));
+                    }
+                });
+            }
+        }
+        spans.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+        for (s, e) in spans {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        merged
+    }
+
+    /// Calls `found(start, end)` for every window of `bytes` whose fingerprint is remembered.
+    fn search(&self, bytes: &[u8], mut found: impl FnMut(usize, usize)) {
         let mut lens: Vec<usize> = self.prints().map(|p| p.len as usize).collect();
         lens.sort_unstable();
         lens.dedup();
@@ -616,11 +679,8 @@ impl Credentials {
             let mut h = Hasher::of_slice(&bytes[..len]).hash;
             let mut start = 0;
             loop {
-                if wanted.contains(&(mix(h) & !LEN_MASK))
-                    && text.is_char_boundary(start)
-                    && text.is_char_boundary(start + len)
-                {
-                    spans.push((start, start + len));
+                if wanted.contains(&(mix(h) & !LEN_MASK)) {
+                    found(start, start + len);
                 }
                 let Some(&next) = bytes.get(start + len) else {
                     break;
@@ -632,16 +692,12 @@ impl Credentials {
                 start += 1;
             }
         }
-        spans.sort_unstable();
-        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
-        for (s, e) in spans {
-            match merged.last_mut() {
-                Some(last) if s <= last.1 => last.1 = last.1.max(e),
-                _ => merged.push((s, e)),
-            }
-        }
-        merged
     }
+}
+
+/// The value of a hex digit, either case.
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
 }
 
 /// Percent-encodes everything but the URI's unreserved characters, with upper-case hex.
@@ -663,7 +719,6 @@ fn percent_encode(bytes: impl Iterator<Item = u8>) -> impl Iterator<Item = u8> {
 /// Percent-decodes (an invalid escape stays as it is), and with `plus_is_space` also reads
 /// `+` as a space (`application/x-www-form-urlencoded`).
 fn percent_decode(bytes: &[u8], plus_is_space: bool) -> impl Iterator<Item = u8> + Clone + '_ {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut i = 0;
     std::iter::from_fn(move || {
         let b = *bytes.get(i)?;
@@ -865,6 +920,32 @@ mod tests {
         for echo in ["ab/cd+ef=gh", "ab%2Fcd%2Bef%3Dgh", r"ab\/cd+ef=gh"] {
             assert_eq!(c.scrub(echo), "[REDACTED]", "{echo}");
         }
+        // Escaped in lower case, or where nothing needed it, in any mix.
+        let c = of(
+            &[
+                ("authorization", "Bearer convo_S3cr3tBearerOverXy9"),
+                ("x-api-key", "mk_live_S3cr3t/ApiKeyOver0003"),
+            ],
+            "/",
+        );
+        let shown = c.scrub("UNAUTHENTICATED: token convo%5FS3cr3tBearerOverXy9 key mk_live_S3cr3t%2fApiKeyOver0003");
+        assert_eq!(shown, "UNAUTHENTICATED: token [REDACTED] key [REDACTED]");
+        for echo in [
+            "%63onvo_S3cr3tBearerOverXy9",
+            "convo_S3cr3tBearerOverXy%39",
+            "%63%6F%6e%76%6f%5f%53%33%63%72%33%74%42%65%61%72%65%72%4f%76%65%72%58%79%39",
+            "mk_live_S3cr3t%2FApiKeyOver0003",
+            "mk%5flive%5FS3cr3t%2fApiKeyOver%30003",
+        ] {
+            assert_eq!(c.scrub(&format!("<{echo}>")), "<[REDACTED]>", "{echo}");
+        }
+        // A value with escapes of its own: they decode in the echo too.
+        let c = of(&[("x-api-key", "0A A0A0A AA 0 %a0!")], "/");
+        assert_eq!(c.scrub("<0A A0A0A AA 0 %a0%21>"), "<[REDACTED]>");
+        let c = of(&[("cookie", "s=0A%20A0A0A%20AA%200%20%25a0%21")], "/");
+        assert_eq!(c.scrub("<0A A0A0A AA 0 %a0%21>"), "<[REDACTED]>");
+        // A broken escape is text like any other.
+        assert_eq!(c.scrub("%zz%4"), "%zz%4");
         // Not UTF-8: shown lossily, and remembered so.
         let c = Credentials::new().secret(b"abc\xffdefgh");
         assert_eq!(c.scrub("abc\u{FFFD}defgh!"), "[REDACTED]!");

@@ -742,6 +742,53 @@ mod credentials {
         }
     }
 
+    /// `secret` with the bytes `mask` picks percent-escaped, in upper- or lower-case hex: a
+    /// spelling no encoder needs, as a server may echo it.
+    fn escaped(secret: &str, mask: &[bool], lower: bool) -> String {
+        let mut out = String::new();
+        for (i, b) in secret.bytes().enumerate() {
+            if mask.get(i).copied().unwrap_or(false) {
+                let hex = format!("%{b:02X}");
+                out.push_str(&if lower { hex.to_lowercase() } else { hex });
+            } else {
+                out.push(b as char);
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_credential_escaped_any_way_never_shows(
+            secret in credential(),
+            place in 0..PLACES,
+            shape in 0..SHAPES,
+            mask in proptest::collection::vec(any::<bool>(), 64),
+            lower in any::<bool>(),
+            pad in 0usize..1100,
+        ) {
+            let echo = escaped(&secret, &mask, lower);
+            let pad = match pad % 3 { 0 => pad % 40, 1 => 150 + pad % 100, _ => 940 + pad % 120 };
+            let neutral_char = ('a'..='z').chain('A'..='Z').find(|c| !secret.contains(*c)).unwrap_or('#');
+            let neutral: String = std::iter::repeat_n(neutral_char, echo.len()).collect();
+            let baseline = shown(&run(place, &secret, shape, &neutral, pad));
+            let needles = [secret.as_str(), echo.as_str()];
+            prop_assume!(!baseline.iter().any(|t| needles.iter().any(|n| t.contains(n))));
+
+            let err = run(place, &secret, shape, &echo, pad);
+            for text in shown(&err) {
+                for needle in &needles {
+                    prop_assert!(
+                        !leaks(&text, needle),
+                        "place {place}, shape {shape}: {needle:?} shows in {text:?}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_property_catches_a_leak() {
         // Without the request's credentials, an echo with no marker around it shows: the check
