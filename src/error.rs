@@ -699,6 +699,16 @@ impl Error {
 
     /// The declared disposition that applies to this error under `contract`, if any (never to
     /// a failure this crate detected itself: a closed gate is a rate limit by definition).
+    /// `true` when the error's code is one its contract declared (the layers stamp it): a
+    /// code of a fixed set the user chose, so a bounded metrics label.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn is_declared(&self) -> bool {
+        match &self.inner.kind {
+            Kind::Api(api) => api.declared.is_some(),
+            _ => self.inner.declared.is_some(),
+        }
+    }
+
     pub(crate) fn declared_under(&self, contract: &ErrorContract) -> Option<Disposition> {
         if contract.is_builtin() || self.is_gate_closed() || self.is_local() {
             return None;

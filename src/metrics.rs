@@ -34,8 +34,9 @@
 //! - `error.type`: the status number for an error status (`"503"`), as OpenTelemetry asks;
 //!   otherwise (a gRPC error inside a `200`, a transport failure) the error's code
 //!   (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED`).
-//! - `code`: a code this crate knows ([`ErrorCode::KNOWN`](crate::ErrorCode::KNOWN)); a code
-//!   it does not know is `_OTHER`, never the server's text.
+//! - `code`: a code this crate knows ([`ErrorCode::KNOWN`](crate::ErrorCode::KNOWN)), or one
+//!   declared on the [`ErrorContract`](crate::ErrorContract) (a fixed set you chose), by
+//!   name; any other code is `_OTHER`, never the server's text.
 //! - `disposition`: [`Disposition::as_str`](crate::Disposition::as_str), or `success`.
 //! - `reason`: [`NotRetried::as_str`](crate::NotRetried::as_str).
 //!

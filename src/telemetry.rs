@@ -138,14 +138,14 @@ pub(crate) fn attempt_failed(span: &tracing::Span, err: &Error) {
             span.record("http.response.status_code", status.as_u16());
         }
         span.record("disposition", err.disposition().as_str());
-        span.record("code", err.code().label());
+        span.record("code", code_text(err));
         span.record("error.type", error_type(err));
     }
     #[cfg(feature = "metrics")]
     counter!(
         names::ATTEMPTS,
         "disposition" => err.disposition().as_str(),
-        "code" => err.code().label(),
+        "code" => code_label(err),
     )
     .increment(1);
 }
@@ -158,7 +158,7 @@ pub(crate) fn retried(err: &Error) {
     counter!(
         names::RETRIES,
         "disposition" => err.disposition().as_str(),
-        "code" => err.code().label(),
+        "code" => code_label(err),
     )
     .increment(1);
 }
@@ -232,6 +232,27 @@ where
     }
     #[cfg(not(feature = "metrics"))]
     wait
+}
+
+/// The `code` of `err` as a bounded label: a code this crate knows, or one its contract
+/// declared (a fixed set the user chose), by name; any other is `_OTHER`.
+fn code_text(err: &Error) -> &str {
+    if err.is_declared() {
+        err.code().as_str()
+    } else {
+        err.code().label()
+    }
+}
+
+/// [`code_text`] as a metrics label: a declared code is the one that allocates.
+#[cfg(feature = "metrics")]
+fn code_label(err: &Error) -> metrics::SharedString {
+    match err.code().label() {
+        "_OTHER" if err.is_declared() => {
+            metrics::SharedString::from(err.code().as_str().to_owned())
+        }
+        label => metrics::SharedString::const_str(label),
+    }
 }
 
 /// OpenTelemetry's `error.type`: the status number of an error status, or else the code.

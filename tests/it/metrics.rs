@@ -26,8 +26,8 @@ use std::{
 };
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_api_retry::{
-    ApiContractLayer, Disposition, ErrorDecodeLayer, NotRetried, RateLimitBackoffLayer, RetryLayer,
-    ServiceBuilderExt, retry::RetryBudget,
+    ApiContractLayer, Disposition, ErrorContract, ErrorDecodeLayer, NotRetried,
+    RateLimitBackoffLayer, RetryLayer, ServiceBuilderExt, retry::RetryBudget,
 };
 
 /// The first wait of the retry schedule (the documented 1 s, shrunk).
@@ -151,6 +151,55 @@ async fn transient_errors_then_success() {
             (
                 "http.client.request.duration{error.type=503,http.request.method=GET,http.response.status_code=503}",
                 2
+            ),
+        ])
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn declared_codes_are_labelled_by_name_and_others_stay_bounded() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = ::metrics::set_default_local_recorder(&recorder);
+    let api = Emulator::start().await;
+    api.script(
+        "/api/declared",
+        [Reply::envelope(
+            503,
+            "TEMPORARILY_UNAVAILABLE",
+            "later",
+            None,
+        )],
+    );
+    api.script(
+        "/api/undeclared",
+        [Reply::envelope(400, "SOMETHING_NEW_7f3a", "no", None)],
+    );
+    let contract = ErrorContract::new().code("TEMPORARILY_UNAVAILABLE", Disposition::Retry);
+    let svc = stack_with(
+        ApiContractLayer::new()
+            .retry(RetryLayer::new().base_delay(BASE))
+            .contract(contract),
+    );
+    svc.clone()
+        .oneshot(get(&api, "/api/declared"))
+        .await
+        .unwrap();
+    svc.oneshot(get(&api, "/api/undeclared")).await.unwrap_err();
+
+    let recorded = recorded(&snapshotter);
+    assert_eq!(
+        recorded.counters,
+        expect(&[
+            ("api_retry.attempts{code=OK,disposition=success}", 1),
+            (
+                "api_retry.attempts{code=TEMPORARILY_UNAVAILABLE,disposition=retry}",
+                1
+            ),
+            ("api_retry.attempts{code=_OTHER,disposition=fix_request}", 1),
+            (
+                "api_retry.retries{code=TEMPORARILY_UNAVAILABLE,disposition=retry}",
+                1
             ),
         ])
     );
