@@ -32,6 +32,12 @@
 //! years, and no epoch time since 2001 is smaller. An epoch time in the past is a reset of
 //! zero. A decimal fraction (Discord's `1470173023.123`) is kept.
 //!
+//! An epoch time (or a date-time) is on the server's clock, which may be off from this one.
+//! When the response has a `Date` header, the reset is measured from it: the server's own
+//! clock, in whole seconds rounded down, so the window it names never ends early here,
+//! whatever the two clocks say (it may end up to a second late, until an answer shows the
+//! server's count went up). Without a `Date`, the local clock stands in.
+//!
 //! # Several answers
 //!
 //! Several policies, or several families on one response, may disagree. The answer is the
@@ -196,8 +202,10 @@ pub enum QuotaScope {
 
 impl Quota {
     /// Reads the quota that `headers` announce in the families `conventions` names, resets
-    /// taken relative to `now` (when the response arrived). `None` when the headers carry no
-    /// recognised, valid rate-limit field.
+    /// taken relative to `now` (when the response arrived). A reset given as a time (an
+    /// epoch, a date-time) is on the server's clock: when the response has a `Date`, it is
+    /// taken relative to that instead (see [epoch resets](self#delta-or-epoch)). `None` when
+    /// the headers carry no recognised, valid rate-limit field.
     ///
     /// With no such header this is one pass over the distinct header names, no allocation
     /// (see the [module docs](self#cost)).
@@ -244,6 +252,12 @@ impl Quota {
         if !found.any {
             return None;
         }
+        // The server's clock, as its `Date` says: whole seconds, rounded down, so a reset
+        // measured from it is never shorter than the server's, whatever the two clocks say.
+        let now = headers
+            .get(http::header::DATE)
+            .and_then(|date| httpdate::parse_http_date(date.to_str().ok()?).ok())
+            .unwrap_or(now);
         found.read(headers, now)
     }
 

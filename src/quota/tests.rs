@@ -558,3 +558,44 @@ fn conventions_are_flags() {
         "RateLimitHeaders(OPENAI | ANTHROPIC)"
     );
 }
+
+#[test]
+fn an_epoch_reset_is_measured_on_the_servers_clock_when_it_sends_its_date() {
+    let epoch = (NOW_SECS + 30).to_string();
+    let x = |date: Option<SystemTime>| {
+        let mut pairs = vec![
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", epoch.as_str()),
+        ];
+        let date = date.map(httpdate::fmt_http_date);
+        if let Some(date) = &date {
+            pairs.push(("date", date));
+        }
+        read(&pairs, RateLimitHeaders::DEFAULT).unwrap().reset
+    };
+    // The local clock stands in without a `Date`.
+    assert_eq!(x(None), Some(S(30)));
+    // A server clock 10 s behind this one: its window ends 40 s from its now, not 30.
+    assert_eq!(x(Some(now() - S(10))), Some(S(40)));
+    // Ahead by 500 ms: its `Date` says so, rounded down to the second.
+    assert_eq!(x(Some(now() + MS(500))), Some(S(30)));
+    // A delta is a delta, whatever the date; a `Date` that is not one is ignored.
+    let delta = read(
+        &[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "7"),
+            ("date", "Thu, 01 Jan 1970 00:00:00 GMT"),
+        ],
+        RateLimitHeaders::DEFAULT,
+    );
+    assert_eq!(delta.unwrap().reset, Some(S(7)));
+    let junk = read(
+        &[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", epoch.as_str()),
+            ("date", "yesterday"),
+        ],
+        RateLimitHeaders::DEFAULT,
+    );
+    assert_eq!(junk.unwrap().reset, Some(S(30)));
+}

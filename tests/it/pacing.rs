@@ -267,7 +267,14 @@ enum Words {
     Ietf,
     /// `X-RateLimit-Limit`, `-Remaining`, `-Reset` as whole seconds from now, rounded up.
     XDelta,
+    /// GitHub's: `X-RateLimit-Reset` is the Unix time the window ends, on a server clock this
+    /// many milliseconds ahead of the client's (behind when negative), with a `Date` header
+    /// that agrees with the server's clock; the windows are its Unix seconds.
+    XEpoch(i64),
 }
+
+/// The server's Unix time when the run begins, in whole seconds: its windows are its seconds.
+const EPOCH0: u64 = 1_780_000_000;
 
 /// A server with a fixed window of `quota` requests per second on `/limited/{n}`, its windows
 /// starting `phase` after the client's first request, announcing the quota on every answer
@@ -290,7 +297,13 @@ async fn announced_run(
             let state = state.clone();
             async move {
                 tokio::time::sleep(Duration::from_millis(1)).await;
-                let since = Instant::now() - origin;
+                let mut since = Instant::now() - origin;
+                if let Words::XEpoch(skew) = words {
+                    // The server's windows are its own clock's seconds.
+                    since = (since + Duration::from_secs(10))
+                        .checked_add_signed(skew)
+                        .unwrap_or_default();
+                }
                 let window = since.as_secs();
                 let reset = (1.0 - (since.as_secs_f64() - window as f64))
                     .ceil()
@@ -319,6 +332,13 @@ async fn announced_run(
                         .header("x-ratelimit-limit", quota)
                         .header("x-ratelimit-remaining", left)
                         .header("x-ratelimit-reset", reset),
+                    Words::XEpoch(_) => {
+                        let now = std::time::UNIX_EPOCH + Duration::from_secs(EPOCH0) + since;
+                        res.header("x-ratelimit-limit", quota)
+                            .header("x-ratelimit-remaining", left)
+                            .header("x-ratelimit-reset", EPOCH0 + window + 1)
+                            .header("date", httpdate::fmt_http_date(now))
+                    }
                 };
                 let body = if ok {
                     Bytes::from_static(b"{}")
@@ -335,6 +355,42 @@ async fn announced_run(
     let goodput = requests as f64 / start.elapsed().as_secs_f64();
     let rejected = state.lock().unwrap().2;
     (rejected, goodput / f64::from(quota))
+}
+
+/// A signed number of milliseconds as an offset.
+trait Skew {
+    fn checked_add_signed(self, ms: i64) -> Option<Duration>;
+}
+
+impl Skew for Duration {
+    fn checked_add_signed(self, ms: i64) -> Option<Duration> {
+        let by = Duration::from_millis(ms.unsigned_abs());
+        if ms >= 0 {
+            self.checked_add(by)
+        } else {
+            self.checked_sub(by)
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_epoch_reset_is_read_on_the_servers_clock() {
+    // GitHub's headers: 10 requests per second of the server's Unix time, the reset an epoch
+    // time; 8 workers send 50 requests. The server's clock agrees with the client's, or is
+    // half a second ahead or behind (its `Date` says so); five phases each.
+    for skew in [0, 500, -500] {
+        for phase_ms in [50, 250, 500, 730, 990] {
+            let words = Words::XEpoch(skew);
+            let (rejected, share) =
+                announced_run(words, 10, Duration::from_millis(phase_ms), 8, 50).await;
+            println!(
+                "epoch resets, server clock {skew:+} ms, windows {phase_ms} ms off: 429s {rejected}, goodput {:.0} % of the quota",
+                100.0 * share
+            );
+            assert_eq!(rejected, 0, "{skew:+} ms, {phase_ms} ms");
+            assert!(share >= 0.8, "{skew:+} ms, {phase_ms} ms: {share:.2}");
+        }
+    }
 }
 
 #[tokio::test(start_paused = true)]
