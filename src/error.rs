@@ -1204,10 +1204,15 @@ mod tests {
         assert_eq!(err.not_retried(), None);
         err.set_not_retried(NotRetried::MaxRetries { max: 3 });
         assert_eq!(err.not_retried(), Some(&NotRetried::MaxRetries { max: 3 }));
-        assert_eq!(err.note(), Some("not retried: max_retries (3) reached"));
+        assert_eq!(
+            err.note(),
+            Some(
+                "not retried: max_retries (3) reached; the failure is final: surface it, and try again later"
+            )
+        );
         assert!(
             err.to_string()
-                .ends_with("; not retried: max_retries (3) reached")
+                .ends_with("; not retried: max_retries (3) reached; the failure is final: surface it, and try again later")
         );
     }
 

@@ -14,7 +14,10 @@ use std::{fmt, time::Duration};
 ///
 /// let why = NotRetried::MaxRetries { max: 3 };
 /// assert_eq!(why.as_str(), "max_retries");
-/// assert_eq!(why.to_string(), "not retried: max_retries (3) reached");
+/// assert_eq!(
+///     why.to_string(),
+///     "not retried: max_retries (3) reached; the failure is final: surface it, and try again later"
+/// );
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -132,7 +135,10 @@ impl fmt::Display for NotRetried {
                  (the server refuses this request, such as a message over its size limit, \
                  not its rate)",
             ),
-            NotRetried::MaxRetries { max } => write!(f, "not retried: max_retries ({max}) reached"),
+            NotRetried::MaxRetries { max } => write!(
+                f,
+                "not retried: max_retries ({max}) reached; the failure is final: surface it, and try again later"
+            ),
             NotRetried::NotIdempotent { method } => write!(
                 f,
                 "not retried: {method} is not idempotent and the server may have processed it \
