@@ -109,11 +109,7 @@ async fn run(
         served.join(", "),
         Figures::posts_sent_twice(&outages),
     );
-    if std::env::var_os("OUTAGES_TRACE").is_some() {
-        for (from, ok, down) in Figures::timeline(&outages) {
-            println!("{from:>5.1}s ok {ok:>4} 503 {down}");
-        }
-    }
+    Figures::trace(&outages);
 }
 
 #[tokio::main]

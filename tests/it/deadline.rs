@@ -304,9 +304,11 @@ async fn a_closed_gate_holds_a_grpc_call_no_longer_than_its_deadline() {
 /// When each request arrived at a test server.
 type Arrivals = Arc<Mutex<Vec<Instant>>>;
 
-/// An HTTP server that answers `429` with `Retry-After: 10` to its first request and `200` to
-/// the others, logging when each arrived.
-fn limited_once() -> (
+/// An HTTP server that answers `429` with `Retry-After: retry_after` (seconds) to its first
+/// request and `200` to the others, logging when each arrived.
+fn limited_once(
+    retry_after: u64,
+) -> (
     Arrivals,
     impl Service<
         Request<Full<Bytes>>,
@@ -330,7 +332,7 @@ fn limited_once() -> (
             let res = if n == 1 {
                 Response::builder()
                     .status(429)
-                    .header("retry-after", "10")
+                    .header("retry-after", retry_after)
                     .body(Full::from(
                         r#"{"code":"RESOURCE_EXHAUSTED","message":"slow down"}"#,
                     ))
@@ -364,7 +366,7 @@ fn held_to_its_deadline(err: &Error, needed: Duration) {
 #[tokio::test(start_paused = true)]
 async fn an_http_deadline_bounds_the_wait_at_a_closed_gate() {
     for by_layer in [false, true] {
-        let (arrivals, server) = limited_once();
+        let (arrivals, server) = limited_once(10);
         let retry = if by_layer {
             RetryLayer::new().deadline(S(2))
         } else {
@@ -395,24 +397,7 @@ async fn a_deadline_bounds_the_wait_in_a_paced_lane() {
     // A 429 with `Retry-After: 1` paces the path when it reopens (20/s, doubling): of 40
     // requests queued with 1.2 s to live, those whose turn would come after it fail at their
     // deadline, unsent; the others go.
-    let arrivals = Arc::new(Mutex::new(Vec::new()));
-    let log = arrivals.clone();
-    let server = service_fn(move |_req: Request<Full<Bytes>>| {
-        let log = log.clone();
-        async move {
-            let n = {
-                let mut log = log.lock().unwrap();
-                log.push(Instant::now());
-                log.len()
-            };
-            let res = if n == 1 {
-                Response::builder().status(429).header("retry-after", "1")
-            } else {
-                Response::builder()
-            };
-            Ok::<_, io::Error>(res.body(Full::<Bytes>::from("{}")).unwrap())
-        }
-    });
+    let (arrivals, server) = limited_once(1);
     let svc = ServiceBuilder::new().api_contract().service(server);
     let start = Instant::now();
     svc.clone()
@@ -454,7 +439,7 @@ async fn a_deadline_bounds_the_wait_in_a_paced_lane() {
 
 #[tokio::test(start_paused = true)]
 async fn a_call_deadline_in_the_extensions_bounds_the_gate_without_the_retry_layer() {
-    let (arrivals, server) = limited_once();
+    let (arrivals, server) = limited_once(10);
     let gate = ServiceBuilder::new()
         .layer(RateLimitBackoffLayer::new())
         .layer(ErrorDecodeLayer::new())

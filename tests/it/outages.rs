@@ -133,11 +133,7 @@ async fn under_outages_logged(
         f.line(),
         r.line()
     );
-    if std::env::var_os("OUTAGES_TRACE").is_some() {
-        for (from, ok, down) in Figures::timeline(&outages) {
-            println!("{from:>5.1}s ok {ok:>4} 503 {down}");
-        }
-    }
+    Figures::trace(&outages);
     (f, r, twice, outages)
 }
 

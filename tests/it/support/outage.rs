@@ -237,45 +237,19 @@ pub async fn open_loop(client: Client, plan: &Plan) -> Run {
 
 /// `workers` tasks send one GET after another until `plan.over` has passed.
 pub async fn closed_loop(client: Client, plan: &Plan, workers: usize) -> Run {
-    let start = Instant::now();
-    let done = Arc::new(AtomicBool::new(false));
-    let other = side(&client, &plan.base, &done);
-    let next = Arc::new(AtomicUsize::new(0));
-    let deadline = start + plan.over;
-    let tasks: Vec<_> = (0..workers)
-        .map(|_| {
-            let (client, next, plan) = (client.clone(), next.clone(), plan.clone());
-            tokio::spawn(async move {
-                let mut mine = Vec::new();
-                while Instant::now() < deadline {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let t = Instant::now();
-                    let ok = client.clone().oneshot(plan.item(i)).await.unwrap_or(false);
-                    mine.push((ok, t.elapsed()));
-                }
-                mine
-            })
-        })
-        .collect();
-    let mut run = Run::default();
-    for task in tasks {
-        for (ok, took) in task.await.expect("worker") {
-            run.requests += 1;
-            run.failed += usize::from(!ok);
-            run.latencies.push(took);
-        }
-    }
-    run.finish = start.elapsed();
-    done.store(true, Ordering::SeqCst);
-    run.other_worst = other.await.expect("side path");
-    run.latencies.sort();
-    run
+    pool(client, plan, workers, false).await
 }
 
 /// `workers` tasks take the plan's requests in turn; each is sent at its time on the
 /// schedule (`plan.requests` evenly over `plan.over`), or as soon as a worker is free when
 /// the workers are behind: a worker pool that waits for each answer.
 pub async fn paced_closed_loop(client: Client, plan: &Plan, workers: usize) -> Run {
+    pool(client, plan, workers, true).await
+}
+
+/// `workers` tasks take requests in turn, each waiting for its answer: the plan's requests
+/// on their schedule when `paced`, else as many as they can until `plan.over` has passed.
+async fn pool(client: Client, plan: &Plan, workers: usize, paced: bool) -> Run {
     let start = Instant::now();
     let done = Arc::new(AtomicBool::new(false));
     let other = side(&client, &plan.base, &done);
@@ -287,11 +261,16 @@ pub async fn paced_closed_loop(client: Client, plan: &Plan, workers: usize) -> R
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= plan.requests {
+                    if !paced && Instant::now() >= start + plan.over {
                         return mine;
                     }
-                    tokio::time::sleep_until(start + step * i as u32).await;
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if paced {
+                        if i >= plan.requests {
+                            return mine;
+                        }
+                        tokio::time::sleep_until(start + step * i as u32).await;
+                    }
                     let t = Instant::now();
                     let ok = client.clone().oneshot(plan.item(i)).await.unwrap_or(false);
                     mine.push((ok, t.elapsed()));
@@ -299,12 +278,10 @@ pub async fn paced_closed_loop(client: Client, plan: &Plan, workers: usize) -> R
             })
         })
         .collect();
-    let mut run = Run {
-        requests: plan.requests,
-        ..Run::default()
-    };
+    let mut run = Run::default();
     for task in tasks {
         for (ok, took) in task.await.expect("worker") {
+            run.requests += 1;
             run.failed += usize::from(!ok);
             run.latencies.push(took);
         }
@@ -388,6 +365,15 @@ impl Figures {
         per.into_iter()
             .map(|(k, (ok, down))| (k as f64 / 2.0, ok, down))
             .collect()
+    }
+
+    /// Prints [`timeline`](Self::timeline) when `OUTAGES_TRACE` is set.
+    pub fn trace(server: &Outages) {
+        if std::env::var_os("OUTAGES_TRACE").is_some() {
+            for (from, ok, down) in Figures::timeline(server) {
+                println!("{from:>5.1}s ok {ok:>4} 503 {down}");
+            }
+        }
     }
 
     /// POSTs that reached the server more than once.
