@@ -90,10 +90,9 @@
 //!   it, with a [`note`](crate::Error::note) saying the next attempt could not have finished
 //!   in time. A gRPC call ends at its deadline, as gRPC's own clients end it, coded
 //!   `DEADLINE_EXCEEDED`; [`api()`](crate::Error::api) still holds the last answer.
-//! - A gRPC call (`content-type: application/grpc…`, or any request with a `grpc-timeout`)
-//!   sends every retry with the time that is left in `grpc-timeout`, in gRPC's format (at most
-//!   8 digits and a unit, `H`, `M`, `S`, `m`, `u` or `n`), so no server works on an attempt
-//!   longer than the caller waits for it. The first attempt is sent as the caller built it,
+//! - A gRPC call (`content-type: application/grpc…`) sends every retry with the time that
+//!   is left in `grpc-timeout`, in gRPC's format (at most 8 digits and a unit, `H`, `M`, `S`,
+//!   `m`, `u` or `n`), so no server works on an attempt longer than the caller waits for it. The first attempt is sent as the caller built it,
 //!   unless [`deadline`](RetryLayer::deadline) is the earlier one: then it carries that.
 //! - A gRPC attempt still in flight when the deadline passes is dropped, the first one too,
 //!   and the call fails with `DEADLINE_EXCEEDED`, every time: that is the first `Status` in

@@ -90,8 +90,13 @@ where
         }
         let (mut parts, body) = req.into_parts();
         let (body, copy) = body.capture(config.max_replay_bytes);
-        // The layer's (or the override's) deadline, or the request's own `grpc-timeout`.
-        let deadline = Deadline::of(deadline, &parts.headers);
+        // The layer's (or the override's) deadline, or a gRPC call's own `grpc-timeout`: a
+        // plain HTTP request without a deadline costs one look-up of a standard header.
+        let deadline = if deadline.is_some() || crate::grpc::is_grpc(&parts.headers) {
+            Deadline::of(deadline, &parts.headers)
+        } else {
+            None
+        };
         if let Some(deadline) = deadline {
             // Every attempt carries it, so no wait below outlasts it.
             parts.extensions.insert(CallDeadline::new(deadline.at));
