@@ -33,6 +33,10 @@ use super::redact::REDACTED;
 /// out ordinary words.
 pub(crate) const MIN_CHARS: usize = 8;
 
+/// The shortest decoded spelling of a remembered value that is remembered too (see
+/// `Credentials::push_decoded`).
+const MIN_DECODED: usize = 4;
+
 /// Query parameters whose values are credentials (names compared ignoring ASCII case).
 const QUERY_NAMES: [&str; 5] = ["token", "access_token", "api_key", "apikey", "key"];
 
@@ -451,6 +455,19 @@ impl Credentials {
 
     /// Remembers one hashed spelling; `false` when it is too short.
     #[inline(always)]
+    /// Remembers the decoded spelling of a value long enough to be remembered: searched only
+    /// in decoded text (see `find`), it is kept when it has at least [`MIN_DECODED`] bytes,
+    /// even below [`MIN_CHARS`] (a `%00` in a credential decodes to one byte).
+    fn push_decoded(&mut self, h: &Hasher) {
+        if h.print().is_some() {
+            self.push_hasher(h);
+        } else if h.len >= MIN_DECODED
+            && let Ok(len) = u32::try_from(h.len)
+        {
+            self.push(Print::new(h.hash, len));
+        }
+    }
+
     fn push_hasher(&mut self, h: &Hasher) -> bool {
         match h.print() {
             Some(p) => {
@@ -543,7 +560,7 @@ impl Credentials {
         if h.classes & PCT != 0 {
             // Text with escapes is searched decoded (see `find`), and a value's own escapes
             // decode there too.
-            self.push_hasher(&Hasher::of_iter(percent_decode(value, false)));
+            self.push_decoded(&Hasher::of_iter(percent_decode(value, false)));
         }
         if h.classes & HIGH != 0 && std::str::from_utf8(value).is_err() {
             let lossy = value.utf8_chunks().flat_map(|chunk| {
@@ -581,7 +598,7 @@ impl Credentials {
                 // The decoded value has escapes of its own: they decode in a searched text
                 // too (see `find`). Rare enough to allocate for.
                 let once: Vec<u8> = decoded().collect();
-                self.push_hasher(&Hasher::of_iter(percent_decode(&once, false)));
+                self.push_decoded(&Hasher::of_iter(percent_decode(&once, false)));
             }
         }
     }
@@ -939,7 +956,10 @@ mod tests {
         ] {
             assert_eq!(c.scrub(&format!("<{echo}>")), "<[REDACTED]>", "{echo}");
         }
-        // A value with escapes of its own: they decode in the echo too.
+        // A value with escapes of its own: they decode in the echo too, however short they
+        // make it.
+        let c = of(&[("x-api-key", "A%00   a")], "/");
+        assert_eq!(c.scrub("<A%00   %61>"), "<[REDACTED]>");
         let c = of(&[("x-api-key", "0A A0A0A AA 0 %a0!")], "/");
         assert_eq!(c.scrub("<0A A0A0A AA 0 %a0%21>"), "<[REDACTED]>");
         let c = of(&[("cookie", "s=0A%20A0A0A%20AA%200%20%25a0%21")], "/");

@@ -761,12 +761,13 @@ mod credentials {
         }
     }
 
-    /// `secret` with the bytes `mask` picks percent-escaped, in upper- or lower-case hex: a
-    /// spelling no encoder needs, as a server may echo it.
+    /// `secret` percent-encoded with the bytes `mask` picks escaped, in upper- or lower-case
+    /// hex: escapes no encoder needs, as a server may echo them. `%` itself is always escaped
+    /// (a literal `%` beside escapes is no encoding: it would decode as an escape).
     fn escaped(secret: &str, mask: &[bool], lower: bool) -> String {
         let mut out = String::new();
         for (i, b) in secret.bytes().enumerate() {
-            if mask.get(i).copied().unwrap_or(false) {
+            if b == b'%' || mask.get(i).copied().unwrap_or(false) {
                 let hex = format!("%{b:02X}");
                 out.push_str(&if lower { hex.to_lowercase() } else { hex });
             } else {
