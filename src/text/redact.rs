@@ -65,6 +65,21 @@ pub(crate) fn redact(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Where a credential that runs to the very end of `text` starts, if one does: cutting a
+/// redacted text may leave a marker followed by a fragment that reads as one (`"token": \`
+/// cut from `"token": \"[REDACTED]`), and the cut then goes before it.
+pub(crate) fn dangling(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some((start, end)) = next_secret(bytes, from) {
+        if end == bytes.len() {
+            return Some(start);
+        }
+        from = end;
+    }
+    None
+}
+
 /// Bytes that can end a marker and its separator: white space, controls, `\\` (JSON escapes),
 /// UTF-8 lead bytes (non-ASCII white space), `_` (`convo_`), `=` and `:`.
 static ANCHOR: [bool; 256] = {
@@ -498,6 +513,12 @@ mod tests {
         assert_eq!(safe_text("abcdef", 3, &NONE), "abc…");
         assert_eq!(safe_text("ünï", 3, &NONE), "ünï");
         assert_eq!(safe_text("token=abcdefgh", 8, &NONE), "token=[R…");
+        // A cut between the two bytes of `\"` leaves a `\` that would read as a credential
+        // after its marker: the cut goes before it, and redacting again changes nothing.
+        let text = r#"m "token": \"abcdefgh\" more"#;
+        let cut = safe_text(text, 12, &NONE);
+        assert_eq!(cut, r#"m "token": …"#);
+        assert!(matches!(redact(&cut), Cow::Borrowed(_)), "{cut}");
     }
 
     #[test]

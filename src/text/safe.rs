@@ -4,7 +4,10 @@
 //! fix, `grpc-message`) or [`excerpt`] (a body that is no documented shape: an HTML error
 //! page, a proxy's text).
 
-use super::{Credentials, redact::redact};
+use super::{
+    Credentials,
+    redact::{dangling, redact},
+};
 use std::borrow::Cow;
 
 /// The longest message or fix an [`ApiError`](crate::ApiError) keeps, in chars.
@@ -56,7 +59,11 @@ fn safe_clean_text(text: &str, max_chars: usize) -> Cow<'_, str> {
     }
     match redacted.char_indices().nth(max_chars) {
         None => redacted,
-        Some((cut, _)) => {
+        Some((mut cut, _)) => {
+            // The cut leaves no fragment that would read as a credential after a marker.
+            while let Some(start) = dangling(&redacted[..cut]) {
+                cut = start;
+            }
             let mut out = String::with_capacity(cut + '…'.len_utf8());
             out.push_str(&redacted[..cut]);
             out.push('…');
