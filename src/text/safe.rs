@@ -142,7 +142,11 @@ pub(crate) fn excerpt(bytes: &[u8], credentials: &Credentials) -> String {
     };
     match out.char_indices().nth(EXCERPT_CHARS) {
         None => out,
-        Some((cut, _)) => {
+        Some((mut cut, _)) => {
+            // As for `safe_text`: no fragment that reads as a credential after a marker.
+            while let Some(start) = dangling(&out[..cut]) {
+                cut = start;
+            }
             let mut cut_out = out;
             cut_out.truncate(cut);
             cut_out.push('…');
@@ -197,5 +201,50 @@ fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
             return Some(at);
         }
         from = at + 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NONE: Credentials = Credentials::new();
+    const SECRET: &str = "SECRETQ7x9";
+
+    /// A cut at the length bound never leaves a marker followed by a fragment that `redact`
+    /// would take for a credential (`\"token\": \` cut out of `\"token\": \"[REDACTED]`).
+    #[test]
+    fn an_excerpt_cut_inside_an_escaped_quote_after_a_marker_is_stable() {
+        for pad in 150..=200 {
+            let message = format!("{} \"token\": \"{SECRET} and more", "a".repeat(pad));
+            let body = serde_json::to_vec(&serde_json::json!({ "m": message })).unwrap();
+            let out = excerpt(&body, &NONE);
+            assert!(!out.contains(SECRET), "{out}");
+            assert!(out.chars().count() <= EXCERPT_CHARS + 1, "{out}");
+            assert!(matches!(redact(&out), Cow::Borrowed(_)), "pad {pad}: {out}");
+            let err =
+                crate::ApiError::decode(http::StatusCode::CONTINUE, &http::HeaderMap::new(), &body);
+            let message = err.message();
+            assert!(
+                matches!(redact(message), Cow::Borrowed(_)),
+                "pad {pad}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_text_cut_inside_an_escape_after_a_marker_is_stable() {
+        for pad in 0..=40 {
+            for sep in ["\\t", "\\\"", "\\u0020"] {
+                let text = format!("{} token: {sep}{SECRET} and more", "a".repeat(pad));
+                let out = safe_text(&text, 40, &NONE);
+                assert!(!out.contains(SECRET), "{out}");
+                assert!(out.chars().count() <= 41, "{out}");
+                assert!(
+                    matches!(redact(&out), Cow::Borrowed(_)),
+                    "pad {pad} {sep}: {out}"
+                );
+            }
+        }
     }
 }
