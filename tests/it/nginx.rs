@@ -198,6 +198,7 @@ impl Nginx {
                     received_before: num(f[6]),
                     worker: None,
                     sent: None,
+                    window: None,
                 }
             })
             .collect()

@@ -8,7 +8,7 @@
 
 use crate::support::limited::{
     Arrival, Convention, Figures, LimitedServer, Limits, Load, Stamps, TOO_MANY, drive, in_window,
-    outcome, template_paths,
+    outcome, rejected_after_first, template_paths,
 };
 use bytes::Bytes;
 use http::Request;
@@ -175,6 +175,7 @@ fn arrival(at_ms: u64, path: &str, status: u16, seq: u64, rejected_before: u64) 
         received_before: Some(0),
         worker: None,
         sent: None,
+        window: None,
     }
 }
 
@@ -278,4 +279,24 @@ async fn an_x_ratelimit_quota_with_a_delta_reset_is_kept_without_a_429() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_x_ratelimit_quota_with_an_epoch_reset_is_kept_without_a_429() {
     announced(Convention::XRateLimitEpoch).await;
+}
+
+#[test]
+fn a_429_counts_against_the_client_only_in_a_window_it_could_foresee() {
+    let counted = |status, received_before, window| Arrival {
+        received_before: Some(received_before),
+        window: Some(window),
+        ..arrival(0, "/limited/1", status, 0, 0)
+    };
+    let log = [
+        // Window 7 counted a request sent before any response: its 429 is not the client's.
+        counted(200, 0, 7),
+        counted(429, 3, 7),
+        // Window 8 counted only requests sent knowing of the quota: its 429 is.
+        counted(200, 5, 8),
+        counted(429, 6, 8),
+        // A 429 to a request sent before any response never counts.
+        counted(429, 0, 9),
+    ];
+    assert_eq!(rejected_after_first(&log), 1);
 }

@@ -27,6 +27,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Full};
 use std::{
+    collections::HashSet,
     convert::Infallible,
     fmt,
     future::Future,
@@ -162,6 +163,8 @@ pub struct Arrival {
     pub worker: Option<u64>,
     /// When the client's gate let it through, on the server's timeline (from [`SENT`]).
     pub sent: Option<Duration>,
+    /// The announced window it was counted in (the Unix time over the window's length).
+    pub window: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -248,8 +251,11 @@ fn header_u64(req: &AxumRequest, name: &str) -> Option<u64> {
 fn handle(state: &ServerState, req: &AxumRequest) -> AxumResponse {
     let at = state.start.elapsed();
     let path = req.uri().path().to_owned();
+    let mut window = None;
     let mut res = if path.starts_with("/limited/") {
-        limited(state)
+        let (res, counted_in) = limited(state);
+        window = counted_in;
+        res
     } else if path == "/other" {
         json(StatusCode::OK, r#"{"ok":true}"#)
     } else {
@@ -278,6 +284,7 @@ fn handle(state: &ServerState, req: &AxumRequest) -> AxumResponse {
                 .duration_since(state.start_unix)
                 .ok()
         }),
+        window,
     };
     // Logged before the response leaves, so the log never misses an answered request.
     state.log.lock().unwrap().push(arrival);
@@ -294,8 +301,8 @@ fn json(status: StatusCode, body: &'static str) -> AxumResponse {
         .unwrap()
 }
 
-/// The answer on the template: the bucket's, or the announced window's.
-fn limited(state: &ServerState) -> AxumResponse {
+/// The answer on the template: the bucket's, or the announced window's (and that window).
+fn limited(state: &ServerState) -> (AxumResponse, Option<u64>) {
     let limits = &state.limits;
     let mut gate = state.gate.lock().unwrap();
     let Some(announce) = limits.announce else {
@@ -305,12 +312,12 @@ fn limited(state: &ServerState) -> AxumResponse {
         gate.last = now;
         if gate.tokens >= 1.0 {
             gate.tokens -= 1.0;
-            return json(StatusCode::OK, r#"{"ok":true}"#);
+            return (json(StatusCode::OK, r#"{"ok":true}"#), None);
         }
         let mut res = json(StatusCode::TOO_MANY_REQUESTS, TOO_MANY);
         res.headers_mut()
             .insert("retry-after", limits.retry_after_secs.into());
-        return res;
+        return (res, None);
     };
     let unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -360,7 +367,7 @@ fn limited(state: &ServerState) -> AxumResponse {
             h.insert("x-ratelimit-reset", reset.into());
         }
     }
-    res
+    (res, Some(window))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -689,7 +696,8 @@ pub struct Figures {
     pub in_window: usize,
     /// `429`s answered.
     pub rejected: usize,
-    /// `429`s answered to requests sent after the client had received a first response.
+    /// `429`s answered to requests sent after the client had received a first response, see
+    /// [`rejected_after_first`].
     pub rejected_after_first: usize,
     pub ok: usize,
     pub failed: usize,
@@ -701,6 +709,24 @@ pub struct Figures {
     pub median: Duration,
     pub other_worst: Option<Duration>,
     pub elapsed: Duration,
+}
+
+/// The `429`s answered to requests sent after the client had received a first response.
+///
+/// A window that also counted a request sent before any response is left out: the client
+/// could not know of the quota when it sent that one, nor in which window it would land (a
+/// request sent just before a window ends can reach the server just after).
+pub fn rejected_after_first(arrivals: &[Arrival]) -> usize {
+    let blind: HashSet<u64> = arrivals
+        .iter()
+        .filter(|a| a.received_before == Some(0))
+        .filter_map(|a| a.window)
+        .collect();
+    arrivals
+        .iter()
+        .filter(|a| a.status == 429 && a.received_before.unwrap_or(0) > 0)
+        .filter(|a| a.window.is_none_or(|w| !blind.contains(&w)))
+        .count()
 }
 
 impl Figures {
@@ -718,10 +744,7 @@ impl Figures {
         Figures {
             in_window: in_window(arrivals, &rejected, &in_scope, slack).len(),
             rejected: arrivals.iter().filter(|a| a.status == 429).count(),
-            rejected_after_first: arrivals
-                .iter()
-                .filter(|a| a.status == 429 && a.received_before.unwrap_or(0) > 0)
-                .count(),
+            rejected_after_first: rejected_after_first(arrivals),
             ok: run.ok,
             failed: run.failed,
             goodput,
