@@ -4,13 +4,13 @@
 //! ([`Disposition`]), does it close its path's rate-limit gate, does it prove the server did not
 //! process the request (so even a `POST` may be sent again), was a failed request certainly
 //! never sent. [`ErrorContract::new()`] answers them with the built-in table ([`classify`]); an
-//! API with codes of its own declares them with [`ErrorContract::code`], and every layer given
-//! the contract ([`ErrorDecodeLayer`](crate::ErrorDecodeLayer),
-//! [`McpDecodeLayer`](crate::decode::McpDecodeLayer), [`RetryLayer`](crate::RetryLayer),
-//! [`RateLimitBackoffLayer`](crate::RateLimitBackoffLayer),
-//! [`ResumableEvents`](crate::ResumableEvents), and with `tower-http` the
-//! `ContractClassifier`) answers the same way. [`ApiContractLayer::contract`] hands one
-//! contract to the whole stack.
+//! API with codes of its own declares them with [`ErrorContract::code`]. The contract of the
+//! layer that decodes an answer ([`ErrorDecodeLayer`](crate::ErrorDecodeLayer),
+//! [`McpDecodeLayer`](crate::decode::McpDecodeLayer), or
+//! [`ResumableEvents`](crate::ResumableEvents) for what it decodes itself) judges it once, and
+//! the [`Verdict`](crate::Verdict) travels on the error: the retry layer, the rate-limit gate
+//! and, with `tower-http`, the `ContractClassifier` read it. [`ApiContractLayer::contract`]
+//! hands one contract to the whole stack.
 //!
 //! A declared code is looked up by its text, exactly as the server spells it, whichever body
 //! shape carried it (a JSON envelope, an MCP tool error, a JSON-RPC error with a string code).
@@ -107,7 +107,6 @@ type Declared = HashMap<Box<str>, Disposition, foldhash::fast::FixedState>;
 /// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
 /// let quota = ErrorCode::parse("QUOTA_EXCEEDED");
 /// assert_eq!(contract.disposition(Some(StatusCode::BAD_REQUEST), &quota), Disposition::RateLimited);
-/// assert!(contract.closes_gate(Some(StatusCode::BAD_REQUEST), &quota));
 /// // Codes it does not declare keep the built-in answer.
 /// assert_eq!(
 ///     contract.disposition(Some(StatusCode::BAD_REQUEST), &ErrorCode::parse("OTHER")),
@@ -163,9 +162,14 @@ impl ErrorContract {
         self.outages
     }
 
+    /// The answers taken for outage signals.
+    pub(crate) const fn outage_signals(&self) -> OutageSignals {
+        self.outages.signals
+    }
+
     /// The outage signal an answer with `status` and `code` is, if any (see
     /// [`OutageSignals`] for the table). Rate limits are not outage signals: they close
-    /// their gate at once ([`closes_gate`](Self::closes_gate)). A code declared anything
+    /// their gate at once ([`Verdict::closes_gate`](crate::Verdict::closes_gate)). A code declared anything
     /// but [`Disposition::Retry`] is not one either.
     ///
     /// ```
@@ -266,25 +270,6 @@ impl ErrorContract {
         self.declared(code)
             .unwrap_or_else(|| classify(status, code))
     }
-
-    /// `true` when a server's answer with `status` and `code` closes its path's rate-limit
-    /// gate: a `429` whatever its code, a rate limit, or `REFRESH_IN_PROGRESS`.
-    pub fn closes_gate(&self, status: Option<StatusCode>, code: &ErrorCode) -> bool {
-        status == Some(StatusCode::TOO_MANY_REQUESTS)
-            || rejected_at_the_door(self.disposition(status, code), code)
-    }
-
-    /// `true` when a server's answer with `status` and `code` proves it did not process the
-    /// request (a rate limit, `REFRESH_IN_PROGRESS`), so a request that is not idempotent may
-    /// be sent again.
-    pub fn proves_unprocessed(&self, status: Option<StatusCode>, code: &ErrorCode) -> bool {
-        rejected_at_the_door(self.disposition(status, code), code)
-    }
-}
-
-/// A rate limit, or a key refresh in progress: the server turned the request away unprocessed.
-pub(crate) fn rejected_at_the_door(class: Disposition, code: &ErrorCode) -> bool {
-    class == Disposition::RateLimited || code == &ErrorCode::RefreshInProgress
 }
 
 impl Default for ErrorContract {
@@ -568,14 +553,6 @@ mod tests {
                     classify(status, &code),
                     "{code} at {status:?}"
                 );
-                let closes = status == s(429)
-                    || classify(status, &code) == Disposition::RateLimited
-                    || code == ErrorCode::RefreshInProgress;
-                assert_eq!(
-                    contract.closes_gate(status, &code),
-                    closes,
-                    "{code} at {status:?}"
-                );
             }
         }
     }
@@ -592,21 +569,13 @@ mod tests {
             contract.disposition(s(400), &quota),
             Disposition::RateLimited
         );
-        assert!(contract.closes_gate(s(400), &quota));
-        assert!(contract.proves_unprocessed(s(400), &quota));
         let locked = ErrorCode::parse("ACCOUNT_LOCKED");
         assert_eq!(
             contract.disposition(s(503), &locked),
             Disposition::NeedsHuman
         );
-        assert!(!contract.closes_gate(s(503), &locked));
-        assert!(
-            contract.closes_gate(s(429), &locked),
-            "a 429 closes whatever its code"
-        );
         let temp = ErrorCode::parse("TEMPORARILY_UNAVAILABLE");
         assert_eq!(contract.disposition(s(400), &temp), Disposition::Retry);
-        assert!(!contract.proves_unprocessed(s(400), &temp));
         assert_eq!(
             contract.disposition(s(503), &ErrorCode::Unavailable),
             Disposition::DoNotRetry
@@ -631,25 +600,23 @@ mod tests {
     }
 
     #[test]
-    fn declared_codes_restamp_errors() {
+    fn an_error_is_judged_by_the_contract_of_the_layer_that_made_it() {
         let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
         let api = crate::ApiError::decode(
             StatusCode::BAD_REQUEST,
             &Default::default(),
             br#"{"error": {"code": "QUOTA_EXCEEDED", "message": "over"}}"#,
         );
-        let mut err = Error::from_api(api);
+        let err = Error::from_api(api.clone());
         assert_eq!(err.disposition(), Disposition::FixRequest);
-        assert_eq!(err.disposition_under(&contract), Disposition::RateLimited);
-        assert!(err.closes_gate_under(&contract) && err.proves_unprocessed_under(&contract, false));
-        assert!(!err.closes_gate_under(&ErrorContract::new()));
-        err.restamp(&contract);
+        assert!(!err.verdict().closes_gate());
+        let err = Error::from_api(api).judged(&contract);
+        let verdict = err.verdict();
+        assert_eq!(verdict.disposition(), Disposition::RateLimited);
+        assert!(verdict.closes_gate() && verdict.proves_unprocessed());
         assert_eq!(err.disposition(), Disposition::RateLimited);
         assert_eq!(err.api().unwrap().disposition(), Disposition::RateLimited);
-        // The built-in contract leaves a stamp alone.
-        err.restamp(&ErrorContract::new());
-        assert_eq!(err.disposition(), Disposition::RateLimited);
-        assert!(err.closes_gate_under(&ErrorContract::new()));
+        assert!(err.is_declared());
     }
 
     #[test]
@@ -729,25 +696,23 @@ mod tests {
     fn transport_failures_and_outages() {
         use std::io;
         let c = ErrorContract::new();
-        let refused = Error::transport(io::Error::from(io::ErrorKind::ConnectionRefused));
-        assert_eq!(
-            refused.outage_signal_under(&c),
-            Some(OutageSignals::REFUSED)
-        );
+        let signal = |err: Error, c: &ErrorContract| err.judged(c).verdict().outage_signal();
+        let refused = || Error::transport(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert_eq!(signal(refused(), &c), Some(OutageSignals::REFUSED));
         // Sent, then reset or timed out here: the request may be the cause.
         let reset = Error::transport(io::Error::from(io::ErrorKind::ConnectionReset));
-        assert_eq!(reset.outage_signal_under(&c), None);
+        assert_eq!(signal(reset, &c), None);
         let elapsed = Error::transport(tower::timeout::error::Elapsed::new());
-        assert_eq!(elapsed.outage_signal_under(&c), None);
+        assert_eq!(signal(elapsed, &c), None);
         let gate = Error::gate_closed(std::time::Duration::from_secs(1));
-        assert_eq!(gate.outage_signal_under(&c), None);
+        assert_eq!(signal(gate, &c), None);
         let no_refused =
             ErrorContract::new().outages(OutageRule::DEFAULT.signals(OutageSignals::UNAVAILABLE));
-        assert_eq!(refused.outage_signal_under(&no_refused), None);
+        assert_eq!(signal(refused(), &no_refused), None);
         let api =
             crate::ApiError::decode(StatusCode::SERVICE_UNAVAILABLE, &Default::default(), b"");
         assert_eq!(
-            Error::from_api(api).outage_signal_under(&c),
+            signal(Error::from_api(api), &c),
             Some(OutageSignals::UNAVAILABLE)
         );
     }

@@ -4,10 +4,10 @@
 use crate::{
     ErrorCode, ErrorContract,
     classify::{Disposition, classify},
-    contract::rejected_at_the_door,
     reason::{LocalFailure, NotRetried},
     text::Credentials,
     text::safe::{MAX_TEXT_CHARS, safe_text},
+    verdict::Verdict,
 };
 use http::StatusCode;
 use serde_json::Value;
@@ -71,7 +71,7 @@ pub struct ApiError {
     grpc: Option<Box<crate::grpc::metadata::GrpcExtra>>,
     shape: BodyShape,
     /// The disposition an [`ErrorContract`](crate::ErrorContract) declared for the code.
-    declared: Option<Disposition>,
+    pub(crate) declared: Option<Disposition>,
 }
 
 /// What a decoder read from one response, its texts already made safe where they were read
@@ -501,9 +501,8 @@ struct Inner {
     /// The gRPC call's deadline ran out: the code is `DEADLINE_EXCEEDED`, whatever the last
     /// attempt answered.
     deadline_exceeded: bool,
-    /// The disposition an [`ErrorContract`](crate::ErrorContract) declared for a transport
-    /// failure's code.
-    declared: Option<Disposition>,
+    /// What the contract of the layer that decoded or made this error judged it to mean.
+    verdict: Verdict,
     /// A view of this error that an integration puts in its chain of sources (with `tonic`,
     /// the equivalent `tonic::Status`, where tonic looks for it), built on first use.
     view: std::sync::OnceLock<BoxError>,
@@ -540,12 +539,18 @@ impl Error {
     /// `DEADLINE_EXCEEDED` when the chain of sources holds a timeout, `UNAVAILABLE` otherwise;
     /// a refused connection is marked as never sent (see [`request_sent`](Self::request_sent)).
     pub fn transport(source: impl Into<BoxError>) -> Error {
-        Error::transport_with(source, &Credentials::new())
+        Error::transport_with(source, &Credentials::new(), &ErrorContract::new())
     }
 
-    /// [`transport`](Self::transport) for a request that carried `credentials`: they are
-    /// scrubbed from the message built from the chain of sources.
-    pub(crate) fn transport_with(source: impl Into<BoxError>, credentials: &Credentials) -> Error {
+    /// [`transport`](Self::transport) for a request that carried `credentials`, made by a
+    /// layer with `contract`: the credentials are scrubbed from the message built from the
+    /// chain of sources, and a failure made here is judged by `contract` (a boxed [`Error`]
+    /// keeps the verdict it was made with).
+    pub(crate) fn transport_with(
+        source: impl Into<BoxError>,
+        credentials: &Credentials,
+        contract: &ErrorContract,
+    ) -> Error {
         let source = source.into();
         let source = match source.downcast::<Error>() {
             Ok(err) => {
@@ -572,14 +577,19 @@ impl Error {
         }
         let message = crate::text::safe::excerpt(message.as_bytes(), credentials);
         let code = facts.code();
-        Error::new(
+        let err = Error::new(
             Kind::Transport {
                 code,
                 message: message.into(),
                 source,
             },
             facts.maybe_sent(),
-        )
+        );
+        if contract.is_builtin() {
+            err
+        } else {
+            err.judged(contract)
+        }
     }
 
     /// [`transport`](Self::transport), for a client adapter that knows more than the chain of
@@ -599,6 +609,7 @@ impl Error {
             if never_sent {
                 err.inner.sent = false;
             }
+            return err.judged(&ErrorContract::new());
         }
         err
     }
@@ -633,11 +644,32 @@ impl Error {
                 note: None,
                 retry_after: None,
                 deadline_exceeded: false,
-                declared: None,
+                verdict: Verdict::PENDING,
                 view: std::sync::OnceLock::new(),
                 quota: None,
             }),
         }
+        .judged(&ErrorContract::new())
+    }
+
+    /// This error, judged by `contract`: for a server's answer decoded, or a failure made, by
+    /// a layer with that contract.
+    pub(crate) fn judged(mut self, contract: &ErrorContract) -> Error {
+        if !contract.is_builtin()
+            && let Kind::Api(api) = &mut self.inner.kind
+            && let Some(declared) = contract.declared(&api.code)
+        {
+            api.declared = Some(declared);
+        }
+        self.inner.verdict = contract.judge(&self);
+        self.inner.view = std::sync::OnceLock::new();
+        self
+    }
+
+    /// What this error means for a retry, for its path's gate and for safety, as the contract
+    /// of the layer that decoded or made it judged it (see [`Verdict`]).
+    pub fn verdict(&self) -> Verdict {
+        self.inner.verdict
     }
 
     /// Scrubs `credentials` from everything this error shows, after the fact: for an error
@@ -678,120 +710,20 @@ impl Error {
     /// [`api`](Self::api) keeps the last answer.
     pub(crate) fn set_deadline_exceeded(&mut self) {
         self.inner.deadline_exceeded = true;
+        self.inner.verdict = ErrorContract::new().judge(self);
         self.inner.view = std::sync::OnceLock::new();
     }
 
     /// `true` when the code was set to `DEADLINE_EXCEEDED` because the call's deadline ran out.
-    #[cfg(feature = "tonic")]
     pub(crate) fn is_deadline_exceeded(&self) -> bool {
         self.inner.deadline_exceeded
     }
 
-    /// The disposition of this error under `contract`: its declared code, or what it already
-    /// carries. A server that forbade a retry keeps a retryable class from being retried.
-    #[cfg_attr(not(feature = "tower-http"), allow(dead_code))]
-    pub(crate) fn disposition_under(&self, contract: &ErrorContract) -> Disposition {
-        match self.declared_under(contract) {
-            Some(d) => heed_server(d, self.server_forbids_retry(), self.server_should_retry()),
-            None => self.disposition(),
-        }
-    }
-
-    /// The declared disposition that applies to this error under `contract`, if any (never to
-    /// a failure this crate detected itself: a closed gate is a rate limit by definition).
-    /// `true` when the error's code is one its contract declared (the layers stamp it): a
-    /// code of a fixed set the user chose, so a bounded metrics label.
+    /// `true` when the error's code is one its contract declared: a code of a fixed set the
+    /// user chose, so a bounded metrics label.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) fn is_declared(&self) -> bool {
-        match &self.inner.kind {
-            Kind::Api(api) => api.declared.is_some(),
-            _ => self.inner.declared.is_some(),
-        }
-    }
-
-    pub(crate) fn declared_under(&self, contract: &ErrorContract) -> Option<Disposition> {
-        if contract.is_builtin() || self.is_gate_closed() || self.is_local() {
-            return None;
-        }
-        contract.declared(self.code())
-    }
-
-    /// `true` when this error, a server's answer, closes its path's gate under `contract`. The
-    /// class counts, not the disposition: a rate limit whose server also forbade a retry still
-    /// closes the path.
-    pub(crate) fn closes_gate_under(&self, contract: &ErrorContract) -> bool {
-        !self.is_gate_closed()
-            && (self.status() == Some(StatusCode::TOO_MANY_REQUESTS)
-                || rejected_at_the_door(self.class_under(contract), self.code()))
-    }
-
-    /// `true` for a gRPC server's `RESOURCE_EXHAUSTED` that closes the gate under `contract`
-    /// and names no wait (no `grpc-retry-pushback-ms`): what a rate limit that says nothing
-    /// more answers, and also what a gRPC library answers of its own to a message over its
-    /// size limit (grpcio's "Received message larger than max"). The retry layer tells the
-    /// two apart by the same request's next answer.
-    pub(crate) fn is_bare_exhaustion_under(&self, contract: &ErrorContract) -> bool {
-        self.code() == &ErrorCode::ResourceExhausted
-            && self.retry_after().is_none()
-            && self.api().is_some_and(|a| a.shape() == BodyShape::Grpc)
-            && self.closes_gate_under(contract)
-    }
-
-    /// The outage signal this error is under `contract`, if any (see
-    /// [`OutageSignals`](crate::contract::OutageSignals)): a server's transient answer, or a
-    /// refused connection. A closed gate, a failure this crate detected, and a transport
-    /// failure after the request may have left are none.
-    pub(crate) fn outage_signal_under(
-        &self,
-        contract: &ErrorContract,
-    ) -> Option<crate::contract::OutageSignals> {
-        use crate::contract::OutageSignals;
-        match &self.inner.kind {
-            Kind::GateClosed { .. } | Kind::Local { .. } => None,
-            Kind::Transport { .. } => {
-                let refused = !self.request_sent()
-                    && self.class_under(contract).is_retryable()
-                    && contract
-                        .get_outages()
-                        .get_signals()
-                        .contains(OutageSignals::REFUSED);
-                refused.then_some(OutageSignals::REFUSED)
-            }
-            Kind::Api(api) => {
-                if self.server_forbids_retry() || self.closes_gate_under(contract) {
-                    return None;
-                }
-                match self.declared_under(contract) {
-                    Some(d) if d != crate::Disposition::Retry => None,
-                    _ => contract.outage_signal(Some(api.status()), self.code()),
-                }
-            }
-        }
-    }
-
-    /// `true` when this error shows the request had no effect on the server: it was never
-    /// sent (refused connection, closed gate), the server refused it at the door, or the
-    /// server asked for it to be sent again (`x-should-retry: true`). With
-    /// `grpc_unavailable`, a gRPC *server's* `UNAVAILABLE` counts too (gRPC's status-code
-    /// guide defines it as the code to retry).
-    pub(crate) fn proves_unprocessed_under(
-        &self,
-        contract: &ErrorContract,
-        grpc_unavailable: bool,
-    ) -> bool {
-        !self.request_sent()
-            || rejected_at_the_door(self.class_under(contract), self.code())
-            || self.server_should_retry() == Some(true)
-            || (grpc_unavailable
-                && self.code() == &ErrorCode::Unavailable
-                && self.api().is_some_and(|a| a.shape() == BodyShape::Grpc))
-    }
-
-    /// The class of this error under `contract` (its disposition before a server's refusal to
-    /// be retried).
-    fn class_under(&self, contract: &ErrorContract) -> Disposition {
-        self.declared_under(contract)
-            .unwrap_or_else(|| self.class())
+        self.inner.verdict.declared
     }
 
     /// The source of a transport failure, as the client reported it.
@@ -808,46 +740,25 @@ impl Error {
         &**self.inner.view.get_or_init(|| build(self))
     }
 
-    /// Applies the codes `contract` declares (the built-in contract changes nothing).
-    pub(crate) fn restamp(&mut self, contract: &crate::ErrorContract) {
-        let Some(declared) = self.declared_under(contract) else {
-            return;
-        };
-        match &mut self.inner.kind {
-            Kind::Api(api) => api.declared = Some(declared),
-            Kind::Transport { .. } => self.inner.declared = Some(declared),
-            // Never declared: `declared_under` answers `None` for them.
-            Kind::GateClosed { .. } | Kind::Local { .. } => {}
-        }
-        self.inner.view = std::sync::OnceLock::new();
-    }
-
     /// The disposition before a server's refusal to be retried.
     pub(crate) fn class(&self) -> Disposition {
+        self.inner.verdict.class
+    }
+
+    /// What the built-in table says of this error, before any declared code or the server's
+    /// own word.
+    pub(crate) fn builtin_class(&self) -> Disposition {
         if self.inner.deadline_exceeded {
             return classify(None, self.code());
         }
         match &self.inner.kind {
             Kind::Api(api) => api.class(),
-            Kind::Transport { code, .. } => {
-                self.inner.declared.unwrap_or_else(|| classify(None, code))
-            }
+            Kind::Transport { code, .. } => classify(None, code),
             Kind::GateClosed { .. } => Disposition::RateLimited,
             Kind::Local {
                 failure, status, ..
             } => classify(Some(*status), &failure.code()),
         }
-    }
-
-    /// `true` when the server forbade retrying (a negative `grpc-retry-pushback-ms`,
-    /// `x-should-retry: false`).
-    pub(crate) fn server_forbids_retry(&self) -> bool {
-        self.api().is_some_and(ApiError::server_forbids_retry)
-    }
-
-    /// The server's `x-should-retry` / `Stripe-Should-Retry` verdict, if it sent one.
-    pub(crate) fn server_should_retry(&self) -> Option<bool> {
-        self.api().and_then(ApiError::server_should_retry)
     }
 
     /// Records why the error is returned although it was retryable.
@@ -914,13 +825,7 @@ impl Error {
 
     /// What a careful caller does with this error.
     pub fn disposition(&self) -> Disposition {
-        if self.inner.deadline_exceeded {
-            return classify(None, self.code());
-        }
-        match &self.inner.kind {
-            Kind::Api(api) => api.disposition(),
-            _ => self.class(),
-        }
+        self.inner.verdict.disposition
     }
 
     /// `true` when the contract allows retrying the same request: the disposition is
@@ -1230,28 +1135,24 @@ mod tests {
                 b"",
             ))
         };
-        let contract = ErrorContract::new();
         for status in [400, 401, 403, 404, 409, 422] {
             let err = decode(status, &[("x-should-retry", "true")]);
             assert_eq!(err.disposition(), Disposition::Retry, "{status}");
-            assert!(err.proves_unprocessed_under(&contract, false));
+            assert!(err.verdict().proves_unprocessed());
             // The class is still what the status says: it decides the gate.
             assert!(!err.class().is_retryable());
         }
         for status in [429, 500, 503] {
             let err = decode(status, &[("stripe-should-retry", "false")]);
             assert_eq!(err.disposition(), Disposition::DoNotRetry, "{status}");
-            assert_eq!(err.closes_gate_under(&contract), status == 429);
+            assert_eq!(err.verdict().closes_gate(), status == 429);
         }
         // A declared code yields to the response's verdict too.
         let declared = ErrorContract::new().code("ACCOUNT_LOCKED", Disposition::NeedsHuman);
         let mut h = http::HeaderMap::new();
         h.insert("x-should-retry", http::HeaderValue::from_static("true"));
         let body = br#"{"code": "ACCOUNT_LOCKED", "message": "locked"}"#;
-        let mut err = Error::from(ApiError::decode(StatusCode::CONFLICT, &h, body));
-        assert_eq!(err.declared_under(&declared), Some(Disposition::NeedsHuman));
-        assert_eq!(err.disposition_under(&declared), Disposition::Retry);
-        err.restamp(&declared);
+        let err = Error::from(ApiError::decode(StatusCode::CONFLICT, &h, body)).judged(&declared);
         assert_eq!(err.disposition(), Disposition::Retry);
         assert_eq!(err.class(), Disposition::NeedsHuman);
         // A refusal wins over a request to retry.

@@ -164,6 +164,7 @@ pub mod sse;
 pub mod stack;
 mod telemetry;
 mod text;
+mod verdict;
 
 pub use classify::{Disposition, classify, classify_status};
 pub use code::ErrorCode;
@@ -179,6 +180,7 @@ pub use reason::{LocalFailure, NotRetried};
 pub use retry::{Attempts, Retry, RetryLayer, RetryOverride};
 pub use sse::{Event, ResumableEvents};
 pub use stack::{ApiContract, ApiContractLayer, McpApiContract, ServiceBuilderExt};
+pub use verdict::Verdict;
 
 /// A boxed error: the same type as [`tower::BoxError`], which the crate uses.
 #[deprecated(note = "use `tower::BoxError`, the same type")]

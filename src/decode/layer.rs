@@ -365,8 +365,7 @@ where
                     let res = match ready!(future.poll(cx)) {
                         Ok(res) => res,
                         Err(e) => {
-                            let mut err = Error::transport_with(e, this.credentials);
-                            err.restamp(this.contract);
+                            let err = Error::transport_with(e, this.credentials, this.contract);
                             telemetry::request_failed(this.started, &err);
                             return Poll::Ready(Err(err));
                         }
@@ -439,8 +438,7 @@ fn decode(
     if api.shape() == BodyShape::Unrecognized {
         telemetry::undecodable(parts.status);
     }
-    let mut err = Error::from_api(api);
-    err.restamp(contract);
+    let mut err = Error::from_api(api).judged(contract);
     // Error responses announce quotas too (a 429 with `RateLimit: ...;r=0;t=30`).
     err.set_quota(crate::Quota::read(
         &parts.headers,

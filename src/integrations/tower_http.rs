@@ -98,7 +98,8 @@ pub const ContractClassifier: ContractClassifier = ContractClassifier {
 };
 
 impl ContractClassifier {
-    /// A classifier of `contract`.
+    /// A classifier of `contract`: it classifies the responses it sees by `contract`, and an
+    /// [`Error`] by the [`Verdict`](crate::Verdict) the error carries.
     pub fn new(contract: ErrorContract) -> ContractClassifier {
         ContractClassifier { contract }
     }
@@ -161,7 +162,7 @@ fn grpc_failure(
 fn error_class<E: fmt::Display + 'static>(contract: &ErrorContract, error: &E) -> FailureClass {
     match (error as &dyn Any).downcast_ref::<Error>() {
         Some(err) => FailureClass {
-            disposition: err.disposition_under(contract),
+            disposition: err.disposition(),
             code: err.code().clone(),
             status: err.status(),
         },

@@ -118,8 +118,7 @@ where
                                 ended = true;
                             }
                             ReadEnd::Failed(e) => {
-                                let mut err = Error::transport_with(e, credentials);
-                                err.restamp(contract);
+                                let err = Error::transport_with(e, credentials, contract);
                                 return Poll::Ready(Err(err));
                             }
                         }
@@ -131,8 +130,7 @@ where
                             inspect(parts.status, &parts.headers, &prefix, credentials)
                         {
                             tracing::debug!(code = %api.code(), "decoded MCP tool-call error");
-                            let mut err = Error::from_api(api);
-                            err.restamp(contract);
+                            let err = Error::from_api(api).judged(contract);
                             return Poll::Ready(Err(err));
                         }
                         body.take();

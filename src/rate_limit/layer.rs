@@ -170,11 +170,12 @@ impl RateLimitBackoffLayer {
         self
     }
 
-    /// The error contract that decides which answers close a path's gate: a `429` whatever
-    /// its code, `REFRESH_IN_PROGRESS`, and every code with the disposition
-    /// [`RateLimited`](crate::Disposition::RateLimited), built in or declared (see
-    /// [`ErrorContract`]); and which transient rejections close it when they are an outage
-    /// ([`ErrorContract::outages`], see [outages](super#outages)).
+    /// The error contract of the gate: where an announced quota applies and which header
+    /// families announce it, and how many outage signals close a path
+    /// ([`ErrorContract::outages`], see [outages](super#outages)). Which answers close a path
+    /// or signal an outage is the [`Verdict`](crate::Verdict) the decoding layer's contract
+    /// gave them: [`ApiContractLayer::contract`](crate::ApiContractLayer::contract) gives one
+    /// contract to both.
     ///
     /// ```
     /// use tower_api_retry::{Disposition, ErrorContract, RateLimitBackoffLayer};

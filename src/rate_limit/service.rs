@@ -278,13 +278,13 @@ impl Track {
             // request (a message over its size limit), which says nothing of the method. It
             // neither closes nor extends the gate; as a probe it hands the role on, so the
             // next request tests the method at once (see the module docs' outages).
-            (Some(e), _) if self.again && e.is_bare_exhaustion_under(&self.config.contract) => {
+            (Some(e), _) if self.again && e.verdict().is_bare_exhaustion() => {
                 tracing::debug!(key = %self.key, "rate-limit gate: the same request refused again, not the method");
                 if let Some(id) = probe {
                     gates.hand_on(self.key, id);
                 }
             }
-            (Some(e), _) if e.closes_gate_under(&self.config.contract) => {
+            (Some(e), _) if e.verdict().closes_gate() => {
                 let hint = e.retry_after().map(|d| d.min(self.config.max_closed));
                 gates.reject(self.key, hint, probe, &self.config.backoff);
                 if self.scope != self.key {
@@ -292,7 +292,7 @@ impl Track {
                 }
             }
             (Some(e), _)
-                if e.outage_signal_under(&self.config.contract).is_some()
+                if e.verdict().outage_signal().is_some()
                     && gates.outage(
                         self.key,
                         e.retry_after().map(|d| d.min(self.config.max_closed)),
@@ -431,9 +431,8 @@ where
                             }
                             res.map(ResponseBody::plain)
                         }
-                        (Err(mut e), track) => {
+                        (Err(e), track) => {
                             if let Some(mut track) = track {
-                                e.restamp(&track.config.contract);
                                 if e.quota().is_some() {
                                     // As for a success: the server counted this request.
                                     track.land();

@@ -2,9 +2,9 @@ use super::{
     Attempts, ExhaustedBefore, ReplayBody,
     deadline::{Deadline, GRPC_TIMEOUT, encode_grpc_timeout},
     layer::Shared,
-    policy,
+    policy::{self, Refusal},
 };
-use crate::{NotRetried, error::Error, telemetry};
+use crate::{NotRetried, error::Error, telemetry, text::Credentials};
 use http::{Request, Response, request::Parts};
 use pin_project_lite::pin_project;
 use std::{
@@ -68,18 +68,6 @@ pub(crate) struct Retrying<S, B: ReplayBody> {
     pub(crate) exhausted: bool,
 }
 
-/// Why an error is returned without a further attempt.
-enum Refusal {
-    /// Nothing to say: the error is not retryable.
-    Quiet,
-    Note(NotRetried),
-    /// The call's deadline leaves no room for another attempt.
-    Deadline(NotRetried),
-    /// A gRPC call's deadline leaves no room for another attempt: the call ends at its
-    /// deadline with `DEADLINE_EXCEEDED`, as gRPC's own clients end it.
-    AtDeadline,
-}
-
 impl<S, B> fmt::Debug for ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
@@ -138,8 +126,11 @@ where
                             {
                                 // The deadline passed with the attempt in flight: drop it.
                                 this.state.set(State::Done);
-                                let mut err =
-                                    Error::transport(tower::timeout::error::Elapsed::new());
+                                let mut err = Error::transport_with(
+                                    tower::timeout::error::Elapsed::new(),
+                                    &Credentials::new(),
+                                    &retry.shared.contract,
+                                );
                                 err.set_attempts(*this.attempts);
                                 telemetry::attempt_failed(this.span, &err);
                                 let why = NotRetried::DeadlineDuringAttempt {
@@ -164,7 +155,14 @@ where
                             }
                             return Poll::Ready(Ok(res));
                         }
-                        Err(e) => Error::transport(e),
+                        Err(e) => match this.retry.as_ref() {
+                            Some(retry) => Error::transport_with(
+                                e,
+                                &Credentials::new(),
+                                &retry.shared.contract,
+                            ),
+                            None => Error::transport(e),
+                        },
                     };
                     // Drop the failed attempt first: a request it never sent hands its body
                     // back as it goes (see `CaptureBody`), for the replay below.
@@ -174,7 +172,6 @@ where
                         telemetry::attempt_failed(this.span, &err);
                         return Poll::Ready(Err(err));
                     };
-                    err.restamp(&retry.shared.contract);
                     telemetry::attempt_failed(this.span, &err);
                     match retry.decide(&err, *this.attempts) {
                         Ok(wait) => {
@@ -227,7 +224,8 @@ where
                         return Poll::Ready(Err(err));
                     }
                     if let Err(e) = ready!(retry.service.poll_ready(cx)) {
-                        let mut err = Error::transport(e);
+                        let mut err =
+                            Error::transport_with(e, &Credentials::new(), &retry.shared.contract);
                         err.set_attempts(*this.attempts);
                         return Poll::Ready(Err(err));
                     }
@@ -263,126 +261,61 @@ where
 }
 
 impl<S, B: ReplayBody> Retrying<S, B> {
-    /// Whether to send the request again after `err`, and after how long. On `Ok` the body
-    /// to send is in `pending`; `Err` carries the note saying why not.
+    /// Whether to send the request again after `err`, and after how long (see
+    /// [`policy::decide`]). On `Ok` the body to send is in `pending`.
     fn decide(&mut self, err: &Error, attempts: u32) -> Result<Duration, Refusal> {
         let config = &self.shared.config;
-        if !err.is_retryable() {
-            let Some(api) = err.api() else {
-                return Err(Refusal::Quiet);
-            };
-            if api.server_forbids_retry() && api.server_should_retry() != Some(false) {
-                return Err(Refusal::Note(NotRetried::ServerForbids));
-            }
-            // `x-should-retry: false` on an error the contract would have retried.
-            if api.server_should_retry() == Some(false) && err.class().is_retryable() {
-                return Err(Refusal::Note(NotRetried::ShouldNotRetry));
-            }
-            return Err(Refusal::Quiet);
-        }
-        // A gRPC `RESOURCE_EXHAUSTED` naming no wait, to a request the server last answered
-        // the same way: the request itself is refused (a message over the server's size
-        // limit), and a third try would fail the same way.
-        let bare = err.is_bare_exhaustion_under(&self.shared.contract);
-        if bare && self.exhausted {
-            return Err(Refusal::Note(NotRetried::ExhaustedAgain));
-        }
+        let now = Instant::now();
+        let retries = attempts.saturating_sub(1);
+        let backoff = config.backoff.delay(retries, self.previous);
+        let facts = policy::Facts {
+            err,
+            attempts,
+            max_retries: self.max_retries,
+            method: &self.parts.method,
+            // Worked out only here, on the error path: the success path never looks at
+            // headers.
+            request: policy::RequestFacts::of(&self.parts.method, &self.parts.headers),
+            declared_idempotent: self.idempotent,
+            exhausted_before: self.exhausted,
+            deadline: self.deadline.map(|d| policy::Left {
+                left: d.left(now),
+                limit: d.limit,
+                grpc: d.grpc,
+            }),
+            backoff,
+        };
         if err.request_sent() {
             // An attempt never sent (a closed gate) is no answer: the last one still counts.
-            self.exhausted = bare;
+            self.exhausted = err.verdict().is_bare_exhaustion();
         }
-        let now = Instant::now();
-        if let Some(deadline) = self.deadline
-            && deadline.left(now).is_zero()
-        {
-            return Err(Refusal::Deadline(NotRetried::DeadlinePassed {
-                limit: deadline.limit,
-            }));
-        }
-        let retries = attempts.saturating_sub(1);
-        if retries >= self.max_retries {
-            return Err(Refusal::Note(NotRetried::MaxRetries {
-                max: self.max_retries,
-            }));
-        }
-        // Worked out only here, on the error path: the success path never looks at headers.
-        let facts = policy::RequestFacts::of(&self.parts.method, &self.parts.headers);
-        if !facts.idempotent
-            && !self.idempotent
-            && !config.retry_non_idempotent
-            && !err.proves_unprocessed_under(
-                &self.shared.contract,
-                config.retry_grpc_unavailable && facts.grpc,
-            )
-        {
-            return Err(Refusal::Note(NotRetried::NotIdempotent {
-                method: self.parts.method.clone(),
-            }));
-        }
-        let hint = err.retry_after();
-        if let Some(hint) = hint.filter(|h| *h > config.max_retry_after) {
-            return Err(Refusal::Note(NotRetried::RetryAfterTooLong {
-                asked: hint,
-                max: config.max_retry_after,
-            }));
-        }
-        let body = B::replay(&self.copy)
-            .map_err(|why| Refusal::Note(NotRetried::BodyNotReplayable(why)))?;
-        let backoff = config.backoff.delay(retries, self.previous);
-        let wait = backoff.max(hint.unwrap_or(Duration::ZERO));
-        if let Some(deadline) = self.deadline {
-            // A wait that ends at the deadline leaves no time for the attempt after it.
-            let left = deadline.left(now);
-            if wait >= left {
-                if deadline.grpc {
-                    return Err(Refusal::AtDeadline);
+        let (copy, pending) = (&self.copy, &mut self.pending);
+        let replay = || {
+            *pending = Some(B::replay(copy)?);
+            Ok(())
+        };
+        let budget = self.shared.budget.as_ref().map(|budget| {
+            |bound| {
+                let ready = budget.take(bound)?;
+                if !ready.is_zero() {
+                    tracing::debug!(
+                        wait_ms = u64::try_from(ready.as_millis()).unwrap_or(u64::MAX),
+                        "retry budget spent: waiting for it"
+                    );
                 }
-                return Err(Refusal::Deadline(NotRetried::DeadlineOverrun {
-                    wait,
-                    limit: deadline.limit,
-                    left,
-                }));
+                Ok(ready)
             }
+        });
+        let decided = policy::decide(&facts, config, replay, budget);
+        match &decided {
+            Ok(_) => self.previous = Some(backoff),
+            Err(Refusal::Note(NotRetried::BudgetExhausted)) => telemetry::budget_exhausted(),
+            Err(_) => {}
         }
-        let mut wait = wait;
-        if let Some(budget) = &self.shared.budget {
-            // A spent budget is waited for, alongside the backoff, within the layer's bound
-            // and before the deadline.
-            let mut bound = config.max_budget_wait;
-            if let Some(deadline) = self.deadline {
-                bound = bound.min(deadline.left(now).saturating_sub(Duration::from_nanos(1)));
-            }
-            match budget.take(bound) {
-                Ok(ready) => {
-                    if ready > wait {
-                        tracing::debug!(
-                            wait_ms = u64::try_from(ready.as_millis()).unwrap_or(u64::MAX),
-                            "retry budget spent: waiting for it"
-                        );
-                        wait = ready;
-                    }
-                }
-                Err(needed) => {
-                    if let (Some(deadline), Some(needed)) = (self.deadline, needed)
-                        && needed <= config.max_budget_wait
-                    {
-                        if deadline.grpc {
-                            return Err(Refusal::AtDeadline);
-                        }
-                        return Err(Refusal::Deadline(NotRetried::DeadlineOverrun {
-                            wait: needed,
-                            limit: deadline.limit,
-                            left: deadline.left(now),
-                        }));
-                    }
-                    telemetry::budget_exhausted();
-                    return Err(Refusal::Note(NotRetried::BudgetExhausted));
-                }
-            }
+        if decided.is_err() {
+            self.pending = None;
         }
-        self.previous = Some(backoff);
-        self.pending = Some(body);
-        Ok(wait)
+        decided
     }
 
     /// Says on `err` why it is returned; a gRPC call whose deadline ran out becomes

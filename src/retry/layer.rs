@@ -175,9 +175,11 @@ impl RetryLayer {
         self
     }
 
-    /// The error contract that decides what is retried: codes an API declares (see
-    /// [`ErrorContract`]) are retried, or not, as declared. A declared rate limit is retried
-    /// after its `Retry-After`, even for a `POST`: the server turned it away unprocessed.
+    /// The error contract that judges the failures this layer meets undecoded (a transport
+    /// failure of a service without [`ErrorDecodeLayer`](crate::ErrorDecodeLayer)). An
+    /// answer decoded below carries the [`Verdict`](crate::Verdict) of the decoding layer's
+    /// contract, which this layer reads: give an API's codes to the layer that decodes, or to
+    /// [`ApiContractLayer::contract`](crate::ApiContractLayer::contract) for the whole stack.
     ///
     /// ```
     /// use tower_api_retry::{Disposition, ErrorContract, RetryLayer};

@@ -270,12 +270,24 @@ pub use overrides::RetryOverride;
 pub use policy::IDEMPOTENCY_KEY;
 pub use service::Retry;
 
-/// Carried by a retry whose request the server last answered with a gRPC
-/// `RESOURCE_EXHAUSTED` that names no wait (`Error::is_bare_exhaustion_under`): the same
-/// answer to this attempt is the request's own, and the rate-limit gate inside does not take
-/// it for its method's (see the [outages](crate::rate_limit#outages) section).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ExhaustedBefore;
+/// In a retry's extensions when the server last answered the same request with a gRPC
+/// `RESOURCE_EXHAUSTED` that names no wait.
+///
+/// Such an answer is what a rate limit that says nothing more sends, and also what a gRPC
+/// library sends of its own for a message over its size limit. The same answer to the next
+/// attempt shows it was the request's own: the [`RetryLayer`] puts this marker on that attempt
+/// so that a rate-limit gate below neither closes nor extends the path for it (see
+/// [outages](crate::rate_limit#outages)), and does not send a third one.
+///
+/// ```
+/// use tower_api_retry::retry::ExhaustedBefore;
+///
+/// let mut retry = http::Request::new(());
+/// retry.extensions_mut().insert(ExhaustedBefore);
+/// assert!(retry.extensions().get::<ExhaustedBefore>().is_some());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExhaustedBefore;
 
 /// How many attempts produced a response. Read it with [`Attempts::of`], which answers for
 /// every response; [`Error::attempts`](crate::Error::attempts) carries the same on failure.

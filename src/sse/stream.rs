@@ -178,9 +178,11 @@ where
         self
     }
 
-    /// The error contract that decides which failed connections are retried: a connection
-    /// answered with a code the contract declares retryable (see [`ErrorContract`]) is tried
-    /// again, one declared otherwise ends the stream.
+    /// The error contract that judges the answers this stream decodes itself (a service
+    /// without [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) below it): a connection answered
+    /// with a code the contract declares retryable (see [`ErrorContract`]) is tried again, one
+    /// declared otherwise ends the stream. An error decoded below carries the verdict of the
+    /// decoding layer's contract.
     ///
     /// ```
     /// use bytes::Bytes;
@@ -249,7 +251,6 @@ where
 
     /// Handles a failed attempt: ends the stream, or schedules the next connection.
     fn fail(&mut self, mut err: Error) -> Option<Error> {
-        err.restamp(&self.contract);
         if !err.is_retryable() {
             self.state = State::Done;
             return Some(err);
@@ -324,7 +325,7 @@ where
                         this.state = State::Connecting(Box::pin(future));
                         continue;
                     }
-                    Err(e) => Error::transport_with(e, &this.credentials()),
+                    Err(e) => Error::transport_with(e, &this.credentials(), &this.contract),
                 },
                 State::Connecting(future) => match ready!(future.as_mut().poll(cx)) {
                     Ok(res) if res.status() == StatusCode::NO_CONTENT => {
@@ -372,12 +373,14 @@ where
                         res.headers(),
                         &[],
                         &credentials_of(&this.headers, &this.uri, &this.sensitive),
-                    )),
+                    ))
+                    .judged(&this.contract),
                     // An error from below (typed by `ErrorDecodeLayer`, or a transport
                     // failure) is scrubbed of this stream's credentials too.
                     Err(e) => Error::transport_with(
                         e,
                         &credentials_of(&this.headers, &this.uri, &this.sensitive),
+                        &this.contract,
                     ),
                 },
                 State::Reading(body) => match ready!(body.as_mut().poll_frame(cx)) {
@@ -404,11 +407,16 @@ where
                     Some(Err(e)) => Error::transport_with(
                         e,
                         &credentials_of(&this.headers, &this.uri, &this.sensitive),
+                        &this.contract,
                     ),
-                    None => Error::transport(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the event stream ended",
-                    )),
+                    None => Error::transport_with(
+                        std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the event stream ended",
+                        ),
+                        &Credentials::new(),
+                        &this.contract,
+                    ),
                 },
                 State::Waiting => {
                     if let Some(sleep) = &mut this.sleep {

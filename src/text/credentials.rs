@@ -1225,8 +1225,11 @@ mod tests {
     #[test]
     fn transport_errors() {
         let c = with_key();
-        let err =
-            crate::Error::transport_with(std::io::Error::other(format!("proxy refused {KEY}")), &c);
+        let err = crate::Error::transport_with(
+            std::io::Error::other(format!("proxy refused {KEY}")),
+            &c,
+            &crate::ErrorContract::new(),
+        );
         assert_eq!(err.message(), "proxy refused [REDACTED]");
         // An `Error` from below is scrubbed too.
         let inner = crate::Error::from(ApiError::new(
@@ -1234,7 +1237,7 @@ mod tests {
             ErrorCode::InvalidApiKey,
             format!("bad {KEY}"),
         ));
-        let err = crate::Error::transport_with(inner, &c);
+        let err = crate::Error::transport_with(inner, &c, &crate::ErrorContract::new());
         assert_eq!(err.message(), "bad [REDACTED]");
         assert!(!format!("{err} {err:?}").contains(KEY));
     }

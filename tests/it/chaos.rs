@@ -167,6 +167,13 @@ async fn chaos_soak() {
         let id: usize = s.headers["x-req"].to_str().unwrap().parse().unwrap();
         by_req.entry(id).or_default().push(s);
     }
+    // In the order the client sent them, not the order they reached the server: on a loaded
+    // machine an attempt given up for slow can reach the server after the next one.
+    let sent_as =
+        |s: &crate::support::Seen| -> u64 { s.headers["x-seq"].to_str().unwrap().parse().unwrap() };
+    for attempts in by_req.values_mut() {
+        attempts.sort_by_key(|s| sent_as(s));
+    }
 
     // Every request ended in a response or a typed error that matches what the server did
     // last: a 200 after a 200; an error response with the status the server sent; a

@@ -133,13 +133,14 @@ async fn a_declared_code_changes_what_every_layer_does() {
     client.oneshot(get("/v1/me")).await.unwrap();
     assert_eq!(script.seen().len(), 2);
 
-    // Gate: after QUOTA_EXCEEDED the same path is held, another flows. The decode layer below
-    // knows nothing of the code: the gate's own contract decides.
+    // Gate: after QUOTA_EXCEEDED the same path is held, another flows. The gate reads the
+    // verdict of the layer that decoded the answer.
     let script = Script::new([error(400, "QUOTA_EXCEEDED", &[("retry-after", "60")])]);
-    let gated = RateLimitBackoffLayer::new()
-        .contract(contract())
-        .fail_fast()
-        .layer(ErrorDecodeLayer::new().layer(script.service()));
+    let gated = RateLimitBackoffLayer::new().fail_fast().layer(
+        ErrorDecodeLayer::new()
+            .contract(contract())
+            .layer(script.service()),
+    );
     let err = gated.clone().oneshot(get("/v1/reports")).await.unwrap_err();
     assert!(!err.is_gate_closed());
     let held = gated.clone().oneshot(get("/v1/reports")).await.unwrap_err();
@@ -160,10 +161,11 @@ async fn a_declared_code_changes_what_every_layer_does() {
         ok("text/event-stream", "id: 1\ndata: hello\n\n"),
     ]);
     let events = ResumableEvents::new(
-        ErrorDecodeLayer::new().layer(script.service()),
+        ErrorDecodeLayer::new()
+            .contract(contract())
+            .layer(script.service()),
         Request::get("/v1/events").body(()).unwrap(),
-    )
-    .contract(contract());
+    );
     let mut events = std::pin::pin!(events);
     let first = events.next().await.unwrap().unwrap();
     assert_eq!(first.data, "hello");
@@ -202,12 +204,15 @@ async fn the_tower_http_classifier_reads_the_same_contract() {
     let classify = |contract: ErrorContract, seen: Arc<Mutex<Vec<FailureClass>>>| {
         let script = Script::new([error(400, "QUOTA_EXCEEDED", &[])]);
         ServiceBuilder::new()
-            .layer(ContractClassifier::trace_layer_with(contract).on_failure(
-                move |class: FailureClass, _: std::time::Duration, _: &tracing::Span| {
-                    seen.lock().unwrap().push(class);
-                },
-            ))
-            .layer(ErrorDecodeLayer::new())
+            .layer(
+                ContractClassifier::trace_layer_with(contract.clone()).on_failure(
+                    move |class: FailureClass, _: std::time::Duration, _: &tracing::Span| {
+                        seen.lock().unwrap().push(class);
+                    },
+                ),
+            )
+            // The classifier reads the verdict of the layer that decoded the error.
+            .layer(ErrorDecodeLayer::new().contract(contract))
             .service(script.service())
     };
     classify(contract(), seen.clone())
