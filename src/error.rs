@@ -7,7 +7,7 @@ use crate::{
     reason::{LocalFailure, NotRetried},
     text::Credentials,
     text::safe::{MAX_TEXT_CHARS, safe_text},
-    verdict::Verdict,
+    verdict::{Answer, Origin, Verdict, heed_server},
 };
 use http::StatusCode;
 use serde_json::Value;
@@ -371,27 +371,6 @@ impl fmt::Display for ApiError {
 
 impl StdError for ApiError {}
 
-/// A class as the server's word leaves it: a retryable class the server forbade retrying is
-/// `DoNotRetry`; any other class the server asked to be retried (`x-should-retry: true`) is
-/// `Retry`. A refusal wins over a request to retry.
-pub(crate) fn heed_server(
-    class: Disposition,
-    forbids: bool,
-    should_retry: Option<bool>,
-) -> Disposition {
-    if forbids {
-        if class.is_retryable() {
-            Disposition::DoNotRetry
-        } else {
-            class
-        }
-    } else if should_retry == Some(true) && !class.is_retryable() {
-        Disposition::Retry
-    } else {
-        class
-    }
-}
-
 /// The header that forces a key rotation past a connected agent.
 pub const X_FORCE_ROTATE: http::HeaderName = http::HeaderName::from_static("x-force-rotate");
 
@@ -661,9 +640,33 @@ impl Error {
         {
             api.declared = Some(declared);
         }
-        self.inner.verdict = contract.judge(&self);
+        self.inner.verdict = contract.judge(&self.answer());
         self.inner.view = std::sync::OnceLock::new();
         self
+    }
+
+    /// What the contract is asked about this error.
+    fn answer(&self) -> Answer<'_> {
+        let from = match &self.inner.kind {
+            _ if self.inner.deadline_exceeded => Origin::Here { gate_closed: false },
+            Kind::Api(api) => Origin::Server {
+                forbids: api.server_forbids_retry(),
+                should_retry: api.server_should_retry(),
+                grpc: api.shape() == BodyShape::Grpc,
+                declared: api.declared,
+            },
+            Kind::Transport { .. } => Origin::Transport,
+            Kind::GateClosed { .. } => Origin::Here { gate_closed: true },
+            Kind::Local { .. } => Origin::Here { gate_closed: false },
+        };
+        Answer {
+            code: self.code(),
+            status: self.status(),
+            builtin: self.builtin_class(),
+            sent: self.request_sent(),
+            names_wait: self.retry_after().is_some(),
+            from,
+        }
     }
 
     /// What this error means for a retry, for its path's gate and for safety, as the contract
@@ -710,7 +713,7 @@ impl Error {
     /// [`api`](Self::api) keeps the last answer.
     pub(crate) fn set_deadline_exceeded(&mut self) {
         self.inner.deadline_exceeded = true;
-        self.inner.verdict = ErrorContract::new().judge(self);
+        self.inner.verdict = ErrorContract::new().judge(&self.answer());
         self.inner.view = std::sync::OnceLock::new();
     }
 

@@ -1,10 +1,6 @@
 //! What one answer means, judged once: [`Verdict`].
 
-use crate::{
-    Disposition, ErrorCode, ErrorContract,
-    contract::OutageSignals,
-    error::{BodyShape, Error, heed_server},
-};
+use crate::{Disposition, ErrorCode, ErrorContract, contract::OutageSignals};
 use http::StatusCode;
 
 /// What the contract makes of one answer: for a retry, for the path's gate, and for safety.
@@ -120,43 +116,76 @@ impl Verdict {
     }
 }
 
+/// What the contract is asked about an error: the facts its verdict depends on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Answer<'a> {
+    pub(crate) code: &'a ErrorCode,
+    pub(crate) status: Option<StatusCode>,
+    /// What the built-in table says, before any declared code or the server's own word.
+    pub(crate) builtin: Disposition,
+    /// The request may have reached the server.
+    pub(crate) sent: bool,
+    /// The answer names a wait (`Retry-After`, a gRPC pushback).
+    pub(crate) names_wait: bool,
+    pub(crate) from: Origin,
+}
+
+/// Who gave the answer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Origin {
+    /// The server, in a response.
+    Server {
+        /// It forbade a retry (`x-should-retry: false`, a negative pushback).
+        forbids: bool,
+        /// `x-should-retry` / `Stripe-Should-Retry`, if sent.
+        should_retry: Option<bool>,
+        /// A gRPC status.
+        grpc: bool,
+        /// The disposition a contract declared when the answer was decoded.
+        declared: Option<Disposition>,
+    },
+    /// The transport: the request failed before an answer.
+    Transport,
+    /// This crate: a closed gate, a deadline, a check of the response.
+    Here { gate_closed: bool },
+}
+
 impl ErrorContract {
-    /// The verdict on `err`: the one place where what an answer means is decided.
-    pub(crate) fn judge(&self, err: &Error) -> Verdict {
-        let code = err.code();
-        let server = err.api();
-        let (forbids, should_retry) = server.map_or((false, None), |api| {
-            (api.server_forbids_retry(), api.server_should_retry())
-        });
-        // A failure this crate made (a closed gate, a deadline, a local check) is what the
-        // built-in table says; a server's answer or a transport failure may be declared.
-        let made_here = err.is_gate_closed() || err.is_local() || err.is_deadline_exceeded();
-        let declared = if made_here {
-            None
-        } else {
-            self.declared(code).or(server.and_then(|api| api.declared))
+    /// The verdict on an answer: the one place where what an answer means is decided.
+    pub(crate) fn judge(&self, answer: &Answer<'_>) -> Verdict {
+        let code = answer.code;
+        let (forbids, should_retry, grpc, decoded) = match answer.from {
+            Origin::Server {
+                forbids,
+                should_retry,
+                grpc,
+                declared,
+            } => (forbids, should_retry, grpc, declared),
+            Origin::Transport | Origin::Here { .. } => (false, None, false, None),
         };
-        let class = declared.unwrap_or_else(|| err.builtin_class());
-        let disposition = if err.is_deadline_exceeded() {
-            class
-        } else {
-            heed_server(class, forbids, should_retry)
+        // A failure this crate made is what the built-in table says; a server's answer or a
+        // transport failure may be declared.
+        let declared = match answer.from {
+            Origin::Here { .. } => None,
+            _ => self.declared(code).or(decoded),
         };
+        let class = declared.unwrap_or(answer.builtin);
+        let disposition = heed_server(class, forbids, should_retry);
         let at_the_door =
             class == Disposition::RateLimited || code == &ErrorCode::RefreshInProgress;
-        let grpc = server.is_some_and(|api| api.shape() == BodyShape::Grpc);
-        let gate = if err.is_gate_closed() {
+        let gate = if matches!(answer.from, Origin::Here { gate_closed: true }) {
             Gate::Stays
-        } else if err.status() == Some(StatusCode::TOO_MANY_REQUESTS) || at_the_door {
+        } else if answer.status == Some(StatusCode::TOO_MANY_REQUESTS) || at_the_door {
             Gate::Closes {
-                bare: code == &ErrorCode::ResourceExhausted && err.retry_after().is_none() && grpc,
+                bare: code == &ErrorCode::ResourceExhausted && !answer.names_wait && grpc,
             }
-        } else if let Some(signal) = self.outage_of(err, class, forbids, declared) {
-            Gate::Outage(signal)
         } else {
-            Gate::Stays
+            match self.outage_of(answer, class, forbids, declared) {
+                Some(signal) => Gate::Outage(signal),
+                None => Gate::Stays,
+            }
         };
-        let unprocessed = if !err.request_sent() || at_the_door || should_retry == Some(true) {
+        let unprocessed = if !answer.sent || at_the_door || should_retry == Some(true) {
             Unprocessed::Proven
         } else if grpc && code == &ErrorCode::Unavailable {
             Unprocessed::GrpcUnavailable
@@ -172,33 +201,58 @@ impl ErrorContract {
         }
     }
 
-    /// The outage signal `err` is, if any: a server's transient answer, or a refused
+    /// The outage signal an answer is, if any: a server's transient answer, or a refused
     /// connection. A transport failure after the request may have left is none.
     fn outage_of(
         &self,
-        err: &Error,
+        answer: &Answer<'_>,
         class: Disposition,
         forbids: bool,
         declared: Option<Disposition>,
     ) -> Option<OutageSignals> {
-        if err.is_transport() {
-            let refused = !err.request_sent()
-                && class.is_retryable()
-                && self.outage_signals().contains(OutageSignals::REFUSED);
-            return refused.then_some(OutageSignals::REFUSED);
+        match answer.from {
+            Origin::Transport => {
+                let refused = !answer.sent
+                    && class.is_retryable()
+                    && self.outage_signals().contains(OutageSignals::REFUSED);
+                refused.then_some(OutageSignals::REFUSED)
+            }
+            Origin::Here { .. } => None,
+            Origin::Server { .. } => {
+                if forbids || declared.is_some_and(|d| d != Disposition::Retry) {
+                    return None;
+                }
+                self.outage_signal(answer.status, answer.code)
+            }
         }
-        let api = err.api()?;
-        if forbids || declared.is_some_and(|d| d != Disposition::Retry) {
-            return None;
+    }
+}
+
+/// A class as the server's word leaves it: a retryable class the server forbade retrying is
+/// `DoNotRetry`; any other class the server asked to be retried (`x-should-retry: true`) is
+/// `Retry`. A refusal wins over a request to retry.
+pub(crate) fn heed_server(
+    class: Disposition,
+    forbids: bool,
+    should_retry: Option<bool>,
+) -> Disposition {
+    if forbids {
+        if class.is_retryable() {
+            Disposition::DoNotRetry
+        } else {
+            class
         }
-        self.outage_signal(Some(api.status()), err.code())
+    } else if should_retry == Some(true) && !class.is_retryable() {
+        Disposition::Retry
+    } else {
+        class
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ApiError, contract::OutageRule};
+    use crate::{ApiError, Error, contract::OutageRule};
     use Disposition::*;
     use http::{HeaderMap, HeaderValue};
 
