@@ -71,7 +71,7 @@ impl Verdict {
         declared: false,
     };
 
-    /// What a careful caller does with the error: [`Error::disposition`].
+    /// What a careful caller does with the error: [`Error::disposition`](crate::Error::disposition).
     pub fn disposition(&self) -> Disposition {
         self.disposition
     }
