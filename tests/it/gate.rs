@@ -1,5 +1,8 @@
-//! RateLimitBackoffLayer: paused-time tests with a scripted server, and real loopback tests
-//! with an axum server that timestamps every request per path.
+//! The rate-limit gate (`RateLimitBackoffLayer`) against scripted servers: what closes a
+//! path's gate, for how long, the one probe and its waiters, the key bound. Paused-time tests
+//! with a scripted service, and real loopback tests (`real`) with an axum server that
+//! timestamps every request per path. Rate limits the way real servers count them (template
+//! buckets, announced quotas) are in `server_limits`.
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
