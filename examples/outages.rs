@@ -61,8 +61,8 @@ fn client() -> limited::Client {
     limited::outcome(ServiceBuilder::new().api_contract().service(http))
 }
 
-/// The same stack without outage gates and without waiting for the retry budget: what the
-/// defaults did before either existed.
+/// The same stack without outage gates and without waiting for the retry budget: a retry
+/// layer and a rate-limit gate that know nothing of outages.
 fn without_outage_gates() -> limited::Client {
     let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let layer = ApiContractLayer::new()

@@ -338,3 +338,193 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::{Backoff, Jitter};
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    /// Any duration from nothing to far beyond any real schedule (up to about 3,000 years).
+    fn duration() -> impl Strategy<Value = Duration> {
+        prop_oneof![
+            (0u64..100_000_000_000).prop_map(Duration::from_nanos),
+            (0u64..100_000_000_000, 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+            Just(Duration::ZERO),
+            Just(Duration::MAX),
+        ]
+    }
+
+    fn jitter() -> impl Strategy<Value = Jitter> {
+        prop_oneof![
+            Just(Jitter::None),
+            Just(Jitter::Proportional(0.2)),
+            (-1.0f64..2.0).prop_map(Jitter::Proportional),
+            Just(Jitter::Proportional(f64::NAN)),
+            Just(Jitter::Full),
+            Just(Jitter::Equal),
+            Just(Jitter::Decorrelated),
+        ]
+    }
+
+    /// `a × f` in floating point, saturating.
+    fn scaled(a: Duration, f: f64) -> Duration {
+        Duration::try_from_secs_f64(a.as_secs_f64() * f).unwrap_or(Duration::MAX)
+    }
+
+    /// What float rounding may cost around `a`: a microsecond, or a trillionth of `a`.
+    fn rounding(a: Duration) -> Duration {
+        Duration::from_micros(1).max(scaled(a, 1e-12))
+    }
+
+    proptest! {
+        #![proptest_config(crate::props::config(256))]
+
+        /// The default schedule, for every attempt number: below the cap never shorter than
+        /// the nominal wait and at most 20 % longer; at the cap within 24–30 s.
+        #[test]
+        fn the_default_schedule_for_any_attempt(retry in any::<u32>(), unit in 0.0f64..=1.0) {
+            let b = Backoff::new();
+            let nominal = b.nominal(retry);
+            let d = b.delay_with(retry, None, unit);
+            prop_assert!(d <= S(30));
+            if nominal < S(30) {
+                prop_assert_eq!(nominal, S(1) * 2u32.pow(retry));
+                prop_assert!(d >= nominal && d <= nominal.mul_f64(1.2), "{retry} {d:?}");
+            } else {
+                prop_assert!(retry >= 5);
+                prop_assert!(d >= S(24), "{retry} {d:?}");
+            }
+            // The random draw does the same.
+            let d = b.delay(retry, None);
+            prop_assert!(d <= S(30) && d >= nominal.min(S(24)), "{retry} {d:?}");
+        }
+
+        /// Every strategy, any base, cap, attempt number, previous wait and random sample:
+        /// the documented band, never above the cap.
+        #[test]
+        fn every_strategy_keeps_its_band(
+            base in duration(),
+            max in duration(),
+            retry in any::<u32>(),
+            previous in prop::option::of(duration()),
+            unit in prop_oneof![0.0f64..=1.0, any::<f64>()],
+            jitter in jitter(),
+        ) {
+            let b = Backoff::new().base_delay(base).max_delay(max).jitter(jitter);
+            let nominal = b.nominal(retry);
+            let d = b.delay_with(retry, previous, unit);
+            prop_assert!(nominal <= max && d <= max, "{d:?} > {max:?}");
+            match jitter {
+                Jitter::None => prop_assert_eq!(d, nominal),
+                Jitter::Proportional(f) => {
+                    let f = if f.is_nan() { 0.0 } else { f.clamp(0.0, 1.0) };
+                    if nominal < max {
+                        // Never shorter than the schedule; at most `f` longer.
+                        prop_assert!(d >= nominal, "{d:?} < {nominal:?}");
+                        let top = scaled(nominal, 1.0 + f).saturating_add(rounding(nominal));
+                        prop_assert!(d <= top, "{d:?} > {top:?}");
+                    } else {
+                        // At the cap: within `f` below it.
+                        prop_assert_eq!(nominal, max);
+                        let bottom = max.saturating_sub(scaled(max, f)).saturating_sub(rounding(max));
+                        prop_assert!(d >= bottom, "{d:?} < {bottom:?}");
+                    }
+                }
+                Jitter::Full => prop_assert!(d <= nominal),
+                Jitter::Equal => prop_assert!(d >= nominal / 2 && d <= nominal),
+                Jitter::Decorrelated => {
+                    let prev = previous.unwrap_or(base).max(base);
+                    prop_assert!(d >= base.min(max));
+                    prop_assert!(d <= prev.saturating_mul(3));
+                }
+            }
+        }
+
+        /// At the cap the default jitter still spreads: two clients that drew different
+        /// samples wait different times, never more than the cap.
+        #[test]
+        fn at_the_cap_waits_still_spread(retry in 5u32.., a in 0.0f64..=1.0, b in 0.0f64..=1.0) {
+            let backoff = Backoff::new();
+            let (x, y) = (backoff.delay_with(retry, None, a), backoff.delay_with(retry, None, b));
+            prop_assert!(x <= S(30) && y <= S(30));
+            if (a - b).abs() > 1e-6 {
+                prop_assert_ne!(x, y);
+            }
+        }
+
+        #[test]
+        fn backoff_never_exceeds_its_cap(
+            retry in any::<u32>(),
+            base_ms in any::<u64>(),
+            max_ms in any::<u64>(),
+            unit in any::<f64>(),
+            prev_ms in prop::option::of(any::<u64>()),
+            jitter in 0..5usize,
+            fraction in any::<f64>(),
+        ) {
+            let jitter = [Jitter::None, Jitter::Proportional(fraction), Jitter::Full, Jitter::Equal, Jitter::Decorrelated][jitter];
+            let backoff = Backoff::new()
+                .base_delay(Duration::from_millis(base_ms))
+                .max_delay(Duration::from_millis(max_ms))
+                .jitter(jitter);
+            let d = backoff.delay_with(retry, prev_ms.map(Duration::from_millis), unit);
+            prop_assert!(d <= Duration::from_millis(max_ms), "{d:?}");
+            prop_assert!(backoff.nominal(retry) <= Duration::from_millis(max_ms));
+        }
+
+        /// The backoff's schedule for any attempt count and any base or cap: never above the
+        /// cap, never decreasing, never overflowing.
+        #[test]
+        fn backoff_nominal_for_any_attempt_and_base(
+            base_ms in any::<u64>(),
+            max_ms in any::<u64>(),
+            retry in any::<u32>(),
+            unit in 0.0f64..=1.0,
+            prev_ms in any::<u64>(),
+        ) {
+            let b = Backoff::new()
+                .base_delay(Duration::from_millis(base_ms))
+                .max_delay(Duration::from_millis(max_ms));
+            let max = Duration::from_millis(max_ms);
+            let n = b.nominal(retry);
+            prop_assert!(n <= max);
+            prop_assert!(b.nominal(retry.saturating_add(1)) >= n);
+            prop_assert!(b.nominal(u32::MAX) <= max);
+            for jitter in [Jitter::None, Jitter::Proportional(0.2), Jitter::Proportional(f64::MAX), Jitter::Full, Jitter::Equal, Jitter::Decorrelated] {
+                let b = b.jitter(jitter);
+                prop_assert!(b.delay_with(retry, Some(Duration::from_millis(prev_ms)), unit) <= max);
+                prop_assert!(b.delay(retry, None) <= max);
+            }
+        }
+
+        #[test]
+        fn a_wait_never_overflows_or_exceeds_max_delay(
+            retry in any::<u32>(),
+            base_ns in any::<u64>(),
+            base_s in any::<u64>(),
+            max_s in any::<u64>(),
+            prev_s in any::<u64>(),
+            unit in any::<f64>(),
+            strategy in 0..5u8,
+        ) {
+            let base = Duration::new(base_s, (base_ns % 1_000_000_000) as u32);
+            let max = Duration::from_secs(max_s);
+            let jitter = match strategy {
+                0 => Jitter::None,
+                1 => Jitter::Proportional(0.2),
+                2 => Jitter::Full,
+                3 => Jitter::Equal,
+                _ => Jitter::Decorrelated,
+            };
+            let b = Backoff::new().base_delay(base).max_delay(max).jitter(jitter);
+            for r in [retry, 0, u32::MAX] {
+                let d = b.delay_with(r, Some(Duration::from_secs(prev_s)), unit);
+                prop_assert!(d <= max);
+                prop_assert!(b.delay(r, Some(Duration::MAX)) <= max);
+            }
+        }
+    }
+}

@@ -1,17 +1,15 @@
 //! Tower middleware that makes hyper, reqwest, tonic and axum clients obey an API's published
 //! error contract.
 //!
-//! An API's error reference page is a contract: *this* body shape, *these* codes, *this* status
-//! means "fix the request", *that* one "retry with backoff, 1 s doubling up to 30 s", a 429
-//! means "stop sending on this path and honour `Retry-After`", `AGENT_BLOCKED` means "a
-//! person must act; never auto-retry". Every client re-implements that page by hand, usually
+//! An API's error reference page is a contract: *this* status means "fix the request", *that*
+//! one "retry with backoff", a 429 "stop sending on this path and honour `Retry-After`",
+//! `AGENT_BLOCKED` "a person must act". Every client re-implements that page by hand, usually
 //! half of it: it retries a 400, hammers a rate-limited path, parses `message` instead of
-//! `code`, or prints an echoed `Bearer` token in a log line. This crate implements two such
-//! pages once, as Tower layers: an "Errors" page whose bodies are `{"detail": "..."}` and whose
-//! status decides what to do, and an "Errors & Rate Limits" page with a
-//! `{code, message, fix, details}` envelope, its code tables, MCP tool errors, rate limits and
-//! budgets. A client wrapped in the layers behaves the way the pages tell a careful caller to
-//! behave.
+//! `code`, or logs an echoed `Bearer` token. This crate implements two such pages once, as
+//! Tower layers (an "Errors" page of `{"detail": "..."}` bodies, and an "Errors & Rate Limits"
+//! page with a `{code, message, fix, details}` envelope), so a wrapped client behaves the way
+//! the pages tell a careful caller to behave; other APIs declare their codes on an
+//! [`ErrorContract`].
 //!
 //! # Example
 //!
@@ -68,77 +66,35 @@
 //!     .service(client)
 //! ```
 //!
-//! - [`ErrorDecodeLayer`] sits right around the client. Success responses pass through
-//!   untouched (same body type, not buffered); error responses (status ≥ 400, or a non-zero
-//!   gRPC `grpc-status`) are read up to a bounded size and become one typed [`Error`], which
-//!   wraps what the server said ([`ApiError`]) or a transport failure.
-//! - [`RateLimitBackoffLayer`] ([`rate_limit`]) closes the gate of a path (or gRPC method)
-//!   that was rate limited, until `Retry-After` has passed; then one probe goes first.
-//! - [`RetryLayer`] ([`retry`]) retries what the contract calls transient, on the shared
-//!   [`backoff`] schedule (1 s, 2 s, 4 s, each plus up to 20 %, never above 30 s) or after the
-//!   server's [`retry_after`](Error::retry_after) hint, without duplicating a side effect.
-//!
-//! All three decide from [`Error::disposition`], computed by one decision table, an
-//! [`ErrorContract`] (by default the built-in table [`classify`]; declare another API's codes
-//! on it): [`Retry`](Disposition::Retry), [`RateLimited`](Disposition::RateLimited),
-//! [`FixRequest`](Disposition::FixRequest), [`Reauthenticate`](Disposition::Reauthenticate),
-//! [`Forbidden`](Disposition::Forbidden), [`NeedsHuman`](Disposition::NeedsHuman), or
-//! [`DoNotRetry`](Disposition::DoNotRetry) when the server forbade a retry. See the
-//! [`stack`] module for why this order.
+//! [`ErrorDecodeLayer`] turns error responses (status ≥ 400, or a non-zero `grpc-status`) into
+//! one typed [`Error`] and passes successes through untouched; [`RateLimitBackoffLayer`]
+//! ([`rate_limit`]) closes a rate-limited path's gate until `Retry-After` has passed;
+//! [`RetryLayer`] ([`retry`]) retries what is transient on the [`backoff`] schedule, without
+//! duplicating a side effect. All three decide from [`Error::disposition`], given by one
+//! decision table, an [`ErrorContract`] (see [`stack`] for why this order).
 //!
 //! # Other clients and protocols
 //!
 //! - **tonic**: the same stack wraps a `tonic::transport::Channel`
-//!   (`tonic::client::Grpc::new(stack)`); the request type is unchanged. With the `tonic`
-//!   feature, tonic's request body replays on retry and a failed call reports the server's own
-//!   gRPC code and message (see [`integrations`]).
-//! - **axum**: the stack wraps a `Router` or a proxy handler's client; with the `axum` feature
-//!   `axum::body::Body` request bodies replay on retry.
-//! - **reqwest**: with the `reqwest` feature, `ReqwestService` puts a `reqwest::Client` under
-//!   the same stack (`ServiceBuilder::new().api_contract().service(ReqwestService::new(client))`,
-//!   see `integrations::reqwest`): `reqwest::Body` request bodies replay on retry, and reqwest's
-//!   errors are classified like hyper's (a refused connection was never sent, a timeout is
-//!   `DEADLINE_EXCEEDED`).
-//! - **Server-sent events**: [`ResumableEvents`] ([`sse`]) reads an event stream and
-//!   reconnects after a drop with `?since=<last event id>`, on the same backoff.
-//! - **MCP**: a tool-call error arrives inside an HTTP 200. Install the stack with
-//!   `ServiceBuilder::new().api_contract_with(`[`ApiContractLayer::mcp()`]`)`. This mode
-//!   changes the response body type to [`McpBody<B>`](mcp::McpBody) (see the [`mcp`]
-//!   module).
-//! - **One request's policy**: a [`RetryOverride`] in its extensions (no retries, another
-//!   `max_retries` or deadline, a `POST` declared safe to repeat); see [`retry`].
-//! - **Without the layers**: [`ApiError::decode`] decodes a status, headers and body
-//!   without any layer. The [`budget`] module reads the `currentObjective` block and shows
-//!   credits as dollars; with the `tower-http` feature, `integrations::tower_http` reports
-//!   failures to `tower_http`'s `TraceLayer` by disposition.
+//!   (`tonic::client::Grpc::new(stack)`).
+//! - **axum**: the stack wraps a `Router` or a proxy handler's client.
+//! - **reqwest**: `ReqwestService` (feature `reqwest`, see `integrations::reqwest`) puts a
+//!   `reqwest::Client` under the same stack.
+//! - **Server-sent events**: [`ResumableEvents`] ([`sse`]) reconnects after a drop with
+//!   `?since=<last event id>`.
+//! - **MCP**: a tool-call error inside an HTTP 200 is typed too, with
+//!   [`ApiContractLayer::mcp()`] (see [`mcp`]).
+//! - **One request's policy**: a [`RetryOverride`] in its extensions (see [`retry`]).
+//! - **Without the layers**: [`ApiError::decode`] decodes a status, headers and body.
 //!
 //! # Feature flags
 //!
-//! All are off by default.
-//!
-//! - `tonic`: `From<Error> for tonic::Status`, the `Status` in [`Error`]'s chain of sources
-//!   (so `tonic::client::Grpc` reports the server's code), and replay of `tonic::body::Body`.
-//! - `axum`: replay of `axum::body::Body` request bodies.
-//! - `tower-http`: the crate's classification as a `tower_http::classify` classifier.
-//! - `reqwest`: `ReqwestService` (in [`integrations`]): a `reqwest::Client` under the stack,
-//!   replay of `reqwest::Body` request bodies, reqwest's errors classified. It enables no
-//!   feature of reqwest (no TLS): enable those on your own `reqwest` dependency.
-//! - `metrics`: counters and histograms through the `metrics` facade, for any exporter; the
-//!   names and labels are listed in [`metrics`].
-//! - `redis`: `rate_limit::RedisStore`, gates shared by a fleet of processes through Redis
-//!   (or a Redis Cluster): a rate limit or an outage seen by one process holds the path for
-//!   all. It adds `redis` (with tokio) and tokio's `rt` feature.
-//!
-//! Without any feature the crate depends on `tower` (`util`, `timeout`), `http`, `http-body`
-//! and `http-body-util` (the request and response types, reading error bodies, replaying
-//! request bodies), `bytes`, `tokio` with `time` and `sync` (the waits, the gates and the
-//! read timeout run on tokio's timer, so the stack runs inside a tokio runtime), `serde` and
-//! `serde_json` (error bodies), `rand` (jitter), `httpdate` (`Retry-After` dates),
-//! `percent-encoding` (`grpc-message`, `?since=` cursors), `pin-project-lite` (the futures),
-//! `futures-core` (the event stream), `tracing` (an event per retry and per gate change, a
-//! span per attempt), `sfv` (structured rate-limit headers), `base64` (gRPC's `-bin`
-//! metadata), `bitflags` (sets of outage signals and header conventions), `foldhash` (hashing
-//! rate-limit keys) and `memchr` (finding credentials to redact in error text).
+//! All are off by default. `tonic`: `From<Error> for tonic::Status` and replay of tonic request
+//! bodies; `axum`: replay of `axum::body::Body`; `tower-http`: the crate's classification as a
+//! `tower_http::classify` classifier; `reqwest`: `ReqwestService` (no TLS of its own: enable
+//! it on your `reqwest` dependency); `metrics`: counters and histograms through the `metrics`
+//! facade (see [`metrics`]); `redis`: `rate_limit::RedisStore`, gates shared by a fleet of
+//! processes through Redis.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

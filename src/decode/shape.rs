@@ -274,7 +274,7 @@ pub(super) fn parse<'de>(body: &'de [u8], obj: &mut Obj<'de>) -> bool {
         _ => return false,
     }
     // One UTF-8 check for the whole body (vectorised), rather than one per string inside
-    // the parser. A body that is not UTF-8 is parsed as bytes, as before: the parser skips
+    // the parser. A body that is not UTF-8 is parsed as bytes: the parser skips
     // the members it ignores without checking them.
     match std::str::from_utf8(body) {
         Ok(text) => {

@@ -1,6 +1,6 @@
 //! Unit and property tests of `ApiError::decode`: one test per body shape and header the
-//! decoder understands, with the pages' own examples. The layer itself is tested against a
-//! real server in `tests/decode.rs`.
+//! decoder understands, with the pages' own examples, then properties on arbitrary and hostile
+//! input. The layer itself is tested against a real server in `tests/it/decode.rs`.
 
 use super::*;
 use crate::{BodyShape, Disposition, Error, retry_after::MAX_HINT, text::safe::MAX_TEXT_CHARS};
@@ -794,4 +794,506 @@ fn display_shows_code_message_and_fix() {
     assert!(shown.contains("Re-subscribe to the agent"), "{shown}");
     assert_eq!(err.disposition(), Disposition::NeedsHuman);
     assert_eq!(err.attempts(), 1);
+}
+
+/// Arbitrary bytes, text and JSON in every documented shape: the invariants every decoded
+/// error keeps (no credential shown, bounded texts, bounded hints).
+mod arbitrary_input {
+    use crate::{
+        ApiError, Error,
+        retry_after::MAX_HINT,
+        text::{
+            Credentials,
+            redact::redact,
+            safe::{EXCERPT_CHARS, MAX_TEXT_CHARS},
+        },
+    };
+    use http::{HeaderMap, HeaderValue, StatusCode};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    const SECRET: &str = "SECRETQ7x9";
+
+    /// A string the decoder treats specially, or a credential to be hidden.
+    fn interesting_str() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "agent_connected",
+                "INVALID_API_KEY",
+                "RESOURCE_EXHAUSTED",
+                "Space is not active",
+                "2.0",
+                "",
+                "<html><title>x</title>",
+            ])
+            .prop_map(str::to_owned),
+            "[a-zA-Z0-9 _<>&;:=\"'\u{0}-\u{1f}é✓]{0,40}",
+            secret_text(),
+        ]
+    }
+
+    /// Text that plants the unique secret after a credential marker.
+    fn secret_text() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec![
+                "Bearer ",
+                "bearer\t",
+                "Authorization: Bearer convo_",
+                "?token=",
+                "X-Api-Key: ",
+                "x-api-key:",
+                "convo_",
+                "\"token\": \"",
+                "Bearer\u{0}",
+                "BEARER  ",
+            ]),
+            "[a-z ]{0,20}",
+            "[A-Za-z0-9_.-]{0,10}",
+        )
+            .prop_map(|(marker, before, tail)| format!("{before}{marker}{SECRET}{tail} and more"))
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "detail",
+                "error",
+                "code",
+                "message",
+                "fix",
+                "details",
+                "data",
+                "jsonrpc",
+                "id",
+                "agent_id",
+                "token",
+                "X-Api-Key",
+            ])
+            .prop_map(str::to_owned),
+            "[a-zA-Z_]{1,8}",
+        ]
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            (-40000i64..0).prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            interesting_str().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((key(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn any_status() -> impl Strategy<Value = StatusCode> {
+        (100u16..1000).prop_map(|n| StatusCode::from_u16(n).unwrap())
+    }
+
+    fn any_headers() -> impl Strategy<Value = HeaderMap> {
+        let value = prop_oneof![
+            "[ -~]{0,30}",
+            "-?[0-9]{1,25}",
+            Just("Sun, 06 Nov 1994 08:49:37 GMT".to_owned()),
+            secret_text(),
+        ];
+        let name = prop::sample::select(vec![
+            "retry-after",
+            "grpc-status",
+            "grpc-message",
+            "grpc-retry-pushback-ms",
+            "content-type",
+            "retry-after-ms",
+            "x-should-retry",
+            "stripe-should-retry",
+        ]);
+        prop::collection::vec((name, value), 0..5).prop_map(|pairs| {
+            let mut map = HeaderMap::new();
+            for (k, v) in pairs {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    map.append(k, v);
+                }
+            }
+            map
+        })
+    }
+
+    /// The output invariants every decoded error keeps.
+    fn check(err: &ApiError) -> Result<(), TestCaseError> {
+        let texts = [
+            Some(err.message().to_owned()),
+            err.fix().map(str::to_owned),
+            err.details().map(Value::to_string),
+            Some(format!("{err:?}")),
+            Some(Error::from(err.clone()).to_string()),
+            Some(format!("{:?}", Error::from(err.clone()))),
+        ];
+        for text in texts.iter().flatten() {
+            prop_assert!(!text.contains(SECRET), "secret leaked: {text}");
+        }
+        prop_assert!(!err.message().is_empty());
+        prop_assert!(err.message().chars().count() <= MAX_TEXT_CHARS + 1);
+        prop_assert!(
+            err.fix()
+                .is_none_or(|f| f.chars().count() <= MAX_TEXT_CHARS + 1)
+        );
+        // No marker followed by a secret is left: redacting again changes nothing.
+        prop_assert!(
+            matches!(redact(err.message()), std::borrow::Cow::Borrowed(_)),
+            "{}",
+            err.message()
+        );
+        prop_assert!(err.retry_after().is_none_or(|d| d <= MAX_HINT));
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(crate::props::config(256))]
+
+        #[test]
+        fn decode_arbitrary_bytes(status in any_status(), headers in any_headers(), body in prop::collection::vec(any::<u8>(), 0..512)) {
+            check(&ApiError::decode(status, &headers, &body))?;
+        }
+
+        #[test]
+        fn decode_arbitrary_text_with_planted_secrets(status in any_status(), body in secret_text()) {
+            let err = ApiError::decode(status, &HeaderMap::new(), body.as_bytes());
+            check(&err)?;
+            prop_assert!(err.message().chars().count() <= EXCERPT_CHARS + 1);
+        }
+
+        #[test]
+        fn decode_arbitrary_json(status in any_status(), headers in any_headers(), value in json_value()) {
+            let body = serde_json::to_vec(&value).unwrap();
+            check(&ApiError::decode(status, &headers, &body))?;
+        }
+
+        #[test]
+        fn decode_arbitrary_json_in_every_shape(
+            status in any_status(),
+            code in json_value(),
+            message in json_value(),
+            fix in json_value(),
+            details in json_value(),
+            which in 0..5usize,
+        ) {
+            let inner = json!({"code": code, "message": message, "fix": fix, "details": details});
+            let body = match which {
+                0 => json!({"detail": message}),
+                1 => json!({"error": code, "message": message, "agent_id": details}),
+                2 => inner,
+                3 => json!({"error": inner}),
+                _ => json!({"jsonrpc": "2.0", "id": 1, "error": inner}),
+            };
+            let err = ApiError::decode(status, &HeaderMap::new(), &serde_json::to_vec(&body).unwrap());
+            check(&err)?;
+            // A code string is kept verbatim unless it had to be made safe.
+            if let (2..=4, Value::String(c)) = (which, &code) {
+                let safe = matches!(crate::text::safe::safe_text(c, 128, &Credentials::new()), std::borrow::Cow::Borrowed(_));
+                if safe && !c.trim().is_empty() {
+                    prop_assert_eq!(err.code().as_str(), c.as_str());
+                }
+            }
+        }
+    }
+}
+
+/// Input chosen to break the decoder: deep nesting and huge numbers in every position of every
+/// shape, any depth, invalid UTF-8 inside strings, objects of repeated members, and
+/// `grpc-status` / `grpc-message` on arbitrary bytes with planted credentials however
+/// percent-encoded. No panic, the caps hold, and no credential survives.
+mod hostile_input {
+    use crate::{ApiError, ErrorCode, retry_after::MAX_HINT};
+    use http::{HeaderMap, HeaderValue, StatusCode};
+    use proptest::prelude::*;
+
+    /// What every decoded error must satisfy, whatever the input.
+    fn sane(err: &ApiError, body_len: usize) {
+        // The code survives a round trip through its text.
+        assert_eq!(ErrorCode::parse(err.code().as_str()), *err.code());
+        // Rendering never panics, and a message is never larger than what it came from (each
+        // invalid byte may become a 3-byte U+FFFD; plus the status's reason phrase).
+        let shown = err.to_string();
+        assert!(!shown.is_empty());
+        assert!(
+            err.message().len() <= 3 * body_len + 64,
+            "message of {} bytes from a body of {body_len}",
+            err.message().len()
+        );
+        assert!(err.retry_after().is_none_or(|d| d <= MAX_HINT));
+        let _ = err.disposition();
+        let _ = format!("{err:?}");
+    }
+
+    fn decode(status: u16, body: &[u8]) -> ApiError {
+        let status = StatusCode::from_u16(status).unwrap();
+        let err = ApiError::decode(status, &HeaderMap::new(), body);
+        sane(&err, body.len());
+        err
+    }
+
+    /// `depth` openers of one kind, then the matching closers.
+    fn nested(depth: usize, kind: u8) -> Vec<u8> {
+        let (open, close): (&[u8], &[u8]) = match kind % 3 {
+            0 => (b"[", b"]"),
+            1 => (br#"{"a":"#, b"}"),
+            _ => (br#"{"error":"#, b"}"),
+        };
+        let mut out = Vec::with_capacity(depth * (open.len() + close.len()) + 2);
+        for _ in 0..depth {
+            out.extend_from_slice(open);
+        }
+        out.extend_from_slice(b"1");
+        for _ in 0..depth {
+            out.extend_from_slice(close);
+        }
+        out
+    }
+
+    /// Puts `inner` in each position of each documented shape.
+    fn in_every_position(inner: &[u8]) -> Vec<Vec<u8>> {
+        let inner = String::from_utf8_lossy(inner);
+        [
+            format!("{inner}"),
+            format!(r#"{{"code":{inner},"message":"m"}}"#),
+            format!(r#"{{"code":"INTERNAL","message":{inner}}}"#),
+            format!(r#"{{"code":"INTERNAL","message":"m","fix":{inner}}}"#),
+            format!(r#"{{"code":"INTERNAL","message":"m","details":{inner}}}"#),
+            format!(r#"{{"detail":{inner}}}"#),
+            format!(r#"{{"error":{inner},"message":"m"}}"#),
+            format!(r#"{{"error":{{"code":{inner},"message":"m","data":{inner}}}}}"#),
+            format!(r#"{{"jsonrpc":"2.0","id":{inner},"error":{{"code":{inner},"message":"m"}}}}"#),
+            format!(r#"{{"code":"UNAVAILABLE","message":"m","retry":{inner},"retryAfter":{inner},"retry_after":{inner}}}"#),
+            format!(r#"{{"other":{inner},"agent_id":{inner}}}"#),
+        ]
+        .into_iter()
+        .map(String::into_bytes)
+        .collect()
+    }
+
+    #[test]
+    fn json_nested_100_000_levels_deep_in_every_position() {
+        for kind in 0..3 {
+            let deep = nested(100_000, kind);
+            for body in in_every_position(&deep) {
+                for status in [400, 429, 500, 503] {
+                    decode(status, &body);
+                }
+            }
+            // Unclosed: the openers only.
+            let open = &deep[..deep.len() / 2];
+            for body in in_every_position(open) {
+                decode(502, &body);
+            }
+        }
+    }
+
+    #[test]
+    fn huge_and_odd_numbers_in_every_position() {
+        let numbers = [
+            "1e400",
+            "-1e400",
+            "1E+99999999999999999999",
+            "1e-400",
+            "18446744073709551617", // 2^64 + 1
+            "-18446744073709551617",
+            "9223372036854775808", // i64::MAX + 1
+            "-9223372036854775809",
+            "-0",
+            "-0.0",
+            "0e0",
+            "-32602",
+            "-32602.0",
+            "-32602e0",
+            "1.7976931348623157e308",
+            "4.9e-324",
+            "123456789012345678901234567890123456789012345678901234567890",
+        ];
+        for n in numbers {
+            for body in in_every_position(n.as_bytes()) {
+                for status in [400, 429, 500] {
+                    decode(status, &body);
+                }
+            }
+        }
+        // A JSON-RPC code that does not fit an i64 keeps no numeric code and takes the status's.
+        let err = decode(
+            400,
+            br#"{"jsonrpc":"2.0","error":{"code":-18446744073709551617,"message":"m"}}"#,
+        );
+        assert_eq!(err.numeric_code(), None);
+    }
+
+    #[test]
+    fn duplicated_keys() {
+        let err = decode(
+            400,
+            br#"{"code":"NOT_FOUND","code":"INVALID_ARGUMENT","message":"a","message":"b"}"#,
+        );
+        // Either value, or the status's: never a panic, never a mix.
+        assert!(
+            [
+                ErrorCode::NotFound,
+                ErrorCode::InvalidArgument,
+                ErrorCode::FailedPrecondition
+            ]
+            .contains(err.code())
+                || err.code() == &ErrorCode::from_status(StatusCode::BAD_REQUEST),
+            "{:?}",
+            err.code()
+        );
+    }
+
+    fn key() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "code", "message", "fix", "details", "detail", "error", "data", "jsonrpc", "id",
+            "agent_id", "isError",
+        ])
+    }
+
+    fn json_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just(r#""NOT_FOUND""#.to_owned()),
+            Just(r#""Bearer convo_PROPSECRET""#.to_owned()),
+            Just("-32602".to_owned()),
+            Just("1e400".to_owned()),
+            Just(r#"{"code":"INTERNAL","message":"x"}"#.to_owned()),
+            Just("[1,2,3]".to_owned()),
+            "[a-zA-Z0-9 _]{0,12}".prop_map(|s| format!("{s:?}")),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|n| n.to_string()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::props::config(256))]
+
+
+        /// Objects with repeated and conflicting members, in any order.
+        #[test]
+        fn objects_with_duplicated_keys(
+            members in prop::collection::vec((key(), json_value()), 0..12),
+            status in 400u16..600,
+        ) {
+            let body = format!(
+                "{{{}}}",
+                members.iter().map(|(k, v)| format!("{k:?}:{v}")).collect::<Vec<_>>().join(",")
+            );
+            let err = decode(status, body.as_bytes());
+            let shown = format!("{} {:?} {:?}", err, err, err.details());
+            prop_assert!(!shown.contains("PROPSECRET"), "{}", shown);
+        }
+
+        /// Invalid UTF-8 inside JSON strings, in every string position.
+        #[test]
+        fn invalid_utf8_inside_strings(
+            junk in prop::collection::vec(any::<u8>(), 0..64),
+            status in 400u16..600,
+        ) {
+            let mut bodies = Vec::new();
+            for template in [
+                &br#"{"code":"@","message":"@","fix":"@"}"#[..],
+                br#"{"detail":"@"}"#,
+                br#"{"error":"@","message":"@","agent_id":"@"}"#,
+                br#"{"error":{"code":"@","message":"@","details":{"@":"@"}}}"#,
+            ] {
+                let mut body = Vec::new();
+                for &b in template {
+                    if b == b'@' {
+                        body.extend_from_slice(&junk);
+                    } else {
+                        body.push(b);
+                    }
+                }
+                bodies.push(body);
+            }
+            for body in bodies {
+                decode(status, &body);
+            }
+        }
+
+        /// `grpc-status` and `grpc-message` on arbitrary bytes: no panic, a typed code, no
+        /// credential in what is shown, however the message is percent-encoded.
+        #[test]
+        fn grpc_message_on_any_bytes(
+            status in prop::collection::vec(any::<u8>(), 0..8),
+            message in prop::collection::vec(any::<u8>(), 0..256),
+            http_status in prop::sample::select(vec![200u16, 400, 500, 503]),
+        ) {
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_bytes(&status) {
+                headers.insert("grpc-status", v);
+            } else {
+                headers.insert("grpc-status", HeaderValue::from_static("13"));
+            }
+            if let Ok(v) = HeaderValue::from_bytes(&message) {
+                headers.insert("grpc-message", v);
+            }
+            let err = ApiError::decode(StatusCode::from_u16(http_status).unwrap(), &headers, b"");
+            sane(&err, 3 * 256);
+        }
+
+        #[test]
+        fn grpc_message_never_shows_a_credential(
+            before in prop::collection::vec(any::<u8>(), 0..64),
+            after in prop::collection::vec(any::<u8>(), 0..64),
+            secret in "[A-Za-z0-9]{6,24}",
+            marker in prop::sample::select(vec![
+                "Bearer convo_", "authorization: Bearer ", "?token=", "token=convo_",
+                "X-Api-Key: ", "x-api-key=", "convo_",
+            ]),
+            encode_all in any::<bool>(),
+            grpc_status in prop::sample::select(vec!["2", "13", "14", "16", "99", "abc", "-1"]),
+        ) {
+            let secret = format!("PROPSECRET{secret}");
+            let mut raw = before.clone();
+            raw.extend_from_slice(marker.as_bytes());
+            raw.extend_from_slice(secret.as_bytes());
+            raw.extend_from_slice(&after);
+            // gRPC's percent-encoding: everything outside printable ASCII, and '%' itself.
+            let encoded: String = raw
+                .iter()
+                .map(|&b| {
+                    if encode_all || !(0x20..0x7f).contains(&b) || b == b'%' {
+                        format!("%{b:02X}")
+                    } else {
+                        char::from(b).to_string()
+                    }
+                })
+                .collect();
+            let mut headers = HeaderMap::new();
+            headers.insert("grpc-status", HeaderValue::from_static(grpc_status));
+            headers.insert("grpc-message", HeaderValue::from_str(&encoded).unwrap());
+            let err = ApiError::decode(StatusCode::OK, &headers, b"");
+            let wrapped = crate::Error::from(err.clone());
+            let shown = format!("{err} {err:?} {wrapped} {wrapped:?}");
+            prop_assert!(!shown.contains(&secret), "{}", shown);
+        }
+    }
+
+    proptest! {
+        // Each case decodes up to a megabyte; `json_nested_100_000_levels_deep_in_every_position`
+        // covers the deepest bodies in every position.
+        #![proptest_config(crate::props::config(64))]
+
+        /// Any depth, any kind of nesting, closed or not.
+        #[test]
+        fn any_nesting_depth(depth in 0usize..150_000, kind in 0u8..3, cut in any::<bool>()) {
+            let mut body = nested(depth, kind);
+            if cut {
+                body.truncate(body.len() / 2);
+            }
+            decode(400, &body);
+        }
+    }
 }

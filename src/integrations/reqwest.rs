@@ -10,6 +10,8 @@
 //! configuration still applies: TLS, proxies, timeouts, redirects, default headers and the
 //! connection pool.
 //!
+//! reqwest's errors are classified like hyper's (see [`ReqwestService`]), and its request
+//! bodies, buffered or streaming, replay on retry (see [`BodyCopy`]).
 //! `reqwest::Response::from` turns an `http::Response<reqwest::Body>` back into a
 //! `reqwest::Response`, for reqwest's helpers (`bytes`, `text`, `json`, …); its `url()` is not
 //! kept.
@@ -57,62 +59,19 @@
 //! # }
 //! ```
 //!
-//! # Errors
+//! # reqwest's features, retries and redirects
 //!
-//! The service's error is the crate's [`Error`], classified from reqwest's own error kinds the
-//! way [`Error::transport`] classifies hyper's. [`source`](std::error::Error::source) is
-//! reqwest's error, which can be downcast to [`reqwest::Error`]:
+//! This crate's `reqwest` feature enables no feature of reqwest (no TLS, no HTTP/2, no system
+//! proxy): your own `reqwest` dependency decides, and without a TLS feature reqwest cannot
+//! connect to an `https://` URL.
 //!
-//! | reqwest failed | [`code`](Error::code) | [`request_sent`](Error::request_sent) | retried |
-//! | --- | --- | --- | --- |
-//! | to connect: refused, DNS, TLS handshake ([`is_connect`](reqwest::Error::is_connect)) | `UNAVAILABLE` | `false` | yes, even a `POST` |
-//! | to connect in time ([`connect_timeout`](reqwest::ClientBuilder::connect_timeout)) | `DEADLINE_EXCEEDED` | `false` | yes, even a `POST` |
-//! | in time ([`timeout`](reqwest::ClientBuilder::timeout), [`read_timeout`](reqwest::ClientBuilder::read_timeout)) | `DEADLINE_EXCEEDED` | `true` | when the method allows it |
-//! | after connecting: a reset, a closed connection, a failing request body | `UNAVAILABLE` | `true` | when the method allows it |
-//! | to build the request: a URI without scheme or host ([`is_builder`](reqwest::Error::is_builder)) | `INVALID_ARGUMENT` | `false` | no: fix the request |
-//!
-//! "When the method allows it": GET, HEAD, PUT, DELETE and the other idempotent methods, or a
-//! request with an `Idempotency-Key` (see [`RetryLayer`](crate::RetryLayer)).
-//!
-//! reqwest's error names the URL it failed on; before it reaches the [`Error`], that URL loses
-//! its query, fragment and user info, where credentials travel (`?token=…`). The [`Error`]'s
-//! own text is redacted like every other.
-//!
-//! # Request bodies
-//!
-//! The retry layer sends a request again only with the very same body. With the `reqwest`
-//! feature, `reqwest::Body` is a [`ReplayBody`]:
-//!
-//! - a buffered body (from `String`, `Vec<u8>`, `Bytes`, `&'static str`; what `RequestBuilder::body`
-//!   and `json` make) is replayed from its bytes, which are shared, not copied, like a
-//!   [`Full`](http_body_util::Full);
-//! - a streaming body (`Body::wrap`, `Body::wrap_stream`, a file) is copied while the first
-//!   attempt streams it, up to [`max_replay_bytes`](crate::RetryLayer::max_replay_bytes), and
-//!   sent again from the copy; a body that an attempt never sent (a refused connection, a closed
-//!   gate) is sent on the next attempt as it is. See [`ReplayBody`] for the limits.
-//!
-//! `String`, `Vec<u8>`, `Bytes` and `&'static str` request bodies replay too, by clone.
-//!
-//! # reqwest's features
-//!
-//! The `reqwest` feature of this crate enables no feature of reqwest: no TLS, no HTTP/2, no
-//! system proxy. Cargo merges features, so the `reqwest` dependency of your application decides:
-//! `reqwest = "0.13"` brings its defaults (rustls TLS, HTTP/2, system proxies), or pick them,
-//! for example `reqwest = { version = "0.13", default-features = false, features = ["rustls",
-//! "http2"] }`. Without a TLS feature, reqwest cannot connect to an `https://` URL.
-//!
-//! # reqwest's own retries and redirects
-//!
-//! A reqwest client retries on its own only what it knows the server never processed (an
-//! HTTP/2 stream refused before any work), which is harmless under the stack. Do not also
-//! give it a status-based policy ([`ClientBuilder::retry`](reqwest::ClientBuilder::retry)):
-//! every attempt of the stack would become several, without backoff, `Retry-After` or gates.
-//!
-//! The stack retries the original request, never a redirect target. Redirects are reqwest's:
-//! by default it follows up to 10, and when the host changes it drops `Authorization` and
-//! cookies, but not an `X-Api-Key` header. An API authenticated by `X-Api-Key` is safer with
-//! [`redirect::Policy::none()`](reqwest::redirect::Policy::none): a 3xx then reaches you as a
-//! response.
+//! reqwest retries on its own only what the server never processed, which is harmless under
+//! the stack. Do not also give it a status-based policy
+//! ([`ClientBuilder::retry`](reqwest::ClientBuilder::retry)): every attempt of the stack would
+//! become several, without backoff, `Retry-After` or gates. The stack retries the original
+//! request, never a redirect target; reqwest follows redirects and, across hosts, drops
+//! `Authorization` but not `X-Api-Key`: an API authenticated by `X-Api-Key` is safer with
+//! [`redirect::Policy::none()`](reqwest::redirect::Policy::none).
 
 use crate::{
     Error, ErrorCode,
@@ -132,13 +91,32 @@ use tower::Service;
 
 /// A [`reqwest::Client`] as a `tower::Service<http::Request<B>>` answering
 /// `http::Response<reqwest::Body>`, so that the crate's layers can wrap it. See the
-/// [module docs](self) for an example, the errors and the request bodies.
+/// [module docs](self) for an example.
 ///
 /// `B` is the request body type: `reqwest::Body` from [`new`](ReqwestService::new), any other
 /// `B: Into<reqwest::Body>` from `From`, for example `ReqwestService::<String>::from(client)`.
+/// Cloning it clones the client, which shares one connection pool.
 ///
-/// Its error is the crate's [`Error`], with reqwest's error as its source. Cloning it clones
-/// the client, which shares one connection pool.
+/// # Errors
+///
+/// Its error is the crate's [`Error`], classified from reqwest's own error kinds the
+/// way [`Error::transport`] classifies hyper's. [`source`](std::error::Error::source) is
+/// reqwest's error, which can be downcast to [`reqwest::Error`]:
+///
+/// | reqwest failed | [`code`](Error::code) | [`request_sent`](Error::request_sent) | retried |
+/// | --- | --- | --- | --- |
+/// | to connect: refused, DNS, TLS handshake ([`is_connect`](reqwest::Error::is_connect)) | `UNAVAILABLE` | `false` | yes, even a `POST` |
+/// | to connect in time ([`connect_timeout`](reqwest::ClientBuilder::connect_timeout)) | `DEADLINE_EXCEEDED` | `false` | yes, even a `POST` |
+/// | in time ([`timeout`](reqwest::ClientBuilder::timeout), [`read_timeout`](reqwest::ClientBuilder::read_timeout)) | `DEADLINE_EXCEEDED` | `true` | when the method allows it |
+/// | after connecting: a reset, a closed connection, a failing request body | `UNAVAILABLE` | `true` | when the method allows it |
+/// | to build the request: a URI without scheme or host ([`is_builder`](reqwest::Error::is_builder)) | `INVALID_ARGUMENT` | `false` | no: fix the request |
+///
+/// "When the method allows it": GET, HEAD, PUT, DELETE and the other idempotent methods, or a
+/// request with an `Idempotency-Key` (see [`RetryLayer`](crate::RetryLayer)).
+///
+/// reqwest's error names the URL it failed on; before it reaches the [`Error`], that URL loses
+/// its query, fragment and user info, where credentials travel (`?token=…`). The [`Error`]'s
+/// own text is redacted like every other.
 pub struct ReqwestService<B = reqwest::Body> {
     client: reqwest::Client,
     _body: PhantomData<fn(B)>,
@@ -282,7 +260,20 @@ fn classify(mut err: reqwest::Error) -> Error {
 }
 
 /// What the retry layer keeps of a `reqwest::Body` between attempts: the bytes of a buffered
-/// body, or the [`Captured`] copy of a streaming one. See the [module docs](self#request-bodies).
+/// body, or the [`Captured`] copy of a streaming one.
+///
+/// The retry layer sends a request again only with the very same body. With the `reqwest`
+/// feature, `reqwest::Body` is a [`ReplayBody`]:
+///
+/// - a buffered body (from `String`, `Vec<u8>`, `Bytes`, `&'static str`; what `RequestBuilder::body`
+///   and `json` make) is replayed from its bytes, which are shared, not copied, like a
+///   [`Full`](http_body_util::Full);
+/// - a streaming body (`Body::wrap`, `Body::wrap_stream`, a file) is copied while the first
+///   attempt streams it, up to [`max_replay_bytes`](crate::RetryLayer::max_replay_bytes), and
+///   sent again from the copy; a body that an attempt never sent (a refused connection, a closed
+///   gate) is sent on the next attempt as it is. See [`ReplayBody`] for the limits.
+///
+/// `String`, `Vec<u8>`, `Bytes` and `&'static str` request bodies replay too, by clone.
 #[derive(Clone)]
 pub struct BodyCopy {
     repr: Repr,

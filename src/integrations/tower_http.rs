@@ -19,17 +19,9 @@
 //! crate's stack are classified by their own code; any other error counts as a transport
 //! failure.
 //!
-//! [`ContractClassifier::new`] classifies by an [`ErrorContract`] with the codes an API
-//! declares, the same value the layers of the stack consult:
-//!
-//! ```
-//! use tower_api_retry::{Disposition, ErrorContract};
-//! use tower_api_retry::classifier::ContractClassifier;
-//!
-//! let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
-//! let trace = ContractClassifier::trace_layer_with(contract);
-//! # let _ = trace;
-//! ```
+//! [`ContractClassifier::new`] and [`ContractClassifier::trace_layer_with`] classify by an
+//! [`ErrorContract`] with the codes an API declares, the same value the layers of the stack
+//! consult.
 
 use crate::{Disposition, Error, ErrorCode, ErrorContract};
 use http::{HeaderMap, Response, StatusCode};
@@ -120,6 +112,15 @@ impl ContractClassifier {
     }
 
     /// A `TraceLayer` that classifies by `contract` and never logs a query string.
+    ///
+    /// ```
+    /// use tower_api_retry::{Disposition, ErrorContract};
+    /// use tower_api_retry::classifier::ContractClassifier;
+    ///
+    /// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
+    /// let trace = ContractClassifier::trace_layer_with(contract);
+    /// # let _ = trace;
+    /// ```
     pub fn trace_layer_with(
         contract: ErrorContract,
     ) -> TraceLayer<SharedClassifier<ContractClassifier>, PathOnlySpan> {

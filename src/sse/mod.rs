@@ -37,15 +37,12 @@
 //!
 //! # Parser
 //!
-//! The `text/event-stream` parser is this crate's own (`parser.rs`, under 200 lines, tested
-//! with the WHATWG examples): lines ending in `\n`, `\r\n` or `\r` (split anywhere across
-//! chunks), multi-line `data` joined with `\n`, `:` comments, `id` containing NUL ignored,
-//! `retry` digits only, a leading BOM, dispatch on a blank line, an incomplete final event
-//! discarded. The two maintained crates were considered: `eventsource-stream` 0.2.3
-//! (last released 2022, pulls in `nom`) and `sse-stream` 0.3 (pulls in `futures-util`,
-//! `thiserror`, `simdutf8`). Neither bounds its buffers, and a hostile or broken server must
-//! not make the client grow a line without limit; neither exposes the "id committed only at
-//! dispatch" cursor the resume logic needs. A line or an event larger than
+//! The `text/event-stream` parser is this crate's own (tested with the WHATWG examples): lines
+//! ending in `\n`, `\r\n` or `\r` (split anywhere across chunks), multi-line `data` joined
+//! with `\n`, `:` comments, `id` containing NUL ignored, `retry` digits only, a leading BOM,
+//! dispatch on a blank line, an incomplete final event discarded. Unlike `eventsource-stream` and `sse-stream`, it bounds its buffers, so a hostile
+//! or broken server cannot make the client grow a line without limit, and it exposes the "id
+//! committed only at dispatch" cursor the resume logic needs. A line or an event larger than
 //! [`max_event_bytes`](ResumableEvents::max_event_bytes) (default 1 MiB) ends the stream
 //! with an `OUT_OF_RANGE` error instead.
 //!

@@ -346,3 +346,51 @@ mod tests {
         assert!(out.is_empty());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::Parser;
+    use std::collections::VecDeque;
+
+    proptest::proptest! {
+        #![proptest_config(crate::props::config(256))]
+
+        /// Hostile bytes never panic, and however they are chunked the result is the same.
+        #[test]
+        fn any_bytes_any_chunking(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(b"\r\n:data id event retry 0123\0\xEF\xBB\xBF".to_vec()),
+                    proptest::num::u8::ANY,
+                ],
+                0..400,
+            ),
+            cuts in proptest::collection::vec(0usize..400, 0..8),
+        ) {
+            let whole = {
+                let mut p = Parser::new(64);
+                let mut out = VecDeque::new();
+                let r = p.push(&bytes, &mut out);
+                (r.is_ok(), out, p.last_event_id().to_owned(), p.retry())
+            };
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut p = Parser::new(64);
+            let mut out = VecDeque::new();
+            let mut ok = true;
+            let mut at = 0;
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                if ok {
+                    ok = p.push(&bytes[at..cut], &mut out).is_ok();
+                }
+                at = cut;
+            }
+            if whole.0 {
+                proptest::prop_assert!(ok);
+                proptest::prop_assert_eq!(out, whole.1);
+                proptest::prop_assert_eq!(p.last_event_id(), whole.2.as_str());
+                proptest::prop_assert_eq!(p.retry(), whole.3);
+            }
+        }
+    }
+}

@@ -1,7 +1,6 @@
 //! The integration tests of tower-api-retry: one test binary, a module per layer or concern.
 //!
-//! One binary links the crate and its dev-dependencies once (19 binaries each linked the
-//! world). Run one module with a filter: `cargo test --all-features --test it retry::`.
+//! One binary links the crate and its dev-dependencies once. Run one module with a filter: `cargo test --all-features --test it retry::`.
 //!
 //! Adding a test file: put it in this folder (`tests/it/contract.rs`) and name it below
 //! (`mod contract;`), behind `#[cfg(feature = "...")]` if it needs a feature. It reaches the
@@ -10,8 +9,9 @@
 //!
 //! The process is shared: a test that inspects tracing output either takes
 //! `support::trace::capture()` (the binary's one global subscriber, recording while held) or
-//! installs a scoped subscriber after `support::trace::install()`. Property tests live in
-//! `props.rs`, so their regression seeds live in one file, `props.proptest-regressions`.
+//! installs a scoped subscriber after `support::trace::install()`. Property tests that take
+//! the crate from outside live in `props.rs`; they and the library's share one file of
+//! regression seeds, `proptest-regressions.txt` at the crate's root.
 
 mod support;
 
@@ -29,6 +29,7 @@ mod e2e_tonic;
 mod e2e_tower_http;
 #[cfg(feature = "redis")]
 mod fleet;
+mod gate;
 mod grpc_trailers;
 mod hostile;
 mod mcp;
@@ -39,10 +40,9 @@ mod outages;
 mod pacing;
 mod props;
 mod quota;
-mod rate_limit;
-mod rate_limits;
 mod retry;
 mod retry_override;
 mod secrets;
+mod server_limits;
 mod sse;
 mod support_smoke;

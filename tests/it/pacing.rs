@@ -213,8 +213,8 @@ async fn a_template_limited_bucket_is_neither_hammered_nor_idle() {
     report("200/s, burst 20", rate, &f);
     assert_eq!(f.in_window, 0, "nothing is sent inside an announced window");
     assert_eq!(f.failed, 0);
-    // Virtual time: the figure is the stack's, not the machine's (73 % of the rate in every
-    // run so far; the retry layer's jitter moves it by a request or two). The target: at
+    // Virtual time: the figure is the stack's, not the machine's (the README's performance
+    // section has it; the retry layer's jitter moves it by a request or two). The target: at
     // least 70 % of the server's rate, with nothing sent inside a window.
     assert!(f.goodput >= 0.70 * rate, "goodput {:.0}/s", f.goodput);
     assert!(
@@ -232,8 +232,8 @@ async fn a_slow_bucket_with_a_small_burst_is_kept_too() {
     report("20/s, burst 5", rate, &f);
     assert_eq!(f.in_window, 0, "nothing is sent inside an announced window");
     assert_eq!(f.failed, 0);
-    // 80 % in every run so far: the saved burst of 5 is not taken for rate, and the pace
-    // probes above the learned rate every few seconds, not every second.
+    // The saved burst of 5 is not taken for rate, and the pace probes above the learned rate
+    // every few seconds, not every second.
     assert!(f.goodput >= 0.70 * rate, "goodput {:.1}/s", f.goodput);
     assert!(
         f.worst_other < Duration::from_millis(10),

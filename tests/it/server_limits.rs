@@ -1,4 +1,4 @@
-//! Rate limits the way servers count them, on loopback: a server limiting the path template
+//! Rate limits the way servers count them, on loopback (the gate's own mechanics are in `gate`): a server limiting the path template
 //! `/limited/{n}` with one bucket, and the same server announcing a quota in each header
 //! convention (`support::limited`). A stamp under the stack numbers every request with the
 //! `429`s the client had received when it sent it, so "sent inside a window" is judged on

@@ -1,5 +1,8 @@
-//! RateLimitBackoffLayer: paused-time tests with a scripted server, and real loopback tests
-//! with an axum server that timestamps every request per path.
+//! The rate-limit gate (`RateLimitBackoffLayer`) against scripted servers: what closes a
+//! path's gate, for how long, the one probe and its waiters, the key bound. Paused-time tests
+//! with a scripted service, and real loopback tests (`real`) with an axum server that
+//! timestamps every request per path. Rate limits the way real servers count them (template
+//! buckets, announced quotas) are in `server_limits`.
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -559,7 +562,7 @@ async fn custom_key_fn_and_ungated_requests() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_key_bound_holds_after_100_000_distinct_keys() {
+async fn the_key_bound_holds_after_30_000_distinct_keys() {
     let log = Log::default();
     let server = scripted(log.clone(), |_, _| too_many(Some(60)));
     let mut client = ServiceBuilder::new()
@@ -573,7 +576,8 @@ async fn the_key_bound_holds_after_100_000_distinct_keys() {
         .service(server);
     let gates = client.gates().clone();
     assert_eq!(gates.max_keys(), 10_000);
-    for i in 0..100_000 {
+    // Three times the bound: two thirds of the keys are evicted on the way.
+    for i in 0..30_000 {
         let err = send(&mut client, &format!("/k/n{i}")).await.unwrap_err();
         assert_eq!(err.status(), Some(StatusCode::TOO_MANY_REQUESTS));
         assert!(gates.len() <= 10_000);
@@ -581,7 +585,7 @@ async fn the_key_bound_holds_after_100_000_distinct_keys() {
     assert_eq!(gates.len(), 10_000);
     // The newest rejections are the ones kept.
     assert!(
-        send(&mut client, "/k/n99999")
+        send(&mut client, "/k/n29999")
             .await
             .unwrap_err()
             .is_gate_closed()
