@@ -34,8 +34,9 @@ use std::{
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_api_retry::{
-    Attempts, Disposition, Error, ErrorCode, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
-    budget::{BudgetState, Credits, Objective},
+    Attempts, Disposition, Error, ErrorCode, ErrorDecodeLayer, McpDecodeLayer,
+    RateLimitBackoffLayer, RetryLayer,
+    builtin::{BudgetState, Credits, Objective},
 };
 
 /// One attempt as the layer below the retry loop saw it.
@@ -551,7 +552,7 @@ async fn mcp_tool_errors(d: &Demo) {
     );
     // The timeline layer sits between the retry loop and the gate, so the three layers are
     // spelled out here; without it the same stack is
-    // `ServiceBuilder::new().api_contract_with(ApiContractLayer::mcp().retry(..))`.
+    // `ServiceBuilder::new().layer(ApiContractLayer::mcp().retry(..))`.
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let stack = ServiceBuilder::new()
         .layer(
@@ -561,7 +562,7 @@ async fn mcp_tool_errors(d: &Demo) {
         )
         .layer(d.timeline.clone())
         .layer(RateLimitBackoffLayer::new())
-        .layer(ErrorDecodeLayer::mcp())
+        .layer(McpDecodeLayer::new())
         .service(client);
     let call = || {
         Request::post(d.api.url("/mcp"))

@@ -210,7 +210,7 @@ impl ErrorCode {
     ///
     /// This is the one mapping used for `{"detail": ...}` bodies and for bodies the decoder
     /// does not recognise. It is chosen so that the derived code classifies exactly as the
-    /// status does (see [`classify`](crate::classify)): every 4xx maps to a code that is not
+    /// status does (see [`ErrorContract::new`](crate::ErrorContract::new)): every 4xx maps to a code that is not
     /// retried, every 5xx to a transient one.
     ///
     /// | status | code |

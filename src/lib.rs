@@ -58,7 +58,7 @@
 //! ```
 //!
 //! `api_contract()` is exactly this, with each layer configurable through
-//! [`ApiContractLayer`] and [`.api_contract_with(layer)`](ServiceBuilderExt::api_contract_with):
+//! [`ApiContractLayer`] (`.layer(ApiContractLayer::new().retry(...))`):
 //!
 //! ```text
 //! ServiceBuilder::new()
@@ -79,8 +79,8 @@
 //!   server's [`retry_after`](Error::retry_after) hint, without duplicating a side effect.
 //!
 //! All three decide from [`Error::disposition`], computed by one decision table, an
-//! [`ErrorContract`] (by default the built-in table [`classify`]; declare another API's codes
-//! on it): [`Retry`](Disposition::Retry), [`RateLimited`](Disposition::RateLimited),
+//! [`ErrorContract`] (by default the built-in table of both pages; declare another API's
+//! codes on it): [`Retry`](Disposition::Retry), [`RateLimited`](Disposition::RateLimited),
 //! [`FixRequest`](Disposition::FixRequest), [`Reauthenticate`](Disposition::Reauthenticate),
 //! [`Forbidden`](Disposition::Forbidden), [`NeedsHuman`](Disposition::NeedsHuman), or
 //! [`DoNotRetry`](Disposition::DoNotRetry) when the server forbade a retry. See the
@@ -102,14 +102,15 @@
 //! - **Server-sent events**: [`ResumableEvents`] ([`sse`]) reads an event stream and
 //!   reconnects after a drop with `?since=<last event id>`, on the same backoff.
 //! - **MCP**: a tool-call error arrives inside an HTTP 200. Install the stack with
-//!   `ServiceBuilder::new().api_contract_with(`[`ApiContractLayer::mcp()`]`)`. This mode
+//!   `ServiceBuilder::new().layer(`[`ApiContractLayer::mcp()`]`)`. This mode
 //!   changes the response body type to [`McpBody<B>`](mcp::McpBody) (see the [`mcp`]
 //!   module).
 //! - **One request's policy**: a [`RetryOverride`] in its extensions (no retries, another
 //!   `max_retries` or deadline, a `POST` declared safe to repeat); see [`retry`].
 //! - **Without the layers**: [`ApiError::decode`] decodes a status, headers and body
-//!   without any layer. The [`budget`] module reads the `currentObjective` block and shows
-//!   credits as dollars; with the `tower-http` feature, `integrations::tower_http` reports
+//!   without any layer. The [`builtin`] module holds what is specific to the two pages: the
+//!   `agent_connected` conflict and its force-rotate header, and the `currentObjective` block
+//!   with credits shown as dollars; with the `tower-http` feature, `integrations::tower_http` reports
 //!   failures to `tower_http`'s `TraceLayer` by disposition.
 //!
 //! # Feature flags
@@ -143,7 +144,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
-pub mod budget;
+pub mod builtin;
 mod classify;
 mod code;
 pub mod contract;
@@ -159,17 +160,18 @@ pub mod quota;
 pub mod rate_limit;
 mod reason;
 pub mod retry;
-pub mod retry_after;
+mod retry_after;
 pub mod sse;
 pub mod stack;
 mod telemetry;
 mod text;
 
-pub use classify::{Disposition, classify, classify_status};
+pub use classify::Disposition;
+pub(crate) use classify::classify;
 pub use code::ErrorCode;
 pub use contract::{ErrorContract, OutageRule, OutageSignals};
 pub use decode::{ErrorDecode, ErrorDecodeLayer};
-pub use error::{AgentConnected, ApiError, BodyShape, Error, X_FORCE_ROTATE};
+pub use error::{ApiError, BodyShape, Error};
 #[cfg(feature = "reqwest")]
 pub use integrations::reqwest::ReqwestService;
 pub use mcp::{McpDecode, McpDecodeLayer};
@@ -179,19 +181,6 @@ pub use reason::{LocalFailure, NotRetried};
 pub use retry::{Attempts, Retry, RetryLayer, RetryOverride};
 pub use sse::{Event, ResumableEvents};
 pub use stack::{ApiContract, ApiContractLayer, McpApiContract, ServiceBuilderExt};
-
-/// A boxed error: the same type as [`tower::BoxError`], which the crate uses.
-#[deprecated(note = "use `tower::BoxError`, the same type")]
-pub type BoxError = tower::BoxError;
-
-// Former paths, kept so existing code compiles.
-#[cfg(feature = "tower-http")]
-#[doc(hidden)]
-pub use integrations::tower_http as classifier;
-/// The tonic conversions: see [`integrations`].
-#[cfg(feature = "tonic")]
-#[doc(hidden)]
-pub mod grpc_status {}
 
 /// The README's examples, compiled (and run, unless they reach for a remote API) as doctests
 /// exactly as the README shows them, so they never drift from the code. Some need the

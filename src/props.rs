@@ -527,3 +527,81 @@ mod quota {
         }
     }
 }
+
+/// The server's hints on any input, parsed directly.
+mod retry_after {
+    use crate::retry_after::{MAX_HINT, Pushback, parse_grpc_pushback, parse_retry_after};
+    use http::HeaderValue;
+    use proptest::prelude::*;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// `Retry-After` on any string: never a panic, never above `MAX_HINT`; digits only are
+    /// always a value (saturating), and nothing else but an HTTP-date is.
+    #[test]
+    fn retry_after_on_any_string(s in "\\PC{0,40}", now_s in 0u64..=4_102_444_800) {
+        let now = UNIX_EPOCH + Duration::from_secs(now_s);
+        if let Ok(v) = HeaderValue::from_str(&s) {
+            let got = parse_retry_after(&v, now);
+            prop_assert!(got.is_none_or(|d| d <= MAX_HINT));
+            let t = s.trim_matches(|c: char| c == ' ' || c == '\t');
+            if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+                prop_assert!(got.is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        if let Ok(v) = HeaderValue::from_bytes(&bytes) {
+            prop_assert!(parse_retry_after(&v, SystemTime::now()).is_none_or(|d| d <= MAX_HINT));
+            if let Pushback::After(d) = parse_grpc_pushback(&v) {
+                prop_assert!(d <= MAX_HINT);
+            }
+        }
+    }
+
+    /// Delay-seconds of any length saturate at `MAX_HINT`, and are exact below it.
+    #[test]
+    fn retry_after_digits_saturate(digits in "[0-9]{1,60}") {
+        let v = HeaderValue::from_str(&digits).unwrap();
+        let got = parse_retry_after(&v, SystemTime::now()).unwrap();
+        match digits.parse::<u64>() {
+            Ok(n) if n <= MAX_HINT.as_secs() => prop_assert_eq!(got, Duration::from_secs(n)),
+            _ => prop_assert_eq!(got, MAX_HINT),
+        }
+    }
+
+    /// An HTTP-date anywhere from 1970 to 9999, seen from any time: the distance, clamped to
+    /// zero in the past and `MAX_HINT` in the future.
+    #[test]
+    fn retry_after_any_http_date(at_s in 0u64..253_402_300_799, now_s in 0u64..4_102_444_800) {
+        let at = UNIX_EPOCH + Duration::from_secs(at_s);
+        let now = UNIX_EPOCH + Duration::from_secs(now_s);
+        let v = HeaderValue::from_str(&httpdate::fmt_http_date(at)).unwrap();
+        let got = parse_retry_after(&v, now).unwrap();
+        let want = Duration::from_secs(at_s.saturating_sub(now_s)).min(MAX_HINT);
+        prop_assert_eq!(got, want);
+    }
+
+    /// `grpc-retry-pushback-ms` on any string: a non-negative integer is a capped wait,
+    /// anything else (negative, unparsable) forbids a retry.
+    #[test]
+    fn pushback_on_any_string(s in "-?[0-9]{0,30}|\\PC{0,20}") {
+        if let Ok(v) = HeaderValue::from_str(&s) {
+            let got = parse_grpc_pushback(&v);
+            let t = s.trim_matches(|c: char| c == ' ' || c == '\t');
+            let negative = t.starts_with('-');
+            let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+            let numeric = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            let zero = digits.bytes().all(|b| b == b'0');
+            match got {
+                Pushback::DoNotRetry => prop_assert!(!numeric || (negative && !zero)),
+                Pushback::After(d) => prop_assert!(numeric && (!negative || zero) && d <= MAX_HINT),
+            }
+        }
+    }
+    }
+}

@@ -54,7 +54,7 @@ use tower::{BoxError, Layer, Service};
 /// use http::{Request, Response};
 /// use http_body_util::Full;
 /// use tower::{service_fn, Service, ServiceExt};
-/// use tower_api_retry::{Disposition, ErrorCode, ErrorDecodeLayer};
+/// use tower_api_retry::{Disposition, ErrorCode, McpDecodeLayer};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -66,7 +66,7 @@ use tower::{BoxError, Layer, Service};
 ///         .body(Full::new(Bytes::from(body)))
 ///         .unwrap())
 /// });
-/// let mut client = tower::ServiceBuilder::new().layer(ErrorDecodeLayer::mcp()).service(server);
+/// let mut client = tower::ServiceBuilder::new().layer(McpDecodeLayer::new()).service(server);
 ///
 /// let err = client.ready().await.unwrap().call(Request::new(Full::default())).await.unwrap_err();
 /// assert_eq!(err.code(), &ErrorCode::ResourceExhausted);
@@ -77,7 +77,7 @@ use tower::{BoxError, Layer, Service};
 /// The request's credentials never show in an error, as with [`ErrorDecodeLayer`] (see
 /// [`Credentials`](crate::decode::Credentials)), whether the error came in an HTTP error or in a 200's tool result.
 ///
-/// Built by [`ErrorDecodeLayer::mcp`] or [`McpDecodeLayer::new`].
+/// Built by [`McpDecodeLayer::new`].
 #[derive(Clone, Debug)]
 pub struct McpDecodeLayer {
     /// The plain decoder's configuration, which this mode shares (its limits also bound
@@ -118,9 +118,9 @@ impl McpDecodeLayer {
     /// [`ErrorDecodeLayer::sensitive_header`] does.
     ///
     /// ```
-    /// use tower_api_retry::ErrorDecodeLayer;
+    /// use tower_api_retry::McpDecodeLayer;
     ///
-    /// let layer = ErrorDecodeLayer::mcp().sensitive_header("x-team-secret");
+    /// let layer = McpDecodeLayer::new().sensitive_header("x-team-secret");
     /// # let _ = layer;
     /// ```
     pub fn sensitive_header<N: TryInto<HeaderName>>(mut self, name: N) -> Self {
@@ -132,20 +132,15 @@ impl McpDecodeLayer {
     /// included, as [`ErrorDecodeLayer::contract`] does.
     ///
     /// ```
-    /// use tower_api_retry::{Disposition, ErrorContract, ErrorDecodeLayer};
+    /// use tower_api_retry::{Disposition, ErrorContract, McpDecodeLayer};
     ///
     /// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
-    /// let layer = ErrorDecodeLayer::mcp().contract(contract);
+    /// let layer = McpDecodeLayer::new().contract(contract);
     /// # let _ = layer;
     /// ```
     pub fn contract(mut self, contract: ErrorContract) -> Self {
         self.plain = self.plain.contract(contract);
         self
-    }
-
-    /// The error contract this layer consults.
-    pub fn get_contract(&self) -> &ErrorContract {
-        self.plain.get_contract()
     }
 }
 
@@ -165,33 +160,6 @@ impl<S> Layer<S> for McpDecodeLayer {
 pub struct McpDecode<S> {
     inner: ErrorDecode<S>,
     limits: Limits,
-}
-
-impl<S> McpDecode<S> {
-    /// Wraps `inner` with the default configuration.
-    pub fn new(inner: S) -> Self {
-        McpDecodeLayer::new().layer(inner)
-    }
-
-    /// A layer with the default configuration.
-    pub fn layer() -> McpDecodeLayer {
-        McpDecodeLayer::new()
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        self.inner.get_ref()
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        self.inner.get_mut()
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner.into_inner()
-    }
 }
 
 impl<S, ReqB, B> Service<Request<ReqB>> for McpDecode<S>

@@ -7,13 +7,13 @@ use std::{sync::Arc, time::Duration};
 use tower::Layer;
 
 /// The default for [`RetryLayer::max_retries`]: 3 (4 attempts).
-pub const DEFAULT_MAX_RETRIES: u32 = 3;
+pub(crate) const DEFAULT_MAX_RETRIES: u32 = 3;
 /// The default for [`RetryLayer::max_retry_after`]: 30 seconds.
-pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// The default for [`RetryLayer::max_budget_wait`]: 30 seconds.
-pub const DEFAULT_MAX_BUDGET_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_MAX_BUDGET_WAIT: Duration = Duration::from_secs(30);
 /// The default for [`RetryLayer::max_replay_bytes`]: 64 KiB.
-pub const DEFAULT_MAX_REPLAY_BYTES: usize = 64 * 1024;
+pub(crate) const DEFAULT_MAX_REPLAY_BYTES: usize = 64 * 1024;
 
 /// Retries what the API's contract calls transient, on the documented schedule.
 ///
@@ -189,11 +189,6 @@ impl RetryLayer {
     pub fn contract(mut self, contract: ErrorContract) -> Self {
         self.contract = contract;
         self
-    }
-
-    /// The error contract this layer consults.
-    pub fn get_contract(&self) -> &ErrorContract {
-        &self.contract
     }
 
     /// The most bytes of a streaming request body kept for replay (default 64 KiB). A larger

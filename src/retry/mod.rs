@@ -44,7 +44,7 @@
 //! answer between the two, retries as usual.
 //!
 //! The server may overrule the table for one response (see
-//! [`retry_after`](crate::retry_after#the-servers-verdict)): `x-should-retry: false` or
+//! [`server_should_retry`](crate::ApiError::server_should_retry)): `x-should-retry: false` or
 //! `Stripe-Should-Retry: false` returns a retryable error at once, with
 //! [`NotRetried::ShouldNotRetry`](crate::NotRetried::ShouldNotRetry); `true` retries any
 //! error, even a `POST` without an `Idempotency-Key` (the server says it did not process
@@ -262,10 +262,7 @@ pub use body::{CaptureBody, Captured, NotReplayable, ReplayBody, ReplayedBody};
 pub use budget::RetryBudget;
 pub use deadline::CallDeadline;
 pub use future::ResponseFuture;
-pub use layer::{
-    DEFAULT_MAX_BUDGET_WAIT, DEFAULT_MAX_REPLAY_BYTES, DEFAULT_MAX_RETRIES,
-    DEFAULT_MAX_RETRY_AFTER, RetryLayer,
-};
+pub use layer::RetryLayer;
 pub use overrides::RetryOverride;
 pub use policy::IDEMPOTENCY_KEY;
 pub use service::Retry;
@@ -307,11 +304,6 @@ pub(crate) struct ExhaustedBefore;
 pub struct Attempts(pub(crate) u32);
 
 impl Attempts {
-    /// The number of attempts, at least 1.
-    pub fn get(&self) -> u32 {
-        self.0
-    }
-
     /// How many attempts produced `res`: the count [`Retry`] recorded when it took more than
     /// one, else 1 (a first attempt's success, or a response that no retry layer saw).
     ///
@@ -333,6 +325,6 @@ impl Attempts {
     /// assert_eq!(Attempts::from_extensions(&extensions), 1);
     /// ```
     pub fn from_extensions(extensions: &http::Extensions) -> u32 {
-        extensions.get::<Attempts>().map_or(1, Attempts::get)
+        extensions.get::<Attempts>().map_or(1, |a| a.0)
     }
 }

@@ -373,7 +373,7 @@ async fn an_http_deadline_bounds_the_wait_at_a_closed_gate() {
             RetryLayer::new()
         };
         let svc = ServiceBuilder::new()
-            .api_contract_with(ApiContractLayer::new().retry(retry))
+            .layer(ApiContractLayer::new().retry(retry))
             .service(server);
         // The first request is refused for 10 s, and not retried: the path's gate closes.
         let start = Instant::now();

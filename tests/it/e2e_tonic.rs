@@ -7,7 +7,7 @@ use std::time::Duration;
 use tonic::{Code, transport::Channel};
 use tower::ServiceBuilder;
 use tower_api_retry::{
-    ApiContractLayer, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, ServiceBuilderExt,
+    ApiContractLayer, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
     rate_limit::RateLimitGates,
 };
 
@@ -364,7 +364,7 @@ async fn a_deadline_that_runs_out_during_an_attempt_is_deadline_exceeded_every_t
             RetryLayer::new()
         };
         let stack = ServiceBuilder::new()
-            .api_contract_with(ApiContractLayer::new().retry(retry))
+            .layer(ApiContractLayer::new().retry(retry))
             .service(server.in_memory_channel());
         let calls = (0..16).map(|_| {
             let mut grpc = tonic::client::Grpc::new(stack.clone());

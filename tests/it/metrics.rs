@@ -27,7 +27,7 @@ use std::{
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_api_retry::{
     ApiContractLayer, Disposition, ErrorContract, ErrorDecodeLayer, NotRetried,
-    RateLimitBackoffLayer, RetryLayer, ServiceBuilderExt, retry::RetryBudget,
+    RateLimitBackoffLayer, RetryLayer, retry::RetryBudget,
 };
 
 /// The first wait of the retry schedule (the documented 1 s, shrunk).
@@ -39,9 +39,7 @@ type Stack = tower_api_retry::ApiContract<Client<HttpConnector, Body>>;
 
 fn stack_with(layer: ApiContractLayer) -> Stack {
     let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
-    ServiceBuilder::new()
-        .api_contract_with(layer)
-        .service(client)
+    ServiceBuilder::new().layer(layer).service(client)
 }
 
 fn stack() -> Stack {

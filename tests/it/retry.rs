@@ -130,10 +130,7 @@ async fn a_retried_success_carries_its_count() {
     let (svc, _) = stack(RetryLayer::new(), |n| status(if n < 1 { 503 } else { 200 }));
     let res = svc.oneshot(get("/x")).await.unwrap();
     assert_eq!(attempts(&res), 2);
-    assert_eq!(
-        res.extensions().get::<Attempts>().map(Attempts::get),
-        Some(2)
-    );
+    assert_eq!(Attempts::from_extensions(res.extensions()), 2);
 }
 
 #[tokio::test(start_paused = true)]
