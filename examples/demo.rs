@@ -36,6 +36,7 @@ use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_api_retry::{
     Attempts, Disposition, Error, ErrorCode, ErrorDecodeLayer, McpDecodeLayer,
     RateLimitBackoffLayer, RetryLayer,
+    backoff::Backoff,
     builtin::{BudgetState, Credits, Objective},
 };
 
@@ -164,7 +165,7 @@ impl Demo {
     + 'static {
         let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
         ServiceBuilder::new()
-            .layer(RetryLayer::new().base_delay(self.base))
+            .layer(RetryLayer::new().backoff(Backoff::new().base_delay(self.base)))
             .layer(self.timeline.clone())
             .layer(RateLimitBackoffLayer::new())
             .layer(ErrorDecodeLayer::new())
@@ -494,7 +495,7 @@ async fn grpc_unavailable(d: &Demo) {
     // With the crate's `tonic` feature the stack takes tonic's request body as it is.
     #[cfg(feature = "tonic")]
     let stack = ServiceBuilder::new()
-        .layer(RetryLayer::new().base_delay(d.base))
+        .layer(RetryLayer::new().backoff(Backoff::new().base_delay(d.base)))
         .layer(d.timeline.clone())
         .layer(RateLimitBackoffLayer::new())
         .layer(ErrorDecodeLayer::new())
@@ -503,7 +504,7 @@ async fn grpc_unavailable(d: &Demo) {
     #[cfg(not(feature = "tonic"))]
     let stack = ServiceBuilder::new()
         .map_request(|req: Request<tonic::body::Body>| req.map(UnsyncBoxBody::new))
-        .layer(RetryLayer::new().base_delay(d.base))
+        .layer(RetryLayer::new().backoff(Backoff::new().base_delay(d.base)))
         .layer(d.timeline.clone())
         .layer(RateLimitBackoffLayer::new())
         .map_request(|req: Request<UnsyncBoxBody<Bytes, tonic::Status>>| {
@@ -557,7 +558,7 @@ async fn mcp_tool_errors(d: &Demo) {
     let stack = ServiceBuilder::new()
         .layer(
             RetryLayer::new()
-                .base_delay(d.base)
+                .backoff(Backoff::new().base_delay(d.base))
                 .retry_non_idempotent(true),
         )
         .layer(d.timeline.clone())

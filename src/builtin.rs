@@ -8,7 +8,7 @@
 //! A 409 `agent_connected` says the agent is connected to another installation. The page
 //! documents two remedies, and this crate applies neither on its own: a rotation disconnects
 //! somebody. [`ApiError::agent_connected`] reads the conflict, and [`AgentConnected`] gives the
-//! release path and adds [`X_FORCE_ROTATE`] to a new rotation request.
+//! release path and adds `X-Force-Rotate: true` to a new rotation request.
 //!
 //! # Budgets
 //!
@@ -155,7 +155,7 @@ impl ApiError {
 }
 
 /// The header that forces a key rotation past a connected agent.
-pub const X_FORCE_ROTATE: http::HeaderName = http::HeaderName::from_static("x-force-rotate");
+pub(crate) const X_FORCE_ROTATE: http::HeaderName = http::HeaderName::from_static("x-force-rotate");
 
 /// A 409 `agent_connected`: the agent is connected to another installation.
 ///

@@ -470,8 +470,8 @@ enum Kind {
 }
 
 impl Error {
-    /// An error for what the server said.
-    pub fn from_api(api: ApiError) -> Error {
+    /// An error for what the server said (also `Error::from(api)`).
+    pub(crate) fn from_api(api: ApiError) -> Error {
         Error::new(Kind::Api(api), true)
     }
 

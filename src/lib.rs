@@ -180,7 +180,7 @@ pub use rate_limit::{RateLimitBackoff, RateLimitBackoffLayer, RateLimitGates};
 pub use reason::{LocalFailure, NotRetried};
 pub use retry::{Attempts, Retry, RetryLayer, RetryOverride};
 pub use sse::{Event, ResumableEvents};
-pub use stack::{ApiContract, ApiContractLayer, McpApiContract, ServiceBuilderExt};
+pub use stack::{ApiContract, ApiContractLayer, ServiceBuilderExt};
 
 /// The README's examples, compiled (and run, unless they reach for a remote API) as doctests
 /// exactly as the README shows them, so they never drift from the code. Some need the

@@ -33,7 +33,8 @@
 //! `Response<`[`McpBody<B>`](crate::mcp::McpBody)`>` instead of the client's own
 //! `Response<B>`, because a JSON success has to be read before it can be told from a tool
 //! error. `McpBody` hands back exactly the bytes the server sent (buffered, or streamed when
-//! the body is too large or too slow to inspect). The service is [`McpApiContract<S>`].
+//! the body is too large or too slow to inspect). The service is
+//! [`ApiContract<S, McpDecodeLayer>`](ApiContract).
 //!
 //! # Example
 //!
@@ -43,7 +44,7 @@
 //! use http_body_util::Full;
 //! use std::{sync::{Arc, atomic::{AtomicU32, Ordering}}, time::Duration};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
-//! use tower_api_retry::{ApiContractLayer, Attempts, RetryLayer, ServiceBuilderExt};
+//! use tower_api_retry::{ApiContractLayer, Attempts, RetryLayer, ServiceBuilderExt, backoff::Backoff};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() {
@@ -61,7 +62,7 @@
 //!
 //! // Or with each part configured:
 //! let client = ServiceBuilder::new()
-//!     .layer(ApiContractLayer::new().retry(RetryLayer::new().base_delay(Duration::from_millis(100))))
+//!     .layer(ApiContractLayer::new().retry(RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(100)))))
 //!     .service(server);
 //!
 //! let res = client.oneshot(Request::get("/api/status").body(Full::default()).unwrap()).await.unwrap();
@@ -70,21 +71,15 @@
 //! ```
 
 use crate::{
-    ErrorContract, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
-    decode::ErrorDecode,
-    mcp::{McpDecode, McpDecodeLayer},
-    rate_limit::RateLimitBackoff,
-    retry::Retry,
+    ErrorContract, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, mcp::McpDecodeLayer,
+    rate_limit::RateLimitBackoff, retry::Retry,
 };
 use tower::{Layer, ServiceBuilder, layer::util::Stack};
 
-/// The service [`ApiContractLayer`] makes: retry, then the rate-limit gate, then decoding,
-/// around `S`.
-pub type ApiContract<S> = Retry<RateLimitBackoff<ErrorDecode<S>>>;
-
-/// The service [`ApiContractLayer::mcp`] makes: retry, then the rate-limit gate, then
-/// decoding in MCP mode, around `S`. Its responses are `Response<McpBody<B>>`.
-pub type McpApiContract<S> = Retry<RateLimitBackoff<McpDecode<S>>>;
+/// The service an [`ApiContractLayer<D>`](ApiContractLayer) makes: retry, then the rate-limit
+/// gate, then the decoding of `D`, around `S`. The one [`ApiContractLayer::mcp`] makes is
+/// `ApiContract<S, McpDecodeLayer>`; its responses are `Response<McpBody<B>>`.
+pub type ApiContract<S, D = ErrorDecodeLayer> = Retry<RateLimitBackoff<<D as Layer<S>>::Service>>;
 
 /// The three layers of the crate in the documented order, as one layer. See the
 /// [module docs](self) for why this order and an example.

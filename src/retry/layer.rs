@@ -1,8 +1,5 @@
 use super::{Retry, RetryBudget, budget::Bucket};
-use crate::{
-    ErrorContract,
-    backoff::{Backoff, Jitter},
-};
+use crate::{ErrorContract, backoff::Backoff};
 use std::{sync::Arc, time::Duration};
 use tower::Layer;
 
@@ -79,26 +76,16 @@ impl RetryLayer {
         self
     }
 
-    /// The first wait (default 1 s); each later one doubles.
-    pub fn base_delay(mut self, base: Duration) -> Self {
-        self.config.backoff = self.config.backoff.base_delay(base);
-        self
-    }
-
-    /// The longest wait the backoff ever computes, jitter included (default 30 s).
-    pub fn max_delay(mut self, max: Duration) -> Self {
-        self.config.backoff = self.config.backoff.max_delay(max);
-        self
-    }
-
-    /// How randomised each wait is (default [`Jitter::Proportional(0.2)`](Jitter): the
-    /// nominal wait plus up to 20 %, never less).
-    pub fn jitter(mut self, jitter: Jitter) -> Self {
-        self.config.backoff = self.config.backoff.jitter(jitter);
-        self
-    }
-
-    /// The whole backoff schedule at once.
+    /// The wait before each retry (default [`Backoff::new`]: 1 s, doubling, each plus up to
+    /// 20 %, never above 30 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_api_retry::{RetryLayer, backoff::Backoff};
+    ///
+    /// let layer = RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(100)));
+    /// # let _ = layer;
+    /// ```
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.config.backoff = backoff;
         self

@@ -16,7 +16,7 @@
 //! 30 seconds)", with "a small random offset so retries don't synchronize": waits of 1 s,
 //! 2 s, 4 s plus an offset of up to 20 % by default, never less (see
 //! [`backoff`](crate::backoff) for the table, and [`Jitter`](crate::backoff::Jitter) for
-//! full, equal and decorrelated jitter), never above [`max_delay`](RetryLayer::max_delay),
+//! full, equal and decorrelated jitter), never above [`max_delay`](crate::backoff::Backoff::max_delay),
 //! 3 retries (4 attempts). A server hint (`Retry-After`, `grpc-retry-pushback-ms`) is a
 //! floor: the wait is the larger of the backoff and the hint. A hint above
 //! [`max_retry_after`](RetryLayer::max_retry_after) (30 s) is not waited for: the error comes
@@ -62,7 +62,7 @@
 //!   `REFRESH_IN_PROGRESS`, or said so (`x-should-retry: true`), or it never left this process
 //!   (a refused connection, a closed rate-limit gate:
 //!   [`request_sent()`](crate::Error::request_sent) is `false`);
-//! - it carries an `Idempotency-Key` header ([`IDEMPOTENCY_KEY`]), so the server deduplicates;
+//! - it carries an `Idempotency-Key` header, so the server deduplicates;
 //! - or the caller opted in with [`retry_non_idempotent(true)`](RetryLayer::retry_non_idempotent).
 //!
 //! ## gRPC
@@ -109,7 +109,7 @@
 //! use http_body_util::Full;
 //! use std::{sync::{Arc, Mutex}, time::Duration};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
-//! use tower_api_retry::{ErrorCode, ErrorDecodeLayer, RetryLayer};
+//! use tower_api_retry::{ErrorCode, ErrorDecodeLayer, RetryLayer, backoff::Backoff};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() {
@@ -128,7 +128,7 @@
 //!     }
 //! });
 //! let client = ServiceBuilder::new()
-//!     .layer(RetryLayer::new().base_delay(Duration::from_millis(100)))
+//!     .layer(RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(100))))
 //!     .layer(ErrorDecodeLayer::new())
 //!     .service(server);
 //!
@@ -264,7 +264,6 @@ pub use deadline::CallDeadline;
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
 pub use overrides::RetryOverride;
-pub use policy::IDEMPOTENCY_KEY;
 pub use service::Retry;
 
 /// Carried by a retry whose request the server last answered with a gRPC

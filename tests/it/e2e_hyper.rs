@@ -16,7 +16,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_api_retry::rate_limit::ResponseBody;
 use tower_api_retry::{
     ApiContractLayer, Attempts, Disposition, Error, ErrorCode, ErrorDecodeLayer,
-    RateLimitBackoffLayer, RateLimitGates, RetryLayer, ServiceBuilderExt, retry::IDEMPOTENCY_KEY,
+    RateLimitBackoffLayer, RateLimitGates, RetryLayer, ServiceBuilderExt, backoff::Backoff,
 };
 
 /// The first wait of the retry schedule (the documented 1 s, shrunk; doubling as documented).
@@ -37,7 +37,7 @@ fn stack() -> Stack {
 fn stack_and_gates() -> (Stack, RateLimitGates) {
     let gates = RateLimitGates::new();
     let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new().base_delay(BASE))
+        .layer(RetryLayer::new().backoff(Backoff::new().base_delay(BASE)))
         .layer(RateLimitBackoffLayer::new().gates(gates.clone()))
         .layer(ErrorDecodeLayer::new())
         .service(client());
@@ -124,7 +124,10 @@ async fn api_contract_one_liner_retries_the_same_way() {
         ],
     );
     let svc = ServiceBuilder::new()
-        .layer(ApiContractLayer::new().retry(RetryLayer::new().base_delay(BASE)))
+        .layer(
+            ApiContractLayer::new()
+                .retry(RetryLayer::new().backoff(Backoff::new().base_delay(BASE))),
+        )
         .service(client());
     let res = svc
         .oneshot(request(&api, Method::GET, path, b""))
@@ -442,7 +445,7 @@ async fn post_bodies_are_identical_on_every_attempt() {
     );
     let mut req = request(&api, Method::POST, "/api/keyed", &BIG);
     req.headers_mut()
-        .insert(IDEMPOTENCY_KEY, "op-7".parse().unwrap());
+        .insert("idempotency-key", "op-7".parse().unwrap());
     let res = stack().oneshot(req).await.unwrap();
     assert_eq!(attempts(&res), 3);
     // Without one, after a 429 (rejected at the door, not processed).
@@ -468,7 +471,7 @@ async fn post_bodies_are_identical_on_every_attempt() {
     assert!(
         api.seen("/api/keyed")
             .iter()
-            .all(|s| s.headers[IDEMPOTENCY_KEY] == "op-7")
+            .all(|s| s.headers["idempotency-key"] == "op-7")
     );
 
     // Without a key, a 503 may have been processed: sent once, with a note saying why.

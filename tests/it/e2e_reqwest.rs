@@ -24,8 +24,8 @@ use std::{
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_api_retry::{
     ApiContractLayer, Attempts, Disposition, Error, ErrorCode, RateLimitBackoffLayer,
-    RateLimitGates, RetryLayer, ServiceBuilderExt, integrations::reqwest::ReqwestService,
-    retry::IDEMPOTENCY_KEY,
+    RateLimitGates, RetryLayer, ServiceBuilderExt, backoff::Backoff,
+    integrations::reqwest::ReqwestService,
 };
 
 /// The first wait of the retry schedule (the documented 1 s, shrunk; doubling as documented).
@@ -45,7 +45,10 @@ fn reqwest_client() -> reqwest::Client {
 /// The documented stack over a reqwest client, with a shorter first wait.
 fn stack_of(client: reqwest::Client) -> Stack {
     ServiceBuilder::new()
-        .layer(ApiContractLayer::new().retry(RetryLayer::new().base_delay(BASE)))
+        .layer(
+            ApiContractLayer::new()
+                .retry(RetryLayer::new().backoff(Backoff::new().base_delay(BASE))),
+        )
         .service(ReqwestService::new(client))
 }
 
@@ -60,7 +63,7 @@ fn stack_and_gates() -> (Stack, RateLimitGates) {
     let svc = ServiceBuilder::new()
         .layer(
             ApiContractLayer::new()
-                .retry(RetryLayer::new().base_delay(BASE))
+                .retry(RetryLayer::new().backoff(Backoff::new().base_delay(BASE)))
                 .rate_limit(rate_limit),
         )
         .service(ReqwestService::new(reqwest_client()));
@@ -370,7 +373,7 @@ async fn post_bodies_are_identical_on_every_attempt_buffered_and_streaming() {
     let keyed = |path: &str, body: reqwest::Body| {
         let mut req = request(&api, Method::POST, path, body);
         req.headers_mut()
-            .insert(IDEMPOTENCY_KEY, "op-7".parse().unwrap());
+            .insert("idempotency-key", "op-7".parse().unwrap());
         req
     };
     let failures = || {
@@ -447,7 +450,10 @@ async fn other_body_types_are_sent_again_too() {
     let api = Emulator::start().await;
     api.script("/api/vec", [Reply::detail(503, "restarting")]);
     let svc = ServiceBuilder::new()
-        .layer(ApiContractLayer::new().retry(RetryLayer::new().base_delay(BASE)))
+        .layer(
+            ApiContractLayer::new()
+                .retry(RetryLayer::new().backoff(Backoff::new().base_delay(BASE))),
+        )
         .service(ReqwestService::<Vec<u8>>::from(reqwest_client()));
     let req = Request::put(api.url("/api/vec"))
         .body(BIG.to_vec())
@@ -551,7 +557,10 @@ async fn a_refused_connection_is_never_sent_and_retried() {
             err
         };
         let svc = ServiceBuilder::new()
-            .layer(ApiContractLayer::new().retry(RetryLayer::new().base_delay(BASE)))
+            .layer(
+                ApiContractLayer::new()
+                    .retry(RetryLayer::new().backoff(Backoff::new().base_delay(BASE))),
+            )
             .map_err(inspect)
             .service(ReqwestService::new(reqwest_client()));
         let req = Request::builder()
@@ -660,7 +669,10 @@ async fn a_connect_timeout_is_never_sent_so_even_a_post_is_retried() {
     let errors = Arc::new(Mutex::new(Vec::new()));
     let log = errors.clone();
     let svc = ServiceBuilder::new()
-        .layer(ApiContractLayer::new().retry(RetryLayer::new().base_delay(BASE)))
+        .layer(
+            ApiContractLayer::new()
+                .retry(RetryLayer::new().backoff(Backoff::new().base_delay(BASE))),
+        )
         .map_err(move |err: Error| {
             log.lock()
                 .unwrap()

@@ -15,6 +15,7 @@ use std::{
 use tower::{ServiceBuilder, ServiceExt};
 use tower_api_retry::{
     ApiContractLayer, Disposition, ErrorCode, RetryLayer,
+    backoff::Backoff,
     integrations::tower_http::{ContractClassifier, FailureClass},
 };
 use tower_http::{classify::SharedClassifier, trace::TraceLayer};
@@ -31,7 +32,7 @@ fn request(api: &Emulator, method: Method, path: &str) -> Request<Full<Bytes>> {
 fn contract() -> ApiContractLayer {
     ApiContractLayer::new().retry(
         RetryLayer::new()
-            .base_delay(Duration::from_millis(20))
+            .backoff(Backoff::new().base_delay(Duration::from_millis(20)))
             .max_retries(1),
     )
 }

@@ -17,8 +17,8 @@ use std::time::Duration;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_api_retry::{
     ApiContract, ApiContractLayer, Attempts, BodyShape, Disposition, Error, ErrorCode,
-    ErrorDecodeLayer, McpApiContract, McpDecodeLayer, RateLimitBackoffLayer, RateLimitGates,
-    RetryLayer, mcp::McpBody, rate_limit::ResponseBody,
+    ErrorDecodeLayer, McpDecodeLayer, RateLimitBackoffLayer, RateLimitGates, RetryLayer,
+    backoff::Backoff, mcp::McpBody, rate_limit::ResponseBody,
 };
 
 /// A result big enough to pass the 1 KiB inspection limit used below.
@@ -298,11 +298,11 @@ async fn api_contract_mcp_retries_a_transient_tool_error_and_hands_back_the_serv
     // Every MCP call is a POST: this client declares its tool calls safe to repeat.
     let layer = ApiContractLayer::mcp().retry(
         RetryLayer::new()
-            .base_delay(BASE)
+            .backoff(Backoff::new().base_delay(BASE))
             .retry_non_idempotent(true),
     );
     // The service type names the mode; its responses carry `McpBody<Incoming>`.
-    let mut svc: McpApiContract<HyperClient> =
+    let mut svc: ApiContract<HyperClient, McpDecodeLayer> =
         ServiceBuilder::new().layer(layer).service(hyper_client());
     let res: Response<ResponseBody<McpBody<Incoming>>> =
         send(&mut svc, call_tool(&api.url("/mcp"), "search"))

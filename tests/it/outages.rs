@@ -532,12 +532,14 @@ async fn a_grpc_librarys_own_resource_exhausted_is_tried_twice_and_holds_the_met
 #[tokio::test(start_paused = true)]
 async fn a_call_behind_an_oversized_calls_retry_is_not_stalled_by_it() {
     use crate::support::grpc::{SAY, call};
-    use tower_api_retry::backoff::Jitter;
+    use tower_api_retry::backoff::{Backoff, Jitter};
 
     // The retry waits 500 ms, then queues at the method's gate (closed for 1 s to 1.2 s).
-    let retry = tower_api_retry::RetryLayer::new()
-        .base_delay(Duration::from_millis(500))
-        .jitter(Jitter::None);
+    let retry = tower_api_retry::RetryLayer::new().backoff(
+        Backoff::new()
+            .base_delay(Duration::from_millis(500))
+            .jitter(Jitter::None),
+    );
     let (server, gates, grpc) = grpcio_like(retry).await;
     let start = Instant::now();
     let big = tokio::spawn({
@@ -604,7 +606,7 @@ async fn a_grpc_quota_without_pushback_still_closes_the_method_and_backs_off() {
     let client = ServiceBuilder::new()
         .layer(
             ApiContractLayer::new()
-                .retry(RetryLayer::new().jitter(Jitter::None))
+                .retry(RetryLayer::new().backoff(Backoff::new().jitter(Jitter::None)))
                 .rate_limit(rate_limit),
         )
         .service(server);

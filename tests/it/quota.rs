@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_api_retry::{
     Attempts, Disposition, ErrorDecodeLayer, NotRetried, Quota, RateLimitBackoffLayer,
-    RateLimitHeaders, RetryLayer,
+    RateLimitHeaders, RetryLayer, backoff::Backoff,
 };
 
 type Stack = tower_api_retry::ApiContract<Client<HttpConnector, Full<Bytes>>>;
@@ -29,7 +29,7 @@ fn stack(retry: RetryLayer) -> Stack {
 }
 
 fn retry() -> RetryLayer {
-    RetryLayer::new().base_delay(Duration::from_millis(10))
+    RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(10)))
 }
 
 fn request(api: &Emulator, method: Method, path: &str) -> Request<Full<Bytes>> {
