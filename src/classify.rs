@@ -13,10 +13,11 @@ use std::fmt;
 ///
 /// ```
 /// use http::StatusCode;
-/// use tower_api_retry::{classify, Disposition, ErrorCode};
+/// use tower_api_retry::{Disposition, ErrorCode, ErrorContract};
 ///
-/// assert_eq!(classify(Some(StatusCode::SERVICE_UNAVAILABLE), &ErrorCode::RefreshInProgress), Disposition::Retry);
-/// assert_eq!(classify(Some(StatusCode::UNAUTHORIZED), &ErrorCode::AgentBlocked), Disposition::NeedsHuman);
+/// let contract = ErrorContract::new();
+/// assert_eq!(contract.disposition(Some(StatusCode::SERVICE_UNAVAILABLE), &ErrorCode::RefreshInProgress), Disposition::Retry);
+/// assert_eq!(contract.disposition(Some(StatusCode::UNAUTHORIZED), &ErrorCode::AgentBlocked), Disposition::NeedsHuman);
 /// assert!(Disposition::RateLimited.is_retryable());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

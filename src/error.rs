@@ -312,7 +312,7 @@ impl ApiError {
     ///
     /// ```
     /// use http::{HeaderMap, HeaderValue, StatusCode};
-    /// use tower_api_retry::{classify, ApiError, Disposition};
+    /// use tower_api_retry::{ApiError, Disposition, ErrorContract};
     ///
     /// let mut trailers = HeaderMap::new();
     /// trailers.insert("grpc-status", HeaderValue::from_static("14")); // UNAVAILABLE
@@ -321,7 +321,7 @@ impl ApiError {
     /// assert_eq!(err.disposition(), Disposition::DoNotRetry);
     /// assert!(!err.disposition().is_retryable());
     /// // What kind of failure it was is still there:
-    /// assert_eq!(classify(Some(err.status()), err.code()), Disposition::Retry);
+    /// assert_eq!(ErrorContract::new().disposition(Some(err.status()), err.code()), Disposition::Retry);
     /// ```
     pub fn disposition(&self) -> Disposition {
         heed_server(self.class(), self.server_forbids_retry(), self.should_retry)

@@ -62,22 +62,6 @@ pub(crate) enum Pushback {
 
 /// Parses one `Retry-After` value: delay-seconds (`1*DIGIT`, RFC 9110 §10.2.3) or an HTTP-date
 /// relative to `now`.
-///
-/// ```
-/// use std::time::{Duration, SystemTime};
-/// use http::HeaderValue;
-/// use tower_api_retry::retry_after::{parse_retry_after, MAX_HINT};
-///
-/// let now = SystemTime::now();
-/// assert_eq!(parse_retry_after(&HeaderValue::from_static("7"), now), Some(Duration::from_secs(7)));
-/// assert_eq!(parse_retry_after(&HeaderValue::from_static("-1"), now), None);
-/// assert_eq!(parse_retry_after(&HeaderValue::from_static("1.5"), now), None);
-/// assert_eq!(parse_retry_after(&HeaderValue::from_static("99999999999999999999"), now), Some(MAX_HINT));
-/// assert_eq!(
-///     parse_retry_after(&HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"), now),
-///     Some(Duration::ZERO), // in the past
-/// );
-/// ```
 pub(crate) fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
     let text = value.to_str().ok()?.trim();
     if text.is_empty() {
@@ -97,16 +81,6 @@ pub(crate) fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<
 /// Parses one `retry-after-ms` value: a non-negative number of milliseconds, with an optional
 /// decimal fraction (`1500`, `1234.5`). Anything else is `None`; a huge value saturates at
 /// `MAX_HINT`.
-///
-/// ```
-/// use std::time::Duration;
-/// use http::HeaderValue;
-/// use tower_api_retry::retry_after::parse_retry_after_ms;
-///
-/// assert_eq!(parse_retry_after_ms(&HeaderValue::from_static("1500")), Some(Duration::from_millis(1500)));
-/// assert_eq!(parse_retry_after_ms(&HeaderValue::from_static("2.5")), Some(Duration::from_micros(2500)));
-/// assert_eq!(parse_retry_after_ms(&HeaderValue::from_static("-1")), None);
-/// ```
 pub(crate) fn parse_retry_after_ms(value: &HeaderValue) -> Option<Duration> {
     let text = value.as_bytes().trim_ascii();
     let (whole, frac) = match text.iter().position(|b| *b == b'.') {
@@ -146,15 +120,6 @@ pub(crate) fn fraction_nanos(frac: &[u8]) -> Option<u32> {
 
 /// Parses one `x-should-retry` or `Stripe-Should-Retry` value: `true` or `false`, in any
 /// case; `None` for anything else.
-///
-/// ```
-/// use http::HeaderValue;
-/// use tower_api_retry::retry_after::parse_should_retry;
-///
-/// assert_eq!(parse_should_retry(&HeaderValue::from_static("false")), Some(false));
-/// assert_eq!(parse_should_retry(&HeaderValue::from_static(" True ")), Some(true));
-/// assert_eq!(parse_should_retry(&HeaderValue::from_static("1")), None);
-/// ```
 pub(crate) fn parse_should_retry(value: &HeaderValue) -> Option<bool> {
     let text = value.as_bytes().trim_ascii();
     if text.eq_ignore_ascii_case(b"true") {
@@ -174,16 +139,6 @@ pub(crate) fn parse_should_retry(value: &HeaderValue) -> Option<bool> {
 /// refusal, not a license to retry on the client's own schedule. Surrounding white space and
 /// a leading `+` are accepted (as grpc-go's integer parser does); a huge value saturates at
 /// `MAX_HINT`.
-///
-/// ```
-/// use std::time::Duration;
-/// use http::HeaderValue;
-/// use tower_api_retry::retry_after::{parse_grpc_pushback, Pushback};
-///
-/// assert_eq!(parse_grpc_pushback(&HeaderValue::from_static("1500")), Pushback::After(Duration::from_millis(1500)));
-/// assert_eq!(parse_grpc_pushback(&HeaderValue::from_static("-1")), Pushback::DoNotRetry);
-/// assert_eq!(parse_grpc_pushback(&HeaderValue::from_static("soon")), Pushback::DoNotRetry);
-/// ```
 pub(crate) fn parse_grpc_pushback(value: &HeaderValue) -> Pushback {
     let Ok(text) = value.to_str() else {
         return Pushback::DoNotRetry;
@@ -281,6 +236,65 @@ fn saturating_secs(digits: &str) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The examples of each parser.
+    #[test]
+    fn examples() {
+        let now = SystemTime::now();
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("7"), now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("-1"), now),
+            None
+        );
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("1.5"), now),
+            None
+        );
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("99999999999999999999"), now),
+            Some(MAX_HINT)
+        );
+        assert_eq!(
+            parse_retry_after(
+                &HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+                now
+            ),
+            Some(Duration::ZERO), // in the past
+        );
+        assert_eq!(
+            parse_retry_after_ms(&HeaderValue::from_static("1500")),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_retry_after_ms(&HeaderValue::from_static("2.5")),
+            Some(Duration::from_micros(2500))
+        );
+        assert_eq!(parse_retry_after_ms(&HeaderValue::from_static("-1")), None);
+        assert_eq!(
+            parse_should_retry(&HeaderValue::from_static("false")),
+            Some(false)
+        );
+        assert_eq!(
+            parse_should_retry(&HeaderValue::from_static(" True ")),
+            Some(true)
+        );
+        assert_eq!(parse_should_retry(&HeaderValue::from_static("1")), None);
+        assert_eq!(
+            parse_grpc_pushback(&HeaderValue::from_static("1500")),
+            Pushback::After(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_grpc_pushback(&HeaderValue::from_static("-1")),
+            Pushback::DoNotRetry
+        );
+        assert_eq!(
+            parse_grpc_pushback(&HeaderValue::from_static("soon")),
+            Pushback::DoNotRetry
+        );
+    }
 
     fn ra(s: &str) -> Option<Duration> {
         parse_retry_after(&HeaderValue::from_str(s).unwrap(), SystemTime::now())
