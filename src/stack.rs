@@ -111,7 +111,7 @@ impl ApiContractLayer {
     /// **The response body type changes**: the service answers `Response<McpBody<B>>`
     /// ([`McpBody`](crate::mcp::McpBody)) where the client answers `Response<B>`, because
     /// a JSON success is read (up to
-    /// [`max_body_bytes`](McpDecodeLayer::max_body_bytes)) to tell it from a tool error. The
+    /// [`max_body_bytes`](ErrorDecodeLayer::max_body_bytes)) to tell it from a tool error. The
     /// caller still gets the server's bytes unchanged. See [`McpDecodeLayer`] for what is
     /// inspected and what it costs.
     ///
@@ -180,9 +180,11 @@ impl<D: DecodeMode> ApiContractLayer<D> {
         self
     }
 
-    /// Replaces the decode layer (the innermost): an [`ErrorDecodeLayer`], or for a layer
-    /// made by [`ApiContractLayer::mcp`], an [`McpDecodeLayer`].
-    pub fn decode(mut self, decode: D) -> Self {
+    /// Replaces the configuration of the decode layer (the innermost). A layer made by
+    /// [`ApiContractLayer::mcp`] keeps decoding in MCP mode, with this configuration (see
+    /// [`McpDecodeLayer`]'s `From<ErrorDecodeLayer>`).
+    pub fn decode(mut self, decode: ErrorDecodeLayer) -> Self {
+        let decode = D::from_plain(decode);
         self.decode = match &self.contract {
             Some(contract) => decode.with_contract(contract.clone()),
             None => decode,
@@ -254,24 +256,32 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
 }
 
 mod sealed {
-    use crate::ErrorContract;
+    use crate::{ErrorContract, ErrorDecodeLayer, McpDecodeLayer};
 
     pub trait Sealed {}
     impl<L> Sealed for tower::ServiceBuilder<L> {}
 
     /// What [`ApiContractLayer`](super::ApiContractLayer) needs of its decode layer.
     pub trait Decode {
+        /// The decode layer of this mode, configured as `plain`.
+        fn from_plain(plain: ErrorDecodeLayer) -> Self;
         /// The same decode layer, consulting `contract`.
         fn with_contract(self, contract: ErrorContract) -> Self;
     }
-    impl Decode for crate::ErrorDecodeLayer {
+    impl Decode for ErrorDecodeLayer {
+        fn from_plain(plain: ErrorDecodeLayer) -> Self {
+            plain
+        }
         fn with_contract(self, contract: ErrorContract) -> Self {
             self.contract(contract)
         }
     }
-    impl Decode for crate::mcp::McpDecodeLayer {
+    impl Decode for McpDecodeLayer {
+        fn from_plain(plain: ErrorDecodeLayer) -> Self {
+            McpDecodeLayer::from(plain)
+        }
         fn with_contract(self, contract: ErrorContract) -> Self {
-            self.contract(contract)
+            McpDecodeLayer::from(self.plain.contract(contract))
         }
     }
 }

@@ -24,7 +24,7 @@ mod tests {
         inspect::{inspect, is_json},
         *,
     };
-    use crate::decode::Credentials;
+    use crate::{ErrorDecodeLayer, decode::Credentials};
     use bytes::Bytes;
     use http::{HeaderMap, Request, Response, StatusCode, header::CONTENT_TYPE};
     use http_body::{Body, Frame, SizeHint};
@@ -158,7 +158,9 @@ mod tests {
             .map(|b| Frame::data(Bytes::copy_from_slice(&[*b])))
             .collect();
         let svc = respond(parts, true);
-        let layer = McpDecodeLayer::new().read_timeout(Some(Duration::from_secs(5)));
+        let layer = McpDecodeLayer::from(
+            ErrorDecodeLayer::new().read_timeout(Some(Duration::from_secs(5))),
+        );
         let res = layer.layer(svc).oneshot(Request::new(())).await.unwrap();
         let (bytes, _) = frames_of(res.into_body()).await;
         assert_eq!(bytes, br#"{"result":{"isError":true}}"#);
@@ -188,7 +190,9 @@ mod tests {
                     .unwrap(),
             )
         });
-        let layer = McpDecodeLayer::new().read_timeout(Some(Duration::from_millis(50)));
+        let layer = McpDecodeLayer::from(
+            ErrorDecodeLayer::new().read_timeout(Some(Duration::from_millis(50))),
+        );
         let res = tokio::time::timeout(
             Duration::from_secs(20),
             layer.layer(svc).oneshot(Request::new(())),
@@ -237,7 +241,9 @@ mod tests {
                     .unwrap(),
             )
         });
-        let layer = McpDecodeLayer::new().read_timeout(Some(Duration::from_millis(100)));
+        let layer = McpDecodeLayer::from(
+            ErrorDecodeLayer::new().read_timeout(Some(Duration::from_millis(100))),
+        );
         let res = layer.layer(svc).oneshot(Request::new(())).await.unwrap();
         let hint = res.body().size_hint();
         assert_eq!((hint.lower(), hint.upper()), (100, Some(100)));

@@ -185,9 +185,8 @@ async fn a_declared_code_changes_what_every_layer_does() {
     let tool_error = r#"{"jsonrpc": "2.0", "id": 1, "result": {"isError": true, "content": [],
         "structuredContent": {"error": {"code": "QUOTA_EXCEEDED", "message": "over"}}}}"#;
     let script = Script::new([ok("application/json", tool_error)]);
-    let mcp = McpDecodeLayer::new()
-        .contract(contract())
-        .layer(script.service());
+    let mcp =
+        McpDecodeLayer::from(ErrorDecodeLayer::new().contract(contract())).layer(script.service());
     let err = mcp.oneshot(get("/mcp")).await.unwrap_err();
     assert_eq!(err.code().as_str(), "QUOTA_EXCEEDED");
     assert_eq!(err.disposition(), Disposition::RateLimited);

@@ -221,7 +221,7 @@ async fn ordinary_result_passes_byte_identical() {
 #[tokio::test]
 async fn oversized_success_bodies_arrive_intact() {
     let url = serve().await;
-    let layer = McpDecodeLayer::new().max_body_bytes(1024);
+    let layer = McpDecodeLayer::from(ErrorDecodeLayer::new().max_body_bytes(1024));
     for tool in ["oversized_streamed", "oversized_announced"] {
         let (_, body) = call(layer.clone(), &url, tool).await.unwrap();
         let v: Value = serde_json::from_slice(&body).unwrap();
@@ -398,7 +398,7 @@ async fn api_contract_mcp_surfaces_a_permanent_tool_error_once() {
 #[tokio::test]
 async fn api_contract_decode_configures_either_mode() {
     let url = serve().await;
-    let layer = ApiContractLayer::mcp().decode(McpDecodeLayer::new().max_body_bytes(1024));
+    let layer = ApiContractLayer::mcp().decode(ErrorDecodeLayer::new().max_body_bytes(1024));
     let mut svc = ServiceBuilder::new().layer(layer).service(hyper_client());
     let err = send(&mut svc, call_tool(&url, "structured_error"))
         .await

@@ -548,15 +548,17 @@ mod credentials {
         let req = request(place, secret);
         let max = if shape == 12 { 300 } else { 64 * 1024 };
         let done = if mcp {
-            McpDecodeLayer::new()
-                .read_timeout(None)
-                .max_body_bytes(max)
-                .sensitive_header("x-team-secret")
-                .layer(server)
-                .oneshot(req)
-                .now_or_never()
-                .expect("ready")
-                .map(|r| r.status())
+            McpDecodeLayer::from(
+                ErrorDecodeLayer::new()
+                    .read_timeout(None)
+                    .max_body_bytes(max)
+                    .sensitive_header("x-team-secret"),
+            )
+            .layer(server)
+            .oneshot(req)
+            .now_or_never()
+            .expect("ready")
+            .map(|r| r.status())
         } else {
             ErrorDecodeLayer::new()
                 .read_timeout(None)

@@ -751,7 +751,9 @@ async fn bare_credentials_never_show_in_mcp_tool_errors() {
     let svc = ServiceBuilder::new()
         .layer(RetryLayer::new().backoff(fast()))
         .layer(RateLimitBackoffLayer::new().backoff(fast()))
-        .layer(McpDecodeLayer::new().sensitive_header("x-team-secret"))
+        .layer(McpDecodeLayer::from(
+            ErrorDecodeLayer::new().sensitive_header("x-team-secret"),
+        ))
         .service(client);
     for which in BARE_PLACES {
         for path in [
