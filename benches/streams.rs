@@ -21,7 +21,7 @@ use http_body::Frame;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use std::{convert::Infallible, hint::black_box};
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_api_retry::{ErrorDecodeLayer, ResumableEvents};
+use tower_api_retry::{ErrorDecodeLayer, McpDecodeLayer, ResumableEvents};
 
 type Req = Request<Full<Bytes>>;
 
@@ -82,7 +82,7 @@ fn mcp(c: &mut Criterion) {
     group.bench_function("mcp", |b| {
         b.to_async(&rt).iter(|| async {
             let svc = ServiceBuilder::new()
-                .layer(ErrorDecodeLayer::mcp())
+                .layer(McpDecodeLayer::new())
                 .service(server(json));
             black_box(call(svc).await)
         })
@@ -90,7 +90,7 @@ fn mcp(c: &mut Criterion) {
     group.bench_function("mcp_not_json", |b| {
         b.to_async(&rt).iter(|| async {
             let svc = ServiceBuilder::new()
-                .layer(ErrorDecodeLayer::mcp())
+                .layer(McpDecodeLayer::new())
                 .service(server("text/plain"));
             black_box(call(svc).await)
         })

@@ -34,8 +34,10 @@ use std::{
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_api_retry::{
-    Attempts, Disposition, Error, ErrorCode, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
-    budget::{BudgetState, Credits, Objective},
+    Attempts, Disposition, Error, ErrorCode, ErrorDecodeLayer, McpDecodeLayer,
+    RateLimitBackoffLayer, RetryLayer,
+    backoff::Backoff,
+    builtin::{BudgetState, Credits, Objective},
 };
 
 /// One attempt as the layer below the retry loop saw it.
@@ -163,7 +165,7 @@ impl Demo {
     + 'static {
         let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
         ServiceBuilder::new()
-            .layer(RetryLayer::new().base_delay(self.base))
+            .layer(RetryLayer::new().backoff(Backoff::new().base_delay(self.base)))
             .layer(self.timeline.clone())
             .layer(RateLimitBackoffLayer::new())
             .layer(ErrorDecodeLayer::new())
@@ -493,7 +495,7 @@ async fn grpc_unavailable(d: &Demo) {
     // With the crate's `tonic` feature the stack takes tonic's request body as it is.
     #[cfg(feature = "tonic")]
     let stack = ServiceBuilder::new()
-        .layer(RetryLayer::new().base_delay(d.base))
+        .layer(RetryLayer::new().backoff(Backoff::new().base_delay(d.base)))
         .layer(d.timeline.clone())
         .layer(RateLimitBackoffLayer::new())
         .layer(ErrorDecodeLayer::new())
@@ -502,7 +504,7 @@ async fn grpc_unavailable(d: &Demo) {
     #[cfg(not(feature = "tonic"))]
     let stack = ServiceBuilder::new()
         .map_request(|req: Request<tonic::body::Body>| req.map(UnsyncBoxBody::new))
-        .layer(RetryLayer::new().base_delay(d.base))
+        .layer(RetryLayer::new().backoff(Backoff::new().base_delay(d.base)))
         .layer(d.timeline.clone())
         .layer(RateLimitBackoffLayer::new())
         .map_request(|req: Request<UnsyncBoxBody<Bytes, tonic::Status>>| {
@@ -551,17 +553,17 @@ async fn mcp_tool_errors(d: &Demo) {
     );
     // The timeline layer sits between the retry loop and the gate, so the three layers are
     // spelled out here; without it the same stack is
-    // `ServiceBuilder::new().api_contract_with(ApiContractLayer::mcp().retry(..))`.
+    // `ServiceBuilder::new().layer(ApiContractLayer::mcp().retry(..))`.
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let stack = ServiceBuilder::new()
         .layer(
             RetryLayer::new()
-                .base_delay(d.base)
+                .backoff(Backoff::new().base_delay(d.base))
                 .retry_non_idempotent(true),
         )
         .layer(d.timeline.clone())
         .layer(RateLimitBackoffLayer::new())
-        .layer(ErrorDecodeLayer::mcp())
+        .layer(McpDecodeLayer::new())
         .service(client);
     let call = || {
         Request::post(d.api.url("/mcp"))

@@ -68,7 +68,7 @@ fn without_outage_gates() -> limited::Client {
     let layer = ApiContractLayer::new()
         .retry(RetryLayer::new().max_budget_wait(Duration::ZERO))
         .contract(ErrorContract::new().outages(OutageRule::OFF));
-    limited::outcome(ServiceBuilder::new().api_contract_with(layer).service(http))
+    limited::outcome(ServiceBuilder::new().layer(layer).service(http))
 }
 
 /// One run of `client` against a fresh server down during `windows`: an open loop, or a

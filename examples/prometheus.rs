@@ -22,7 +22,7 @@ use std::{
     time::Duration,
 };
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_api_retry::{ApiContractLayer, RetryLayer, RetryOverride, ServiceBuilderExt};
+use tower_api_retry::{ApiContractLayer, RetryLayer, RetryOverride, backoff::Backoff};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), tower::BoxError> {
@@ -36,11 +36,9 @@ async fn main() -> Result<(), tower::BoxError> {
 
     let api = emulated_api().await?;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let layer =
-        ApiContractLayer::new().retry(RetryLayer::new().base_delay(Duration::from_millis(5)));
-    let mut client = ServiceBuilder::new()
-        .api_contract_with(layer)
-        .service(client);
+    let layer = ApiContractLayer::new()
+        .retry(RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(5))));
+    let mut client = ServiceBuilder::new().layer(layer).service(client);
 
     let scenario: [(Method, &str, Option<RetryOverride>); 5] = [
         // 503, 503, 200: retried twice, then a success.

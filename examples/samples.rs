@@ -17,7 +17,7 @@ use std::{convert::Infallible, time::Duration};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_api_retry::{
     ApiError, Disposition, ErrorDecodeLayer,
-    budget::{BudgetState, Credits, Objective},
+    builtin::{BudgetState, Credits, Objective},
 };
 
 /// One sample error and what the pages say a careful caller makes of it.

@@ -17,7 +17,7 @@
 //! | 5th | 16 s | 16 s – 19.2 s |
 //! | 6th and later | 30 s (the cap) | 24 s – 30 s |
 //!
-//! No wait ever exceeds [`max`](Backoff::max). Once the doubling reaches the cap, waits spread
+//! No wait ever exceeds [`max_delay`](Backoff::max_delay). Once the doubling reaches the cap, waits spread
 //! *below* it (by the same fraction, here 24 – 30 s), so a fleet of clients that has been
 //! failing for a while does not retry in lockstep every 30 s.
 //!
@@ -44,9 +44,9 @@
 use std::time::Duration;
 
 /// The default first delay of [`Backoff::new`]: 1 second.
-pub const DEFAULT_BASE_DELAY: Duration = Duration::from_secs(1);
+const DEFAULT_BASE_DELAY: Duration = Duration::from_secs(1);
 /// The default cap of [`Backoff::new`]: 30 seconds.
-pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(30);
 
 /// How a nominal delay is randomised.
 ///
@@ -81,9 +81,9 @@ pub enum Jitter {
 /// The backoff schedule. See the [module docs](self).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Backoff {
-    base: Duration,
-    max: Duration,
-    jitter: Jitter,
+    pub(crate) base: Duration,
+    pub(crate) max: Duration,
+    pub(crate) jitter: Jitter,
 }
 
 impl Default for Backoff {
@@ -102,7 +102,7 @@ impl Backoff {
         }
     }
 
-    /// The first delay (default [`DEFAULT_BASE_DELAY`], 1 s).
+    /// The first delay (default 1 s).
     ///
     /// ```
     /// use std::time::Duration;
@@ -114,57 +114,23 @@ impl Backoff {
     ///     .jitter(Jitter::None);
     /// assert_eq!(b.nominal(0), Duration::from_millis(100));
     /// assert_eq!(b.nominal(9), Duration::from_secs(2));
-    /// assert_eq!(b.get_base_delay(), Duration::from_millis(100));
     /// ```
     pub const fn base_delay(mut self, base: Duration) -> Backoff {
         self.base = base;
         self
     }
 
-    /// The cap no delay exceeds (default [`DEFAULT_MAX_DELAY`], 30 s). A cap below the base
+    /// The cap no delay exceeds (default 30 s). A cap below the base
     /// caps the base too.
     pub const fn max_delay(mut self, max: Duration) -> Backoff {
         self.max = max;
         self
     }
 
-    /// The former name of [`base_delay`](Self::base_delay).
-    #[deprecated(note = "renamed `base_delay`")]
-    pub const fn base(self, base: Duration) -> Backoff {
-        self.base_delay(base)
-    }
-
-    /// The former name of [`max_delay`](Self::max_delay).
-    #[deprecated(note = "renamed `max_delay`")]
-    pub const fn max(self, max: Duration) -> Backoff {
-        self.max_delay(max)
-    }
-
     /// The jitter strategy (default [`Jitter::Proportional`]`(0.2)`: up to +20 %).
     pub const fn jitter(mut self, jitter: Jitter) -> Backoff {
         self.jitter = jitter;
         self
-    }
-
-    /// The configured base delay.
-    pub const fn get_base_delay(&self) -> Duration {
-        self.base
-    }
-
-    /// The configured cap.
-    pub const fn get_max_delay(&self) -> Duration {
-        self.max
-    }
-
-    /// The configured jitter.
-    pub const fn get_jitter(&self) -> Jitter {
-        self.jitter
-    }
-
-    /// The former name of [`get_jitter`](Self::get_jitter).
-    #[deprecated(note = "renamed `get_jitter`")]
-    pub const fn jitter_strategy(&self) -> Jitter {
-        self.get_jitter()
     }
 
     /// The nominal delay before retry number `retry` (0-based): `base × 2^retry`, capped.

@@ -1,6 +1,6 @@
 //! What a careful caller does with an error: the built-in classification table.
 //!
-//! [`classify`] is a pure function of the HTTP status (if a response was received) and the
+//! `classify` is a pure function of the HTTP status (if a response was received) and the
 //! [`ErrorCode`]. It is the table of the built-in [`ErrorContract`](crate::ErrorContract), the
 //! one value every layer (decode, retry, rate limit, server-sent events, the tower-http
 //! classifier) consults; a contract may declare other codes on top of it.
@@ -13,10 +13,11 @@ use std::fmt;
 ///
 /// ```
 /// use http::StatusCode;
-/// use tower_api_retry::{classify, Disposition, ErrorCode};
+/// use tower_api_retry::{Disposition, ErrorCode, ErrorContract};
 ///
-/// assert_eq!(classify(Some(StatusCode::SERVICE_UNAVAILABLE), &ErrorCode::RefreshInProgress), Disposition::Retry);
-/// assert_eq!(classify(Some(StatusCode::UNAUTHORIZED), &ErrorCode::AgentBlocked), Disposition::NeedsHuman);
+/// let contract = ErrorContract::new();
+/// assert_eq!(contract.disposition(Some(StatusCode::SERVICE_UNAVAILABLE), &ErrorCode::RefreshInProgress), Disposition::Retry);
+/// assert_eq!(contract.disposition(Some(StatusCode::UNAUTHORIZED), &ErrorCode::AgentBlocked), Disposition::NeedsHuman);
 /// assert!(Disposition::RateLimited.is_retryable());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,11 +43,11 @@ pub enum Disposition {
     /// The error would be [`Retry`](Self::Retry) or [`RateLimited`](Self::RateLimited), but the
     /// server forbade retrying it: a negative or unparsable `grpc-retry-pushback-ms` (gRPC's
     /// retry design, A6), or `x-should-retry: false` / `Stripe-Should-Retry: false`. Do not send the same request again on your own schedule; report the
-    /// error. [`classify`] of the code still tells what kind of failure it was.
+    /// error. The built-in table's answer for the code still tells what kind of failure it was.
     ///
     /// Only [`ApiError::disposition`](crate::ApiError::disposition) and
-    /// [`Error::disposition`](crate::Error::disposition) return it: [`classify`] looks at the
-    /// status and code alone.
+    /// [`Error::disposition`](crate::Error::disposition) return it: the built-in table looks at
+    /// the status and code alone.
     DoNotRetry,
 }
 
@@ -97,7 +98,7 @@ impl fmt::Display for Disposition {
 /// - Every 5xx status is transient, as the first page says, including 501.
 /// - An unknown code on a status that is not an error (an MCP error in an HTTP 200) is treated
 ///   as `UNKNOWN`, which gRPC also prescribes for unknown status numbers.
-pub fn classify(status: Option<StatusCode>, code: &ErrorCode) -> Disposition {
+pub(crate) fn classify(status: Option<StatusCode>, code: &ErrorCode) -> Disposition {
     use Disposition::*;
     match code {
         ErrorCode::Unavailable
@@ -135,7 +136,7 @@ pub fn classify(status: Option<StatusCode>, code: &ErrorCode) -> Disposition {
 
 /// Classifies by HTTP status alone: `None` (no response) and 5xx are transient, 429 is a rate
 /// limit, 401/407 need credentials, 403 is forbidden, every other 4xx needs a fixed request.
-pub fn classify_status(status: Option<StatusCode>) -> Disposition {
+pub(crate) fn classify_status(status: Option<StatusCode>) -> Disposition {
     use Disposition::*;
     let Some(status) = status else { return Retry };
     match status.as_u16() {

@@ -148,7 +148,7 @@ impl ErrorCode {
     /// The code of a numeric gRPC status (`grpc-status`). `0` (OK) has no error code and
     /// gives `None`; numbers outside the gRPC table are [`ErrorCode::Unknown`], as the gRPC
     /// specification asks of clients.
-    pub fn from_grpc(status: i32) -> Option<ErrorCode> {
+    pub(crate) fn from_grpc(status: i32) -> Option<ErrorCode> {
         Some(match status {
             0 => return None,
             1 => ErrorCode::Cancelled,
@@ -171,7 +171,7 @@ impl ErrorCode {
     }
 
     /// The numeric gRPC status for this code, where gRPC has one.
-    pub fn grpc_number(&self) -> Option<i32> {
+    pub(crate) fn grpc_number(&self) -> Option<i32> {
         Some(match self {
             ErrorCode::Cancelled => 1,
             ErrorCode::Unknown => 2,
@@ -196,7 +196,7 @@ impl ErrorCode {
     /// The code of a numeric JSON-RPC 2.0 error (`-32602` and friends): the protocol-level
     /// errors of the MCP interface. The number itself is kept by
     /// [`ApiError::numeric_code`](crate::ApiError::numeric_code).
-    pub fn from_jsonrpc(code: i64) -> ErrorCode {
+    pub(crate) fn from_jsonrpc(code: i64) -> ErrorCode {
         match code {
             // Parse error, invalid request, invalid params: rejected before any work is done.
             -32700 | -32600 | -32602 => ErrorCode::InvalidArgument,
@@ -210,7 +210,7 @@ impl ErrorCode {
     ///
     /// This is the one mapping used for `{"detail": ...}` bodies and for bodies the decoder
     /// does not recognise. It is chosen so that the derived code classifies exactly as the
-    /// status does (see [`classify`](crate::classify)): every 4xx maps to a code that is not
+    /// status does (see [`ErrorContract::new`](crate::ErrorContract::new)): every 4xx maps to a code that is not
     /// retried, every 5xx to a transient one.
     ///
     /// | status | code |

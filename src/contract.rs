@@ -3,10 +3,10 @@
 //! Every layer of this crate asks the same questions of an error: is it retried
 //! ([`Disposition`]), does it close its path's rate-limit gate, does it prove the server did not
 //! process the request (so even a `POST` may be sent again), was a failed request certainly
-//! never sent. [`ErrorContract::new()`] answers them with the built-in table ([`classify`]); an
+//! never sent. [`ErrorContract::new()`] answers them with the built-in table; an
 //! API with codes of its own declares them with [`ErrorContract::code`]. The contract of the
 //! layer that decodes an answer ([`ErrorDecodeLayer`](crate::ErrorDecodeLayer),
-//! [`McpDecodeLayer`](crate::decode::McpDecodeLayer), or
+//! [`McpDecodeLayer`](crate::McpDecodeLayer), or
 //! [`ResumableEvents`](crate::ResumableEvents) for what it decodes itself) judges it once, and
 //! the [`Verdict`](crate::Verdict) travels on the error: the retry layer, the rate-limit gate
 //! and, with `tower-http`, the `ContractClassifier` read it. [`ApiContractLayer::contract`]
@@ -44,12 +44,11 @@
 //! let contract = ErrorContract::new()
 //!     .rate_limit_headers(RateLimitHeaders::DEFAULT | RateLimitHeaders::OPENAI)
 //!     .quota_scope(QuotaScope::Path);
-//! assert!(contract.get_rate_limit_headers().contains(RateLimitHeaders::X_RATELIMIT));
-//! assert_eq!(contract.get_quota_scope(), QuotaScope::Path);
+//! # let _ = contract;
 //! ```
 //!
 //! The server's own word on retrying, `x-should-retry` and `Stripe-Should-Retry`, overrides
-//! the table for one response: see [`retry_after`](crate::retry_after#the-servers-verdict).
+//! the table for one response: see [`ApiError::server_should_retry`](crate::ApiError::server_should_retry).
 //!
 //! # Example
 //!
@@ -73,7 +72,7 @@
 //!     Ok::<_, std::io::Error>(Response::builder().status(503).body(Full::new(Bytes::from(body))).unwrap())
 //! });
 //! let client = ServiceBuilder::new()
-//!     .api_contract_with(ApiContractLayer::new().contract(contract))
+//!     .layer(ApiContractLayer::new().contract(contract))
 //!     .service(api);
 //!
 //! let err = client.oneshot(Request::get("/v1/me").body(Full::default()).unwrap()).await.unwrap_err();
@@ -116,15 +115,38 @@ type Declared = HashMap<Box<str>, Disposition, foldhash::fast::FixedState>;
 #[derive(Clone, PartialEq)]
 pub struct ErrorContract {
     declared: Option<Arc<Declared>>,
-    rate_limit_headers: RateLimitHeaders,
-    quota_scope: QuotaScope,
-    outages: OutageRule,
+    pub(crate) rate_limit_headers: RateLimitHeaders,
+    pub(crate) quota_scope: QuotaScope,
+    pub(crate) outages: OutageRule,
 }
 
 impl ErrorContract {
-    /// The built-in table: [`classify`], with no declared codes; quotas read from the
+    /// The built-in table, with no declared codes; quotas read from the
     /// [default](RateLimitHeaders::DEFAULT) header families and applied to the whole
     /// [authority](QuotaScope::Authority).
+    ///
+    /// The table classifies an error by its code, falling back to its HTTP status for codes
+    /// this crate does not know: a missing status (no response) and 5xx are transient, 429 is
+    /// a rate limit, 401/407 need credentials, 403 is forbidden, any other 4xx needs a fixed
+    /// request.
+    ///
+    /// The code wins over the status because both pages say to branch on `code`. Decisions where
+    /// the pages are silent or ambiguous (each has a test):
+    ///
+    /// - `AGENT_DISCONNECTED_AUTOMATED` (401) is [`Reauthenticate`](Disposition::Reauthenticate):
+    ///   the page says the agent's listener repairs itself, which means new credentials; the same
+    ///   request with the same key fails the same way, and the 4xx rule forbids a blind retry.
+    /// - `AGENT_KEY_CONFLICT` (403) is [`Forbidden`](Disposition::Forbidden), like any 403;
+    ///   `TRUST_REQUIRED` (403) is [`NeedsHuman`](Disposition::NeedsHuman), because granting
+    ///   trust to an installation is a person's decision.
+    /// - `RESOURCE_EXHAUSTED` is [`RateLimited`](Disposition::RateLimited) even when it means an
+    ///   exhausted spend envelope: the code is the same, and the page's advice ("back off and
+    ///   retry later") covers both; the retry cap keeps an exhausted budget from looping.
+    /// - `ABORTED` is transient (gRPC: "retry at a higher level"); `CANCELLED`, `OUT_OF_RANGE` and
+    ///   `UNIMPLEMENTED` are [`FixRequest`](Disposition::FixRequest); `DATA_LOSS` needs a human.
+    /// - Every 5xx status is transient, as the first page says, including 501.
+    /// - An unknown code on a status that is not an error (an MCP error in an HTTP 200) is treated
+    ///   as `UNKNOWN`, which gRPC also prescribes for unknown status numbers.
     pub const fn new() -> Self {
         ErrorContract {
             declared: None,
@@ -147,7 +169,6 @@ impl ErrorContract {
     ///         .signals(OutageSignals::DEFAULT | OutageSignals::INTERNAL)
     ///         .consecutive(3),
     /// );
-    /// assert!(contract.get_outages().get_signals().contains(OutageSignals::INTERNAL));
     /// // Never close a path for an outage (only rate limits close it).
     /// let off = ErrorContract::new().outages(OutageRule::OFF);
     /// # let _ = off;
@@ -155,16 +176,6 @@ impl ErrorContract {
     pub const fn outages(mut self, rule: OutageRule) -> Self {
         self.outages = rule;
         self
-    }
-
-    /// The outage rule: which answers count, and the threshold.
-    pub const fn get_outages(&self) -> OutageRule {
-        self.outages
-    }
-
-    /// The answers taken for outage signals.
-    pub(crate) const fn outage_signals(&self) -> OutageSignals {
-        self.outages.signals
     }
 
     /// The outage signal an answer with `status` and `code` is, if any (see
@@ -218,7 +229,7 @@ impl ErrorContract {
     ///
     /// let contract = ErrorContract::new()
     ///     .rate_limit_headers(RateLimitHeaders::DEFAULT | RateLimitHeaders::OPENAI);
-    /// assert!(contract.get_rate_limit_headers().contains(RateLimitHeaders::OPENAI));
+    /// # let _ = contract;
     /// ```
     pub const fn rate_limit_headers(mut self, conventions: RateLimitHeaders) -> Self {
         self.rate_limit_headers = conventions;
@@ -230,16 +241,6 @@ impl ErrorContract {
     pub const fn quota_scope(mut self, scope: QuotaScope) -> Self {
         self.quota_scope = scope;
         self
-    }
-
-    /// The header families read for announced quotas.
-    pub const fn get_rate_limit_headers(&self) -> RateLimitHeaders {
-        self.rate_limit_headers
-    }
-
-    /// Where an announced quota applies.
-    pub const fn get_quota_scope(&self) -> QuotaScope {
-        self.quota_scope
     }
 
     /// Declares what the code `code` means, spelled exactly as the server spells it. A code
@@ -254,18 +255,18 @@ impl ErrorContract {
     }
 
     /// What `code` was declared to mean, if it was.
-    pub fn declared(&self, code: &ErrorCode) -> Option<Disposition> {
+    pub(crate) fn declared(&self, code: &ErrorCode) -> Option<Disposition> {
         self.declared.as_ref()?.get(code.as_str()).copied()
     }
 
     /// `true` for the built-in table, with no declared code (the quota settings do not
     /// count).
-    pub fn is_builtin(&self) -> bool {
+    pub(crate) fn is_builtin(&self) -> bool {
         self.declared.is_none()
     }
 
     /// The disposition of an error with `code`, carried by `status` (`None`: no response):
-    /// the declared code first, then the built-in table ([`classify`]).
+    /// the declared code first, then the built-in table (see [`ErrorContract::new`]).
     pub fn disposition(&self, status: Option<StatusCode>, code: &ErrorCode) -> Disposition {
         self.declared(code)
             .unwrap_or_else(|| classify(status, code))
@@ -302,61 +303,106 @@ impl fmt::Debug for ErrorContract {
     }
 }
 
-bitflags::bitflags! {
-    /// Which transient rejections are taken for an outage of their path. `Copy`, usable in
-    /// `const`, combined with `|`.
-    ///
-    /// | signal | the answer | default |
-    /// | --- | --- | --- |
-    /// | [`UNAVAILABLE`](Self::UNAVAILABLE) | `503`, or the code `UNAVAILABLE` (gRPC's 14) from the server | yes |
-    /// | [`BAD_GATEWAY`](Self::BAD_GATEWAY) | `502`: the proxy in front found no healthy server | yes |
-    /// | [`GATEWAY_TIMEOUT`](Self::GATEWAY_TIMEOUT) | `504`: the proxy in front waited for the server in vain | yes |
-    /// | [`DEADLINE_EXCEEDED`](Self::DEADLINE_EXCEEDED) | the code `DEADLINE_EXCEEDED` answered by the server (not a timeout of this client, which is no answer at all) | yes |
-    /// | [`REFUSED`](Self::REFUSED) | the connection was refused, or the address unreachable: nothing listens | yes |
-    /// | [`INTERNAL`](Self::INTERNAL) | `500` and other 5xx, `INTERNAL`, `UNKNOWN` | no: a server error is often about one request (its input), not the path |
-    ///
-    /// A rate limit is not in the table: it closes its path at once, whatever the rule (a gRPC
-    /// `RESOURCE_EXHAUSTED` that names no wait, answered twice to the same request, is that
-    /// request's own the second time: see
-    /// [outages](crate::rate_limit#one-requests-own-resource_exhausted)). Only an
-    /// answer the contract retries ([`Disposition::Retry`]) is a signal: a `503` whose code is
-    /// declared [`NeedsHuman`](Disposition::NeedsHuman) is not. A connection reset or a timeout
-    /// of this client is not a signal either: the request may be the cause.
-    ///
-    /// ```
-    /// use tower_api_retry::contract::OutageSignals;
-    ///
-    /// let all = OutageSignals::DEFAULT | OutageSignals::INTERNAL;
-    /// assert!(all.contains(OutageSignals::UNAVAILABLE | OutageSignals::INTERNAL));
-    /// assert!(!OutageSignals::DEFAULT.contains(OutageSignals::INTERNAL));
-    /// assert_eq!(format!("{:?}", OutageSignals::REFUSED), "OutageSignals(REFUSED)");
-    /// ```
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-    pub struct OutageSignals: u8 {
-        /// `503`, or `UNAVAILABLE` from the server.
-        const UNAVAILABLE = 1;
-        /// `502`.
-        const BAD_GATEWAY = 1 << 1;
-        /// `504`.
-        const GATEWAY_TIMEOUT = 1 << 2;
-        /// `DEADLINE_EXCEEDED` answered by the server.
-        const DEADLINE_EXCEEDED = 1 << 3;
-        /// A refused connection (or an unreachable address): the request never left.
-        const REFUSED = 1 << 4;
-        /// `500` and other 5xx, `INTERNAL`, `UNKNOWN` (opt-in).
-        const INTERNAL = 1 << 5;
+/// Which transient rejections are taken for an outage of their path. `Copy`, usable in
+/// `const`, combined with `|`, tested with [`contains`](Self::contains).
+///
+/// | signal | the answer | default |
+/// | --- | --- | --- |
+/// | [`UNAVAILABLE`](Self::UNAVAILABLE) | `503`, or the code `UNAVAILABLE` (gRPC's 14) from the server | yes |
+/// | [`BAD_GATEWAY`](Self::BAD_GATEWAY) | `502`: the proxy in front found no healthy server | yes |
+/// | [`GATEWAY_TIMEOUT`](Self::GATEWAY_TIMEOUT) | `504`: the proxy in front waited for the server in vain | yes |
+/// | [`DEADLINE_EXCEEDED`](Self::DEADLINE_EXCEEDED) | the code `DEADLINE_EXCEEDED` answered by the server (not a timeout of this client, which is no answer at all) | yes |
+/// | [`REFUSED`](Self::REFUSED) | the connection was refused, or the address unreachable: nothing listens | yes |
+/// | [`INTERNAL`](Self::INTERNAL) | `500` and other 5xx, `INTERNAL`, `UNKNOWN` | no: a server error is often about one request (its input), not the path |
+///
+/// A rate limit is not in the table: it closes its path at once, whatever the rule (a gRPC
+/// `RESOURCE_EXHAUSTED` that names no wait, answered twice to the same request, is that
+/// request's own the second time: see
+/// [outages](crate::rate_limit#one-requests-own-resource_exhausted)). Only an
+/// answer the contract retries ([`Disposition::Retry`]) is a signal: a `503` whose code is
+/// declared [`NeedsHuman`](Disposition::NeedsHuman) is not. A connection reset or a timeout
+/// of this client is not a signal either: the request may be the cause.
+///
+/// ```
+/// use tower_api_retry::contract::OutageSignals;
+///
+/// let all = OutageSignals::DEFAULT | OutageSignals::INTERNAL;
+/// assert!(all.contains(OutageSignals::UNAVAILABLE | OutageSignals::INTERNAL));
+/// assert!(!OutageSignals::DEFAULT.contains(OutageSignals::INTERNAL));
+/// assert_eq!(format!("{:?}", OutageSignals::REFUSED), "OutageSignals(REFUSED)");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutageSignals(u8);
+
+impl OutageSignals {
+    /// `503`, or `UNAVAILABLE` from the server.
+    pub const UNAVAILABLE: Self = OutageSignals(1);
+    /// `502`.
+    pub const BAD_GATEWAY: Self = OutageSignals(1 << 1);
+    /// `504`.
+    pub const GATEWAY_TIMEOUT: Self = OutageSignals(1 << 2);
+    /// `DEADLINE_EXCEEDED` answered by the server.
+    pub const DEADLINE_EXCEEDED: Self = OutageSignals(1 << 3);
+    /// A refused connection (or an unreachable address): the request never left.
+    pub const REFUSED: Self = OutageSignals(1 << 4);
+    /// `500` and other 5xx, `INTERNAL`, `UNKNOWN` (opt-in).
+    pub const INTERNAL: Self = OutageSignals(1 << 5);
+    /// None: no answer is taken for an outage.
+    pub const NONE: Self = OutageSignals(0);
+    /// Every signal but [`INTERNAL`](Self::INTERNAL).
+    pub const DEFAULT: Self = OutageSignals(
+        Self::UNAVAILABLE.0
+            | Self::BAD_GATEWAY.0
+            | Self::GATEWAY_TIMEOUT.0
+            | Self::DEADLINE_EXCEEDED.0
+            | Self::REFUSED.0,
+    );
+
+    const NAMES: [(&'static str, OutageSignals); 6] = [
+        ("UNAVAILABLE", Self::UNAVAILABLE),
+        ("BAD_GATEWAY", Self::BAD_GATEWAY),
+        ("GATEWAY_TIMEOUT", Self::GATEWAY_TIMEOUT),
+        ("DEADLINE_EXCEEDED", Self::DEADLINE_EXCEEDED),
+        ("REFUSED", Self::REFUSED),
+        ("INTERNAL", Self::INTERNAL),
+    ];
+
+    /// `true` when every signal of `other` is in `self`.
+    pub const fn contains(self, other: OutageSignals) -> bool {
+        self.0 & other.0 == other.0
     }
 }
 
-impl OutageSignals {
-    /// None: no answer is taken for an outage.
-    pub const NONE: Self = Self::empty();
-    /// Every signal but [`INTERNAL`](Self::INTERNAL).
-    pub const DEFAULT: Self = Self::UNAVAILABLE
-        .union(Self::BAD_GATEWAY)
-        .union(Self::GATEWAY_TIMEOUT)
-        .union(Self::DEADLINE_EXCEEDED)
-        .union(Self::REFUSED);
+impl std::ops::BitOr for OutageSignals {
+    type Output = OutageSignals;
+
+    fn bitor(self, other: OutageSignals) -> OutageSignals {
+        OutageSignals(self.0 | other.0)
+    }
+}
+
+impl std::ops::BitOrAssign for OutageSignals {
+    fn bitor_assign(&mut self, other: OutageSignals) {
+        self.0 |= other.0;
+    }
+}
+
+impl fmt::Debug for OutageSignals {
+    /// The names of the signals, as `OutageSignals(UNAVAILABLE | REFUSED)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OutageSignals(")?;
+        let mut first = true;
+        for (name, signal) in Self::NAMES {
+            if self.contains(signal) {
+                if !first {
+                    f.write_str(" | ")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        f.write_str(")")
+    }
 }
 
 impl Default for OutageSignals {
@@ -385,15 +431,14 @@ impl Default for OutageSignals {
 /// use tower_api_retry::contract::OutageRule;
 ///
 /// let strict = OutageRule::DEFAULT.consecutive(3).ratio(20, 30);
-/// assert_eq!(strict.get_consecutive(), 3);
-/// assert_eq!(strict.get_ratio(), (20, 30));
+/// # let _ = strict;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct OutageRule {
-    signals: OutageSignals,
-    consecutive: u32,
-    min_answers: u32,
-    percent: u8,
+    pub(crate) signals: OutageSignals,
+    pub(crate) consecutive: u32,
+    pub(crate) min_answers: u32,
+    pub(crate) percent: u8,
 }
 
 impl OutageRule {
@@ -431,21 +476,6 @@ impl OutageRule {
         self.min_answers = min_answers;
         self.percent = if percent > 100 { 100 } else { percent };
         self
-    }
-
-    /// The signals that count.
-    pub const fn get_signals(&self) -> OutageSignals {
-        self.signals
-    }
-
-    /// Signals in a row that close the path.
-    pub const fn get_consecutive(&self) -> u32 {
-        self.consecutive
-    }
-
-    /// `(min_answers, percent)`.
-    pub const fn get_ratio(&self) -> (u32, u8) {
-        (self.min_answers, self.percent)
     }
 
     /// `true` when `consecutive` signals in a row, or `failures` signals among `answers`

@@ -209,8 +209,12 @@ impl ApiError {
     }
 
     /// How long the server asked the client to wait (`Retry-After`, as delay-seconds or an
-    /// HTTP-date, or `grpc-retry-pushback-ms`), saturated at
-    /// [`MAX_HINT`](crate::retry_after::MAX_HINT).
+    /// HTTP-date; `retry-after-ms`; or `grpc-retry-pushback-ms`), saturated at one year.
+    ///
+    /// `retry-after-ms` (OpenAI's and Anthropic's APIs send it beside `Retry-After`) is the
+    /// more precise, so a valid one wins; an invalid one is passed over for `Retry-After`,
+    /// which wins over `grpc-retry-pushback-ms`. An invalid hint is none (the backoff
+    /// applies); an HTTP-date in the past is zero.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
@@ -223,9 +227,16 @@ impl ApiError {
     }
 
     /// The server's verdict in `x-should-retry` or `Stripe-Should-Retry` (`false` when they
-    /// disagree), if it sent one. `Some(true)` makes the error retryable whatever its status,
-    /// and proves the request was not processed: see the
-    /// [`retry_after`](crate::retry_after#the-servers-verdict) module.
+    /// disagree), if it sent one; the value is `true` or `false` in any case, white space
+    /// around it allowed, anything else ignored.
+    ///
+    /// `Some(false)` forbids a retry the table would allow: the disposition is
+    /// [`DoNotRetry`](Disposition::DoNotRetry), and the retry layer returns the error with
+    /// [`NotRetried::ShouldNotRetry`](crate::NotRetried::ShouldNotRetry). `Some(true)` makes
+    /// the error retryable whatever its status, as the official OpenAI, Anthropic and Stripe
+    /// clients do, and proves the request was not processed, so even a `POST` without an
+    /// `Idempotency-Key` is sent again (only the retry cap, the budget and the deadline still
+    /// apply). A gRPC server's refusal (a negative pushback) wins over `true`.
     ///
     /// ```
     /// use http::{HeaderMap, HeaderValue, StatusCode};
@@ -292,7 +303,7 @@ impl ApiError {
         self.shape
     }
 
-    /// What a careful caller does: [`classify`] of this status and code, except that an error
+    /// What a careful caller does: the [contract](crate::ErrorContract)'s disposition of this status and code, except that an error
     /// the server forbade retrying ([`server_forbids_retry`](Self::server_forbids_retry)) is
     /// [`DoNotRetry`](Disposition::DoNotRetry) instead of [`Retry`](Disposition::Retry) or
     /// [`RateLimited`](Disposition::RateLimited), and one the server asked to be retried
@@ -301,7 +312,7 @@ impl ApiError {
     ///
     /// ```
     /// use http::{HeaderMap, HeaderValue, StatusCode};
-    /// use tower_api_retry::{classify, ApiError, Disposition};
+    /// use tower_api_retry::{ApiError, Disposition, ErrorContract};
     ///
     /// let mut trailers = HeaderMap::new();
     /// trailers.insert("grpc-status", HeaderValue::from_static("14")); // UNAVAILABLE
@@ -310,7 +321,7 @@ impl ApiError {
     /// assert_eq!(err.disposition(), Disposition::DoNotRetry);
     /// assert!(!err.disposition().is_retryable());
     /// // What kind of failure it was is still there:
-    /// assert_eq!(classify(Some(err.status()), err.code()), Disposition::Retry);
+    /// assert_eq!(ErrorContract::new().disposition(Some(err.status()), err.code()), Disposition::Retry);
     /// ```
     pub fn disposition(&self) -> Disposition {
         heed_server(self.class(), self.server_forbids_retry(), self.should_retry)
@@ -321,11 +332,6 @@ impl ApiError {
     pub(crate) fn class(&self) -> Disposition {
         self.declared
             .unwrap_or_else(|| classify(Some(self.status), &self.code))
-    }
-
-    /// The documented remedies of a 409 `agent_connected`, or `None` for any other error.
-    pub fn agent_connected(&self) -> Option<AgentConnected<'_>> {
-        (self.code == ErrorCode::AgentConnected).then_some(AgentConnected { error: self })
     }
 
     /// Scrubs `credentials` from everything this error shows, after the fact (for errors
@@ -370,71 +376,6 @@ impl fmt::Display for ApiError {
 }
 
 impl StdError for ApiError {}
-
-/// The header that forces a key rotation past a connected agent.
-pub const X_FORCE_ROTATE: http::HeaderName = http::HeaderName::from_static("x-force-rotate");
-
-/// A 409 `agent_connected`: the agent is connected to another installation.
-///
-/// The page documents two remedies, and this crate applies neither on its own: a rotation
-/// disconnects somebody, so it is the caller's decision.
-///
-/// 1. Release the agent first: `POST` [`release_path`](Self::release_path), then rotate.
-/// 2. Send the rotation again with `X-Force-Rotate: true` ([`force_rotate`](Self::force_rotate)).
-///
-/// ```
-/// use http::{Request, StatusCode};
-/// use tower_api_retry::ApiError;
-///
-/// let err = ApiError::decode(StatusCode::CONFLICT, &Default::default(),
-///     br#"{"error":"agent_connected","message":"Release it first or retry with X-Force-Rotate: true.","agent_id":"agt_7"}"#);
-/// let conflict = err.agent_connected().unwrap();
-/// assert_eq!(conflict.agent_id(), Some("agt_7"));
-/// assert_eq!(conflict.release_path().as_deref(), Some("/api/actors/agt_7/release"));
-///
-/// let mut retry = Request::post("/api/actors/agt_7/rotate-key").body(()).unwrap();
-/// conflict.force_rotate(&mut retry);
-/// assert_eq!(retry.headers()["x-force-rotate"], "true");
-/// ```
-#[derive(Clone, Copy, Debug)]
-pub struct AgentConnected<'a> {
-    error: &'a ApiError,
-}
-
-impl<'a> AgentConnected<'a> {
-    /// The connected agent's id (`agent_id`).
-    pub fn agent_id(&self) -> Option<&'a str> {
-        self.error.field("agent_id").and_then(Value::as_str)
-    }
-
-    /// `/api/actors/{agent_id}/release`, the endpoint that releases the agent. The id is
-    /// percent-encoded as one path segment: unreserved characters (`-`, `.`, `_`, `~`) are kept,
-    /// `/`, `?`, `%` and everything else that could change the path are encoded, and an id that
-    /// is a whole dot-segment (`.` or `..`) has its dots encoded.
-    pub fn release_path(&self) -> Option<String> {
-        /// Everything but the unreserved ALPHA / DIGIT / `-` / `.` / `_` / `~`.
-        const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-            .remove(b'-')
-            .remove(b'.')
-            .remove(b'_')
-            .remove(b'~');
-        let id = self.agent_id().filter(|id| !id.is_empty())?;
-        // A whole segment of `.` or `..` would climb out of `/api/actors/`: encode its dots.
-        let id = if id == "." || id == ".." {
-            id.replace('.', "%2E")
-        } else {
-            percent_encoding::utf8_percent_encode(id, SEGMENT).to_string()
-        };
-        Some(format!("/api/actors/{id}/release"))
-    }
-
-    /// Adds `X-Force-Rotate: true` to a request (a new rotation request the caller sends).
-    pub fn force_rotate<B>(&self, request: &mut http::Request<B>) {
-        request
-            .headers_mut()
-            .insert(X_FORCE_ROTATE, http::HeaderValue::from_static("true"));
-    }
-}
 
 /// The error of every service in this crate.
 ///
@@ -507,8 +448,8 @@ enum Kind {
 }
 
 impl Error {
-    /// An error for what the server said.
-    pub fn from_api(api: ApiError) -> Error {
+    /// An error for what the server said (also `Error::from(api)`).
+    pub(crate) fn from_api(api: ApiError) -> Error {
         Error::new(Kind::Api(api), true)
     }
 

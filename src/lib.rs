@@ -56,7 +56,7 @@
 //! ```
 //!
 //! `api_contract()` is exactly this, with each layer configurable through
-//! [`ApiContractLayer`] and [`.api_contract_with(layer)`](ServiceBuilderExt::api_contract_with):
+//! [`ApiContractLayer`] (`.layer(ApiContractLayer::new().retry(...))`):
 //!
 //! ```text
 //! ServiceBuilder::new()
@@ -70,8 +70,8 @@
 //! one typed [`Error`] and passes successes through untouched; [`RateLimitBackoffLayer`]
 //! ([`rate_limit`]) closes a rate-limited path's gate until `Retry-After` has passed;
 //! [`RetryLayer`] ([`retry`]) retries what is transient on the [`backoff`] schedule, without
-//! duplicating a side effect. All three decide from [`Error::disposition`], given by one
-//! decision table, an [`ErrorContract`] (see [`stack`] for why this order).
+//! duplicating a side effect. The [`ErrorContract`] of the decoding layer judges each answer
+//! once, and all three read that [`Verdict`] (see [`stack`] for why this order).
 //!
 //! # Other clients and protocols
 //!
@@ -83,9 +83,11 @@
 //! - **Server-sent events**: [`ResumableEvents`] ([`sse`]) reconnects after a drop with
 //!   `?since=<last event id>`.
 //! - **MCP**: a tool-call error inside an HTTP 200 is typed too, with
-//!   [`ApiContractLayer::mcp()`] (see [`mcp`]).
+//!   `ServiceBuilder::new().layer(`[`ApiContractLayer::mcp()`]`)` (see [`mcp`]).
 //! - **One request's policy**: a [`RetryOverride`] in its extensions (see [`retry`]).
 //! - **Without the layers**: [`ApiError::decode`] decodes a status, headers and body.
+//! - **The two pages' own specifics** (the `agent_connected` conflict and its force-rotate
+//!   header, credits shown as dollars) are in [`builtin`].
 //!
 //! # Feature flags
 //!
@@ -99,7 +101,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
-pub mod budget;
+pub mod builtin;
 mod classify;
 mod code;
 pub mod contract;
@@ -115,18 +117,19 @@ pub mod quota;
 pub mod rate_limit;
 mod reason;
 pub mod retry;
-pub mod retry_after;
+mod retry_after;
 pub mod sse;
 pub mod stack;
 mod telemetry;
 mod text;
 mod verdict;
 
-pub use classify::{Disposition, classify, classify_status};
+pub use classify::Disposition;
+pub(crate) use classify::classify;
 pub use code::ErrorCode;
 pub use contract::{ErrorContract, OutageRule, OutageSignals};
 pub use decode::{ErrorDecode, ErrorDecodeLayer};
-pub use error::{AgentConnected, ApiError, BodyShape, Error, X_FORCE_ROTATE};
+pub use error::{ApiError, BodyShape, Error};
 #[cfg(feature = "reqwest")]
 pub use integrations::reqwest::ReqwestService;
 pub use mcp::{McpDecode, McpDecodeLayer};
@@ -135,21 +138,8 @@ pub use rate_limit::{RateLimitBackoff, RateLimitBackoffLayer, RateLimitGates};
 pub use reason::{LocalFailure, NotRetried};
 pub use retry::{Attempts, Retry, RetryLayer, RetryOverride};
 pub use sse::{Event, ResumableEvents};
-pub use stack::{ApiContract, ApiContractLayer, McpApiContract, ServiceBuilderExt};
+pub use stack::{ApiContract, ApiContractLayer, ServiceBuilderExt};
 pub use verdict::Verdict;
-
-/// A boxed error: the same type as [`tower::BoxError`], which the crate uses.
-#[deprecated(note = "use `tower::BoxError`, the same type")]
-pub type BoxError = tower::BoxError;
-
-// Former paths, kept so existing code compiles.
-#[cfg(feature = "tower-http")]
-#[doc(hidden)]
-pub use integrations::tower_http as classifier;
-/// The tonic conversions: see [`integrations`].
-#[cfg(feature = "tonic")]
-#[doc(hidden)]
-pub mod grpc_status {}
 
 /// The README's examples, compiled (and run, unless they reach for a remote API) as doctests
 /// exactly as the README shows them, so they never drift from the code. Some need the

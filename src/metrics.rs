@@ -72,41 +72,29 @@
 //! # fn main() {}
 //! ```
 
+#![cfg_attr(not(feature = "metrics"), allow(dead_code))]
+
 /// `http.client.request.duration`: histogram, seconds, one sample per HTTP request on the
 /// wire (OpenTelemetry's HTTP client metric).
-pub const HTTP_CLIENT_REQUEST_DURATION: &str = "http.client.request.duration";
+pub(crate) const HTTP_CLIENT_REQUEST_DURATION: &str = "http.client.request.duration";
 /// `api_retry.attempts`: counter, by `disposition` and `code`.
-pub const ATTEMPTS: &str = "api_retry.attempts";
+pub(crate) const ATTEMPTS: &str = "api_retry.attempts";
 /// `api_retry.retries`: counter, by the `disposition` and `code` of the error retried.
-pub const RETRIES: &str = "api_retry.retries";
+pub(crate) const RETRIES: &str = "api_retry.retries";
 /// `api_retry.not_retried`: counter, by `reason`.
-pub const NOT_RETRIED: &str = "api_retry.not_retried";
+pub(crate) const NOT_RETRIED: &str = "api_retry.not_retried";
 /// `api_retry.budget.exhausted`: counter.
-pub const BUDGET_EXHAUSTED: &str = "api_retry.budget.exhausted";
+pub(crate) const BUDGET_EXHAUSTED: &str = "api_retry.budget.exhausted";
 /// `api_retry.gate.closed`: counter.
-pub const GATE_CLOSED: &str = "api_retry.gate.closed";
+pub(crate) const GATE_CLOSED: &str = "api_retry.gate.closed";
 /// `api_retry.gate.wait`: histogram, seconds, by `outcome` (`sent`, `refused`).
-pub const GATE_WAIT: &str = "api_retry.gate.wait";
+pub(crate) const GATE_WAIT: &str = "api_retry.gate.wait";
 /// `api_retry.gate.refused`: counter.
-pub const GATE_REFUSED: &str = "api_retry.gate.refused";
+pub(crate) const GATE_REFUSED: &str = "api_retry.gate.refused";
 /// `api_retry.gate.probe`: counter, by `outcome` (`opened`, `rejected`, `handed_on`).
-pub const GATE_PROBE: &str = "api_retry.gate.probe";
+pub(crate) const GATE_PROBE: &str = "api_retry.gate.probe";
 /// `api_retry.decode.undecodable`: counter, by `http.response.status_code`.
-pub const DECODE_UNDECODABLE: &str = "api_retry.decode.undecodable";
-
-/// Every metric name above, in the order of the table.
-pub const ALL: &[&str] = &[
-    HTTP_CLIENT_REQUEST_DURATION,
-    ATTEMPTS,
-    RETRIES,
-    NOT_RETRIED,
-    BUDGET_EXHAUSTED,
-    GATE_CLOSED,
-    GATE_WAIT,
-    GATE_REFUSED,
-    GATE_PROBE,
-    DECODE_UNDECODABLE,
-];
+pub(crate) const DECODE_UNDECODABLE: &str = "api_retry.decode.undecodable";
 
 /// Describes every metric of the table (its unit and help text) to the installed recorder.
 /// Optional: exporters that show help texts and units use it; the metrics are recorded

@@ -44,13 +44,13 @@
 //! most conservative one: the reading with the fewest remaining requests wins, with its limit,
 //! window and reset; between readings with equally few, the one that resets last. A reading
 //! with no remaining count loses to any reading with one. Every reset is at most
-//! [`MAX_HINT`] (one year): bounding how long a scope is held closed is the gate's job.
+//! one year: bounding how long a scope is held closed is the gate's job.
 //!
 //! # Hostile input
 //!
 //! Every parser is total: any bytes give an answer, never a panic. A negative, malformed or
 //! non-UTF-8 value leaves its field `None`; a huge count saturates at `u64::MAX` and a huge
-//! reset at [`MAX_HINT`]. A repeated header is read once (its first value), and a repeated
+//! reset at one year. A repeated header is read once (its first value), and a repeated
 //! structured field at most its first [`MAX_FIELD_LINES`] lines, of which the first
 //! [`MAX_ITEMS`] items count; so 10,000 copies of a header cost no more than 16.
 //!
@@ -122,7 +122,7 @@ pub struct Quota {
     /// The window's length, when announced (the draft's `w`).
     pub window: Option<Duration>,
     /// The time until the window resets, from the response; at most
-    /// [`MAX_HINT`].
+    /// one year.
     pub reset: Option<Duration>,
 }
 
@@ -185,8 +185,8 @@ impl Default for RateLimitHeaders {
 /// use tower_api_retry::{ErrorContract, QuotaScope};
 ///
 /// let contract = ErrorContract::new().quota_scope(QuotaScope::Path);
-/// assert_eq!(contract.get_quota_scope(), QuotaScope::Path);
-/// assert_eq!(ErrorContract::new().get_quota_scope(), QuotaScope::Authority);
+/// assert_ne!(contract, ErrorContract::new()); // the default is `Authority`
+/// assert_eq!(ErrorContract::new().quota_scope(QuotaScope::Authority), ErrorContract::new());
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]

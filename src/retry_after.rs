@@ -4,9 +4,9 @@
 //!
 //! Every parser is pure and total: any header value gives an answer, never a panic or an
 //! overflow. An invalid `Retry-After` or `retry-after-ms` is `None` (the caller falls back to
-//! its backoff); an invalid `grpc-retry-pushback-ms` is [`Pushback::DoNotRetry`], as gRPC's
+//! its backoff); an invalid `grpc-retry-pushback-ms` is `Pushback::DoNotRetry`, as gRPC's
 //! retry design asks. An HTTP-date in the past is zero, and a huge value saturates at
-//! [`MAX_HINT`].
+//! `MAX_HINT`.
 //!
 //! # Which hint wins
 //!
@@ -20,8 +20,8 @@
 //! whether the server wants the request sent again, whatever the status.
 //!
 //! - `false` forbids a retry the table would allow: the error's disposition is
-//!   [`DoNotRetry`](crate::Disposition::DoNotRetry), and the retry layer returns it with
-//!   [`NotRetried::ShouldNotRetry`](crate::NotRetried::ShouldNotRetry).
+//!   `DoNotRetry`, and the retry layer returns it with
+//!   `NotRetried::ShouldNotRetry`.
 //! - `true` makes the error retryable whatever its status, as the official OpenAI, Anthropic
 //!   and Stripe clients do (a `409` lock timeout, a `400` the server knows to be transient), and
 //!   it proves the request was not processed, so even a `POST` without an `Idempotency-Key`
@@ -36,23 +36,23 @@ use std::time::{Duration, SystemTime};
 
 /// The largest hint this crate reports: one year. Larger values saturate here, so adding a
 /// hint to an `Instant` never overflows.
-pub const MAX_HINT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+pub(crate) const MAX_HINT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// The gRPC retry pushback header (milliseconds; negative means "do not retry").
-pub const GRPC_RETRY_PUSHBACK_MS: &str = "grpc-retry-pushback-ms";
+pub(crate) const GRPC_RETRY_PUSHBACK_MS: &str = "grpc-retry-pushback-ms";
 
 /// The `retry-after-ms` header: milliseconds, a fraction allowed.
-pub const RETRY_AFTER_MS: &str = "retry-after-ms";
+pub(crate) const RETRY_AFTER_MS: &str = "retry-after-ms";
 
 /// The `x-should-retry` header: `true` or `false`.
-pub const X_SHOULD_RETRY: &str = "x-should-retry";
+pub(crate) const X_SHOULD_RETRY: &str = "x-should-retry";
 
 /// The `Stripe-Should-Retry` header: `true` or `false`.
-pub const STRIPE_SHOULD_RETRY: &str = "stripe-should-retry";
+pub(crate) const STRIPE_SHOULD_RETRY: &str = "stripe-should-retry";
 
 /// What a gRPC server's `grpc-retry-pushback-ms` asks of the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pushback {
+pub(crate) enum Pushback {
     /// Wait at least this long before the next attempt.
     After(Duration),
     /// A negative or unparsable pushback (or a repeated header): the server asks the client
@@ -62,23 +62,7 @@ pub enum Pushback {
 
 /// Parses one `Retry-After` value: delay-seconds (`1*DIGIT`, RFC 9110 §10.2.3) or an HTTP-date
 /// relative to `now`.
-///
-/// ```
-/// use std::time::{Duration, SystemTime};
-/// use http::HeaderValue;
-/// use tower_api_retry::retry_after::{parse_retry_after, MAX_HINT};
-///
-/// let now = SystemTime::now();
-/// assert_eq!(parse_retry_after(&HeaderValue::from_static("7"), now), Some(Duration::from_secs(7)));
-/// assert_eq!(parse_retry_after(&HeaderValue::from_static("-1"), now), None);
-/// assert_eq!(parse_retry_after(&HeaderValue::from_static("1.5"), now), None);
-/// assert_eq!(parse_retry_after(&HeaderValue::from_static("99999999999999999999"), now), Some(MAX_HINT));
-/// assert_eq!(
-///     parse_retry_after(&HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"), now),
-///     Some(Duration::ZERO), // in the past
-/// );
-/// ```
-pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
     let text = value.to_str().ok()?.trim();
     if text.is_empty() {
         return None;
@@ -96,18 +80,8 @@ pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duratio
 
 /// Parses one `retry-after-ms` value: a non-negative number of milliseconds, with an optional
 /// decimal fraction (`1500`, `1234.5`). Anything else is `None`; a huge value saturates at
-/// [`MAX_HINT`].
-///
-/// ```
-/// use std::time::Duration;
-/// use http::HeaderValue;
-/// use tower_api_retry::retry_after::parse_retry_after_ms;
-///
-/// assert_eq!(parse_retry_after_ms(&HeaderValue::from_static("1500")), Some(Duration::from_millis(1500)));
-/// assert_eq!(parse_retry_after_ms(&HeaderValue::from_static("2.5")), Some(Duration::from_micros(2500)));
-/// assert_eq!(parse_retry_after_ms(&HeaderValue::from_static("-1")), None);
-/// ```
-pub fn parse_retry_after_ms(value: &HeaderValue) -> Option<Duration> {
+/// `MAX_HINT`.
+pub(crate) fn parse_retry_after_ms(value: &HeaderValue) -> Option<Duration> {
     let text = value.as_bytes().trim_ascii();
     let (whole, frac) = match text.iter().position(|b| *b == b'.') {
         Some(dot) => (&text[..dot], Some(&text[dot + 1..])),
@@ -146,16 +120,7 @@ pub(crate) fn fraction_nanos(frac: &[u8]) -> Option<u32> {
 
 /// Parses one `x-should-retry` or `Stripe-Should-Retry` value: `true` or `false`, in any
 /// case; `None` for anything else.
-///
-/// ```
-/// use http::HeaderValue;
-/// use tower_api_retry::retry_after::parse_should_retry;
-///
-/// assert_eq!(parse_should_retry(&HeaderValue::from_static("false")), Some(false));
-/// assert_eq!(parse_should_retry(&HeaderValue::from_static(" True ")), Some(true));
-/// assert_eq!(parse_should_retry(&HeaderValue::from_static("1")), None);
-/// ```
-pub fn parse_should_retry(value: &HeaderValue) -> Option<bool> {
+pub(crate) fn parse_should_retry(value: &HeaderValue) -> Option<bool> {
     let text = value.as_bytes().trim_ascii();
     if text.eq_ignore_ascii_case(b"true") {
         Some(true)
@@ -173,18 +138,8 @@ pub fn parse_should_retry(value: &HeaderValue) -> Option<bool> {
 /// retry". So this function is total and never returns "no hint": garbage from a server is a
 /// refusal, not a license to retry on the client's own schedule. Surrounding white space and
 /// a leading `+` are accepted (as grpc-go's integer parser does); a huge value saturates at
-/// [`MAX_HINT`].
-///
-/// ```
-/// use std::time::Duration;
-/// use http::HeaderValue;
-/// use tower_api_retry::retry_after::{parse_grpc_pushback, Pushback};
-///
-/// assert_eq!(parse_grpc_pushback(&HeaderValue::from_static("1500")), Pushback::After(Duration::from_millis(1500)));
-/// assert_eq!(parse_grpc_pushback(&HeaderValue::from_static("-1")), Pushback::DoNotRetry);
-/// assert_eq!(parse_grpc_pushback(&HeaderValue::from_static("soon")), Pushback::DoNotRetry);
-/// ```
-pub fn parse_grpc_pushback(value: &HeaderValue) -> Pushback {
+/// `MAX_HINT`.
+pub(crate) fn parse_grpc_pushback(value: &HeaderValue) -> Pushback {
     let Ok(text) = value.to_str() else {
         return Pushback::DoNotRetry;
     };
@@ -281,6 +236,65 @@ fn saturating_secs(digits: &str) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The examples of each parser.
+    #[test]
+    fn examples() {
+        let now = SystemTime::now();
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("7"), now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("-1"), now),
+            None
+        );
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("1.5"), now),
+            None
+        );
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("99999999999999999999"), now),
+            Some(MAX_HINT)
+        );
+        assert_eq!(
+            parse_retry_after(
+                &HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+                now
+            ),
+            Some(Duration::ZERO), // in the past
+        );
+        assert_eq!(
+            parse_retry_after_ms(&HeaderValue::from_static("1500")),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_retry_after_ms(&HeaderValue::from_static("2.5")),
+            Some(Duration::from_micros(2500))
+        );
+        assert_eq!(parse_retry_after_ms(&HeaderValue::from_static("-1")), None);
+        assert_eq!(
+            parse_should_retry(&HeaderValue::from_static("false")),
+            Some(false)
+        );
+        assert_eq!(
+            parse_should_retry(&HeaderValue::from_static(" True ")),
+            Some(true)
+        );
+        assert_eq!(parse_should_retry(&HeaderValue::from_static("1")), None);
+        assert_eq!(
+            parse_grpc_pushback(&HeaderValue::from_static("1500")),
+            Pushback::After(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_grpc_pushback(&HeaderValue::from_static("-1")),
+            Pushback::DoNotRetry
+        );
+        assert_eq!(
+            parse_grpc_pushback(&HeaderValue::from_static("soon")),
+            Pushback::DoNotRetry
+        );
+    }
 
     fn ra(s: &str) -> Option<Duration> {
         parse_retry_after(&HeaderValue::from_str(s).unwrap(), SystemTime::now())

@@ -12,9 +12,9 @@
 //!   POST after it.
 //!
 //! [`ApiContractLayer`] is that stack as one layer, with each part configurable;
-//! [`ServiceBuilderExt`] adds it to a `tower::ServiceBuilder` as
-//! [`.api_contract()`](ServiceBuilderExt::api_contract) or
-//! [`.api_contract_with(layer)`](ServiceBuilderExt::api_contract_with). Both build exactly
+//! [`ServiceBuilderExt`] adds its defaults to a `tower::ServiceBuilder` as
+//! [`.api_contract()`](ServiceBuilderExt::api_contract), and a configured one goes in with
+//! `.layer(ApiContractLayer::new()...)`. Both build exactly
 //! `ServiceBuilder::new().layer(retry).layer(rate_limit).layer(decode)`: the service is
 //! [`ApiContract<S>`], nothing is added around or between the three.
 //!
@@ -26,14 +26,15 @@
 //! and close the rate-limit gate like any other:
 //!
 //! ```text
-//! ServiceBuilder::new().api_contract_with(ApiContractLayer::mcp()).service(client)
+//! ServiceBuilder::new().layer(ApiContractLayer::mcp()).service(client)
 //! ```
 //!
 //! MCP mode changes the response body type: the service answers
 //! `Response<`[`McpBody<B>`](crate::mcp::McpBody)`>` instead of the client's own
 //! `Response<B>`, because a JSON success has to be read before it can be told from a tool
 //! error. `McpBody` hands back exactly the bytes the server sent (buffered, or streamed when
-//! the body is too large or too slow to inspect). The service is [`McpApiContract<S>`].
+//! the body is too large or too slow to inspect). The service is
+//! [`ApiContract<S, McpDecodeLayer>`](ApiContract).
 //!
 //! # Example
 //!
@@ -43,7 +44,7 @@
 //! use http_body_util::Full;
 //! use std::{sync::{Arc, atomic::{AtomicU32, Ordering}}, time::Duration};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
-//! use tower_api_retry::{ApiContractLayer, Attempts, RetryLayer, ServiceBuilderExt};
+//! use tower_api_retry::{ApiContractLayer, Attempts, RetryLayer, ServiceBuilderExt, backoff::Backoff};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() {
@@ -61,9 +62,7 @@
 //!
 //! // Or with each part configured:
 //! let client = ServiceBuilder::new()
-//!     .api_contract_with(
-//!         ApiContractLayer::new().retry(RetryLayer::new().base_delay(Duration::from_millis(100))),
-//!     )
+//!     .layer(ApiContractLayer::new().retry(RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(100)))))
 //!     .service(server);
 //!
 //! let res = client.oneshot(Request::get("/api/status").body(Full::default()).unwrap()).await.unwrap();
@@ -72,21 +71,15 @@
 //! ```
 
 use crate::{
-    ErrorContract, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
-    decode::ErrorDecode,
-    mcp::{McpDecode, McpDecodeLayer},
-    rate_limit::RateLimitBackoff,
-    retry::Retry,
+    ErrorContract, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, mcp::McpDecodeLayer,
+    rate_limit::RateLimitBackoff, retry::Retry,
 };
 use tower::{Layer, ServiceBuilder, layer::util::Stack};
 
-/// The service [`ApiContractLayer`] makes: retry, then the rate-limit gate, then decoding,
-/// around `S`.
-pub type ApiContract<S> = Retry<RateLimitBackoff<ErrorDecode<S>>>;
-
-/// The service [`ApiContractLayer::mcp`] makes: retry, then the rate-limit gate, then
-/// decoding in MCP mode, around `S`. Its responses are `Response<McpBody<B>>`.
-pub type McpApiContract<S> = Retry<RateLimitBackoff<McpDecode<S>>>;
+/// The service an [`ApiContractLayer<D>`](ApiContractLayer) makes: retry, then the rate-limit
+/// gate, then the decoding of `D`, around `S`. The one [`ApiContractLayer::mcp`] makes is
+/// `ApiContract<S, McpDecodeLayer>`; its responses are `Response<McpBody<B>>`.
+pub type ApiContract<S, D = ErrorDecodeLayer> = Retry<RateLimitBackoff<<D as Layer<S>>::Service>>;
 
 /// The three layers of the crate in the documented order, as one layer. See the
 /// [module docs](self) for why this order and an example.
@@ -118,7 +111,7 @@ impl ApiContractLayer {
     /// **The response body type changes**: the service answers `Response<McpBody<B>>`
     /// ([`McpBody`](crate::mcp::McpBody)) where the client answers `Response<B>`, because
     /// a JSON success is read (up to
-    /// [`max_body_bytes`](McpDecodeLayer::max_body_bytes)) to tell it from a tool error. The
+    /// [`max_body_bytes`](ErrorDecodeLayer::max_body_bytes)) to tell it from a tool error. The
     /// caller still gets the server's bytes unchanged. See [`McpDecodeLayer`] for what is
     /// inspected and what it costs.
     ///
@@ -132,7 +125,7 @@ impl ApiContractLayer {
     /// use http::{Request, Response};
     /// use http_body_util::{BodyExt, Full};
     /// use tower::{ServiceBuilder, ServiceExt, service_fn};
-    /// use tower_api_retry::{ApiContractLayer, ErrorCode, RetryLayer, ServiceBuilderExt};
+    /// use tower_api_retry::{ApiContractLayer, ErrorCode, RetryLayer};
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
@@ -153,9 +146,7 @@ impl ApiContractLayer {
     /// });
     ///
     /// let client = ServiceBuilder::new()
-    ///     .api_contract_with(
-    ///         ApiContractLayer::mcp().retry(RetryLayer::new().retry_non_idempotent(true)),
-    ///     )
+    ///     .layer(ApiContractLayer::mcp().retry(RetryLayer::new().retry_non_idempotent(true)))
     ///     .service(server);
     ///
     /// let call = Request::post("/mcp").body(Full::from(r#"{"method":"tools/call"}"#)).unwrap();
@@ -189,20 +180,16 @@ impl<D: DecodeMode> ApiContractLayer<D> {
         self
     }
 
-    /// Replaces the decode layer (the innermost): an [`ErrorDecodeLayer`], or an
-    /// [`McpDecodeLayer`] for an MCP client (which changes the response body type, see
-    /// [`ApiContractLayer::mcp`]).
-    pub fn decode<E: DecodeMode>(self, decode: E) -> ApiContractLayer<E> {
-        let decode = match &self.contract {
+    /// Replaces the configuration of the decode layer (the innermost). A layer made by
+    /// [`ApiContractLayer::mcp`] keeps decoding in MCP mode, with this configuration (see
+    /// [`McpDecodeLayer`]'s `From<ErrorDecodeLayer>`).
+    pub fn decode(mut self, decode: ErrorDecodeLayer) -> Self {
+        let decode = D::from_plain(decode);
+        self.decode = match &self.contract {
             Some(contract) => decode.with_contract(contract.clone()),
             None => decode,
         };
-        ApiContractLayer {
-            retry: self.retry,
-            rate_limit: self.rate_limit,
-            decode,
-            contract: self.contract,
-        }
+        self
     }
 
     /// Hands `contract` to every layer of the stack, so decoding, retrying and the rate-limit
@@ -212,15 +199,14 @@ impl<D: DecodeMode> ApiContractLayer<D> {
     ///
     /// ```
     /// use tower::ServiceBuilder;
-    /// use tower_api_retry::{ApiContractLayer, Disposition, ErrorContract, RetryLayer, ServiceBuilderExt};
+    /// use tower_api_retry::{ApiContractLayer, Disposition, ErrorContract, RetryLayer};
     ///
     /// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
+    /// // The retry layer given after the contract reads it too.
     /// let layer = ApiContractLayer::new()
-    ///     .contract(contract.clone())
+    ///     .contract(contract)
     ///     .retry(RetryLayer::new().max_retries(5));
-    /// assert_eq!(layer.get_retry().get_contract(), &contract);
-    /// assert_eq!(layer.get_decode().get_contract(), &contract);
-    /// let builder = ServiceBuilder::new().api_contract_with(layer);
+    /// let builder = ServiceBuilder::new().layer(layer);
     /// # let _ = builder;
     /// ```
     pub fn contract(mut self, contract: ErrorContract) -> Self {
@@ -229,40 +215,6 @@ impl<D: DecodeMode> ApiContractLayer<D> {
         self.decode = self.decode.with_contract(contract.clone());
         self.contract = Some(contract);
         self
-    }
-
-    /// The retry layer.
-    pub fn get_retry(&self) -> &RetryLayer {
-        &self.retry
-    }
-
-    /// The rate-limit layer (its [`get_gates`](RateLimitBackoffLayer::get_gates) is the map
-    /// the services share).
-    pub fn get_rate_limit(&self) -> &RateLimitBackoffLayer {
-        &self.rate_limit
-    }
-
-    /// The decode layer.
-    pub fn get_decode(&self) -> &D {
-        &self.decode
-    }
-
-    /// The former name of [`get_retry`](Self::get_retry).
-    #[deprecated(note = "renamed `get_retry`")]
-    pub fn retry_layer(&self) -> &RetryLayer {
-        self.get_retry()
-    }
-
-    /// The former name of [`get_rate_limit`](Self::get_rate_limit).
-    #[deprecated(note = "renamed `get_rate_limit`")]
-    pub fn rate_limit_layer(&self) -> &RateLimitBackoffLayer {
-        self.get_rate_limit()
-    }
-
-    /// The former name of [`get_decode`](Self::get_decode).
-    #[deprecated(note = "renamed `get_decode`")]
-    pub fn decode_layer(&self) -> &D {
-        self.get_decode()
     }
 }
 
@@ -282,56 +234,54 @@ where
 /// [`ErrorDecodeLayer`] or [`McpDecodeLayer`].
 ///
 /// This trait is sealed: the two outer layers rely on every error being decoded by the crate.
-pub trait DecodeMode: sealed::Sealed {
-    /// The same decode layer, consulting `contract`.
-    #[doc(hidden)]
-    fn with_contract(self, contract: ErrorContract) -> Self
-    where
-        Self: Sized;
-}
+pub trait DecodeMode: sealed::Decode {}
 
-impl DecodeMode for ErrorDecodeLayer {
-    fn with_contract(self, contract: ErrorContract) -> Self {
-        self.contract(contract)
-    }
-}
-impl DecodeMode for McpDecodeLayer {
-    fn with_contract(self, contract: ErrorContract) -> Self {
-        self.contract(contract)
-    }
-}
+impl DecodeMode for ErrorDecodeLayer {}
+impl DecodeMode for McpDecodeLayer {}
 
 /// Adds the crate's stack to a [`tower::ServiceBuilder`] in one line. See the
 /// [module docs](self) for an example.
 pub trait ServiceBuilderExt<L>: sealed::Sealed {
     /// Adds [`ApiContractLayer::new()`]: retry, rate-limit gate and decoding with the
     /// documented defaults, in the documented order.
+    /// A configured stack, or the MCP one, goes in as any layer does:
+    /// `.layer(ApiContractLayer::mcp())`.
     fn api_contract(self) -> ServiceBuilder<Stack<ApiContractLayer, L>>;
-
-    /// Adds `layer`: the same stack with each part configured, or in MCP mode
-    /// (`.api_contract_with(ApiContractLayer::mcp())`, see [`ApiContractLayer::mcp`]).
-    fn api_contract_with<D: DecodeMode>(
-        self,
-        layer: ApiContractLayer<D>,
-    ) -> ServiceBuilder<Stack<ApiContractLayer<D>, L>>;
 }
 
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     fn api_contract(self) -> ServiceBuilder<Stack<ApiContractLayer, L>> {
         self.layer(ApiContractLayer::new())
     }
-
-    fn api_contract_with<D: DecodeMode>(
-        self,
-        layer: ApiContractLayer<D>,
-    ) -> ServiceBuilder<Stack<ApiContractLayer<D>, L>> {
-        self.layer(layer)
-    }
 }
 
 mod sealed {
+    use crate::{ErrorContract, ErrorDecodeLayer, McpDecodeLayer};
+
     pub trait Sealed {}
     impl<L> Sealed for tower::ServiceBuilder<L> {}
-    impl Sealed for crate::ErrorDecodeLayer {}
-    impl Sealed for crate::mcp::McpDecodeLayer {}
+
+    /// What [`ApiContractLayer`](super::ApiContractLayer) needs of its decode layer.
+    pub trait Decode {
+        /// The decode layer of this mode, configured as `plain`.
+        fn from_plain(plain: ErrorDecodeLayer) -> Self;
+        /// The same decode layer, consulting `contract`.
+        fn with_contract(self, contract: ErrorContract) -> Self;
+    }
+    impl Decode for ErrorDecodeLayer {
+        fn from_plain(plain: ErrorDecodeLayer) -> Self {
+            plain
+        }
+        fn with_contract(self, contract: ErrorContract) -> Self {
+            self.contract(contract)
+        }
+    }
+    impl Decode for McpDecodeLayer {
+        fn from_plain(plain: ErrorDecodeLayer) -> Self {
+            McpDecodeLayer::from(plain)
+        }
+        fn with_contract(self, contract: ErrorContract) -> Self {
+            McpDecodeLayer::from(self.plain.contract(contract))
+        }
+    }
 }

@@ -214,7 +214,7 @@ impl ErrorContract {
             Origin::Transport => {
                 let refused = !answer.sent
                     && class.is_retryable()
-                    && self.outage_signals().contains(OutageSignals::REFUSED);
+                    && self.outages.signals.contains(OutageSignals::REFUSED);
                 refused.then_some(OutageSignals::REFUSED)
             }
             Origin::Here { .. } => None,

@@ -4,19 +4,20 @@
 
 use http::{HeaderMap, HeaderValue, StatusCode};
 use libfuzzer_sys::fuzz_target;
-use std::time::SystemTime;
-use tower_api_retry::{
-    ApiError,
-    retry_after::{MAX_HINT, Pushback, parse_grpc_pushback, parse_retry_after},
-};
+use std::time::Duration;
+use tower_api_retry::ApiError;
+
+/// The largest hint the crate reports: one year.
+const MAX_HINT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = HeaderValue::from_bytes(data) else { return };
-    if let Some(d) = parse_retry_after(&value, SystemTime::now()) {
-        assert!(d <= MAX_HINT);
-    }
-    if let Pushback::After(d) = parse_grpc_pushback(&value) {
-        assert!(d <= MAX_HINT);
+    // Each hint alone, then all of them with the gRPC status and message.
+    for name in ["retry-after", "grpc-retry-pushback-ms"] {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, value.clone());
+        let err = ApiError::decode(StatusCode::SERVICE_UNAVAILABLE, &headers, b"");
+        assert!(err.retry_after().is_none_or(|d| d <= MAX_HINT));
     }
     let mut headers = HeaderMap::new();
     headers.insert("retry-after", value.clone());

@@ -6,10 +6,10 @@
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tower_api_retry::{
-    ApiError, Quota, RateLimitHeaders,
-    retry_after::{MAX_HINT, parse_retry_after_ms, parse_should_retry},
-};
+use tower_api_retry::{ApiError, Quota, RateLimitHeaders};
+
+/// The largest reset or hint the crate reports: one year.
+const MAX_HINT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 const NAMES: &[&str] = &[
     "ratelimit",
@@ -52,8 +52,6 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    assert!(parse_retry_after_ms(&value).is_none_or(|d| d <= MAX_HINT));
-    let _ = parse_should_retry(&value);
     let err = ApiError::decode(StatusCode::SERVICE_UNAVAILABLE, &headers, b"");
     assert!(err.retry_after().is_none_or(|d| d <= MAX_HINT));
     if err.server_should_retry() == Some(false) {

@@ -19,9 +19,9 @@ use tower::BoxError;
 use tower::{Layer, Service};
 
 /// The default for [`ErrorDecodeLayer::max_body_bytes`]: 64 KiB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// The default for [`ErrorDecodeLayer::read_timeout`]: 10 seconds.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many body frames one poll reads before yielding to the runtime.
 const FRAMES_PER_POLL: usize = 64;
@@ -207,11 +207,6 @@ impl ErrorDecodeLayer {
         self
     }
 
-    /// The error contract this layer consults.
-    pub fn get_contract(&self) -> &ErrorContract {
-        &self.contract
-    }
-
     pub(crate) fn limits(&self) -> Limits {
         self.limits
     }
@@ -232,33 +227,6 @@ impl<S> Layer<S> for ErrorDecodeLayer {
 pub struct ErrorDecode<S> {
     inner: S,
     config: ErrorDecodeLayer,
-}
-
-impl<S> ErrorDecode<S> {
-    /// Wraps `inner` with the default configuration.
-    pub fn new(inner: S) -> Self {
-        ErrorDecodeLayer::new().layer(inner)
-    }
-
-    /// A layer with the default configuration.
-    pub fn layer() -> ErrorDecodeLayer {
-        ErrorDecodeLayer::new()
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
 }
 
 impl<S, ReqB, B> Service<Request<ReqB>> for ErrorDecode<S>
@@ -442,7 +410,7 @@ fn decode(
     // Error responses announce quotas too (a 429 with `RateLimit: ...;r=0;t=30`).
     err.set_quota(crate::Quota::read(
         &parts.headers,
-        contract.get_rate_limit_headers(),
+        contract.rate_limit_headers,
         std::time::SystemTime::now(),
     ));
     err

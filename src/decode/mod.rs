@@ -12,8 +12,8 @@
 //! [`ApiError`], classified by its status, with a short safe excerpt as the
 //! message.
 //!
-//! Over MCP a tool-call error arrives in an HTTP 200; [`ErrorDecodeLayer::mcp`] is the opt-in
-//! mode that decodes those too (see the [`mcp`](crate::mcp) module), and
+//! Over MCP a tool-call error arrives in an HTTP 200; [`McpDecodeLayer`](crate::McpDecodeLayer) is the
+//! opt-in mode that decodes those too (see the [`mcp`](crate::mcp) module), and
 //! [`ApiContractLayer::mcp`](crate::ApiContractLayer::mcp) installs the whole stack with it.
 //!
 //! A server may echo the credentials a request carried (`Authorization`, `X-Api-Key`, a
@@ -53,16 +53,7 @@ pub(crate) mod layer;
 mod shape;
 
 pub use crate::text::Credentials;
-pub use layer::{
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, ErrorDecode, ErrorDecodeLayer, ResponseFuture,
-};
-
-#[doc(hidden)]
-pub use crate::mcp::{McpBody, McpDecode, McpDecodeLayer};
-/// The response future of [`McpDecode`], at its former path: see [`crate::mcp::ResponseFuture`].
-#[doc(hidden)]
-#[deprecated(note = "moved to `mcp::ResponseFuture`")]
-pub type McpResponseFuture<F, B> = super::mcp::ResponseFuture<F, B>;
+pub use layer::{ErrorDecode, ErrorDecodeLayer, ResponseFuture};
 
 pub(crate) use crate::text::SensitiveHeaders;
 

@@ -128,7 +128,11 @@ fn structured_409_agent_connected() {
     let mut rotate = http::Request::post("/api/actors/agt_.../rotate-key")
         .body(())
         .unwrap();
-    assert!(!rotate.headers().contains_key(crate::X_FORCE_ROTATE));
+    assert!(
+        !rotate
+            .headers()
+            .contains_key(crate::builtin::X_FORCE_ROTATE)
+    );
     remedy.force_rotate(&mut rotate);
     assert_eq!(rotate.headers()["x-force-rotate"], "true");
 

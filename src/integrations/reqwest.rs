@@ -129,23 +129,6 @@ impl ReqwestService {
     }
 }
 
-impl<B> ReqwestService<B> {
-    /// The client.
-    pub fn get_ref(&self) -> &reqwest::Client {
-        &self.client
-    }
-
-    /// The client, mutably.
-    pub fn get_mut(&mut self) -> &mut reqwest::Client {
-        &mut self.client
-    }
-
-    /// Consumes `self`, returning the client.
-    pub fn into_inner(self) -> reqwest::Client {
-        self.client
-    }
-}
-
 impl<B> From<reqwest::Client> for ReqwestService<B> {
     fn from(client: reqwest::Client) -> Self {
         ReqwestService {

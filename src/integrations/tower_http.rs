@@ -2,26 +2,27 @@
 //! driven by [`ClassifyResponse`]) reports failures by [`Disposition`].
 //!
 //! ```
-//! use tower_http::trace::TraceLayer;
-//! use tower_api_retry::integrations::tower_http::{ContractClassifier, PathOnlySpan};
+//! use tower_api_retry::{Disposition, ErrorContract};
+//! use tower_api_retry::integrations::tower_http::ContractClassifier;
 //!
-//! let trace = TraceLayer::new(ContractClassifier::make()).make_span_with(PathOnlySpan);
+//! // The built-in contract:
+//! let trace = ContractClassifier::trace_layer(ErrorContract::new());
+//! // Or one with the codes an API declares, the same value the layers of the stack consult:
+//! let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
+//! let trace = ContractClassifier::trace_layer(contract);
 //! # let _ = trace;
 //! ```
 //!
 //! `TraceLayer`'s default span records the whole URI, query string included, which puts a
 //! `?token=convo_…` credential into every log line. [`PathOnlySpan`] records the method and the
-//! path only; use it (or [`ContractClassifier::trace_layer`], which does) on any stack that
-//! may carry credentials in the query.
+//! path only; [`ContractClassifier::trace_layer`] uses it. A `TraceLayer` of your own takes
+//! the classifier as `SharedClassifier::new(ContractClassifier::new(contract))`; give it
+//! `.make_span_with(PathOnlySpan)` on any stack that may carry credentials in the query.
 //!
 //! Responses are classified by HTTP status (400 and above are failures) and by `grpc-status`,
 //! in the headers (trailers-only) or in the trailers at the end of the stream. Errors of this
 //! crate's stack are classified by their own code; any other error counts as a transport
 //! failure.
-//!
-//! [`ContractClassifier::new`] and [`ContractClassifier::trace_layer_with`] classify by an
-//! [`ErrorContract`] with the codes an API declares, the same value the layers of the stack
-//! consult.
 
 use crate::{Disposition, Error, ErrorCode, ErrorContract};
 use http::{HeaderMap, Response, StatusCode};
@@ -81,14 +82,6 @@ pub struct ContractClassifier {
     contract: ErrorContract,
 }
 
-/// The classifier of the built-in contract, as a value (`ContractClassifier` was a unit
-/// struct).
-#[doc(hidden)]
-#[allow(non_upper_case_globals)]
-pub const ContractClassifier: ContractClassifier = ContractClassifier {
-    contract: ErrorContract::new(),
-};
-
 impl ContractClassifier {
     /// A classifier of `contract`: it classifies the responses it sees by `contract`, and an
     /// [`Error`] by the [`Verdict`](crate::Verdict) the error carries.
@@ -96,40 +89,12 @@ impl ContractClassifier {
         ContractClassifier { contract }
     }
 
-    /// The classifier of the built-in contract as a `MakeClassifier`, for `TraceLayer::new`.
-    pub fn make() -> SharedClassifier<ContractClassifier> {
-        ContractClassifier::make_with(ErrorContract::new())
-    }
-
-    /// The classifier of `contract` as a `MakeClassifier`, for `TraceLayer::new`.
-    pub fn make_with(contract: ErrorContract) -> SharedClassifier<ContractClassifier> {
-        SharedClassifier::new(ContractClassifier::new(contract))
-    }
-
-    /// A `TraceLayer` that classifies by the built-in contract and never logs a query string.
-    pub fn trace_layer() -> TraceLayer<SharedClassifier<ContractClassifier>, PathOnlySpan> {
-        ContractClassifier::trace_layer_with(ErrorContract::new())
-    }
-
     /// A `TraceLayer` that classifies by `contract` and never logs a query string.
-    ///
-    /// ```
-    /// use tower_api_retry::{Disposition, ErrorContract};
-    /// use tower_api_retry::classifier::ContractClassifier;
-    ///
-    /// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
-    /// let trace = ContractClassifier::trace_layer_with(contract);
-    /// # let _ = trace;
-    /// ```
-    pub fn trace_layer_with(
+    pub fn trace_layer(
         contract: ErrorContract,
     ) -> TraceLayer<SharedClassifier<ContractClassifier>, PathOnlySpan> {
-        TraceLayer::new(ContractClassifier::make_with(contract)).make_span_with(PathOnlySpan)
-    }
-
-    /// The contract this classifier consults.
-    pub fn get_contract(&self) -> &ErrorContract {
-        &self.contract
+        TraceLayer::new(SharedClassifier::new(ContractClassifier::new(contract)))
+            .make_span_with(PathOnlySpan)
     }
 }
 
@@ -246,7 +211,7 @@ mod tests {
 
     #[test]
     fn statuses_and_grpc_headers() {
-        let c = ContractClassifier;
+        let c = ContractClassifier::default();
         assert_eq!(ready(c.clone().classify_response(&res(200, &[]))), Ok(()));
         assert_eq!(
             ready(c.clone().classify_response(&res(503, &[])))
@@ -283,7 +248,7 @@ mod tests {
 
     #[test]
     fn a_refused_retry_is_classified_as_such() {
-        let c = ContractClassifier;
+        let c = ContractClassifier::default();
         let res = res(
             200,
             &[
@@ -301,7 +266,7 @@ mod tests {
 
     #[test]
     fn grpc_trailers_at_end_of_stream() {
-        let c = ContractClassifier;
+        let c = ContractClassifier::default();
         let ClassifiedResponse::RequiresEos(eos) = c
             .clone()
             .classify_response(&res(200, &[("content-type", "application/grpc")]))
@@ -368,10 +333,10 @@ mod tests {
             ErrorCode::SubscriptionCanceled,
             "gone",
         ));
-        let class = ContractClassifier.classify_error(&err);
+        let class = ContractClassifier::default().classify_error(&err);
         assert_eq!(class.disposition(), Disposition::NeedsHuman);
         assert_eq!(class.status(), Some(StatusCode::CONFLICT));
-        let other = ContractClassifier.classify_error(&std::io::Error::other("reset"));
+        let other = ContractClassifier::default().classify_error(&std::io::Error::other("reset"));
         assert_eq!(other.disposition(), Disposition::Retry);
     }
 }

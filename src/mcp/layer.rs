@@ -2,16 +2,13 @@
 
 use super::{McpBody, ResponseFuture, future::State};
 use crate::{
-    ErrorContract, ErrorDecodeLayer,
+    ErrorDecodeLayer,
     decode::{ErrorDecode, layer::Limits},
     error::Error,
 };
-use http::{HeaderName, Request, Response};
+use http::{Request, Response};
 use http_body::Body;
-use std::{
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::task::{Context, Poll};
 use tower::{BoxError, Layer, Service};
 
 /// [`ErrorDecodeLayer`] in MCP mode: also turns MCP tool-call errors in HTTP 200
@@ -38,10 +35,10 @@ use tower::{BoxError, Layer, Service};
 ///
 /// The plain [`ErrorDecodeLayer`] never buffers a success. This mode must: a 2xx response
 /// with a JSON content type (`application/json`, `*/*+json`) is read into memory up to
-/// [`max_body_bytes`](McpDecodeLayer::max_body_bytes) and scanned once. Anything else (an
+/// [`max_body_bytes`](ErrorDecodeLayer::max_body_bytes) and scanned once. Anything else (an
 /// SSE stream, a body announced larger than the limit) passes through unread. A body that
 /// turns out larger than the limit, or that trickles past
-/// [`read_timeout`](McpDecodeLayer::read_timeout), is not inspected: [`McpBody`] replays
+/// [`read_timeout`](ErrorDecodeLayer::read_timeout), is not inspected: [`McpBody`] replays
 /// the bytes already read and then streams the rest, so the caller still gets it intact. An
 /// ordinary result reaches the caller byte for byte as the server sent it.
 ///
@@ -54,7 +51,7 @@ use tower::{BoxError, Layer, Service};
 /// use http::{Request, Response};
 /// use http_body_util::Full;
 /// use tower::{service_fn, Service, ServiceExt};
-/// use tower_api_retry::{Disposition, ErrorCode, ErrorDecodeLayer};
+/// use tower_api_retry::{Disposition, ErrorCode, McpDecodeLayer};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -66,7 +63,7 @@ use tower::{BoxError, Layer, Service};
 ///         .body(Full::new(Bytes::from(body)))
 ///         .unwrap())
 /// });
-/// let mut client = tower::ServiceBuilder::new().layer(ErrorDecodeLayer::mcp()).service(server);
+/// let mut client = tower::ServiceBuilder::new().layer(McpDecodeLayer::new()).service(server);
 ///
 /// let err = client.ready().await.unwrap().call(Request::new(Full::default())).await.unwrap_err();
 /// assert_eq!(err.code(), &ErrorCode::ResourceExhausted);
@@ -77,12 +74,12 @@ use tower::{BoxError, Layer, Service};
 /// The request's credentials never show in an error, as with [`ErrorDecodeLayer`] (see
 /// [`Credentials`](crate::decode::Credentials)), whether the error came in an HTTP error or in a 200's tool result.
 ///
-/// Built by [`ErrorDecodeLayer::mcp`] or [`McpDecodeLayer::new`].
+/// Built by [`McpDecodeLayer::new`], or from a configured [`ErrorDecodeLayer`] with `From`.
 #[derive(Clone, Debug)]
 pub struct McpDecodeLayer {
     /// The plain decoder's configuration, which this mode shares (its limits also bound
     /// the inspection of successes).
-    plain: ErrorDecodeLayer,
+    pub(crate) plain: ErrorDecodeLayer,
 }
 
 impl Default for McpDecodeLayer {
@@ -98,54 +95,25 @@ impl McpDecodeLayer {
             plain: ErrorDecodeLayer::new(),
         }
     }
+}
 
-    /// The most bytes of a body that are read and inspected. An error body is cut there, as
-    /// in [`ErrorDecodeLayer::max_body_bytes`]; a success body larger than this is passed
-    /// through uninspected (and intact).
-    pub const fn max_body_bytes(mut self, max: usize) -> Self {
-        self.plain.limits.max_body_bytes = max;
-        self
-    }
-
-    /// How long reading a body for inspection may take (`None`: no limit). A success body
-    /// still incomplete by then is passed through uninspected (and intact).
-    pub const fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.plain.limits.read_timeout = timeout;
-        self
-    }
-
-    /// Also treats the value of the header `name` as a credential, as
-    /// [`ErrorDecodeLayer::sensitive_header`] does.
+impl From<ErrorDecodeLayer> for McpDecodeLayer {
+    /// The MCP mode of a configured decoder: its contract, its sensitive headers and its
+    /// limits, which also bound the inspection of successes. A success body larger than
+    /// [`max_body_bytes`](ErrorDecodeLayer::max_body_bytes), or still incomplete after
+    /// [`read_timeout`](ErrorDecodeLayer::read_timeout), is passed through uninspected (and
+    /// intact).
     ///
     /// ```
-    /// use tower_api_retry::ErrorDecodeLayer;
-    ///
-    /// let layer = ErrorDecodeLayer::mcp().sensitive_header("x-team-secret");
-    /// # let _ = layer;
-    /// ```
-    pub fn sensitive_header<N: TryInto<HeaderName>>(mut self, name: N) -> Self {
-        self.plain = self.plain.sensitive_header(name);
-        self
-    }
-
-    /// The error contract that gives a decoded error its disposition, tool-call errors
-    /// included, as [`ErrorDecodeLayer::contract`] does.
-    ///
-    /// ```
-    /// use tower_api_retry::{Disposition, ErrorContract, ErrorDecodeLayer};
+    /// use tower_api_retry::{Disposition, ErrorContract, ErrorDecodeLayer, McpDecodeLayer};
     ///
     /// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
-    /// let layer = ErrorDecodeLayer::mcp().contract(contract);
+    /// let plain = ErrorDecodeLayer::new().contract(contract).sensitive_header("x-team-secret");
+    /// let layer = McpDecodeLayer::from(plain);
     /// # let _ = layer;
     /// ```
-    pub fn contract(mut self, contract: ErrorContract) -> Self {
-        self.plain = self.plain.contract(contract);
-        self
-    }
-
-    /// The error contract this layer consults.
-    pub fn get_contract(&self) -> &ErrorContract {
-        self.plain.get_contract()
+    fn from(plain: ErrorDecodeLayer) -> Self {
+        McpDecodeLayer { plain }
     }
 }
 
@@ -165,33 +133,6 @@ impl<S> Layer<S> for McpDecodeLayer {
 pub struct McpDecode<S> {
     inner: ErrorDecode<S>,
     limits: Limits,
-}
-
-impl<S> McpDecode<S> {
-    /// Wraps `inner` with the default configuration.
-    pub fn new(inner: S) -> Self {
-        McpDecodeLayer::new().layer(inner)
-    }
-
-    /// A layer with the default configuration.
-    pub fn layer() -> McpDecodeLayer {
-        McpDecodeLayer::new()
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        self.inner.get_ref()
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        self.inner.get_mut()
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner.into_inner()
-    }
 }
 
 impl<S, ReqB, B> Service<Request<ReqB>> for McpDecode<S>

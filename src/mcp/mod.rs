@@ -1,16 +1,13 @@
 //! MCP mode of the error decoder: tool-call errors inside HTTP 200 JSON-RPC responses.
 //!
 //! Over MCP a tool error does not change the HTTP status, so the plain
-//! [`ErrorDecodeLayer`] lets it through as a success. [`McpDecodeLayer`] (built by
-//! [`ErrorDecodeLayer::mcp`]) also reads JSON successes, up to a bound, and turns a tool-call
+//! [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) lets it through as a success. [`McpDecodeLayer`] also reads JSON successes, up to a bound, and turns a tool-call
 //! error into the same typed [`Error`](crate::Error) as an HTTP error. Its responses carry
 //! [`McpBody`], which replays what was read and then streams the rest.
 //! [`ApiContractLayer::mcp`](crate::ApiContractLayer::mcp) installs the whole stack in this
 //! mode.
 //!
-//! Its limits default to the plain decoder's:
-//! [`DEFAULT_MAX_BODY_BYTES`](crate::decode::DEFAULT_MAX_BODY_BYTES) and
-//! [`DEFAULT_READ_TIMEOUT`](crate::decode::DEFAULT_READ_TIMEOUT).
+//! Its limits default to the plain decoder's: 64 KiB of body, read for at most 10 seconds.
 
 mod body;
 mod future;
@@ -21,23 +18,13 @@ pub use body::McpBody;
 pub use future::ResponseFuture;
 pub use layer::{McpDecode, McpDecodeLayer};
 
-use crate::ErrorDecodeLayer;
-
-impl ErrorDecodeLayer {
-    /// The MCP mode: like [`ErrorDecodeLayer::new`], and also turns MCP tool-call errors in
-    /// HTTP 200 responses into [`Error`](crate::Error)s. See [`McpDecodeLayer`].
-    pub const fn mcp() -> McpDecodeLayer {
-        McpDecodeLayer::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::{
         inspect::{inspect, is_json},
         *,
     };
-    use crate::decode::Credentials;
+    use crate::{ErrorDecodeLayer, decode::Credentials};
     use bytes::Bytes;
     use http::{HeaderMap, Request, Response, StatusCode, header::CONTENT_TYPE};
     use http_body::{Body, Frame, SizeHint};
@@ -154,7 +141,11 @@ mod tests {
             ],
             false,
         );
-        let res = McpDecode::new(svc).oneshot(Request::new(())).await.unwrap();
+        let res = McpDecodeLayer::new()
+            .layer(svc)
+            .oneshot(Request::new(()))
+            .await
+            .unwrap();
         let (bytes, got) = frames_of(res.into_body()).await;
         assert_eq!(bytes, br#"{"result":{}}"#);
         assert_eq!(got, Some(trailers));
@@ -167,7 +158,9 @@ mod tests {
             .map(|b| Frame::data(Bytes::copy_from_slice(&[*b])))
             .collect();
         let svc = respond(parts, true);
-        let layer = ErrorDecodeLayer::mcp().read_timeout(Some(Duration::from_secs(5)));
+        let layer = McpDecodeLayer::from(
+            ErrorDecodeLayer::new().read_timeout(Some(Duration::from_secs(5))),
+        );
         let res = layer.layer(svc).oneshot(Request::new(())).await.unwrap();
         let (bytes, _) = frames_of(res.into_body()).await;
         assert_eq!(bytes, br#"{"result":{"isError":true}}"#);
@@ -197,7 +190,9 @@ mod tests {
                     .unwrap(),
             )
         });
-        let layer = ErrorDecodeLayer::mcp().read_timeout(Some(Duration::from_millis(50)));
+        let layer = McpDecodeLayer::from(
+            ErrorDecodeLayer::new().read_timeout(Some(Duration::from_millis(50))),
+        );
         let res = tokio::time::timeout(
             Duration::from_secs(20),
             layer.layer(svc).oneshot(Request::new(())),
@@ -246,7 +241,9 @@ mod tests {
                     .unwrap(),
             )
         });
-        let layer = ErrorDecodeLayer::mcp().read_timeout(Some(Duration::from_millis(100)));
+        let layer = McpDecodeLayer::from(
+            ErrorDecodeLayer::new().read_timeout(Some(Duration::from_millis(100))),
+        );
         let res = layer.layer(svc).oneshot(Request::new(())).await.unwrap();
         let hint = res.body().size_hint();
         assert_eq!((hint.lower(), hint.upper()), (100, Some(100)));

@@ -248,7 +248,10 @@ mod tests {
     #[test]
     fn consecutive_signals_trip() {
         let rule = OutageRule::DEFAULT;
-        assert_eq!((rule.get_consecutive(), rule.get_ratio()), (10, (20, 80)));
+        assert_eq!(
+            (rule.consecutive, (rule.min_answers, rule.percent)),
+            (10, (20, 80))
+        );
         let t = Instant::now();
         let mut w = Window::new(t);
         for i in 0..9 {

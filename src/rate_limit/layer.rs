@@ -82,13 +82,12 @@ impl RateLimitBackoffLayer {
     /// hint says.
     ///
     /// A `Retry-After: 99999999999999999999` (or an HTTP-date in 2099) from a broken or hostile
-    /// server would otherwise close the path for the life of the process ([`MAX_HINT`], a
+    /// server would otherwise close the path for the life of the process (the largest hint, a
     /// year). With the cap, once it has passed one probe goes out: if the path is still
     /// limited, the probe's rejection closes it again, so a long limit costs one request per
     /// `max_closed`. The error of the rejected request itself still carries the server's full
     /// hint in [`retry_after`](crate::Error::retry_after).
     ///
-    /// [`MAX_HINT`]: crate::retry_after::MAX_HINT
     ///
     /// ```
     /// use std::time::Duration;

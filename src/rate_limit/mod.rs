@@ -12,7 +12,7 @@
 //! for gRPC the path is the method; see [`Key`] and
 //! [`key_fn`](RateLimitBackoffLayer::key_fn)):
 //!
-//! - A rate limit for key K closes K's gate: an error that [`classify`](crate::classify())
+//! - A rate limit for key K closes K's gate: an error that [the contract](crate::ErrorContract)
 //!   calls [`RateLimited`](crate::Disposition::RateLimited) (429, or `RESOURCE_EXHAUSTED` in an
 //!   HTTP body or a gRPC status, in the headers or the [trailers](#grpc-status-in-trailers),
 //!   even when the server also forbade retrying it), or `REFRESH_IN_PROGRESS`. Other keys are
@@ -194,7 +194,7 @@
 //! let rate_limit = RateLimitBackoffLayer::new().fail_fast();
 //! let gates = rate_limit.get_gates().clone();
 //! let client = ServiceBuilder::new()
-//!     .api_contract_with(
+//!     .layer(
 //!         ApiContractLayer::new().retry(RetryLayer::new().max_retries(0)).rate_limit(rate_limit),
 //!     )
 //!     .service(server);

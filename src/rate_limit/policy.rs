@@ -85,9 +85,9 @@ pub(crate) const OUTAGE_GROWTH: f64 = 1.5;
 /// with the default backoff), after it (plus jitter, and never more than the cap); and
 /// while the server stays down, one probe at a time, each hold longer than the last.
 pub(crate) fn outage_hold(backoff: &Backoff, k: u32) -> Duration {
-    let max = backoff.get_max_delay();
+    let max = backoff.max;
     let factor = OUTAGE_FIRST * OUTAGE_GROWTH.powi(k.min(256) as i32);
-    Duration::try_from_secs_f64(backoff.get_base_delay().as_secs_f64() * factor)
+    Duration::try_from_secs_f64(backoff.base.as_secs_f64() * factor)
         .unwrap_or(max)
         .min(max)
 }
@@ -135,8 +135,8 @@ impl Policy {
         let delay = if self.outage {
             Backoff::new()
                 .base_delay(outage_hold(&self.backoff, k))
-                .max_delay(self.backoff.get_max_delay())
-                .jitter(self.backoff.get_jitter())
+                .max_delay(self.backoff.max)
+                .jitter(self.backoff.jitter)
                 .delay_with(0, last, unit)
         } else {
             self.backoff.delay_with(k, last, unit)
@@ -383,11 +383,11 @@ mod tests {
                 hold <= held / 2 + first + Duration::from_micros(1),
                 "{k}: {hold:?}"
             );
-            assert!(hold <= b.get_max_delay());
+            assert!(hold <= b.max);
             assert!(k == 0 || hold >= outage_hold(&b, k - 1), "backed off");
             held += hold;
         }
-        assert_eq!(outage_hold(&b, u32::MAX), b.get_max_delay());
+        assert_eq!(outage_hold(&b, u32::MAX), b.max);
         // Through the policy: the probe's refusal holds for the next, jitter on top.
         let p = P.for_outage();
         let now = t0();

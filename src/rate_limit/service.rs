@@ -77,7 +77,7 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let keys = match self.config.contract.get_quota_scope() {
+        let keys = match self.config.contract.quota_scope {
             QuotaScope::Path => self.config.key.key(&request).map(|key| (key, key)),
             _ => self.config.key.key_and_origin(&request),
         };
@@ -246,7 +246,7 @@ impl Track {
     /// An error response came: the quota it announced, if any, as the decode layer read it.
     fn announce_error(&self, error: &Error) {
         if let Some(quota) = error.quota()
-            && !self.config.contract.get_rate_limit_headers().is_empty()
+            && !self.config.contract.rate_limit_headers.is_empty()
         {
             self.config
                 .gates
@@ -257,7 +257,7 @@ impl Track {
     /// A response came: read the quota it announces, if any.
     #[inline]
     fn announce(&self, headers: &http::HeaderMap) {
-        let conventions = self.config.contract.get_rate_limit_headers();
+        let conventions = self.config.contract.rate_limit_headers;
         if headers.is_empty() || conventions.is_empty() {
             return;
         }
@@ -298,7 +298,7 @@ impl Track {
                         e.retry_after().map(|d| d.min(self.config.max_closed)),
                         probe,
                         &self.config.backoff,
-                        &self.config.contract.get_outages(),
+                        &self.config.contract.outages,
                     ) =>
             {
                 // A path out for an outage is evidence about its server, as a rate limit is:

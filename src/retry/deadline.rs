@@ -73,7 +73,8 @@ pub(crate) fn encode_grpc_timeout(left: Duration) -> HeaderValue {
 /// let mut request = Request::get("http://api.example.com/items").body(()).unwrap();
 /// let at = tokio::time::Instant::now() + Duration::from_secs(2);
 /// request.extensions_mut().insert(CallDeadline::new(at));
-/// assert_eq!(CallDeadline::of(&request).map(|d| d.at()), Some(at));
+/// let deadline = request.extensions().get::<CallDeadline>();
+/// assert_eq!(deadline.map(|d| d.at()), Some(at));
 /// # }
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +92,7 @@ impl CallDeadline {
     }
 
     /// The deadline `request` carries, if any.
-    pub fn of<B>(request: &http::Request<B>) -> Option<CallDeadline> {
+    pub(crate) fn of<B>(request: &http::Request<B>) -> Option<CallDeadline> {
         request.extensions().get::<CallDeadline>().copied()
     }
 }

@@ -1,19 +1,16 @@
 use super::{Retry, RetryBudget, budget::Bucket};
-use crate::{
-    ErrorContract,
-    backoff::{Backoff, Jitter},
-};
+use crate::{ErrorContract, backoff::Backoff};
 use std::{sync::Arc, time::Duration};
 use tower::Layer;
 
 /// The default for [`RetryLayer::max_retries`]: 3 (4 attempts).
-pub const DEFAULT_MAX_RETRIES: u32 = 3;
+pub(crate) const DEFAULT_MAX_RETRIES: u32 = 3;
 /// The default for [`RetryLayer::max_retry_after`]: 30 seconds.
-pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// The default for [`RetryLayer::max_budget_wait`]: 30 seconds.
-pub const DEFAULT_MAX_BUDGET_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_MAX_BUDGET_WAIT: Duration = Duration::from_secs(30);
 /// The default for [`RetryLayer::max_replay_bytes`]: 64 KiB.
-pub const DEFAULT_MAX_REPLAY_BYTES: usize = 64 * 1024;
+pub(crate) const DEFAULT_MAX_REPLAY_BYTES: usize = 64 * 1024;
 
 /// Retries what the API's contract calls transient, on the documented schedule.
 ///
@@ -79,26 +76,16 @@ impl RetryLayer {
         self
     }
 
-    /// The first wait (default 1 s); each later one doubles.
-    pub fn base_delay(mut self, base: Duration) -> Self {
-        self.config.backoff = self.config.backoff.base_delay(base);
-        self
-    }
-
-    /// The longest wait the backoff ever computes, jitter included (default 30 s).
-    pub fn max_delay(mut self, max: Duration) -> Self {
-        self.config.backoff = self.config.backoff.max_delay(max);
-        self
-    }
-
-    /// How randomised each wait is (default [`Jitter::Proportional(0.2)`](Jitter): the
-    /// nominal wait plus up to 20 %, never less).
-    pub fn jitter(mut self, jitter: Jitter) -> Self {
-        self.config.backoff = self.config.backoff.jitter(jitter);
-        self
-    }
-
-    /// The whole backoff schedule at once.
+    /// The wait before each retry (default [`Backoff::new`]: 1 s, doubling, each plus up to
+    /// 20 %, never above 30 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_api_retry::{RetryLayer, backoff::Backoff};
+    ///
+    /// let layer = RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(100)));
+    /// # let _ = layer;
+    /// ```
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.config.backoff = backoff;
         self
@@ -237,11 +224,6 @@ impl RetryLayer {
     pub fn contract(mut self, contract: ErrorContract) -> Self {
         self.contract = contract;
         self
-    }
-
-    /// The error contract this layer consults.
-    pub fn get_contract(&self) -> &ErrorContract {
-        &self.contract
     }
 
     /// The most bytes of a streaming request body kept for replay (default 64 KiB). A larger

@@ -17,11 +17,11 @@
 //! # Schedule
 //!
 //! Waits of 1 s, 2 s, 4 s, each plus up to 20 % (see [`backoff`](crate::backoff)), never above
-//! [`max_delay`](RetryLayer::max_delay); 3 retries. A server hint (`Retry-After`,
+//! [`max_delay`](crate::backoff::Backoff::max_delay); 3 retries. A server hint (`Retry-After`,
 //! `retry-after-ms`, `grpc-retry-pushback-ms`) is a floor; one above
 //! [`max_retry_after`](RetryLayer::max_retry_after) returns the error at once, with
 //! [`retry_after()`](crate::Error::retry_after) set for the caller. `x-should-retry` overrules
-//! the contract for one response (see [`retry_after`](crate::retry_after#the-servers-verdict)).
+//! the contract for one response (see [`server_should_retry`](crate::ApiError::server_should_retry)).
 //! A gRPC `RESOURCE_EXHAUSTED` without a pushback is retried once
 //! ([`NotRetried::ExhaustedAgain`](crate::NotRetried::ExhaustedAgain)): gRPC libraries answer
 //! so to a message over the server's size limit, which fails the same way every time.
@@ -36,7 +36,7 @@
 //!   `x-should-retry: true`;
 //! - it never left this process (a refused connection, a closed rate-limit gate:
 //!   [`request_sent()`](crate::Error::request_sent) is `false`);
-//! - it carries an `Idempotency-Key` header ([`IDEMPOTENCY_KEY`]), so the server deduplicates;
+//! - it carries an `Idempotency-Key` header, so the server deduplicates;
 //! - or the caller opted in, for the layer
 //!   ([`retry_non_idempotent`](RetryLayer::retry_non_idempotent)) or for one request
 //!   ([`RetryOverride`]).
@@ -111,12 +111,8 @@ pub use body::{CaptureBody, Captured, NotReplayable, ReplayBody, ReplayedBody};
 pub use budget::RetryBudget;
 pub use deadline::CallDeadline;
 pub use future::ResponseFuture;
-pub use layer::{
-    DEFAULT_MAX_BUDGET_WAIT, DEFAULT_MAX_REPLAY_BYTES, DEFAULT_MAX_RETRIES,
-    DEFAULT_MAX_RETRY_AFTER, RetryLayer,
-};
+pub use layer::RetryLayer;
 pub use overrides::RetryOverride;
-pub use policy::IDEMPOTENCY_KEY;
 pub use service::Retry;
 
 /// In a retry's extensions when the server last answered the same request with a gRPC
@@ -168,11 +164,6 @@ pub struct ExhaustedBefore;
 pub struct Attempts(pub(crate) u32);
 
 impl Attempts {
-    /// The number of attempts, at least 1.
-    pub fn get(&self) -> u32 {
-        self.0
-    }
-
     /// How many attempts produced `res`: the count [`Retry`] recorded when it took more than
     /// one, else 1 (a first attempt's success, or a response that no retry layer saw).
     ///
@@ -194,6 +185,6 @@ impl Attempts {
     /// assert_eq!(Attempts::from_extensions(&extensions), 1);
     /// ```
     pub fn from_extensions(extensions: &http::Extensions) -> u32 {
-        extensions.get::<Attempts>().map_or(1, Attempts::get)
+        extensions.get::<Attempts>().map_or(1, |a| a.0)
     }
 }

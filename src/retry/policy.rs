@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// The `Idempotency-Key` request header: a request that carries one may be retried whatever
 /// its method, since the server deduplicates it.
-pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub(crate) const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// What the request looked like, for the side-effect rule.
 #[derive(Clone, Copy, Debug)]

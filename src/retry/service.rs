@@ -1,5 +1,5 @@
 use super::{
-    ReplayBody, RetryLayer, RetryOverride,
+    ReplayBody, RetryOverride,
     deadline::{CallDeadline, Deadline, GRPC_TIMEOUT, encode_grpc_timeout},
     future::{ResponseFuture, Retrying},
     layer::Shared,
@@ -11,42 +11,15 @@ use std::{
     task::{Context, Poll},
 };
 use tower::BoxError;
-use tower::{Layer, Service};
+use tower::Service;
 
-/// The service of [`RetryLayer`]. See the [module docs](super) for an example.
+/// The service of [`RetryLayer`](super::RetryLayer). See the [module docs](super) for an example.
 ///
 /// Clones share the retry budget.
 #[derive(Clone, Debug)]
 pub struct Retry<S> {
     pub(crate) inner: S,
     pub(crate) shared: Arc<Shared>,
-}
-
-impl<S> Retry<S> {
-    /// Wraps `inner` with the documented schedule ([`RetryLayer::new`]).
-    pub fn new(inner: S) -> Self {
-        RetryLayer::new().layer(inner)
-    }
-
-    /// A layer with the documented schedule.
-    pub fn layer() -> RetryLayer {
-        RetryLayer::new()
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
 }
 
 impl<S, B, ResB> Service<Request<B>> for Retry<S>

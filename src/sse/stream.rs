@@ -209,21 +209,6 @@ where
         Some(self.parser.last_event_id()).filter(|id| !id.is_empty())
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.service
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.service
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.service
-    }
-
     fn request(&self) -> Request<B>
     where
         B: Default,

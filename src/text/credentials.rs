@@ -319,7 +319,7 @@ impl Credentials {
     }
 
     /// `true` when nothing is remembered.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         // Slots fill in order.
         self.inline[0] == 0 && self.more.is_none()
     }

@@ -15,7 +15,7 @@ use std::{collections::HashMap, time::Duration};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_api_retry::{
     Attempts, ErrorContract, ErrorDecodeLayer, QuotaScope, RateLimitBackoffLayer, RetryLayer,
-    rate_limit::RateLimitGates,
+    backoff::Backoff, rate_limit::RateLimitGates,
 };
 
 const REQUESTS: usize = 2_000;
@@ -58,8 +58,11 @@ async fn chaos_soak() {
     let stack = ServiceBuilder::new()
         .layer(
             RetryLayer::new()
-                .base_delay(Duration::from_millis(10))
-                .max_delay(Duration::from_millis(200))
+                .backoff(
+                    Backoff::new()
+                        .base_delay(Duration::from_millis(10))
+                        .max_delay(Duration::from_millis(200)),
+                )
                 // A third of the answers fail: the budget is spent all through the soak, and
                 // a retry waits for it half a second at most.
                 .max_budget_wait(Duration::from_millis(500)),

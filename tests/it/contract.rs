@@ -12,8 +12,8 @@ use std::{
 };
 use tower::{Layer, ServiceBuilder, ServiceExt, service_fn, util::BoxCloneService};
 use tower_api_retry::{
-    ApiContractLayer, Disposition, ErrorContract, ErrorDecodeLayer, RateLimitBackoffLayer,
-    ResumableEvents, ServiceBuilderExt,
+    ApiContractLayer, Disposition, ErrorContract, ErrorDecodeLayer, McpDecodeLayer,
+    RateLimitBackoffLayer, ResumableEvents,
 };
 
 type Body = Full<Bytes>;
@@ -107,7 +107,7 @@ async fn a_declared_code_changes_what_every_layer_does() {
     let stack = || ApiContractLayer::new().contract(contract());
     let script = Script::new([error(400, "QUOTA_EXCEEDED", &[("retry-after", "2")])]);
     let client = ServiceBuilder::new()
-        .api_contract_with(stack())
+        .layer(stack())
         .service(script.service());
     let post = Request::builder()
         .method(Method::POST)
@@ -120,7 +120,7 @@ async fn a_declared_code_changes_what_every_layer_does() {
     // ...and ACCOUNT_LOCKED on a 503 is for a human: sent once.
     let script = Script::new([error(503, "ACCOUNT_LOCKED", &[])]);
     let client = ServiceBuilder::new()
-        .api_contract_with(stack())
+        .layer(stack())
         .service(script.service());
     let err = client.oneshot(get("/v1/me")).await.unwrap_err();
     assert_eq!(err.disposition(), Disposition::NeedsHuman);
@@ -128,7 +128,7 @@ async fn a_declared_code_changes_what_every_layer_does() {
     // ...while TEMPORARILY_UNAVAILABLE on a 400 is retried.
     let script = Script::new([error(400, "TEMPORARILY_UNAVAILABLE", &[])]);
     let client = ServiceBuilder::new()
-        .api_contract_with(stack())
+        .layer(stack())
         .service(script.service());
     client.oneshot(get("/v1/me")).await.unwrap();
     assert_eq!(script.seen().len(), 2);
@@ -187,9 +187,8 @@ async fn a_declared_code_changes_what_every_layer_does() {
     let tool_error = r#"{"jsonrpc": "2.0", "id": 1, "result": {"isError": true, "content": [],
         "structuredContent": {"error": {"code": "QUOTA_EXCEEDED", "message": "over"}}}}"#;
     let script = Script::new([ok("application/json", tool_error)]);
-    let mcp = ErrorDecodeLayer::mcp()
-        .contract(contract())
-        .layer(script.service());
+    let mcp =
+        McpDecodeLayer::from(ErrorDecodeLayer::new().contract(contract())).layer(script.service());
     let err = mcp.oneshot(get("/mcp")).await.unwrap_err();
     assert_eq!(err.code().as_str(), "QUOTA_EXCEEDED");
     assert_eq!(err.disposition(), Disposition::RateLimited);
@@ -198,14 +197,14 @@ async fn a_declared_code_changes_what_every_layer_does() {
 #[cfg(feature = "tower-http")]
 #[tokio::test(start_paused = true)]
 async fn the_tower_http_classifier_reads_the_same_contract() {
-    use tower_api_retry::classifier::{ContractClassifier, FailureClass};
+    use tower_api_retry::integrations::tower_http::{ContractClassifier, FailureClass};
 
     let seen = Arc::new(Mutex::new(Vec::new()));
     let classify = |contract: ErrorContract, seen: Arc<Mutex<Vec<FailureClass>>>| {
         let script = Script::new([error(400, "QUOTA_EXCEEDED", &[])]);
         ServiceBuilder::new()
             .layer(
-                ContractClassifier::trace_layer_with(contract.clone()).on_failure(
+                ContractClassifier::trace_layer(contract.clone()).on_failure(
                     move |class: FailureClass, _: std::time::Duration, _: &tracing::Span| {
                         seen.lock().unwrap().push(class);
                     },

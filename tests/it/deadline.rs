@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_api_retry::{
     ApiContractLayer, Error, ErrorCode, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
-    RetryOverride, ServiceBuilderExt, backoff::Jitter, retry::CallDeadline,
+    RetryOverride, ServiceBuilderExt, backoff::Backoff, backoff::Jitter, retry::CallDeadline,
 };
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -89,8 +89,7 @@ where
 
 fn layer() -> RetryLayer {
     RetryLayer::new()
-        .jitter(Jitter::None)
-        .base_delay(MS(100))
+        .backoff(Backoff::new().jitter(Jitter::None).base_delay(MS(100)))
         .max_retries(10)
         .budget(None)
 }
@@ -373,7 +372,7 @@ async fn an_http_deadline_bounds_the_wait_at_a_closed_gate() {
             RetryLayer::new()
         };
         let svc = ServiceBuilder::new()
-            .api_contract_with(ApiContractLayer::new().retry(retry))
+            .layer(ApiContractLayer::new().retry(retry))
             .service(server);
         // The first request is refused for 10 s, and not retried: the path's gate closes.
         let start = Instant::now();

@@ -16,7 +16,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_api_retry::rate_limit::ResponseBody;
 use tower_api_retry::{
     ApiContractLayer, Attempts, Disposition, Error, ErrorCode, ErrorDecodeLayer,
-    RateLimitBackoffLayer, RetryLayer, ServiceBuilderExt, retry::IDEMPOTENCY_KEY,
+    RateLimitBackoffLayer, RateLimitGates, RetryLayer, ServiceBuilderExt, backoff::Backoff,
 };
 
 /// The first wait of the retry schedule (the documented 1 s, shrunk; doubling as documented).
@@ -30,11 +30,18 @@ fn client() -> Client<HttpConnector, Full<Bytes>> {
 
 /// Exactly the documented stack, with a shorter first wait.
 fn stack() -> Stack {
-    ServiceBuilder::new()
-        .layer(RetryLayer::new().base_delay(BASE))
-        .layer(RateLimitBackoffLayer::new())
+    stack_and_gates().0
+}
+
+/// The stack, and the gate map its rate-limit layer shares.
+fn stack_and_gates() -> (Stack, RateLimitGates) {
+    let gates = RateLimitGates::new();
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new().backoff(Backoff::new().base_delay(BASE)))
+        .layer(RateLimitBackoffLayer::new().gates(gates.clone()))
         .layer(ErrorDecodeLayer::new())
-        .service(client())
+        .service(client());
+    (svc, gates)
 }
 
 fn request(
@@ -117,7 +124,10 @@ async fn api_contract_one_liner_retries_the_same_way() {
         ],
     );
     let svc = ServiceBuilder::new()
-        .api_contract_with(ApiContractLayer::new().retry(RetryLayer::new().base_delay(BASE)))
+        .layer(
+            ApiContractLayer::new()
+                .retry(RetryLayer::new().backoff(Backoff::new().base_delay(BASE))),
+        )
         .service(client());
     let res = svc
         .oneshot(request(&api, Method::GET, path, b""))
@@ -308,7 +318,7 @@ async fn every_documented_4xx_and_need_a_human_code_is_sent_once() {
         auth(403, C::TrustRequired, NeedsHuman, "Trust the installation"),
     ];
     let api = Emulator::start().await;
-    let mut svc = stack();
+    let (mut svc, gates) = stack_and_gates();
     for (i, row) in rows.into_iter().enumerate() {
         let path = format!("/api/case/{i}");
         // `always`: a second request would get the same answer, so the count is honest.
@@ -345,7 +355,7 @@ async fn every_documented_4xx_and_need_a_human_code_is_sent_once() {
         }
     }
     // None of this closed a gate (only rate limits do).
-    assert!(svc.get_ref().gates().is_empty());
+    assert!(gates.is_empty());
 }
 
 #[tokio::test]
@@ -383,13 +393,13 @@ async fn retry_after_is_honoured_for_429_and_refresh_in_progress() {
 async fn a_429_pauses_its_path_while_another_flows() {
     let api = Emulator::start().await;
     api.script("/api/limited", [Reply::too_many(1)]);
-    let svc = stack();
+    let (svc, gates) = stack_and_gates();
     let first = tokio::spawn(
         svc.clone()
             .oneshot(request(&api, Method::GET, "/api/limited", b"")),
     );
     // Wait until the client has seen the 429 (its path's gate is closed), then keep going.
-    while svc.get_ref().gates().is_empty() {
+    while gates.is_empty() {
         tokio::task::yield_now().await;
     }
     // A second request for the limited path waits at the closed gate ...
@@ -435,7 +445,7 @@ async fn post_bodies_are_identical_on_every_attempt() {
     );
     let mut req = request(&api, Method::POST, "/api/keyed", &BIG);
     req.headers_mut()
-        .insert(IDEMPOTENCY_KEY, "op-7".parse().unwrap());
+        .insert("idempotency-key", "op-7".parse().unwrap());
     let res = stack().oneshot(req).await.unwrap();
     assert_eq!(attempts(&res), 3);
     // Without one, after a 429 (rejected at the door, not processed).
@@ -461,7 +471,7 @@ async fn post_bodies_are_identical_on_every_attempt() {
     assert!(
         api.seen("/api/keyed")
             .iter()
-            .all(|s| s.headers[IDEMPOTENCY_KEY] == "op-7")
+            .all(|s| s.headers["idempotency-key"] == "op-7")
     );
 
     // Without a key, a 503 may have been processed: sent once, with a note saying why.

@@ -23,8 +23,9 @@ use std::{
 };
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_api_retry::{
-    ApiContractLayer, Attempts, Disposition, Error, ErrorCode, RetryLayer, ServiceBuilderExt,
-    integrations::reqwest::ReqwestService, retry::IDEMPOTENCY_KEY,
+    ApiContractLayer, Attempts, Disposition, Error, ErrorCode, RateLimitBackoffLayer,
+    RateLimitGates, RetryLayer, ServiceBuilderExt, backoff::Backoff,
+    integrations::reqwest::ReqwestService,
 };
 
 /// The first wait of the retry schedule (the documented 1 s, shrunk; doubling as documented).
@@ -44,12 +45,29 @@ fn reqwest_client() -> reqwest::Client {
 /// The documented stack over a reqwest client, with a shorter first wait.
 fn stack_of(client: reqwest::Client) -> Stack {
     ServiceBuilder::new()
-        .api_contract_with(ApiContractLayer::new().retry(RetryLayer::new().base_delay(BASE)))
+        .layer(
+            ApiContractLayer::new()
+                .retry(RetryLayer::new().backoff(Backoff::new().base_delay(BASE))),
+        )
         .service(ReqwestService::new(client))
 }
 
 fn stack() -> Stack {
     stack_of(reqwest_client())
+}
+
+/// The stack, and the gate map its rate-limit layer shares.
+fn stack_and_gates() -> (Stack, RateLimitGates) {
+    let gates = RateLimitGates::new();
+    let rate_limit = RateLimitBackoffLayer::new().gates(gates.clone());
+    let svc = ServiceBuilder::new()
+        .layer(
+            ApiContractLayer::new()
+                .retry(RetryLayer::new().backoff(Backoff::new().base_delay(BASE)))
+                .rate_limit(rate_limit),
+        )
+        .service(ReqwestService::new(reqwest_client()));
+    (svc, gates)
 }
 
 fn request(
@@ -233,7 +251,7 @@ async fn every_documented_4xx_and_need_a_human_code_is_sent_once() {
         ),
     ];
     let api = Emulator::start().await;
-    let mut svc = stack();
+    let (mut svc, gates) = stack_and_gates();
     for (i, (reply, status, code, disposition)) in rows.into_iter().enumerate() {
         let path = format!("/api/case/{i}");
         // `always`: a second request would get the same answer, so the count is honest.
@@ -264,7 +282,7 @@ async fn every_documented_4xx_and_need_a_human_code_is_sent_once() {
         }
     }
     // None of this closed a gate (only rate limits do).
-    assert!(svc.get_ref().gates().is_empty());
+    assert!(gates.is_empty());
 }
 
 #[tokio::test]
@@ -310,13 +328,13 @@ async fn retry_after_is_honoured_for_429_and_refresh_in_progress() {
 async fn a_429_pauses_its_path_while_another_flows() {
     let api = Emulator::start().await;
     api.script("/api/limited", [Reply::too_many(1)]);
-    let svc = stack();
+    let (svc, gates) = stack_and_gates();
     let first = tokio::spawn(
         svc.clone()
             .oneshot(request(&api, Method::GET, "/api/limited", "")),
     );
     // Wait until the client has seen the 429 (its path's gate is closed), then keep going.
-    while svc.get_ref().gates().is_empty() {
+    while gates.is_empty() {
         tokio::task::yield_now().await;
     }
     // A second request for the limited path waits at the closed gate ...
@@ -355,7 +373,7 @@ async fn post_bodies_are_identical_on_every_attempt_buffered_and_streaming() {
     let keyed = |path: &str, body: reqwest::Body| {
         let mut req = request(&api, Method::POST, path, body);
         req.headers_mut()
-            .insert(IDEMPOTENCY_KEY, "op-7".parse().unwrap());
+            .insert("idempotency-key", "op-7".parse().unwrap());
         req
     };
     let failures = || {
@@ -432,7 +450,10 @@ async fn other_body_types_are_sent_again_too() {
     let api = Emulator::start().await;
     api.script("/api/vec", [Reply::detail(503, "restarting")]);
     let svc = ServiceBuilder::new()
-        .api_contract_with(ApiContractLayer::new().retry(RetryLayer::new().base_delay(BASE)))
+        .layer(
+            ApiContractLayer::new()
+                .retry(RetryLayer::new().backoff(Backoff::new().base_delay(BASE))),
+        )
         .service(ReqwestService::<Vec<u8>>::from(reqwest_client()));
     let req = Request::put(api.url("/api/vec"))
         .body(BIG.to_vec())
@@ -536,7 +557,10 @@ async fn a_refused_connection_is_never_sent_and_retried() {
             err
         };
         let svc = ServiceBuilder::new()
-            .api_contract_with(ApiContractLayer::new().retry(RetryLayer::new().base_delay(BASE)))
+            .layer(
+                ApiContractLayer::new()
+                    .retry(RetryLayer::new().backoff(Backoff::new().base_delay(BASE))),
+            )
             .map_err(inspect)
             .service(ReqwestService::new(reqwest_client()));
         let req = Request::builder()
@@ -645,7 +669,10 @@ async fn a_connect_timeout_is_never_sent_so_even_a_post_is_retried() {
     let errors = Arc::new(Mutex::new(Vec::new()));
     let log = errors.clone();
     let svc = ServiceBuilder::new()
-        .api_contract_with(ApiContractLayer::new().retry(RetryLayer::new().base_delay(BASE)))
+        .layer(
+            ApiContractLayer::new()
+                .retry(RetryLayer::new().backoff(Backoff::new().base_delay(BASE))),
+        )
         .map_err(move |err: Error| {
             log.lock()
                 .unwrap()
@@ -707,7 +734,7 @@ async fn credentials_never_show() {
         .unwrap();
     let layer = ApiContractLayer::new().retry(RetryLayer::new().max_retries(0));
     let err = ServiceBuilder::new()
-        .api_contract_with(layer)
+        .layer(layer)
         .service(ReqwestService::new(reqwest_client()))
         .oneshot(req)
         .await

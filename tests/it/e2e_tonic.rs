@@ -7,7 +7,7 @@ use std::time::Duration;
 use tonic::{Code, transport::Channel};
 use tower::ServiceBuilder;
 use tower_api_retry::{
-    ApiContractLayer, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, ServiceBuilderExt,
+    ApiContractLayer, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, backoff::Backoff,
     rate_limit::RateLimitGates,
 };
 
@@ -22,7 +22,7 @@ fn client(server: &GrpcServer, rate_limit: RateLimitBackoffLayer) -> (Client, Ra
     let stack = ServiceBuilder::new()
         .layer(
             RetryLayer::new()
-                .base_delay(BASE)
+                .backoff(Backoff::new().base_delay(BASE))
                 .max_retry_after(Duration::from_secs(5)),
         )
         .layer(rate_limit)
@@ -245,7 +245,11 @@ async fn the_deadline_covers_every_attempt_and_the_call_ends_with_deadline_excee
     );
     let channel = Channel::from_shared(server.url()).unwrap().connect_lazy();
     let stack = ServiceBuilder::new()
-        .layer(RetryLayer::new().base_delay(BASE).max_retries(10))
+        .layer(
+            RetryLayer::new()
+                .backoff(Backoff::new().base_delay(BASE))
+                .max_retries(10),
+        )
         .layer(RateLimitBackoffLayer::new())
         .layer(ErrorDecodeLayer::new())
         .service(channel);
@@ -364,7 +368,7 @@ async fn a_deadline_that_runs_out_during_an_attempt_is_deadline_exceeded_every_t
             RetryLayer::new()
         };
         let stack = ServiceBuilder::new()
-            .api_contract_with(ApiContractLayer::new().retry(retry))
+            .layer(ApiContractLayer::new().retry(retry))
             .service(server.in_memory_channel());
         let calls = (0..16).map(|_| {
             let mut grpc = tonic::client::Grpc::new(stack.clone());

@@ -14,10 +14,11 @@ use std::{
 };
 use tower::{ServiceBuilder, ServiceExt};
 use tower_api_retry::{
-    ApiContractLayer, Disposition, ErrorCode, RetryLayer, ServiceBuilderExt,
-    classifier::{ContractClassifier, FailureClass},
+    ApiContractLayer, Disposition, ErrorCode, RetryLayer,
+    backoff::Backoff,
+    integrations::tower_http::{ContractClassifier, FailureClass},
 };
-use tower_http::trace::TraceLayer;
+use tower_http::{classify::SharedClassifier, trace::TraceLayer};
 
 fn request(api: &Emulator, method: Method, path: &str) -> Request<Full<Bytes>> {
     Request::builder()
@@ -31,7 +32,7 @@ fn request(api: &Emulator, method: Method, path: &str) -> Request<Full<Bytes>> {
 fn contract() -> ApiContractLayer {
     ApiContractLayer::new().retry(
         RetryLayer::new()
-            .base_delay(Duration::from_millis(20))
+            .backoff(Backoff::new().base_delay(Duration::from_millis(20)))
             .max_retries(1),
     )
 }
@@ -123,12 +124,14 @@ async fn trace_layer_reports_failures_by_disposition() {
     let classes: Arc<Mutex<Vec<FailureClass>>> = Arc::default();
     let sink = classes.clone();
     let svc = ServiceBuilder::new()
-        .layer(TraceLayer::new(ContractClassifier::make()).on_failure(
-            move |class: FailureClass, _latency: Duration, _span: &tracing::Span| {
-                sink.lock().unwrap().push(class);
-            },
-        ))
-        .api_contract_with(contract())
+        .layer(
+            TraceLayer::new(SharedClassifier::new(ContractClassifier::default())).on_failure(
+                move |class: FailureClass, _latency: Duration, _span: &tracing::Span| {
+                    sink.lock().unwrap().push(class);
+                },
+            ),
+        )
+        .layer(contract())
         .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
 
     for (path, method, expected) in cases() {
@@ -193,14 +196,16 @@ async fn trace_output_names_the_disposition_and_no_credential() {
     tracing::callsite::rebuild_interest_cache();
 
     let svc = ServiceBuilder::new()
-        .layer(TraceLayer::new(ContractClassifier::make()).make_span_with(
-            |req: &Request<Full<Bytes>>| {
-                // Not tower-http's default span: that one records the whole URI, query
-                // string (and so `?token=`) included.
-                tracing::info_span!("request", method = %req.method(), path = req.uri().path())
-            },
-        ))
-        .api_contract_with(contract())
+        .layer(
+            TraceLayer::new(SharedClassifier::new(ContractClassifier::default())).make_span_with(
+                |req: &Request<Full<Bytes>>| {
+                    // Not tower-http's default span: that one records the whole URI, query
+                    // string (and so `?token=`) included.
+                    tracing::info_span!("request", method = %req.method(), path = req.uri().path())
+                },
+            ),
+        )
+        .layer(contract())
         .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
     for (path, method, _) in cases() {
         let _ = svc.clone().oneshot(request(&api, method, path)).await;

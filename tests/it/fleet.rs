@@ -27,6 +27,7 @@ use std::{
 use tower::{ServiceBuilder, ServiceExt, service_fn, util::BoxCloneService};
 use tower_api_retry::{
     ErrorDecodeLayer,
+    backoff::Backoff,
     rate_limit::{Key, RateLimitBackoffLayer, RateLimitGates, RedisStore},
 };
 
@@ -546,7 +547,7 @@ async fn three_processes_share_the_retry_budgets_floor() {
             let retry = RetryLayer::new()
                 .budget(budget)
                 .max_retries(1)
-                .base_delay(Duration::from_millis(1))
+                .backoff(Backoff::new().base_delay(Duration::from_millis(1)))
                 .max_budget_wait(Duration::ZERO);
             gates.share_retry_budget(&retry);
             layers.push((gates, retry));

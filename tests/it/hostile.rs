@@ -15,8 +15,10 @@ use tower_api_retry::{
     Disposition, Error, ErrorCode, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
     backoff::{Backoff, Jitter},
     rate_limit::{DEFAULT_MAX_CLOSED, RateLimitGates},
-    retry_after::MAX_HINT,
 };
+
+/// The largest hint the crate reports: one year.
+const MAX_HINT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 type Stack = BoxCloneService<Request<Full<Bytes>>, Response<ResponseBody<Incoming>>, Error>;
 

@@ -1,4 +1,4 @@
-//! MCP mode against real servers through a real hyper-util client: `ErrorDecodeLayer::mcp()`
+//! MCP mode against real servers through a real hyper-util client: `McpDecodeLayer::new()`
 //! against an axum MCP-style endpoint, and the whole stack in one line
 //! (`ApiContractLayer::mcp()`) against the emulated API.
 
@@ -17,8 +17,8 @@ use std::time::Duration;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_api_retry::{
     ApiContract, ApiContractLayer, Attempts, BodyShape, Disposition, Error, ErrorCode,
-    ErrorDecodeLayer, McpApiContract, RateLimitBackoffLayer, RetryLayer, ServiceBuilderExt,
-    decode::McpBody, rate_limit::ResponseBody,
+    ErrorDecodeLayer, McpDecodeLayer, RateLimitBackoffLayer, RateLimitGates, RetryLayer,
+    backoff::Backoff, mcp::McpBody, rate_limit::ResponseBody,
 };
 
 /// A result big enough to pass the 1 KiB inspection limit used below.
@@ -133,7 +133,7 @@ fn call_tool(url: &str, name: &str) -> Request<Full<Bytes>> {
 }
 
 async fn call(
-    layer: tower_api_retry::decode::McpDecodeLayer,
+    layer: tower_api_retry::McpDecodeLayer,
     url: &str,
     tool: &str,
 ) -> Result<(http::response::Parts, Bytes), tower_api_retry::Error> {
@@ -148,7 +148,7 @@ async fn call(
 #[tokio::test]
 async fn structured_content_error_is_typed() {
     let url = serve().await;
-    let err = call(ErrorDecodeLayer::mcp(), &url, "structured_error")
+    let err = call(McpDecodeLayer::new(), &url, "structured_error")
         .await
         .unwrap_err();
     assert_eq!(err.code(), &ErrorCode::PermissionDenied);
@@ -164,7 +164,7 @@ async fn structured_content_error_is_typed() {
 #[tokio::test]
 async fn text_content_error_is_typed() {
     let url = serve().await;
-    let err = call(ErrorDecodeLayer::mcp(), &url, "text_error")
+    let err = call(McpDecodeLayer::new(), &url, "text_error")
         .await
         .unwrap_err();
     assert_eq!(err.code(), &ErrorCode::NotFound);
@@ -176,7 +176,7 @@ async fn text_content_error_is_typed() {
 #[tokio::test]
 async fn resource_exhausted_is_rate_limited_with_its_retry_after() {
     let url = serve().await;
-    let err = call(ErrorDecodeLayer::mcp(), &url, "rate_limited")
+    let err = call(McpDecodeLayer::new(), &url, "rate_limited")
         .await
         .unwrap_err();
     assert_eq!(err.code(), &ErrorCode::ResourceExhausted);
@@ -188,7 +188,7 @@ async fn resource_exhausted_is_rate_limited_with_its_retry_after() {
 #[tokio::test]
 async fn jsonrpc_invalid_params_keeps_its_number() {
     let url = serve().await;
-    let err = call(ErrorDecodeLayer::mcp(), &url, "invalid_params")
+    let err = call(McpDecodeLayer::new(), &url, "invalid_params")
         .await
         .unwrap_err();
     assert_eq!(err.code(), &ErrorCode::InvalidArgument);
@@ -202,7 +202,7 @@ async fn jsonrpc_invalid_params_keeps_its_number() {
 #[tokio::test]
 async fn is_error_without_the_documented_payload_is_still_an_error() {
     let url = serve().await;
-    let err = call(ErrorDecodeLayer::mcp(), &url, "plain_is_error")
+    let err = call(McpDecodeLayer::new(), &url, "plain_is_error")
         .await
         .unwrap_err();
     assert_eq!(err.code(), &ErrorCode::Unknown);
@@ -213,9 +213,7 @@ async fn is_error_without_the_documented_payload_is_still_an_error() {
 #[tokio::test]
 async fn ordinary_result_passes_byte_identical() {
     let url = serve().await;
-    let (parts, body) = call(ErrorDecodeLayer::mcp(), &url, "ordinary")
-        .await
-        .unwrap();
+    let (parts, body) = call(McpDecodeLayer::new(), &url, "ordinary").await.unwrap();
     assert_eq!(parts.status, StatusCode::OK);
     assert_eq!(body, ordinary_result().as_bytes());
 }
@@ -223,7 +221,7 @@ async fn ordinary_result_passes_byte_identical() {
 #[tokio::test]
 async fn oversized_success_bodies_arrive_intact() {
     let url = serve().await;
-    let layer = ErrorDecodeLayer::mcp().max_body_bytes(1024);
+    let layer = McpDecodeLayer::from(ErrorDecodeLayer::new().max_body_bytes(1024));
     for tool in ["oversized_streamed", "oversized_announced"] {
         let (_, body) = call(layer.clone(), &url, tool).await.unwrap();
         let v: Value = serde_json::from_slice(&body).unwrap();
@@ -234,9 +232,7 @@ async fn oversized_success_bodies_arrive_intact() {
 #[tokio::test]
 async fn non_json_success_is_untouched() {
     let url = serve().await;
-    let (parts, body) = call(ErrorDecodeLayer::mcp(), &url, "not_json")
-        .await
-        .unwrap();
+    let (parts, body) = call(McpDecodeLayer::new(), &url, "not_json").await.unwrap();
     assert_eq!(parts.headers[header::CONTENT_TYPE], "text/plain");
     assert!(body.starts_with(br#"{"result":{"isError":true"#));
 }
@@ -244,7 +240,7 @@ async fn non_json_success_is_untouched() {
 #[tokio::test]
 async fn http_errors_are_decoded_as_in_the_plain_mode() {
     let url = serve().await;
-    let err = call(ErrorDecodeLayer::mcp(), &url, "no_such_tool")
+    let err = call(McpDecodeLayer::new(), &url, "no_such_tool")
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(StatusCode::NOT_FOUND));
@@ -302,13 +298,12 @@ async fn api_contract_mcp_retries_a_transient_tool_error_and_hands_back_the_serv
     // Every MCP call is a POST: this client declares its tool calls safe to repeat.
     let layer = ApiContractLayer::mcp().retry(
         RetryLayer::new()
-            .base_delay(BASE)
+            .backoff(Backoff::new().base_delay(BASE))
             .retry_non_idempotent(true),
     );
     // The service type names the mode; its responses carry `McpBody<Incoming>`.
-    let mut svc: McpApiContract<HyperClient> = ServiceBuilder::new()
-        .api_contract_with(layer)
-        .service(hyper_client());
+    let mut svc: ApiContract<HyperClient, McpDecodeLayer> =
+        ServiceBuilder::new().layer(layer).service(hyper_client());
     let res: Response<ResponseBody<McpBody<Incoming>>> =
         send(&mut svc, call_tool(&api.url("/mcp"), "search"))
             .await
@@ -335,14 +330,17 @@ async fn api_contract_mcp_closes_the_gate_of_a_rate_limited_tool_path() {
         [Reply::mcp_error("RESOURCE_EXHAUSTED", "Too many requests").header("retry-after", "7")],
     );
     api.script("/mcp/other", [Reply::mcp_result("ok")]);
+    let gates = RateLimitGates::new();
     let layer = ApiContractLayer::mcp()
         // Return a long server wait to the caller instead of waiting it out.
         .retry(RetryLayer::new().max_retry_after(Duration::from_secs(1)))
         // Refuse at once at a closed gate instead of holding the request there.
-        .rate_limit(RateLimitBackoffLayer::new().fail_fast());
-    let mut svc = ServiceBuilder::new()
-        .api_contract_with(layer)
-        .service(hyper_client());
+        .rate_limit(
+            RateLimitBackoffLayer::new()
+                .gates(gates.clone())
+                .fail_fast(),
+        );
+    let mut svc = ServiceBuilder::new().layer(layer).service(hyper_client());
 
     let err = send(&mut svc, call_tool(&api.url("/mcp"), "search"))
         .await
@@ -365,7 +363,7 @@ async fn api_contract_mcp_closes_the_gate_of_a_rate_limited_tool_path() {
         .await
         .unwrap();
     assert_eq!(other.status(), StatusCode::OK);
-    assert_eq!(svc.get_ref().gates().len(), 1);
+    assert_eq!(gates.len(), 1);
 }
 
 /// A tool error that needs the request fixed is surfaced at once, even by a client that
@@ -382,7 +380,7 @@ async fn api_contract_mcp_surfaces_a_permanent_tool_error_once() {
     );
     let layer = ApiContractLayer::mcp().retry(RetryLayer::new().retry_non_idempotent(true));
     let err = ServiceBuilder::new()
-        .api_contract_with(layer)
+        .layer(layer)
         .service(hyper_client())
         .oneshot(call_tool(&api.url("/mcp"), "write"))
         .await
@@ -395,15 +393,13 @@ async fn api_contract_mcp_surfaces_a_permanent_tool_error_once() {
     assert_eq!(api.seen("/mcp").len(), 1);
 }
 
-/// `decode(..)` switches either way: a configured MCP decoder on the default stack, or back
-/// to the plain decoder (and the client's own body type) from `mcp()`.
+/// `decode(..)` configures the decoder of either mode: an MCP one on `mcp()`, a plain one (and
+/// the client's own body type) on `new()`.
 #[tokio::test]
-async fn api_contract_decode_takes_either_mode() {
+async fn api_contract_decode_configures_either_mode() {
     let url = serve().await;
-    let layer = ApiContractLayer::new().decode(ErrorDecodeLayer::mcp().max_body_bytes(1024));
-    let mut svc = ServiceBuilder::new()
-        .api_contract_with(layer)
-        .service(hyper_client());
+    let layer = ApiContractLayer::mcp().decode(ErrorDecodeLayer::new().max_body_bytes(1024));
+    let mut svc = ServiceBuilder::new().layer(layer).service(hyper_client());
     let err = send(&mut svc, call_tool(&url, "structured_error"))
         .await
         .unwrap_err();
@@ -416,10 +412,9 @@ async fn api_contract_decode_takes_either_mode() {
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["result"]["content"][0]["text"], big_text());
 
-    let plain = ApiContractLayer::mcp().decode(ErrorDecodeLayer::new());
-    let mut svc: ApiContract<HyperClient> = ServiceBuilder::new()
-        .api_contract_with(plain)
-        .service(hyper_client());
+    let plain = ApiContractLayer::new().decode(ErrorDecodeLayer::new());
+    let mut svc: ApiContract<HyperClient> =
+        ServiceBuilder::new().layer(plain).service(hyper_client());
     let res: Response<ResponseBody<Incoming>> = send(&mut svc, call_tool(&url, "structured_error"))
         .await
         .unwrap();

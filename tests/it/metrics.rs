@@ -27,7 +27,7 @@ use std::{
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_api_retry::{
     ApiContractLayer, Disposition, ErrorContract, ErrorDecodeLayer, NotRetried,
-    RateLimitBackoffLayer, RetryLayer, ServiceBuilderExt, retry::RetryBudget,
+    RateLimitBackoffLayer, RetryLayer, backoff::Backoff, retry::RetryBudget,
 };
 
 /// The first wait of the retry schedule (the documented 1 s, shrunk).
@@ -39,13 +39,13 @@ type Stack = tower_api_retry::ApiContract<Client<HttpConnector, Body>>;
 
 fn stack_with(layer: ApiContractLayer) -> Stack {
     let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
-    ServiceBuilder::new()
-        .api_contract_with(layer)
-        .service(client)
+    ServiceBuilder::new().layer(layer).service(client)
 }
 
 fn stack() -> Stack {
-    stack_with(ApiContractLayer::new().retry(RetryLayer::new().base_delay(BASE)))
+    stack_with(
+        ApiContractLayer::new().retry(RetryLayer::new().backoff(Backoff::new().base_delay(BASE))),
+    )
 }
 
 fn get(api: &Emulator, path: &str) -> Request<Body> {
@@ -178,7 +178,7 @@ async fn declared_codes_are_labelled_by_name_and_others_stay_bounded() {
     let contract = ErrorContract::new().code("TEMPORARILY_UNAVAILABLE", Disposition::Retry);
     let svc = stack_with(
         ApiContractLayer::new()
-            .retry(RetryLayer::new().base_delay(BASE))
+            .retry(RetryLayer::new().backoff(Backoff::new().base_delay(BASE)))
             .contract(contract),
     );
     svc.clone()
@@ -224,7 +224,11 @@ async fn errors_that_are_not_retried() {
         )],
     );
     let svc = stack_with(
-        ApiContractLayer::new().retry(RetryLayer::new().base_delay(BASE).max_retries(1)),
+        ApiContractLayer::new().retry(
+            RetryLayer::new()
+                .backoff(Backoff::new().base_delay(BASE))
+                .max_retries(1),
+        ),
     );
 
     // A 400 is the caller's to fix: sent once. It is not "not retried" (it never could be):
@@ -300,7 +304,7 @@ async fn a_rate_limit_closes_the_gate() {
         ApiContractLayer::new()
             .retry(
                 RetryLayer::new()
-                    .base_delay(BASE)
+                    .backoff(Backoff::new().base_delay(BASE))
                     .max_retry_after(Duration::from_secs(1)),
             )
             .rate_limit(RateLimitBackoffLayer::new().fail_fast()),
@@ -414,8 +418,13 @@ async fn an_exhausted_budget() {
     let api = Emulator::start().await;
     api.script("/api/spaces/s1", [Reply::detail(503, "try again")]);
     let none = RetryBudget::new(Duration::from_secs(1), 0, 0.0);
-    let svc =
-        stack_with(ApiContractLayer::new().retry(RetryLayer::new().base_delay(BASE).budget(none)));
+    let svc = stack_with(
+        ApiContractLayer::new().retry(
+            RetryLayer::new()
+                .backoff(Backoff::new().base_delay(BASE))
+                .budget(none),
+        ),
+    );
 
     let err = svc.oneshot(get(&api, "/api/spaces/s1")).await.unwrap_err();
     assert_eq!(err.not_retried(), Some(&NotRetried::BudgetExhausted));

@@ -238,7 +238,7 @@ async fn one_bad_input_in_ten_never_stalls_its_path() {
         let rate_limit = RateLimitBackoffLayer::new();
         let gates = rate_limit.get_gates().clone();
         let client = ServiceBuilder::new()
-            .api_contract_with(
+            .layer(
                 ApiContractLayer::new()
                     .rate_limit(rate_limit)
                     .contract(contract),
@@ -297,7 +297,7 @@ async fn fail_fast_fails_at_once_at_a_path_held_for_an_outage() {
     let gates = rate_limit.get_gates().clone();
     // One attempt per request, to see each one.
     let client = ServiceBuilder::new()
-        .api_contract_with(
+        .layer(
             ApiContractLayer::new()
                 .retry(tower_api_retry::RetryLayer::new().max_retries(0))
                 .rate_limit(rate_limit),
@@ -347,7 +347,7 @@ async fn a_grpc_message_over_the_servers_limit_fails_once_and_never_stalls_the_m
     let gates = rate_limit.get_gates().clone();
     let channel = Channel::from_shared(server.url()).unwrap().connect_lazy();
     let stack = ServiceBuilder::new()
-        .api_contract_with(ApiContractLayer::new().rate_limit(rate_limit))
+        .layer(ApiContractLayer::new().rate_limit(rate_limit))
         .service(channel);
     let mut grpc = tonic::client::Grpc::new(stack);
     let small = || SayRequest {
@@ -393,7 +393,7 @@ async fn a_refused_connection_takes_the_path_out_too() {
     let gates = rate_limit.get_gates().clone();
     let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let client = ServiceBuilder::new()
-        .api_contract_with(
+        .layer(
             ApiContractLayer::new()
                 .retry(tower_api_retry::RetryLayer::new().max_retries(0))
                 .rate_limit(rate_limit),
@@ -432,7 +432,7 @@ async fn grpcio_like(
     let rate_limit = RateLimitBackoffLayer::new();
     let gates = rate_limit.get_gates().clone();
     let stack = ServiceBuilder::new()
-        .api_contract_with(ApiContractLayer::new().retry(retry).rate_limit(rate_limit))
+        .layer(ApiContractLayer::new().retry(retry).rate_limit(rate_limit))
         .service(server.in_memory_channel());
     let grpc = tonic::client::Grpc::new(stack);
     call(&mut grpc.clone(), SAY, small()).await.unwrap();
@@ -532,12 +532,14 @@ async fn a_grpc_librarys_own_resource_exhausted_is_tried_twice_and_holds_the_met
 #[tokio::test(start_paused = true)]
 async fn a_call_behind_an_oversized_calls_retry_is_not_stalled_by_it() {
     use crate::support::grpc::{SAY, call};
-    use tower_api_retry::backoff::Jitter;
+    use tower_api_retry::backoff::{Backoff, Jitter};
 
     // The retry waits 500 ms, then queues at the method's gate (closed for 1 s to 1.2 s).
-    let retry = tower_api_retry::RetryLayer::new()
-        .base_delay(Duration::from_millis(500))
-        .jitter(Jitter::None);
+    let retry = tower_api_retry::RetryLayer::new().backoff(
+        Backoff::new()
+            .base_delay(Duration::from_millis(500))
+            .jitter(Jitter::None),
+    );
     let (server, gates, grpc) = grpcio_like(retry).await;
     let start = Instant::now();
     let big = tokio::spawn({
@@ -602,9 +604,9 @@ async fn a_grpc_quota_without_pushback_still_closes_the_method_and_backs_off() {
     let rate_limit = RateLimitBackoffLayer::new().backoff(Backoff::new().jitter(Jitter::None));
     let gates = rate_limit.get_gates().clone();
     let client = ServiceBuilder::new()
-        .api_contract_with(
+        .layer(
             ApiContractLayer::new()
-                .retry(RetryLayer::new().jitter(Jitter::None))
+                .retry(RetryLayer::new().backoff(Backoff::new().jitter(Jitter::None)))
                 .rate_limit(rate_limit),
         )
         .service(server);
@@ -662,7 +664,7 @@ async fn a_server_down_on_every_path(contract: ErrorContract) -> (usize, usize, 
         }
     });
     let client = ServiceBuilder::new()
-        .api_contract_with(ApiContractLayer::new().contract(contract))
+        .layer(ApiContractLayer::new().contract(contract))
         .service(server);
     let mut calls = Vec::new();
     let mut quiet_sent = 0;

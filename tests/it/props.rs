@@ -27,7 +27,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use tower::{Layer, ServiceExt, service_fn};
-use tower_api_retry::{Error, ErrorDecodeLayer};
+use tower_api_retry::{Error, ErrorDecodeLayer, McpDecodeLayer};
 
 /// `cases` cases, with the regression seeds in the crate's one file (`cargo test` runs tests
 /// from the crate's root).
@@ -205,15 +205,17 @@ fn run(place: usize, secret: &str, shape: usize, echo: &str, pad: usize) -> Erro
     let req = request(place, secret);
     let max = if shape == 12 { 300 } else { 64 * 1024 };
     let done = if mcp {
-        ErrorDecodeLayer::mcp()
-            .read_timeout(None)
-            .max_body_bytes(max)
-            .sensitive_header("x-team-secret")
-            .layer(server)
-            .oneshot(req)
-            .now_or_never()
-            .expect("ready")
-            .map(|r| r.status())
+        McpDecodeLayer::from(
+            ErrorDecodeLayer::new()
+                .read_timeout(None)
+                .max_body_bytes(max)
+                .sensitive_header("x-team-secret"),
+        )
+        .layer(server)
+        .oneshot(req)
+        .now_or_never()
+        .expect("ready")
+        .map(|r| r.status())
     } else {
         ErrorDecodeLayer::new()
             .read_timeout(None)

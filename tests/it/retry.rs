@@ -12,7 +12,8 @@ use std::{
 use tokio::time::Instant;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_api_retry::{
-    Attempts, Error, ErrorDecodeLayer, NotRetried, RetryLayer, backoff::Jitter, retry::RetryBudget,
+    Attempts, Error, ErrorDecodeLayer, NotRetried, RetryLayer, backoff::Backoff, backoff::Jitter,
+    retry::RetryBudget,
 };
 
 const S: fn(u64) -> Duration = Duration::from_secs;
@@ -130,10 +131,7 @@ async fn a_retried_success_carries_its_count() {
     let (svc, _) = stack(RetryLayer::new(), |n| status(if n < 1 { 503 } else { 200 }));
     let res = svc.oneshot(get("/x")).await.unwrap();
     assert_eq!(attempts(&res), 2);
-    assert_eq!(
-        res.extensions().get::<Attempts>().map(Attempts::get),
-        Some(2)
-    );
+    assert_eq!(Attempts::from_extensions(res.extensions()), 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -172,7 +170,7 @@ async fn waits_are_1_2_4_seconds_plus_at_most_20_percent() {
 async fn without_jitter_the_schedule_is_exact() {
     let layer = RetryLayer::new()
         .budget(None)
-        .jitter(Jitter::None)
+        .backoff(Backoff::new().jitter(Jitter::None))
         .max_retries(6);
     let (svc, calls) = stack(layer, |_| status(500));
     let err = svc.oneshot(get("/x")).await.unwrap_err();
@@ -190,9 +188,8 @@ async fn the_cap_holds_for_long_sequences_and_every_strategy() {
     ] {
         let layer = RetryLayer::new()
             .budget(None)
-            .jitter(jitter)
-            .max_retries(40)
-            .max_delay(S(30));
+            .backoff(Backoff::new().jitter(jitter).max_delay(S(30)))
+            .max_retries(40);
         let (svc, calls) = stack(layer, |_| status(503));
         let err = svc.oneshot(get("/x")).await.unwrap_err();
         assert_eq!(err.attempts(), 41);
@@ -231,7 +228,7 @@ async fn retry_after_7s_is_honoured() {
 
 #[tokio::test(start_paused = true)]
 async fn a_hint_shorter_than_the_backoff_does_not_shorten_it() {
-    let layer = RetryLayer::new().jitter(Jitter::None).base_delay(S(3));
+    let layer = RetryLayer::new().backoff(Backoff::new().jitter(Jitter::None).base_delay(S(3)));
     let (svc, calls) = stack(layer, |n| {
         if n == 0 {
             with_header(429, "retry-after", "1")
@@ -329,7 +326,9 @@ async fn the_same_bare_grpc_resource_exhausted_twice_is_the_requests_own() {
 
 #[tokio::test(start_paused = true)]
 async fn a_wait_past_the_deadline_is_not_started() {
-    let layer = RetryLayer::new().jitter(Jitter::None).deadline(S(5));
+    let layer = RetryLayer::new()
+        .backoff(Backoff::new().jitter(Jitter::None))
+        .deadline(S(5));
     let (svc, calls) = stack(layer, |_| status(503));
     let start = Instant::now();
     let err = svc.oneshot(get("/x")).await.unwrap_err();
@@ -361,7 +360,7 @@ async fn a_requests_own_grpc_timeout_counts_from_when_the_call_entered() {
         }
     });
     let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new().base_delay(MS(100)).jitter(Jitter::None))
+        .layer(RetryLayer::new().backoff(Backoff::new().base_delay(MS(100)).jitter(Jitter::None)))
         .layer(ErrorDecodeLayer::new())
         .service(server);
     let call = Request::post("http://svc.test/echo.Echo/Say")
@@ -600,8 +599,11 @@ async fn a_spent_budget_is_waited_for_not_dropped() {
     // when the reserve has refilled, a second later, instead of failing.
     let layer = RetryLayer::new()
         .budget(RetryBudget::new(S(1), 1, 0.0))
-        .base_delay(Duration::from_millis(100))
-        .jitter(Jitter::None)
+        .backoff(
+            Backoff::new()
+                .base_delay(Duration::from_millis(100))
+                .jitter(Jitter::None),
+        )
         .max_retries(1);
     let (svc, calls) = stack(layer, |n| if n < 2 { status(503) } else { status(200) });
     let start = Instant::now();
@@ -622,7 +624,7 @@ async fn a_spent_budget_is_waited_for_not_dropped() {
     // deadline's reason.
     let layer = RetryLayer::new()
         .budget(RetryBudget::new(S(1), 1, 0.0))
-        .base_delay(Duration::from_millis(10))
+        .backoff(Backoff::new().base_delay(Duration::from_millis(10)))
         .deadline(Duration::from_millis(500))
         .max_retries(1);
     let (svc, _) = stack(layer, |_| status(503));
@@ -746,7 +748,7 @@ mod never_sent {
             async { Err::<Response<Empty<Bytes>>, _>(refused()) }
         });
         let stack = RetryLayer::new()
-            .base_delay(Duration::from_millis(1))
+            .backoff(Backoff::new().base_delay(Duration::from_millis(1)))
             .layer(ErrorDecodeLayer::new().layer(svc));
         let err = stack
             .oneshot(
@@ -765,7 +767,7 @@ mod never_sent {
         let calls = Arc::new(AtomicU32::new(0));
         let read = Arc::new(Mutex::new(Vec::new()));
         let stack = RetryLayer::new()
-            .base_delay(Duration::from_millis(1))
+            .backoff(Backoff::new().base_delay(Duration::from_millis(1)))
             .layer(ErrorDecodeLayer::new().layer(refusing(2, calls.clone(), read.clone())));
         let res = stack.oneshot(post(streaming())).await.unwrap();
         assert_eq!(attempts(&res), 3);
@@ -781,7 +783,7 @@ mod never_sent {
         let calls = Arc::new(AtomicU32::new(0));
         let read = Arc::new(Mutex::new(Vec::new()));
         let stack = RetryLayer::new()
-            .base_delay(Duration::from_millis(1))
+            .backoff(Backoff::new().base_delay(Duration::from_millis(1)))
             .layer(ErrorDecodeLayer::new().layer(refusing(u32::MAX, calls.clone(), read)));
         let err = stack.oneshot(post(streaming())).await.unwrap_err();
         assert!(err.is_transport() && !err.request_sent());
@@ -808,9 +810,11 @@ mod never_sent {
         let read = Arc::new(Mutex::new(Vec::new()));
         let stack = ServiceBuilder::new()
             .layer(
-                RetryLayer::new()
-                    .base_delay(Duration::from_millis(1))
-                    .jitter(Jitter::None),
+                RetryLayer::new().backoff(
+                    Backoff::new()
+                        .base_delay(Duration::from_millis(1))
+                        .jitter(Jitter::None),
+                ),
             )
             .layer(
                 RateLimitBackoffLayer::new()
@@ -841,7 +845,7 @@ mod never_sent {
             }
         });
         let stack = ServiceBuilder::new()
-            .layer(RetryLayer::new().base_delay(Duration::from_millis(1)))
+            .layer(RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(1))))
             .layer(ErrorDecodeLayer::new())
             .timeout(S(1))
             .service(hang);
@@ -869,7 +873,7 @@ mod never_sent {
             }
         });
         let stack = RetryLayer::new()
-            .base_delay(Duration::from_millis(1))
+            .backoff(Backoff::new().base_delay(Duration::from_millis(1)))
             .layer(ErrorDecodeLayer::new().layer(svc));
         let err = stack.oneshot(post(streaming())).await.unwrap_err();
         assert_eq!(err.attempts(), 1);
@@ -994,7 +998,9 @@ mod real {
         let req = Request::put(format!("http://{addr}/api/things/1?token=secret"))
             .body(Full::new(Bytes::from(body.clone())))
             .unwrap();
-        let stack = hyper_stack(RetryLayer::new().base_delay(Duration::from_millis(1)));
+        let stack = hyper_stack(
+            RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(1))),
+        );
         // Spawned: the response future is Send.
         let res = tokio::spawn(stack.oneshot(req)).await.unwrap().unwrap();
         assert_eq!(res.status(), 200);
@@ -1035,7 +1041,7 @@ mod real {
         let client: Client<HttpConnector, Streaming> =
             Client::builder(TokioExecutor::new()).build_http(); // HTTP/1.1: chunked framing
         let stack = ServiceBuilder::new()
-            .layer(RetryLayer::new().base_delay(Duration::from_millis(1)))
+            .layer(RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(1))))
             .layer(ErrorDecodeLayer::new())
             .service(client);
         let req = Request::post(format!("http://{addr}/api/upload"))
@@ -1054,7 +1060,7 @@ mod real {
     async fn streaming_bodies_and_trailers_are_replayed_identically() {
         let (addr, seen) = serve(2).await;
         let stack = ServiceBuilder::new()
-            .layer(RetryLayer::new().base_delay(Duration::from_millis(1)))
+            .layer(RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(1))))
             .layer(ErrorDecodeLayer::new())
             .service(h2_client());
         let req = Request::post(format!("http://{addr}/api/upload"))
@@ -1074,7 +1080,7 @@ mod real {
     async fn a_body_over_max_replay_bytes_is_sent_once_whole() {
         let (addr, seen) = serve(usize::MAX).await;
         let stack = ServiceBuilder::new()
-            .layer(RetryLayer::new().base_delay(Duration::from_millis(1)))
+            .layer(RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(1))))
             .layer(ErrorDecodeLayer::new())
             .service(h2_client());
         // 100 KiB in 1 KiB chunks, no size hint: the limit is found while streaming.
@@ -1116,7 +1122,7 @@ mod real {
             .body(Full::new(Bytes::from_static(b"{}")))
             .unwrap();
         let layer = RetryLayer::new()
-            .base_delay(Duration::from_millis(1))
+            .backoff(Backoff::new().base_delay(Duration::from_millis(1)))
             .max_retries(2);
         let err = hyper_stack(layer).oneshot(req).await.unwrap_err();
         assert!(err.is_transport() && !err.request_sent());
@@ -1133,7 +1139,7 @@ mod real {
         let stack = ServiceBuilder::new()
             .layer(
                 RetryLayer::new()
-                    .base_delay(Duration::from_millis(1))
+                    .backoff(Backoff::new().base_delay(Duration::from_millis(1)))
                     .max_retries(2),
             )
             .layer(ErrorDecodeLayer::new())
@@ -1151,8 +1157,11 @@ mod real {
     async fn a_retry_storm_stays_within_the_budget() {
         let (addr, seen) = serve(usize::MAX).await;
         let layer = RetryLayer::new()
-            .base_delay(Duration::from_millis(1))
-            .max_delay(Duration::from_millis(2))
+            .backoff(
+                Backoff::new()
+                    .base_delay(Duration::from_millis(1))
+                    .max_delay(Duration::from_millis(2)),
+            )
             // In real time: a retry never waits for the budget here.
             .max_budget_wait(Duration::ZERO);
         let stack = hyper_stack(layer);
@@ -1231,7 +1240,7 @@ mod grpc {
             .unwrap()
             .connect_lazy();
         let stack = ServiceBuilder::new()
-            .layer(RetryLayer::new().base_delay(Duration::from_millis(1)))
+            .layer(RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(1))))
             .layer(ErrorDecodeLayer::new())
             .service(channel);
         let mut grpc = tonic::client::Grpc::new(stack);
@@ -1412,8 +1421,11 @@ async fn each_attempt_has_a_span_with_its_resend_count_and_disposition() {
 async fn extreme_settings_neither_panic_nor_hang() {
     let layer = RetryLayer::new()
         .budget(None)
-        .base_delay(Duration::MAX)
-        .max_delay(Duration::MAX)
+        .backoff(
+            Backoff::new()
+                .base_delay(Duration::MAX)
+                .max_delay(Duration::MAX),
+        )
         .max_retries(u32::MAX)
         .deadline(S(60));
     let (svc, calls) = stack(layer, |_| status(503));

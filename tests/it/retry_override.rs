@@ -14,7 +14,7 @@ use std::time::Duration;
 use tower::ServiceBuilder;
 use tower::ServiceExt;
 use tower_api_retry::{
-    ApiContractLayer, Attempts, NotRetried, RetryLayer, RetryOverride, ServiceBuilderExt,
+    ApiContractLayer, Attempts, NotRetried, RetryLayer, RetryOverride, backoff::Backoff,
 };
 
 /// The first wait of the retry schedule (the documented 1 s, shrunk).
@@ -25,7 +25,7 @@ type Stack = tower_api_retry::ApiContract<Client<HttpConnector, Full<Bytes>>>;
 fn stack(retry: RetryLayer) -> Stack {
     let client = Client::builder(TokioExecutor::new()).build_http();
     ServiceBuilder::new()
-        .api_contract_with(ApiContractLayer::new().retry(retry.base_delay(BASE)))
+        .layer(ApiContractLayer::new().retry(retry.backoff(Backoff::new().base_delay(BASE))))
         .service(client)
 }
 
@@ -186,11 +186,9 @@ async fn the_gate_still_applies() {
     api.script("/api/limited", [Reply::too_many(30)]);
     let client = Client::builder(TokioExecutor::new()).build_http();
     let layer = ApiContractLayer::new()
-        .retry(RetryLayer::new().base_delay(BASE))
+        .retry(RetryLayer::new().backoff(Backoff::new().base_delay(BASE)))
         .rate_limit(tower_api_retry::RateLimitBackoffLayer::new().fail_fast());
-    let svc = ServiceBuilder::new()
-        .api_contract_with(layer)
-        .service(client);
+    let svc = ServiceBuilder::new().layer(layer).service(client);
 
     let err = svc
         .clone()
@@ -222,7 +220,10 @@ async fn through_reqwest() {
     let api = Emulator::start().await;
     api.script("/api/events", [Reply::detail(503, "try again")]);
     let svc = ServiceBuilder::new()
-        .api_contract_with(ApiContractLayer::new().retry(RetryLayer::new().base_delay(BASE)))
+        .layer(
+            ApiContractLayer::new()
+                .retry(RetryLayer::new().backoff(Backoff::new().base_delay(BASE))),
+        )
         .service(ReqwestService::new(reqwest::Client::new()));
 
     let mut req = Request::post(api.url("/api/events"))

@@ -22,7 +22,7 @@ use serde_json::json;
 use std::{io, net::SocketAddr, time::Duration};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_api_retry::{
-    Error, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, backoff::Backoff,
+    Error, ErrorDecodeLayer, McpDecodeLayer, RateLimitBackoffLayer, RetryLayer, backoff::Backoff,
     sse::ResumableEvents,
 };
 
@@ -233,7 +233,7 @@ async fn full_stack_run_with(addr: SocketAddr, path: &str, mcp: bool, members: b
         );
     let run = async {
         if mcp {
-            let svc = outer.layer(ErrorDecodeLayer::mcp()).service(client);
+            let svc = outer.layer(McpDecodeLayer::new()).service(client);
             svc.oneshot(req).await.map(|r| r.status())
         } else {
             let svc = outer.layer(ErrorDecodeLayer::new()).service(client);
@@ -690,9 +690,9 @@ fn assert_bare_clean(what: &str, err: &Error) {
 }
 
 fn bare_stack<S>(client: S) -> tower_api_retry::ApiContract<S> {
-    use tower_api_retry::{ApiContractLayer, ServiceBuilderExt};
+    use tower_api_retry::ApiContractLayer;
     ServiceBuilder::new()
-        .api_contract_with(
+        .layer(
             ApiContractLayer::new()
                 .retry(RetryLayer::new().backoff(fast()))
                 .rate_limit(
@@ -751,7 +751,9 @@ async fn bare_credentials_never_show_in_mcp_tool_errors() {
     let svc = ServiceBuilder::new()
         .layer(RetryLayer::new().backoff(fast()))
         .layer(RateLimitBackoffLayer::new().backoff(fast()))
-        .layer(ErrorDecodeLayer::mcp().sensitive_header("x-team-secret"))
+        .layer(McpDecodeLayer::from(
+            ErrorDecodeLayer::new().sensitive_header("x-team-secret"),
+        ))
         .service(client);
     for which in BARE_PLACES {
         for path in [

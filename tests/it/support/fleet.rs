@@ -16,7 +16,7 @@ use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use std::{collections::BTreeMap, time::Duration};
 use tower::ServiceBuilder;
 use tower_api_retry::{
-    ApiContractLayer, ServiceBuilderExt,
+    ApiContractLayer,
     rate_limit::{RateLimitBackoffLayer, RateLimitGates, RedisStore},
 };
 
@@ -234,7 +234,7 @@ pub fn worker(workers: usize, requests: usize) -> bool {
         let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
         let client = outcome(
             ServiceBuilder::new()
-                .api_contract_with(
+                .layer(
                     ApiContractLayer::new().rate_limit(RateLimitBackoffLayer::new().gates(gates)),
                 )
                 .map_request(move |mut req: http::Request<Full<Bytes>>| {

@@ -1,8 +1,20 @@
-//! Budgets & quotas: the `currentObjective` block and credits shown as dollars.
+//! What is specific to the two pages of the built-in contract, beyond their codes and body
+//! shapes: the `agent_connected` conflict and its force-rotate header, and the
+//! `currentObjective` budget block with credits shown as dollars. The layers never act on
+//! these; they are for the caller, who decides.
 //!
-//! From the second page: agent work runs against a credit budget, 1 credit = $0.01, and the
-//! `currentObjective` block (returned by `usage_stats` and on every checkpoint) tells the agent
-//! how to pace itself:
+//! # The `agent_connected` conflict
+//!
+//! A 409 `agent_connected` says the agent is connected to another installation. The page
+//! documents two remedies, and this crate applies neither on its own: a rotation disconnects
+//! somebody. [`ApiError::agent_connected`] reads the conflict, and [`AgentConnected`] gives the
+//! release path and adds `X-Force-Rotate: true` to a new rotation request.
+//!
+//! # Budgets
+//!
+//! Agent work runs against a credit budget, 1 credit = $0.01, and the `currentObjective`
+//! block (returned by `usage_stats` and on every checkpoint) tells the agent how to pace
+//! itself:
 //!
 //! | signal | [`BudgetState`] | what to do |
 //! | --- | --- | --- |
@@ -12,17 +24,18 @@
 //! | `abortSignal` present | [`Abort`](BudgetState::Abort) | post one summary, mark blocked, stop |
 //!
 //! ```
-//! use tower_api_retry::budget::{BudgetState, Credits, Objective};
+//! use tower_api_retry::builtin::{BudgetState, Credits, Objective};
 //!
-//! let objective: Objective = serde_json::from_str(
-//!     r#"{"allocated": 500, "spent": 430, "remaining": 70, "remainingPct": 14}"#,
-//! ).unwrap();
+//! let block = serde_json::json!({"allocated": 500, "spent": 430, "remaining": 70, "remainingPct": 14});
+//! let objective = Objective::from_value(&block).unwrap();
 //! assert_eq!(objective.state(), BudgetState::SlowDown);
 //! assert_eq!(objective.remaining.unwrap().to_string(), "$0.70");
 //! assert_eq!(Credits(120).to_string(), "$1.20");
 //! ```
 
+use crate::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::fmt;
 
 /// A number of credits. One credit is one US cent; [`Display`](fmt::Display) shows dollars,
@@ -32,13 +45,6 @@ use std::fmt;
 )]
 #[serde(transparent)]
 pub struct Credits(pub i64);
-
-impl Credits {
-    /// The raw credit count (cents), for arithmetic, never for people.
-    pub const fn cents(self) -> i64 {
-        self.0
-    }
-}
 
 impl fmt::Display for Credits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -67,7 +73,7 @@ impl BudgetState {
     ///
     /// A missing or non-finite percentage is read as "unknown" and gives `Normal` unless the
     /// abort signal is set: the signal, not the arithmetic, is what stops work.
-    pub fn from_signals(remaining_pct: Option<f64>, abort: bool) -> BudgetState {
+    fn from_signals(remaining_pct: Option<f64>, abort: bool) -> BudgetState {
         if abort {
             return BudgetState::Abort;
         }
@@ -138,6 +144,78 @@ impl Objective {
             .as_ref()
             .is_some_and(|v| !v.is_null() && v != &serde_json::Value::Bool(false));
         BudgetState::from_signals(self.remaining_pct, abort)
+    }
+}
+
+impl ApiError {
+    /// The documented remedies of a 409 `agent_connected`, or `None` for any other error.
+    pub fn agent_connected(&self) -> Option<AgentConnected<'_>> {
+        (self.code() == &ErrorCode::AgentConnected).then_some(AgentConnected { error: self })
+    }
+}
+
+/// The header that forces a key rotation past a connected agent.
+pub(crate) const X_FORCE_ROTATE: http::HeaderName = http::HeaderName::from_static("x-force-rotate");
+
+/// A 409 `agent_connected`: the agent is connected to another installation.
+///
+/// The page documents two remedies, and this crate applies neither on its own: a rotation
+/// disconnects somebody, so it is the caller's decision.
+///
+/// 1. Release the agent first: `POST` [`release_path`](Self::release_path), then rotate.
+/// 2. Send the rotation again with `X-Force-Rotate: true` ([`force_rotate`](Self::force_rotate)).
+///
+/// ```
+/// use http::{Request, StatusCode};
+/// use tower_api_retry::ApiError;
+///
+/// let err = ApiError::decode(StatusCode::CONFLICT, &Default::default(),
+///     br#"{"error":"agent_connected","message":"Release it first or retry with X-Force-Rotate: true.","agent_id":"agt_7"}"#);
+/// let conflict = err.agent_connected().unwrap();
+/// assert_eq!(conflict.agent_id(), Some("agt_7"));
+/// assert_eq!(conflict.release_path().as_deref(), Some("/api/actors/agt_7/release"));
+///
+/// let mut retry = Request::post("/api/actors/agt_7/rotate-key").body(()).unwrap();
+/// conflict.force_rotate(&mut retry);
+/// assert_eq!(retry.headers()["x-force-rotate"], "true");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct AgentConnected<'a> {
+    error: &'a ApiError,
+}
+
+impl<'a> AgentConnected<'a> {
+    /// The connected agent's id (`agent_id`).
+    pub fn agent_id(&self) -> Option<&'a str> {
+        self.error.field("agent_id").and_then(Value::as_str)
+    }
+
+    /// `/api/actors/{agent_id}/release`, the endpoint that releases the agent. The id is
+    /// percent-encoded as one path segment: unreserved characters (`-`, `.`, `_`, `~`) are kept,
+    /// `/`, `?`, `%` and everything else that could change the path are encoded, and an id that
+    /// is a whole dot-segment (`.` or `..`) has its dots encoded.
+    pub fn release_path(&self) -> Option<String> {
+        /// Everything but the unreserved ALPHA / DIGIT / `-` / `.` / `_` / `~`.
+        const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
+        let id = self.agent_id().filter(|id| !id.is_empty())?;
+        // A whole segment of `.` or `..` would climb out of `/api/actors/`: encode its dots.
+        let id = if id == "." || id == ".." {
+            id.replace('.', "%2E")
+        } else {
+            percent_encoding::utf8_percent_encode(id, SEGMENT).to_string()
+        };
+        Some(format!("/api/actors/{id}/release"))
+    }
+
+    /// Adds `X-Force-Rotate: true` to a request (a new rotation request the caller sends).
+    pub fn force_rotate<B>(&self, request: &mut http::Request<B>) {
+        request
+            .headers_mut()
+            .insert(X_FORCE_ROTATE, http::HeaderValue::from_static("true"));
     }
 }
 
