@@ -118,7 +118,7 @@ impl RetryLayer {
     /// use http_body_util::Full;
     /// use std::{sync::{Arc, Mutex}, time::Duration};
     /// use tower::{ServiceBuilder, ServiceExt, service_fn};
-    /// use tower_api_retry::{ErrorCode, ErrorDecodeLayer, RetryLayer};
+    /// use tower_api_retry::{ErrorCode, ErrorDecodeLayer, RetryLayer, backoff::Backoff};
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
@@ -137,7 +137,7 @@ impl RetryLayer {
     ///     }
     /// });
     /// let client = ServiceBuilder::new()
-    ///     .layer(RetryLayer::new().base_delay(Duration::from_millis(100)))
+    ///     .layer(RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(100))))
     ///     .layer(ErrorDecodeLayer::new())
     ///     .service(server);
     ///
