@@ -235,7 +235,10 @@ impl Quota {
             return None;
         }
         // The common case, no such header: the distinct names only, each by its first bytes.
-        if !headers.keys().any(|name| may_be_read(name, conventions)) {
+        if !headers
+            .keys()
+            .any(|name| place(name.as_str(), conventions).is_some())
+        {
             return None;
         }
         let mut found = Found::default();
@@ -299,6 +302,61 @@ impl Quota {
     }
 }
 
+/// One family of three headers, `{prefix}{limit,remaining,reset}{suffix}`.
+struct Family {
+    /// The choice that reads it.
+    set: RateLimitHeaders,
+    prefix: &'static str,
+    suffix: &'static str,
+    limit: fn(&HeaderValue) -> Option<u64>,
+    reset: fn(&HeaderValue, SystemTime) -> Option<Duration>,
+    /// It counts requests; one that counts tokens or bytes counts only when exhausted.
+    requests: bool,
+}
+
+/// The header families of three headers, in the order they are read: adding a family is
+/// adding a line. (The draft's structured fields, `RateLimit` and `RateLimit-Policy`, are
+/// read with [`IETF`](RateLimitHeaders::IETF) too.)
+#[rustfmt::skip]
+const FAMILIES: [Family; 8] = {
+    use RateLimitHeaders as H;
+    const fn f(set: H, prefix: &'static str, suffix: &'static str, requests: bool) -> Family {
+        Family { set, prefix, suffix, limit: parse_count, reset: parse_reset_seconds, requests }
+    }
+    let go: fn(&HeaderValue, SystemTime) -> Option<Duration> = |v, _| parse_go_duration(v);
+    [
+        Family { limit: parse_sf_limit, ..f(H::IETF, "ratelimit-", "", true) },
+        f(H::X_RATELIMIT, "x-ratelimit-", "", true),
+        Family { reset: go, ..f(H::OPENAI, "x-ratelimit-", "-requests", true) },
+        Family { reset: go, ..f(H::OPENAI, "x-ratelimit-", "-tokens", false) },
+        Family { reset: parse_rfc3339_reset, ..f(H::ANTHROPIC, "anthropic-ratelimit-requests-", "", true) },
+        Family { reset: parse_rfc3339_reset, ..f(H::ANTHROPIC, "anthropic-ratelimit-tokens-", "", false) },
+        Family { reset: parse_rfc3339_reset, ..f(H::ANTHROPIC, "anthropic-ratelimit-input-tokens-", "", false) },
+        Family { reset: parse_rfc3339_reset, ..f(H::ANTHROPIC, "anthropic-ratelimit-output-tokens-", "", false) },
+    ]
+};
+
+/// For each choice of families, the first bytes of their header names: every other header
+/// is passed over by its first byte.
+const FIRST_BYTES: [u128; ALL + 1] = {
+    let mut masks = [0u128; ALL + 1];
+    let mut set = 0;
+    while set <= ALL {
+        let mut i = 0;
+        while i < FAMILIES.len() {
+            if FAMILIES[i].set.bits() & set as u8 != 0 {
+                masks[set] |= 1 << FAMILIES[i].prefix.as_bytes()[0];
+            }
+            i += 1;
+        }
+        set += 1;
+    }
+    masks
+};
+
+/// Every family chosen.
+const ALL: usize = RateLimitHeaders::all().bits() as usize;
+
 /// The first values of limit, remaining, reset.
 type Triple<'a> = [Option<&'a HeaderValue>; 3];
 
@@ -308,77 +366,47 @@ struct Found<'a> {
     any: bool,
     ratelimit: Option<&'a HeaderName>,
     policy: Option<&'a HeaderName>,
-    ietf_old: Triple<'a>,
-    x: Triple<'a>,
-    /// Requests, tokens.
-    openai: [Triple<'a>; 2],
-    /// Requests, tokens, input tokens, output tokens.
-    anthropic: [Triple<'a>; 4],
+    /// One per entry of [`FAMILIES`].
+    families: [Triple<'a>; FAMILIES.len()],
 }
 
-fn field_index(rest: &str) -> Option<usize> {
-    match rest {
-        "limit" => Some(0),
-        "remaining" => Some(1),
-        "reset" => Some(2),
-        _ => None,
+/// Where a header of the families in `conventions` goes: `Ok` the draft's `RateLimit` (0) or
+/// `RateLimit-Policy` (1), `Err` a family's field.
+fn place(name: &str, conventions: RateLimitHeaders) -> Option<Result<usize, (usize, usize)>> {
+    let first = *name.as_bytes().first()?;
+    if first >= 128 || FIRST_BYTES[usize::from(conventions.bits()) & ALL] >> first & 1 == 0 {
+        return None;
     }
+    if conventions.contains(RateLimitHeaders::IETF) {
+        match name {
+            "ratelimit" => return Some(Ok(0)),
+            "ratelimit-policy" => return Some(Ok(1)),
+            _ => {}
+        }
+    }
+    FAMILIES.iter().enumerate().find_map(|(i, f)| {
+        let field = name.strip_prefix(f.prefix)?.strip_suffix(f.suffix)?;
+        let at = ["limit", "remaining", "reset"]
+            .iter()
+            .position(|n| *n == field)?;
+        conventions.contains(f.set).then_some(Err((i, at)))
+    })
 }
 
 impl<'a> Found<'a> {
     /// Notes `name` and its first value if it is one of the families in `conventions`.
     fn see(&mut self, name: &'a HeaderName, value: &'a HeaderValue, conventions: RateLimitHeaders) {
-        let s = name.as_str();
-        // The first byte rejects nearly every other header.
-        let slot = match s.as_bytes().first() {
-            Some(b'r') if conventions.contains(RateLimitHeaders::IETF) => {
-                match s.strip_prefix("ratelimit") {
-                    // A structured field is read whole, every line: by name, later.
-                    Some("") => {
-                        self.ratelimit = Some(name);
-                        self.any = true;
-                        None
-                    }
-                    Some("-policy") => {
-                        self.policy = Some(name);
-                        self.any = true;
-                        None
-                    }
-                    Some(rest) => rest
-                        .strip_prefix('-')
-                        .and_then(field_index)
-                        .map(|i| &mut self.ietf_old[i]),
-                    None => None,
-                }
-            }
-            Some(b'x') => match s.strip_prefix("x-ratelimit-") {
-                Some(rest) => {
-                    if conventions.contains(RateLimitHeaders::X_RATELIMIT)
-                        && let Some(i) = field_index(rest)
-                    {
-                        Some(&mut self.x[i])
-                    } else if conventions.contains(RateLimitHeaders::OPENAI) {
-                        openai_slot(rest).map(|(family, i)| &mut self.openai[family][i])
-                    } else {
-                        None
-                    }
-                }
-                None => None,
-            },
-            Some(b'a') if conventions.contains(RateLimitHeaders::ANTHROPIC) => s
-                .strip_prefix("anthropic-ratelimit-")
-                .and_then(anthropic_slot)
-                .map(|(family, i)| &mut self.anthropic[family][i]),
-            _ => None,
-        };
-        if let Some(slot) = slot {
-            *slot = Some(value);
-            self.any = true;
+        match place(name.as_str(), conventions) {
+            // A structured field is read whole, every line: by name, later.
+            Some(Ok(0)) => self.ratelimit = Some(name),
+            Some(Ok(_)) => self.policy = Some(name),
+            Some(Err((family, at))) => self.families[family][at] = Some(value),
+            None => return,
         }
+        self.any = true;
     }
 
     fn read(&self, headers: &'a HeaderMap, now: SystemTime) -> Option<Quota> {
-        let count = |value: Option<&HeaderValue>| value.and_then(parse_count);
         let mut best = Quota::default();
         let mut take = |reading: Quota| {
             if !reading.is_empty() {
@@ -389,90 +417,25 @@ impl<'a> Found<'a> {
                 };
             }
         };
-
         if self.ratelimit.is_some() || self.policy.is_some() {
             ietf(headers, self.policy, self.ratelimit, &mut take);
         }
-        for (triple, sf) in [(&self.ietf_old, true), (&self.x, false)] {
-            if triple.iter().any(Option::is_some) {
-                let limit = match sf {
-                    true => triple[0].and_then(parse_sf_limit),
-                    false => count(triple[0]),
-                };
-                take(Quota {
-                    limit,
-                    remaining: count(triple[1]),
-                    window: None,
-                    reset: triple[2].and_then(|v| parse_reset_seconds(v, now)),
-                });
-            }
-        }
-        for (family, triple) in self.openai.iter().enumerate() {
-            if triple.iter().any(Option::is_some) {
+        for (f, [limit, remaining, reset]) in FAMILIES.iter().zip(&self.families) {
+            if limit.is_some() || remaining.is_some() || reset.is_some() {
                 let reading = Quota {
-                    limit: count(triple[0]),
-                    remaining: count(triple[1]),
+                    limit: limit.and_then(f.limit),
+                    remaining: remaining.and_then(parse_count),
                     window: None,
-                    reset: triple[2].and_then(parse_go_duration),
+                    reset: reset.and_then(|v| (f.reset)(v, now)),
                 };
-                take(if family == 0 {
-                    reading
-                } else {
-                    reading.exhausted_only()
-                });
-            }
-        }
-        for (family, triple) in self.anthropic.iter().enumerate() {
-            if triple.iter().any(Option::is_some) {
-                let reading = Quota {
-                    limit: count(triple[0]),
-                    remaining: count(triple[1]),
-                    window: None,
-                    reset: triple[2].and_then(|v| parse_rfc3339_reset(v, now)),
-                };
-                take(if family == 0 {
-                    reading
-                } else {
-                    reading.exhausted_only()
+                take(match f.requests {
+                    true => reading,
+                    false => reading.exhausted_only(),
                 });
             }
         }
         (!best.is_empty()).then_some(best)
     }
-}
-
-/// `true` when `name` may belong to one of the families in `conventions` (a quick filter:
-/// [`Found::see`] decides).
-fn may_be_read(name: &HeaderName, conventions: RateLimitHeaders) -> bool {
-    let s = name.as_str().as_bytes();
-    match s.first() {
-        Some(b'r') => conventions.contains(RateLimitHeaders::IETF) && s.starts_with(b"ratelimit"),
-        Some(b'x') => s.starts_with(b"x-ratelimit-"),
-        Some(b'a') => s.starts_with(b"anthropic-ratelimit-"),
-        _ => false,
-    }
-}
-
-fn openai_slot(rest: &str) -> Option<(usize, usize)> {
-    let (field, family) = rest.rsplit_once('-')?;
-    let family = match family {
-        "requests" => 0,
-        "tokens" => 1,
-        _ => return None,
-    };
-    Some((family, field_index(field)?))
-}
-
-fn anthropic_slot(rest: &str) -> Option<(usize, usize)> {
-    let (family, field) = rest.rsplit_once('-')?;
-    let family = match family {
-        "requests" => 0,
-        "tokens" => 1,
-        "input-tokens" => 2,
-        "output-tokens" => 3,
-        _ => return None,
-    };
-    Some((family, field_index(field)?))
 }
 
 // ---- The draft's structured fields ------------------------------------------------------------

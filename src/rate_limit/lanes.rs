@@ -115,6 +115,38 @@ pub(crate) enum Reserve {
     TooLate(Instant),
 }
 
+/// A request's places in the lanes of its key and of its quota's scope.
+#[derive(Debug, Default)]
+pub(crate) struct Turn {
+    path: Option<Slot>,
+    scope: Option<Slot>,
+    /// The scope of the request's announced quota, when it is not the key itself.
+    scope_key: Option<Key>,
+    /// The request must not be sent twice: it leaves the probe role to one that may be.
+    pub(crate) once: bool,
+}
+
+impl Turn {
+    /// No place taken yet; `scope` when the quota's scope is not the request's key; `once`
+    /// when the request must not be sent twice.
+    pub(crate) fn new(scope_key: Option<Key>, once: bool) -> Turn {
+        Turn {
+            path: None,
+            scope: None,
+            scope_key,
+            once,
+        }
+    }
+
+    /// The lanes whose budget counted this request: each must hear when it lands.
+    pub(crate) fn landing(&self, key: Key) -> [Option<Key>; 2] {
+        [
+            self.path.filter(|s| s.budgeted).map(|_| key),
+            self.scope.filter(|s| s.budgeted).and(self.scope_key),
+        ]
+    }
+}
+
 /// A quota the server announced for a lane's scope: the requests left until the window ends,
 /// counted down locally with each request sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,6 +313,74 @@ impl Lanes {
         Reserve::Slot(slot)
     }
 
+    /// When a request for `key` goes, `not_before` at the earliest (the gate's time), by its
+    /// places in the lanes of its key and scope (taken at its first call): `Ok(None)` now,
+    /// `Ok(Some((due, moved)))` at `due` or when a lane's schedule moves, and `Err(left)` when
+    /// that is past `deadline` (its places are given back).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn turn(
+        &self,
+        key: Key,
+        turn: &mut Turn,
+        now: Instant,
+        not_before: Instant,
+        deadline: Instant,
+    ) -> Result<Option<(Instant, Option<Waiter>)>, Duration> {
+        for (lane, scope) in [(Some(key), false), (turn.scope_key, true)] {
+            let place = if scope {
+                &mut turn.scope
+            } else {
+                &mut turn.path
+            };
+            if let Some(lane) = lane
+                && place.is_none()
+            {
+                match self.reserve(lane, now, not_before, deadline) {
+                    Reserve::Unpaced => {}
+                    Reserve::Slot(s) => *place = Some(s),
+                    Reserve::TooLate(due) => {
+                        self.give_back(key, turn);
+                        return Err(due - now);
+                    }
+                }
+            }
+        }
+        let (mut due, mut moved) = (not_before, None);
+        if let Some(s) = turn.path {
+            let (at, waiter) = self.due_watched(key, s, now);
+            (due, moved) = (due.max(at), waiter);
+        }
+        if let (Some(scope), Some(s)) = (turn.scope_key, turn.scope) {
+            let (at, waiter) = self.due_watched(scope, s, now);
+            if at > due {
+                (due, moved) = (at, waiter);
+            }
+        }
+        if due <= now {
+            if let Some(s) = turn.path {
+                self.went(key, s);
+            }
+            if let (Some(scope), Some(s)) = (turn.scope_key, turn.scope) {
+                self.went(scope, s);
+            }
+            return Ok(None);
+        }
+        if due > deadline {
+            self.give_back(key, turn);
+            return Err(due - now);
+        }
+        Ok(Some((due, moved)))
+    }
+
+    /// The request will not go (too late, or given up): its places in any budget are given
+    /// back, and it holds none.
+    pub(crate) fn give_back(&self, key: Key, turn: &mut Turn) {
+        for k in turn.landing(key).into_iter().flatten() {
+            self.landed(k);
+        }
+        *turn = Turn::new(turn.scope_key, turn.once);
+    }
+
     /// When `slot` of `key`'s lane is due now; `now` when the lane was forgotten.
     #[cfg(test)]
     pub(crate) fn due(&self, key: Key, slot: Slot, now: Instant) -> Instant {
@@ -321,7 +421,8 @@ impl Lanes {
 
     /// `slot`'s request went as the probe, which any request may be, out of turn: the tickets
     /// before it still wait, so it moves the schedule on only when it was the first waiting.
-    pub(crate) fn probed(&self, key: Key, slot: Slot) {
+    pub(crate) fn probed(&self, key: Key, turn: &Turn) {
+        let Some(slot) = turn.path else { return };
         if let Some(lane) = self.lock().map.get_mut(&key)
             && lane.first_waiting() == slot.ticket
         {

@@ -1,6 +1,8 @@
 use super::{
     Key, RateLimitBackoffLayer, RateLimitGates, ResponseBody,
-    gate::{Admission, Check, Turn, wait_turn},
+    gate::{Admission, Check, wait_turn},
+    lanes::Turn,
+    store::GateStore,
 };
 use crate::quota::{Quota, QuotaScope};
 use crate::retry::{CallDeadline, ExhaustedBefore, policy::RequestFacts};
@@ -158,10 +160,10 @@ impl<S> RateLimitBackoff<S> {
                 // there (see `wait_turn`).
                 self.wait_at_gate(request, key, deadline, call.is_some(), turn, track)
             }
-            #[cfg(feature = "redis")]
-            Check::Lease(id) => {
-                // Asking the fleet takes a round trip: the request asks again as it waits.
-                config.gates.unclaim(key, id);
+            Check::Lease(id, _) => {
+                // Asking the fleet takes a round trip: the request gives the local role back
+                // and asks again as it waits.
+                config.gates.view.release_probe(key, id);
                 self.wait_at_gate(request, key, deadline, call.is_some(), turn, track)
             }
             Check::Wait { .. } => {
