@@ -16,58 +16,29 @@
 //! | [`OPENAI`](RateLimitHeaders::OPENAI) (opt-in) | `x-ratelimit-{limit,remaining,reset}-requests`, `…-tokens` | a duration: `1s`, `6m0s`, `250ms`, `1h2m3.5s` |
 //! | [`ANTHROPIC`](RateLimitHeaders::ANTHROPIC) (opt-in) | `anthropic-ratelimit-requests-{limit,remaining,reset}`, and the `tokens`, `input-tokens`, `output-tokens` families | an RFC 3339 timestamp |
 //!
-//! The draft's two fields (draft-ietf-httpapi-ratelimit-headers) are Structured Fields (RFC
-//! 9651), parsed with the `sfv` crate: a field that is not a valid List (or, for the `RateLimit`
-//! of the draft's seventh revision, a Dictionary) is ignored whole, as RFC 9651 asks. An item
-//! of `RateLimit` is paired with the policy of the same name in `RateLimit-Policy`, which gives
-//! its quota (`q`) and window (`w`). A policy counted in another unit than requests
-//! (`qu="content-bytes"`), and the token families of OpenAI and Anthropic, count only when
-//! they are exhausted: no tokens left means no request can be served either.
+//! The draft's two fields are Structured Fields (RFC 9651): a field that is not a valid List
+//! (or, for the draft's seventh revision, a Dictionary) is ignored whole. An item of
+//! `RateLimit` is paired with the policy of the same name in `RateLimit-Policy`, which gives
+//! its quota (`q`) and window (`w`). A policy counted in another unit than requests, and the
+//! token families, count only when they are exhausted: no tokens left means no request can be
+//! served either.
 //!
 //! # Delta or epoch
 //!
-//! `X-RateLimit-Reset` (and the older drafts' `RateLimit-Reset`) is delta-seconds for most
-//! servers and Unix epoch seconds for GitHub, Twitter and Discord. A value of at least
-//! [`EPOCH_RESET_FROM`] (10⁹, September 2001) is an epoch time: a delay that long would be 31
-//! years, and no epoch time since 2001 is smaller. An epoch time in the past is a reset of
-//! zero. A decimal fraction (Discord's `1470173023.123`) is kept.
-//!
-//! An epoch time (or a date-time) is on the server's clock, which may be off from this one.
-//! When the response has a `Date` header, the reset is measured from it: the server's own
-//! clock, in whole seconds rounded down, so the window it names never ends early here,
-//! whatever the two clocks say (it may end up to a second late, until an answer shows the
-//! server's count went up). Without a `Date`, the local clock stands in.
+//! `X-RateLimit-Reset` is delta-seconds for most servers and Unix epoch seconds for GitHub,
+//! Twitter and Discord. A value of at least 10⁹ (September 2001) is an epoch time: a delay
+//! that long would be 31 years. An epoch time (or a date-time) is on the server's clock, so
+//! it is measured from the response's `Date` when there is one, and the window it names never
+//! ends early here, whatever the two clocks say.
 //!
 //! # Several answers
 //!
-//! Several policies, or several families on one response, may disagree. The answer is the
-//! most conservative one: the reading with the fewest remaining requests wins, with its limit,
-//! window and reset; between readings with equally few, the one that resets last. A reading
-//! with no remaining count loses to any reading with one. Every reset is at most
-//! [`MAX_HINT`] (one year): bounding how long a scope is held closed is the gate's job.
-//!
-//! # Hostile input
-//!
-//! Every parser is total: any bytes give an answer, never a panic. A negative, malformed or
-//! non-UTF-8 value leaves its field `None`; a huge count saturates at `u64::MAX` and a huge
-//! reset at [`MAX_HINT`]. A repeated header is read once (its first value), and a repeated
-//! structured field at most its first [`MAX_FIELD_LINES`] lines, of which the first
-//! [`MAX_ITEMS`] items count; so 10,000 copies of a header cost no more than 16.
-//!
-//! # Cost
-//!
-//! [`Quota::read`] runs on every response, so with no rate-limit header it must cost next to
-//! nothing: one pass over the distinct header names, each rejected by its first bytes; no
-//! value is looked at and nothing is allocated. A response that carries a family costs a
-//! second pass that takes each recognised header's first value in place (the extra values of
-//! a repeated header cost a pointer comparison each), and the parse of those values, still
-//! without allocating (a policy name with an escape in it is the one exception).
-//!
-//! Measured with `cargo bench --bench decode -- quota` against one `HeaderMap::get` in the same
-//! run (2 shared cores under load, so ratios, not times): on a response with eight ordinary
-//! headers and none of these, 2.5 × one `get` (about 70 ns); with GitHub's three
-//! `X-RateLimit-*` headers, 14 ×; with OpenAI's six, 22 ×; with the draft's two structured
-//! fields, 43 × (about 1.2 µs).
+//! Several policies or families on one response may disagree: the reading with the fewest
+//! remaining requests wins, and between equals the one that resets last. Every reset is at
+//! most [`MAX_HINT`] (one year). Every parser is total: malformed values leave their field
+//! `None`, huge ones saturate, and a repeated header costs no more than a few of its lines.
+//! With none of these headers, reading costs one pass over the header names and allocates
+//! nothing.
 
 //! # Example
 //!
@@ -100,16 +71,15 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-/// A reset value at or above this (in seconds) is a Unix epoch time, below it a delay: see
-/// the [module docs](self#delta-or-epoch).
-pub const EPOCH_RESET_FROM: u64 = 1_000_000_000;
+/// A reset value at or above this (in seconds) is a Unix epoch time, below it a delay.
+const EPOCH_RESET_FROM: u64 = 1_000_000_000;
 
 /// The most lines of one repeated structured field (`RateLimit`, `RateLimit-Policy`) read.
-pub const MAX_FIELD_LINES: usize = 16;
+pub(crate) const MAX_FIELD_LINES: usize = 16;
 
 /// The most items of one structured field that count, over all its lines (the rest of its
 /// lines are still parsed, to validate the field).
-pub const MAX_ITEMS: usize = 8;
+const MAX_ITEMS: usize = 8;
 
 /// What one response announced about the caller's quota, all the header families it carried
 /// merged (see the [module docs](self)).

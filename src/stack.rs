@@ -236,8 +236,7 @@ impl<D: DecodeMode> ApiContractLayer<D> {
         &self.retry
     }
 
-    /// The rate-limit layer (its [`get_gates`](RateLimitBackoffLayer::get_gates) is the map
-    /// the services share).
+    /// The rate-limit layer.
     pub fn get_rate_limit(&self) -> &RateLimitBackoffLayer {
         &self.rate_limit
     }

@@ -8,9 +8,9 @@
 //!
 //! The filter is a counting Bloom filter with two probes and one byte a counter, made on the
 //! first key ever tracked with eight counters (rounded up to a power of two) per key the
-//! gates may hold: with the map full, a key that is not tracked is taken for a tracked one
-//! (and looked up under the lock, which finds it open) about 2–5 % of the time. It never
-//! says "not tracked" of a tracked key. A counter that reaches 255 stays there, so a slot
+//! gates may hold: with the map full, a key that is not tracked is occasionally taken for a
+//! tracked one (and looked up under the lock, which finds it open). It never says "not
+//! tracked" of a tracked key. A counter that reaches 255 stays there, so a slot
 //! that hostile keys saturate only costs its keys the look-up.
 
 use super::Key;

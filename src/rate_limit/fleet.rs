@@ -44,13 +44,13 @@ use std::{
 use tokio::sync::mpsc;
 
 /// The default for [`RedisStore::probe_lease`]: 5 seconds.
-pub const DEFAULT_PROBE_LEASE: Duration = Duration::from_secs(5);
+const DEFAULT_PROBE_LEASE: Duration = Duration::from_secs(5);
 
 /// The default for [`RedisStore::timeout`]: 250 milliseconds.
-pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// The default for [`RedisStore::resync_interval`]: 1 second.
-pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(1);
+const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Fire-and-forget changes waiting for the writer: beyond this many, changes are dropped
 /// (the local view has them; the fleet catches up at the next rejection).
@@ -70,9 +70,9 @@ macro_rules! script {
 ///
 /// Build one per process and give it to [`RateLimitGates::shared`]; every layer using those
 /// gates then closes a path for the whole fleet when one process sees a rate limit, and
-/// after the window exactly one process of the fleet probes. See the
-/// [module docs](super#beyond-one-process) for what is shared, and how a process behaves
-/// when Redis is not there.
+/// after the window exactly one process of the fleet probes. Each process keeps its own view
+/// of the gates, so a success costs no round trip; while Redis is unreachable, each process
+/// works on its own gates, logging one warning.
 ///
 /// The namespace names the fleet's gates in Redis: give every process on one API key the
 /// same one, for example the key's *id* (never the secret). Keys are the gates' [`Key`]s,
@@ -262,7 +262,7 @@ impl RedisStore {
             probe_lease: DEFAULT_PROBE_LEASE,
             timeout: DEFAULT_REDIS_TIMEOUT,
             resync_every: DEFAULT_RESYNC_INTERVAL,
-            max_closed: super::DEFAULT_MAX_CLOSED,
+            max_closed: super::layer::DEFAULT_MAX_CLOSED,
         })
     }
 

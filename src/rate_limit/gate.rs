@@ -1,14 +1,15 @@
-//! The gate map, [`RateLimitGates`]: the rules of [`policy`], kept by a [`store`], with
-//! waiters woken by [`notify`].
+//! The gate's mechanism, [`RateLimitGates`]: closed, open, probe and waiters, for every key.
 //!
-//! This file only puts the three together and speaks tokio's clock (so paused-clock tests
-//! hold); the rules never see a lock, a runtime or a random source, and the store never
-//! decides anything. A different store (a fleet-wide one, say) can therefore be added
-//! beside [`MemoryStore`] without touching the rules.
+//! The mechanism decides nothing itself: the rules of one gate are [`policy`]'s, the state
+//! is kept by a [`store`], waiters are woken by [`notify`], and three policies decide
+//! around it: pacing and announced quotas ([`lanes`]) and outage detection ([`health`]).
+//! This file puts them together and speaks tokio's clock (so paused-clock tests hold).
 //!
 //! [`policy`]: super::policy
 //! [`store`]: super::store
 //! [`notify`]: super::notify
+//! [`lanes`]: super::lanes
+//! [`health`]: super::health
 
 use super::{
     Key,
@@ -24,7 +25,7 @@ use std::{fmt, sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 /// The default for [`RateLimitGates::with_max_keys`]: 10,000 keys.
-pub const DEFAULT_MAX_KEYS: usize = 10_000;
+const DEFAULT_MAX_KEYS: usize = 10_000;
 
 /// The gates of every rate-limited key, shared by every clone of the services that use it.
 ///

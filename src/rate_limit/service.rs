@@ -21,7 +21,7 @@ use std::{
     time::SystemTime,
 };
 use tokio::time::Instant;
-use tower::{BoxError, Layer, Service};
+use tower::{BoxError, Service};
 
 /// The service of [`RateLimitBackoffLayer`]. See the [module docs](super) for an example.
 ///
@@ -33,16 +33,6 @@ pub struct RateLimitBackoff<S> {
 }
 
 impl<S> RateLimitBackoff<S> {
-    /// Wraps `inner` with the default configuration and a new gate map.
-    pub fn new(inner: S) -> Self {
-        RateLimitBackoffLayer::new().layer(inner)
-    }
-
-    /// A layer with the default configuration.
-    pub fn layer() -> RateLimitBackoffLayer {
-        RateLimitBackoffLayer::new()
-    }
-
     /// The gate map this service uses.
     pub fn gates(&self) -> &RateLimitGates {
         &self.config.gates
