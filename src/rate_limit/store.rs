@@ -321,125 +321,124 @@ impl State {
     }
 }
 
-/// The contract of a store: `make(max_keys)` gives an empty one.
-#[cfg(test)]
-fn conformance(make: impl Fn(usize) -> MemoryStore) {
-    use policy::LINGER;
-    const S: fn(u64) -> Duration = Duration::from_secs;
-    let t0 = Instant::now();
-    let (a, b, c) = (Key::of("a"), Key::of("b"), Key::of("c"));
-
-    // Empty: nothing tracked, nothing to probe, open or release.
-    let s = make(10);
-    assert!(s.is_empty());
-    assert_eq!((s.len(), s.max_keys()), (0, 10));
-    assert!(s.get(a, t0).is_none() && s.peek(a).is_none());
-    assert_eq!(s.try_acquire_probe(a, t0), None);
-    assert!(!s.open(a, 1) && !s.release_probe(a, 1));
-
-    // A first rejection closes with one rejection.
-    let e = s.close(a, t0, S(10), None).unwrap();
-    assert_eq!(e, Entry::closed(t0, S(10)));
-    assert_eq!((s.len(), s.is_empty()), (1, false));
-    let (got, waiter) = s.get(a, t0).unwrap();
-    assert_eq!((got, s.peek(a)), (e, Some(e)));
-    assert!(!waiter.woken());
-
-    // A straggler: a shorter wait changes nothing and wakes nobody; a longer one extends
-    // without counting.
-    assert_eq!(s.close(a, t0, S(5), None), Some(e));
-    assert!(!waiter.woken());
-    let e = s.close(a, t0, S(20), None).unwrap();
-    assert_eq!(
-        (e.until, e.rejections, e.last_delay),
-        (t0 + S(20), 1, S(10))
-    );
-    assert!(waiter.woken());
-
-    // No probe before the time is up; exactly one after.
-    assert_eq!(s.try_acquire_probe(a, t0 + S(19)), None);
-    let (_, waiter) = s.get(a, t0 + S(20)).unwrap();
-    let p1 = s.try_acquire_probe(a, t0 + S(20)).unwrap();
-    assert_eq!(s.try_acquire_probe(a, t0 + S(20)), None);
-    assert_eq!(s.peek(a).unwrap().probe, Some(p1));
-
-    // A stale id neither opens nor releases; the probe's rejection counts and re-closes.
-    assert!(!s.open(a, p1 + 1000) && !s.release_probe(a, p1 + 1000));
-    let e = s.close(a, t0 + S(20), S(2), Some(p1)).unwrap();
-    assert_eq!(
-        (e.until, e.rejections, e.last_delay, e.probe),
-        (t0 + S(22), 2, S(2), None)
-    );
-    assert!(waiter.woken());
-    // The id of an ended probe is stale: its late rejection only extends.
-    let e2 = s.close(a, t0 + S(20), S(1), Some(p1)).unwrap();
-    assert_eq!(e2, e);
-
-    // Released: the role is free again, and the waiters hear of it.
-    let (_, waiter) = s.get(a, t0 + S(22)).unwrap();
-    let p2 = s.try_acquire_probe(a, t0 + S(22)).unwrap();
-    assert_ne!(p2, p1);
-    assert!(s.release_probe(a, p2));
-    assert!(waiter.woken());
-    assert!(!s.release_probe(a, p2));
-    let p3 = s.try_acquire_probe(a, t0 + S(22)).unwrap();
-    assert!(p3 != p1 && p3 != p2);
-
-    // Opened by the current probe only: forgotten, waiters woken.
-    let (_, waiter) = s.get(a, t0 + S(22)).unwrap();
-    assert!(!s.open(a, p2));
-    assert!(s.open(a, p3));
-    assert!(waiter.woken());
-    assert!(s.is_empty() && s.peek(a).is_none());
-    assert!(!s.open(a, p3));
-
-    // The bound: expired entries go first, then the key that opens soonest.
-    let s = make(2);
-    s.close(a, t0, S(1), None).unwrap();
-    s.close(b, t0, S(50), None).unwrap();
-    let (_, wa) = s.get(a, t0).unwrap();
-    let (_, wb) = s.get(b, t0).unwrap();
-    s.close(c, t0 + S(1) + LINGER, S(10), None).unwrap();
-    assert_eq!(s.len(), 2);
-    assert!(
-        s.peek(a).is_none() && wa.woken(),
-        "the expired key goes first"
-    );
-    assert!(s.peek(b).is_some() && !wb.woken());
-    s.close(a, t0 + S(1) + LINGER, S(100), None).unwrap();
-    assert_eq!(s.len(), 2);
-    assert!(s.peek(c).is_none(), "then the key that opens soonest");
-    assert!(s.peek(a).is_some() && s.peek(b).is_some());
-    // A smaller bound applies at the next new key.
-    s.set_max_keys(1);
-    assert_eq!((s.max_keys(), s.len()), (1, 2));
-    s.close(c, t0 + S(1) + LINGER, S(1000), None).unwrap();
-    assert_eq!(s.len(), 1);
-    assert!(s.peek(c).is_some());
-
-    // Nothing is kept with a bound of zero.
-    let s = make(0);
-    assert_eq!(s.close(a, t0, S(10), None), None);
-    assert!(s.is_empty());
-
-    // Expired entries are swept by `get`, LINGER after their time, whatever key is asked.
-    let s = make(10);
-    s.close(a, t0, S(1), None).unwrap();
-    s.close(b, t0, S(100), None).unwrap();
-    assert!(
-        s.get(c, t0 + S(1) + LINGER - Duration::from_nanos(1))
-            .is_none()
-    );
-    assert_eq!(s.len(), 2);
-    assert!(s.get(c, t0 + S(1) + LINGER).is_none());
-    assert_eq!(s.len(), 1);
-    assert!(s.get(b, t0 + S(100) + LINGER).is_none());
-    assert!(s.is_empty());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The contract of a store: `make(max_keys)` gives an empty one.
+    fn conformance(make: impl Fn(usize) -> MemoryStore) {
+        use policy::LINGER;
+        const S: fn(u64) -> Duration = Duration::from_secs;
+        let t0 = Instant::now();
+        let (a, b, c) = (Key::of("a"), Key::of("b"), Key::of("c"));
+
+        // Empty: nothing tracked, nothing to probe, open or release.
+        let s = make(10);
+        assert!(s.is_empty());
+        assert_eq!((s.len(), s.max_keys()), (0, 10));
+        assert!(s.get(a, t0).is_none() && s.peek(a).is_none());
+        assert_eq!(s.try_acquire_probe(a, t0), None);
+        assert!(!s.open(a, 1) && !s.release_probe(a, 1));
+
+        // A first rejection closes with one rejection.
+        let e = s.close(a, t0, S(10), None).unwrap();
+        assert_eq!(e, Entry::closed(t0, S(10)));
+        assert_eq!((s.len(), s.is_empty()), (1, false));
+        let (got, waiter) = s.get(a, t0).unwrap();
+        assert_eq!((got, s.peek(a)), (e, Some(e)));
+        assert!(!waiter.woken());
+
+        // A straggler: a shorter wait changes nothing and wakes nobody; a longer one extends
+        // without counting.
+        assert_eq!(s.close(a, t0, S(5), None), Some(e));
+        assert!(!waiter.woken());
+        let e = s.close(a, t0, S(20), None).unwrap();
+        assert_eq!(
+            (e.until, e.rejections, e.last_delay),
+            (t0 + S(20), 1, S(10))
+        );
+        assert!(waiter.woken());
+
+        // No probe before the time is up; exactly one after.
+        assert_eq!(s.try_acquire_probe(a, t0 + S(19)), None);
+        let (_, waiter) = s.get(a, t0 + S(20)).unwrap();
+        let p1 = s.try_acquire_probe(a, t0 + S(20)).unwrap();
+        assert_eq!(s.try_acquire_probe(a, t0 + S(20)), None);
+        assert_eq!(s.peek(a).unwrap().probe, Some(p1));
+
+        // A stale id neither opens nor releases; the probe's rejection counts and re-closes.
+        assert!(!s.open(a, p1 + 1000) && !s.release_probe(a, p1 + 1000));
+        let e = s.close(a, t0 + S(20), S(2), Some(p1)).unwrap();
+        assert_eq!(
+            (e.until, e.rejections, e.last_delay, e.probe),
+            (t0 + S(22), 2, S(2), None)
+        );
+        assert!(waiter.woken());
+        // The id of an ended probe is stale: its late rejection only extends.
+        let e2 = s.close(a, t0 + S(20), S(1), Some(p1)).unwrap();
+        assert_eq!(e2, e);
+
+        // Released: the role is free again, and the waiters hear of it.
+        let (_, waiter) = s.get(a, t0 + S(22)).unwrap();
+        let p2 = s.try_acquire_probe(a, t0 + S(22)).unwrap();
+        assert_ne!(p2, p1);
+        assert!(s.release_probe(a, p2));
+        assert!(waiter.woken());
+        assert!(!s.release_probe(a, p2));
+        let p3 = s.try_acquire_probe(a, t0 + S(22)).unwrap();
+        assert!(p3 != p1 && p3 != p2);
+
+        // Opened by the current probe only: forgotten, waiters woken.
+        let (_, waiter) = s.get(a, t0 + S(22)).unwrap();
+        assert!(!s.open(a, p2));
+        assert!(s.open(a, p3));
+        assert!(waiter.woken());
+        assert!(s.is_empty() && s.peek(a).is_none());
+        assert!(!s.open(a, p3));
+
+        // The bound: expired entries go first, then the key that opens soonest.
+        let s = make(2);
+        s.close(a, t0, S(1), None).unwrap();
+        s.close(b, t0, S(50), None).unwrap();
+        let (_, wa) = s.get(a, t0).unwrap();
+        let (_, wb) = s.get(b, t0).unwrap();
+        s.close(c, t0 + S(1) + LINGER, S(10), None).unwrap();
+        assert_eq!(s.len(), 2);
+        assert!(
+            s.peek(a).is_none() && wa.woken(),
+            "the expired key goes first"
+        );
+        assert!(s.peek(b).is_some() && !wb.woken());
+        s.close(a, t0 + S(1) + LINGER, S(100), None).unwrap();
+        assert_eq!(s.len(), 2);
+        assert!(s.peek(c).is_none(), "then the key that opens soonest");
+        assert!(s.peek(a).is_some() && s.peek(b).is_some());
+        // A smaller bound applies at the next new key.
+        s.set_max_keys(1);
+        assert_eq!((s.max_keys(), s.len()), (1, 2));
+        s.close(c, t0 + S(1) + LINGER, S(1000), None).unwrap();
+        assert_eq!(s.len(), 1);
+        assert!(s.peek(c).is_some());
+
+        // Nothing is kept with a bound of zero.
+        let s = make(0);
+        assert_eq!(s.close(a, t0, S(10), None), None);
+        assert!(s.is_empty());
+
+        // Expired entries are swept by `get`, LINGER after their time, whatever key is asked.
+        let s = make(10);
+        s.close(a, t0, S(1), None).unwrap();
+        s.close(b, t0, S(100), None).unwrap();
+        assert!(
+            s.get(c, t0 + S(1) + LINGER - Duration::from_nanos(1))
+                .is_none()
+        );
+        assert_eq!(s.len(), 2);
+        assert!(s.get(c, t0 + S(1) + LINGER).is_none());
+        assert_eq!(s.len(), 1);
+        assert!(s.get(b, t0 + S(100) + LINGER).is_none());
+        assert!(s.is_empty());
+    }
 
     #[test]
     fn memory_store_conforms() {
