@@ -2,13 +2,15 @@
 //!
 //! The mechanism decides nothing itself: the rules of one gate are [`policy`]'s, the state
 //! is kept by a [`store`], waiters are woken by [`notify`], and three policies decide
-//! around it: pacing and announced quotas ([`lanes`]) and outage detection ([`health`]).
+//! around it: pacing ([`lanes`], each lane's pace), announced quotas (a lane's [`budget`])
+//! and outage detection ([`health`]).
 //! This file puts them together and speaks tokio's clock (so paused-clock tests hold).
 //!
 //! [`policy`]: super::policy
 //! [`store`]: super::store
 //! [`notify`]: super::notify
 //! [`lanes`]: super::lanes
+//! [`budget`]: super::budget
 //! [`health`]: super::health
 
 use super::{

@@ -100,6 +100,7 @@
 //! ```
 
 mod body;
+mod budget;
 mod filter;
 #[cfg(feature = "redis")]
 mod fleet;
