@@ -693,7 +693,11 @@ fn trim(bytes: &[u8]) -> &[u8] {
 
 /// A count: `1*DIGIT`, surrounding white space allowed; a huge one saturates.
 pub(crate) fn parse_count(value: &HeaderValue) -> Option<u64> {
-    let digits = trim(value.as_bytes());
+    decimal(trim(value.as_bytes()))
+}
+
+/// `1*DIGIT` as a number; a huge one saturates.
+fn decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -725,24 +729,23 @@ fn parse_sf_limit(value: &HeaderValue) -> Option<u64> {
     first.0
 }
 
+/// A number's whole part, and its fraction after a `.`.
+fn split_fraction(text: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match text.iter().position(|b| *b == b'.') {
+        Some(dot) => (&text[..dot], Some(&text[dot + 1..])),
+        None => (text, None),
+    }
+}
+
 /// `X-RateLimit-Reset`: delta-seconds, or epoch seconds from [`EPOCH_RESET_FROM`] on; either
 /// with a decimal fraction.
 fn parse_reset_seconds(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
-    let text = trim(value.as_bytes());
-    let (whole, frac) = match text.iter().position(|b| *b == b'.') {
-        Some(dot) => (&text[..dot], Some(&text[dot + 1..])),
-        None => (text, None),
-    };
-    if whole.is_empty() || !whole.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
+    let (whole, frac) = split_fraction(trim(value.as_bytes()));
+    let secs = decimal(whole)?;
     let nanos = match frac {
         None => 0,
         Some(frac) => fraction_nanos(frac)?,
     };
-    let secs = whole.iter().fold(0u64, |n, d| {
-        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-    });
     if secs < EPOCH_RESET_FROM {
         return Some(Duration::new(secs, nanos).min(MAX_HINT));
     }
@@ -796,16 +799,11 @@ pub(crate) fn parse_go_duration(value: &HeaderValue) -> Option<Duration> {
             b"ns" => 1,
             _ => return None,
         };
-        let (whole, frac) = match number.iter().position(|b| *b == b'.') {
-            Some(dot) => (&number[..dot], Some(&number[dot + 1..])),
-            None => (number, None),
+        let (whole, frac) = split_fraction(number);
+        let whole = match whole.is_empty() && frac.is_some() {
+            true => 0,
+            false => decimal(whole)?,
         };
-        if (whole.is_empty() && frac.is_none()) || !whole.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let whole = whole.iter().fold(0u64, |n, d| {
-            n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-        });
         let frac_nanos = match frac {
             None => 0,
             // A fraction of the unit, in nanoseconds of the unit's length.

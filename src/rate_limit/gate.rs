@@ -337,18 +337,7 @@ impl RateLimitGates {
         probe: Option<ProbeId>,
         backoff: &Backoff,
     ) {
-        self.reject_with(key, hint, probe, &Policy::new(*backoff, Duration::MAX));
-    }
-
-    /// A rate limit came back for `key`, judged by `policy` (which also caps the hint).
-    pub(crate) fn reject_with(
-        &self,
-        key: Key,
-        hint: Option<Duration>,
-        probe: Option<ProbeId>,
-        policy: &Policy,
-    ) {
-        self.close(key, hint, probe, policy);
+        self.close(key, hint, probe, &Policy::new(*backoff, Duration::MAX));
     }
 
     /// Closes `key` (or extends its closure) for a rate limit, or, by an outage's `policy`,
@@ -691,7 +680,7 @@ mod tests {
         let g = RateLimitGates::new();
         let k = Key::of("k");
         let policy = Policy::new(B, Duration::from_secs(600));
-        g.reject_with(k, Some(Duration::from_secs(99_999)), None, &policy);
+        g.close(k, Some(Duration::from_secs(99_999)), None, &policy);
         assert_eq!(g.time_left(k), Some(Duration::from_secs(600)));
         // Without a layer's cap, a hint is still held to a year at most.
         let j = Key::of("j");
