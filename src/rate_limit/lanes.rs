@@ -1,4 +1,5 @@
-//! The lanes of paced paths: who goes when, once a gate has closed.
+//! The pacing policy: the lanes of paced paths, who goes when once a gate has closed. The
+//! gate asks one question of it, [`Lanes::turn`], and tells it what happened.
 //!
 //! A rate limit gives its path a *lane*: a [`Pace`] and a schedule of numbered tickets.
 //! Every request for the path, those waiting at the closed gate and those arriving later,
@@ -9,7 +10,8 @@
 //!
 //! A lane is forgotten [`LINGER`](super::policy::LINGER) after its last slot went unused;
 //! at most as many lanes are kept as the gate map keeps keys (the least recently used
-//! goes first). A forgotten lane only means the next burst is not paced.
+//! goes first). A forgotten lane only means the next burst is not paced. A lane with an
+//! announced quota is paced by its [`Budget`] instead of its pace.
 
 use crate::quota::Quota;
 
@@ -35,6 +37,10 @@ use std::{
 /// callers join it (see [`Joins`]).
 pub(crate) const RAMP_HEADROOM: f64 = 2.0;
 
+/// Callers keep up with a lane when this many join for each ticket that goes: the queue
+/// shrinks by less than a tenth of what went (a request in flight is not in the queue).
+const KEEPING_UP: f64 = 0.9;
+
 /// The callers that took a ticket of a lane, counted over one [`DOUBLING`] at a time: the
 /// demand its ramp after an outage follows.
 ///
@@ -46,10 +52,6 @@ pub(crate) const RAMP_HEADROOM: f64 = 2.0;
 /// the callers ask less than the pace, at the rate at which they join: the ramp stops at
 /// [`RAMP_HEADROOM`] times that, so an open loop's backlog drains at most at that multiple
 /// of its rate, never as a herd.
-/// Callers keep up with a lane when this many join for each ticket that goes: the queue
-/// shrinks by less than a tenth of what went (a request in flight is not in the queue).
-const KEEPING_UP: f64 = 0.9;
-
 #[derive(Clone, Copy, Debug)]
 struct Joins {
     since: Instant,
