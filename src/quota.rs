@@ -147,9 +147,7 @@ impl Default for RateLimitHeaders {
 /// the API for the caller. So by default it applies to the whole authority (scheme, host and
 /// port); [`Path`](Self::Path) keeps it to the path's own gate. A `429` that announces no
 /// quota always closes the path's own gate; with `Authority`, rate limits on two paths of
-/// one server within a second also hold the whole server (its limit is evidently not per
-/// path), and `Path` turns that off too. See the
-/// [rate-limit layer's scope rules](crate::rate_limit#scope).
+/// one server within a second also hold the whole server, and `Path` turns that off too.
 ///
 /// ```
 /// use tower_api_retry::{ErrorContract, QuotaScope};
@@ -176,9 +174,6 @@ impl Quota {
     /// epoch, a date-time) is on the server's clock: when the response has a `Date`, it is
     /// taken relative to that instead (see [epoch resets](self#delta-or-epoch)). `None` when
     /// the headers carry no recognised, valid rate-limit field.
-    ///
-    /// With no such header this is one pass over the distinct header names, no allocation
-    /// (see the [module docs](self#cost)).
     ///
     /// ```
     /// use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -35,15 +35,10 @@ const DEFAULT_MAX_KEYS: usize = 10_000;
 /// [`RateLimitBackoffLayer::gates`](super::RateLimitBackoffLayer::gates) and a rate limit seen by
 /// one closes the path for both.
 ///
-/// Only closed keys are stored; an open key costs nothing (one that answered a transient
-/// rejection is watched for a while, at most as many as there are keys: see
-/// [outages](super#outages)). At most
-/// [`max_keys`](Self::max_keys) keys are tracked. Expired entries are dropped 30 s after they
-/// expire if no request for their key arrives (until then the next request for the key is its
-/// probe, and another rejection doubles the backoff). When the map is full, expired entries
-/// go first, and then the key whose gate would open soonest is forgotten (its gate opens
-/// early and its waiters are let through): the newest rejection is the one the server just
-/// reported, and forgetting a key fails open, never shut.
+/// Only closed and paced keys are stored, at most [`max_keys`](Self::max_keys) of them. An
+/// expired entry is dropped 30 s after its time if no request for its key comes. When the map
+/// is full, expired entries go first, then the key whose gate opens soonest: forgetting a key
+/// fails open, never shut.
 ///
 /// ```
 /// use tower_api_retry::rate_limit::{RateLimitBackoffLayer, RateLimitGates};
