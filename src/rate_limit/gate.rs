@@ -474,15 +474,9 @@ pub(crate) async fn wait_turn(
             }
             check => check,
         };
-        match check {
-            Check::Open => {
-                let turn = held.turn.take().expect("held until the wait ends");
-                return Ok((Admission::Open, turn.landing(key)));
-            }
-            Check::Probe(id) => {
-                let turn = held.turn.take().expect("held until the wait ends");
-                return Ok((Admission::Probe(id), turn.landing(key)));
-            }
+        let admission = match check {
+            Check::Open => Admission::Open,
+            Check::Probe(id) => Admission::Probe(id),
             Check::Fail(left) if !by_call => {
                 crate::telemetry::gate_refused();
                 return Err(Error::gate_closed(left));
@@ -505,9 +499,14 @@ pub(crate) async fn wait_turn(
                 changed,
                 moved,
                 wake,
-            } => Waiter::wait_either(changed, moved, wake).await,
+            } => {
+                Waiter::wait_either(changed, moved, wake).await;
+                continue;
+            }
             Check::Lease(..) => continue,
-        }
+        };
+        let turn = held.turn.take().expect("held until the wait ends");
+        return Ok((admission, turn.landing(key)));
     }
 }
 
