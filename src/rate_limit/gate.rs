@@ -182,8 +182,7 @@ impl RateLimitGates {
             let defer = turn.once && entry.is_some() && self.repeatable.waits(key);
             let (not_before, changed) = match entry {
                 None => (now, None),
-                Some((entry, changed)) => match policy::admit(Some(&entry), now, deadline, defer) {
-                    Admit::Open => (now, None),
+                Some((entry, changed)) => match policy::admit(&entry, now, deadline, defer) {
                     Admit::WaitUntil(until) => (until, Some(changed)),
                     Admit::WaitForProbe { deadline } => {
                         let wake = Instant::from_std(deadline);
