@@ -2,7 +2,7 @@
 //!
 //! Everything the gate *decides* is here: how long a first rejection closes a key, how a
 //! later rejection re-closes it (the probe's: the next, longer backoff; a straggler's: only a
-//! longer hint extends), what a request arriving at the gate does (send, send as the probe,
+//! longer hint extends), what a request arriving at a closed gate does (send as the probe,
 //! wait, or fail), that only the current probe opens a key, how far a server's hint is
 //! trusted, and when a forgotten entry may be dropped.
 //!
@@ -10,8 +10,7 @@
 //! runtime or random source, so every rule is tested with plain `#[test]`s. What the rules
 //! decide is kept by a [store](super::store), and waiters are woken by
 //! [`notify`](super::notify); [`RateLimitGates`](super::RateLimitGates) puts the three
-//! together. Another store (one shared by a fleet of processes, say) therefore keeps the
-//! same rules without touching this file.
+//! together; the Redis store keeps the same rules.
 
 use crate::{backoff::Backoff, retry_after::MAX_HINT};
 use std::time::{Duration, Instant};
