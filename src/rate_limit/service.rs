@@ -322,9 +322,7 @@ impl Track {
 
 impl Drop for Track {
     fn drop(&mut self) {
-        for key in self.landing.iter().flatten() {
-            self.config.gates.landed(*key);
-        }
+        self.land();
         // A probe dropped before its answer (cancelled, timed out by an outer layer).
         if let Some(id) = self.probe.take() {
             self.config.gates.hand_on(self.key, id);
