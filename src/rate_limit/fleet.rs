@@ -1,8 +1,9 @@
 //! Gates shared by a fleet of processes, on Redis: [`RedisStore`].
 //!
-//! Each process keeps its own gates (the in-memory store and its lanes) as its *local view*,
-//! so the success path never waits on the network. Redis is told of every change that matters
-//! to the fleet, and tells every process in turn:
+//! The Redis store is a [`GateStore`]: each process keeps its own gates (the in-memory
+//! store and its lanes) as its *local view*, so the success path never waits on the network,
+//! and the store tells Redis of every change that matters to the fleet. Redis tells every
+//! process in turn:
 //!
 //! - a rejection closes (or extends) the key in Redis too, with one script call, which
 //!   publishes the closure; every process merges it into its own view;
