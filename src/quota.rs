@@ -16,58 +16,29 @@
 //! | [`OPENAI`](RateLimitHeaders::OPENAI) (opt-in) | `x-ratelimit-{limit,remaining,reset}-requests`, `…-tokens` | a duration: `1s`, `6m0s`, `250ms`, `1h2m3.5s` |
 //! | [`ANTHROPIC`](RateLimitHeaders::ANTHROPIC) (opt-in) | `anthropic-ratelimit-requests-{limit,remaining,reset}`, and the `tokens`, `input-tokens`, `output-tokens` families | an RFC 3339 timestamp |
 //!
-//! The draft's two fields (draft-ietf-httpapi-ratelimit-headers) are Structured Fields (RFC
-//! 9651), parsed with the `sfv` crate: a field that is not a valid List (or, for the `RateLimit`
-//! of the draft's seventh revision, a Dictionary) is ignored whole, as RFC 9651 asks. An item
-//! of `RateLimit` is paired with the policy of the same name in `RateLimit-Policy`, which gives
-//! its quota (`q`) and window (`w`). A policy counted in another unit than requests
-//! (`qu="content-bytes"`), and the token families of OpenAI and Anthropic, count only when
-//! they are exhausted: no tokens left means no request can be served either.
+//! The draft's two fields are Structured Fields (RFC 9651): a field that is not a valid List
+//! (or, for the draft's seventh revision, a Dictionary) is ignored whole. An item of
+//! `RateLimit` is paired with the policy of the same name in `RateLimit-Policy`, which gives
+//! its quota (`q`) and window (`w`). A policy counted in another unit than requests, and the
+//! token families, count only when they are exhausted: no tokens left means no request can be
+//! served either.
 //!
 //! # Delta or epoch
 //!
-//! `X-RateLimit-Reset` (and the older drafts' `RateLimit-Reset`) is delta-seconds for most
-//! servers and Unix epoch seconds for GitHub, Twitter and Discord. A value of at least
-//! [`EPOCH_RESET_FROM`] (10⁹, September 2001) is an epoch time: a delay that long would be 31
-//! years, and no epoch time since 2001 is smaller. An epoch time in the past is a reset of
-//! zero. A decimal fraction (Discord's `1470173023.123`) is kept.
-//!
-//! An epoch time (or a date-time) is on the server's clock, which may be off from this one.
-//! When the response has a `Date` header, the reset is measured from it: the server's own
-//! clock, in whole seconds rounded down, so the window it names never ends early here,
-//! whatever the two clocks say (it may end up to a second late, until an answer shows the
-//! server's count went up). Without a `Date`, the local clock stands in.
+//! `X-RateLimit-Reset` is delta-seconds for most servers and Unix epoch seconds for GitHub,
+//! Twitter and Discord. A value of at least 10⁹ (September 2001) is an epoch time: a delay
+//! that long would be 31 years. An epoch time (or a date-time) is on the server's clock, so
+//! it is measured from the response's `Date` when there is one, and the window it names never
+//! ends early here, whatever the two clocks say.
 //!
 //! # Several answers
 //!
-//! Several policies, or several families on one response, may disagree. The answer is the
-//! most conservative one: the reading with the fewest remaining requests wins, with its limit,
-//! window and reset; between readings with equally few, the one that resets last. A reading
-//! with no remaining count loses to any reading with one. Every reset is at most
-//! one year: bounding how long a scope is held closed is the gate's job.
-//!
-//! # Hostile input
-//!
-//! Every parser is total: any bytes give an answer, never a panic. A negative, malformed or
-//! non-UTF-8 value leaves its field `None`; a huge count saturates at `u64::MAX` and a huge
-//! reset at one year. A repeated header is read once (its first value), and a repeated
-//! structured field at most its first [`MAX_FIELD_LINES`] lines, of which the first
-//! [`MAX_ITEMS`] items count; so 10,000 copies of a header cost no more than 16.
-//!
-//! # Cost
-//!
-//! [`Quota::read`] runs on every response, so with no rate-limit header it must cost next to
-//! nothing: one pass over the distinct header names, each rejected by its first bytes; no
-//! value is looked at and nothing is allocated. A response that carries a family costs a
-//! second pass that takes each recognised header's first value in place (the extra values of
-//! a repeated header cost a pointer comparison each), and the parse of those values, still
-//! without allocating (a policy name with an escape in it is the one exception).
-//!
-//! Measured with `cargo bench --bench decode -- quota` against one `HeaderMap::get` in the same
-//! run (2 shared cores under load, so ratios, not times): on a response with eight ordinary
-//! headers and none of these, 2.5 × one `get` (about 70 ns); with GitHub's three
-//! `X-RateLimit-*` headers, 14 ×; with OpenAI's six, 22 ×; with the draft's two structured
-//! fields, 43 × (about 1.2 µs).
+//! Several policies or families on one response may disagree: the reading with the fewest
+//! remaining requests wins, and between equals the one that resets last. Every reset is at
+//! most one year. Every parser is total: malformed values leave their field
+//! `None`, huge ones saturate, and a repeated header costs no more than a few of its lines.
+//! With none of these headers, reading costs one pass over the header names and allocates
+//! nothing.
 
 //! # Example
 //!
@@ -100,16 +71,15 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-/// A reset value at or above this (in seconds) is a Unix epoch time, below it a delay: see
-/// the [module docs](self#delta-or-epoch).
-pub const EPOCH_RESET_FROM: u64 = 1_000_000_000;
+/// A reset value at or above this (in seconds) is a Unix epoch time, below it a delay.
+const EPOCH_RESET_FROM: u64 = 1_000_000_000;
 
 /// The most lines of one repeated structured field (`RateLimit`, `RateLimit-Policy`) read.
-pub const MAX_FIELD_LINES: usize = 16;
+pub(crate) const MAX_FIELD_LINES: usize = 16;
 
 /// The most items of one structured field that count, over all its lines (the rest of its
 /// lines are still parsed, to validate the field).
-pub const MAX_ITEMS: usize = 8;
+const MAX_ITEMS: usize = 8;
 
 /// What one response announced about the caller's quota, all the header families it carried
 /// merged (see the [module docs](self)).
@@ -177,9 +147,7 @@ impl Default for RateLimitHeaders {
 /// the API for the caller. So by default it applies to the whole authority (scheme, host and
 /// port); [`Path`](Self::Path) keeps it to the path's own gate. A `429` that announces no
 /// quota always closes the path's own gate; with `Authority`, rate limits on two paths of
-/// one server within a second also hold the whole server (its limit is evidently not per
-/// path), and `Path` turns that off too. See the
-/// [rate-limit layer's scope rules](crate::rate_limit#scope).
+/// one server within a second also hold the whole server, and `Path` turns that off too.
 ///
 /// ```
 /// use tower_api_retry::{ErrorContract, QuotaScope};
@@ -207,9 +175,6 @@ impl Quota {
     /// taken relative to that instead (see [epoch resets](self#delta-or-epoch)). `None` when
     /// the headers carry no recognised, valid rate-limit field.
     ///
-    /// With no such header this is one pass over the distinct header names, no allocation
-    /// (see the [module docs](self#cost)).
-    ///
     /// ```
     /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
     /// use http::HeaderMap;
@@ -235,7 +200,10 @@ impl Quota {
             return None;
         }
         // The common case, no such header: the distinct names only, each by its first bytes.
-        if !headers.keys().any(|name| may_be_read(name, conventions)) {
+        if !headers
+            .keys()
+            .any(|name| place(name.as_str(), conventions).is_some())
+        {
             return None;
         }
         let mut found = Found::default();
@@ -299,6 +267,61 @@ impl Quota {
     }
 }
 
+/// One family of three headers, `{prefix}{limit,remaining,reset}{suffix}`.
+struct Family {
+    /// The choice that reads it.
+    set: RateLimitHeaders,
+    prefix: &'static str,
+    suffix: &'static str,
+    limit: fn(&HeaderValue) -> Option<u64>,
+    reset: fn(&HeaderValue, SystemTime) -> Option<Duration>,
+    /// It counts requests; one that counts tokens or bytes counts only when exhausted.
+    requests: bool,
+}
+
+/// The header families of three headers, in the order they are read: adding a family is
+/// adding a line. (The draft's structured fields, `RateLimit` and `RateLimit-Policy`, are
+/// read with [`IETF`](RateLimitHeaders::IETF) too.)
+#[rustfmt::skip]
+const FAMILIES: [Family; 8] = {
+    use RateLimitHeaders as H;
+    const fn f(set: H, prefix: &'static str, suffix: &'static str, requests: bool) -> Family {
+        Family { set, prefix, suffix, limit: parse_count, reset: parse_reset_seconds, requests }
+    }
+    let go: fn(&HeaderValue, SystemTime) -> Option<Duration> = |v, _| parse_go_duration(v);
+    [
+        Family { limit: parse_sf_limit, ..f(H::IETF, "ratelimit-", "", true) },
+        f(H::X_RATELIMIT, "x-ratelimit-", "", true),
+        Family { reset: go, ..f(H::OPENAI, "x-ratelimit-", "-requests", true) },
+        Family { reset: go, ..f(H::OPENAI, "x-ratelimit-", "-tokens", false) },
+        Family { reset: parse_rfc3339_reset, ..f(H::ANTHROPIC, "anthropic-ratelimit-requests-", "", true) },
+        Family { reset: parse_rfc3339_reset, ..f(H::ANTHROPIC, "anthropic-ratelimit-tokens-", "", false) },
+        Family { reset: parse_rfc3339_reset, ..f(H::ANTHROPIC, "anthropic-ratelimit-input-tokens-", "", false) },
+        Family { reset: parse_rfc3339_reset, ..f(H::ANTHROPIC, "anthropic-ratelimit-output-tokens-", "", false) },
+    ]
+};
+
+/// For each choice of families, the first bytes of their header names: every other header
+/// is passed over by its first byte.
+const FIRST_BYTES: [u128; ALL + 1] = {
+    let mut masks = [0u128; ALL + 1];
+    let mut set = 0;
+    while set <= ALL {
+        let mut i = 0;
+        while i < FAMILIES.len() {
+            if FAMILIES[i].set.bits() & set as u8 != 0 {
+                masks[set] |= 1 << FAMILIES[i].prefix.as_bytes()[0];
+            }
+            i += 1;
+        }
+        set += 1;
+    }
+    masks
+};
+
+/// Every family chosen.
+const ALL: usize = RateLimitHeaders::all().bits() as usize;
+
 /// The first values of limit, remaining, reset.
 type Triple<'a> = [Option<&'a HeaderValue>; 3];
 
@@ -308,77 +331,47 @@ struct Found<'a> {
     any: bool,
     ratelimit: Option<&'a HeaderName>,
     policy: Option<&'a HeaderName>,
-    ietf_old: Triple<'a>,
-    x: Triple<'a>,
-    /// Requests, tokens.
-    openai: [Triple<'a>; 2],
-    /// Requests, tokens, input tokens, output tokens.
-    anthropic: [Triple<'a>; 4],
+    /// One per entry of [`FAMILIES`].
+    families: [Triple<'a>; FAMILIES.len()],
 }
 
-fn field_index(rest: &str) -> Option<usize> {
-    match rest {
-        "limit" => Some(0),
-        "remaining" => Some(1),
-        "reset" => Some(2),
-        _ => None,
+/// Where a header of the families in `conventions` goes: `Ok` the draft's `RateLimit` (0) or
+/// `RateLimit-Policy` (1), `Err` a family's field.
+fn place(name: &str, conventions: RateLimitHeaders) -> Option<Result<usize, (usize, usize)>> {
+    let first = *name.as_bytes().first()?;
+    if first >= 128 || FIRST_BYTES[usize::from(conventions.bits()) & ALL] >> first & 1 == 0 {
+        return None;
     }
+    if conventions.contains(RateLimitHeaders::IETF) {
+        match name {
+            "ratelimit" => return Some(Ok(0)),
+            "ratelimit-policy" => return Some(Ok(1)),
+            _ => {}
+        }
+    }
+    FAMILIES.iter().enumerate().find_map(|(i, f)| {
+        let field = name.strip_prefix(f.prefix)?.strip_suffix(f.suffix)?;
+        let at = ["limit", "remaining", "reset"]
+            .iter()
+            .position(|n| *n == field)?;
+        conventions.contains(f.set).then_some(Err((i, at)))
+    })
 }
 
 impl<'a> Found<'a> {
     /// Notes `name` and its first value if it is one of the families in `conventions`.
     fn see(&mut self, name: &'a HeaderName, value: &'a HeaderValue, conventions: RateLimitHeaders) {
-        let s = name.as_str();
-        // The first byte rejects nearly every other header.
-        let slot = match s.as_bytes().first() {
-            Some(b'r') if conventions.contains(RateLimitHeaders::IETF) => {
-                match s.strip_prefix("ratelimit") {
-                    // A structured field is read whole, every line: by name, later.
-                    Some("") => {
-                        self.ratelimit = Some(name);
-                        self.any = true;
-                        None
-                    }
-                    Some("-policy") => {
-                        self.policy = Some(name);
-                        self.any = true;
-                        None
-                    }
-                    Some(rest) => rest
-                        .strip_prefix('-')
-                        .and_then(field_index)
-                        .map(|i| &mut self.ietf_old[i]),
-                    None => None,
-                }
-            }
-            Some(b'x') => match s.strip_prefix("x-ratelimit-") {
-                Some(rest) => {
-                    if conventions.contains(RateLimitHeaders::X_RATELIMIT)
-                        && let Some(i) = field_index(rest)
-                    {
-                        Some(&mut self.x[i])
-                    } else if conventions.contains(RateLimitHeaders::OPENAI) {
-                        openai_slot(rest).map(|(family, i)| &mut self.openai[family][i])
-                    } else {
-                        None
-                    }
-                }
-                None => None,
-            },
-            Some(b'a') if conventions.contains(RateLimitHeaders::ANTHROPIC) => s
-                .strip_prefix("anthropic-ratelimit-")
-                .and_then(anthropic_slot)
-                .map(|(family, i)| &mut self.anthropic[family][i]),
-            _ => None,
-        };
-        if let Some(slot) = slot {
-            *slot = Some(value);
-            self.any = true;
+        match place(name.as_str(), conventions) {
+            // A structured field is read whole, every line: by name, later.
+            Some(Ok(0)) => self.ratelimit = Some(name),
+            Some(Ok(_)) => self.policy = Some(name),
+            Some(Err((family, at))) => self.families[family][at] = Some(value),
+            None => return,
         }
+        self.any = true;
     }
 
     fn read(&self, headers: &'a HeaderMap, now: SystemTime) -> Option<Quota> {
-        let count = |value: Option<&HeaderValue>| value.and_then(parse_count);
         let mut best = Quota::default();
         let mut take = |reading: Quota| {
             if !reading.is_empty() {
@@ -389,90 +382,25 @@ impl<'a> Found<'a> {
                 };
             }
         };
-
         if self.ratelimit.is_some() || self.policy.is_some() {
             ietf(headers, self.policy, self.ratelimit, &mut take);
         }
-        for (triple, sf) in [(&self.ietf_old, true), (&self.x, false)] {
-            if triple.iter().any(Option::is_some) {
-                let limit = match sf {
-                    true => triple[0].and_then(parse_sf_limit),
-                    false => count(triple[0]),
-                };
-                take(Quota {
-                    limit,
-                    remaining: count(triple[1]),
-                    window: None,
-                    reset: triple[2].and_then(|v| parse_reset_seconds(v, now)),
-                });
-            }
-        }
-        for (family, triple) in self.openai.iter().enumerate() {
-            if triple.iter().any(Option::is_some) {
+        for (f, [limit, remaining, reset]) in FAMILIES.iter().zip(&self.families) {
+            if limit.is_some() || remaining.is_some() || reset.is_some() {
                 let reading = Quota {
-                    limit: count(triple[0]),
-                    remaining: count(triple[1]),
+                    limit: limit.and_then(f.limit),
+                    remaining: remaining.and_then(parse_count),
                     window: None,
-                    reset: triple[2].and_then(parse_go_duration),
+                    reset: reset.and_then(|v| (f.reset)(v, now)),
                 };
-                take(if family == 0 {
-                    reading
-                } else {
-                    reading.exhausted_only()
-                });
-            }
-        }
-        for (family, triple) in self.anthropic.iter().enumerate() {
-            if triple.iter().any(Option::is_some) {
-                let reading = Quota {
-                    limit: count(triple[0]),
-                    remaining: count(triple[1]),
-                    window: None,
-                    reset: triple[2].and_then(|v| parse_rfc3339_reset(v, now)),
-                };
-                take(if family == 0 {
-                    reading
-                } else {
-                    reading.exhausted_only()
+                take(match f.requests {
+                    true => reading,
+                    false => reading.exhausted_only(),
                 });
             }
         }
         (!best.is_empty()).then_some(best)
     }
-}
-
-/// `true` when `name` may belong to one of the families in `conventions` (a quick filter:
-/// [`Found::see`] decides).
-fn may_be_read(name: &HeaderName, conventions: RateLimitHeaders) -> bool {
-    let s = name.as_str().as_bytes();
-    match s.first() {
-        Some(b'r') => conventions.contains(RateLimitHeaders::IETF) && s.starts_with(b"ratelimit"),
-        Some(b'x') => s.starts_with(b"x-ratelimit-"),
-        Some(b'a') => s.starts_with(b"anthropic-ratelimit-"),
-        _ => false,
-    }
-}
-
-fn openai_slot(rest: &str) -> Option<(usize, usize)> {
-    let (field, family) = rest.rsplit_once('-')?;
-    let family = match family {
-        "requests" => 0,
-        "tokens" => 1,
-        _ => return None,
-    };
-    Some((family, field_index(field)?))
-}
-
-fn anthropic_slot(rest: &str) -> Option<(usize, usize)> {
-    let (family, field) = rest.rsplit_once('-')?;
-    let family = match family {
-        "requests" => 0,
-        "tokens" => 1,
-        "input-tokens" => 2,
-        "output-tokens" => 3,
-        _ => return None,
-    };
-    Some((family, field_index(field)?))
 }
 
 // ---- The draft's structured fields ------------------------------------------------------------
@@ -760,7 +688,11 @@ fn trim(bytes: &[u8]) -> &[u8] {
 
 /// A count: `1*DIGIT`, surrounding white space allowed; a huge one saturates.
 pub(crate) fn parse_count(value: &HeaderValue) -> Option<u64> {
-    let digits = trim(value.as_bytes());
+    decimal(trim(value.as_bytes()))
+}
+
+/// `1*DIGIT` as a number; a huge one saturates.
+fn decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -792,24 +724,23 @@ fn parse_sf_limit(value: &HeaderValue) -> Option<u64> {
     first.0
 }
 
+/// A number's whole part, and its fraction after a `.`.
+fn split_fraction(text: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match text.iter().position(|b| *b == b'.') {
+        Some(dot) => (&text[..dot], Some(&text[dot + 1..])),
+        None => (text, None),
+    }
+}
+
 /// `X-RateLimit-Reset`: delta-seconds, or epoch seconds from [`EPOCH_RESET_FROM`] on; either
 /// with a decimal fraction.
 fn parse_reset_seconds(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
-    let text = trim(value.as_bytes());
-    let (whole, frac) = match text.iter().position(|b| *b == b'.') {
-        Some(dot) => (&text[..dot], Some(&text[dot + 1..])),
-        None => (text, None),
-    };
-    if whole.is_empty() || !whole.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
+    let (whole, frac) = split_fraction(trim(value.as_bytes()));
+    let secs = decimal(whole)?;
     let nanos = match frac {
         None => 0,
         Some(frac) => fraction_nanos(frac)?,
     };
-    let secs = whole.iter().fold(0u64, |n, d| {
-        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-    });
     if secs < EPOCH_RESET_FROM {
         return Some(Duration::new(secs, nanos).min(MAX_HINT));
     }
@@ -863,16 +794,11 @@ pub(crate) fn parse_go_duration(value: &HeaderValue) -> Option<Duration> {
             b"ns" => 1,
             _ => return None,
         };
-        let (whole, frac) = match number.iter().position(|b| *b == b'.') {
-            Some(dot) => (&number[..dot], Some(&number[dot + 1..])),
-            None => (number, None),
+        let (whole, frac) = split_fraction(number);
+        let whole = match whole.is_empty() && frac.is_some() {
+            true => 0,
+            false => decimal(whole)?,
         };
-        if (whole.is_empty() && frac.is_none()) || !whole.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let whole = whole.iter().fold(0u64, |n, d| {
-            n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-        });
         let frac_nanos = match frac {
             None => 0,
             // A fraction of the unit, in nanoseconds of the unit's length.

@@ -599,3 +599,22 @@ fn an_epoch_reset_is_measured_on_the_servers_clock_when_it_sends_its_date() {
     );
     assert_eq!(junk.unwrap().reset, Some(S(30)));
 }
+
+#[test]
+fn every_family_of_the_table_is_read_only_when_chosen() {
+    for (i, family) in FAMILIES.iter().enumerate() {
+        for (at, field) in ["limit", "remaining", "reset"].into_iter().enumerate() {
+            let name = format!("{}{field}{}", family.prefix, family.suffix);
+            assert_eq!(place(&name, family.set), Some(Err((i, at))), "{name}");
+            let others = RateLimitHeaders::all().difference(family.set);
+            assert_eq!(place(&name, others), None, "{name}");
+        }
+    }
+    assert_eq!(place("ratelimit", RateLimitHeaders::IETF), Some(Ok(0)));
+    assert_eq!(
+        place("ratelimit-policy", RateLimitHeaders::IETF),
+        Some(Ok(1))
+    );
+    assert_eq!(place("ratelimit", RateLimitHeaders::X_RATELIMIT), None);
+    assert_eq!(place("authorization", RateLimitHeaders::all()), None);
+}

@@ -21,7 +21,7 @@ pin_project! {
     /// status: every streaming call, and unary calls of servers that send initial metadata),
     /// it reads the trailers as they pass, and a rate limit there (`RESOURCE_EXHAUSTED`,
     /// with its `grpc-retry-pushback-ms`) closes the method's gate exactly as a trailers-only
-    /// rejection would. See the [module docs](super#grpc-status-in-trailers).
+    /// rejection would.
     ///
     /// Use [`into_inner`](Self::into_inner) to get the inner body back (and stop watching).
     pub struct ResponseBody<B> {

@@ -1,8 +1,9 @@
 //! Gates shared by a fleet of processes, on Redis: [`RedisStore`].
 //!
-//! Each process keeps its own gates (the in-memory store and its lanes) as its *local view*,
-//! so the success path never waits on the network. Redis is told of every change that matters
-//! to the fleet, and tells every process in turn:
+//! The Redis store is a [`GateStore`]: each process keeps its own gates (the in-memory
+//! store and its lanes) as its *local view*, so the success path never waits on the network,
+//! and the store tells Redis of every change that matters to the fleet. Redis tells every
+//! process in turn:
 //!
 //! - a rejection closes (or extends) the key in Redis too, with one script call, which
 //!   publishes the closure; every process merges it into its own view;
@@ -26,7 +27,8 @@ use super::{
     Key, RateLimitGates,
     health::Health,
     lanes::Lanes,
-    store::{GateStore, MemoryStore},
+    policy::{self, Entry, ProbeId},
+    store::{GateStore, Lease, MemoryStore},
 };
 use futures_core::Stream;
 use redis::{Client, Script, aio::ConnectionManager};
@@ -43,13 +45,13 @@ use std::{
 use tokio::sync::mpsc;
 
 /// The default for [`RedisStore::probe_lease`]: 5 seconds.
-pub const DEFAULT_PROBE_LEASE: Duration = Duration::from_secs(5);
+const DEFAULT_PROBE_LEASE: Duration = Duration::from_secs(5);
 
 /// The default for [`RedisStore::timeout`]: 250 milliseconds.
-pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// The default for [`RedisStore::resync_interval`]: 1 second.
-pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(1);
+const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Fire-and-forget changes waiting for the writer: beyond this many, changes are dropped
 /// (the local view has them; the fleet catches up at the next rejection).
@@ -69,9 +71,9 @@ macro_rules! script {
 ///
 /// Build one per process and give it to [`RateLimitGates::shared`]; every layer using those
 /// gates then closes a path for the whole fleet when one process sees a rate limit, and
-/// after the window exactly one process of the fleet probes. See the
-/// [module docs](super#beyond-one-process) for what is shared, and how a process behaves
-/// when Redis is not there.
+/// after the window exactly one process of the fleet probes. Each process keeps its own view
+/// of the gates, so a success costs no round trip; while Redis is unreachable, each process
+/// works on its own gates, logging one warning.
 ///
 /// The namespace names the fleet's gates in Redis: give every process on one API key the
 /// same one, for example the key's *id* (never the secret). Keys are the gates' [`Key`]s,
@@ -261,7 +263,7 @@ impl RedisStore {
             probe_lease: DEFAULT_PROBE_LEASE,
             timeout: DEFAULT_REDIS_TIMEOUT,
             resync_every: DEFAULT_RESYNC_INTERVAL,
-            max_closed: super::DEFAULT_MAX_CLOSED,
+            max_closed: super::layer::DEFAULT_MAX_CLOSED,
         })
     }
 
@@ -335,17 +337,17 @@ impl RateLimitGates {
             ops: tx,
         });
         let local = Local {
-            store: Arc::downgrade(&self.store),
+            view: Arc::downgrade(&self.view),
             lanes: Arc::downgrade(&self.lanes),
             health: Arc::downgrade(&self.health),
-            repeatable: Arc::downgrade(&self.repeatable),
         };
         runtime.spawn(writer(fleet.clone(), rx, local.clone()));
         runtime.spawn(subscriber(fleet.clone(), local));
-        Ok(RateLimitGates {
-            fleet: Some(fleet),
-            ..self
-        })
+        let store = Arc::new(Shared {
+            view: self.view.clone(),
+            fleet,
+        });
+        Ok(RateLimitGates { store, ..self })
     }
 
     /// Shares the floor of `retry`'s [retry budget](crate::retry::RetryBudget) with every
@@ -372,7 +374,7 @@ impl RateLimitGates {
     /// # }
     /// ```
     pub fn share_retry_budget(&self, retry: &crate::RetryLayer) {
-        let (Some(fleet), Some(bucket)) = (&self.fleet, &retry.budget) else {
+        let (Some(fleet), Some(bucket)) = (self.fleet(), &retry.budget) else {
             return;
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -386,14 +388,107 @@ impl RateLimitGates {
     /// fleet's changes; `false` for local gates, or while the store is unreachable (the
     /// gates then work locally).
     pub fn is_shared(&self) -> bool {
-        self.fleet.as_ref().is_some_and(|f| {
-            f.healthy.load(Ordering::Relaxed) && f.subscribed.load(Ordering::Relaxed)
-        })
+        self.fleet().is_some_and(|f| f.is_shared())
+    }
+
+    fn fleet(&self) -> Option<&Arc<Fleet>> {
+        let store: &dyn std::any::Any = &*self.store;
+        store.downcast_ref::<Shared>().map(|s| &s.fleet)
     }
 }
 
+/// The Redis store at work: this process's view, and the fleet it tells of every change.
+#[derive(Debug)]
+struct Shared {
+    view: Arc<MemoryStore>,
+    fleet: Arc<Fleet>,
+}
+
+impl GateStore for Shared {
+    fn close(
+        &self,
+        key: Key,
+        now: std::time::Instant,
+        wait: Duration,
+        probe: Option<ProbeId>,
+    ) -> Option<Entry> {
+        let tracked = self.view.peek(key);
+        let e = self.view.close(key, now, wait, probe)?;
+        if tracked != Some(e) {
+            let by_probe = tracked.is_some_and(|t| policy::is_probe(&t, probe));
+            let wait = e.until.saturating_duration_since(now);
+            self.fleet.send(Op::Close {
+                key,
+                wait,
+                probe: by_probe,
+            });
+        }
+        Some(e)
+    }
+
+    fn open(&self, key: Key, probe: ProbeId) -> bool {
+        let opened = self.view.open(key, probe);
+        if opened {
+            self.fleet.send(Op::Open(key));
+        }
+        opened
+    }
+
+    fn release_probe(&self, key: Key, probe: ProbeId) -> bool {
+        let released = self.view.release_probe(key, probe);
+        if released {
+            self.fleet.send(Op::Release(key));
+        }
+        released
+    }
+
+    fn lease(&self, key: Key, probe: ProbeId) -> Option<Lease> {
+        if !self.fleet.is_shared() {
+            return None;
+        }
+        let (fleet, view) = (self.fleet.clone(), self.view.clone());
+        Some(Box::pin(async move {
+            match fleet.lease(key).await {
+                Leased::Go => true,
+                Leased::Wait {
+                    left,
+                    rejections,
+                    last_delay,
+                } => {
+                    let now = tokio::time::Instant::now().into_std();
+                    merge(&view, key, now, left, rejections, last_delay);
+                    view.release_probe(key, probe);
+                    false
+                }
+            }
+        }))
+    }
+}
+
+/// Another process closed `key` for `wait` from `now`, after `rejections` consecutive
+/// rejections, the last one closing it for `last_delay`: the entry's time moves later (never
+/// earlier) and it keeps the higher count, so the next probe's backoff continues the fleet's.
+fn merge(
+    view: &MemoryStore,
+    key: Key,
+    now: std::time::Instant,
+    wait: Duration,
+    rejections: u32,
+    last_delay: Duration,
+) -> Option<Entry> {
+    view.update(key, now, |entry| {
+        let entry = entry.copied().unwrap_or(Entry::closed(now, wait));
+        let mut next = policy::closed_again(&entry, now, wait, None);
+        if rejections > next.rejections {
+            next.rejections = rejections;
+            next.last_delay = last_delay;
+        }
+        next
+    })
+}
+
 /// A process's connection to its fleet's gates.
-pub(crate) struct Fleet {
+struct Fleet {
     store: RedisStore,
     hash: String,
     channel: String,
@@ -434,7 +529,7 @@ enum Op {
 
 /// What the fleet says of a probe this process is about to send.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Lease {
+enum Leased {
     /// Send it: the lease is this process's, the key is open fleet-wide, or Redis did not
     /// answer (the local view decides).
     Go,
@@ -469,14 +564,14 @@ fn scripts() -> &'static Scripts {
 }
 
 fn field(key: Key) -> String {
-    format!("{:016x}", key.bits())
+    format!("{:016x}", key.0)
 }
 
 fn parse_field(s: &str) -> Option<Key> {
     (s.len() == 16)
         .then(|| u64::from_str_radix(s, 16).ok())
         .flatten()
-        .map(Key::from_bits)
+        .map(Key)
 }
 
 /// Milliseconds as a duration, at most `max`: what Redis says is bounded like any hint.
@@ -485,19 +580,9 @@ fn millis(ms: i64, max: Duration) -> Duration {
 }
 
 impl Fleet {
-    /// A key was closed (or extended) locally.
-    pub(crate) fn closed(&self, key: Key, wait: Duration, probe: bool) {
-        self.send(Op::Close { key, wait, probe });
-    }
-
-    /// This process's probe of `key` was answered without a rate limit.
-    pub(crate) fn opened(&self, key: Key) {
-        self.send(Op::Open(key));
-    }
-
-    /// This process's probe of `key` got no answer.
-    pub(crate) fn released(&self, key: Key) {
-        self.send(Op::Release(key));
+    /// Redis answers, and the local view was read from it since the subscription.
+    fn is_shared(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed) && self.subscribed.load(Ordering::Relaxed)
     }
 
     fn send(&self, op: Op) {
@@ -507,27 +592,27 @@ impl Fleet {
     }
 
     /// Whether a probe of `key` may go: asks for the key's lease when Redis answers, and
-    /// says [`Lease::Go`] at once when it does not.
-    pub(crate) async fn lease(&self, key: Key) -> Lease {
+    /// says [`Leased::Go`] at once when it does not.
+    async fn lease(&self, key: Key) -> Leased {
         let Some(mut conn) = self.connection() else {
-            return Lease::Go;
+            return Leased::Go;
         };
         let lease_ms = u64::try_from(self.store.probe_lease.as_millis()).unwrap_or(u64::MAX);
         let mut call = scripts().lease.key(&self.hash);
         call.arg(field(key)).arg(&self.holder).arg(lease_ms);
         let reply: Option<Vec<i64>> = self.call(conn.invoke(&call)).await;
         match reply.as_deref() {
-            Some([1, left, rejections, last, ..]) => Lease::Wait {
+            Some([1, left, rejections, last, ..]) => Leased::Wait {
                 left: millis(*left, self.store.max_closed).max(MIN_LEASE_WAIT),
                 rejections: u32::try_from(*rejections).unwrap_or(u32::MAX).max(1),
                 last_delay: millis(*last, self.store.max_closed),
             },
-            Some([2, left, ..]) => Lease::Wait {
+            Some([2, left, ..]) => Leased::Wait {
                 left: millis(*left, self.store.probe_lease).max(MIN_LEASE_WAIT),
                 rejections: 0,
                 last_delay: Duration::ZERO,
             },
-            _ => Lease::Go,
+            _ => Leased::Go,
         }
     }
 
@@ -644,9 +729,9 @@ impl Fleet {
         let Some(values) = reply else {
             return false;
         };
-        let Some(gates) = local.gates() else {
+        if !local.alive() {
             return true;
-        };
+        }
         for gate in values.chunks_exact(4) {
             let (Ok(f), Ok(left), Ok(rej), Ok(last)) = (
                 redis::from_redis_value_ref::<String>(&gate[0]),
@@ -658,7 +743,7 @@ impl Fleet {
             };
             if let Some(key) = parse_field(&f) {
                 let max = self.store.max_closed;
-                gates.remote_closed(key, millis(left, max), rej, millis(last, max));
+                local.closed(key, millis(left, max), rej, millis(last, max));
             }
         }
         true
@@ -666,17 +751,19 @@ impl Fleet {
 
     /// Applies one message of the channel.
     fn apply(&self, payload: &str, local: &Local) {
-        let Some(gates) = local.gates() else { return };
+        if !local.alive() {
+            return;
+        }
         let mut words = payload.split(' ');
         match (words.next(), words.next().and_then(parse_field)) {
             (Some("c"), Some(key)) => {
                 let mut num = || words.next().and_then(|w| w.parse::<i64>().ok());
                 if let (Some(left), Some(rej), Some(last)) = (num(), num(), num()) {
                     let max = self.store.max_closed;
-                    gates.remote_closed(key, millis(left, max), rej, millis(last, max));
+                    local.closed(key, millis(left, max), rej, millis(last, max));
                 }
             }
-            (Some("o"), Some(key)) => gates.remote_opened(key),
+            (Some("o"), Some(key)) => local.opened(key),
             _ => tracing::debug!("rate-limit gates: ignoring a message that is not the store's"),
         }
     }
@@ -685,30 +772,56 @@ impl Fleet {
 /// The gates a fleet's background tasks update: weak, so they end with the gates.
 #[derive(Clone)]
 struct Local {
-    store: Weak<MemoryStore>,
+    view: Weak<MemoryStore>,
     lanes: Weak<Lanes>,
     health: Weak<Health>,
-    repeatable: Weak<super::gate::Repeatable>,
 }
 
 impl Local {
-    fn gates(&self) -> Option<RateLimitGates> {
-        Some(RateLimitGates {
-            store: self.store.upgrade()?,
-            lanes: self.lanes.upgrade()?,
-            health: self.health.upgrade()?,
-            repeatable: self.repeatable.upgrade()?,
-            fleet: None,
-        })
+    fn alive(&self) -> bool {
+        self.view.strong_count() > 0 && self.lanes.strong_count() > 0
     }
 
     fn any_closed(&self) -> Option<bool> {
-        Some(!self.store.upgrade()?.is_empty())
+        Some(!self.view.upgrade()?.is_empty())
     }
 
     /// The bound on the fleet's gates in Redis: the local one.
     fn max_keys(&self) -> usize {
-        self.store.upgrade().map_or(0, |s| s.max_keys())
+        self.view.upgrade().map_or(0, |s| s.max_keys())
+    }
+
+    /// Another process of the fleet closed `key` for `wait` from now.
+    fn closed(&self, key: Key, wait: Duration, rejections: i64, last_delay: Duration) {
+        let (Some(view), Some(lanes)) = (self.view.upgrade(), self.lanes.upgrade()) else {
+            return;
+        };
+        let now = tokio::time::Instant::now().into_std();
+        let tracked = view.peek(key);
+        let rejections = u32::try_from(rejections.max(1)).unwrap_or(u32::MAX);
+        let Some(e) = merge(&view, key, now, wait, rejections, last_delay) else {
+            return;
+        };
+        if tracked != Some(e) {
+            let counts = tracked.is_none();
+            lanes.rejected(key, now, tracked.map(|t| t.until), e.until, counts);
+        }
+    }
+
+    /// Another process's probe opened `key`.
+    fn opened(&self, key: Key) {
+        let (Some(view), Some(lanes), Some(health)) = (
+            self.view.upgrade(),
+            self.lanes.upgrade(),
+            self.health.upgrade(),
+        ) else {
+            return;
+        };
+        if view.remove_if(key, |_| true) {
+            health.forget(key);
+            lanes.opened(key, tokio::time::Instant::now().into_std());
+            tracing::debug!(key = %key, "rate-limit gate: opened by the fleet");
+        }
     }
 }
 
@@ -756,7 +869,7 @@ async fn subscriber(fleet: Arc<Fleet>, local: Local) {
     let mut retry = every / 4;
     let mut attempt = 0;
     loop {
-        if local.gates().is_none() {
+        if !local.alive() {
             return;
         }
         let on = fleet.store.target.subscribe_on(attempt).clone();
@@ -851,4 +964,44 @@ async fn next_event(
         tick.poll_tick(cx).map(|_| Event::Tick)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn merges_keep_the_later_time_and_the_higher_count() {
+        const S: fn(u64) -> Duration = Duration::from_secs;
+        let t0 = Instant::now();
+        let (a, b) = (Key::of("a"), Key::of("b"));
+        // Merged from another process: later times and higher counts win, nothing shortens.
+        let s = MemoryStore::new(10);
+        let e = merge(&s, a, t0, S(10), 3, S(4)).unwrap();
+        assert_eq!(
+            (e.until, e.rejections, e.last_delay, e.probe),
+            (t0 + S(10), 3, S(4), None)
+        );
+        let (_, waiter) = s.get(a, t0).unwrap();
+        assert_eq!(merge(&s, a, t0, S(5), 1, S(1)), Some(e));
+        assert!(!waiter.woken(), "nothing changed");
+        let p = s.try_acquire_probe(b, t0);
+        assert_eq!(p, None);
+        let e = merge(&s, a, t0, S(20), 2, S(1)).unwrap();
+        assert_eq!((e.until, e.rejections, e.last_delay), (t0 + S(20), 3, S(4)));
+        assert!(waiter.woken());
+        // A probe in flight keeps its role through a merge.
+        s.close(b, t0, S(0), None).unwrap();
+        let p = s.try_acquire_probe(b, t0).unwrap();
+        let e = merge(&s, b, t0, S(2), 1, S(1)).unwrap();
+        assert_eq!((e.until, e.probe), (t0 + S(2), Some(p)));
+        // Forgotten: waiters woken, the count goes down.
+        let (_, waiter) = s.get(a, t0).unwrap();
+        assert!(s.remove_if(a, |_| true));
+        assert!(waiter.woken() && s.peek(a).is_none());
+        assert!(!s.remove_if(a, |_| true));
+        assert_eq!(s.len(), 1);
+        assert_eq!(merge(&MemoryStore::new(0), a, t0, S(1), 1, S(1)), None);
+    }
 }

@@ -1,30 +1,33 @@
-//! The gate map, [`RateLimitGates`]: the rules of [`policy`], kept by a [`store`], with
-//! waiters woken by [`notify`].
+//! The gate's mechanism, [`RateLimitGates`]: closed, open, probe and waiters, for every key.
 //!
-//! This file only puts the three together and speaks tokio's clock (so paused-clock tests
-//! hold); the rules never see a lock, a runtime or a random source, and the store never
-//! decides anything. A different store (a fleet-wide one, say) can therefore be added
-//! beside [`MemoryStore`] without touching the rules.
+//! The mechanism decides nothing itself: the rules of one gate are [`policy`]'s, the state
+//! is kept by a [`store`], waiters are woken by [`notify`], and three policies decide
+//! around it: pacing ([`lanes`], each lane's pace), announced quotas (a lane's [`budget`])
+//! and outage detection ([`health`]).
+//! This file puts them together and speaks tokio's clock (so paused-clock tests hold).
 //!
 //! [`policy`]: super::policy
 //! [`store`]: super::store
 //! [`notify`]: super::notify
+//! [`lanes`]: super::lanes
+//! [`budget`]: super::budget
+//! [`health`]: super::health
 
 use super::{
     Key,
     filter::KeyFilter,
     health::Health,
-    lanes::{Lanes, Reserve, Slot},
+    lanes::{Lanes, Turn},
     notify::Waiter,
     policy::{self, Admit, Policy, ProbeId},
-    store::{GateStore, MemoryStore},
+    store::{GateStore, Lease, MemoryStore},
 };
 use crate::{OutageRule, backoff::Backoff, error::Error, quota::Quota};
 use std::{fmt, sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 /// The default for [`RateLimitGates::with_max_keys`]: 10,000 keys.
-pub const DEFAULT_MAX_KEYS: usize = 10_000;
+const DEFAULT_MAX_KEYS: usize = 10_000;
 
 /// The gates of every rate-limited key, shared by every clone of the services that use it.
 ///
@@ -32,15 +35,10 @@ pub const DEFAULT_MAX_KEYS: usize = 10_000;
 /// [`RateLimitBackoffLayer::gates`](super::RateLimitBackoffLayer::gates) and a rate limit seen by
 /// one closes the path for both.
 ///
-/// Only closed keys are stored; an open key costs nothing (one that answered a transient
-/// rejection is watched for a while, at most as many as there are keys: see
-/// [outages](super#outages)). At most
-/// [`max_keys`](Self::max_keys) keys are tracked. Expired entries are dropped 30 s after they
-/// expire if no request for their key arrives (until then the next request for the key is its
-/// probe, and another rejection doubles the backoff). When the map is full, expired entries
-/// go first, and then the key whose gate would open soonest is forgotten (its gate opens
-/// early and its waiters are let through): the newest rejection is the one the server just
-/// reported, and forgetting a key fails open, never shut.
+/// Only closed and paced keys are stored, at most [`max_keys`](Self::max_keys) of them. An
+/// expired entry is dropped 30 s after its time if no request for its key comes. When the map
+/// is full, expired entries go first, then the key whose gate opens soonest: forgetting a key
+/// fails open, never shut.
 ///
 /// ```
 /// use tower_api_retry::rate_limit::{RateLimitBackoffLayer, RateLimitGates};
@@ -53,14 +51,14 @@ pub const DEFAULT_MAX_KEYS: usize = 10_000;
 /// ```
 #[derive(Clone)]
 pub struct RateLimitGates {
-    pub(super) store: Arc<MemoryStore>,
+    /// This process's view of the closed keys: what every request reads.
+    pub(super) view: Arc<MemoryStore>,
+    /// Where changes go: the view itself, or a store shared by a fleet.
+    pub(super) store: Arc<dyn GateStore>,
     pub(super) lanes: Arc<Lanes>,
     pub(super) health: Arc<Health>,
     /// The requests that may be sent twice waiting at each key: the probes it prefers.
     pub(super) repeatable: Arc<Repeatable>,
-    /// The fleet these gates are shared with, if any.
-    #[cfg(feature = "redis")]
-    pub(super) fleet: Option<Arc<super::fleet::Fleet>>,
 }
 
 /// What a request arriving at its key's gate does.
@@ -70,9 +68,8 @@ pub(crate) enum Check {
     /// The key's time is up and nobody probes it: send as its probe.
     Probe(ProbeId),
     /// The key's time is up and this request holds the local probe role, but the gates are
-    /// shared: ask the fleet whether it may go ([`RateLimitGates::lease`]).
-    #[cfg(feature = "redis")]
-    Lease(ProbeId),
+    /// shared: the fleet says whether it may go.
+    Lease(ProbeId, Lease),
     /// Wait for a change of the key (when closed) or of its lane's schedule (when the
     /// request holds a ticket), or until `wake` (the gate's time, the request's slot, or the
     /// deadline).
@@ -93,14 +90,11 @@ impl Default for RateLimitGates {
 
 impl fmt::Debug for RateLimitGates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("RateLimitGates");
-        d.field("closed", &self.len())
-            .field("max_keys", &self.max_keys());
-        #[cfg(feature = "redis")]
-        if let Some(fleet) = &self.fleet {
-            d.field("fleet", fleet);
-        }
-        d.finish()
+        f.debug_struct("RateLimitGates")
+            .field("closed", &self.len())
+            .field("max_keys", &self.max_keys())
+            .field("store", &self.store)
+            .finish()
     }
 }
 
@@ -115,46 +109,46 @@ impl RateLimitGates {
         // The store and the lanes count their keys in one filter: a request whose key and
         // scope it has not heard of needs neither.
         let filter = Arc::new(KeyFilter::new(max_keys));
+        let view = Arc::new(MemoryStore::with_filter(max_keys, filter.clone()));
         RateLimitGates {
-            store: Arc::new(MemoryStore::with_filter(max_keys, filter.clone())),
+            store: view.clone(),
+            view,
             lanes: Arc::new(Lanes::with_filter(max_keys, filter)),
             health: Arc::new(Health::new(max_keys)),
             repeatable: Arc::default(),
-            #[cfg(feature = "redis")]
-            fleet: None,
         }
     }
 
     /// The most keys this map tracks.
     pub fn max_keys(&self) -> usize {
-        self.store.max_keys()
+        self.view.max_keys()
     }
 
     /// Changes the most keys this map tracks, for every stack sharing it. A smaller bound
     /// takes effect at the next rejection.
     pub fn set_max_keys(&self, max_keys: usize) {
-        self.store.set_max_keys(max_keys);
+        self.view.set_max_keys(max_keys);
         self.lanes.set_max(max_keys);
         self.health.set_max(max_keys);
     }
 
     /// How many keys are tracked: closed, being probed, or expired and not yet dropped.
     pub fn len(&self) -> usize {
-        self.store.len()
+        self.view.len()
     }
 
     /// `true` when no key is tracked and no path is paced: every request goes straight
     /// through.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.store.is_empty() && self.lanes.is_empty()
+        self.view.is_empty() && self.lanes.is_empty()
     }
 
     /// `true` when neither `key` nor `scope` can be closed or paced: the request goes
     /// straight through, without a lock, however many other keys are closed.
     #[inline]
     pub(crate) fn passes(&self, key: Key, scope: Key) -> bool {
-        let filter = self.store.filter();
+        let filter = self.view.filter();
         !filter.may_hold(key) && (scope == key || !filter.may_hold(scope))
     }
 
@@ -167,7 +161,7 @@ impl RateLimitGates {
     /// time is up (the next request is its probe, or the probe is in flight).
     pub fn time_left(&self, key: Key) -> Option<Duration> {
         let now = Instant::now().into_std();
-        self.store
+        self.view
             .peek(key)
             .map(|e| e.until.saturating_duration_since(now))
     }
@@ -184,186 +178,54 @@ impl RateLimitGates {
     ) -> Check {
         let (now, deadline) = (now.into_std(), deadline.into_std());
         loop {
-            let Some((entry, changed)) = self.store.get(key, now) else {
-                return self.take_turn(key, now, deadline, now, turn, None);
-            };
-            let defer = turn.once && self.repeatable.waits(key);
-            match policy::admit(Some(&entry), now, deadline, defer) {
-                Admit::Open => return self.take_turn(key, now, deadline, now, turn, None),
-                Admit::Probe => {
-                    if let Some(id) = self.store.try_acquire_probe(key, now) {
-                        #[cfg(feature = "redis")]
-                        if self.is_shared() {
-                            return Check::Lease(id);
-                        }
-                        return self.probe(key, id, turn);
-                    }
-                    // Another request took the role (or the key changed) since the look-up:
-                    // look again.
-                }
-                Admit::WaitUntil(until) => {
-                    let check = self.take_turn(key, now, deadline, until, turn, Some(changed));
-                    return match check {
-                        // A request that may be sent twice wakes when the key's time is up,
-                        // its turn or not: it may be the probe (see `PROBE_GRACE`).
-                        Check::Wait {
-                            changed,
-                            moved,
+            let entry = self.view.get(key, now);
+            let defer = turn.once && entry.is_some() && self.repeatable.waits(key);
+            let (not_before, changed) = match entry {
+                None => (now, None),
+                Some((entry, changed)) => match policy::admit(&entry, now, deadline, defer) {
+                    Admit::WaitUntil(until) => (until, Some(changed)),
+                    Admit::WaitForProbe { deadline } => {
+                        let wake = Instant::from_std(deadline);
+                        return Check::Wait {
+                            changed: Some(changed),
+                            moved: None,
                             wake,
-                        } if !turn.once => Check::Wait {
-                            changed,
-                            moved,
-                            wake: wake.min(Instant::from_std(until)),
+                        };
+                    }
+                    Admit::Fail(left) => return Check::Fail(left),
+                    Admit::Probe => match self.view.try_acquire_probe(key, now) {
+                        Some(id) => match self.store.lease(key, id) {
+                            Some(lease) => return Check::Lease(id, lease),
+                            None => return self.probe(key, id, turn),
                         },
-                        check => check,
-                    };
-                }
-                Admit::WaitForProbe { deadline: wake } => {
-                    return Check::Wait {
-                        changed: Some(changed),
-                        moved: None,
-                        wake: Instant::from_std(wake),
-                    };
-                }
-                Admit::Fail(left) => return Check::Fail(left),
-            }
+                        // Another request took the role (or the key changed) since the
+                        // look-up: look again.
+                        None => continue,
+                    },
+                },
+            };
+            return match self.lanes.turn(key, turn, now, not_before, deadline) {
+                Err(left) => Check::Fail(left),
+                Ok(None) => Check::Open,
+                // A request that may be sent twice wakes when the key's time is up, its turn
+                // or not: it may be the probe (see `PROBE_GRACE`).
+                Ok(Some((due, moved))) => Check::Wait {
+                    wake: Instant::from_std(match changed.is_some() && !turn.once {
+                        true => due.min(not_before),
+                        false => due,
+                    }),
+                    changed,
+                    moved,
+                },
+            };
         }
     }
 
     /// The request goes as `key`'s probe.
     fn probe(&self, key: Key, id: ProbeId, turn: &Turn) -> Check {
         tracing::debug!(key = %key, "rate-limit gate: sending the probe");
-        if let Some(slot) = turn.path {
-            self.lanes.probed(key, slot);
-        }
+        self.lanes.probed(key, turn);
         Check::Probe(id)
-    }
-
-    /// A request holding `key`'s local probe role asks the fleet whether it may probe:
-    /// `Probe` when it may, else the role is given up and the key waits for what the fleet
-    /// said (the other process's probe, or the time left).
-    #[cfg(feature = "redis")]
-    pub(crate) async fn lease(&self, key: Key, id: ProbeId, turn: &Turn) -> Option<Check> {
-        let fleet = self.fleet.as_ref()?;
-        match fleet.lease(key).await {
-            super::fleet::Lease::Go => Some(self.probe(key, id, turn)),
-            super::fleet::Lease::Wait {
-                left,
-                rejections,
-                last_delay,
-            } => {
-                let now = Instant::now().into_std();
-                self.store.merge(key, now, left, rejections, last_delay);
-                self.store.release_probe(key, id);
-                None
-            }
-        }
-    }
-
-    /// Gives the local probe role back without a word to the fleet: the request will ask
-    /// for it again where it can wait for the fleet's answer.
-    #[cfg(feature = "redis")]
-    pub(crate) fn unclaim(&self, key: Key, id: ProbeId) {
-        self.store.release_probe(key, id);
-    }
-
-    /// Another process of the fleet closed `key` for `wait` from now.
-    #[cfg(feature = "redis")]
-    pub(super) fn remote_closed(
-        &self,
-        key: Key,
-        wait: Duration,
-        rejections: i64,
-        last_delay: Duration,
-    ) {
-        let now = Instant::now().into_std();
-        let tracked = self.store.peek(key);
-        let rejections = u32::try_from(rejections.max(1)).unwrap_or(u32::MAX);
-        let Some(e) = self.store.merge(key, now, wait, rejections, last_delay) else {
-            return;
-        };
-        if tracked != Some(e) {
-            self.lanes.rejected(
-                key,
-                now,
-                tracked.map(|t| t.until),
-                e.until,
-                tracked.is_none(),
-            );
-        }
-    }
-
-    /// Another process's probe opened `key`.
-    #[cfg(feature = "redis")]
-    pub(super) fn remote_opened(&self, key: Key) {
-        if self.store.forget(key) {
-            self.health.forget(key);
-            self.lanes.opened(key, Instant::now().into_std());
-            tracing::debug!(key = %key, "rate-limit gate: opened by the fleet");
-        }
-    }
-
-    /// The gate lets the request go at `not_before`: its slots in the lanes of its key and of
-    /// its scope say when.
-    fn take_turn(
-        &self,
-        key: Key,
-        now: std::time::Instant,
-        deadline: std::time::Instant,
-        not_before: std::time::Instant,
-        turn: &mut Turn,
-        changed: Option<Waiter>,
-    ) -> Check {
-        if turn.path.is_none() {
-            match self.lanes.reserve(key, now, not_before, deadline) {
-                Reserve::Unpaced => {}
-                Reserve::Slot(s) => turn.path = Some(s),
-                Reserve::TooLate(due) => return self.too_late(key, turn, due - now),
-            }
-        }
-        if let Some(scope) = turn.scope_key
-            && turn.scope.is_none()
-        {
-            match self.lanes.reserve(scope, now, not_before, deadline) {
-                Reserve::Unpaced => {}
-                Reserve::Slot(s) => turn.scope = Some(s),
-                Reserve::TooLate(due) => return self.too_late(key, turn, due - now),
-            }
-        }
-        let (mut due, mut moved) = (not_before, None);
-        if let Some(s) = turn.path {
-            let (at, waiter) = self.lanes.due_watched(key, s, now);
-            (due, moved) = (due.max(at), waiter);
-        }
-        if let (Some(scope), Some(s)) = (turn.scope_key, turn.scope) {
-            let (at, waiter) = self.lanes.due_watched(scope, s, now);
-            if at > due {
-                (due, moved) = (at, waiter);
-            }
-        }
-        if due <= now {
-            if let Some(s) = turn.path {
-                self.lanes.went(key, s);
-            }
-            if let (Some(scope), Some(s)) = (turn.scope_key, turn.scope) {
-                self.lanes.went(scope, s);
-            }
-            return Check::Open;
-        }
-        if due > deadline {
-            return self.too_late(key, turn, due - now);
-        }
-        Check::Wait {
-            changed,
-            moved,
-            wake: Instant::from_std(due),
-        }
-    }
-
-    /// The request will not go: its places in any budget are given back.
-    fn too_late(&self, key: Key, turn: &mut Turn, left: Duration) -> Check {
-        turn.give_back(self, key);
-        Check::Fail(left)
     }
 
     /// A response for a request of `scope` announced `quota`; the layer's `max_closed` bounds
@@ -386,7 +248,7 @@ impl RateLimitGates {
     /// keys of one scope at once make the limit the scope's (see the
     /// [module docs](super#scope)).
     pub(crate) fn scope_rejected(&self, scope: Key, key: Key) {
-        if let Some(e) = self.store.peek(key) {
+        if let Some(e) = self.view.peek(key) {
             self.lanes
                 .scope_rejected(scope, key, Instant::now().into_std(), e.until);
         }
@@ -398,7 +260,7 @@ impl RateLimitGates {
     /// requests go on an outage's slow start, not at a pace lowered to what the server
     /// accepted while it was down.
     pub(crate) fn scope_out(&self, scope: Key, key: Key) {
-        if let Some(e) = self.store.peek(key) {
+        if let Some(e) = self.view.peek(key) {
             let now = Instant::now().into_std();
             self.lanes.scope_rejected(scope, key, now, e.until);
             self.lanes.outage(scope, now, e.until);
@@ -415,7 +277,7 @@ impl RateLimitGates {
     pub(crate) fn succeeded(&self, key: Key) {
         // Only a paced path counts what the server accepts: the filter rules the others out
         // without the lanes' lock.
-        if !self.lanes.is_empty() && self.store.filter().may_hold(key) {
+        if !self.lanes.is_empty() && self.view.filter().may_hold(key) {
             self.lanes.succeeded(key, Instant::now().into_std());
         }
         if self.health.may_watch(key) {
@@ -449,7 +311,7 @@ impl RateLimitGates {
             self.close(key, hint, probe, &policy);
             return true;
         }
-        if self.store.peek(key).is_some() {
+        if self.view.peek(key).is_some() {
             self.close(key, hint, None, &policy);
             return true;
         }
@@ -469,18 +331,7 @@ impl RateLimitGates {
         probe: Option<ProbeId>,
         backoff: &Backoff,
     ) {
-        self.reject_with(key, hint, probe, &Policy::new(*backoff, Duration::MAX));
-    }
-
-    /// A rate limit came back for `key`, judged by `policy` (which also caps the hint).
-    pub(crate) fn reject_with(
-        &self,
-        key: Key,
-        hint: Option<Duration>,
-        probe: Option<ProbeId>,
-        policy: &Policy,
-    ) {
-        self.close(key, hint, probe, policy);
+        self.close(key, hint, probe, &Policy::new(*backoff, Duration::MAX));
     }
 
     /// Closes `key` (or extends its closure) for a rate limit, or, by an outage's `policy`,
@@ -493,7 +344,7 @@ impl RateLimitGates {
         } else {
             0.5
         };
-        let tracked = self.store.peek(key);
+        let tracked = self.view.peek(key);
         let by_probe = tracked.is_some_and(|e| policy::is_probe(&e, probe));
         let wait = match &tracked {
             Some(e) => match policy.reclose(e, now, hint, probe, unit) {
@@ -506,12 +357,6 @@ impl RateLimitGates {
             return;
         };
         let counts = tracked.is_none() || by_probe;
-        #[cfg(feature = "redis")]
-        if let Some(fleet) = &self.fleet
-            && tracked != Some(e)
-        {
-            fleet.closed(key, e.until.saturating_duration_since(now), by_probe);
-        }
         self.lanes
             .rejected(key, now, tracked.map(|t| t.until), e.until, counts);
         if policy.outage && counts {
@@ -530,10 +375,6 @@ impl RateLimitGates {
     pub(crate) fn open(&self, key: Key, probe: ProbeId) {
         if self.store.open(key, probe) {
             self.health.forget(key);
-            #[cfg(feature = "redis")]
-            if let Some(fleet) = &self.fleet {
-                fleet.opened(key);
-            }
             self.lanes.opened(key, Instant::now().into_std());
             tracing::debug!(key = %key, "rate-limit gate: opened");
             crate::telemetry::probe_opened();
@@ -544,10 +385,6 @@ impl RateLimitGates {
     /// takes the probe role.
     pub(crate) fn hand_on(&self, key: Key, probe: ProbeId) {
         if self.store.release_probe(key, probe) {
-            #[cfg(feature = "redis")]
-            if let Some(fleet) = &self.fleet {
-                fleet.released(key);
-            }
             crate::telemetry::probe_handed_on();
         }
     }
@@ -589,47 +426,6 @@ impl Repeatable {
     }
 }
 
-/// A request's places in the lanes of its key and of its quota's scope.
-#[derive(Debug, Default)]
-pub(crate) struct Turn {
-    path: Option<Slot>,
-    scope: Option<Slot>,
-    /// The scope of the request's announced quota, when it is not the key itself.
-    scope_key: Option<Key>,
-    /// The request must not be sent twice: it leaves the probe role to one that may be.
-    once: bool,
-}
-
-impl Turn {
-    /// No place taken yet; `scope` when the quota's scope is not the request's key; `once`
-    /// when the request must not be sent twice.
-    pub(crate) fn new(scope_key: Option<Key>, once: bool) -> Turn {
-        Turn {
-            path: None,
-            scope: None,
-            scope_key,
-            once,
-        }
-    }
-
-    /// The request will not go (too late, or given up): its places in any budget are given
-    /// back, and it holds none.
-    pub(crate) fn give_back(&mut self, gates: &RateLimitGates, key: Key) {
-        for k in self.landing(key).into_iter().flatten() {
-            gates.lanes.landed(k);
-        }
-        *self = Turn::new(self.scope_key, self.once);
-    }
-
-    /// The lanes whose budget counted this request: each must hear when it lands.
-    pub(crate) fn landing(&self, key: Key) -> [Option<Key>; 2] {
-        [
-            self.path.filter(|s| s.budgeted).map(|_| key),
-            self.scope.filter(|s| s.budgeted).and(self.scope_key),
-        ]
-    }
-}
-
 /// How a waiting request was let through.
 pub(crate) enum Admission {
     Open,
@@ -663,30 +459,23 @@ pub(crate) async fn wait_turn(
     loop {
         let turn = held.turn.as_mut().expect("held until the wait ends");
         let check = held.gates.check(key, Instant::now(), deadline, turn);
-        #[cfg(feature = "redis")]
         let check = match check {
-            Check::Lease(id) => {
+            Check::Lease(id, lease) => {
                 // Dropped while asking: the local role goes on.
                 held.probe = Some(id);
-                let turn = held.turn.as_ref().expect("held until the wait ends");
-                let leased = held.gates.lease(key, id, turn).await;
+                let go = lease.await;
                 held.probe = None;
-                match leased {
-                    Some(check) => check,
-                    None => continue,
+                if !go {
+                    continue;
                 }
+                let turn = held.turn.as_ref().expect("held until the wait ends");
+                held.gates.probe(key, id, turn)
             }
             check => check,
         };
-        match check {
-            Check::Open => {
-                let turn = held.turn.take().expect("held until the wait ends");
-                return Ok((Admission::Open, turn.landing(key)));
-            }
-            Check::Probe(id) => {
-                let turn = held.turn.take().expect("held until the wait ends");
-                return Ok((Admission::Probe(id), turn.landing(key)));
-            }
+        let admission = match check {
+            Check::Open => Admission::Open,
+            Check::Probe(id) => Admission::Probe(id),
             Check::Fail(left) if !by_call => {
                 crate::telemetry::gate_refused();
                 return Err(Error::gate_closed(left));
@@ -697,7 +486,7 @@ pub(crate) async fn wait_turn(
                 // needed then. (Its places in the lanes are given back at once.)
                 let until = Instant::now() + left;
                 if let Some(mut turn) = held.turn.take() {
-                    turn.give_back(&held.gates, key);
+                    held.gates.lanes.give_back(key, &mut turn);
                 }
                 tokio::time::sleep_until(deadline).await;
                 crate::telemetry::gate_refused();
@@ -709,10 +498,14 @@ pub(crate) async fn wait_turn(
                 changed,
                 moved,
                 wake,
-            } => Waiter::wait_either(changed, moved, wake).await,
-            #[cfg(feature = "redis")]
-            Check::Lease(_) => continue,
-        }
+            } => {
+                Waiter::wait_either(changed, moved, wake).await;
+                continue;
+            }
+            Check::Lease(..) => continue,
+        };
+        let turn = held.turn.take().expect("held until the wait ends");
+        return Ok((admission, turn.landing(key)));
     }
 }
 
@@ -736,7 +529,7 @@ impl Drop for Held {
             self.gates.hand_on(self.key, id);
         }
         if let Some(mut turn) = self.turn.take() {
-            turn.give_back(&self.gates, self.key);
+            self.gates.lanes.give_back(self.key, &mut turn);
         }
     }
 }
@@ -880,7 +673,7 @@ mod tests {
         let g = RateLimitGates::new();
         let k = Key::of("k");
         let policy = Policy::new(B, Duration::from_secs(600));
-        g.reject_with(k, Some(Duration::from_secs(99_999)), None, &policy);
+        g.close(k, Some(Duration::from_secs(99_999)), None, &policy);
         assert_eq!(g.time_left(k), Some(Duration::from_secs(600)));
         // Without a layer's cap, a hint is still held to a year at most.
         let j = Key::of("j");

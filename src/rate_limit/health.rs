@@ -1,4 +1,5 @@
-//! The health of open paths: when a path's transient rejections are an outage.
+//! The outage-detection policy: the health of open paths, and when a path's transient
+//! rejections are an outage.
 //!
 //! A path is only watched once it has answered with an [outage signal](crate::OutageSignals):
 //! from then on its answers are counted in a window of about a second (two one-second

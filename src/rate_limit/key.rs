@@ -44,7 +44,7 @@ use std::{
 /// assert_eq!(Key::of("tenant-7"), Key::of("tenant-7"));
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Key(u64);
+pub struct Key(pub(super) u64);
 
 /// The key hasher: foldhash with a fixed seed, the same in every process.
 static STATE: FixedState = FixedState::with_seed(0x7461_7069_2d72_7479);
@@ -261,20 +261,6 @@ impl fmt::Display for PathTemplate<'_> {
             }
         }
         Ok(())
-    }
-}
-
-impl Key {
-    /// The key's 64 bits, as a store shared between processes names it.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) const fn bits(self) -> u64 {
-        self.0
-    }
-
-    /// The key whose [`bits`](Self::bits) are `bits`.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) const fn from_bits(bits: u64) -> Key {
-        Key(bits)
     }
 }
 

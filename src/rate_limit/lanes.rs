@@ -1,4 +1,5 @@
-//! The lanes of paced paths: who goes when, once a gate has closed.
+//! The pacing policy: the lanes of paced paths, who goes when once a gate has closed. The
+//! gate asks one question of it, [`Lanes::turn`], and tells it what happened.
 //!
 //! A rate limit gives its path a *lane*: a [`Pace`] and a schedule of numbered tickets.
 //! Every request for the path, those waiting at the closed gate and those arriving later,
@@ -9,12 +10,14 @@
 //!
 //! A lane is forgotten [`LINGER`](super::policy::LINGER) after its last slot went unused;
 //! at most as many lanes are kept as the gate map keeps keys (the least recently used
-//! goes first). A forgotten lane only means the next burst is not paced.
+//! goes first). A forgotten lane only means the next burst is not paced. A lane with an
+//! announced quota is paced by its [`Budget`] instead of its pace.
 
 use crate::quota::Quota;
 
 use super::{
     Key,
+    budget::Budget,
     filter::{KeyFilter, KeyMap},
     notify::{Waiter, Waiters},
     pace::{Accepted, DOUBLING, INITIAL_RATE, Pace},
@@ -34,6 +37,10 @@ use std::{
 /// callers join it (see [`Joins`]).
 pub(crate) const RAMP_HEADROOM: f64 = 2.0;
 
+/// Callers keep up with a lane when this many join for each ticket that goes: the queue
+/// shrinks by less than a tenth of what went (a request in flight is not in the queue).
+const KEEPING_UP: f64 = 0.9;
+
 /// The callers that took a ticket of a lane, counted over one [`DOUBLING`] at a time: the
 /// demand its ramp after an outage follows.
 ///
@@ -45,10 +52,6 @@ pub(crate) const RAMP_HEADROOM: f64 = 2.0;
 /// the callers ask less than the pace, at the rate at which they join: the ramp stops at
 /// [`RAMP_HEADROOM`] times that, so an open loop's backlog drains at most at that multiple
 /// of its rate, never as a herd.
-/// Callers keep up with a lane when this many join for each ticket that goes: the queue
-/// shrinks by less than a tenth of what went (a request in flight is not in the queue).
-const KEEPING_UP: f64 = 0.9;
-
 #[derive(Clone, Copy, Debug)]
 struct Joins {
     since: Instant,
@@ -115,31 +118,36 @@ pub(crate) enum Reserve {
     TooLate(Instant),
 }
 
-/// A quota the server announced for a lane's scope: the requests left until the window ends,
-/// counted down locally with each request sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Budget {
-    /// Requests that may still be sent before `ends`.
-    left: u64,
-    /// When the window ends, as announced (the earliest of the announcements of this
-    /// window: a delay given in whole seconds is rounded up, so the earliest is the closest).
-    ends: Instant,
-    /// The quota of a whole window, when announced.
-    limit: Option<u64>,
-    /// The window's length: announced, or the longest reset seen.
-    window: Duration,
-    /// Requests sent under this budget and not answered yet.
-    in_flight: u64,
-    /// When the window of `left` and `ends` began by the local count: a budget renews when
-    /// a request is due past `ends`, which may be ahead of the answers still coming in.
-    starts: Instant,
-    /// The lowest remaining count announced in the server's current window: a count higher
-    /// by more than the requests in flight means the window turned.
-    announced: u64,
-    /// Whether the budget has seen a window end. Until then, answers to requests sent before
-    /// the first announcement (not counted in flight) may arrive in any order, and a higher
-    /// count says nothing of a turn.
-    settled: bool,
+/// A request's places in the lanes of its key and of its quota's scope.
+#[derive(Debug, Default)]
+pub(crate) struct Turn {
+    path: Option<Slot>,
+    scope: Option<Slot>,
+    /// The scope of the request's announced quota, when it is not the key itself.
+    scope_key: Option<Key>,
+    /// The request must not be sent twice: it leaves the probe role to one that may be.
+    pub(crate) once: bool,
+}
+
+impl Turn {
+    /// No place taken yet; `scope` when the quota's scope is not the request's key; `once`
+    /// when the request must not be sent twice.
+    pub(crate) fn new(scope_key: Option<Key>, once: bool) -> Turn {
+        Turn {
+            path: None,
+            scope: None,
+            scope_key,
+            once,
+        }
+    }
+
+    /// The lanes whose budget counted this request: each must hear when it lands.
+    pub(crate) fn landing(&self, key: Key) -> [Option<Key>; 2] {
+        [
+            self.path.filter(|s| s.budgeted).map(|_| key),
+            self.scope.filter(|s| s.budgeted).and(self.scope_key),
+        ]
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -281,6 +289,74 @@ impl Lanes {
         Reserve::Slot(slot)
     }
 
+    /// When a request for `key` goes, `not_before` at the earliest (the gate's time), by its
+    /// places in the lanes of its key and scope (taken at its first call): `Ok(None)` now,
+    /// `Ok(Some((due, moved)))` at `due` or when a lane's schedule moves, and `Err(left)` when
+    /// that is past `deadline` (its places are given back).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn turn(
+        &self,
+        key: Key,
+        turn: &mut Turn,
+        now: Instant,
+        not_before: Instant,
+        deadline: Instant,
+    ) -> Result<Option<(Instant, Option<Waiter>)>, Duration> {
+        for (lane, scope) in [(Some(key), false), (turn.scope_key, true)] {
+            let place = if scope {
+                &mut turn.scope
+            } else {
+                &mut turn.path
+            };
+            if let Some(lane) = lane
+                && place.is_none()
+            {
+                match self.reserve(lane, now, not_before, deadline) {
+                    Reserve::Unpaced => {}
+                    Reserve::Slot(s) => *place = Some(s),
+                    Reserve::TooLate(due) => {
+                        self.give_back(key, turn);
+                        return Err(due - now);
+                    }
+                }
+            }
+        }
+        let (mut due, mut moved) = (not_before, None);
+        if let Some(s) = turn.path {
+            let (at, waiter) = self.due_watched(key, s, now);
+            (due, moved) = (due.max(at), waiter);
+        }
+        if let (Some(scope), Some(s)) = (turn.scope_key, turn.scope) {
+            let (at, waiter) = self.due_watched(scope, s, now);
+            if at > due {
+                (due, moved) = (at, waiter);
+            }
+        }
+        if due <= now {
+            if let Some(s) = turn.path {
+                self.went(key, s);
+            }
+            if let (Some(scope), Some(s)) = (turn.scope_key, turn.scope) {
+                self.went(scope, s);
+            }
+            return Ok(None);
+        }
+        if due > deadline {
+            self.give_back(key, turn);
+            return Err(due - now);
+        }
+        Ok(Some((due, moved)))
+    }
+
+    /// The request will not go (too late, or given up): its places in any budget are given
+    /// back, and it holds none.
+    pub(crate) fn give_back(&self, key: Key, turn: &mut Turn) {
+        for k in turn.landing(key).into_iter().flatten() {
+            self.landed(k);
+        }
+        *turn = Turn::new(turn.scope_key, turn.once);
+    }
+
     /// When `slot` of `key`'s lane is due now; `now` when the lane was forgotten.
     #[cfg(test)]
     pub(crate) fn due(&self, key: Key, slot: Slot, now: Instant) -> Instant {
@@ -321,7 +397,8 @@ impl Lanes {
 
     /// `slot`'s request went as the probe, which any request may be, out of turn: the tickets
     /// before it still wait, so it moves the schedule on only when it was the first waiting.
-    pub(crate) fn probed(&self, key: Key, slot: Slot) {
+    pub(crate) fn probed(&self, key: Key, turn: &Turn) {
+        let Some(slot) = turn.path else { return };
         if let Some(lane) = self.lock().map.get_mut(&key)
             && lane.first_waiting() == slot.ticket
         {
@@ -376,16 +453,7 @@ impl Lanes {
         match &mut lane.budget {
             Some(b) => b.announced(now, remaining, ends, quota.limit, window),
             None => {
-                lane.budget = Some(Budget {
-                    left: remaining,
-                    ends,
-                    limit: quota.limit,
-                    window,
-                    in_flight: 0,
-                    starts: now,
-                    announced: remaining,
-                    settled: false,
-                });
+                lane.budget = Some(Budget::new(now, remaining, ends, quota.limit, window));
                 let first = lane.first_waiting();
                 if lane.due(first) > now {
                     lane.rebase(now, first);
@@ -403,7 +471,7 @@ impl Lanes {
             .get_mut(&key)
             .and_then(|l| l.budget.as_mut())
         {
-            b.in_flight = b.in_flight.saturating_sub(1);
+            b.landed();
         }
     }
 
@@ -605,10 +673,9 @@ impl Lane {
         let mut at = self.next.max(now).max(not_before);
         self.next = match &mut self.budget {
             Some(b) => {
-                // The quota left, spread over the time left.
-                at = b.take(at);
-                let share = u32::try_from(b.left.saturating_add(1)).unwrap_or(u32::MAX);
-                at + b.ends.saturating_duration_since(at) / share
+                let next;
+                (at, next) = b.take(at);
+                next
             }
             None => at + self.pace.interval(at),
         };
@@ -649,80 +716,6 @@ impl Lane {
         self.base_at = at;
     }
 }
-
-impl Budget {
-    /// Takes one request of the budget for a request that would go at `at`; returns when it
-    /// may go. When the window is over (by the announced reset), a new one begins with the
-    /// whole quota, or, when the quota was never announced, with one request whose answer
-    /// tells the rest. When nothing is left, the request goes when the window ends.
-    fn take(&mut self, mut at: Instant) -> Instant {
-        if at >= self.ends {
-            self.renew(at);
-        }
-        if self.left == 0 {
-            at = self.ends;
-            self.renew(at);
-        }
-        self.left = self.left.saturating_sub(1);
-        self.in_flight = self.in_flight.saturating_add(1);
-        at
-    }
-
-    fn renew(&mut self, at: Instant) {
-        self.starts = at;
-        self.settled = true;
-        self.left = self.limit.unwrap_or(1).max(1);
-        self.ends = at + self.window.max(MIN_WINDOW);
-    }
-
-    /// A response announced `remaining` requests until `ends`. The server's count is the
-    /// truth, less the requests still in flight (it may not have counted them yet): it
-    /// lowers the local count, and raises it only when the server's window turned (its
-    /// count went up by more than the requests in flight: answers to concurrent requests
-    /// arrive in any order) or the local window is over.
-    ///
-    /// A delay in whole seconds is rounded up by the server, so `ends` is a bound: the
-    /// earliest of a window's announcements is the closest. When the local count has already
-    /// moved on to the next window (its requests are scheduled past the end of this one), an
-    /// answer from before that window began tells nothing of it, unless the server's window
-    /// turned: then it turned before the local one, which moves back to the server's.
-    fn announced(
-        &mut self,
-        now: Instant,
-        remaining: u64,
-        ends: Instant,
-        limit: Option<u64>,
-        window: Duration,
-    ) {
-        let turned = self.settled && remaining > self.announced.saturating_add(self.in_flight);
-        self.limit = limit.or(self.limit);
-        self.window = self.window.max(window);
-        let left = remaining.saturating_sub(self.in_flight);
-        if now < self.starts {
-            if turned {
-                self.announced = remaining;
-                self.starts = now;
-                self.ends = self.ends.min(ends);
-                self.left = self.left.min(left);
-            }
-            return;
-        }
-        if turned || now >= self.ends {
-            self.settled |= now >= self.ends;
-            self.announced = remaining;
-            self.ends = ends;
-            self.left = left;
-        } else {
-            self.announced = self.announced.min(remaining);
-            self.ends = self.ends.min(ends);
-            self.left = self.left.min(left);
-        }
-    }
-}
-
-/// The shortest window a budget assumes: a server that announces a reset of zero does not
-/// get a request storm.
-const MIN_WINDOW: Duration = Duration::from_millis(100);
 
 /// Rejections on two keys of one scope this close together widen the limit to the scope.
 pub(crate) const WIDEN_WITHIN: Duration = Duration::from_secs(1);

@@ -4,14 +4,10 @@ use std::{sync::Arc, time::Duration};
 use tower::Layer;
 
 /// The default for [`RateLimitBackoffLayer::max_wait`]: 30 seconds.
-pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
-
-/// The default of the former `release_jitter` setting: 100 milliseconds.
-#[deprecated(note = "waiters are paced in arrival order")]
-pub const DEFAULT_RELEASE_JITTER: Duration = Duration::from_millis(100);
+const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// The default for [`RateLimitBackoffLayer::max_closed`]: one hour.
-pub const DEFAULT_MAX_CLOSED: Duration = Duration::from_secs(60 * 60);
+pub(super) const DEFAULT_MAX_CLOSED: Duration = Duration::from_secs(60 * 60);
 
 /// Stops sending on a rate-limited path until it resets. See the [module docs](super) for an
 /// example.
@@ -67,14 +63,6 @@ impl RateLimitBackoffLayer {
     /// to 20 %).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
-        self
-    }
-
-    /// Has no effect: the waiters of a reopened key leave in the order they arrived, at the
-    /// key's learned pace (see [pacing](super#pacing)), not at random times.
-    #[deprecated(note = "waiters are paced in arrival order; the setting has no effect")]
-    pub fn release_jitter(self, window: Duration) -> Self {
-        let _ = window;
         self
     }
 
@@ -134,38 +122,12 @@ impl RateLimitBackoffLayer {
     ///
     /// let gates = RateLimitGates::with_max_keys(1_000);
     /// let a = RateLimitBackoffLayer::new().gates(gates.clone());
-    /// let b = RateLimitBackoffLayer::new().fail_fast().gates(gates);
-    /// assert_eq!(a.get_gates().max_keys(), 1_000);
-    /// # let _ = b;
+    /// let b = RateLimitBackoffLayer::new().fail_fast().gates(gates.clone());
+    /// assert_eq!(gates.max_keys(), 1_000);
+    /// # let _ = (a, b);
     /// ```
     pub fn gates(mut self, gates: RateLimitGates) -> Self {
         self.gates = gates;
-        self
-    }
-
-    /// The gate map this layer's services use.
-    pub fn get_gates(&self) -> &RateLimitGates {
-        &self.gates
-    }
-
-    /// The former spelling of `RateLimitBackoffLayer::new().gates(gates)`.
-    #[deprecated(note = "use `RateLimitBackoffLayer::new().gates(gates)`")]
-    pub fn with_gates(gates: RateLimitGates) -> Self {
-        RateLimitBackoffLayer::new().gates(gates)
-    }
-
-    /// The former name of [`get_gates`](Self::get_gates).
-    #[deprecated(note = "renamed `get_gates`")]
-    pub fn gate_map(&self) -> &RateLimitGates {
-        self.get_gates()
-    }
-
-    /// Sets the bound of the gate map this layer holds, which every layer sharing the map
-    /// sees: build the map with [`RateLimitGates::with_max_keys`] and pass it to
-    /// [`gates`](Self::gates) instead.
-    #[deprecated(note = "changes the shared map: use `.gates(RateLimitGates::with_max_keys(n))`")]
-    pub fn max_keys(self, max_keys: usize) -> Self {
-        self.gates.set_max_keys(max_keys);
         self
     }
 
@@ -186,11 +148,6 @@ impl RateLimitBackoffLayer {
     pub fn contract(mut self, contract: ErrorContract) -> Self {
         self.contract = contract;
         self
-    }
-
-    /// The error contract this layer consults.
-    pub fn get_contract(&self) -> &ErrorContract {
-        &self.contract
     }
 }
 

@@ -42,8 +42,7 @@ pub(crate) const SLOW_START_KEEP: f64 = 0.5;
 
 /// The cubic curve's scaling, as a share of the ceiling per second³: AWS's 0.4 requests per
 /// second per second³ at a ceiling of 200 requests per second. Relative to the ceiling, so
-/// every server is probed on the same timeline (about 4.6 s back to the ceiling), a slow one
-/// no faster than a quick one.
+/// every server is probed on the same timeline, a slow one no faster than a quick one.
 pub(crate) const C: f64 = 0.002;
 
 /// The slowest pace: one request every two seconds.

@@ -2,7 +2,7 @@
 //!
 //! Everything the gate *decides* is here: how long a first rejection closes a key, how a
 //! later rejection re-closes it (the probe's: the next, longer backoff; a straggler's: only a
-//! longer hint extends), what a request arriving at the gate does (send, send as the probe,
+//! longer hint extends), what a request arriving at a closed gate does (send as the probe,
 //! wait, or fail), that only the current probe opens a key, how far a server's hint is
 //! trusted, and when a forgotten entry may be dropped.
 //!
@@ -10,8 +10,7 @@
 //! runtime or random source, so every rule is tested with plain `#[test]`s. What the rules
 //! decide is kept by a [store](super::store), and waiters are woken by
 //! [`notify`](super::notify); [`RateLimitGates`](super::RateLimitGates) puts the three
-//! together. Another store (one shared by a fleet of processes, say) therefore keeps the
-//! same rules without touching this file.
+//! together; the Redis store keeps the same rules.
 
 use crate::{backoff::Backoff, retry_after::MAX_HINT};
 use std::time::{Duration, Instant};
@@ -95,8 +94,6 @@ pub(crate) fn outage_hold(backoff: &Backoff, k: u32) -> Duration {
 /// What a request arriving at its key's gate does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Admit {
-    /// The key is open (not tracked): send.
-    Open,
     /// The key's time is up and nobody probes it: send as its probe (if the role is still
     /// free when taken).
     Probe,
@@ -192,13 +189,10 @@ impl Policy {
 /// request; a GET refused costs nothing.
 pub(crate) const PROBE_GRACE: Duration = Duration::from_millis(20);
 
-/// What a request for a key tracked as `entry` (`None`: not tracked) does at `now`, given the
-/// latest instant it may still be sent; `defer` when it must not be sent twice and a request
-/// that may be waits for the key (see [`PROBE_GRACE`]).
-pub(crate) fn admit(entry: Option<&Entry>, now: Instant, deadline: Instant, defer: bool) -> Admit {
-    let Some(e) = entry else {
-        return Admit::Open;
-    };
+/// What a request for a key tracked as `e` does at `now`, given the latest instant it may
+/// still be sent; `defer` when it must not be sent twice and a request that may be waits for
+/// the key (see [`PROBE_GRACE`]).
+pub(crate) fn admit(e: &Entry, now: Instant, deadline: Instant, defer: bool) -> Admit {
     if probe_due(e, now) {
         let grace = e.until.checked_add(PROBE_GRACE).unwrap_or(e.until);
         if defer && now < grace && grace <= deadline {
@@ -402,7 +396,7 @@ mod tests {
         assert_eq!(wait, Duration::from_millis(900), "0.75 s + 20 %");
     }
 
-    fn admit_any(entry: Option<&Entry>, now: Instant, deadline: Instant) -> Admit {
+    fn admit_any(entry: &Entry, now: Instant, deadline: Instant) -> Admit {
         admit(entry, now, deadline, false)
     }
 
@@ -411,50 +405,40 @@ mod tests {
         let now = t0();
         let e = Entry::closed(now, S(1));
         let (up, far) = (now + S(1), now + S(10));
-        assert_eq!(admit(Some(&e), up, far, false), Admit::Probe);
-        assert_eq!(
-            admit(Some(&e), up, far, true),
-            Admit::WaitUntil(up + PROBE_GRACE)
-        );
+        assert_eq!(admit(&e, up, far, false), Admit::Probe);
+        assert_eq!(admit(&e, up, far, true), Admit::WaitUntil(up + PROBE_GRACE));
         // Nobody took it meanwhile: it goes.
-        assert_eq!(admit(Some(&e), up + PROBE_GRACE, far, true), Admit::Probe);
+        assert_eq!(admit(&e, up + PROBE_GRACE, far, true), Admit::Probe);
         // A deadline inside the grace does not hold it back.
-        assert_eq!(admit(Some(&e), up, up, true), Admit::Probe);
+        assert_eq!(admit(&e, up, up, true), Admit::Probe);
     }
 
     #[test]
     fn admission() {
         let now = t0();
         let far = now + S(3600);
-        assert_eq!(admit_any(None, now, far), Admit::Open);
         let mut e = Entry::closed(now, S(10));
-        assert_eq!(admit_any(Some(&e), now, far), Admit::WaitUntil(now + S(10)));
-        assert_eq!(admit_any(Some(&e), now, now), Admit::Fail(S(10)));
-        assert_eq!(
-            admit_any(Some(&e), now + S(4), now + S(5)),
-            Admit::Fail(S(6))
-        );
+        assert_eq!(admit_any(&e, now, far), Admit::WaitUntil(now + S(10)));
+        assert_eq!(admit_any(&e, now, now), Admit::Fail(S(10)));
+        assert_eq!(admit_any(&e, now + S(4), now + S(5)), Admit::Fail(S(6)));
         // Exactly at the deadline still waits.
         assert_eq!(
-            admit_any(Some(&e), now, now + S(10)),
+            admit_any(&e, now, now + S(10)),
             Admit::WaitUntil(now + S(10))
         );
         // Time up: the first request probes...
         let later = now + S(10);
         assert!(probe_due(&e, later));
-        assert_eq!(admit_any(Some(&e), later, far), Admit::Probe);
-        assert_eq!(admit_any(Some(&e), later, later), Admit::Probe);
+        assert_eq!(admit_any(&e, later, far), Admit::Probe);
+        assert_eq!(admit_any(&e, later, later), Admit::Probe);
         // ...and the others wait for its answer, or fail with zero left.
         e.probe = Some(1);
         assert!(!probe_due(&e, later));
         assert_eq!(
-            admit_any(Some(&e), later, far),
+            admit_any(&e, later, far),
             Admit::WaitForProbe { deadline: far }
         );
-        assert_eq!(
-            admit_any(Some(&e), later, later),
-            Admit::Fail(Duration::ZERO)
-        );
+        assert_eq!(admit_any(&e, later, later), Admit::Fail(Duration::ZERO));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 use super::{
     Key, RateLimitBackoffLayer, RateLimitGates, ResponseBody,
-    gate::{Admission, Check, Turn, wait_turn},
+    gate::{Admission, Check, wait_turn},
+    lanes::Turn,
+    store::GateStore,
 };
 use crate::quota::{Quota, QuotaScope};
 use crate::retry::{CallDeadline, ExhaustedBefore, policy::RequestFacts};
@@ -19,7 +21,7 @@ use std::{
     time::SystemTime,
 };
 use tokio::time::Instant;
-use tower::{BoxError, Layer, Service};
+use tower::{BoxError, Service};
 
 /// The service of [`RateLimitBackoffLayer`]. See the [module docs](super) for an example.
 ///
@@ -31,16 +33,6 @@ pub struct RateLimitBackoff<S> {
 }
 
 impl<S> RateLimitBackoff<S> {
-    /// Wraps `inner` with the default configuration and a new gate map.
-    pub fn new(inner: S) -> Self {
-        RateLimitBackoffLayer::new().layer(inner)
-    }
-
-    /// A layer with the default configuration.
-    pub fn layer() -> RateLimitBackoffLayer {
-        RateLimitBackoffLayer::new()
-    }
-
     /// The gate map this service uses.
     pub fn gates(&self) -> &RateLimitGates {
         &self.config.gates
@@ -158,10 +150,10 @@ impl<S> RateLimitBackoff<S> {
                 // there (see `wait_turn`).
                 self.wait_at_gate(request, key, deadline, call.is_some(), turn, track)
             }
-            #[cfg(feature = "redis")]
-            Check::Lease(id) => {
-                // Asking the fleet takes a round trip: the request asks again as it waits.
-                config.gates.unclaim(key, id);
+            Check::Lease(id, _) => {
+                // Asking the fleet takes a round trip: the request gives the local role back
+                // and asks again as it waits.
+                config.gates.view.release_probe(key, id);
                 self.wait_at_gate(request, key, deadline, call.is_some(), turn, track)
             }
             Check::Wait { .. } => {
@@ -330,9 +322,7 @@ impl Track {
 
 impl Drop for Track {
     fn drop(&mut self) {
-        for key in self.landing.iter().flatten() {
-            self.config.gates.landed(*key);
-        }
+        self.land();
         // A probe dropped before its answer (cancelled, timed out by an outer layer).
         if let Some(id) = self.probe.take() {
             self.config.gates.hand_on(self.key, id);

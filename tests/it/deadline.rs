@@ -14,8 +14,9 @@ use std::{
 use tokio::time::Instant;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_api_retry::{
-    ApiContractLayer, Error, ErrorCode, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
-    RetryOverride, ServiceBuilderExt, backoff::Backoff, backoff::Jitter, retry::CallDeadline,
+    ApiContractLayer, Error, ErrorCode, ErrorDecodeLayer, RateLimitBackoffLayer, RateLimitGates,
+    RetryLayer, RetryOverride, ServiceBuilderExt, backoff::Backoff, backoff::Jitter,
+    retry::CallDeadline,
 };
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -262,8 +263,8 @@ async fn a_closed_gate_holds_a_grpc_call_no_longer_than_its_deadline() {
         });
         (seen, server)
     };
-    let rate_limit = RateLimitBackoffLayer::new();
-    let gates = rate_limit.get_gates().clone();
+    let gates = RateLimitGates::new();
+    let rate_limit = RateLimitBackoffLayer::new().gates(gates.clone());
     let mut svc = ServiceBuilder::new()
         .layer(layer())
         .layer(rate_limit)

@@ -17,7 +17,8 @@ type Client = tonic::client::Grpc<tower_api_retry::ApiContract<Channel>>;
 
 /// The documented stack over a lazily connected channel, and its gate map.
 fn client(server: &GrpcServer, rate_limit: RateLimitBackoffLayer) -> (Client, RateLimitGates) {
-    let gates = rate_limit.get_gates().clone();
+    let gates = RateLimitGates::new();
+    let rate_limit = rate_limit.gates(gates.clone());
     let channel = Channel::from_shared(server.url()).unwrap().connect_lazy();
     let stack = ServiceBuilder::new()
         .layer(

@@ -111,8 +111,10 @@ fn stack(
         let answer = script.get(n).copied().unwrap_or(Answer::Ok);
         async move { Ok::<_, Infallible>(respond(content_type, answer)) }
     });
-    let layer = RateLimitBackoffLayer::new().backoff(Backoff::new().jitter(Jitter::None));
-    let gates = layer.get_gates().clone();
+    let gates = RateLimitGates::new();
+    let layer = RateLimitBackoffLayer::new()
+        .backoff(Backoff::new().jitter(Jitter::None))
+        .gates(gates.clone());
     let svc = ServiceBuilder::new()
         .layer(layer)
         .layer(ErrorDecodeLayer::new())
@@ -242,8 +244,8 @@ async fn a_rate_limit_after_messages_still_closes_the_gate() {
             })
         }
     }
-    let layer = RateLimitBackoffLayer::new();
-    let gates = layer.get_gates().clone();
+    let gates = RateLimitGates::new();
+    let layer = RateLimitBackoffLayer::new().gates(gates.clone());
     let svc = ServiceBuilder::new()
         .layer(layer)
         .layer(ErrorDecodeLayer::new())

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_api_retry::{
     ApiContractLayer, ErrorContract, OutageRule, OutageSignals, RateLimitBackoffLayer,
-    ServiceBuilderExt,
+    RateLimitGates, ServiceBuilderExt,
 };
 
 const S: fn(u64) -> Duration = Duration::from_secs;
@@ -235,8 +235,8 @@ async fn one_bad_input_in_ten_never_stalls_its_path() {
                 )
             }
         });
-        let rate_limit = RateLimitBackoffLayer::new();
-        let gates = rate_limit.get_gates().clone();
+        let gates = RateLimitGates::new();
+        let rate_limit = RateLimitBackoffLayer::new().gates(gates.clone());
         let client = ServiceBuilder::new()
             .layer(
                 ApiContractLayer::new()
@@ -293,8 +293,10 @@ async fn one_bad_input_in_ten_never_stalls_its_path() {
 #[tokio::test(start_paused = true)]
 async fn fail_fast_fails_at_once_at_a_path_held_for_an_outage() {
     let outages = Outages::new(&[(Duration::ZERO, S(3600))]);
-    let rate_limit = RateLimitBackoffLayer::new().fail_fast();
-    let gates = rate_limit.get_gates().clone();
+    let gates = RateLimitGates::new();
+    let rate_limit = RateLimitBackoffLayer::new()
+        .fail_fast()
+        .gates(gates.clone());
     // One attempt per request, to see each one.
     let client = ServiceBuilder::new()
         .layer(
@@ -343,8 +345,8 @@ async fn a_grpc_message_over_the_servers_limit_fails_once_and_never_stalls_the_m
 
     let server = GrpcServer::start().await;
     server.max_decoding_message_size(1024);
-    let rate_limit = RateLimitBackoffLayer::new();
-    let gates = rate_limit.get_gates().clone();
+    let gates = RateLimitGates::new();
+    let rate_limit = RateLimitBackoffLayer::new().gates(gates.clone());
     let channel = Channel::from_shared(server.url()).unwrap().connect_lazy();
     let stack = ServiceBuilder::new()
         .layer(ApiContractLayer::new().rate_limit(rate_limit))
@@ -389,8 +391,10 @@ async fn a_refused_connection_takes_the_path_out_too() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let rate_limit = RateLimitBackoffLayer::new().fail_fast();
-    let gates = rate_limit.get_gates().clone();
+    let gates = RateLimitGates::new();
+    let rate_limit = RateLimitBackoffLayer::new()
+        .fail_fast()
+        .gates(gates.clone());
     let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let client = ServiceBuilder::new()
         .layer(
@@ -429,8 +433,8 @@ async fn grpcio_like(
     use crate::support::grpc::{GrpcServer, SAY, call};
     let server = GrpcServer::start().await;
     server.max_receive_message_length(1024);
-    let rate_limit = RateLimitBackoffLayer::new();
-    let gates = rate_limit.get_gates().clone();
+    let gates = RateLimitGates::new();
+    let rate_limit = RateLimitBackoffLayer::new().gates(gates.clone());
     let stack = ServiceBuilder::new()
         .layer(ApiContractLayer::new().retry(retry).rate_limit(rate_limit))
         .service(server.in_memory_channel());
@@ -601,8 +605,10 @@ async fn a_grpc_quota_without_pushback_still_closes_the_method_and_backs_off() {
             )
         }
     });
-    let rate_limit = RateLimitBackoffLayer::new().backoff(Backoff::new().jitter(Jitter::None));
-    let gates = rate_limit.get_gates().clone();
+    let gates = RateLimitGates::new();
+    let rate_limit = RateLimitBackoffLayer::new()
+        .backoff(Backoff::new().jitter(Jitter::None))
+        .gates(gates.clone());
     let client = ServiceBuilder::new()
         .layer(
             ApiContractLayer::new()
