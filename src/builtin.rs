@@ -33,7 +33,7 @@
 //! assert_eq!(Credits(120).to_string(), "$1.20");
 //! ```
 
-use crate::{ApiError, ErrorCode};
+use crate::{code::ErrorCode, error::ApiError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;

@@ -5,7 +5,7 @@
 //! one value every layer (decode, retry, rate limit, server-sent events, the tower-http
 //! classifier) consults; a contract may declare other codes on top of it.
 
-use crate::ErrorCode;
+use crate::code::ErrorCode;
 use http::StatusCode;
 use std::fmt;
 

@@ -84,7 +84,9 @@
 //! [`ApiContractLayer::contract`]: crate::ApiContractLayer::contract
 
 use crate::{
-    Disposition, ErrorCode, classify,
+    classify,
+    classify::Disposition,
+    code::ErrorCode,
     quota::{QuotaScope, RateLimitHeaders},
 };
 use http::StatusCode;
@@ -558,7 +560,7 @@ pub(crate) fn grpc_number_for(code: &ErrorCode, class: Disposition) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Error;
+    use crate::error::Error;
 
     fn s(n: u16) -> Option<StatusCode> {
         Some(StatusCode::from_u16(n).unwrap())
@@ -632,7 +634,7 @@ mod tests {
     #[test]
     fn an_error_is_judged_by_the_contract_of_the_layer_that_made_it() {
         let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
-        let api = crate::ApiError::decode(
+        let api = crate::error::ApiError::decode(
             StatusCode::BAD_REQUEST,
             &Default::default(),
             br#"{"error": {"code": "QUOTA_EXCEEDED", "message": "over"}}"#,
@@ -739,8 +741,11 @@ mod tests {
         let no_refused =
             ErrorContract::new().outages(OutageRule::DEFAULT.signals(OutageSignals::UNAVAILABLE));
         assert_eq!(signal(refused(), &no_refused), None);
-        let api =
-            crate::ApiError::decode(StatusCode::SERVICE_UNAVAILABLE, &Default::default(), b"");
+        let api = crate::error::ApiError::decode(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &Default::default(),
+            b"",
+        );
         assert_eq!(
             signal(Error::from_api(api), &c),
             Some(OutageSignals::UNAVAILABLE)

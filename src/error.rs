@@ -2,8 +2,9 @@
 //! type of every service in this crate).
 
 use crate::{
-    ErrorCode, ErrorContract,
     classify::{Disposition, classify},
+    code::ErrorCode,
+    contract::ErrorContract,
     reason::{LocalFailure, NotRetried},
     text::Credentials,
     text::safe::{MAX_TEXT_CHARS, safe_text},
@@ -427,7 +428,7 @@ struct Inner {
     /// the equivalent `tonic::Status`, where tonic looks for it), built on first use.
     view: std::sync::OnceLock<BoxError>,
     /// The quota the error response announced in its headers.
-    quota: Option<crate::Quota>,
+    quota: Option<crate::quota::Quota>,
 }
 
 enum Kind {
@@ -641,7 +642,7 @@ impl Error {
     }
 
     /// Records the quota the error response announced.
-    pub(crate) fn set_quota(&mut self, quota: Option<crate::Quota>) {
+    pub(crate) fn set_quota(&mut self, quota: Option<crate::quota::Quota>) {
         self.inner.quota = quota;
     }
 
@@ -822,7 +823,7 @@ impl Error {
     /// assert_eq!(quota.reset, Some(std::time::Duration::from_secs(2)));
     /// # }
     /// ```
-    pub fn quota(&self) -> Option<&crate::Quota> {
+    pub fn quota(&self) -> Option<&crate::quota::Quota> {
         self.inner.quota.as_ref()
     }
 

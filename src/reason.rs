@@ -240,12 +240,12 @@ impl LocalFailure {
     }
 
     /// The code an error of this failure carries.
-    pub(crate) fn code(&self) -> crate::ErrorCode {
+    pub(crate) fn code(&self) -> crate::code::ErrorCode {
         match self {
             LocalFailure::NotAnEventStream | LocalFailure::Redirected => {
-                crate::ErrorCode::FailedPrecondition
+                crate::code::ErrorCode::FailedPrecondition
             }
-            LocalFailure::EventTooLarge { .. } => crate::ErrorCode::OutOfRange,
+            LocalFailure::EventTooLarge { .. } => crate::code::ErrorCode::OutOfRange,
         }
     }
 }

@@ -71,8 +71,9 @@
 //! ```
 
 use crate::{
-    ErrorContract, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer, mcp::McpDecodeLayer,
-    rate_limit::RateLimitBackoff, retry::Retry,
+    contract::ErrorContract, decode::ErrorDecodeLayer, mcp::McpDecodeLayer,
+    rate_limit::RateLimitBackoff, rate_limit::RateLimitBackoffLayer, retry::Retry,
+    retry::RetryLayer,
 };
 use tower::{Layer, ServiceBuilder, layer::util::Stack};
 
@@ -256,7 +257,7 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
 }
 
 mod sealed {
-    use crate::{ErrorContract, ErrorDecodeLayer, McpDecodeLayer};
+    use crate::{contract::ErrorContract, decode::ErrorDecodeLayer, mcp::McpDecodeLayer};
 
     pub trait Sealed {}
     impl<L> Sealed for tower::ServiceBuilder<L> {}

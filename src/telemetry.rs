@@ -4,7 +4,7 @@
 //! Every label value is a `&'static str` from a fixed set (see [`crate::metrics`]): nothing a
 //! server or a caller wrote ever becomes a label.
 
-use crate::{NotRetried, error::Error};
+use crate::{error::Error, reason::NotRetried};
 use http::{Method, StatusCode};
 use std::future::Future;
 
@@ -315,7 +315,7 @@ mod tests {
 
     #[test]
     fn error_types_are_bounded() {
-        let api = crate::ApiError::decode(
+        let api = crate::error::ApiError::decode(
             StatusCode::SERVICE_UNAVAILABLE,
             &http::HeaderMap::new(),
             b"",
@@ -323,7 +323,7 @@ mod tests {
         assert_eq!(error_type(&Error::from_api(api)), "503");
         let refused = Error::gate_closed(std::time::Duration::from_secs(1));
         assert_eq!(error_type(&refused), "RESOURCE_EXHAUSTED");
-        let unknown = crate::ApiError::decode(
+        let unknown = crate::error::ApiError::decode(
             StatusCode::OK,
             &http::HeaderMap::new(),
             br#"{"error": {"code": "WHATEVER_bearer_abc", "message": "m"}}"#,

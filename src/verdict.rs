@@ -1,6 +1,8 @@
 //! What one answer means, judged once: [`Verdict`].
 
-use crate::{Disposition, ErrorCode, ErrorContract, contract::OutageSignals};
+use crate::{
+    classify::Disposition, code::ErrorCode, contract::ErrorContract, contract::OutageSignals,
+};
 use http::StatusCode;
 
 /// What the contract makes of one answer: for a retry, for the path's gate, and for safety.
@@ -252,7 +254,7 @@ pub(crate) fn heed_server(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ApiError, Error, contract::OutageRule};
+    use crate::{contract::OutageRule, error::ApiError, error::Error};
     use Disposition::*;
     use http::{HeaderMap, HeaderValue};
 

@@ -1,6 +1,6 @@
 use super::{Credentials, SensitiveHeaders, is_error};
 use crate::{
-    ErrorContract,
+    contract::ErrorContract,
     error::{ApiError, BodyShape, Error},
     telemetry::{self, Started},
 };
@@ -408,7 +408,7 @@ fn decode(
     }
     let mut err = Error::from_api(api).judged(contract);
     // Error responses announce quotas too (a 429 with `RateLimit: ...;r=0;t=30`).
-    err.set_quota(crate::Quota::read(
+    err.set_quota(crate::quota::Quota::read(
         &parts.headers,
         contract.rate_limit_headers,
         std::time::SystemTime::now(),

@@ -58,7 +58,7 @@ pub use layer::{ErrorDecode, ErrorDecodeLayer, ResponseFuture};
 pub(crate) use crate::text::SensitiveHeaders;
 
 use crate::{
-    ErrorCode,
+    code::ErrorCode,
     error::{ApiError, Assembly},
     retry_after::hint_from_headers,
     text::safe::excerpt,
@@ -157,7 +157,7 @@ impl ApiError {
         ApiError::assemble(Assembly {
             message,
             hint,
-            ..Assembly::new(status, code, crate::BodyShape::Unrecognized)
+            ..Assembly::new(status, code, crate::error::BodyShape::Unrecognized)
         })
     }
 }

@@ -3,7 +3,7 @@
 
 use super::Credentials;
 use crate::{
-    ErrorCode,
+    code::ErrorCode,
     error::{ApiError, Assembly, BodyShape},
     retry_after::Hint,
     text::{

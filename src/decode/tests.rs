@@ -3,7 +3,10 @@
 //! input. The layer itself is tested against a real server in `tests/it/decode.rs`.
 
 use super::*;
-use crate::{BodyShape, Disposition, Error, retry_after::MAX_HINT, text::safe::MAX_TEXT_CHARS};
+use crate::{
+    classify::Disposition, error::BodyShape, error::Error, retry_after::MAX_HINT,
+    text::safe::MAX_TEXT_CHARS,
+};
 use http::HeaderValue;
 use serde_json::json;
 use std::time::{Duration, SystemTime};
@@ -804,7 +807,8 @@ fn display_shows_code_message_and_fix() {
 /// error keeps (no credential shown, bounded texts, bounded hints).
 mod arbitrary_input {
     use crate::{
-        ApiError, Error,
+        error::ApiError,
+        error::Error,
         retry_after::MAX_HINT,
         text::{
             Credentials,
@@ -1015,7 +1019,7 @@ mod arbitrary_input {
 /// `grpc-status` / `grpc-message` on arbitrary bytes with planted credentials however
 /// percent-encoded. No panic, the caps hold, and no credential survives.
 mod hostile_input {
-    use crate::{ApiError, ErrorCode, retry_after::MAX_HINT};
+    use crate::{code::ErrorCode, error::ApiError, retry_after::MAX_HINT};
     use http::{HeaderMap, HeaderValue, StatusCode};
     use proptest::prelude::*;
 
@@ -1279,7 +1283,7 @@ mod hostile_input {
             headers.insert("grpc-status", HeaderValue::from_static(grpc_status));
             headers.insert("grpc-message", HeaderValue::from_str(&encoded).unwrap());
             let err = ApiError::decode(StatusCode::OK, &headers, b"");
-            let wrapped = crate::Error::from(err.clone());
+            let wrapped = crate::error::Error::from(err.clone());
             let shown = format!("{err} {err:?} {wrapped} {wrapped:?}");
             prop_assert!(!shown.contains(&secret), "{}", shown);
         }

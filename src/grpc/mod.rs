@@ -4,7 +4,7 @@
 pub(crate) mod metadata;
 
 use crate::{
-    ErrorCode,
+    code::ErrorCode,
     text::{
         Credentials,
         safe::{MAX_TEXT_CHARS, safe_text},

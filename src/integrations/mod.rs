@@ -27,7 +27,7 @@ pub(crate) mod tonic;
 #[cfg(feature = "tower-http")]
 pub mod tower_http;
 
-use crate::Error;
+use crate::error::Error;
 use std::error::Error as StdError;
 
 /// The chain of sources depends on the integrations compiled in: a transport failure's source

@@ -74,7 +74,8 @@
 //! [`redirect::Policy::none()`](reqwest::redirect::Policy::none).
 
 use crate::{
-    Error, ErrorCode,
+    code::ErrorCode,
+    error::Error,
     retry::{Captured, NotReplayable, ReplayBody},
 };
 use bytes::Bytes;
@@ -478,7 +479,7 @@ mod tests {
             .unwrap();
         let err = svc.call(request).await.unwrap_err();
         assert_eq!(err.code(), &ErrorCode::InvalidArgument);
-        assert_eq!(err.disposition(), crate::Disposition::FixRequest);
+        assert_eq!(err.disposition(), crate::classify::Disposition::FixRequest);
         assert!(!err.request_sent() && !err.is_retryable());
         let source = std::error::Error::source(&err).unwrap();
         assert!(

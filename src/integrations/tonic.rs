@@ -18,7 +18,7 @@
 //! assert_eq!(status.message(), "restarting");
 //! ```
 
-use crate::Error;
+use crate::error::Error;
 
 /// The gRPC code for an [`Error`]: its own code where gRPC has one, else by the class of its
 /// status and code.
@@ -71,7 +71,8 @@ crate::retry::body::replay_by_capture! {
 mod tests {
     use super::*;
     use crate::{
-        ApiError, ErrorCode,
+        code::ErrorCode,
+        error::ApiError,
         retry::{
             ReplayBody,
             body::tests::{drain, frames, three_attempts},

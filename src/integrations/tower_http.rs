@@ -24,7 +24,7 @@
 //! crate's stack are classified by their own code; any other error counts as a transport
 //! failure.
 
-use crate::{Disposition, Error, ErrorCode, ErrorContract};
+use crate::{classify::Disposition, code::ErrorCode, contract::ErrorContract, error::Error};
 use http::{HeaderMap, Response, StatusCode};
 use std::{any::Any, fmt};
 use tower_http::{
@@ -192,7 +192,7 @@ impl ClassifyEos for GrpcEos {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ApiError;
+    use crate::error::ApiError;
 
     fn res(status: u16, headers: &[(&'static str, &'static str)]) -> Response<()> {
         let mut r = Response::builder().status(status);

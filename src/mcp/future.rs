@@ -5,7 +5,7 @@ use super::{
     inspect::{inspect, is_json},
 };
 use crate::{
-    ErrorContract,
+    contract::ErrorContract,
     decode::{
         Credentials,
         layer::{Fill, Limits, ReadEnd, ResponseFuture as DecodeFuture, poll_read},

@@ -2,7 +2,7 @@
 
 use super::{McpBody, ResponseFuture, future::State};
 use crate::{
-    ErrorDecodeLayer,
+    decode::ErrorDecodeLayer,
     decode::{ErrorDecode, layer::Limits},
     error::Error,
 };

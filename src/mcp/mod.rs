@@ -24,7 +24,7 @@ mod tests {
         inspect::{inspect, is_json},
         *,
     };
-    use crate::{ErrorDecodeLayer, decode::Credentials};
+    use crate::{decode::Credentials, decode::ErrorDecodeLayer};
     use bytes::Bytes;
     use http::{HeaderMap, Request, Response, StatusCode, header::CONTENT_TYPE};
     use http_body::{Body, Frame, SizeHint};
@@ -66,11 +66,11 @@ mod tests {
         let h = json_headers();
         let both = br#"{"result":{"isError":true,"content":[{"type":"text","text":"{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"t\"}}"}],"structuredContent":{"error":{"code":"ALREADY_EXISTS","message":"s"}}}}"#;
         let api = inspect(StatusCode::OK, &h, both, &Credentials::new()).unwrap();
-        assert_eq!(api.code(), &crate::ErrorCode::AlreadyExists);
+        assert_eq!(api.code(), &crate::code::ErrorCode::AlreadyExists);
         let envelope = br#"{"result":{"isError":true,"content":[{"type":"text","text":"{\"code\":\"UNAVAILABLE\",\"message\":\"later\"}"}]}}"#;
         let api = inspect(StatusCode::OK, &h, envelope, &Credentials::new()).unwrap();
-        assert_eq!(api.code(), &crate::ErrorCode::Unavailable);
-        assert!(crate::Error::from(api).is_retryable());
+        assert_eq!(api.code(), &crate::code::ErrorCode::Unavailable);
+        assert!(crate::error::Error::from(api).is_retryable());
     }
 
     #[test]

@@ -373,7 +373,7 @@ impl RateLimitGates {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn share_retry_budget(&self, retry: &crate::RetryLayer) {
+    pub fn share_retry_budget(&self, retry: &crate::retry::RetryLayer) {
         let (Some(fleet), Some(bucket)) = (self.fleet(), &retry.budget) else {
             return;
         };

@@ -22,7 +22,7 @@ use super::{
     policy::{self, Admit, Policy, ProbeId},
     store::{GateStore, Lease, MemoryStore},
 };
-use crate::{OutageRule, backoff::Backoff, error::Error, quota::Quota};
+use crate::{backoff::Backoff, contract::OutageRule, error::Error, quota::Quota};
 use std::{fmt, sync::Arc, time::Duration};
 use tokio::time::Instant;
 

@@ -13,7 +13,7 @@
 //! success.
 
 use super::Key;
-use crate::OutageRule;
+use crate::contract::OutageRule;
 use foldhash::fast::FixedState;
 use std::{
     collections::HashMap,
@@ -242,7 +242,7 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{OutageRule, OutageSignals};
+    use crate::{contract::OutageRule, contract::OutageSignals};
 
     const MS: fn(u64) -> Duration = Duration::from_millis;
 

@@ -4,7 +4,7 @@ use super::{
     layer::Shared,
     policy::{self, Refusal},
 };
-use crate::{NotRetried, error::Error, telemetry, text::Credentials};
+use crate::{error::Error, reason::NotRetried, telemetry, text::Credentials};
 use http::{Request, Response, request::Parts};
 use pin_project_lite::pin_project;
 use std::{

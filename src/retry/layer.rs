@@ -1,5 +1,5 @@
 use super::{Retry, RetryBudget, budget::Bucket};
-use crate::{ErrorContract, backoff::Backoff};
+use crate::{backoff::Backoff, contract::ErrorContract};
 use std::{sync::Arc, time::Duration};
 use tower::Layer;
 

@@ -1,7 +1,7 @@
 //! The retry decision: what may be sent again, when, and without duplicating a side effect.
 
 use super::{NotReplayable, layer::Config};
-use crate::{Error, NotRetried};
+use crate::{error::Error, reason::NotRetried};
 use http::{HeaderMap, HeaderName, Method};
 use std::time::Duration;
 
@@ -189,7 +189,7 @@ fn overrun(deadline: Left, wait: Duration) -> Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ApiError, RetryLayer};
+    use crate::{error::ApiError, retry::RetryLayer};
     use http::{HeaderValue, StatusCode};
 
     const SEC: Duration = Duration::from_secs(1);

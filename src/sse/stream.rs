@@ -1,9 +1,11 @@
 use super::{Event, parser::Parser};
 use crate::{
-    ErrorContract, LocalFailure, NotRetried,
     backoff::Backoff,
+    contract::ErrorContract,
     decode::{Credentials, SensitiveHeaders},
     error::{ApiError, Error},
+    reason::LocalFailure,
+    reason::NotRetried,
     retry_after::MAX_HINT,
     text::redact::redact,
 };

@@ -1040,7 +1040,7 @@ mod tests {
 
     // ---- What an error built with the request's credentials shows ----------------------------
 
-    use crate::{ApiError, ErrorCode};
+    use crate::{code::ErrorCode, error::ApiError};
     use http::StatusCode;
 
     const KEY: &str = "mk_live_S3cr3tApiKey0003";
@@ -1058,7 +1058,7 @@ mod tests {
             out.push_str(name);
             out.push_str(&api.field(name).unwrap().to_string());
         }
-        let err = crate::Error::from(api.clone());
+        let err = crate::error::Error::from(api.clone());
         out.push_str(&format!("{err} {err:?}"));
         out
     }
@@ -1225,19 +1225,20 @@ mod tests {
     #[test]
     fn transport_errors() {
         let c = with_key();
-        let err = crate::Error::transport_with(
+        let err = crate::error::Error::transport_with(
             std::io::Error::other(format!("proxy refused {KEY}")),
             &c,
-            &crate::ErrorContract::new(),
+            &crate::contract::ErrorContract::new(),
         );
         assert_eq!(err.message(), "proxy refused [REDACTED]");
         // An `Error` from below is scrubbed too.
-        let inner = crate::Error::from(ApiError::new(
+        let inner = crate::error::Error::from(ApiError::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::InvalidApiKey,
             format!("bad {KEY}"),
         ));
-        let err = crate::Error::transport_with(inner, &c, &crate::ErrorContract::new());
+        let err =
+            crate::error::Error::transport_with(inner, &c, &crate::contract::ErrorContract::new());
         assert_eq!(err.message(), "bad [REDACTED]");
         assert!(!format!("{err} {err:?}").contains(KEY));
     }

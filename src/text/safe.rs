@@ -222,8 +222,11 @@ mod tests {
             assert!(!out.contains(SECRET), "{out}");
             assert!(out.chars().count() <= EXCERPT_CHARS + 1, "{out}");
             assert!(matches!(redact(&out), Cow::Borrowed(_)), "pad {pad}: {out}");
-            let err =
-                crate::ApiError::decode(http::StatusCode::CONTINUE, &http::HeaderMap::new(), &body);
+            let err = crate::error::ApiError::decode(
+                http::StatusCode::CONTINUE,
+                &http::HeaderMap::new(),
+                &body,
+            );
             let message = err.message();
             assert!(
                 matches!(redact(message), Cow::Borrowed(_)),
