@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_api_retry::{
     Attempts, Disposition, Error, ErrorCode, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
-    ServiceBuilderExt, backoff::Backoff,
+    ServiceBuilderExt,
 };
 
 /// How a service maps the crate's typed error to a response for its own caller: the status
@@ -95,9 +95,9 @@ mod proxy {
         let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
         let state = Proxy {
             upstream: ServiceBuilder::new()
-                .layer(
-                    RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(20))),
-                )
+                .layer(RetryLayer::new().backoff(
+                    tower_api_retry::backoff::Backoff::new().base_delay(Duration::from_millis(20)),
+                ))
                 .layer(RateLimitBackoffLayer::new())
                 .layer(ErrorDecodeLayer::new())
                 .service(client),
