@@ -138,6 +138,9 @@ where
                 previous: None,
                 pending: None,
                 exhausted: false,
+                hold: None,
+                spent: 0,
+                ends: None,
             },
         )
     }

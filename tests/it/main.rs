@@ -32,6 +32,7 @@ mod fleet;
 mod grpc_trailers;
 mod hostile;
 mod mcp;
+mod metastable;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod nginx;
