@@ -82,9 +82,9 @@ pub enum NotRetried {
         /// The attempt cut off.
         attempt: u32,
     },
-    /// The retry budget is spent and would not refill within what is left of the request's
-    /// retry schedule or [`max_budget_wait`](crate::RetryLayer::max_budget_wait) (or ever: a
-    /// budget without a floor), or failures held the retry back until then (see
+    /// The retry budget is spent and would not refill within
+    /// [`max_budget_wait`](crate::RetryLayer::max_budget_wait) (or ever: a budget without a
+    /// floor), or failures held the retry back until the end of the request's schedule (see
     /// [`RetryBudget`](crate::retry::RetryBudget)).
     BudgetExhausted,
     /// An event stream reached its retry cap without receiving a new event.

@@ -20,25 +20,26 @@ use tokio::time::Instant;
 ///
 /// When the budget is spent, a retry *waits* for it instead of failing: the floor refills at
 /// `min_per_sec`, and each waiting retry is given the next token to come, in the order they
-/// asked, so retries leave at the floor's rate, not as a burst. The wait is bounded by what is
-/// left of the request's retry schedule (the nominal waits of the retries it has left: 7 s
-/// before the first retry of the default schedule), by
+/// asked, so retries leave at the floor's rate, not as a burst. The wait is bounded by
 /// [`RetryLayer::max_budget_wait`](crate::RetryLayer::max_budget_wait) (30 s by default) and
 /// by the call's deadline; a retry that would wait longer (or forever: `min_per_sec` 0)
 /// returns its error at once, with [`not_retried`](crate::Error::not_retried) saying why
-/// ([`BudgetExhausted`](crate::NotRetried::BudgetExhausted), or a deadline reason). Waiting
-/// spends the schedule: a retry that waited past the turn of the retries after it goes in
-/// their place, so the request's answer still comes within its schedule.
+/// ([`BudgetExhausted`](crate::NotRetried::BudgetExhausted), or a deadline reason). So a
+/// budget shapes an outage's retries; it drops them only when the caller's limits say so.
 ///
 /// Failures hold retries back while they dominate, as gRPC's retry throttling does, so an
 /// overload is not fed retries until it is over. A throttle of `max(10, min_per_sec × ttl)`
 /// tokens starts full; each request whose first attempt fails (with an error a retry could
-/// follow) drains one, each request refills half of one, and time refills it at the floor's
+/// follow, other than a rate limit, which the rate-limit gate paces) drains one, each request refills half of one, and time refills it at the floor's
 /// rate. At half or below, retries are held: a retry that is due waits, looking again every
 /// 100 ms, until the throttle is above half, and then takes a token that is there (those
-/// refill at the ratio and floor above, so held retries leave at that pace, not as a burst);
-/// at the end of its schedule (or `max_budget_wait`, or the deadline) it is not sent, with
-/// [`BudgetExhausted`](crate::NotRetried::BudgetExhausted). While retries are held, each
+/// refill at the ratio and floor above, so held retries leave at that pace, not as a burst).
+/// A retry is held no longer than what is left of the request's retry schedule (the nominal
+/// waits of the retries it has left: 7 s at the first retry of the default schedule),
+/// `max_budget_wait` and the deadline; still held then, it is not sent, with
+/// [`BudgetExhausted`](crate::NotRetried::BudgetExhausted). Holding spends the schedule: a
+/// retry held past its turn goes in the place of the retries whose turn passed meanwhile, and
+/// no later retry of the request waits past the end of that schedule. While retries are held, each
 /// failed request also uses up a token, so what was earned before the overload is not
 /// released as a burst of retries when it ends. With the default budget (a throttle of 100),
 /// retries stop once the failed requests outnumber half of all requests by 50: a server that

@@ -348,9 +348,10 @@ impl<S, B: ReplayBody> Retrying<S, B> {
             if let Some(budget) = &shared.budget
                 && attempts == 1
                 && err.verdict().disposition().is_retryable()
+                && !err.verdict().closes_gate()
             {
                 // A request whose first attempt failed as a retry could follow drains the
-                // budget's throttle.
+                // budget's throttle; a rate limit does not (the gate paces those).
                 budget.failed();
             }
         }
@@ -372,11 +373,7 @@ impl<S, B: ReplayBody> Retrying<S, B> {
                     tracing::debug!("retry budget throttled by failures: holding the retry");
                     return Ok(Duration::ZERO);
                 }
-                let ready = match budget.take(bound.min(schedule)) {
-                    // Refused by the schedule, not by the caller's bounds.
-                    Err(Some(needed)) if needed <= bound => return Err(None),
-                    taken => taken?,
-                };
+                let ready = budget.take(bound)?;
                 *token = true;
                 if !ready.is_zero() {
                     tracing::debug!(

@@ -162,8 +162,7 @@
 //! within 20 % of requests over 10 s, plus 10 retries a second, so a failing server sees at
 //! most about 1.2 × the traffic, not 4 ×. A retry that finds the budget spent waits for it
 //! (the floor refills at 10 a second, and waiting retries take its tokens in turn) for at
-//! most what is left of the request's retry schedule (7 s before its first retry, by
-//! default), [`max_budget_wait`](RetryLayer::max_budget_wait) (30 s) and the call's
+//! most [`max_budget_wait`](RetryLayer::max_budget_wait), 30 s, and never past the call's
 //! deadline: the budget shapes retries rather than dropping them, and a failure is final
 //! only when those limits say so ([`NotRetried::BudgetExhausted`](crate::NotRetried),
 //! or the deadline's reason).
@@ -172,7 +171,8 @@
 //! it is over (gRPC's retry throttling): once the requests whose first attempt failed
 //! outnumber half of all requests by 50, a retry that is due waits until they no longer do
 //! (or, at the floor's rate, time has passed), then leaves at the pace the budget refills; a
-//! retry still held at the end of its schedule is not sent. A server that fails every request
+//! retry still held at the end of what is left of its schedule (7 s at the first retry, by
+//! default) is not sent. A server that fails every request
 //! gets about 50 retries from a client, not 20 % of its requests. See [`RetryBudget`], and
 //! `examples/metastable.rs` for a retry storm that outlives its trigger under
 //! `tower::retry` and not under this layer.
