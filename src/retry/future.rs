@@ -320,7 +320,7 @@ impl<S, B: ReplayBody> Retrying<S, B> {
         let attempts = attempts.saturating_add(self.spent);
         let retries = attempts.saturating_sub(1);
         let backoff = config.backoff.delay(retries, self.previous);
-        // What is left of the request's schedule: a retry waits for the budget no longer.
+        // What is left of the request's schedule: failures hold a retry no longer.
         let schedule = match shared.budget {
             Some(_) => schedule_left(&config.backoff, retries, self.max_retries),
             None => Duration::ZERO,
