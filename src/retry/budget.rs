@@ -30,21 +30,23 @@ use tokio::time::Instant;
 /// Failures hold retries back while they dominate, as gRPC's retry throttling does, so an
 /// overload is not fed retries until it is over. A throttle of `max(10, min_per_sec × ttl)`
 /// tokens starts full; each request whose first attempt fails (with an error a retry could
-/// follow, other than a rate limit, which the rate-limit gate paces) drains one, each request refills half of one, and time refills it at the floor's
-/// rate. At half or below, retries are held: a retry that is due waits, looking again every
-/// 100 ms, until the throttle is above half, and then takes a token that is there (those
-/// refill at the ratio and floor above, so held retries leave at that pace, not as a burst).
-/// A retry is held no longer than what is left of the request's retry schedule (the nominal
-/// waits of the retries it has left: 7 s at the first retry of the default schedule),
-/// `max_budget_wait` and the deadline; still held then, it is not sent, with
+/// follow, other than a rate limit, which the rate-limit gate paces) drains one, each request
+/// refills half of one, and time refills it at the floor's rate. At half or below, retries are
+/// held: a retry that is due waits, looking again every 100 ms, until the throttle is above
+/// half, and then takes a token that is there (those refill at the ratio and floor above, so
+/// held retries leave at that pace, not as a burst). While retries are held, each failed
+/// request also uses up a token, so what was earned before the overload is not released as a
+/// burst of retries when it ends. A retry is held no longer than what is left of the request's
+/// retry schedule (the nominal waits of the retries it has left: 7 s at the first retry of the
+/// default schedule), `max_budget_wait` and the deadline; still held then, it is not sent, with
 /// [`BudgetExhausted`](crate::NotRetried::BudgetExhausted). Holding spends the schedule: a
 /// retry held past its turn goes in the place of the retries whose turn passed meanwhile, and
-/// no later retry of the request waits past the end of that schedule. While retries are held, each
-/// failed request also uses up a token, so what was earned before the overload is not
-/// released as a burst of retries when it ends. With the default budget (a throttle of 100),
-/// retries stop once the failed requests outnumber half of all requests by 50: a server that
-/// fails every request gets about 50 retries from a client, then none until requests succeed
-/// again, instead of 20 % of the requests.
+/// no later retry of the request waits past the end of that schedule.
+///
+/// With the default budget (a throttle of 100), retries are held once the failed requests
+/// outnumber half of all requests by 50. Against a server that fails every request, a client
+/// sending more than 20 requests a second then sends no retries until requests succeed again,
+/// instead of 20 % of its requests.
 ///
 /// It is a token bucket on tokio's clock: each request earns `retry_ratio` of a retry, earned
 /// tokens fade with a time constant of `ttl` (so only recent traffic counts), each retry

@@ -144,10 +144,10 @@ impl RetryLayer {
     /// spent, or is held while failures throttle retries (default 30 s), on top of nothing:
     /// the wait runs alongside the backoff. What is left of the request's retry schedule (the
     /// nominal waits of the retries it has left) also bounds how long failures hold a retry.
-    /// A retry that would wait longer, or past the call's [deadline](Self::deadline), returns its error at once,
-    /// with [`NotRetried::BudgetExhausted`](crate::NotRetried::BudgetExhausted) (or the
-    /// deadline's reason). `Duration::ZERO` never waits: a spent or throttled budget fails the
-    /// retry at once.
+    /// A retry that would wait longer, or past the call's [deadline](Self::deadline), returns
+    /// its error at once, with [`NotRetried::BudgetExhausted`](crate::NotRetried::BudgetExhausted)
+    /// (or the deadline's reason). `Duration::ZERO` never waits: a spent or throttled budget
+    /// fails the retry at once.
     ///
     /// ```
     /// use std::time::Duration;

@@ -167,15 +167,15 @@
 //! only when those limits say so ([`NotRetried::BudgetExhausted`](crate::NotRetried),
 //! or the deadline's reason).
 //!
-//! Failures hold retries back while they dominate, so an overload is not fed retries until
-//! it is over (gRPC's retry throttling): once the requests whose first attempt failed
-//! outnumber half of all requests by 50, a retry that is due waits until they no longer do
-//! (or, at the floor's rate, time has passed), then leaves at the pace the budget refills; a
-//! retry still held at the end of what is left of its schedule (7 s at the first retry, by
-//! default) is not sent. A server that fails every request
-//! gets about 50 retries from a client, not 20 % of its requests. See [`RetryBudget`], and
-//! `examples/metastable.rs` for a retry storm that outlives its trigger under
-//! `tower::retry` and not under this layer.
+//! Failures hold retries back while they dominate, so an overload is not fed retries until it
+//! is over (gRPC's retry throttling): once the requests whose first attempt failed outnumber
+//! half of all requests by 50, a retry that is due waits until they no longer do (or, at the
+//! floor's rate, time has passed), then leaves at the pace the budget refills; a retry still
+//! held at the end of what is left of its schedule (7 s at the first retry, by default) is not
+//! sent. Against a server that fails every request, a client sending more than 20 requests a
+//! second sends no retries until requests succeed again. See [`RetryBudget`], and
+//! `examples/metastable.rs` for a retry storm that outlives its trigger under `tower::retry`
+//! and not under this layer.
 //!
 //! # Per-request control
 //!
