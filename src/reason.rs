@@ -84,7 +84,8 @@ pub enum NotRetried {
     },
     /// The retry budget is spent and would not refill within
     /// [`max_budget_wait`](crate::RetryLayer::max_budget_wait) (or ever: a budget without a
-    /// floor).
+    /// floor), or failures held the retry back until the end of the request's schedule (see
+    /// [`RetryBudget`](crate::retry::RetryBudget)).
     BudgetExhausted,
     /// An event stream reached its retry cap without receiving a new event.
     StreamRetriesExhausted,

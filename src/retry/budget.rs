@@ -27,10 +27,32 @@ use tokio::time::Instant;
 /// ([`BudgetExhausted`](crate::NotRetried::BudgetExhausted), or a deadline reason). So a
 /// budget shapes an outage's retries; it drops them only when the caller's limits say so.
 ///
+/// Failures hold retries back while they dominate, as gRPC's retry throttling does, so an
+/// overload is not fed retries until it is over. A throttle of `max(10, min_per_sec × ttl)`
+/// tokens starts full; each request whose first attempt fails (with an error a retry could
+/// follow, other than a rate limit, which the rate-limit gate paces) drains one, each request
+/// refills half of one, and time refills it at the floor's rate. At half or below, retries are
+/// held: a retry that is due waits, looking again every 100 ms, until the throttle is above
+/// half, and then takes a token that is there (those refill at the ratio and floor above, so
+/// held retries leave at that pace, not as a burst). While retries are held, each failed
+/// request also uses up a token, so what was earned before the overload is not released as a
+/// burst of retries when it ends. A retry is held no longer than what is left of the request's
+/// retry schedule (the nominal waits of the retries it has left: 7 s at the first retry of the
+/// default schedule), `max_budget_wait` and the deadline; still held then, it is not sent, with
+/// [`BudgetExhausted`](crate::NotRetried::BudgetExhausted). Holding spends the schedule: a
+/// retry held past its turn goes in the place of the retries whose turn passed meanwhile, and
+/// no later retry of the request waits past the end of that schedule.
+///
+/// With the default budget (a throttle of 100), retries are held once the failed requests
+/// outnumber half of all requests by 50. Against a server that fails every request, a client
+/// sending more than 20 requests a second then sends no retries until requests succeed again,
+/// instead of 20 % of its requests.
+///
 /// It is a token bucket on tokio's clock: each request earns `retry_ratio` of a retry, earned
 /// tokens fade with a time constant of `ttl` (so only recent traffic counts), each retry
 /// spends one, and a reserve of `min_per_sec × ttl` tokens refills at `min_per_sec` per second.
-/// Recording a request is one relaxed atomic add; the lock is only taken when a retry asks.
+/// Recording a request is one relaxed atomic add; the lock is only taken when an attempt
+/// fails.
 ///
 /// ```
 /// use std::time::Duration;
@@ -74,7 +96,16 @@ impl RetryBudget {
     fn reserve(&self) -> f64 {
         self.min_per_sec as f64 * self.ttl.as_secs_f64()
     }
+
+    /// The throttle's size: the reserve, and at least 10 (gRPC's default size).
+    fn health_max(&self) -> f64 {
+        self.reserve().max(10.0)
+    }
 }
+
+/// What a request refills of the throttle, where a failed attempt drains 1: retries stop
+/// once failed attempts have outnumbered half the requests for long enough.
+const HEALTH_PER_REQUEST: f64 = 0.5;
 
 /// The shared state of one budget.
 pub(crate) struct Bucket {
@@ -93,6 +124,9 @@ struct BucketState {
     /// Tokens earned by requests, fading.
     earned: f64,
     last: Option<Instant>,
+    /// The throttle's tokens, `0..=health_max`: requests whose first attempt failed drain
+    /// them, requests and time refill them; retries are held while they are at half or below.
+    health: f64,
 }
 
 impl fmt::Debug for Bucket {
@@ -114,6 +148,7 @@ impl Bucket {
                 reserve: config.reserve(),
                 earned: 0.0,
                 last: None,
+                health: config.health_max(),
             }),
         }
     }
@@ -143,15 +178,39 @@ impl Bucket {
         self.take(Duration::ZERO).is_ok()
     }
 
-    /// Takes one retry from the budget: `Ok(Duration::ZERO)` when one is there; when the
-    /// budget is spent, `Ok(wait)` when the reserve refills one within `max_wait` (it is then
-    /// spoken for: a later ask waits behind it). `Err(Some(wait))` when the next one comes
-    /// only after `wait`, later than `max_wait`, and `Err(None)` when none will (no floor):
-    /// nothing is taken then.
-    pub(crate) fn take(&self, max_wait: Duration) -> Result<Duration, Option<Duration>> {
+    /// Records a request whose first attempt failed with an error a retry could follow. It
+    /// drains the throttle and, once the throttle holds retries, a token of what was earned or
+    /// of the reserve: what the failures used up is not released as a burst once they stop.
+    pub(crate) fn failed(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.refresh(&mut s);
+        s.health = (s.health - 1.0).max(0.0);
+        if s.health > self.config.health_max() / 2.0 {
+            return;
+        }
+        // Throttled: the failure uses up a token too.
+        if s.earned >= 1.0 {
+            s.earned -= 1.0;
+        } else {
+            let from_reserve = (1.0 - s.earned).min(s.reserve.max(0.0));
+            s.earned = 0.0;
+            s.reserve -= from_reserve;
+        }
+    }
+
+    /// `true` while failures hold retries back: the throttle is at half or below.
+    pub(crate) fn throttled(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.refresh(&mut s);
+        s.health <= self.config.health_max() / 2.0
+    }
+
+    /// Brings the state up to now: credits the requests recorded since, refills the reserve
+    /// and the throttle, fades what was earned. Returns this process's floor (retries a
+    /// second).
+    fn refresh(&self, s: &mut BucketState) -> f64 {
         let now = Instant::now();
         let requests = self.requests.load(Ordering::Relaxed);
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let elapsed = s
             .last
             .map_or(Duration::ZERO, |last| now.saturating_duration_since(last));
@@ -169,6 +228,19 @@ impl Bucket {
         s.seen = requests;
         s.earned += new as f64 * self.config.retry_ratio;
         s.earned *= (-secs / self.config.ttl.as_secs_f64()).exp();
+        s.health = (s.health + new as f64 * HEALTH_PER_REQUEST + floor * secs)
+            .min(self.config.health_max());
+        floor
+    }
+
+    /// Takes one retry from the budget: `Ok(Duration::ZERO)` when one is there; when the
+    /// budget is spent, `Ok(wait)` when the reserve refills one within `max_wait` (it is then
+    /// spoken for: a later ask waits behind it). `Err(Some(wait))` when the next one comes
+    /// only after `wait`, later than `max_wait`, and `Err(None)` when none will (no floor):
+    /// nothing is taken then.
+    pub(crate) fn take(&self, max_wait: Duration) -> Result<Duration, Option<Duration>> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let floor = self.refresh(&mut s);
         if s.earned >= 1.0 {
             s.earned -= 1.0;
             return Ok(Duration::ZERO);
@@ -238,6 +310,60 @@ mod tests {
         // No floor: a spent budget never refills by itself.
         let none = Bucket::new(RetryBudget::new(Duration::from_secs(10), 0, 0.0));
         assert_eq!(none.take(Duration::MAX), Err(None));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_requests_hold_retries_until_requests_or_time_refill_the_throttle() {
+        let bucket = Bucket::new(RetryBudget::default());
+        // A throttle of 100: 49 failed requests leave it above half.
+        for _ in 0..49 {
+            bucket.failed();
+        }
+        assert!(!bucket.throttled());
+        bucket.failed();
+        assert!(bucket.throttled());
+        // Each request refills half a token.
+        bucket.failed();
+        bucket.deposit();
+        bucket.deposit();
+        assert!(bucket.throttled());
+        bucket.deposit();
+        assert!(!bucket.throttled());
+        // Time refills it at the floor's rate, 10 a second.
+        for _ in 0..11 {
+            bucket.failed();
+        }
+        assert!(bucket.throttled());
+        tokio::time::advance(Duration::from_millis(1100)).await;
+        assert!(!bucket.throttled());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_while_throttled_use_up_what_was_earned() {
+        let calm = Bucket::new(RetryBudget::default());
+        let overloaded = Bucket::new(RetryBudget::default());
+        for bucket in [&calm, &overloaded] {
+            for _ in 0..1000 {
+                bucket.deposit();
+            }
+        }
+        // 50 failures close the throttle (the requests refilled it to its top, 100); the next
+        // 300 each use up a token: the 200 earned and the reserve of 100.
+        for _ in 0..350 {
+            overloaded.failed();
+        }
+        assert!(overloaded.throttled());
+        assert!(!overloaded.withdraw());
+        // The same requests without the failures: 20 % of them plus the reserve.
+        let granted = (0..10_000).filter(|_| calm.withdraw()).count();
+        assert_eq!(granted, 300);
+        // A few failures, the throttle open: nothing is used up.
+        let few = Bucket::new(RetryBudget::default());
+        for _ in 0..40 {
+            few.failed();
+        }
+        let granted = (0..10_000).filter(|_| few.withdraw()).count();
+        assert_eq!(granted, 100);
     }
 
     #[tokio::test(start_paused = true)]

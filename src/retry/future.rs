@@ -4,7 +4,7 @@ use super::{
     layer::Shared,
     policy::{self, Refusal},
 };
-use crate::{error::Error, reason::NotRetried, telemetry, text::Credentials};
+use crate::{backoff::Backoff, error::Error, reason::NotRetried, telemetry, text::Credentials};
 use http::{Request, Response, request::Parts};
 use pin_project_lite::pin_project;
 use std::{
@@ -66,6 +66,39 @@ pub(crate) struct Retrying<S, B: ReplayBody> {
     /// The server's last answer to this request was a gRPC `RESOURCE_EXHAUSTED` that names
     /// no wait: the same answer again is the request's own (see [`Retrying::decide`]).
     pub(crate) exhausted: bool,
+    /// The retry waiting to be sent passes the retry budget's throttle first (with a budget).
+    pub(crate) hold: Option<Hold>,
+    /// Retries whose turn passed while a retry was held: they are spent.
+    pub(crate) spent: u32,
+    /// Once a retry was held past its turn: the end of the request's schedule, which no
+    /// later retry waits past.
+    pub(crate) ends: Option<Instant>,
+}
+
+/// A retry held by the budget: the budget's throttle is checked again when it is due.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hold {
+    /// When it is due: after its backoff (or the server's hint, or a wait for its token).
+    due: Instant,
+    /// The end of the request's schedule (and of `max_budget_wait`, and the deadline): a
+    /// retry still held then is not sent.
+    until: Instant,
+    /// Which retry it is (0-based, spent ones counted).
+    retry: u32,
+    /// It has its token from the budget.
+    token: bool,
+    /// The gate made it wait past when it was due.
+    held: bool,
+}
+
+/// How often a held retry looks at the budget's throttle again.
+const RECHECK: Duration = Duration::from_millis(100);
+
+/// What the budget says to a retry that is due.
+enum Gate {
+    Go,
+    Wait(Duration),
+    Refuse,
 }
 
 impl<S, B> fmt::Debug for ResponseFuture<S, B>
@@ -223,6 +256,22 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(Err(err));
                     }
+                    match retry.gate() {
+                        Gate::Go => {}
+                        Gate::Wait(wait) => {
+                            this.state.set(State::Waiting {
+                                sleep: tokio::time::sleep(wait),
+                            });
+                            continue;
+                        }
+                        Gate::Refuse => {
+                            let mut err = retry.last.take().expect("the last error is kept");
+                            telemetry::budget_exhausted();
+                            retry.refuse(&mut err, Refusal::Note(NotRetried::BudgetExhausted));
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(err));
+                        }
+                    }
                     if let Err(e) = ready!(retry.service.poll_ready(cx)) {
                         let mut err =
                             Error::transport_with(e, &Credentials::new(), &retry.shared.contract);
@@ -264,10 +313,18 @@ impl<S, B: ReplayBody> Retrying<S, B> {
     /// Whether to send the request again after `err`, and after how long (see
     /// [`policy::decide`]). On `Ok` the body to send is in `pending`.
     fn decide(&mut self, err: &Error, attempts: u32) -> Result<Duration, Refusal> {
-        let config = &self.shared.config;
+        let shared = Arc::clone(&self.shared);
+        let config = &shared.config;
         let now = Instant::now();
+        // Retries spent while one was held count as made.
+        let attempts = attempts.saturating_add(self.spent);
         let retries = attempts.saturating_sub(1);
         let backoff = config.backoff.delay(retries, self.previous);
+        // What is left of the request's schedule: failures hold a retry no longer.
+        let schedule = match shared.budget {
+            Some(_) => schedule_left(&config.backoff, retries, self.max_retries),
+            None => Duration::ZERO,
+        };
         let facts = policy::Facts {
             err,
             attempts,
@@ -288,15 +345,36 @@ impl<S, B: ReplayBody> Retrying<S, B> {
         if err.request_sent() {
             // An attempt never sent (a closed gate) is no answer: the last one still counts.
             self.exhausted = err.verdict().is_bare_exhaustion();
+            if let Some(budget) = &shared.budget
+                && attempts == 1
+                && err.verdict().disposition().is_retryable()
+                && !err.verdict().closes_gate()
+            {
+                // A request whose first attempt failed as a retry could follow drains the
+                // budget's throttle; a rate limit does not (the gate paces those).
+                budget.failed();
+            }
         }
         let (copy, pending) = (&self.copy, &mut self.pending);
         let replay = || {
             *pending = Some(B::replay(copy)?);
             Ok(())
         };
-        let budget = self.shared.budget.as_ref().map(|budget| {
-            |bound| {
+        let mut token = false;
+        let budget = shared.budget.as_ref().map(|budget| {
+            let token = &mut token;
+            move |bound: Duration| {
+                if budget.throttled() {
+                    if bound.is_zero() {
+                        return Err(None);
+                    }
+                    // Failures hold retries back: this one is held until it is due, and
+                    // then until the throttle opens or its schedule runs out.
+                    tracing::debug!("retry budget throttled by failures: holding the retry");
+                    return Ok(Duration::ZERO);
+                }
                 let ready = budget.take(bound)?;
+                *token = true;
                 if !ready.is_zero() {
                     tracing::debug!(
                         wait_ms = u64::try_from(ready.as_millis()).unwrap_or(u64::MAX),
@@ -306,7 +384,36 @@ impl<S, B: ReplayBody> Retrying<S, B> {
                 Ok(ready)
             }
         });
-        let decided = policy::decide(&facts, config, replay, budget);
+        let mut decided = policy::decide(&facts, config, replay, budget);
+        if let (Some(ends), Ok(wait)) = (self.ends, &mut decided) {
+            // A retry held past its turn spent the schedule: the rest of it ends where it did.
+            match ends.checked_duration_since(now) {
+                Some(left) if !left.is_zero() => *wait = (*wait).min(left),
+                _ => decided = Err(Refusal::Note(NotRetried::BudgetExhausted)),
+            }
+        }
+        if let (Ok(wait), Some(_)) = (&decided, &shared.budget) {
+            let later = |d: Duration| {
+                now.checked_add(d)
+                    .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+            };
+            let due = later(*wait);
+            let mut until = later(schedule.min(config.max_budget_wait));
+            if let Some(deadline) = self.deadline {
+                until = until.min(deadline.at);
+            }
+            if let Some(ends) = self.ends {
+                until = until.min(ends);
+            }
+            self.hold = Some(Hold {
+                due,
+                // Never refused before it is due (a server's hint may be longer).
+                until: until.max(due),
+                retry: retries,
+                token,
+                held: false,
+            });
+        }
         match &decided {
             Ok(_) => self.previous = Some(backoff),
             Err(Refusal::Note(NotRetried::BudgetExhausted)) => telemetry::budget_exhausted(),
@@ -316,6 +423,57 @@ impl<S, B: ReplayBody> Retrying<S, B> {
             self.pending = None;
         }
         decided
+    }
+
+    /// Whether the retry that is due goes: a throttled budget holds it (until its schedule
+    /// runs out), a spent one makes it wait for its token. The time it was held past its
+    /// backoff spends the retries whose turn passed meanwhile.
+    fn gate(&mut self) -> Gate {
+        let (Some(budget), Some(hold)) = (self.shared.budget.as_ref(), self.hold.as_mut()) else {
+            return Gate::Go;
+        };
+        let now = Instant::now();
+        if budget.throttled() {
+            // A token taken before the throttle closed is forfeit: held retries leave at
+            // the pace tokens come in once it opens, not all at once.
+            hold.token = false;
+            if now >= hold.until {
+                self.hold = None;
+                return Gate::Refuse;
+            }
+            hold.held = true;
+            return Gate::Wait(RECHECK.min(hold.until - now));
+        }
+        if !hold.token {
+            // Only a token that is there: what successes earn goes to the held retries that
+            // look first, and none is spoken for past the end of a schedule.
+            if budget.take(Duration::ZERO).is_err() {
+                if now >= hold.until {
+                    self.hold = None;
+                    return Gate::Refuse;
+                }
+                hold.held = true;
+                return Gate::Wait(RECHECK.min(hold.until - now));
+            }
+            hold.token = true;
+        }
+        if hold.held {
+            let late = now.saturating_duration_since(hold.due);
+            // Held past its turn: the schedule does not start again from here, and the
+            // retries whose turn passed meanwhile are spent.
+            self.ends = Some(hold.until);
+            let backoff = &self.shared.config.backoff;
+            let mut covered = Duration::ZERO;
+            for next in hold.retry + 1..self.max_retries {
+                covered = covered.saturating_add(backoff.nominal(next));
+                if covered > late {
+                    break;
+                }
+                self.spent += 1;
+            }
+        }
+        self.hold = None;
+        Gate::Go
     }
 
     /// Says on `err` why it is returned; a gRPC call whose deadline ran out becomes
@@ -354,5 +512,44 @@ impl<S, B: ReplayBody> Retrying<S, B> {
         self.cutoff
             .as_mut()
             .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
+    }
+}
+
+/// The nominal waits of retries `from..to`: what is left of a request's schedule.
+fn schedule_left(backoff: &Backoff, from: u32, to: u32) -> Duration {
+    // Past retry 31 every nominal wait is the same (at the cap, or `base × 2^31`).
+    let last = backoff.nominal(u32::MAX);
+    let mut total = Duration::ZERO;
+    for r in from..to {
+        let wait = backoff.nominal(r);
+        if wait == last {
+            return total.saturating_add(wait.saturating_mul(to - r));
+        }
+        total = total.saturating_add(wait);
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_left_of_the_schedule() {
+        let backoff = Backoff::new();
+        let s = Duration::from_secs;
+        assert_eq!(schedule_left(&backoff, 0, 3), s(7));
+        assert_eq!(schedule_left(&backoff, 1, 3), s(6));
+        assert_eq!(schedule_left(&backoff, 3, 3), s(0));
+        // At the cap (30 s) the rest are counted, not walked.
+        assert_eq!(
+            schedule_left(&backoff, 0, 7),
+            s(1 + 2 + 4 + 8 + 16 + 30 + 30)
+        );
+        assert_eq!(schedule_left(&backoff, 5, u32::MAX), s(30) * (u32::MAX - 5));
+        let huge = Backoff::new()
+            .base_delay(Duration::MAX)
+            .max_delay(Duration::MAX);
+        assert_eq!(schedule_left(&huge, 0, u32::MAX), Duration::MAX);
     }
 }

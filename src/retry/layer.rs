@@ -174,11 +174,13 @@ impl RetryLayer {
     }
 
     /// The longest a retry waits for the [retry budget](RetryBudget) to refill when it is
-    /// spent (default 30 s), on top of nothing: the wait runs alongside the backoff. A retry
-    /// that would wait longer, or past the call's [deadline](Self::deadline), returns its
-    /// error at once, with [`NotRetried::BudgetExhausted`](crate::NotRetried::BudgetExhausted)
-    /// (or the deadline's reason). `Duration::ZERO` never waits: a spent budget fails the
-    /// retry at once.
+    /// spent, or is held while failures throttle retries (default 30 s), on top of nothing:
+    /// the wait runs alongside the backoff. What is left of the request's retry schedule (the
+    /// nominal waits of the retries it has left) also bounds how long failures hold a retry.
+    /// A retry that would wait longer, or past the call's [deadline](Self::deadline), returns
+    /// its error at once, with [`NotRetried::BudgetExhausted`](crate::NotRetried::BudgetExhausted)
+    /// (or the deadline's reason). `Duration::ZERO` never waits: a spent or throttled budget
+    /// fails the retry at once.
     ///
     /// ```
     /// use std::time::Duration;

@@ -61,7 +61,10 @@
 //! # Budget, bodies, observability
 //!
 //! All services made by one layer, and their clones, share a [`RetryBudget`]; a retry that
-//! finds it spent waits for it up to [`max_budget_wait`](RetryLayer::max_budget_wait).
+//! finds it spent waits for it up to [`max_budget_wait`](RetryLayer::max_budget_wait). While
+//! failures dominate, due retries are held back (gRPC's retry throttling), and a retry still
+//! held at the end of its schedule is not sent: an overload is not fed retries (see
+//! `examples/metastable.rs`).
 //! Streaming bodies are replayed from a copy captured while the first attempt streams, up to
 //! [`max_replay_bytes`](RetryLayer::max_replay_bytes) (see [`ReplayBody`]). Each retry emits a
 //! `tracing` event at `INFO` (attempt, wait, status, code, method, path without its query;

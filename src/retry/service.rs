@@ -111,6 +111,9 @@ where
                 previous: None,
                 pending: None,
                 exhausted: false,
+                hold: None,
+                spent: 0,
+                ends: None,
             },
         )
     }

@@ -33,6 +33,7 @@ mod gate;
 mod grpc_trailers;
 mod hostile;
 mod mcp;
+mod metastable;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod nginx;
