@@ -146,8 +146,7 @@ where
     /// The longest server-requested wait (`retry:` or `Retry-After`) the stream waits out
     /// before reconnecting (default 30 s, as [`RetryLayer`](crate::RetryLayer)). A longer one
     /// ends the stream at once with the error, its [`retry_after`](Error::retry_after) set to
-    /// what the server asked, so the caller can schedule the reconnection (a hostile
-    /// `Retry-After: 99999999999` never leaves a stream silently waiting for a year).
+    /// what the server asked, so the caller can schedule the reconnection.
     pub fn max_retry_after(mut self, max: Duration) -> Self {
         self.max_retry_after = max;
         self
@@ -169,10 +168,6 @@ where
 
     /// Also treats the value of the header `name` as a credential, as
     /// [`ErrorDecodeLayer::sensitive_header`](crate::ErrorDecodeLayer::sensitive_header) does.
-    ///
-    /// The credentials of the requests the stream makes (`Authorization`, `X-Api-Key`,
-    /// `Cookie`, `?token=`, ... and these headers) never show in the errors it yields or in its
-    /// `Debug` output, wherever the server echoes them.
     pub fn sensitive_header<N: TryInto<HeaderName>>(mut self, name: N) -> Self {
         if let Ok(name) = name.try_into() {
             self.sensitive = self.sensitive.with(name);
@@ -181,26 +176,9 @@ where
     }
 
     /// The error contract that judges the answers this stream decodes itself (a service
-    /// without [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) below it): a connection answered
-    /// with a code the contract declares retryable (see [`ErrorContract`]) is tried again, one
-    /// declared otherwise ends the stream. An error decoded below carries the verdict of the
-    /// decoding layer's contract.
-    ///
-    /// ```
-    /// use bytes::Bytes;
-    /// use http::{Request, Response};
-    /// use http_body_util::Full;
-    /// use tower::service_fn;
-    /// use tower_api_retry::{Disposition, ErrorContract, ResumableEvents};
-    ///
-    /// let service = service_fn(|_req: Request<Full<Bytes>>| async {
-    ///     Ok::<_, std::io::Error>(Response::new(Full::new(Bytes::new())))
-    /// });
-    /// let contract = ErrorContract::new().code("TEMPORARILY_UNAVAILABLE", Disposition::Retry);
-    /// let events = ResumableEvents::new(service, Request::get("/v1/events").body(()).unwrap())
-    ///     .contract(contract);
-    /// # let _ = events;
-    /// ```
+    /// without [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) below it): a code the contract
+    /// declares retryable (see [`ErrorContract`]) reconnects, one declared otherwise ends the
+    /// stream.
     pub fn contract(mut self, contract: ErrorContract) -> Self {
         self.contract = contract;
         self
