@@ -12,16 +12,10 @@
 //! [`ApiError`], classified by its status, with a short safe excerpt as the
 //! message.
 //!
-//! Over MCP a tool-call error arrives in an HTTP 200; [`McpDecodeLayer`](crate::McpDecodeLayer) is the
-//! opt-in mode that decodes those too (see the [`mcp`](crate::mcp) module), and
-//! [`ApiContractLayer::mcp`](crate::ApiContractLayer::mcp) installs the whole stack with it.
+//! [`McpDecodeLayer`](crate::McpDecodeLayer) also decodes MCP tool-call errors in an HTTP 200.
 //!
-//! A server may echo the credentials a request carried (`Authorization`, `X-Api-Key`, a
-//! cookie, `?token=`, ...) in its error, bare and with no marker around them. The layer
-//! remembers them for each request ([`Credentials`], fingerprints computed in place, no
-//! allocation) and every exact occurrence becomes `[REDACTED]` in the [`Error`](crate::Error),
-//! so it never reaches `Display`, `Debug` or a log. Name other headers that carry one with
-//! [`ErrorDecodeLayer::sensitive_header`].
+//! The credentials a request carried never show in its [`Error`](crate::Error), however the
+//! server echoes them (see [`Credentials`] and [`ErrorDecodeLayer::sensitive_header`]).
 //!
 //! # Example
 //!
