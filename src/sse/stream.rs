@@ -7,7 +7,7 @@ use crate::{
     reason::LocalFailure,
     reason::NotRetried,
     retry_after::MAX_HINT,
-    text::redact::redact,
+    text::{NOT_UNRESERVED, redact::redact},
 };
 use bytes::Buf;
 use futures_core::{FusedStream, Stream};
@@ -17,7 +17,7 @@ use http::{
     uri::PathAndQuery,
 };
 use http_body::Body;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 use std::{
     collections::VecDeque,
     fmt,
@@ -39,12 +39,6 @@ const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
 const SINCE: &str = "since";
 /// The standard header that carries the resume cursor.
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
-/// Everything but RFC 3986 unreserved characters is percent-encoded in the cursor.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// A stream of server-sent events that reconnects with `?since=<last id>` when the
 /// connection drops. See the [module docs](super) for the behaviour and an example.
@@ -468,7 +462,7 @@ pub(crate) fn with_since(uri: &Uri, id: &str) -> Uri {
     }
     query.push_str(SINCE);
     query.push('=');
-    query.extend(utf8_percent_encode(id, QUERY_VALUE));
+    query.extend(utf8_percent_encode(id, NOT_UNRESERVED));
     let mut parts = uri.clone().into_parts();
     let path = match uri.path() {
         "" => "/",
