@@ -631,6 +631,7 @@ impl Error {
     }
 
     /// `true` when the code was set to `DEADLINE_EXCEEDED` because the call's deadline ran out.
+    #[cfg_attr(not(feature = "tonic"), allow(dead_code))]
     pub(crate) fn is_deadline_exceeded(&self) -> bool {
         self.inner.deadline_exceeded
     }
@@ -657,6 +658,7 @@ impl Error {
     }
 
     /// The disposition before a server's refusal to be retried.
+    #[cfg_attr(not(feature = "tonic"), allow(dead_code))]
     pub(crate) fn class(&self) -> Disposition {
         self.inner.verdict.class
     }

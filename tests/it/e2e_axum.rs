@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_api_retry::{
     Attempts, Disposition, Error, ErrorCode, ErrorDecodeLayer, RateLimitBackoffLayer, RetryLayer,
-    ServiceBuilderExt, backoff::Backoff,
+    ServiceBuilderExt,
 };
 
 /// How a service maps the crate's typed error to a response for its own caller: the status
@@ -60,6 +60,7 @@ mod proxy {
         rt::TokioExecutor,
     };
     use std::convert::Infallible;
+    use tower_api_retry::backoff::Backoff;
 
     type Upstream = tower_api_retry::ApiContract<Client<HttpConnector, Body>>;
 
