@@ -1,12 +1,8 @@
 //! The documented backoff schedule: 1 s, doubling, capped at 30 s, with a small random offset.
 //!
-//! From the pages: "Start with a 1-second delay and double on each attempt, up to a reasonable
-//! maximum (e.g. 30 seconds)" and "double the wait each attempt and add a small random offset
-//! so retries don't synchronize". [`Backoff`] is that schedule, shared by the retry layer, the
-//! rate-limit gate and the SSE reconnect loop.
-//!
-//! With the default jitter ([`Jitter::Proportional`]`(0.2)`) the offset is *added*: no wait
-//! is ever shorter than the page's schedule.
+//! [`Backoff`] is the pages' schedule, shared by the retry layer, the rate-limit gate and the
+//! SSE reconnect loop. With the default jitter the offset is *added*: no wait is ever shorter
+//! than the page's schedule.
 //!
 //! | retry | nominal | wait (default) |
 //! | --- | --- | --- |
@@ -17,9 +13,8 @@
 //! | 5th | 16 s | 16 s – 19.2 s |
 //! | 6th and later | 30 s (the cap) | 24 s – 30 s |
 //!
-//! No wait ever exceeds [`max_delay`](Backoff::max_delay). Once the doubling reaches the cap, waits spread
-//! *below* it (by the same fraction, here 24 – 30 s), so a fleet of clients that has been
-//! failing for a while does not retry in lockstep every 30 s.
+//! No wait exceeds [`max_delay`](Backoff::max_delay). At the cap, waits spread *below* it, so
+//! a fleet of clients does not retry in lockstep every 30 s.
 //!
 //! ```
 //! use std::time::Duration;
@@ -48,21 +43,16 @@ const DEFAULT_BASE_DELAY: Duration = Duration::from_secs(1);
 /// The default cap of [`Backoff::new`]: 30 seconds.
 const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(30);
 
-/// How a nominal delay is randomised.
-///
-/// Only [`Proportional`](Jitter::Proportional) (the default) and [`None`](Jitter::None)
-/// keep every wait at or above the nominal schedule; [`Full`](Jitter::Full),
-/// [`Equal`](Jitter::Equal) and [`Decorrelated`](Jitter::Decorrelated) are the classic
-/// strategies of the AWS Architecture Blog's "Exponential Backoff And Jitter", which trade
-/// that floor for a wider spread. Every strategy stays at or below the cap.
+/// How a nominal delay is randomised. Every strategy stays at or below the cap; only
+/// [`Proportional`](Jitter::Proportional) (the default) and [`None`](Jitter::None) also stay at
+/// or above the nominal schedule.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Jitter {
     /// Exactly the nominal delay. Only for tests: synchronised clients retry together.
     None,
-    /// A small random offset added to the nominal delay: "double the wait each attempt and
-    /// add a small random offset". The default is `Proportional(0.2)`. With `fraction` `f`
-    /// (clamped to `0.0..=1.0`; NaN counts as 0):
+    /// A small random offset added to the nominal delay (default `Proportional(0.2)`). With
+    /// `fraction` `f` (clamped to `0.0..=1.0`; NaN counts as 0):
     ///
     /// - below the cap, uniform in `nominal ..= nominal × (1 + f)`, the top cut at the cap:
     ///   never shorter than the schedule;
@@ -144,9 +134,7 @@ impl Backoff {
     }
 
     /// The jittered delay before retry number `retry` (0-based), given the previous delay
-    /// (used by [`Jitter::Decorrelated`]). Never above [`max_delay`](Self::max_delay); with
-    /// the default jitter never below [`nominal`](Self::nominal) either, except at the cap,
-    /// where it spreads below it (see [`Jitter::Proportional`]).
+    /// (used by [`Jitter::Decorrelated`]).
     pub fn delay(&self, retry: u32, previous: Option<Duration>) -> Duration {
         self.delay_with(retry, previous, rand::random::<f64>())
     }

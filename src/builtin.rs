@@ -195,18 +195,12 @@ impl<'a> AgentConnected<'a> {
     /// `/`, `?`, `%` and everything else that could change the path are encoded, and an id that
     /// is a whole dot-segment (`.` or `..`) has its dots encoded.
     pub fn release_path(&self) -> Option<String> {
-        /// Everything but the unreserved ALPHA / DIGIT / `-` / `.` / `_` / `~`.
-        const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-            .remove(b'-')
-            .remove(b'.')
-            .remove(b'_')
-            .remove(b'~');
         let id = self.agent_id().filter(|id| !id.is_empty())?;
         // A whole segment of `.` or `..` would climb out of `/api/actors/`: encode its dots.
         let id = if id == "." || id == ".." {
             id.replace('.', "%2E")
         } else {
-            percent_encoding::utf8_percent_encode(id, SEGMENT).to_string()
+            percent_encoding::utf8_percent_encode(id, crate::text::NOT_UNRESERVED).to_string()
         };
         Some(format!("/api/actors/{id}/release"))
     }

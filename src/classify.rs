@@ -42,12 +42,8 @@ pub enum Disposition {
     NeedsHuman,
     /// The error would be [`Retry`](Self::Retry) or [`RateLimited`](Self::RateLimited), but the
     /// server forbade retrying it: a negative or unparsable `grpc-retry-pushback-ms` (gRPC's
-    /// retry design, A6), or `x-should-retry: false` / `Stripe-Should-Retry: false`. Do not send the same request again on your own schedule; report the
-    /// error. The built-in table's answer for the code still tells what kind of failure it was.
-    ///
-    /// Only [`ApiError::disposition`](crate::ApiError::disposition) and
-    /// [`Error::disposition`](crate::Error::disposition) return it: the built-in table looks at
-    /// the status and code alone.
+    /// retry design, A6), or `x-should-retry: false` / `Stripe-Should-Retry: false`. Report
+    /// the error. The built-in table never returns it: only the server's word does.
     DoNotRetry,
 }
 
@@ -81,23 +77,7 @@ impl fmt::Display for Disposition {
 /// Classifies an error by its code, falling back to its HTTP status for codes this crate does
 /// not know. `status` is `None` when no response was received (a transport failure).
 ///
-/// The code wins over the status because both pages say to branch on `code`. Decisions where
-/// the pages are silent or ambiguous (each has a test):
-///
-/// - `AGENT_DISCONNECTED_AUTOMATED` (401) is [`Reauthenticate`](Disposition::Reauthenticate):
-///   the page says the agent's listener repairs itself, which means new credentials; the same
-///   request with the same key fails the same way, and the 4xx rule forbids a blind retry.
-/// - `AGENT_KEY_CONFLICT` (403) is [`Forbidden`](Disposition::Forbidden), like any 403;
-///   `TRUST_REQUIRED` (403) is [`NeedsHuman`](Disposition::NeedsHuman), because granting
-///   trust to an installation is a person's decision.
-/// - `RESOURCE_EXHAUSTED` is [`RateLimited`](Disposition::RateLimited) even when it means an
-///   exhausted spend envelope: the code is the same, and the page's advice ("back off and
-///   retry later") covers both; the retry cap keeps an exhausted budget from looping.
-/// - `ABORTED` is transient (gRPC: "retry at a higher level"); `CANCELLED`, `OUT_OF_RANGE` and
-///   `UNIMPLEMENTED` are [`FixRequest`](Disposition::FixRequest); `DATA_LOSS` needs a human.
-/// - Every 5xx status is transient, as the first page says, including 501.
-/// - An unknown code on a status that is not an error (an MCP error in an HTTP 200) is treated
-///   as `UNKNOWN`, which gRPC also prescribes for unknown status numbers.
+/// The less obvious rows are listed on [`ErrorContract::new`](crate::ErrorContract::new).
 pub(crate) fn classify(status: Option<StatusCode>, code: &ErrorCode) -> Disposition {
     use Disposition::*;
     match code {

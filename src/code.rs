@@ -6,12 +6,9 @@ macro_rules! codes {
     ($( $(#[$doc:meta])* $variant:ident => $text:literal, )*) => {
         /// A stable, machine-readable error code, spelled exactly as the server spells it.
         ///
-        /// Both documented contracts say: *branch on `code`, never parse `message`*. This enum
-        /// has a variant for every code of both pages, the remaining gRPC status codes, and
-        /// [`ErrorCode::Other`], which keeps a code this crate does not know verbatim, so a new
-        /// server-side code never turns into a parse failure.
-        ///
-        /// Parsing never fails and round-trips through [`Display`](fmt::Display):
+        /// A variant for every code of both pages and every gRPC status, and
+        /// [`ErrorCode::Other`], which keeps an unknown code verbatim. Parsing never fails and
+        /// round-trips through [`Display`](fmt::Display):
         ///
         /// ```
         /// use tower_api_retry::ErrorCode;
@@ -208,10 +205,8 @@ impl ErrorCode {
 
     /// The code a body that names none is given, derived from the HTTP status alone.
     ///
-    /// This is the one mapping used for `{"detail": ...}` bodies and for bodies the decoder
-    /// does not recognise. It is chosen so that the derived code classifies exactly as the
-    /// status does (see [`ErrorContract::new`](crate::ErrorContract::new)): every 4xx maps to a code that is not
-    /// retried, every 5xx to a transient one.
+    /// Used for `{"detail": ...}` bodies and unrecognised ones; the derived code classifies
+    /// exactly as the status does.
     ///
     /// | status | code |
     /// | --- | --- |

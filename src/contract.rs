@@ -28,14 +28,9 @@
 //!
 //! # Announced quotas
 //!
-//! Many servers announce on every response, a success included, how many requests are left
-//! and when the window resets. Which header families are read is part of the contract
-//! ([`rate_limit_headers`](ErrorContract::rate_limit_headers), by default the IETF draft's
-//! `RateLimit` / `RateLimit-Policy` and `X-RateLimit-*`; OpenAI's and Anthropic's families are
-//! opt-in), and so is where such a quota applies
-//! ([`quota_scope`](ErrorContract::quota_scope), by default the whole authority, since a quota
-//! such as GitHub's covers every path). See the [`quota`](crate::quota) module for the
-//! conventions and how contradicting ones are merged.
+//! Which header families announce a quota ([`rate_limit_headers`](ErrorContract::rate_limit_headers))
+//! and where it applies ([`quota_scope`](ErrorContract::quota_scope)) are part of the contract
+//! too; see the [`quota`](crate::quota) module.
 //!
 //! ```
 //! use tower_api_retry::{ErrorContract, QuotaScope, RateLimitHeaders};
@@ -95,11 +90,7 @@ use std::{collections::HashMap, error::Error as StdError, fmt, sync::Arc};
 type Declared = HashMap<Box<str>, Disposition, foldhash::fast::FixedState>;
 
 /// The answers every layer gives about a failure: the built-in table, plus the codes an API
-/// declares. See the [module docs](self).
-///
-/// Cheap to clone: the built-in contract is a null pointer (no allocation, no reference
-/// count); a contract with declared codes shares them behind one `Arc`. The success path never
-/// reads it.
+/// declares. See the [module docs](self). Cheap to clone.
 ///
 /// ```
 /// use http::StatusCode;
@@ -132,23 +123,16 @@ impl ErrorContract {
     /// a rate limit, 401/407 need credentials, 403 is forbidden, any other 4xx needs a fixed
     /// request.
     ///
-    /// The code wins over the status because both pages say to branch on `code`. Decisions where
-    /// the pages are silent or ambiguous (each has a test):
+    /// The code wins over the status. Less obvious rows:
     ///
-    /// - `AGENT_DISCONNECTED_AUTOMATED` (401) is [`Reauthenticate`](Disposition::Reauthenticate):
-    ///   the page says the agent's listener repairs itself, which means new credentials; the same
-    ///   request with the same key fails the same way, and the 4xx rule forbids a blind retry.
-    /// - `AGENT_KEY_CONFLICT` (403) is [`Forbidden`](Disposition::Forbidden), like any 403;
-    ///   `TRUST_REQUIRED` (403) is [`NeedsHuman`](Disposition::NeedsHuman), because granting
-    ///   trust to an installation is a person's decision.
-    /// - `RESOURCE_EXHAUSTED` is [`RateLimited`](Disposition::RateLimited) even when it means an
-    ///   exhausted spend envelope: the code is the same, and the page's advice ("back off and
-    ///   retry later") covers both; the retry cap keeps an exhausted budget from looping.
-    /// - `ABORTED` is transient (gRPC: "retry at a higher level"); `CANCELLED`, `OUT_OF_RANGE` and
-    ///   `UNIMPLEMENTED` are [`FixRequest`](Disposition::FixRequest); `DATA_LOSS` needs a human.
-    /// - Every 5xx status is transient, as the first page says, including 501.
-    /// - An unknown code on a status that is not an error (an MCP error in an HTTP 200) is treated
-    ///   as `UNKNOWN`, which gRPC also prescribes for unknown status numbers.
+    /// - `AGENT_DISCONNECTED_AUTOMATED` (401) is [`Reauthenticate`](Disposition::Reauthenticate);
+    ///   `TRUST_REQUIRED` (403) is [`NeedsHuman`](Disposition::NeedsHuman).
+    /// - `RESOURCE_EXHAUSTED` is [`RateLimited`](Disposition::RateLimited), also for an exhausted
+    ///   spend envelope (the retry cap keeps it from looping).
+    /// - `ABORTED` is transient; `CANCELLED`, `OUT_OF_RANGE` and `UNIMPLEMENTED` are
+    ///   [`FixRequest`](Disposition::FixRequest); `DATA_LOSS` needs a human; 501 is transient.
+    /// - An unknown code on a status that is not an error (an MCP error in an HTTP 200) is
+    ///   treated as `UNKNOWN`.
     pub const fn new() -> Self {
         ErrorContract {
             declared: None,
@@ -225,14 +209,6 @@ impl ErrorContract {
 
     /// Which header families announce the API's quota (see [`Quota`](crate::Quota)):
     /// [`RateLimitHeaders::DEFAULT`] unless set. [`RateLimitHeaders::NONE`] reads none.
-    ///
-    /// ```
-    /// use tower_api_retry::{ErrorContract, RateLimitHeaders};
-    ///
-    /// let contract = ErrorContract::new()
-    ///     .rate_limit_headers(RateLimitHeaders::DEFAULT | RateLimitHeaders::OPENAI);
-    /// # let _ = contract;
-    /// ```
     pub const fn rate_limit_headers(mut self, conventions: RateLimitHeaders) -> Self {
         self.rate_limit_headers = conventions;
         self
@@ -317,13 +293,9 @@ impl fmt::Debug for ErrorContract {
 /// | [`REFUSED`](Self::REFUSED) | the connection was refused, or the address unreachable: nothing listens | yes |
 /// | [`INTERNAL`](Self::INTERNAL) | `500` and other 5xx, `INTERNAL`, `UNKNOWN` | no: a server error is often about one request (its input), not the path |
 ///
-/// A rate limit is not in the table: it closes its path at once, whatever the rule (a gRPC
-/// `RESOURCE_EXHAUSTED` that names no wait, answered twice to the same request, is that
-/// request's own the second time: see
-/// [outages](crate::rate_limit#one-requests-own-resource_exhausted)). Only an
-/// answer the contract retries ([`Disposition::Retry`]) is a signal: a `503` whose code is
-/// declared [`NeedsHuman`](Disposition::NeedsHuman) is not. A connection reset or a timeout
-/// of this client is not a signal either: the request may be the cause.
+/// A rate limit is not a signal: it closes its path at once. Only an answer the contract
+/// retries ([`Disposition::Retry`]) is a signal. A connection reset or a timeout of this
+/// client is not one either: the request may be the cause.
 ///
 /// ```
 /// use tower_api_retry::contract::OutageSignals;
@@ -420,14 +392,9 @@ impl Default for OutageSignals {
 ///
 /// The default, [`OutageRule::DEFAULT`], closes a path after **10 consecutive** signals, or
 /// when at least **20 answers** of the last second (about: two buckets of a second, the older
-/// one fading) include **80 %** or more of signals. Below both, the path stays open: one
-/// failing request among succeeding ones is about that request, and a server that fails a
-/// share of requests (one bad backend of several) still serves the rest; the retry layer
-/// deals with those failures one by one. The bar is high on purpose: with 30 % of answers
-/// failing at random, a 50 % threshold over a few answers is crossed by chance every few
-/// seconds, and closing a path that serves 70 % of its requests would lose more than it
-/// saves. A path's answers are only counted once it has seen a signal, so a path that never
-/// fails is never counted.
+/// one fading) include **80 %** or more of signals. The bar is high because a server that
+/// fails a share of requests still serves the rest; the retry layer deals with those one by
+/// one.
 ///
 /// ```
 /// use tower_api_retry::contract::OutageRule;

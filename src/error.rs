@@ -209,13 +209,9 @@ impl ApiError {
         self.fields.iter().map(|(k, _)| &**k)
     }
 
-    /// How long the server asked the client to wait (`Retry-After`, as delay-seconds or an
-    /// HTTP-date; `retry-after-ms`; or `grpc-retry-pushback-ms`), saturated at one year.
-    ///
-    /// `retry-after-ms` (OpenAI's and Anthropic's APIs send it beside `Retry-After`) is the
-    /// more precise, so a valid one wins; an invalid one is passed over for `Retry-After`,
-    /// which wins over `grpc-retry-pushback-ms`. An invalid hint is none (the backoff
-    /// applies); an HTTP-date in the past is zero.
+    /// How long the server asked the client to wait (`retry-after-ms`, else `Retry-After`,
+    /// else `grpc-retry-pushback-ms`), saturated at one year. An invalid hint is none; an
+    /// HTTP-date in the past is zero.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
@@ -227,17 +223,12 @@ impl ApiError {
         self.do_not_retry || self.should_retry == Some(false)
     }
 
-    /// The server's verdict in `x-should-retry` or `Stripe-Should-Retry` (`false` when they
-    /// disagree), if it sent one; the value is `true` or `false` in any case, white space
-    /// around it allowed, anything else ignored.
+    /// The server's word in `x-should-retry` or `Stripe-Should-Retry` (`false` when they
+    /// disagree), if it sent one.
     ///
-    /// `Some(false)` forbids a retry the table would allow: the disposition is
-    /// [`DoNotRetry`](Disposition::DoNotRetry), and the retry layer returns the error with
-    /// [`NotRetried::ShouldNotRetry`](crate::NotRetried::ShouldNotRetry). `Some(true)` makes
-    /// the error retryable whatever its status, as the official OpenAI, Anthropic and Stripe
-    /// clients do, and proves the request was not processed, so even a `POST` without an
-    /// `Idempotency-Key` is sent again (only the retry cap, the budget and the deadline still
-    /// apply). A gRPC server's refusal (a negative pushback) wins over `true`.
+    /// `Some(false)` makes the disposition [`DoNotRetry`](Disposition::DoNotRetry).
+    /// `Some(true)` makes the error retryable whatever its status, and proves the request was
+    /// not processed, so even a `POST` is sent again. A negative gRPC pushback wins over `true`.
     ///
     /// ```
     /// use http::{HeaderMap, HeaderValue, StatusCode};
@@ -263,10 +254,8 @@ impl ApiError {
         self.numeric_code
     }
 
-    /// The rich error details a gRPC server sent in `grpc-status-details-bin`, base64-decoded:
-    /// a serialized `google.rpc.Status` (decode it with `tonic-types` or `prost`). `None` when
-    /// there were none, they were not valid base64, or they were larger than the crate keeps
-    /// (16 KiB with the metadata).
+    /// The `grpc-status-details-bin` a gRPC server sent, base64-decoded: a serialized
+    /// `google.rpc.Status`. `None` when absent, invalid or over 16 KiB with the metadata.
     ///
     /// ```
     /// use http::{HeaderMap, HeaderValue, StatusCode};
@@ -286,15 +275,7 @@ impl ApiError {
 
     /// The custom metadata a gRPC server sent with its error status (`x-debug-id`, ...), as
     /// tonic's `Status::metadata` would hold it; `None` for an HTTP error or when there was
-    /// none.
-    ///
-    /// gRPC's and HTTP's own headers (`grpc-status`, `grpc-message`,
-    /// `grpc-status-details-bin`, `content-type`, ...) are not included. What is kept is
-    /// bounded: at most 32 entries and 16 KiB; an entry that does not fit is left out whole.
-    /// Text values are redacted like every text the crate keeps, and an entry whose name says
-    /// it holds a credential (`authorization`, `x-api-key`, `*-token`, ...) has its value
-    /// replaced (a `-bin` one is left out). Other binary (`-bin`) values are kept as sent,
-    /// base64.
+    /// none. At most 32 entries and 16 KiB are kept, credentials redacted.
     pub fn grpc_metadata(&self) -> Option<&http::HeaderMap> {
         self.grpc.as_ref().map(|g| &g.metadata)
     }
@@ -304,12 +285,9 @@ impl ApiError {
         self.shape
     }
 
-    /// What a careful caller does: the [contract](crate::ErrorContract)'s disposition of this status and code, except that an error
-    /// the server forbade retrying ([`server_forbids_retry`](Self::server_forbids_retry)) is
-    /// [`DoNotRetry`](Disposition::DoNotRetry) instead of [`Retry`](Disposition::Retry) or
-    /// [`RateLimited`](Disposition::RateLimited), and one the server asked to be retried
-    /// (`x-should-retry: true`, [`server_should_retry`](Self::server_should_retry)) is
-    /// [`Retry`](Disposition::Retry) whatever its status.
+    /// What a careful caller does: the [contract](crate::ErrorContract)'s disposition, overridden
+    /// by the server's own word ([`server_should_retry`](Self::server_should_retry),
+    /// [`server_forbids_retry`](Self::server_forbids_retry)).
     ///
     /// ```
     /// use http::{HeaderMap, HeaderValue, StatusCode};
@@ -380,19 +358,12 @@ impl StdError for ApiError {}
 
 /// The error of every service in this crate.
 ///
-/// It is the `Error` of a stack whose innermost layer is
-/// [`ErrorDecodeLayer`](crate::ErrorDecodeLayer), and what a `tower::BoxError` from such a
-/// stack downcasts to. It is either what the server said ([`api`](Self::api)), a transport
-/// failure of the inner service ([`source`](StdError::source) reaches it), or a request the
-/// rate-limit gate refused to send.
+/// It is either what the server said ([`api`](Self::api)), a transport failure of the inner
+/// service ([`source`](StdError::source) reaches it, unchanged), a failure this crate detected,
+/// or a request the rate-limit gate refused to send.
 ///
-/// `Display` shows code, message and fix; neither `Display` nor `Debug` shows a credential.
-/// [`source`](StdError::source) is the inner client's own error, unchanged (so it can be
-/// downcast): its text is the client's. hyper, hyper-util and tonic never put a URI or a
-/// header in theirs, but a reporter that prints the whole chain of another client's errors
-/// prints whatever that client wrote.
-/// The exact text is not stable; branch on [`code`](Self::code) and
-/// [`disposition`](Self::disposition).
+/// Neither `Display` nor `Debug` shows a credential; the text is not stable, so branch on
+/// [`code`](Self::code) and [`disposition`](Self::disposition).
 ///
 /// ```
 /// use http::StatusCode;
@@ -715,11 +686,8 @@ impl Error {
     }
 
     /// The code: the server's, or `UNAVAILABLE` / `DEADLINE_EXCEEDED` for a transport
-    /// failure, or `RESOURCE_EXHAUSTED` for a request a closed rate-limit gate held back.
-    ///
-    /// A gRPC call whose deadline ran out in the retry layer is `DEADLINE_EXCEEDED`, as gRPC
-    /// clients report it; [`api`](Self::api) then still holds the last answer, and
-    /// [`note`](Self::note) says what happened (see the [retry module](crate::retry#deadlines)).
+    /// failure, or `RESOURCE_EXHAUSTED` for a request a closed rate-limit gate held back. A gRPC
+    /// call whose [deadline](crate::retry#deadlines) ran out is `DEADLINE_EXCEEDED`.
     pub fn code(&self) -> &ErrorCode {
         static RESOURCE_EXHAUSTED: ErrorCode = ErrorCode::ResourceExhausted;
         static DEADLINE_EXCEEDED: ErrorCode = ErrorCode::DeadlineExceeded;
@@ -775,10 +743,8 @@ impl Error {
         self.inner.verdict.disposition
     }
 
-    /// `true` when the contract allows retrying the same request: the disposition is
-    /// [`Retry`](Disposition::Retry) or [`RateLimited`](Disposition::RateLimited). An error
-    /// whose server forbade a retry (a negative or unparsable gRPC pushback) is
-    /// [`DoNotRetry`](Disposition::DoNotRetry), so it is not.
+    /// `true` when the disposition is [`Retry`](Disposition::Retry) or
+    /// [`RateLimited`](Disposition::RateLimited).
     pub fn is_retryable(&self) -> bool {
         self.disposition().is_retryable()
     }
@@ -794,11 +760,8 @@ impl Error {
         self.inner.retry_after.max(own)
     }
 
-    /// The quota the error response announced in its rate-limit headers (a `429` or `503`
-    /// often carries `RateLimit` or `X-RateLimit-*` fields), read by the decode layer in the
-    /// families its [contract](crate::ErrorContract::rate_limit_headers) names; `None` for
-    /// an error that is not a decoded HTTP response, or one without such headers. The
-    /// rate-limit layer reads it as it reads a success's.
+    /// The quota the error response announced in its rate-limit headers (in the families its
+    /// [contract](crate::ErrorContract::rate_limit_headers) names), if any.
     ///
     /// ```
     /// use http::{Request, Response};
@@ -851,9 +814,7 @@ impl Error {
         matches!(self.inner.kind, Kind::GateClosed { .. })
     }
 
-    /// Why the error was returned without a further retry, when a layer knows (retry budget
-    /// exhausted, body too large to replay, `Retry-After` too long, ...): the text of
-    /// [`not_retried`](Self::not_retried).
+    /// The text of [`not_retried`](Self::not_retried).
     pub fn note(&self) -> Option<&str> {
         self.inner.note.as_deref()
     }

@@ -66,12 +66,8 @@
 //!     .service(client)
 //! ```
 //!
-//! [`ErrorDecodeLayer`] turns error responses (status ≥ 400, or a non-zero `grpc-status`) into
-//! one typed [`Error`] and passes successes through untouched; [`RateLimitBackoffLayer`]
-//! ([`rate_limit`]) closes a rate-limited path's gate until `Retry-After` has passed;
-//! [`RetryLayer`] ([`retry`]) retries what is transient on the [`backoff`] schedule, without
-//! duplicating a side effect. The [`ErrorContract`] of the decoding layer judges each answer
-//! once, and all three read that [`Verdict`] (see [`stack`] for why this order).
+//! The [`ErrorContract`] of the decoding layer judges each answer once, and all three layers
+//! read that [`Verdict`] (see [`stack`] for why this order, [`rate_limit`] and [`retry`]).
 //!
 //! # Other clients and protocols
 //!

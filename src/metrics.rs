@@ -1,15 +1,8 @@
 //! The metrics the layers record, with the `metrics` feature: their names, types and labels.
 //!
 //! The layers record through the [`metrics`](https://docs.rs/metrics) facade, so any exporter
-//! installed as the recorder receives them: Prometheus (`metrics-exporter-prometheus`),
-//! OpenTelemetry (`metrics-exporter-opentelemetry`), statsd, and others. Without the feature
-//! nothing is recorded and the calls compile to nothing. Without a recorder installed the
-//! facade drops them.
-//!
-//! Names follow OpenTelemetry's HTTP client conventions where one exists
-//! (`http.client.request.duration` and its attributes); the rest are the crate's own, under
-//! `api_retry.`. Exporters rewrite names as their format needs (Prometheus:
-//! `http_client_request_duration`, `api_retry_attempts`, …).
+//! installed as the recorder receives them. Names follow OpenTelemetry's HTTP client
+//! conventions where one exists; the rest are the crate's own, under `api_retry.`.
 //!
 //! | name | type | labels | recorded by | what |
 //! | --- | --- | --- | --- | --- |
@@ -41,24 +34,18 @@
 //! - `reason`: [`NotRetried::as_str`](crate::NotRetried::as_str).
 //!
 //! Never a path, a host, a rate-limit key, a header value, a message or a credential.
-//! OpenTelemetry's `server.address` and `url.template` are left out for that reason: add
-//! them in your exporter if your hosts are few.
 //!
 //! # Tracing
 //!
 //! Independently of this feature, [`RetryLayer`](crate::RetryLayer) opens one `tracing` span
-//! per attempt, `api_retry.attempt` at `DEBUG`, around the inner service's future (so inner
-//! layers' and clients' events nest in it), with the fields `http.request.method`,
-//! `http.request.resend_count` (OpenTelemetry's attribute: absent on the first attempt, 1 on
-//! the first resend, …), and once the attempt ends `http.response.status_code` or `disposition`,
-//! `code` and `error.type`. With no subscriber interested in it, a span costs one check of a
-//! cached flag.
+//! per attempt, `api_retry.attempt` at `DEBUG`, with the fields `http.request.method`,
+//! `http.request.resend_count` (absent on the first attempt), and once the attempt ends
+//! `http.response.status_code` or `disposition`, `code` and `error.type`.
 //!
 //! # Example
 //!
-//! With the `metrics` feature, a recorder installed once at start-up receives everything the
-//! layers record. `examples/prometheus.rs` in the repository runs a short scripted exchange
-//! and prints the Prometheus scrape output.
+//! `examples/prometheus.rs` in the repository prints the Prometheus scrape output of a short
+//! exchange.
 //!
 //! ```
 //! # #[cfg(feature = "metrics")]

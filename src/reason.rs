@@ -27,13 +27,8 @@ pub enum NotRetried {
     /// The server answered `x-should-retry: false` (or `Stripe-Should-Retry: false`) to an
     /// error the contract would have retried.
     ShouldNotRetry,
-    /// A gRPC server answered `RESOURCE_EXHAUSTED` with no `grpc-retry-pushback-ms` (nor any
-    /// other wait) to this request, and had already answered its previous attempt the same
-    /// way. Sent a third time, the same bytes would fail the same way: a gRPC library gives
-    /// this answer of its own for a message over the server's size limit (grpcio's
-    /// "Received message larger than max"), while a rate limit that names no wait is tried
-    /// again by the caller's next request, not by this one. See the rate-limit layer's
-    /// [outages](crate::rate_limit#outages) section for what the gate does with it.
+    /// A gRPC server answered `RESOURCE_EXHAUSTED` naming no wait to this request twice in a
+    /// row: most likely a message over its size limit, which fails the same way every time.
     ExhaustedAgain,
     /// [`RetryLayer::max_retries`](crate::RetryLayer::max_retries) was reached.
     MaxRetries {

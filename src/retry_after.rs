@@ -8,28 +8,10 @@
 //! retry design asks. An HTTP-date in the past is zero, and a huge value saturates at
 //! `MAX_HINT`.
 //!
-//! # Which hint wins
-//!
-//! `retry-after-ms` (OpenAI's and Anthropic's APIs send it beside `Retry-After`) is the more
-//! precise of the two, so a valid one wins; an invalid one is passed over for `Retry-After`,
-//! which wins over `grpc-retry-pushback-ms`.
-//!
-//! # The server's verdict
-//!
-//! `x-should-retry: true|false` (OpenAI, Anthropic) and `Stripe-Should-Retry: true|false` say
-//! whether the server wants the request sent again, whatever the status.
-//!
-//! - `false` forbids a retry the table would allow: the error's disposition is
-//!   `DoNotRetry`, and the retry layer returns it with
-//!   `NotRetried::ShouldNotRetry`.
-//! - `true` makes the error retryable whatever its status, as the official OpenAI, Anthropic
-//!   and Stripe clients do (a `409` lock timeout, a `400` the server knows to be transient), and
-//!   it proves the request was not processed, so even a `POST` without an `Idempotency-Key`
-//!   is sent again. Only the retry cap, the budget and the deadline still apply.
-//!
-//! The value is `true` or `false` in any case, white space around it allowed; anything else is
-//! ignored. When the two headers disagree, `false` wins, and a gRPC server's refusal
-//! (a negative pushback) wins over `true`.
+//! A valid `retry-after-ms` wins over `Retry-After`, which wins over `grpc-retry-pushback-ms`.
+//! `x-should-retry` and `Stripe-Should-Retry` are `true` or `false` in any case, white space
+//! around allowed; when they disagree, `false` wins (see
+//! [`ApiError::server_should_retry`](crate::ApiError::server_should_retry)).
 
 use http::{HeaderMap, HeaderValue};
 use std::time::{Duration, SystemTime};
@@ -133,12 +115,8 @@ pub(crate) fn parse_should_retry(value: &HeaderValue) -> Option<bool> {
 
 /// Parses one `grpc-retry-pushback-ms` value: an integer number of milliseconds.
 ///
-/// gRPC's retry design (A6) gives every value a meaning: a non-negative integer is the least
-/// time to wait before the next attempt, and a negative *or unparsable* value means "do not
-/// retry". So this function is total and never returns "no hint": garbage from a server is a
-/// refusal, not a license to retry on the client's own schedule. Surrounding white space and
-/// a leading `+` are accepted (as grpc-go's integer parser does); a huge value saturates at
-/// `MAX_HINT`.
+/// A negative *or unparsable* value means "do not retry", as gRPC's retry design (A6) asks.
+/// Surrounding white space and a leading `+` are accepted, as grpc-go does.
 pub(crate) fn parse_grpc_pushback(value: &HeaderValue) -> Pushback {
     let Ok(text) = value.to_str() else {
         return Pushback::DoNotRetry;
@@ -159,14 +137,9 @@ pub(crate) fn parse_grpc_pushback(value: &HeaderValue) -> Pushback {
     Pushback::After(Duration::from_millis(ms).min(MAX_HINT))
 }
 
-/// The server's word in a set of response headers, as the layers read it.
-///
-/// A valid `retry-after-ms` wins over `Retry-After`, which wins over
-/// `grpc-retry-pushback-ms`. Only the first value of a repeated `Retry-After`,
-/// `retry-after-ms`, `x-should-retry` or `Stripe-Should-Retry` is read (as
-/// [`HeaderMap::get`] does): a repeated one is itself invalid HTTP, and the first value is
-/// what every other client sees. A repeated `grpc-retry-pushback-ms` is "do not retry", as
-/// grpc-go reads it.
+/// The server's word in a set of response headers. Only the first value of a repeated header
+/// is read, except that a repeated `grpc-retry-pushback-ms` is "do not retry", as grpc-go
+/// reads it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Hint {
     pub(crate) after: Option<Duration>,

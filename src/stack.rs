@@ -11,30 +11,9 @@
 //! - the retry layer is outermost, so it sees a closed gate as "never sent" and may retry even a
 //!   POST after it.
 //!
-//! [`ApiContractLayer`] is that stack as one layer, with each part configurable;
-//! [`ServiceBuilderExt`] adds its defaults to a `tower::ServiceBuilder` as
-//! [`.api_contract()`](ServiceBuilderExt::api_contract), and a configured one goes in with
-//! `.layer(ApiContractLayer::new()...)`. Both build exactly
-//! `ServiceBuilder::new().layer(retry).layer(rate_limit).layer(decode)`: the service is
-//! [`ApiContract<S>`], nothing is added around or between the three.
-//!
-//! # MCP clients
-//!
-//! Over MCP a tool-call error arrives inside an HTTP 200, which the plain decode layer lets
-//! through. [`ApiContractLayer::mcp()`] is the same stack with
-//! [`McpDecodeLayer`] innermost, so those errors are retried
-//! and close the rate-limit gate like any other:
-//!
-//! ```text
-//! ServiceBuilder::new().layer(ApiContractLayer::mcp()).service(client)
-//! ```
-//!
-//! MCP mode changes the response body type: the service answers
-//! `Response<`[`McpBody<B>`](crate::mcp::McpBody)`>` instead of the client's own
-//! `Response<B>`, because a JSON success has to be read before it can be told from a tool
-//! error. `McpBody` hands back exactly the bytes the server sent (buffered, or streamed when
-//! the body is too large or too slow to inspect). The service is
-//! [`ApiContract<S, McpDecodeLayer>`](ApiContract).
+//! [`ApiContractLayer`] is that stack as one layer, each part configurable;
+//! [`ServiceBuilderExt::api_contract`] adds its defaults to a `tower::ServiceBuilder`.
+//! [`ApiContractLayer::mcp()`] puts [`McpDecodeLayer`] innermost, for MCP clients.
 //!
 //! # Example
 //!
@@ -82,14 +61,10 @@ use tower::{Layer, ServiceBuilder, layer::util::Stack};
 /// `ApiContract<S, McpDecodeLayer>`; its responses are `Response<McpBody<B>>`.
 pub type ApiContract<S, D = ErrorDecodeLayer> = Retry<RateLimitBackoff<<D as Layer<S>>::Service>>;
 
-/// The three layers of the crate in the documented order, as one layer. See the
-/// [module docs](self) for why this order and an example.
+/// The three layers of the crate in the documented order, as one layer (see the
+/// [module docs](self)). `D` is the decoding layer: [`ErrorDecodeLayer`] or [`McpDecodeLayer`].
 ///
-/// `D` is the innermost, decoding layer: [`ErrorDecodeLayer`] (the default) or, for MCP
-/// clients, [`McpDecodeLayer`] (see [`ApiContractLayer::mcp`]).
-///
-/// Every service this layer makes (and every clone) shares one retry budget and one gate map,
-/// exactly as the separate layers do.
+/// Every service this layer makes (and every clone) shares one retry budget and one gate map.
 #[derive(Clone, Debug, Default)]
 pub struct ApiContractLayer<D = ErrorDecodeLayer> {
     retry: RetryLayer,
@@ -109,17 +84,10 @@ impl ApiContractLayer {
     /// [`RateLimitBackoffLayer::new`] and [`McpDecodeLayer::new`], so a tool-call error inside
     /// an HTTP 200 is a typed [`Error`](crate::Error) that the two outer layers act on.
     ///
-    /// **The response body type changes**: the service answers `Response<McpBody<B>>`
-    /// ([`McpBody`](crate::mcp::McpBody)) where the client answers `Response<B>`, because
-    /// a JSON success is read (up to
-    /// [`max_body_bytes`](ErrorDecodeLayer::max_body_bytes)) to tell it from a tool error. The
-    /// caller still gets the server's bytes unchanged. See [`McpDecodeLayer`] for what is
-    /// inspected and what it costs.
-    ///
-    /// Every MCP call is a `POST`: a rate limit is retried, but a transient tool error
-    /// (`UNAVAILABLE`, `INTERNAL`, …) only with an `Idempotency-Key` or
-    /// [`retry_non_idempotent(true)`](RetryLayer::retry_non_idempotent), since the tool may
-    /// have had an effect before it failed.
+    /// The service answers `Response<McpBody<B>>` ([`McpBody`](crate::mcp::McpBody)): a JSON
+    /// success is read to tell it from a tool error, and handed back unchanged. An MCP call is
+    /// a `POST`, so a transient tool error is retried only with an `Idempotency-Key` or
+    /// [`retry_non_idempotent(true)`](RetryLayer::retry_non_idempotent).
     ///
     /// ```
     /// use bytes::Bytes;
@@ -193,10 +161,8 @@ impl<D: DecodeMode> ApiContractLayer<D> {
         self
     }
 
-    /// Hands `contract` to every layer of the stack, so decoding, retrying and the rate-limit
-    /// gates all read an API's declared codes the same way (see [`ErrorContract`]). It also
-    /// applies to the layers given after it ([`retry`](Self::retry),
-    /// [`rate_limit`](Self::rate_limit), [`decode`](Self::decode)).
+    /// Hands `contract` to every layer of the stack, including layers given after it (see
+    /// [`ErrorContract`]).
     ///
     /// ```
     /// use tower::ServiceBuilder;
@@ -243,10 +209,7 @@ impl DecodeMode for McpDecodeLayer {}
 /// Adds the crate's stack to a [`tower::ServiceBuilder`] in one line. See the
 /// [module docs](self) for an example.
 pub trait ServiceBuilderExt<L>: sealed::Sealed {
-    /// Adds [`ApiContractLayer::new()`]: retry, rate-limit gate and decoding with the
-    /// documented defaults, in the documented order.
-    /// A configured stack, or the MCP one, goes in as any layer does:
-    /// `.layer(ApiContractLayer::mcp())`.
+    /// Adds [`ApiContractLayer::new()`]; a configured stack goes in with `.layer(...)`.
     fn api_contract(self) -> ServiceBuilder<Stack<ApiContractLayer, L>>;
 }
 

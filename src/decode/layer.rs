@@ -93,12 +93,8 @@ pub(crate) fn poll_read<B: Body>(
 
 /// Turns error responses into [`Error`]s. See the [module docs](crate::decode) for an example.
 ///
-/// The layer remembers the [`Credentials`] each request carries (`Authorization`,
-/// `Proxy-Authorization`, `X-Api-Key`, `Cookie`, the `token`/`key` query parameters, and the
-/// headers named with [`sensitive_header`](Self::sensitive_header)); none of them shows in an
-/// error built from the response, however the server echoes it. On a success this costs a
-/// pass over the request's header names and a hash of each credential found, with no
-/// allocation and no copy.
+/// The layer remembers the [`Credentials`] each request carries; none of them shows in an
+/// error built from the response, however the server echoes it.
 #[derive(Clone, Debug)]
 pub struct ErrorDecodeLayer {
     pub(crate) limits: Limits,

@@ -12,16 +12,10 @@
 //! [`ApiError`], classified by its status, with a short safe excerpt as the
 //! message.
 //!
-//! Over MCP a tool-call error arrives in an HTTP 200; [`McpDecodeLayer`](crate::McpDecodeLayer) is the
-//! opt-in mode that decodes those too (see the [`mcp`](crate::mcp) module), and
-//! [`ApiContractLayer::mcp`](crate::ApiContractLayer::mcp) installs the whole stack with it.
+//! [`McpDecodeLayer`](crate::McpDecodeLayer) also decodes MCP tool-call errors in an HTTP 200.
 //!
-//! A server may echo the credentials a request carried (`Authorization`, `X-Api-Key`, a
-//! cookie, `?token=`, ...) in its error, bare and with no marker around them. The layer
-//! remembers them for each request ([`Credentials`], fingerprints computed in place, no
-//! allocation) and every exact occurrence becomes `[REDACTED]` in the [`Error`](crate::Error),
-//! so it never reaches `Display`, `Debug` or a log. Name other headers that carry one with
-//! [`ErrorDecodeLayer::sensitive_header`].
+//! The credentials a request carried never show in its [`Error`](crate::Error), however the
+//! server echoes them (see [`Credentials`] and [`ErrorDecodeLayer::sensitive_header`]).
 //!
 //! # Example
 //!
@@ -71,10 +65,9 @@ use crate::text::safe::EXCERPT_CHARS;
 impl ApiError {
     /// Decodes an error response from its status, headers and (possibly truncated) body.
     ///
-    /// This is what [`ErrorDecodeLayer`] does with every error response; it is public for
-    /// clients that read bodies themselves. It never fails and never panics: a body that is no
-    /// documented shape gives an error derived from the status
-    /// ([`ErrorCode::from_status`]) with a short, safe excerpt as its message.
+    /// For clients that read bodies themselves. It never fails: a body that is no documented
+    /// shape gives an error derived from the status ([`ErrorCode::from_status`]) with a short,
+    /// safe excerpt as its message.
     ///
     /// ```
     /// use http::{HeaderMap, StatusCode};
@@ -96,21 +89,7 @@ impl ApiError {
 
     /// [`decode`](Self::decode), for the response to a request that carried `credentials`:
     /// every exact occurrence of one of them is replaced by `[REDACTED]` in everything the
-    /// error holds (message, fix, code, details, fields, the excerpt of a junk body,
-    /// `grpc-message`). This is what [`ErrorDecodeLayer`] does.
-    ///
-    /// ```
-    /// use http::{HeaderMap, Request, StatusCode};
-    /// use tower_api_retry::{ApiError, decode::Credentials};
-    ///
-    /// let request = Request::get("/api/me").header("x-api-key", "mk_live_S3cr3tApiKey0003").body(()).unwrap();
-    /// let body = br#"{"code":"INVALID_API_KEY","message":"The API key mk_live_S3cr3tApiKey0003 is not recognized.",
-    ///     "fix":"replace mk_live_S3cr3tApiKey0003","details":{"key":"mk_live_S3cr3tApiKey0003"}}"#;
-    /// let err = ApiError::decode_with(StatusCode::UNAUTHORIZED, &HeaderMap::new(), body, &Credentials::of(&request));
-    /// assert_eq!(err.message(), "The API key [REDACTED] is not recognized.");
-    /// assert_eq!(err.fix(), Some("replace [REDACTED]"));
-    /// assert_eq!(err.details().unwrap()["key"], "[REDACTED]");
-    /// ```
+    /// error holds, as [`ErrorDecodeLayer`] does (see [`Credentials`] for an example).
     pub fn decode_with(
         status: StatusCode,
         headers: &HeaderMap,

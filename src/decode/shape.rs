@@ -289,12 +289,6 @@ pub(super) fn parse<'de>(body: &'de [u8], obj: &mut Obj<'de>) -> bool {
 }
 
 impl Obj<'_> {
-    /// `true` when the object carries an error the MCP mode recognises in a 200.
-    #[allow(dead_code)]
-    pub(super) fn has_error(&self) -> bool {
-        self.error.is_some()
-    }
-
     /// Builds the [`ApiError`] for `status`, falling back to `excerpt` for the message.
     pub(super) fn take_api_error(
         &mut self,

@@ -4,19 +4,11 @@
 //! `http::Response`: a hyper-util client, a tonic `Channel` or an axum `Router` needs no
 //! adapter. What each feature adds:
 //!
-//! - `tonic`: every [`Error`] converts into a `tonic::Status` with the right
-//!   code (`From<Error> for tonic::Status`), and carries that `Status` in its chain of
-//!   sources, where `tonic::client::Grpc` looks when a service below it fails: a call through
-//!   the stack fails with the server's own gRPC code, message, details
-//!   (`grpc-status-details-bin`) and metadata, not `Unknown`. `tonic::body::Body` request
-//!   bodies replay on retry.
-//! - `axum`: `axum::body::Body` request bodies replay on retry.
-//! - `tower-http`: the `tower_http` module, the crate's classification as a
-//!   `tower_http::classify` classifier for `TraceLayer`, and a span that leaves the query
-//!   string (and the credentials it may carry) out of logs.
-//! - `reqwest`: the `reqwest` module, whose `ReqwestService` puts a `reqwest::Client` (with
-//!   request and response types of its own) under the stack, replays `reqwest::Body` request
-//!   bodies and classifies reqwest's errors (refused, reset, timeout) like hyper's.
+//! - `tonic`: `From<Error> for tonic::Status`, the `Status` in an [`Error`]'s chain of
+//!   sources (where `tonic::client::Grpc` looks), and replay of `tonic::body::Body`.
+//! - `axum`: replay of `axum::body::Body`.
+//! - `tower-http`: the `tower_http` module, the crate's classification for `TraceLayer`.
+//! - `reqwest`: the `reqwest` module, a `reqwest::Client` under the stack.
 
 #[cfg(feature = "axum")]
 mod axum;

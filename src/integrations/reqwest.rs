@@ -1,20 +1,9 @@
 //! A [`reqwest::Client`] under the stack.
 //!
-//! The layers of this crate speak `http`: they take an [`http::Request<B>`] and answer an
-//! [`http::Response`]. A `reqwest::Client` takes a [`reqwest::Request`] and answers a
-//! [`reqwest::Response`]. [`ReqwestService`] sits between the two and converts with reqwest's
-//! own conversions (`reqwest::Request::try_from(http::Request<B>)` and
-//! `http::Response::from(reqwest::Response)`). It is a `tower::Service<http::Request<B>>`
-//! answering `http::Response<reqwest::Body>`, for `B = reqwest::Body` or any other body
-//! reqwest takes (`String`, `Vec<u8>`, `Bytes`, `&'static str`, …). All of the client's own
-//! configuration still applies: TLS, proxies, timeouts, redirects, default headers and the
-//! connection pool.
-//!
-//! reqwest's errors are classified like hyper's (see [`ReqwestService`]), and its request
-//! bodies, buffered or streaming, replay on retry (see [`BodyCopy`]).
-//! `reqwest::Response::from` turns an `http::Response<reqwest::Body>` back into a
-//! `reqwest::Response`, for reqwest's helpers (`bytes`, `text`, `json`, …); its `url()` is not
-//! kept.
+//! The layers of this crate speak `http`; a `reqwest::Client` speaks [`reqwest::Request`].
+//! [`ReqwestService`] converts between the two with reqwest's own conversions, so all of the
+//! client's configuration still applies. Its errors are classified like hyper's, and its
+//! request bodies replay on retry (see [`BodyCopy`]).
 //!
 //! # Example
 //!
@@ -61,17 +50,13 @@
 //!
 //! # reqwest's features, retries and redirects
 //!
-//! This crate's `reqwest` feature enables no feature of reqwest (no TLS, no HTTP/2, no system
-//! proxy): your own `reqwest` dependency decides, and without a TLS feature reqwest cannot
-//! connect to an `https://` URL.
+//! This crate's `reqwest` feature enables no feature of reqwest (no TLS): your own `reqwest`
+//! dependency decides.
 //!
-//! reqwest retries on its own only what the server never processed, which is harmless under
-//! the stack. Do not also give it a status-based policy
+//! Do not also give reqwest a status-based retry policy
 //! ([`ClientBuilder::retry`](reqwest::ClientBuilder::retry)): every attempt of the stack would
-//! become several, without backoff, `Retry-After` or gates. The stack retries the original
-//! request, never a redirect target; reqwest follows redirects and, across hosts, drops
-//! `Authorization` but not `X-Api-Key`: an API authenticated by `X-Api-Key` is safer with
-//! [`redirect::Policy::none()`](reqwest::redirect::Policy::none).
+//! become several. reqwest keeps `X-Api-Key` across a cross-host redirect: an API
+//! authenticated by it is safer with [`redirect::Policy::none()`](reqwest::redirect::Policy::none).
 
 use crate::{
     code::ErrorCode,
@@ -96,7 +81,6 @@ use tower::Service;
 ///
 /// `B` is the request body type: `reqwest::Body` from [`new`](ReqwestService::new), any other
 /// `B: Into<reqwest::Body>` from `From`, for example `ReqwestService::<String>::from(client)`.
-/// Cloning it clones the client, which shares one connection pool.
 ///
 /// # Errors
 ///
@@ -112,12 +96,9 @@ use tower::Service;
 /// | after connecting: a reset, a closed connection, a failing request body | `UNAVAILABLE` | `true` | when the method allows it |
 /// | to build the request: a URI without scheme or host ([`is_builder`](reqwest::Error::is_builder)) | `INVALID_ARGUMENT` | `false` | no: fix the request |
 ///
-/// "When the method allows it": GET, HEAD, PUT, DELETE and the other idempotent methods, or a
-/// request with an `Idempotency-Key` (see [`RetryLayer`](crate::RetryLayer)).
-///
-/// reqwest's error names the URL it failed on; before it reaches the [`Error`], that URL loses
-/// its query, fragment and user info, where credentials travel (`?token=…`). The [`Error`]'s
-/// own text is redacted like every other.
+/// "When the method allows it": an idempotent method, or an `Idempotency-Key` (see
+/// [`RetryLayer`](crate::RetryLayer)). The URL in reqwest's error loses its query, fragment
+/// and user info, where credentials travel.
 pub struct ReqwestService<B = reqwest::Body> {
     client: reqwest::Client,
     _body: PhantomData<fn(B)>,
@@ -246,18 +227,9 @@ fn classify(mut err: reqwest::Error) -> Error {
 /// What the retry layer keeps of a `reqwest::Body` between attempts: the bytes of a buffered
 /// body, or the [`Captured`] copy of a streaming one.
 ///
-/// The retry layer sends a request again only with the very same body. With the `reqwest`
-/// feature, `reqwest::Body` is a [`ReplayBody`]:
-///
-/// - a buffered body (from `String`, `Vec<u8>`, `Bytes`, `&'static str`; what `RequestBuilder::body`
-///   and `json` make) is replayed from its bytes, which are shared, not copied, like a
-///   [`Full`](http_body_util::Full);
-/// - a streaming body (`Body::wrap`, `Body::wrap_stream`, a file) is copied while the first
-///   attempt streams it, up to [`max_replay_bytes`](crate::RetryLayer::max_replay_bytes), and
-///   sent again from the copy; a body that an attempt never sent (a refused connection, a closed
-///   gate) is sent on the next attempt as it is. See [`ReplayBody`] for the limits.
-///
-/// `String`, `Vec<u8>`, `Bytes` and `&'static str` request bodies replay too, by clone.
+/// A buffered body is replayed from its shared bytes; a streaming one is copied while the
+/// first attempt streams it, up to [`max_replay_bytes`](crate::RetryLayer::max_replay_bytes)
+/// (see [`ReplayBody`]).
 #[derive(Clone)]
 pub struct BodyCopy {
     repr: Repr,

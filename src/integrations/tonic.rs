@@ -1,12 +1,8 @@
 //! `tonic` interop: every [`Error`] converts into a [`tonic::Status`] with the right code.
 //!
-//! With the `tonic` feature, an [`Error`] also carries the equivalent `Status` in its chain of
-//! sources, which is where `tonic::client::Grpc` looks when a service below it fails: a call
-//! through the crate's stack fails with the server's own gRPC code and message, not
-//! `Unknown`. The server's rich error details (`grpc-status-details-bin`) and custom metadata
-//! (`x-debug-id`, ...) come along in [`details`](tonic::Status::details) and
-//! [`metadata`](tonic::Status::metadata), as with plain tonic (bounded and redacted: see
-//! [`ApiError::grpc_metadata`](crate::ApiError::grpc_metadata)).
+//! An [`Error`] also carries the equivalent `Status` in its chain of sources, where
+//! `tonic::client::Grpc` looks, so a call through the stack fails with the server's own code,
+//! message, details and metadata, not `Unknown`.
 //!
 //! ```
 //! use http::StatusCode;

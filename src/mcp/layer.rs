@@ -23,26 +23,17 @@ use tower::{BoxError, Layer, Service};
 /// - a JSON-RPC `error` object (`-32602`: input validation; the number is kept as
 ///   [`ApiError::numeric_code`](crate::ApiError::numeric_code)).
 ///
-/// So a `RESOURCE_EXHAUSTED` tool error is [`RateLimited`](crate::Disposition::RateLimited)
-/// and closes the rate-limit gate, as for REST clients. Note that every MCP call is a `POST`:
-/// [`RetryLayer`](crate::RetryLayer) retries a rate limit on its own, but a transient tool
-/// error (`UNAVAILABLE`, `INTERNAL`, ...) only when the call carries an `Idempotency-Key` or
-/// the layer is built with
-/// [`retry_non_idempotent(true)`](crate::retry::RetryLayer::retry_non_idempotent), because
-/// the tool may have had a side effect before it failed (the demo's MCP call opts in).
+/// Every MCP call is a `POST`, so a transient tool error is retried only with an
+/// `Idempotency-Key` or [`retry_non_idempotent(true)`](crate::retry::RetryLayer::retry_non_idempotent).
 ///
 /// # Cost
 ///
-/// The plain [`ErrorDecodeLayer`] never buffers a success. This mode must: a 2xx response
-/// with a JSON content type (`application/json`, `*/*+json`) is read into memory up to
-/// [`max_body_bytes`](ErrorDecodeLayer::max_body_bytes) and scanned once. Anything else (an
-/// SSE stream, a body announced larger than the limit) passes through unread. A body that
-/// turns out larger than the limit, or that trickles past
+/// A 2xx response with a JSON content type is read into memory up to
+/// [`max_body_bytes`](ErrorDecodeLayer::max_body_bytes) and scanned once; anything else passes
+/// through unread. A body over the limit, or past
 /// [`read_timeout`](ErrorDecodeLayer::read_timeout), is not inspected: [`McpBody`] replays
-/// the bytes already read and then streams the rest, so the caller still gets it intact. An
-/// ordinary result reaches the caller byte for byte as the server sent it.
-///
-/// A body that fails while it is being buffered is a transport error (`UNAVAILABLE`).
+/// the bytes already read, then streams the rest. A body that fails while it is being
+/// buffered is a transport error (`UNAVAILABLE`).
 ///
 /// # Example
 ///
@@ -71,9 +62,6 @@ use tower::{BoxError, Layer, Service};
 /// # }
 /// ```
 ///
-/// The request's credentials never show in an error, as with [`ErrorDecodeLayer`] (see
-/// [`Credentials`](crate::decode::Credentials)), whether the error came in an HTTP error or in a 200's tool result.
-///
 /// Built by [`McpDecodeLayer::new`], or from a configured [`ErrorDecodeLayer`] with `From`.
 #[derive(Clone, Debug)]
 pub struct McpDecodeLayer {
@@ -99,19 +87,7 @@ impl McpDecodeLayer {
 
 impl From<ErrorDecodeLayer> for McpDecodeLayer {
     /// The MCP mode of a configured decoder: its contract, its sensitive headers and its
-    /// limits, which also bound the inspection of successes. A success body larger than
-    /// [`max_body_bytes`](ErrorDecodeLayer::max_body_bytes), or still incomplete after
-    /// [`read_timeout`](ErrorDecodeLayer::read_timeout), is passed through uninspected (and
-    /// intact).
-    ///
-    /// ```
-    /// use tower_api_retry::{Disposition, ErrorContract, ErrorDecodeLayer, McpDecodeLayer};
-    ///
-    /// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
-    /// let plain = ErrorDecodeLayer::new().contract(contract).sensitive_header("x-team-secret");
-    /// let layer = McpDecodeLayer::from(plain);
-    /// # let _ = layer;
-    /// ```
+    /// limits, which also bound the inspection of successes.
     fn from(plain: ErrorDecodeLayer) -> Self {
         McpDecodeLayer { plain }
     }

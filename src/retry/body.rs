@@ -23,16 +23,9 @@ use std::{
 /// `axum` feature, [`BoxBody`](http_body_util::combinators::BoxBody) and
 /// [`UnsyncBoxBody`](http_body_util::combinators::UnsyncBoxBody)) are sent the first time
 /// through a [`CaptureBody`], which copies every frame (trailers included) as it streams, up
-/// to `max_replay_bytes`. A later attempt is rebuilt from that copy ([`ReplayedBody`]), so it
-/// carries the very same bytes. A body over the limit is still sent once, whole, but it is not
-/// retried; neither is one whose first attempt had not finished streaming when the response
-/// came back. A body the first attempt never took a frame from (a refused connection, a closed
-/// rate-limit gate) is handed back when that attempt drops it, and the next attempt sends it
-/// (captured again) instead of a copy. A body already at its end when it is captured is
-/// replayed as an empty body.
-///
-/// With the `reqwest` feature, `reqwest::Body` replays too: a buffered one from its bytes
-/// (shared, like a `Full`), a streaming one through a [`CaptureBody`].
+/// to `max_replay_bytes`; a later attempt is rebuilt from that copy ([`ReplayedBody`]). A body
+/// over the limit, or not fully streamed when the response came back, is not retried. A body
+/// the first attempt never took a frame from is handed back and sent as it is.
 ///
 /// To make your own streaming body replayable, do what the built-in impls do:
 ///

@@ -56,12 +56,9 @@ pub(crate) fn encode_grpc_timeout(left: Duration) -> HeaderValue {
 /// request meets below the [`RetryLayer`](super::RetryLayer) ends there, the rate-limit
 /// gate's included.
 ///
-/// The retry layer puts it on every attempt of a call with a deadline (its
-/// [`deadline`](super::RetryLayer::deadline), a [`RetryOverride`](super::RetryOverride)'s,
-/// or the request's own `grpc-timeout`). A request that must still wait at a closed or
-/// paced rate-limit gate when its deadline comes fails there, unsent, with
-/// `DEADLINE_EXCEEDED` and the time the gate still needed as its
-/// [`retry_after`](crate::Error::retry_after). Without the retry layer, insert one yourself.
+/// The retry layer puts it on every attempt of a call with a deadline. A request still
+/// waiting at a rate-limit gate when its deadline comes fails there, unsent, with
+/// `DEADLINE_EXCEEDED`. Without the retry layer, insert one yourself.
 ///
 /// ```
 /// use http::Request;

@@ -78,14 +78,6 @@ impl RetryLayer {
 
     /// The wait before each retry (default [`Backoff::new`]: 1 s, doubling, each plus up to
     /// 20 %, never above 30 s).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_api_retry::{RetryLayer, backoff::Backoff};
-    ///
-    /// let layer = RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(100)));
-    /// # let _ = layer;
-    /// ```
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.config.backoff = backoff;
         self
@@ -102,12 +94,8 @@ impl RetryLayer {
     /// An overall limit, from when the call enters the layer, that no wait overruns, at the
     /// rate-limit gate included: a wait that would end past it is not begun and the last
     /// error is returned, with a [`note`](crate::Error::note) saying why (default: none).
-    ///
-    /// For a gRPC call it is the call's deadline, when it is earlier than the request's own
-    /// `grpc-timeout`: every attempt carries the time left in `grpc-timeout`, an attempt in
-    /// flight when it passes is dropped, and the call ends at it with `DEADLINE_EXCEEDED`
-    /// (see the [module docs](super#deadlines)). For any other request it does not bound an
-    /// attempt itself; put a timeout inside the retry layer for that.
+    /// For a gRPC call it also ends an attempt in flight (see the [module docs](super#deadlines));
+    /// for any other request, put a timeout inside the retry layer for that.
     ///
     /// A gRPC call's own `grpc-timeout` is a deadline too, and every retry carries what is
     /// left of it:
@@ -173,23 +161,12 @@ impl RetryLayer {
         self.budget.as_ref().map(|b| b.sharers())
     }
 
-    /// The longest a retry waits for the [retry budget](RetryBudget) to refill when it is
-    /// spent, or is held while failures throttle retries (default 30 s), on top of nothing:
-    /// the wait runs alongside the backoff. What is left of the request's retry schedule (the
-    /// nominal waits of the retries it has left) also bounds how long failures hold a retry.
-    /// A retry that would wait longer, or past the call's [deadline](Self::deadline), returns
-    /// its error at once, with [`NotRetried::BudgetExhausted`](crate::NotRetried::BudgetExhausted)
-    /// (or the deadline's reason). `Duration::ZERO` never waits: a spent or throttled budget
-    /// fails the retry at once.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_api_retry::RetryLayer;
-    ///
-    /// // Rather fail than wait for the budget.
-    /// let eager = RetryLayer::new().max_budget_wait(Duration::ZERO);
-    /// # let _ = eager;
-    /// ```
+    /// The longest a retry waits, alongside the backoff, for a spent [retry budget](RetryBudget)
+    /// to refill, or is held while failures throttle retries (default 30 s; `Duration::ZERO`
+    /// never waits). What is left of the request's retry schedule also bounds a hold. A retry
+    /// that would wait longer, or past the call's [deadline](Self::deadline), returns its error
+    /// with [`NotRetried::BudgetExhausted`](crate::NotRetried::BudgetExhausted) (or the
+    /// deadline's reason).
     pub fn max_budget_wait(mut self, max: Duration) -> Self {
         self.config.max_budget_wait = max;
         self
@@ -211,18 +188,8 @@ impl RetryLayer {
     }
 
     /// The error contract that judges the failures this layer meets undecoded (a transport
-    /// failure of a service without [`ErrorDecodeLayer`](crate::ErrorDecodeLayer)). An
-    /// answer decoded below carries the [`Verdict`](crate::Verdict) of the decoding layer's
-    /// contract, which this layer reads: give an API's codes to the layer that decodes, or to
-    /// [`ApiContractLayer::contract`](crate::ApiContractLayer::contract) for the whole stack.
-    ///
-    /// ```
-    /// use tower_api_retry::{Disposition, ErrorContract, RetryLayer};
-    ///
-    /// let contract = ErrorContract::new().code("TEMPORARILY_UNAVAILABLE", Disposition::Retry);
-    /// let layer = RetryLayer::new().contract(contract);
-    /// # let _ = layer;
-    /// ```
+    /// failure of a service without [`ErrorDecodeLayer`](crate::ErrorDecodeLayer)). An answer
+    /// decoded below carries the [`Verdict`](crate::Verdict) of the decoding layer's contract.
     pub fn contract(mut self, contract: ErrorContract) -> Self {
         self.contract = contract;
         self

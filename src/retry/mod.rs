@@ -7,12 +7,9 @@
 //! [`Error::is_retryable`](crate::Error::is_retryable) says, waits as the API asks, resends a
 //! request only when a duplicate cannot happen, and stops at a cap, a budget and a deadline.
 //!
-//! It goes outside [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) (and outside the rate-limit
-//! layer, when there is one) and keeps the request type, so it stacks over a hyper-util
-//! `Client` or a tonic `Channel` with no adapter. Its error is the crate's
-//! [`Error`](crate::Error). [`Attempts::of`] tells how many attempts produced a response;
-//! every error has [`attempts()`](crate::Error::attempts) and, when a retry was refused,
-//! [`note()`](crate::Error::note) saying why.
+//! It goes outside [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) (and the rate-limit layer)
+//! and keeps the request type. [`Attempts::of`] tells how many attempts produced a response;
+//! an error has [`attempts()`](crate::Error::attempts) and [`note()`](crate::Error::note).
 //!
 //! # Schedule
 //!
@@ -60,16 +57,13 @@
 //!
 //! # Budget, bodies, observability
 //!
-//! All services made by one layer, and their clones, share a [`RetryBudget`]; a retry that
-//! finds it spent waits for it up to [`max_budget_wait`](RetryLayer::max_budget_wait). While
-//! failures dominate, due retries are held back (gRPC's retry throttling), and a retry still
-//! held at the end of its schedule is not sent: an overload is not fed retries (see
-//! `examples/metastable.rs`).
-//! Streaming bodies are replayed from a copy captured while the first attempt streams, up to
-//! [`max_replay_bytes`](RetryLayer::max_replay_bytes) (see [`ReplayBody`]). Each retry emits a
-//! `tracing` event at `INFO` (attempt, wait, status, code, method, path without its query;
-//! never headers or bodies), each attempt runs in a `DEBUG` span, `api_retry.attempt`, and the
-//! `metrics` feature counts attempts, retries and refusals (see [`metrics`](crate::metrics)).
+//! All services made by one layer share a [`RetryBudget`]. While failures dominate, due
+//! retries are held back (gRPC's retry throttling), and a retry still held at the end of its
+//! schedule is not sent: an overload is not fed retries (see `examples/metastable.rs`).
+//! Streaming bodies are replayed from a copy (see [`ReplayBody`]). Each retry emits a
+//! `tracing` event at `INFO` (never headers or bodies), each attempt runs in a `DEBUG` span,
+//! `api_retry.attempt`, and the `metrics` feature counts attempts, retries and refusals (see
+//! [`metrics`](crate::metrics)).
 //!
 //! # Example
 //!
@@ -121,29 +115,17 @@ pub use service::Retry;
 /// In a retry's extensions when the server last answered the same request with a gRPC
 /// `RESOURCE_EXHAUSTED` that names no wait.
 ///
-/// Such an answer is what a rate limit that says nothing more sends, and also what a gRPC
-/// library sends of its own for a message over its size limit. The same answer to the next
-/// attempt shows it was the request's own: the [`RetryLayer`] puts this marker on that attempt
-/// so that a rate-limit gate below neither closes nor extends the path for it (see
-/// [outages](crate::rate_limit#outages)), and does not send a third one.
-///
-/// ```
-/// use tower_api_retry::retry::ExhaustedBefore;
-///
-/// let mut retry = http::Request::new(());
-/// retry.extensions_mut().insert(ExhaustedBefore);
-/// assert!(retry.extensions().get::<ExhaustedBefore>().is_some());
-/// ```
+/// The same answer to that attempt shows it was the request's own (a message over a gRPC
+/// size limit), so a rate-limit gate below neither closes nor extends the path for it (see
+/// [outages](crate::rate_limit#outages)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExhaustedBefore;
 
 /// How many attempts produced a response. Read it with [`Attempts::of`], which answers for
 /// every response; [`Error::attempts`](crate::Error::attempts) carries the same on failure.
 ///
-/// [`Retry`] adds this extension to a response that took more than one attempt. A first
-/// attempt's success, by far the most common response, carries none: inserting it into a
-/// response's empty extensions would allocate on every request (see the README's
-/// performance section). [`Attempts::of`] answers 1 for it.
+/// [`Retry`] adds this extension to a response that took more than one attempt; a first
+/// attempt's success carries none, so that success allocates nothing.
 ///
 /// ```
 /// use bytes::Bytes;

@@ -5,21 +5,7 @@ use std::time::Duration;
 /// Changes the retry policy for one request: insert it in the request's extensions and the
 /// [`Retry`](super::Retry) service uses it, for that request only, instead of what its
 /// [`RetryLayer`](super::RetryLayer) was built with. What it does not set stays as the layer
-/// says.
-///
-/// - [`no_retries`](Self::no_retries): send once, whatever the error (the request passes
-///   straight through, as with a layer built with `max_retries(0)`).
-/// - [`max_retries`](Self::max_retries): a different number of retries, more or fewer.
-/// - [`deadline`](Self::deadline): a different overall deadline (or none).
-/// - [`idempotent`](Self::idempotent): declares that this request is safe to send twice
-///   (a `POST` of an idempotent operation that has no `Idempotency-Key` header), so it is
-///   retried after errors the server may have processed, as a `GET` is.
-///
-/// The [retry budget](super::RetryBudget) still applies, and so does the rate-limit gate:
-/// there is deliberately no way to send one request past a closed gate, since the API asks
-/// clients to stop sending on a rate-limited path (see [`rate_limit`](crate::rate_limit)).
-///
-/// Looking the extension up is the only cost for requests that carry none.
+/// says. The [retry budget](super::RetryBudget) and the rate-limit gate still apply.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -95,11 +81,8 @@ impl RetryOverride {
         self
     }
 
-    /// Declares this request safe to send twice (`true`), whatever its method and without an
-    /// `Idempotency-Key` header: a retryable error is retried as for a `GET`, even when the
-    /// server may have processed the request. Only for requests whose repetition does no
-    /// harm; see [side effects](super#side-effects). `false` (the default) leaves the
-    /// layer's rules.
+    /// Declares this request safe to send twice (`true`), whatever its method: a retryable
+    /// error is retried as for a `GET` (see [side effects](super#side-effects)).
     pub const fn idempotent(mut self, yes: bool) -> Self {
         self.idempotent = yes;
         self

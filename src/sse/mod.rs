@@ -25,26 +25,13 @@
 //! the cursor only moves on a delivered event, so a drop in the middle of an event neither
 //! loses it (it is sent again after the cursor) nor duplicates the one before.
 //!
-//! Authentication is whatever the request template carries: headers (`Authorization:
-//! Bearer convo_<key>`, `X-Api-Key`) are copied to every reconnect, and a
-//! `?token=convo_<key>` query parameter is kept in every reconnect URI. The token never
-//! appears in this crate's errors, `Debug` output or logs (the query string is redacted,
-//! logs show the path only). The values the requests carry (`Authorization`, `X-Api-Key`,
-//! `Cookie`, `?token=`, and any header named with
-//! [`sensitive_header`](ResumableEvents::sensitive_header)) are scrubbed from every error the
-//! stream yields, however the server echoes them (see
-//! [`Credentials`](crate::decode::Credentials)).
+//! The request template's headers and query (`Authorization`, `?token=`) are copied to every
+//! reconnect; their values never appear in the errors the stream yields, its `Debug` output or
+//! its logs (see [`Credentials`](crate::decode::Credentials)).
 //!
-//! # Parser
-//!
-//! The `text/event-stream` parser is this crate's own (tested with the WHATWG examples): lines
-//! ending in `\n`, `\r\n` or `\r` (split anywhere across chunks), multi-line `data` joined
-//! with `\n`, `:` comments, `id` containing NUL ignored, `retry` digits only, a leading BOM,
-//! dispatch on a blank line, an incomplete final event discarded. Unlike `eventsource-stream` and `sse-stream`, it bounds its buffers, so a hostile
-//! or broken server cannot make the client grow a line without limit, and it exposes the "id
-//! committed only at dispatch" cursor the resume logic needs. A line or an event larger than
-//! [`max_event_bytes`](ResumableEvents::max_event_bytes) (default 1 MiB) ends the stream
-//! with an `OUT_OF_RANGE` error instead.
+//! The `text/event-stream` parser is this crate's own, because it bounds its buffers: a line
+//! or an event larger than [`max_event_bytes`](ResumableEvents::max_event_bytes) ends the
+//! stream with an `OUT_OF_RANGE` error.
 //!
 //! # Example
 //!

@@ -7,7 +7,7 @@ use crate::{
     reason::LocalFailure,
     reason::NotRetried,
     retry_after::MAX_HINT,
-    text::redact::redact,
+    text::{NOT_UNRESERVED, redact::redact},
 };
 use bytes::Buf;
 use futures_core::{FusedStream, Stream};
@@ -17,7 +17,7 @@ use http::{
     uri::PathAndQuery,
 };
 use http_body::Body;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 use std::{
     collections::VecDeque,
     fmt,
@@ -39,12 +39,6 @@ const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
 const SINCE: &str = "since";
 /// The standard header that carries the resume cursor.
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
-/// Everything but RFC 3986 unreserved characters is percent-encoded in the cursor.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// A stream of server-sent events that reconnects with `?since=<last id>` when the
 /// connection drops. See the [module docs](super) for the behaviour and an example.
@@ -146,8 +140,7 @@ where
     /// The longest server-requested wait (`retry:` or `Retry-After`) the stream waits out
     /// before reconnecting (default 30 s, as [`RetryLayer`](crate::RetryLayer)). A longer one
     /// ends the stream at once with the error, its [`retry_after`](Error::retry_after) set to
-    /// what the server asked, so the caller can schedule the reconnection (a hostile
-    /// `Retry-After: 99999999999` never leaves a stream silently waiting for a year).
+    /// what the server asked, so the caller can schedule the reconnection.
     pub fn max_retry_after(mut self, max: Duration) -> Self {
         self.max_retry_after = max;
         self
@@ -169,10 +162,6 @@ where
 
     /// Also treats the value of the header `name` as a credential, as
     /// [`ErrorDecodeLayer::sensitive_header`](crate::ErrorDecodeLayer::sensitive_header) does.
-    ///
-    /// The credentials of the requests the stream makes (`Authorization`, `X-Api-Key`,
-    /// `Cookie`, `?token=`, ... and these headers) never show in the errors it yields or in its
-    /// `Debug` output, wherever the server echoes them.
     pub fn sensitive_header<N: TryInto<HeaderName>>(mut self, name: N) -> Self {
         if let Ok(name) = name.try_into() {
             self.sensitive = self.sensitive.with(name);
@@ -181,26 +170,9 @@ where
     }
 
     /// The error contract that judges the answers this stream decodes itself (a service
-    /// without [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) below it): a connection answered
-    /// with a code the contract declares retryable (see [`ErrorContract`]) is tried again, one
-    /// declared otherwise ends the stream. An error decoded below carries the verdict of the
-    /// decoding layer's contract.
-    ///
-    /// ```
-    /// use bytes::Bytes;
-    /// use http::{Request, Response};
-    /// use http_body_util::Full;
-    /// use tower::service_fn;
-    /// use tower_api_retry::{Disposition, ErrorContract, ResumableEvents};
-    ///
-    /// let service = service_fn(|_req: Request<Full<Bytes>>| async {
-    ///     Ok::<_, std::io::Error>(Response::new(Full::new(Bytes::new())))
-    /// });
-    /// let contract = ErrorContract::new().code("TEMPORARILY_UNAVAILABLE", Disposition::Retry);
-    /// let events = ResumableEvents::new(service, Request::get("/v1/events").body(()).unwrap())
-    ///     .contract(contract);
-    /// # let _ = events;
-    /// ```
+    /// without [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) below it): a code the contract
+    /// declares retryable (see [`ErrorContract`]) reconnects, one declared otherwise ends the
+    /// stream.
     pub fn contract(mut self, contract: ErrorContract) -> Self {
         self.contract = contract;
         self
@@ -490,7 +462,7 @@ pub(crate) fn with_since(uri: &Uri, id: &str) -> Uri {
     }
     query.push_str(SINCE);
     query.push('=');
-    query.extend(utf8_percent_encode(id, QUERY_VALUE));
+    query.extend(utf8_percent_encode(id, NOT_UNRESERVED));
     let mut parts = uri.clone().into_parts();
     let path = match uri.path() {
         "" => "/",

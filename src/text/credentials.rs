@@ -243,19 +243,10 @@ impl Hasher {
 /// - any header named with [`ErrorDecodeLayer::sensitive_header`](crate::ErrorDecodeLayer::sensitive_header):
 ///   the whole value, and what follows a scheme if it has one.
 ///
-/// Every exact occurrence of those values in the error built from the response (message,
-/// fix, code, details, every field, the excerpt of a body that is not JSON, `grpc-message`,
-/// an MCP tool error, a transport error's text) is replaced by `[REDACTED]`, and so never
-/// reaches `Display`, `Debug` or the crate's `tracing` events. Besides the value as sent, a
-/// few other spellings a server may echo are covered: percent-decoded (query and cookie
-/// values), percent-encoded (header values) with escapes in either case and needless ones of
-/// any character (text with escapes is also searched decoded), JSON-escaped (`\"`, `\\`,
-/// `\/`), and HTML character references in the excerpt of a page. Values shorter than 8 characters are not
-/// remembered: they could blank out ordinary words.
-///
-/// Only fingerprints are kept (a length and a 64-bit hash per value), computed in place from
-/// the request's bytes: remembering costs no allocation for up to three values and holds no
-/// copy of a secret.
+/// Every exact occurrence of those values in the error built from the response is replaced by
+/// `[REDACTED]`, also when echoed percent-encoded or -decoded, JSON-escaped or as HTML
+/// character references. Values shorter than 8 characters are not remembered: they could
+/// blank out ordinary words. Only fingerprints are kept, never a copy of a secret.
 ///
 /// Clients that read bodies themselves use it with [`ApiError::decode_with`](crate::ApiError::decode_with):
 ///
@@ -400,10 +391,7 @@ impl Credentials {
     }
 
     /// The credentials in `headers` and `uri`'s query, plus the headers named in `extra`.
-    ///
-    /// This runs for every request: one pass over the headers (comparing names only), one over
-    /// the query, and a hash of each credential found. No allocation for up to three
-    /// fingerprints.
+    /// Runs for every request, without allocating for up to three fingerprints.
     pub(crate) fn carried(headers: &HeaderMap, uri: &Uri, extra: &[HeaderName]) -> Credentials {
         let mut c = Credentials::new();
         if !headers.is_empty() {
@@ -453,11 +441,10 @@ impl Credentials {
         }
     }
 
-    /// Remembers one hashed spelling; `false` when it is too short.
-    #[inline(always)]
     /// Remembers the decoded spelling of a value long enough to be remembered: searched only
     /// in decoded text (see `find`), it is kept when it has at least [`MIN_DECODED`] bytes,
     /// even below [`MIN_CHARS`] (a `%00` in a credential decodes to one byte).
+    #[inline(always)]
     fn push_decoded(&mut self, h: &Hasher) {
         if h.print().is_some() {
             self.push_hasher(h);
@@ -468,6 +455,7 @@ impl Credentials {
         }
     }
 
+    /// Remembers one hashed spelling; `false` when it is too short.
     fn push_hasher(&mut self, h: &Hasher) -> bool {
         match h.print() {
             Some(p) => {

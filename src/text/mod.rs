@@ -7,3 +7,11 @@ pub(crate) mod safe;
 
 pub use credentials::Credentials;
 pub(crate) use credentials::SensitiveHeaders;
+
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`), for
+/// percent-encoding a path segment or a query value.
+pub(crate) const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');

@@ -60,6 +60,7 @@ mod proxy {
         rt::TokioExecutor,
     };
     use std::convert::Infallible;
+    use tower_api_retry::backoff::Backoff;
 
     type Upstream = tower_api_retry::ApiContract<Client<HttpConnector, Body>>;
 
@@ -95,9 +96,9 @@ mod proxy {
         let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
         let state = Proxy {
             upstream: ServiceBuilder::new()
-                .layer(RetryLayer::new().backoff(
-                    tower_api_retry::backoff::Backoff::new().base_delay(Duration::from_millis(20)),
-                ))
+                .layer(
+                    RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(20))),
+                )
                 .layer(RateLimitBackoffLayer::new())
                 .layer(ErrorDecodeLayer::new())
                 .service(client),
