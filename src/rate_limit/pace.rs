@@ -1,28 +1,8 @@
-//! The pace of a path after a rate limit, as pure functions: how fast requests are let
-//! through when its gate reopens, instead of all at once.
-//!
-//! A server that rejected a burst accepts a rate, not a burst. When a gate reopens, its
-//! waiters (and the requests that keep arriving) are therefore let through one at a time, at
-//! a rate learned from what the server accepted:
-//!
-//! - **Before anything is known** (the first rate limit of a path), the pace starts at
-//!   [`INITIAL_RATE`] and doubles every [`DOUBLING`] (a slow start), so a server's capacity
-//!   is found in a few hundred milliseconds without a herd.
-//! - **At a rate limit**, the rate the server *accepted* since the path last reopened (its
-//!   successes per second of open time; see [`Pace::rejected`] for a slow start's overrun
-//!   and a rejection soon after a reopening) becomes the ceiling `w_max`, and the pace drops
-//!   to [`BETA`]` × w_max`. From the reopening it climbs back along a cubic curve (CUBIC, as
-//!   in AWS's adaptive retry mode, with [`C`] as its scaling relative to the ceiling): fast
-//!   while far below `w_max`, flat near it, then probing above it slowly. A probe rejected
-//!   again lowers the ceiling to what was accepted over that longer open time.
-//!
-//! AWS's adaptive mode measures the client's *sending* rate, which after a burst is far above
-//! what the server took; the successes are what the server demonstrably accepts, so one
-//! decrease lands below the limit instead of several. They are averaged over the whole open
-//! time, not the last second: a server saves a burst while a gate is closed (a token bucket
-//! refills) and serves it on top of its rate, which a one-second count would take for rate.
-//!
-//! Every function takes the time as an argument: the rules are tested with plain `#[test]`s.
+//! The pace of a path after a rate limit, as pure functions of the time: a slow start from
+//! [`INITIAL_RATE`] while the server's capacity is unknown, then, after a rate limit, a
+//! ceiling from what the server *accepted* (its successes, not the client's sending rate, so
+//! one decrease lands below the limit) and a climb back along a cubic curve (CUBIC, as in
+//! AWS's adaptive retry mode).
 
 use std::time::{Duration, Instant};
 
@@ -40,9 +20,8 @@ pub(crate) const BETA: f64 = 0.8;
 /// server: the pace one [`DOUBLING`] before.
 pub(crate) const SLOW_START_KEEP: f64 = 0.5;
 
-/// The cubic curve's scaling, as a share of the ceiling per second³: AWS's 0.4 requests per
-/// second per second³ at a ceiling of 200 requests per second. Relative to the ceiling, so
-/// every server is probed on the same timeline, a slow one no faster than a quick one.
+/// The cubic curve's scaling, as a share of the ceiling per second³ (AWS's 0.4 at a ceiling
+/// of 200 requests per second), so every server is probed on the same timeline.
 pub(crate) const C: f64 = 0.002;
 
 /// The slowest pace: one request every two seconds.
@@ -143,17 +122,10 @@ impl Pace {
     }
 
     /// The server rejected the path at `now`: `accepted` is what it took since the path
-    /// last reopened (see [`Accepted`]), and the path reopens at `reopen`. The new ceiling:
-    ///
-    /// - after a slow start, the pace one [`DOUBLING`] before the rejection (half the pace
-    ///   that overran the server: the last pace it took without complaint, as TCP's slow
-    ///   start keeps half its window), and at least what was accepted per second of open time;
-    /// - when the path was open for less than a second since it last reopened, the pace
-    ///   started too high: [`BETA`] × the lower of the pace and the ceiling;
-    /// - otherwise what was accepted per second since the reopening ([`BETA`] × the pace when
-    ///   nothing was). The average over the whole open time, not the last second: a server
-    ///   saves a burst while the gate is closed and serves it on top of its rate, which the
-    ///   last second would count as rate.
+    /// last reopened, and the path reopens at `reopen`. The new ceiling: after a slow start,
+    /// half the pace that overran the server (as TCP's slow start); after less than a second
+    /// open, [`BETA`] × the lower of pace and ceiling; otherwise what was accepted per second
+    /// of the whole open time (a server serves a saved burst on top of its rate).
     pub(crate) fn rejected(&mut self, now: Instant, accepted: u64, reopen: Instant) {
         let open_for = now.saturating_duration_since(self.since).as_secs_f64();
         let per_open_second = accepted as f64 / open_for.max(1.0);

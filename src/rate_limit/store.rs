@@ -1,10 +1,6 @@
 //! Where the gates' state is kept: the [`GateStore`] trait and the in-process
-//! [`MemoryStore`].
-//!
-//! A store keeps what the [policy] decides and never decides itself. Every process reads
-//! its own [`MemoryStore`] (its *view*: the success path never waits on the network);
-//! the changes a rejection or a probe makes go through the gates' [`GateStore`]. The
-//! in-process store is its own view; the Redis store keeps a view and tells the fleet.
+//! [`MemoryStore`]. Every process reads its own `MemoryStore` (its *view*); changes go
+//! through the gates' `GateStore`, which for the Redis store also tells the fleet.
 
 use super::{
     Key,
@@ -32,11 +28,9 @@ pub(crate) type Lease = Pin<Box<dyn Future<Output = bool> + Send>>;
 /// The changes to the gates' state. Every method is atomic with respect to the others and
 /// wakes the key's waiters ([notify](super::notify)) when its entry changed.
 pub(crate) trait GateStore: Any + fmt::Debug + Send + Sync {
-    /// Closes `key` for `wait` from `now`, or extends it ([`policy::closed_again`]: never
-    /// earlier; when `probe` is the current probe, the probe role ends and the rejection
-    /// counts). A new key is closed with one rejection, after making room for it: expired
-    /// entries go first, then the key that opens soonest (forgetting a key fails open, never
-    /// shut). Returns the key's entry, or `None` when no keys are tracked (`max_keys` 0).
+    /// Closes `key` for `wait` from `now`, or extends it ([`policy::closed_again`]). A new
+    /// key makes room first: expired entries go, then the key that opens soonest. Returns
+    /// the key's entry, or `None` when no keys are tracked (`max_keys` 0).
     fn close(
         &self,
         key: Key,
