@@ -29,7 +29,7 @@ const DEFAULT_MAX_KEYS: usize = 10_000;
 /// let gates = RateLimitGates::with_max_keys(1_000);
 /// let for_reads = RateLimitBackoffLayer::new().gates(gates.clone());
 /// let for_writes = RateLimitBackoffLayer::new().fail_fast().gates(gates.clone());
-/// assert!(gates.is_empty());
+/// assert!(gates.is_empty() && gates.max_keys() == 1_000);
 /// # let _ = (for_reads, for_writes);
 /// ```
 #[derive(Clone)]
@@ -370,15 +370,12 @@ impl RateLimitGates {
 /// must not be sent twice leaves the probe role to it (see
 /// [`PROBE_GRACE`](policy::PROBE_GRACE)). Only waiting requests touch it.
 #[derive(Debug, Default)]
-pub(super) struct Repeatable(
-    std::sync::Mutex<std::collections::HashMap<Key, u32, foldhash::fast::FixedState>>,
-);
+pub(super) struct Repeatable(std::sync::Mutex<Counts>);
+
+type Counts = std::collections::HashMap<Key, u32, foldhash::fast::FixedState>;
 
 impl Repeatable {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Key, u32, foldhash::fast::FixedState>>
-    {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
         // A panic while holding the lock cannot leave a count half-written: recover.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -105,18 +105,8 @@ impl RateLimitBackoffLayer {
         self
     }
 
-    /// Uses `gates` (shared) instead of this layer's own map. The bound on the keys it tracks
-    /// is the map's own: build it with [`RateLimitGates::with_max_keys`].
-    ///
-    /// ```
-    /// use tower_api_retry::{RateLimitBackoffLayer, RateLimitGates};
-    ///
-    /// let gates = RateLimitGates::with_max_keys(1_000);
-    /// let a = RateLimitBackoffLayer::new().gates(gates.clone());
-    /// let b = RateLimitBackoffLayer::new().fail_fast().gates(gates.clone());
-    /// assert_eq!(gates.max_keys(), 1_000);
-    /// # let _ = (a, b);
-    /// ```
+    /// Uses `gates` (shared; see [`RateLimitGates`] for an example) instead of this layer's
+    /// own map, and the map's bound on keys.
     pub fn gates(mut self, gates: RateLimitGates) -> Self {
         self.gates = gates;
         self
