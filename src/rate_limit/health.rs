@@ -222,18 +222,19 @@ impl Health {
             }
         }
     }
-
-    /// How many paths are watched.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.lock().len()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{contract::OutageRule, contract::OutageSignals};
+
+    impl Health {
+        /// How many paths are watched.
+        pub(crate) fn len(&self) -> usize {
+            self.lock().len()
+        }
+    }
 
     const MS: fn(u64) -> Duration = Duration::from_millis;
 

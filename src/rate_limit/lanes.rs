@@ -194,12 +194,6 @@ impl Inner {
 }
 
 impl Lanes {
-    /// No lane, at most `max` of them.
-    #[cfg(test)]
-    pub(crate) fn new(max: usize) -> Lanes {
-        Lanes::with_filter(max, Arc::new(KeyFilter::new(max)))
-    }
-
     /// No lane, at most `max` of them, their keys counted in `filter`.
     pub(crate) fn with_filter(max: usize, filter: Arc<KeyFilter>) -> Lanes {
         Lanes {
@@ -339,12 +333,6 @@ impl Lanes {
             self.landed(k);
         }
         *turn = Turn::new(turn.scope_key, turn.once);
-    }
-
-    /// When `slot` of `key`'s lane is due now; `now` when the lane was forgotten.
-    #[cfg(test)]
-    pub(crate) fn due(&self, key: Key, slot: Slot, now: Instant) -> Instant {
-        self.due_watched(key, slot, now).0
     }
 
     /// When `slot` of `key`'s lane is due now (`now` when the lane was forgotten), and,
@@ -581,17 +569,6 @@ impl Lanes {
             map.remove(&key);
         }
     }
-
-    /// Drops the lanes idle for [`LINGER`].
-    #[cfg(test)]
-    pub(crate) fn sweep(&self, now: Instant) {
-        if self.is_empty() {
-            return;
-        }
-        let mut inner = self.lock();
-        inner.map.retain(|_, lane| !idle(lane, now));
-        self.tracked.store(inner.map.len(), Ordering::Relaxed);
-    }
 }
 
 impl Lane {
@@ -720,6 +697,28 @@ fn idle(lane: &Lane, now: Instant) -> bool {
 mod tests {
     use super::*;
     use crate::rate_limit::pace::INITIAL_RATE;
+
+    impl Lanes {
+        /// No lane, at most `max` of them.
+        pub(crate) fn new(max: usize) -> Lanes {
+            Lanes::with_filter(max, Arc::new(KeyFilter::new(max)))
+        }
+
+        /// When `slot` of `key`'s lane is due now; `now` when the lane was forgotten.
+        pub(crate) fn due(&self, key: Key, slot: Slot, now: Instant) -> Instant {
+            self.due_watched(key, slot, now).0
+        }
+
+        /// Drops the lanes idle for [`LINGER`].
+        pub(crate) fn sweep(&self, now: Instant) {
+            if self.is_empty() {
+                return;
+            }
+            let mut inner = self.lock();
+            inner.map.retain(|_, lane| !idle(lane, now));
+            self.tracked.store(inner.map.len(), Ordering::Relaxed);
+        }
+    }
 
     const MS: fn(u64) -> Duration = Duration::from_millis;
 

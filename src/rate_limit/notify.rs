@@ -31,13 +31,6 @@ impl Waiters {
 }
 
 impl Waiter {
-    /// Resolves at the key's first change since the subscription, when the key is forgotten,
-    /// or at `wake`, whichever comes first.
-    #[cfg(test)]
-    pub(crate) async fn wait(self, wake: Instant) {
-        Waiter::wait_either(Some(self), None, wake).await;
-    }
-
     /// Resolves at the first change of either subscription (a key's entry, a lane's
     /// schedule), or at `wake`.
     pub(crate) async fn wait_either(a: Option<Waiter>, b: Option<Waiter>, wake: Instant) {
@@ -62,18 +55,25 @@ impl Waiter {
         })
         .await;
     }
-
-    /// The key changed, or was forgotten, since the subscription.
-    #[cfg(test)]
-    pub(crate) fn woken(&self) -> bool {
-        self.0.has_changed().unwrap_or(true)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    impl Waiter {
+        /// Resolves at the key's first change since the subscription, when the key is forgotten,
+        /// or at `wake`, whichever comes first.
+        pub(crate) async fn wait(self, wake: Instant) {
+            Waiter::wait_either(Some(self), None, wake).await;
+        }
+
+        /// The key changed, or was forgotten, since the subscription.
+        pub(crate) fn woken(&self) -> bool {
+            self.0.has_changed().unwrap_or(true)
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_change_wakes_before_the_time() {

@@ -180,15 +180,6 @@ impl Pace {
     pub(crate) fn reopened(&mut self, now: Instant) {
         self.since = self.since.max(now);
     }
-
-    /// The ceiling the pace climbs back to, when one is known.
-    #[cfg(test)]
-    pub(crate) fn ceiling(&self) -> Option<f64> {
-        match self.phase {
-            Phase::SlowStart(_) | Phase::Ramp(..) => None,
-            Phase::Cubic(w) => Some(w),
-        }
-    }
 }
 
 /// The successes since a path last reopened: one counter, no clock read of its own.
@@ -227,6 +218,16 @@ impl Accepted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Pace {
+        /// The ceiling the pace climbs back to, when one is known.
+        pub(crate) fn ceiling(&self) -> Option<f64> {
+            match self.phase {
+                Phase::SlowStart(_) | Phase::Ramp(..) => None,
+                Phase::Cubic(w) => Some(w),
+            }
+        }
+    }
 
     const MS: fn(u64) -> Duration = Duration::from_millis;
 

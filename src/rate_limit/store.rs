@@ -83,12 +83,6 @@ struct Slot {
 }
 
 impl MemoryStore {
-    /// An empty store tracking at most `max_keys` keys.
-    #[cfg(test)]
-    pub(crate) fn new(max_keys: usize) -> MemoryStore {
-        MemoryStore::with_filter(max_keys, Arc::new(KeyFilter::new(max_keys)))
-    }
-
     /// An empty store tracking at most `max_keys` keys, counting them in `filter`.
     pub(crate) fn with_filter(max_keys: usize, filter: Arc<KeyFilter>) -> MemoryStore {
         MemoryStore {
@@ -318,6 +312,13 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl MemoryStore {
+        /// An empty store tracking at most `max_keys` keys.
+        pub(crate) fn new(max_keys: usize) -> MemoryStore {
+            MemoryStore::with_filter(max_keys, Arc::new(KeyFilter::new(max_keys)))
+        }
+    }
 
     /// The contract of a store: `make(max_keys)` gives an empty one.
     fn conformance(make: impl Fn(usize) -> MemoryStore) {
