@@ -198,11 +198,6 @@ pub(crate) fn is_probe(e: &Entry, probe: Option<ProbeId>) -> bool {
     probe.is_some() && e.probe == probe
 }
 
-/// Only the current probe's answer opens the key.
-pub(crate) fn opens(e: &Entry, probe: ProbeId) -> bool {
-    is_probe(e, Some(probe))
-}
-
 /// An entry whose time was up at `until` expired [`LINGER`] ago by `now`, with no request for
 /// its key since: it may be dropped.
 pub(crate) fn expired(until: Instant, now: Instant) -> bool {
@@ -420,11 +415,11 @@ mod tests {
     fn only_the_current_probe_opens() {
         let now = t0();
         let mut e = Entry::closed(now, S(1));
-        assert!(!opens(&e, 1));
+        assert!(!is_probe(&e, Some(1)));
         assert!(!is_probe(&e, None));
         e.probe = Some(2);
-        assert!(!opens(&e, 1));
-        assert!(opens(&e, 2));
+        assert!(!is_probe(&e, Some(1)));
+        assert!(is_probe(&e, Some(2)));
         assert!(is_probe(&e, Some(2)));
         assert!(!is_probe(&e, None));
     }

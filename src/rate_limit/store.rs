@@ -40,7 +40,7 @@ pub(crate) trait GateStore: Any + fmt::Debug + Send + Sync {
     ) -> Option<Entry>;
 
     /// `key`'s probe got an answer that is not a rate limit: forgets the key. Only the
-    /// current probe opens ([`policy::opens`]); returns whether it did.
+    /// current probe opens ([`policy::is_probe`]); returns whether it did.
     fn open(&self, key: Key, probe: ProbeId) -> bool;
 
     /// `key`'s probe ended without an answer: the role is free again and the waiters are
@@ -245,7 +245,7 @@ impl GateStore for MemoryStore {
     }
 
     fn open(&self, key: Key, probe: ProbeId) -> bool {
-        self.remove_if(key, |e| policy::opens(e, probe))
+        self.remove_if(key, |e| policy::is_probe(e, Some(probe)))
     }
 
     fn release_probe(&self, key: Key, probe: ProbeId) -> bool {
@@ -253,7 +253,7 @@ impl GateStore for MemoryStore {
         let Some(slot) = st.slots.get_mut(&key) else {
             return false;
         };
-        if !policy::opens(&slot.entry, probe) {
+        if !policy::is_probe(&slot.entry, Some(probe)) {
             return false;
         }
         slot.entry.probe = None;
