@@ -118,13 +118,9 @@ impl Default for RateLimitHeaders {
     }
 }
 
-/// Where a quota announced in response headers applies.
-///
-/// A quota usually covers more than the path that carried it: GitHub's covers every path of
-/// the API for the caller. So by default it applies to the whole authority (scheme, host and
-/// port); [`Path`](Self::Path) keeps it to the path's own gate. A `429` that announces no
-/// quota always closes the path's own gate; with `Authority`, rate limits on two paths of
-/// one server within a second also hold the whole server, and `Path` turns that off too.
+/// Where a quota announced in response headers applies: by default the whole authority
+/// (GitHub's quota covers every path of the API for the caller). A `429` that announces no
+/// quota always closes the path's own gate.
 ///
 /// ```
 /// use tower_api_retry::{ErrorContract, QuotaScope};
