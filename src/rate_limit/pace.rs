@@ -4,7 +4,10 @@
 //! one decrease lands below the limit) and a climb back along a cubic curve (CUBIC, as in
 //! AWS's adaptive retry mode).
 
-use std::time::{Duration, Instant};
+use std::{
+    f64::consts::LN_2,
+    time::{Duration, Instant},
+};
 
 /// The pace of a path whose server's capacity is unknown: requests per second.
 pub(crate) const INITIAL_RATE: f64 = 20.0;
@@ -72,11 +75,10 @@ impl Pace {
     /// [`MAX_RATE`], and the phase's first rate before it begins.
     pub(crate) fn rate(&self, now: Instant) -> f64 {
         let t = now.saturating_duration_since(self.since).as_secs_f64();
+        let doubled = |from: f64| from * (t / DOUBLING.as_secs_f64()).min(64.0).exp2();
         let rate = match self.phase {
-            Phase::SlowStart(from) => from * (t / DOUBLING.as_secs_f64()).min(64.0).exp2(),
-            Phase::Ramp(from, cap) => {
-                (from * (t / DOUBLING.as_secs_f64()).min(64.0).exp2()).min(cap)
-            }
+            Phase::SlowStart(from) => doubled(from),
+            Phase::Ramp(from, cap) => doubled(from).min(cap),
             Phase::Cubic(w_max) => {
                 let k = ((1.0 - BETA) / C).cbrt();
                 w_max * (1.0 + C * (t - k).powi(3))
@@ -94,24 +96,22 @@ impl Pace {
     /// curve (flat enough over a queue's length).
     pub(crate) fn after(&self, from: Instant, n: u64) -> Duration {
         let n = n as f64;
+        let (r0, d) = (self.rate(from), DOUBLING.as_secs_f64());
+        let doubling = d * (1.0 + n * LN_2 / (r0 * d)).log2();
         let secs = match self.phase {
-            Phase::SlowStart(_) => {
-                let (r0, d) = (self.rate(from), DOUBLING.as_secs_f64());
-                d * (1.0 + n * std::f64::consts::LN_2 / (r0 * d)).log2()
-            }
+            Phase::SlowStart(_) => doubling,
             Phase::Ramp(_, cap) => {
-                let (r0, d) = (self.rate(from), DOUBLING.as_secs_f64());
                 // Doubling until the cap (`n_cap` requests on the way), then at the cap.
-                let n_cap = d / std::f64::consts::LN_2 * (cap - r0);
+                let n_cap = d / LN_2 * (cap - r0);
                 if r0 >= cap {
                     n / cap
                 } else if n <= n_cap {
-                    d * (1.0 + n * std::f64::consts::LN_2 / (r0 * d)).log2()
+                    doubling
                 } else {
                     d * (cap / r0).log2() + (n - n_cap) / cap
                 }
             }
-            Phase::Cubic(_) => n / self.rate(from),
+            Phase::Cubic(_) => n / r0,
         };
         Duration::try_from_secs_f64(secs).unwrap_or(crate::retry_after::MAX_HINT)
     }
