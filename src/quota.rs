@@ -1,12 +1,7 @@
-//! The quota a server announces in its response headers: [`Quota`], read from any response,
-//! a success as much as an error.
-//!
-//! Servers that count requests often say so on every response: how many are left in the
-//! current window and when it resets. A client that reads it can stop before the `429`
-//! instead of after it. [`Quota::read`] reads the header families below, chosen with
-//! [`RateLimitHeaders`] on the [`ErrorContract`](crate::ErrorContract)
-//! ([`rate_limit_headers`](crate::ErrorContract::rate_limit_headers)); where the quota
-//! applies is [`QuotaScope`].
+//! The quota a server announces in its response headers, [`Quota`]: how many requests are
+//! left in the current window and when it resets, read from any response, so a client can
+//! stop before the `429`. [`RateLimitHeaders`] on the [`ErrorContract`](crate::ErrorContract)
+//! chooses the header families; [`QuotaScope`] says where the quota applies.
 //!
 //! | family | headers | reset given as |
 //! | --- | --- | --- |
@@ -16,30 +11,12 @@
 //! | [`OPENAI`](RateLimitHeaders::OPENAI) (opt-in) | `x-ratelimit-{limit,remaining,reset}-requests`, `…-tokens` | a duration: `1s`, `6m0s`, `250ms`, `1h2m3.5s` |
 //! | [`ANTHROPIC`](RateLimitHeaders::ANTHROPIC) (opt-in) | `anthropic-ratelimit-requests-{limit,remaining,reset}`, and the `tokens`, `input-tokens`, `output-tokens` families | an RFC 3339 timestamp |
 //!
-//! The draft's two fields are Structured Fields (RFC 9651): a field that is not a valid List
-//! (or, for the draft's seventh revision, a Dictionary) is ignored whole. An item of
-//! `RateLimit` is paired with the policy of the same name in `RateLimit-Policy`, which gives
-//! its quota (`q`) and window (`w`). A policy counted in another unit than requests, and the
-//! token families, count only when they are exhausted: no tokens left means no request can be
-//! served either.
+//! The draft's fields are Structured Fields (RFC 9651): an invalid field is ignored whole. A
+//! quota counted in tokens or another unit counts only when it is exhausted. A reset of at
+//! least 10⁹ is Unix epoch seconds (GitHub), measured from the response's `Date` when there
+//! is one. When readings disagree, the one with the fewest remaining requests wins, then the
+//! one that resets last; every reset is at most one year, and malformed values are ignored.
 //!
-//! # Delta or epoch
-//!
-//! `X-RateLimit-Reset` is delta-seconds for most servers and Unix epoch seconds for GitHub,
-//! Twitter and Discord. A value of at least 10⁹ (September 2001) is an epoch time: a delay
-//! that long would be 31 years. An epoch time (or a date-time) is on the server's clock, so
-//! it is measured from the response's `Date` when there is one, and the window it names never
-//! ends early here, whatever the two clocks say.
-//!
-//! # Several answers
-//!
-//! Several policies or families on one response may disagree: the reading with the fewest
-//! remaining requests wins, and between equals the one that resets last. Every reset is at
-//! most one year. Every parser is total: malformed values leave their field
-//! `None`, huge ones saturate, and a repeated header costs no more than a few of its lines.
-//! With none of these headers, reading costs one pass over the header names and allocates
-//! nothing.
-
 //! # Example
 //!
 //! ```
@@ -141,13 +118,9 @@ impl Default for RateLimitHeaders {
     }
 }
 
-/// Where a quota announced in response headers applies.
-///
-/// A quota usually covers more than the path that carried it: GitHub's covers every path of
-/// the API for the caller. So by default it applies to the whole authority (scheme, host and
-/// port); [`Path`](Self::Path) keeps it to the path's own gate. A `429` that announces no
-/// quota always closes the path's own gate; with `Authority`, rate limits on two paths of
-/// one server within a second also hold the whole server, and `Path` turns that off too.
+/// Where a quota announced in response headers applies: by default the whole authority
+/// (GitHub's quota covers every path of the API for the caller). A `429` that announces no
+/// quota always closes the path's own gate.
 ///
 /// ```
 /// use tower_api_retry::{ErrorContract, QuotaScope};
@@ -170,10 +143,8 @@ pub enum QuotaScope {
 
 impl Quota {
     /// Reads the quota that `headers` announce in the families `conventions` names, resets
-    /// taken relative to `now` (when the response arrived). A reset given as a time (an
-    /// epoch, a date-time) is on the server's clock: when the response has a `Date`, it is
-    /// taken relative to that instead (see [epoch resets](self#delta-or-epoch)). `None` when
-    /// the headers carry no recognised, valid rate-limit field.
+    /// taken relative to `now` (or the response's `Date`, for a reset given as a time).
+    /// `None` when the headers carry no recognised, valid rate-limit field.
     ///
     /// ```
     /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -234,7 +205,7 @@ impl Quota {
         *self == Quota::default()
     }
 
-    /// The more conservative of two readings (see the [module docs](self#several-answers)).
+    /// The more conservative of two readings: fewer remaining, then the later reset.
     fn tighter(self, other: Quota) -> Quota {
         use std::cmp::Reverse;
         let key = |q: &Quota| {
@@ -674,21 +645,9 @@ fn ietf(
 
 // ---- Values -----------------------------------------------------------------------------------
 
-fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| *b != b' ' && *b != b'\t')
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| *b != b' ' && *b != b'\t')
-        .map_or(start, |i| i + 1);
-    &bytes[start..end.max(start)]
-}
-
 /// A count: `1*DIGIT`, surrounding white space allowed; a huge one saturates.
-pub(crate) fn parse_count(value: &HeaderValue) -> Option<u64> {
-    decimal(trim(value.as_bytes()))
+fn parse_count(value: &HeaderValue) -> Option<u64> {
+    decimal(value.as_bytes().trim_ascii())
 }
 
 /// `1*DIGIT` as a number; a huge one saturates.
@@ -735,7 +694,7 @@ fn split_fraction(text: &[u8]) -> (&[u8], Option<&[u8]>) {
 /// `X-RateLimit-Reset`: delta-seconds, or epoch seconds from [`EPOCH_RESET_FROM`] on; either
 /// with a decimal fraction.
 fn parse_reset_seconds(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
-    let (whole, frac) = split_fraction(trim(value.as_bytes()));
+    let (whole, frac) = split_fraction(value.as_bytes().trim_ascii());
     let secs = decimal(whole)?;
     let nanos = match frac {
         None => 0,
@@ -764,8 +723,8 @@ fn until(at: Option<SystemTime>, now: SystemTime) -> Duration {
 
 /// A Go duration as OpenAI sends it: `1s`, `6m0s`, `250ms`, `1h2m3.5s`, each number with an
 /// optional fraction, units `h`, `m`, `s`, `ms`, `us`/`µs`, `ns`. Saturates at [`MAX_HINT`].
-pub(crate) fn parse_go_duration(value: &HeaderValue) -> Option<Duration> {
-    let mut rest = trim(value.as_bytes());
+fn parse_go_duration(value: &HeaderValue) -> Option<Duration> {
+    let mut rest = value.as_bytes().trim_ascii();
     if rest.is_empty() {
         return None;
     }
@@ -820,7 +779,7 @@ pub(crate) fn parse_go_duration(value: &HeaderValue) -> Option<Duration> {
 /// An RFC 3339 timestamp (`2025-08-21T12:40:59Z`, `…T12:40:59.5+02:00`), as the time from
 /// `now`: zero when past, at most [`MAX_HINT`].
 fn parse_rfc3339_reset(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
-    let at = parse_rfc3339(trim(value.as_bytes()))?;
+    let at = parse_rfc3339(value.as_bytes().trim_ascii())?;
     Some(until(at, now))
 }
 

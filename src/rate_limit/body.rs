@@ -14,16 +14,9 @@ use std::{
 
 pin_project! {
     /// The response body of [`RateLimitBackoff`](super::RateLimitBackoff): the inner service's
-    /// body, every frame passed on unchanged.
-    ///
-    /// For most responses it is only a wrapper: nothing is inspected, copied or held back.
-    /// For a gRPC response whose status comes in the trailers (headers first, then the
-    /// status: every streaming call, and unary calls of servers that send initial metadata),
-    /// it reads the trailers as they pass, and a rate limit there (`RESOURCE_EXHAUSTED`,
-    /// with its `grpc-retry-pushback-ms`) closes the method's gate exactly as a trailers-only
-    /// rejection would.
-    ///
-    /// Use [`into_inner`](Self::into_inner) to get the inner body back (and stop watching).
+    /// body, every frame passed on unchanged. For a gRPC response whose status comes in the
+    /// trailers, it reads them as they pass, and a rate limit there closes the method's gate
+    /// as a trailers-only rejection would.
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,

@@ -1,10 +1,5 @@
 //! The announced-quota policy: a lane's [`Budget`], the quota a server announced for a
-//! scope, counted down locally with each request sent.
-//!
-//! The server's count is the truth, less the requests still in flight (it may not have
-//! counted them yet). The budget is spread over the time to the reset rather than spent in a
-//! burst; when nothing is left, the next request goes when the window ends, with the whole
-//! quota (or, when the quota was never announced, one request whose answer tells the rest).
+//! scope, counted down locally with each request sent and spread over the time to the reset.
 
 use std::time::{Duration, Instant};
 

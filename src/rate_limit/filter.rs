@@ -1,17 +1,7 @@
-//! Which keys the gates may be tracking, answered without a lock.
-//!
-//! Every map of the gates that a request must consult before it is sent (the closed keys of
-//! the [store](super::store), the paced paths of the [lanes](super::lanes)) is a [`KeyMap`],
-//! and every `KeyMap` of one set of gates counts its keys in one [`KeyFilter`]. A request
-//! whose key (and quota scope) the filter has never heard of goes straight through, without
-//! taking a lock or looking anything up, however many other keys are closed.
-//!
-//! The filter is a counting Bloom filter with two probes and one byte a counter, made on the
-//! first key ever tracked with eight counters (rounded up to a power of two) per key the
-//! gates may hold: with the map full, a key that is not tracked is occasionally taken for a
-//! tracked one (and looked up under the lock, which finds it open). It never says "not
-//! tracked" of a tracked key. A counter that reaches 255 stays there, so a slot
-//! that hostile keys saturate only costs its keys the look-up.
+//! Which keys the gates may be tracking, answered without a lock: every map a request must
+//! consult ([`KeyMap`]) counts its keys in one [`KeyFilter`], a counting Bloom filter (two
+//! probes, one saturating byte a counter). A key it never heard of goes straight through; a
+//! false positive only costs a look-up under the lock.
 
 use super::Key;
 use foldhash::fast::FixedState;

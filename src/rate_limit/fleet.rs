@@ -1,27 +1,12 @@
-//! Gates shared by a fleet of processes, on Redis: [`RedisStore`].
+//! Gates shared by a fleet of processes, on Redis: [`RedisStore`], a [`GateStore`].
 //!
-//! The Redis store is a [`GateStore`]: each process keeps its own gates (the in-memory
-//! store and its lanes) as its *local view*, so the success path never waits on the network,
-//! and the store tells Redis of every change that matters to the fleet. Redis tells every
-//! process in turn:
-//!
-//! - a rejection closes (or extends) the key in Redis too, with one script call, which
-//!   publishes the closure; every process merges it into its own view;
-//! - when a key's time is up, the process whose request would probe asks Redis for the
-//!   key's *probe lease* (one script call per window, never one per waiting request): only
-//!   the lease holder probes, the others wait for its outcome;
-//! - the holder's answer opens the key in Redis, which publishes the opening; a rejection of
-//!   the holder's probe closes it again for the next backoff; a probe without an answer gives
-//!   the lease back; a holder that dies lets its lease expire.
-//!
-//! Every script reads Redis's own clock (`TIME`) and only durations travel on the wire, so
-//! the clocks of the machines never matter. Pub/sub drops messages by design: a process
-//! reads every gate again (one script call) on every (re)subscription, and once a second
-//! while any of its gates is closed.
-//!
-//! Redis is never a new way to fail: every call has a timeout, and while Redis is slow,
-//! down or unreachable the process works on its local view alone, as it would without a
-//! store, logging one warning when sharing stops and one notice when it resumes.
+//! Each process keeps its own gates as its *local view*, so the success path never waits on
+//! the network. A rejection closes the key in Redis with one script call, which publishes
+//! it; when a key's time is up, only the holder of its *probe lease* probes, and its answer
+//! opens (or closes) the key fleet-wide. Scripts read Redis's own clock (`TIME`), so the
+//! machines' clocks never matter; pub/sub drops messages, so a process reads every gate again
+//! on each (re)subscription and once a second while any is closed. Every call has a
+//! timeout: while Redis is away, a process works on its local view alone.
 
 use super::{
     Key, RateLimitGates,
@@ -67,19 +52,12 @@ macro_rules! script {
 }
 
 /// Where a fleet of processes that share an API key keeps its rate-limit gates: a Redis
-/// server (or a managed Redis) that every process reaches.
-///
-/// Build one per process and give it to [`RateLimitGates::shared`]; every layer using those
-/// gates then closes a path for the whole fleet when one process sees a rate limit, and
-/// after the window exactly one process of the fleet probes. Each process keeps its own view
-/// of the gates, so a success costs no round trip; while Redis is unreachable, each process
-/// works on its own gates, logging one warning.
+/// server that every process reaches. Give one per process to [`RateLimitGates::shared`]:
+/// a rate limit seen by one process then closes the path for the whole fleet, and after the
+/// window exactly one process probes.
 ///
 /// The namespace names the fleet's gates in Redis: give every process on one API key the
-/// same one, for example the key's *id* (never the secret). Keys are the gates' [`Key`]s,
-/// which every process built from the same versions computes alike; paths that carry ids
-/// share a gate by their template (the default [`Key::from_uri`]), or by whatever a
-/// [`key_fn`](super::RateLimitBackoffLayer::key_fn) returns.
+/// same one, for example the key's *id* (never the secret).
 ///
 /// ```
 /// use tower_api_retry::rate_limit::{RateLimitBackoffLayer, RateLimitGates, RedisStore};
@@ -215,9 +193,7 @@ impl RedisStore {
 
     /// The store on the Redis Cluster reached through `urls` (some of its nodes; the others
     /// are discovered), for the fleet named `namespace`. A namespace's gates live in one
-    /// slot (one hash tag), so each gate costs the same one call as on a single server; the
-    /// processes subscribe on any node (a cluster delivers every publication to every node),
-    /// moving to the next when theirs goes.
+    /// slot (one hash tag), so each gate costs one call, as on a single server.
     ///
     /// ```
     /// use tower_api_retry::rate_limit::RedisStore;
@@ -283,9 +259,8 @@ impl RedisStore {
     }
 
     /// How often a process reads every gate of the fleet again while any of its own gates
-    /// is closed (default 1 s): the bound on how long a lost message of the channel (pub/sub
-    /// drops messages by design) leaves a gate unshared. Also how often a process that lost
-    /// Redis tries again, doubling up to four times this while it stays away.
+    /// is closed (default 1 s): the bound on how long a lost message leaves a gate unshared.
+    /// Also how often a process that lost Redis tries again (doubling, up to four times).
     pub fn resync_interval(mut self, every: Duration) -> Self {
         self.resync_every = every.max(Duration::from_millis(10));
         self
@@ -352,11 +327,9 @@ impl RateLimitGates {
 
     /// Shares the floor of `retry`'s [retry budget](crate::retry::RetryBudget) with every
     /// process of the fleet that does the same: with N processes alive, each gets
-    /// `min_per_sec / N` retries a second (and that part of the reserve), so the fleet
-    /// retries at the budget's floor, not N times it. The ratio part is fleet-wide already:
-    /// each process earns it from its own requests. Costs one script call per process per
-    /// second, none per request; while Redis does not answer, each process keeps the whole
-    /// floor. Local gates, or a layer without a budget, change nothing.
+    /// `min_per_sec / N` retries a second, so the fleet retries at the floor, not N times it.
+    /// Costs one script call per process per second; while Redis does not answer, each
+    /// process keeps the whole floor. Local gates, or a layer without a budget, change nothing.
     ///
     /// Call it inside a tokio runtime, after the layer's last
     /// [`budget`](crate::RetryLayer::budget) call (which makes a new budget).

@@ -1,17 +1,6 @@
 //! The gate's mechanism, [`RateLimitGates`]: closed, open, probe and waiters, for every key.
-//!
-//! The mechanism decides nothing itself: the rules of one gate are [`policy`]'s, the state
-//! is kept by a [`store`], waiters are woken by [`notify`], and three policies decide
-//! around it: pacing ([`lanes`], each lane's pace), announced quotas (a lane's [`budget`])
-//! and outage detection ([`health`]).
-//! This file puts them together and speaks tokio's clock (so paused-clock tests hold).
-//!
-//! [`policy`]: super::policy
-//! [`store`]: super::store
-//! [`notify`]: super::notify
-//! [`lanes`]: super::lanes
-//! [`budget`]: super::budget
-//! [`health`]: super::health
+//! It decides nothing itself: it puts the rules of one gate, the store and the policies
+//! together, and speaks tokio's clock (so paused-clock tests hold).
 
 use super::{
     Key,
@@ -29,16 +18,10 @@ use tokio::time::Instant;
 /// The default for [`RateLimitGates::with_max_keys`]: 10,000 keys.
 const DEFAULT_MAX_KEYS: usize = 10_000;
 
-/// The gates of every rate-limited key, shared by every clone of the services that use it.
-///
-/// `Clone` shares: give the same map to two stacks with
-/// [`RateLimitBackoffLayer::gates`](super::RateLimitBackoffLayer::gates) and a rate limit seen by
-/// one closes the path for both.
-///
-/// Only closed and paced keys are stored, at most [`max_keys`](Self::max_keys) of them. An
-/// expired entry is dropped 30 s after its time if no request for its key comes. When the map
-/// is full, expired entries go first, then the key whose gate opens soonest: forgetting a key
-/// fails open, never shut.
+/// The gates of every rate-limited key. `Clone` shares: give the same map to two stacks with
+/// [`RateLimitBackoffLayer::gates`](super::RateLimitBackoffLayer::gates) and a rate limit seen
+/// by one closes the path for both. Only closed and paced keys are stored, at most
+/// [`max_keys`](Self::max_keys); forgetting a key fails open, never shut.
 ///
 /// ```
 /// use tower_api_retry::rate_limit::{RateLimitBackoffLayer, RateLimitGates};
@@ -46,7 +29,7 @@ const DEFAULT_MAX_KEYS: usize = 10_000;
 /// let gates = RateLimitGates::with_max_keys(1_000);
 /// let for_reads = RateLimitBackoffLayer::new().gates(gates.clone());
 /// let for_writes = RateLimitBackoffLayer::new().fail_fast().gates(gates.clone());
-/// assert!(gates.is_empty());
+/// assert!(gates.is_empty() && gates.max_keys() == 1_000);
 /// # let _ = (for_reads, for_writes);
 /// ```
 #[derive(Clone)]
@@ -255,10 +238,8 @@ impl RateLimitGates {
     }
 
     /// `key`'s gate is closed for an outage; `scope` is its authority. Outages on several keys
-    /// of one scope at once are the scope's, as rate limits are (see the
-    /// [module docs](super#outages)): its lane closes with them and then lets the server's
-    /// requests go on an outage's slow start, not at a pace lowered to what the server
-    /// accepted while it was down.
+    /// of one scope at once are the scope's, as rate limits are; its lane reopens on a slow
+    /// start.
     pub(crate) fn scope_out(&self, scope: Key, key: Key) {
         if let Some(e) = self.view.peek(key) {
             let now = Instant::now().into_std();
@@ -286,15 +267,10 @@ impl RateLimitGates {
     }
 
     /// A request for `key` got an [outage signal](crate::OutageSignals); `probe` is its
-    /// probe id, if it probed; `hint` is the server's, already capped by the layer. Returns
-    /// `false` when the signal is just an answer: the probe of a gate closed for a rate limit
-    /// (or by another process sharing the store), which any answer but a rate limit opens.
-    ///
-    /// The probe of a gate closed here for an outage closes it again for the next, longer
-    /// backoff (or the hint), as a rate limit does; a signal of a request sent before the key
-    /// closed only extends it to a longer hint. On an open key, the signal is counted, and
-    /// the key closes when `rule` says its signals are an outage (see
-    /// [outages](super#outages)).
+    /// probe id, if it probed; `hint` is the server's, already capped. Returns `false` when
+    /// the signal is just an answer: the probe of a gate closed for a rate limit (or by
+    /// another process), which any answer but a rate limit opens. On an open key, the signal
+    /// is counted, and the key closes when `rule` says the signals are an outage.
     pub(crate) fn outage(
         &self,
         key: Key,
@@ -394,15 +370,12 @@ impl RateLimitGates {
 /// must not be sent twice leaves the probe role to it (see
 /// [`PROBE_GRACE`](policy::PROBE_GRACE)). Only waiting requests touch it.
 #[derive(Debug, Default)]
-pub(super) struct Repeatable(
-    std::sync::Mutex<std::collections::HashMap<Key, u32, foldhash::fast::FixedState>>,
-);
+pub(super) struct Repeatable(std::sync::Mutex<Counts>);
+
+type Counts = std::collections::HashMap<Key, u32, foldhash::fast::FixedState>;
 
 impl Repeatable {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Key, u32, foldhash::fast::FixedState>>
-    {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
         // A panic while holding the lock cannot leave a count half-written: recover.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -434,8 +407,7 @@ pub(crate) enum Admission {
 
 /// Waits at `key`'s gate until the request may be sent, or fails when it would have to wait
 /// past `deadline`: at once for the layer's own bound, and at the deadline, with
-/// `DEADLINE_EXCEEDED`, for the call's (`by_call`). The request keeps its place in the key's
-/// lane while it waits.
+/// `DEADLINE_EXCEEDED`, for the call's (`by_call`).
 pub(crate) async fn wait_turn(
     gates: RateLimitGates,
     key: Key,

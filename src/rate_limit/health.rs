@@ -1,16 +1,7 @@
-//! The outage-detection policy: the health of open paths, and when a path's transient
-//! rejections are an outage.
-//!
-//! A path is only watched once it has answered with an [outage signal](crate::OutageSignals):
-//! from then on its answers are counted in a window of about a second (two one-second
-//! buckets, the older one fading as the newer fills), with the signals in a row. When the
-//! contract's [`OutageRule`] says the signals are an outage, the path's gate closes, through
-//! the same store as a rate limit, so a shared store shares the closure.
-//!
-//! The success path of a path nobody watches costs one relaxed atomic load: the watched keys
-//! set bits of a 64-bit filter, and only a success whose key's bit is set takes the lock. A
-//! path that answers nothing but successes for [`QUIET`] is forgotten, by its own next
-//! success.
+//! The outage-detection policy. A path is watched once it answers with an
+//! [outage signal](crate::OutageSignals): its answers are counted over about a second (two
+//! buckets, the older fading), and its gate closes when the contract's [`OutageRule`] says
+//! the signals are an outage. Unwatched paths cost one atomic load (a 64-bit filter).
 
 use super::Key;
 use crate::contract::OutageRule;
@@ -231,18 +222,19 @@ impl Health {
             }
         }
     }
-
-    /// How many paths are watched.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.lock().len()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{contract::OutageRule, contract::OutageSignals};
+
+    impl Health {
+        /// How many paths are watched.
+        pub(crate) fn len(&self) -> usize {
+            self.lock().len()
+        }
+    }
 
     const MS: fn(u64) -> Duration = Duration::from_millis;
 

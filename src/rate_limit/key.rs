@@ -1,9 +1,4 @@
 //! Which requests share a gate: [`Key`] and the key function.
-//!
-//! A key is hashed on every request, so it uses foldhash (a few nanoseconds, not SipHash's
-//! dozens), with a fixed seed: every process built from the same versions of this crate and
-//! foldhash computes the same key for the same request, which is what lets a fleet of
-//! processes share their gates by key (see [`RedisStore`](super::RedisStore)).
 
 use foldhash::fast::FixedState;
 use http::{Extensions, HeaderMap, Method, Request, Uri};
@@ -15,18 +10,11 @@ use std::{
 
 /// What a group of requests that share one rate-limit gate have in common.
 ///
-/// A key is a 64-bit keyed hash of whatever identifies the group, so computing one never
-/// allocates and a gate map never stores request data. The default key ([`Key::from_uri`]) is
-/// the scheme, authority and [path template](PathTemplate) of the request URI, without the
-/// query: servers count their limits per route, not per id. For gRPC the path is the method
-/// (`/package.Service/Method`).
-///
-/// The hash has a fixed seed, so a key is the same in every process built from the same
-/// versions of this crate (and of foldhash, and of the standard library's `Hash` for what
-/// [`Key::of`] is given): a fleet sharing its gates ([`RedisStore`](super::RedisStore))
-/// names a path by its key. Two different groups whose hashes collide share a gate; with
-/// 64 bits that is about one chance in 10¹² for 10,000 closed keys, and its only effect is
-/// that a request waits when it did not have to.
+/// A key is a 64-bit hash (foldhash, with a fixed seed, so every process built from the same
+/// versions computes the same key: a fleet names a path by it). The default key
+/// ([`Key::from_uri`]) is the scheme, authority and [path template](PathTemplate) of the
+/// request URI, without the query; for gRPC the path is the method. A collision only makes
+/// a request wait when it did not have to.
 ///
 /// ```
 /// use http::Uri;
@@ -105,15 +93,13 @@ const ORIGIN_END: u8 = 0xfd;
 /// The key of `uri`'s path template, hashed on from `h`, which has seen its origin.
 #[inline]
 fn template_key(mut h: foldhash::fast::FoldHasher<'static>, uri: &Uri) -> Key {
-    {
-        for segment in uri.path().as_bytes().split(|&b| b == b'/') {
-            if is_id(segment) {
-                // Path bytes are ASCII, so these two markers never occur in a segment.
-                h.write_u8(0xfe);
-            } else {
-                h.write(segment);
-                h.write_u8(0xff);
-            }
+    for segment in uri.path().as_bytes().split(|&b| b == b'/') {
+        if is_id(segment) {
+            // Path bytes are ASCII, so these two markers never occur in a segment.
+            h.write_u8(0xfe);
+        } else {
+            h.write(segment);
+            h.write_u8(0xff);
         }
     }
     Key(h.finish())
@@ -221,10 +207,8 @@ fn is_uuid(s: &[u8]) -> bool {
     })
 }
 
-/// The template of a path: each id-like segment (see [`Key::from_uri`]) shown as `{id}`.
-///
-/// What the default key groups by, and what is safe to show in logs and metrics: it is
-/// low-cardinality and carries no id. Formatting it is the only work; making one is free.
+/// The template of a path: each id-like segment shown as `{id}`. What the default key
+/// groups by, and safe to show in logs and metrics.
 ///
 /// ```
 /// use tower_api_retry::rate_limit::PathTemplate;

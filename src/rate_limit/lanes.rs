@@ -1,17 +1,8 @@
-//! The pacing policy: the lanes of paced paths, who goes when once a gate has closed. The
-//! gate asks one question of it, [`Lanes::turn`], and tells it what happened.
-//!
-//! A rate limit gives its path a *lane*: a [`Pace`] and a schedule of numbered tickets.
-//! Every request for the path, those waiting at the closed gate and those arriving later,
-//! takes the next ticket when it arrives; ticket *n* is due one pace interval after ticket
-//! *n − 1*, so requests leave in the order they arrived (first come, first served) and never
-//! as a herd. The schedule is computed, not stored per request: when the gate closes again,
-//! or opens, or the pace changes, every ticket not yet gone moves with it, in order.
-//!
-//! A lane is forgotten [`LINGER`](super::policy::LINGER) after its last slot went unused;
-//! at most as many lanes are kept as the gate map keeps keys (the least recently used
-//! goes first). A forgotten lane only means the next burst is not paced. A lane with an
-//! announced quota is paced by its [`Budget`] instead of its pace.
+//! The pacing policy: a rate limit gives its path a *lane*, a [`Pace`] (or an announced
+//! [`Budget`]) and a schedule of numbered tickets. Ticket *n* is due one interval after
+//! ticket *n − 1*, so requests leave in arrival order; the schedule is computed, not stored,
+//! so a closure, an opening or a new pace moves every waiting ticket at once. Idle lanes are
+//! forgotten: that only means the next burst is not paced.
 
 use crate::quota::Quota;
 
@@ -42,16 +33,9 @@ pub(crate) const RAMP_HEADROOM: f64 = 2.0;
 const KEEPING_UP: f64 = 0.9;
 
 /// The callers that took a ticket of a lane, counted over one [`DOUBLING`] at a time: the
-/// demand its ramp after an outage follows.
-///
-/// Demand is who asks, not who was let through. While callers join as fast as the lane lets
-/// them go (its queue does not shrink: at least [`KEEPING_UP`] of a join for each ticket
-/// gone), they ask for at least its pace: the ramp goes on doubling. A worker pool's callers
-/// are always so: each waits for its answer before it asks again, so the rate at which they
-/// join follows the pace and says nothing of what they would ask. Once the queue shrinks,
-/// the callers ask less than the pace, at the rate at which they join: the ramp stops at
-/// [`RAMP_HEADROOM`] times that, so an open loop's backlog drains at most at that multiple
-/// of its rate, never as a herd.
+/// demand its ramp after an outage follows. While the queue does not shrink (a worker pool
+/// waits for each answer), the ramp goes on doubling; once it shrinks, the ramp stops at
+/// [`RAMP_HEADROOM`] times the rate at which callers join.
 #[derive(Clone, Copy, Debug)]
 struct Joins {
     since: Instant,
@@ -210,12 +194,6 @@ impl Inner {
 }
 
 impl Lanes {
-    /// No lane, at most `max` of them.
-    #[cfg(test)]
-    pub(crate) fn new(max: usize) -> Lanes {
-        Lanes::with_filter(max, Arc::new(KeyFilter::new(max)))
-    }
-
     /// No lane, at most `max` of them, their keys counted in `filter`.
     pub(crate) fn with_filter(max: usize, filter: Arc<KeyFilter>) -> Lanes {
         Lanes {
@@ -357,12 +335,6 @@ impl Lanes {
         *turn = Turn::new(turn.scope_key, turn.once);
     }
 
-    /// When `slot` of `key`'s lane is due now; `now` when the lane was forgotten.
-    #[cfg(test)]
-    pub(crate) fn due(&self, key: Key, slot: Slot, now: Instant) -> Instant {
-        self.due_watched(key, slot, now).0
-    }
-
     /// When `slot` of `key`'s lane is due now (`now` when the lane was forgotten), and,
     /// when that is later, a subscription that wakes when the lane's schedule moves.
     pub(crate) fn due_watched(
@@ -476,10 +448,8 @@ impl Lanes {
     }
 
     /// `key`, of `scope` (its authority), was rejected and its gate closed until `until`.
-    /// When another key of the same scope was rejected within [`WIDEN_WITHIN`], the limit
-    /// is the scope's, not the path's: the scope's lane closes until `until` too, and every
-    /// request of the scope queues in it. A scope that already has a lane (widened, or with
-    /// an announced quota) closes with every rejection of its keys.
+    /// A second key of the scope rejected within [`WIDEN_WITHIN`] (or a scope that already
+    /// has a lane) closes the scope's lane too.
     pub(crate) fn scope_rejected(&self, scope: Key, key: Key, now: Instant, until: Instant) {
         let widen = {
             let mut inner = self.lock();
@@ -566,10 +536,7 @@ impl Lanes {
     }
 
     /// `key` closed at `now` for an outage, until `until`. An outage says nothing of the
-    /// server's capacity, so the lane does not climb back below what the server accepted, as
-    /// after a rate limit: it ramps up from a slow start when it reopens, doubling up to
-    /// [`RAMP_HEADROOM`] times the rate at which its callers ask (see [`Joins`]), and is
-    /// unpaced once nobody waits.
+    /// server's capacity: the lane ramps up from a slow start when it reopens (see [`Joins`]).
     pub(crate) fn outage(&self, key: Key, now: Instant, until: Instant) {
         if let Some(lane) = self.lock().map.get_mut(&key) {
             lane.pace = Pace::slow_start(until);
@@ -601,17 +568,6 @@ impl Lanes {
         for (_, key) in by_use.into_iter().take(drop) {
             map.remove(&key);
         }
-    }
-
-    /// Drops the lanes idle for [`LINGER`].
-    #[cfg(test)]
-    pub(crate) fn sweep(&self, now: Instant) {
-        if self.is_empty() {
-            return;
-        }
-        let mut inner = self.lock();
-        inner.map.retain(|_, lane| !idle(lane, now));
-        self.tracked.store(inner.map.len(), Ordering::Relaxed);
     }
 }
 
@@ -741,6 +697,28 @@ fn idle(lane: &Lane, now: Instant) -> bool {
 mod tests {
     use super::*;
     use crate::rate_limit::pace::INITIAL_RATE;
+
+    impl Lanes {
+        /// No lane, at most `max` of them.
+        pub(crate) fn new(max: usize) -> Lanes {
+            Lanes::with_filter(max, Arc::new(KeyFilter::new(max)))
+        }
+
+        /// When `slot` of `key`'s lane is due now; `now` when the lane was forgotten.
+        pub(crate) fn due(&self, key: Key, slot: Slot, now: Instant) -> Instant {
+            self.due_watched(key, slot, now).0
+        }
+
+        /// Drops the lanes idle for [`LINGER`].
+        pub(crate) fn sweep(&self, now: Instant) {
+            if self.is_empty() {
+                return;
+            }
+            let mut inner = self.lock();
+            inner.map.retain(|_, lane| !idle(lane, now));
+            self.tracked.store(inner.map.len(), Ordering::Relaxed);
+        }
+    }
 
     const MS: fn(u64) -> Duration = Duration::from_millis;
 

@@ -10,10 +10,7 @@ const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
 pub(super) const DEFAULT_MAX_CLOSED: Duration = Duration::from_secs(60 * 60);
 
 /// Stops sending on a rate-limited path until it resets. See the [module docs](super) for an
-/// example.
-///
-/// Every service this layer makes, and every clone of those, shares the layer's
-/// [`RateLimitGates`]; [`gates`](Self::gates) shares one map between two layers.
+/// example. Every service this layer makes shares the layer's [`RateLimitGates`].
 #[derive(Clone, Debug)]
 pub struct RateLimitBackoffLayer {
     pub(crate) gates: RateLimitGates,
@@ -67,15 +64,9 @@ impl RateLimitBackoffLayer {
     }
 
     /// The longest one rate limit keeps a key closed (default 1 hour), whatever the server's
-    /// hint says.
-    ///
-    /// A `Retry-After: 99999999999999999999` (or an HTTP-date in 2099) from a broken or hostile
-    /// server would otherwise close the path for the life of the process (the largest hint, a
-    /// year). With the cap, once it has passed one probe goes out: if the path is still
-    /// limited, the probe's rejection closes it again, so a long limit costs one request per
-    /// `max_closed`. The error of the rejected request itself still carries the server's full
-    /// hint in [`retry_after`](crate::Error::retry_after).
-    ///
+    /// hint says: a hostile `Retry-After` cannot shut a path for good, and a long limit costs
+    /// one probe per `max_closed`. The rejected request's error still carries the full hint in
+    /// [`retry_after`](crate::Error::retry_after).
     ///
     /// ```
     /// use std::time::Duration;
@@ -114,29 +105,18 @@ impl RateLimitBackoffLayer {
         self
     }
 
-    /// Uses `gates` (shared) instead of this layer's own map. The bound on the keys it tracks
-    /// is the map's own: build it with [`RateLimitGates::with_max_keys`].
-    ///
-    /// ```
-    /// use tower_api_retry::{RateLimitBackoffLayer, RateLimitGates};
-    ///
-    /// let gates = RateLimitGates::with_max_keys(1_000);
-    /// let a = RateLimitBackoffLayer::new().gates(gates.clone());
-    /// let b = RateLimitBackoffLayer::new().fail_fast().gates(gates.clone());
-    /// assert_eq!(gates.max_keys(), 1_000);
-    /// # let _ = (a, b);
-    /// ```
+    /// Uses `gates` (shared; see [`RateLimitGates`] for an example) instead of this layer's
+    /// own map, and the map's bound on keys.
     pub fn gates(mut self, gates: RateLimitGates) -> Self {
         self.gates = gates;
         self
     }
 
-    /// The error contract of the gate: where an announced quota applies and which header
-    /// families announce it, and how many outage signals close a path
-    /// ([`ErrorContract::outages`], see [outages](super#outages)). Which answers close a path
-    /// or signal an outage is the [`Verdict`](crate::Verdict) the decoding layer's contract
-    /// gave them: [`ApiContractLayer::contract`](crate::ApiContractLayer::contract) gives one
-    /// contract to both.
+    /// The error contract of the gate: where an announced quota applies, which header
+    /// families announce it, and how many outage signals close a path. Which answers close
+    /// a path is the [`Verdict`](crate::Verdict) the decoding layer gave them;
+    /// [`ApiContractLayer::contract`](crate::ApiContractLayer::contract) gives one contract
+    /// to both.
     ///
     /// ```
     /// use tower_api_retry::{Disposition, ErrorContract, RateLimitBackoffLayer};

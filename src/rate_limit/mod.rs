@@ -26,45 +26,39 @@
 //! - **Bounded**: at most [`max_keys`](RateLimitGates::max_keys) keys are kept; forgetting
 //!   one fails open, never shut. With no key closed, a request takes no lock.
 //!
-//! Three policies decide around the mechanism: pacing, announced quotas and outages.
+//! Three policies decide around the mechanism.
 //!
 //! # Pacing
 //!
-//! A server that rejected a burst accepts a rate, not a burst. A rate limit gives its key a
-//! lane: requests leave in the order they arrived, one pace interval apart. The pace is
-//! learned: it starts slow and doubles until the server pushes back; a later rate limit sets
-//! it below what the server accepted and lets it climb back along a cubic curve. An idle
-//! lane is forgotten.
+//! A rate limit gives its key a lane, where requests leave in arrival order, one pace
+//! interval apart. The pace starts slow and doubles until the server pushes back, then
+//! climbs back from below what the server accepted along a cubic curve.
 //!
 //! # Announced quotas
 //!
-//! Servers that count requests often say so on every response ([`quota`](crate::quota)). The
-//! layer keeps a budget for the quota's [scope](#scope), counted down with each request sent
-//! and spread over the time to the reset. When nothing is left, requests wait for the reset
-//! (at most `max_closed`): the client stops before the `429`, not after it.
+//! A budget for the [quota](crate::quota)'s scope, spread over the time to the reset; when
+//! nothing is left, requests wait for the reset (at most `max_closed`), so the client stops
+//! before the `429`.
 //!
 //! # Outages
 //!
-//! Transient rejections ([`OutageSignals`](crate::OutageSignals)) close their path too, once
-//! the contract's [`OutageRule`](crate::OutageRule) says they are an outage rather than a bad
-//! request. The path is held for growing holds and probed one request at a time (a request
-//! that may be sent twice is preferred as the probe), then reopened on a ramp, not a herd.
+//! Transient rejections ([`OutageSignals`](crate::OutageSignals)) close their path once the
+//! contract's [`OutageRule`](crate::OutageRule) says so; the path is held for growing holds,
+//! probed one request at a time (preferring one that may be sent twice), then reopened on a
+//! ramp.
 //!
 //! ## One request's own `RESOURCE_EXHAUSTED`
 //!
-//! A gRPC library answers `RESOURCE_EXHAUSTED` of its own to a message over its size limit.
-//! When a retry that the [`RetryLayer`](crate::RetryLayer) marked gets that answer again
-//! without a wait, it is the request's own failure: it is not retried again
-//! ([`NotRetried::ExhaustedAgain`](crate::NotRetried::ExhaustedAgain)) and does not close the
-//! method again.
+//! A gRPC `RESOURCE_EXHAUSTED` that a retry marked by the [`RetryLayer`](crate::RetryLayer)
+//! gets again without a wait is the request's own failure (a message over a size limit): it
+//! is not retried ([`NotRetried::ExhaustedAgain`](crate::NotRetried::ExhaustedAgain)) and
+//! does not close the method.
 //!
 //! # Scope
 //!
 //! A rate limit closes its own key. An announced quota applies to the whole server unless the
 //! contract says [`QuotaScope::Path`](crate::quota::QuotaScope::Path). Rate limits (or
-//! outages) on two keys of one server within a second are taken to be the server's: its lane
-//! then holds every path to it until it has been quiet for a while.
-//!
+//! outages) on two keys of one server within a second hold every path to it until quiet.
 //! With the `redis` feature, [`RedisStore`] shares the gates of a fleet of processes.
 //!
 //! # Example

@@ -1,17 +1,6 @@
-//! Waking the requests that wait at a gate.
-//!
-//! Each tracked key has its own [`Waiters`], kept by the store beside the key's entry. Every
-//! change of the entry (closed again, probe released) wakes the key's waiters, and so does
-//! forgetting the key (opened by its probe, evicted, swept): dropping the `Waiters` wakes
-//! everyone. A woken request asks the gate again; it never learns *what* changed, so a
-//! spurious wake-up costs one look-up and nothing else.
-//!
-//! A paced path's lane wakes the requests holding its tickets the same way, whenever its
-//! schedule moves (the pace changed, the path closed or opened): a ticket may be due sooner.
-//!
-//! Waiting is per key: a rate limit on one path never wakes requests for another. This is
-//! the only part of the gate that needs tokio; the rules ([`policy`](super::policy)) and the
-//! bookkeeping ([`store`](super::store)) do not.
+//! Waking the requests that wait at a gate, per key: every change of a key's entry (or of
+//! its lane's schedule) wakes its waiters, and so does forgetting it (dropping the
+//! [`Waiters`]). A woken request asks the gate again, so a spurious wake-up costs one look-up.
 
 use std::{future::Future, pin::pin, task::Poll};
 use tokio::{sync::watch, time::Instant};
@@ -42,30 +31,17 @@ impl Waiters {
 }
 
 impl Waiter {
-    /// Resolves at the key's first change since the subscription, when the key is forgotten,
-    /// or at `wake`, whichever comes first.
-    #[cfg(test)]
-    pub(crate) async fn wait(self, wake: Instant) {
-        Waiter::wait_either(Some(self), None, wake).await;
-    }
-
     /// Resolves at the first change of either subscription (a key's entry, a lane's
     /// schedule), or at `wake`.
     pub(crate) async fn wait_either(a: Option<Waiter>, b: Option<Waiter>, wake: Instant) {
-        let (mut a, mut b) = (a, b);
+        async fn changed(waiter: Option<Waiter>) {
+            match waiter {
+                Some(mut w) => drop(w.0.changed().await),
+                None => std::future::pending().await,
+            }
+        }
         let mut sleep = pin!(tokio::time::sleep_until(wake));
-        let mut a = pin!(async move {
-            match a.as_mut() {
-                Some(w) => w.0.changed().await.is_ok(),
-                None => std::future::pending().await,
-            }
-        });
-        let mut b = pin!(async move {
-            match b.as_mut() {
-                Some(w) => w.0.changed().await.is_ok(),
-                None => std::future::pending().await,
-            }
-        });
+        let (mut a, mut b) = (pin!(changed(a)), pin!(changed(b)));
         std::future::poll_fn(|cx| {
             // A change, a forgotten key or lane, or the time: any of them wakes.
             if a.as_mut().poll(cx).is_ready()
@@ -79,18 +55,25 @@ impl Waiter {
         })
         .await;
     }
-
-    /// The key changed, or was forgotten, since the subscription.
-    #[cfg(test)]
-    pub(crate) fn woken(&self) -> bool {
-        self.0.has_changed().unwrap_or(true)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    impl Waiter {
+        /// Resolves at the key's first change since the subscription, when the key is forgotten,
+        /// or at `wake`, whichever comes first.
+        pub(crate) async fn wait(self, wake: Instant) {
+            Waiter::wait_either(Some(self), None, wake).await;
+        }
+
+        /// The key changed, or was forgotten, since the subscription.
+        pub(crate) fn woken(&self) -> bool {
+            self.0.has_changed().unwrap_or(true)
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_change_wakes_before_the_time() {

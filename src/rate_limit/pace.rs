@@ -1,30 +1,13 @@
-//! The pace of a path after a rate limit, as pure functions: how fast requests are let
-//! through when its gate reopens, instead of all at once.
-//!
-//! A server that rejected a burst accepts a rate, not a burst. When a gate reopens, its
-//! waiters (and the requests that keep arriving) are therefore let through one at a time, at
-//! a rate learned from what the server accepted:
-//!
-//! - **Before anything is known** (the first rate limit of a path), the pace starts at
-//!   [`INITIAL_RATE`] and doubles every [`DOUBLING`] (a slow start), so a server's capacity
-//!   is found in a few hundred milliseconds without a herd.
-//! - **At a rate limit**, the rate the server *accepted* since the path last reopened (its
-//!   successes per second of open time; see [`Pace::rejected`] for a slow start's overrun
-//!   and a rejection soon after a reopening) becomes the ceiling `w_max`, and the pace drops
-//!   to [`BETA`]` × w_max`. From the reopening it climbs back along a cubic curve (CUBIC, as
-//!   in AWS's adaptive retry mode, with [`C`] as its scaling relative to the ceiling): fast
-//!   while far below `w_max`, flat near it, then probing above it slowly. A probe rejected
-//!   again lowers the ceiling to what was accepted over that longer open time.
-//!
-//! AWS's adaptive mode measures the client's *sending* rate, which after a burst is far above
-//! what the server took; the successes are what the server demonstrably accepts, so one
-//! decrease lands below the limit instead of several. They are averaged over the whole open
-//! time, not the last second: a server saves a burst while a gate is closed (a token bucket
-//! refills) and serves it on top of its rate, which a one-second count would take for rate.
-//!
-//! Every function takes the time as an argument: the rules are tested with plain `#[test]`s.
+//! The pace of a path after a rate limit, as pure functions of the time: a slow start from
+//! [`INITIAL_RATE`] while the server's capacity is unknown, then, after a rate limit, a
+//! ceiling from what the server *accepted* (its successes, not the client's sending rate, so
+//! one decrease lands below the limit) and a climb back along a cubic curve (CUBIC, as in
+//! AWS's adaptive retry mode).
 
-use std::time::{Duration, Instant};
+use std::{
+    f64::consts::LN_2,
+    time::{Duration, Instant},
+};
 
 /// The pace of a path whose server's capacity is unknown: requests per second.
 pub(crate) const INITIAL_RATE: f64 = 20.0;
@@ -40,9 +23,8 @@ pub(crate) const BETA: f64 = 0.8;
 /// server: the pace one [`DOUBLING`] before.
 pub(crate) const SLOW_START_KEEP: f64 = 0.5;
 
-/// The cubic curve's scaling, as a share of the ceiling per second³: AWS's 0.4 requests per
-/// second per second³ at a ceiling of 200 requests per second. Relative to the ceiling, so
-/// every server is probed on the same timeline, a slow one no faster than a quick one.
+/// The cubic curve's scaling, as a share of the ceiling per second³ (AWS's 0.4 at a ceiling
+/// of 200 requests per second), so every server is probed on the same timeline.
 pub(crate) const C: f64 = 0.002;
 
 /// The slowest pace: one request every two seconds.
@@ -93,11 +75,10 @@ impl Pace {
     /// [`MAX_RATE`], and the phase's first rate before it begins.
     pub(crate) fn rate(&self, now: Instant) -> f64 {
         let t = now.saturating_duration_since(self.since).as_secs_f64();
+        let doubled = |from: f64| from * (t / DOUBLING.as_secs_f64()).min(64.0).exp2();
         let rate = match self.phase {
-            Phase::SlowStart(from) => from * (t / DOUBLING.as_secs_f64()).min(64.0).exp2(),
-            Phase::Ramp(from, cap) => {
-                (from * (t / DOUBLING.as_secs_f64()).min(64.0).exp2()).min(cap)
-            }
+            Phase::SlowStart(from) => doubled(from),
+            Phase::Ramp(from, cap) => doubled(from).min(cap),
             Phase::Cubic(w_max) => {
                 let k = ((1.0 - BETA) / C).cbrt();
                 w_max * (1.0 + C * (t - k).powi(3))
@@ -115,24 +96,22 @@ impl Pace {
     /// curve (flat enough over a queue's length).
     pub(crate) fn after(&self, from: Instant, n: u64) -> Duration {
         let n = n as f64;
+        let (r0, d) = (self.rate(from), DOUBLING.as_secs_f64());
+        let doubling = d * (1.0 + n * LN_2 / (r0 * d)).log2();
         let secs = match self.phase {
-            Phase::SlowStart(_) => {
-                let (r0, d) = (self.rate(from), DOUBLING.as_secs_f64());
-                d * (1.0 + n * std::f64::consts::LN_2 / (r0 * d)).log2()
-            }
+            Phase::SlowStart(_) => doubling,
             Phase::Ramp(_, cap) => {
-                let (r0, d) = (self.rate(from), DOUBLING.as_secs_f64());
                 // Doubling until the cap (`n_cap` requests on the way), then at the cap.
-                let n_cap = d / std::f64::consts::LN_2 * (cap - r0);
+                let n_cap = d / LN_2 * (cap - r0);
                 if r0 >= cap {
                     n / cap
                 } else if n <= n_cap {
-                    d * (1.0 + n * std::f64::consts::LN_2 / (r0 * d)).log2()
+                    doubling
                 } else {
                     d * (cap / r0).log2() + (n - n_cap) / cap
                 }
             }
-            Phase::Cubic(_) => n / self.rate(from),
+            Phase::Cubic(_) => n / r0,
         };
         Duration::try_from_secs_f64(secs).unwrap_or(crate::retry_after::MAX_HINT)
     }
@@ -143,17 +122,10 @@ impl Pace {
     }
 
     /// The server rejected the path at `now`: `accepted` is what it took since the path
-    /// last reopened (see [`Accepted`]), and the path reopens at `reopen`. The new ceiling:
-    ///
-    /// - after a slow start, the pace one [`DOUBLING`] before the rejection (half the pace
-    ///   that overran the server: the last pace it took without complaint, as TCP's slow
-    ///   start keeps half its window), and at least what was accepted per second of open time;
-    /// - when the path was open for less than a second since it last reopened, the pace
-    ///   started too high: [`BETA`] × the lower of the pace and the ceiling;
-    /// - otherwise what was accepted per second since the reopening ([`BETA`] × the pace when
-    ///   nothing was). The average over the whole open time, not the last second: a server
-    ///   saves a burst while the gate is closed and serves it on top of its rate, which the
-    ///   last second would count as rate.
+    /// last reopened, and the path reopens at `reopen`. The new ceiling: after a slow start,
+    /// half the pace that overran the server (as TCP's slow start); after less than a second
+    /// open, [`BETA`] × the lower of pace and ceiling; otherwise what was accepted per second
+    /// of the whole open time (a server serves a saved burst on top of its rate).
     pub(crate) fn rejected(&mut self, now: Instant, accepted: u64, reopen: Instant) {
         let open_for = now.saturating_duration_since(self.since).as_secs_f64();
         let per_open_second = accepted as f64 / open_for.max(1.0);
@@ -208,15 +180,6 @@ impl Pace {
     pub(crate) fn reopened(&mut self, now: Instant) {
         self.since = self.since.max(now);
     }
-
-    /// The ceiling the pace climbs back to, when one is known.
-    #[cfg(test)]
-    pub(crate) fn ceiling(&self) -> Option<f64> {
-        match self.phase {
-            Phase::SlowStart(_) | Phase::Ramp(..) => None,
-            Phase::Cubic(w) => Some(w),
-        }
-    }
 }
 
 /// The successes since a path last reopened: one counter, no clock read of its own.
@@ -255,6 +218,16 @@ impl Accepted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Pace {
+        /// The ceiling the pace climbs back to, when one is known.
+        pub(crate) fn ceiling(&self) -> Option<f64> {
+            match self.phase {
+                Phase::SlowStart(_) | Phase::Ramp(..) => None,
+                Phase::Cubic(w) => Some(w),
+            }
+        }
+    }
 
     const MS: fn(u64) -> Duration = Duration::from_millis;
 

@@ -1,16 +1,6 @@
-//! The rules of a rate-limit gate, as pure functions.
-//!
-//! Everything the gate *decides* is here: how long a first rejection closes a key, how a
-//! later rejection re-closes it (the probe's: the next, longer backoff; a straggler's: only a
-//! longer hint extends), what a request arriving at a closed gate does (send as the probe,
-//! wait, or fail), that only the current probe opens a key, how far a server's hint is
-//! trusted, and when a forgotten entry may be dropped.
-//!
-//! The functions take the time and the random sample as arguments and touch no clock, lock,
-//! runtime or random source, so every rule is tested with plain `#[test]`s. What the rules
-//! decide is kept by a [store](super::store), and waiters are woken by
-//! [`notify`](super::notify); [`RateLimitGates`](super::RateLimitGates) puts the three
-//! together; the Redis store keeps the same rules.
+//! The rules of a rate-limit gate, as pure functions: they take the time and the random
+//! sample as arguments, so every rule is tested with plain `#[test]`s. The Redis store's
+//! scripts keep the same rules.
 
 use crate::{backoff::Backoff, retry_after::MAX_HINT};
 use std::time::{Duration, Instant};
@@ -52,10 +42,8 @@ impl Entry {
     }
 }
 
-/// The configuration the rules depend on: one layer's backoff and trust in hints.
-///
-/// Layers that share one gate map may differ in both; each rejection is judged with the
-/// policy of the layer that saw it.
+/// The configuration the rules depend on: one layer's backoff and trust in hints. Each
+/// rejection is judged with the policy of the layer that saw it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Policy {
     /// The schedule of a key rejected without a hint: delay *n* after the *n*-th consecutive
@@ -75,14 +63,8 @@ pub(crate) const OUTAGE_GROWTH: f64 = 1.5;
 
 /// The nominal hold after the `k`-th consecutive probe of a path out for an outage was
 /// refused (0: the closure itself): [`OUTAGE_FIRST`] × the base delay, then
-/// [`OUTAGE_GROWTH`] times the one before, up to the backoff's cap.
-///
-/// An outage ends whenever the server is back, and a path is tested again only when its hold
-/// ends: the gentler the growth, the sooner the first request after a recovery. Each hold is
-/// half the time held before it plus the first hold, so the first request after the server
-/// recovers leaves at most half the time the path was held, plus the first hold (500 ms
-/// with the default backoff), after it (plus jitter, and never more than the cap); and
-/// while the server stays down, one probe at a time, each hold longer than the last.
+/// [`OUTAGE_GROWTH`] times the one before, up to the backoff's cap. The gentle growth keeps
+/// the first request after a recovery within half the time held, plus the first hold.
 pub(crate) fn outage_hold(backoff: &Backoff, k: u32) -> Duration {
     let max = backoff.max;
     let factor = OUTAGE_FIRST * OUTAGE_GROWTH.powi(k.min(256) as i32);
@@ -156,14 +138,9 @@ impl Policy {
         }
     }
 
-    /// A rejection of a key that is already tracked as `e`; `probe` is the rejected request's
-    /// probe id, if it probed. Returns how long from `now` the key closes, or `None` when
-    /// nothing changes.
-    ///
-    /// - The current probe's rejection re-closes the key for the next, longer backoff (or
-    ///   the hint); the store never lets that shorten what a straggler's hint already set.
-    /// - Any other request's rejection (sent before the gate closed, or a stale probe) only
-    ///   extends the gate to its own, longer, hint: it is not another consecutive rejection.
+    /// A rejection of a key tracked as `e`: how long from `now` it closes, or `None` when
+    /// nothing changes. The current probe's rejection re-closes it for the next backoff (or
+    /// the hint); any other request's only extends it to its own, longer, hint.
     pub(crate) fn reclose(
         &self,
         e: &Entry,
@@ -183,10 +160,8 @@ impl Policy {
     }
 }
 
-/// How long a request that must not be sent twice (a POST without an `Idempotency-Key`)
-/// leaves a due probe role to a request that may be, while one waits: those wake when the
-/// key's time is up, and the first of them takes it. A probe refused costs its caller the
-/// request; a GET refused costs nothing.
+/// How long a request that must not be sent twice leaves a due probe role to a waiting
+/// request that may be: a refused probe costs a POST its request, a GET nothing.
 pub(crate) const PROBE_GRACE: Duration = Duration::from_millis(20);
 
 /// What a request for a key tracked as `e` does at `now`, given the latest instant it may
@@ -221,11 +196,6 @@ pub(crate) fn probe_due(e: &Entry, now: Instant) -> bool {
 /// `probe` is the key's current probe. `None` (a request that did not probe) never is.
 pub(crate) fn is_probe(e: &Entry, probe: Option<ProbeId>) -> bool {
     probe.is_some() && e.probe == probe
-}
-
-/// Only the current probe's answer opens the key.
-pub(crate) fn opens(e: &Entry, probe: ProbeId) -> bool {
-    is_probe(e, Some(probe))
 }
 
 /// An entry whose time was up at `until` expired [`LINGER`] ago by `now`, with no request for
@@ -445,11 +415,11 @@ mod tests {
     fn only_the_current_probe_opens() {
         let now = t0();
         let mut e = Entry::closed(now, S(1));
-        assert!(!opens(&e, 1));
+        assert!(!is_probe(&e, Some(1)));
         assert!(!is_probe(&e, None));
         e.probe = Some(2);
-        assert!(!opens(&e, 1));
-        assert!(opens(&e, 2));
+        assert!(!is_probe(&e, Some(1)));
+        assert!(is_probe(&e, Some(2)));
         assert!(is_probe(&e, Some(2)));
         assert!(!is_probe(&e, None));
     }

@@ -129,58 +129,35 @@ impl<S> RateLimitBackoff<S> {
         match config.gates.check(key, now, deadline, &mut turn) {
             Check::Open => {
                 track.landing = turn.landing(key);
-                ResponseFuture::called(self.inner.call(request), Some(track))
+                return ResponseFuture::called(self.inner.call(request), Some(track));
             }
             Check::Probe(id) => {
                 track.probe = Some(id);
                 track.landing = turn.landing(key);
-                ResponseFuture::called(self.inner.call(request), Some(track))
+                return ResponseFuture::called(self.inner.call(request), Some(track));
             }
             Check::Fail(left) if call.is_none() => {
                 crate::telemetry::gate_refused();
-                ResponseFuture {
+                return ResponseFuture {
                     state: State::Failed {
                         error: Some(Error::gate_closed(left)),
                     },
                     track: None,
-                }
+                };
             }
-            Check::Fail(_) => {
-                // The gate will not let the request go before the call's deadline: it fails
-                // there (see `wait_turn`).
-                self.wait_at_gate(request, key, deadline, call.is_some(), turn, track)
-            }
+            // Asking the fleet takes a round trip: the request gives the local role back and
+            // asks again as it waits.
             Check::Lease(id, _) => {
-                // Asking the fleet takes a round trip: the request gives the local role back
-                // and asks again as it waits.
                 config.gates.view.release_probe(key, id);
-                self.wait_at_gate(request, key, deadline, call.is_some(), turn, track)
             }
-            Check::Wait { .. } => {
-                self.wait_at_gate(request, key, deadline, call.is_some(), turn, track)
-            }
+            // A gate that opens past the call's deadline fails there (see `wait_turn`).
+            Check::Fail(_) | Check::Wait { .. } => {}
         }
-    }
-
-    /// The request waits for its turn at `key`'s gate, up to `deadline` (the call's own, with
-    /// `by_call`).
-    fn wait_at_gate<B>(
-        &mut self,
-        request: Request<B>,
-        key: Key,
-        deadline: Instant,
-        by_call: bool,
-        turn: Turn,
-        track: Track,
-    ) -> ResponseFuture<S, B>
-    where
-        S: Service<Request<B>> + Clone,
-    {
-        let config = &self.config;
-        // Keep the instance that `poll_ready` readied; this one takes its place.
+        // The request waits for its turn. Keep the instance that `poll_ready` readied; this
+        // one takes its place.
         let clone = self.inner.clone();
         let service = std::mem::replace(&mut self.inner, clone);
-        let wait = wait_turn(config.gates.clone(), key, deadline, by_call, turn);
+        let wait = wait_turn(config.gates.clone(), key, deadline, call.is_some(), turn);
         let wait = crate::telemetry::gate_wait(wait);
         ResponseFuture {
             state: State::Waiting {

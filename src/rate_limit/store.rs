@@ -1,10 +1,6 @@
 //! Where the gates' state is kept: the [`GateStore`] trait and the in-process
-//! [`MemoryStore`].
-//!
-//! A store keeps what the [policy] decides and never decides itself. Every process reads
-//! its own [`MemoryStore`] (its *view*: the success path never waits on the network);
-//! the changes a rejection or a probe makes go through the gates' [`GateStore`]. The
-//! in-process store is its own view; the Redis store keeps a view and tells the fleet.
+//! [`MemoryStore`]. Every process reads its own `MemoryStore` (its *view*); changes go
+//! through the gates' `GateStore`, which for the Redis store also tells the fleet.
 
 use super::{
     Key,
@@ -32,11 +28,9 @@ pub(crate) type Lease = Pin<Box<dyn Future<Output = bool> + Send>>;
 /// The changes to the gates' state. Every method is atomic with respect to the others and
 /// wakes the key's waiters ([notify](super::notify)) when its entry changed.
 pub(crate) trait GateStore: Any + fmt::Debug + Send + Sync {
-    /// Closes `key` for `wait` from `now`, or extends it ([`policy::closed_again`]: never
-    /// earlier; when `probe` is the current probe, the probe role ends and the rejection
-    /// counts). A new key is closed with one rejection, after making room for it: expired
-    /// entries go first, then the key that opens soonest (forgetting a key fails open, never
-    /// shut). Returns the key's entry, or `None` when no keys are tracked (`max_keys` 0).
+    /// Closes `key` for `wait` from `now`, or extends it ([`policy::closed_again`]). A new
+    /// key makes room first: expired entries go, then the key that opens soonest. Returns
+    /// the key's entry, or `None` when no keys are tracked (`max_keys` 0).
     fn close(
         &self,
         key: Key,
@@ -46,7 +40,7 @@ pub(crate) trait GateStore: Any + fmt::Debug + Send + Sync {
     ) -> Option<Entry>;
 
     /// `key`'s probe got an answer that is not a rate limit: forgets the key. Only the
-    /// current probe opens ([`policy::opens`]); returns whether it did.
+    /// current probe opens ([`policy::is_probe`]); returns whether it did.
     fn open(&self, key: Key, probe: ProbeId) -> bool;
 
     /// `key`'s probe ended without an answer: the role is free again and the waiters are
@@ -89,12 +83,6 @@ struct Slot {
 }
 
 impl MemoryStore {
-    /// An empty store tracking at most `max_keys` keys.
-    #[cfg(test)]
-    pub(crate) fn new(max_keys: usize) -> MemoryStore {
-        MemoryStore::with_filter(max_keys, Arc::new(KeyFilter::new(max_keys)))
-    }
-
     /// An empty store tracking at most `max_keys` keys, counting them in `filter`.
     pub(crate) fn with_filter(max_keys: usize, filter: Arc<KeyFilter>) -> MemoryStore {
         MemoryStore {
@@ -257,7 +245,7 @@ impl GateStore for MemoryStore {
     }
 
     fn open(&self, key: Key, probe: ProbeId) -> bool {
-        self.remove_if(key, |e| policy::opens(e, probe))
+        self.remove_if(key, |e| policy::is_probe(e, Some(probe)))
     }
 
     fn release_probe(&self, key: Key, probe: ProbeId) -> bool {
@@ -265,7 +253,7 @@ impl GateStore for MemoryStore {
         let Some(slot) = st.slots.get_mut(&key) else {
             return false;
         };
-        if !policy::opens(&slot.entry, probe) {
+        if !policy::is_probe(&slot.entry, Some(probe)) {
             return false;
         }
         slot.entry.probe = None;
@@ -324,6 +312,13 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl MemoryStore {
+        /// An empty store tracking at most `max_keys` keys.
+        pub(crate) fn new(max_keys: usize) -> MemoryStore {
+            MemoryStore::with_filter(max_keys, Arc::new(KeyFilter::new(max_keys)))
+        }
+    }
 
     /// The contract of a store: `make(max_keys)` gives an empty one.
     fn conformance(make: impl Fn(usize) -> MemoryStore) {
