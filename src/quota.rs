@@ -45,6 +45,7 @@ use sfv::{BareItemFromInput, KeyRef, Parser, visitor};
 use std::{
     borrow::Cow,
     convert::Infallible,
+    fmt,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -73,42 +74,93 @@ pub struct Quota {
     pub reset: Option<Duration>,
 }
 
-bitflags::bitflags! {
-    /// Which header families [`Quota::read`] reads. `Copy`, usable in `const`, combined with `|`.
-    ///
-    /// [`DEFAULT`](Self::DEFAULT) is the draft standard and `X-RateLimit-*`; the vendor families
-    /// are opt-in, since their names are only meaningful from their vendor.
-    ///
-    /// ```
-    /// use tower_api_retry::RateLimitHeaders;
-    ///
-    /// const LLM: RateLimitHeaders = RateLimitHeaders::DEFAULT
-    ///     .union(RateLimitHeaders::OPENAI)
-    ///     .union(RateLimitHeaders::ANTHROPIC);
-    /// assert!(LLM.contains(RateLimitHeaders::IETF | RateLimitHeaders::OPENAI));
-    /// assert!(!RateLimitHeaders::DEFAULT.contains(RateLimitHeaders::OPENAI));
-    /// assert_eq!(format!("{:?}", RateLimitHeaders::DEFAULT), "RateLimitHeaders(IETF | X_RATELIMIT)");
-    /// ```
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-    pub struct RateLimitHeaders: u8 {
-        /// draft-ietf-httpapi-ratelimit-headers: `RateLimit` and `RateLimit-Policy`, and the
-        /// earlier drafts' `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`.
-        const IETF = 1;
-        /// `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (GitHub and many
-        /// others).
-        const X_RATELIMIT = 1 << 1;
-        /// OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`.
-        const OPENAI = 1 << 2;
-        /// Anthropic's `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-…`.
-        const ANTHROPIC = 1 << 3;
+/// Which header families [`Quota::read`] reads. `Copy`, usable in `const`, combined with `|`.
+///
+/// [`DEFAULT`](Self::DEFAULT) is the draft standard and `X-RateLimit-*`; the vendor families
+/// are opt-in, since their names are only meaningful from their vendor.
+///
+/// ```
+/// use tower_api_retry::RateLimitHeaders;
+///
+/// let llm = RateLimitHeaders::DEFAULT | RateLimitHeaders::OPENAI | RateLimitHeaders::ANTHROPIC;
+/// assert!(llm.contains(RateLimitHeaders::IETF | RateLimitHeaders::OPENAI));
+/// assert!(!RateLimitHeaders::DEFAULT.contains(RateLimitHeaders::OPENAI));
+/// assert_eq!(format!("{:?}", RateLimitHeaders::DEFAULT), "RateLimitHeaders(IETF | X_RATELIMIT)");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateLimitHeaders(u8);
+
+impl RateLimitHeaders {
+    /// draft-ietf-httpapi-ratelimit-headers: `RateLimit` and `RateLimit-Policy`, and the
+    /// earlier drafts' `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`.
+    pub const IETF: Self = RateLimitHeaders(1);
+    /// `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (GitHub and many
+    /// others).
+    pub const X_RATELIMIT: Self = RateLimitHeaders(1 << 1);
+    /// OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`.
+    pub const OPENAI: Self = RateLimitHeaders(1 << 2);
+    /// Anthropic's `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-…`.
+    pub const ANTHROPIC: Self = RateLimitHeaders(1 << 3);
+    /// Read nothing: [`Quota::read`] answers `None` at once.
+    pub const NONE: Self = RateLimitHeaders(0);
+    /// [`IETF`](Self::IETF) and [`X_RATELIMIT`](Self::X_RATELIMIT).
+    pub const DEFAULT: Self = RateLimitHeaders(Self::IETF.0 | Self::X_RATELIMIT.0);
+    /// Every family.
+    pub(crate) const ALL: Self = RateLimitHeaders(0b1111);
+
+    const NAMES: [(&'static str, RateLimitHeaders); 4] = [
+        ("IETF", Self::IETF),
+        ("X_RATELIMIT", Self::X_RATELIMIT),
+        ("OPENAI", Self::OPENAI),
+        ("ANTHROPIC", Self::ANTHROPIC),
+    ];
+
+    /// `true` when every family of `other` is in `self`.
+    pub const fn contains(self, other: RateLimitHeaders) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// `true` for [`NONE`](Self::NONE).
+    pub(crate) const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The families as bits.
+    pub(crate) const fn bits(self) -> u8 {
+        self.0
     }
 }
 
-impl RateLimitHeaders {
-    /// Read nothing: [`Quota::read`] answers `None` at once.
-    pub const NONE: Self = Self::empty();
-    /// [`IETF`](Self::IETF) and [`X_RATELIMIT`](Self::X_RATELIMIT).
-    pub const DEFAULT: Self = Self::IETF.union(Self::X_RATELIMIT);
+impl std::ops::BitOr for RateLimitHeaders {
+    type Output = RateLimitHeaders;
+
+    fn bitor(self, other: RateLimitHeaders) -> RateLimitHeaders {
+        RateLimitHeaders(self.0 | other.0)
+    }
+}
+
+impl std::ops::BitOrAssign for RateLimitHeaders {
+    fn bitor_assign(&mut self, other: RateLimitHeaders) {
+        self.0 |= other.0;
+    }
+}
+
+impl fmt::Debug for RateLimitHeaders {
+    /// The names of the families, as `RateLimitHeaders(IETF | X_RATELIMIT)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RateLimitHeaders(")?;
+        let mut first = true;
+        for (name, family) in Self::NAMES {
+            if self.contains(family) {
+                if !first {
+                    f.write_str(" | ")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        f.write_str(")")
+    }
 }
 
 impl Default for RateLimitHeaders {
@@ -291,7 +343,7 @@ const FIRST_BYTES: [u128; ALL + 1] = {
 };
 
 /// Every family chosen.
-const ALL: usize = RateLimitHeaders::all().bits() as usize;
+const ALL: usize = RateLimitHeaders::ALL.bits() as usize;
 
 /// The first values of limit, remaining, reset.
 type Triple<'a> = [Option<&'a HeaderValue>; 3];

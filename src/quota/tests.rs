@@ -548,7 +548,7 @@ fn conventions_are_flags() {
     assert_eq!(RateLimitHeaders::default(), RateLimitHeaders::DEFAULT);
     assert_eq!(
         format!("{:?}", RateLimitHeaders::NONE),
-        "RateLimitHeaders(0x0)"
+        "RateLimitHeaders()"
     );
     assert_eq!(
         format!(
@@ -606,7 +606,7 @@ fn every_family_of_the_table_is_read_only_when_chosen() {
         for (at, field) in ["limit", "remaining", "reset"].into_iter().enumerate() {
             let name = format!("{}{field}{}", family.prefix, family.suffix);
             assert_eq!(place(&name, family.set), Some(Err((i, at))), "{name}");
-            let others = RateLimitHeaders::all().difference(family.set);
+            let others = RateLimitHeaders(RateLimitHeaders::ALL.bits() & !family.set.bits());
             assert_eq!(place(&name, others), None, "{name}");
         }
     }
@@ -616,5 +616,5 @@ fn every_family_of_the_table_is_read_only_when_chosen() {
         Some(Ok(1))
     );
     assert_eq!(place("ratelimit", RateLimitHeaders::X_RATELIMIT), None);
-    assert_eq!(place("authorization", RateLimitHeaders::all()), None);
+    assert_eq!(place("authorization", RateLimitHeaders::ALL), None);
 }

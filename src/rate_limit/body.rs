@@ -38,27 +38,6 @@ impl<B> ResponseBody<B> {
             watch: Some(track),
         }
     }
-
-    /// The inner body.
-    pub fn get_ref(&self) -> &B {
-        &self.inner
-    }
-
-    /// The inner body, mutably.
-    pub fn get_mut(&mut self) -> &mut B {
-        &mut self.inner
-    }
-
-    /// The inner body, pinned.
-    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut B> {
-        self.project().inner
-    }
-
-    /// Consumes `self`, returning the inner body. Trailers read from it afterwards are no
-    /// longer watched.
-    pub fn into_inner(self) -> B {
-        self.inner
-    }
 }
 
 impl<B: fmt::Debug> fmt::Debug for ResponseBody<B> {

@@ -37,21 +37,6 @@ impl<S> RateLimitBackoff<S> {
     pub fn gates(&self) -> &RateLimitGates {
         &self.config.gates
     }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
 }
 
 impl<S, B, ResB> Service<Request<B>> for RateLimitBackoff<S>
