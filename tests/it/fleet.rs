@@ -322,6 +322,48 @@ async fn a_dead_lease_holder_delays_the_probe_only_until_its_lease_ends() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_flushed_from_redis_are_loaded_again() {
+    with_redis(|redis| async move {
+        let (a, b) = (shared(&redis, |s| s).await, shared(&redis, |s| s).await);
+        // The first and third requests the API sees are rate limited.
+        let api = Api::new(&[0, 2], Duration::ZERO);
+        let (ca, cb) = (api.client(&a), api.client(&b));
+        // What a restart, a failover or a node that never saw the scripts leaves: none loaded.
+        let flush = || {
+            redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query::<()>(&mut redis.conn())
+                .unwrap()
+        };
+
+        flush();
+        assert!(ca.clone().oneshot(get()).await.is_err());
+        let b2 = b.clone();
+        eventually("B hears of A's rejection", move || {
+            b2.time_left(key()).is_some()
+        })
+        .await;
+        // B probes when the window ends, and the path opens fleet-wide.
+        assert_eq!(cb.clone().oneshot(get()).await.unwrap(), StatusCode::OK);
+        let a2 = a.clone();
+        eventually("A hears the path opened", move || {
+            a2.time_left(key()).is_none()
+        })
+        .await;
+
+        flush();
+        assert!(cb.clone().oneshot(get()).await.is_err());
+        let a2 = a.clone();
+        eventually("A hears of B's rejection", move || {
+            a2.time_left(key()).is_some()
+        })
+        .await;
+        assert_eq!(api.seen().len(), 3, "nothing else reached the API");
+    })
+    .await;
+}
+
 #[test]
 fn the_url_password_never_shows() {
     let store = RedisStore::new("redis://user:s3cr3t-Pa55word@127.0.0.1:6390/2", NS).unwrap();
