@@ -364,18 +364,8 @@ impl std::ops::BitOrAssign for OutageSignals {
 impl fmt::Debug for OutageSignals {
     /// The names of the signals, as `OutageSignals(UNAVAILABLE | REFUSED)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("OutageSignals(")?;
-        let mut first = true;
-        for (name, signal) in Self::NAMES {
-            if self.contains(signal) {
-                if !first {
-                    f.write_str(" | ")?;
-                }
-                f.write_str(name)?;
-                first = false;
-            }
-        }
-        f.write_str(")")
+        let members = Self::NAMES.into_iter().filter(|(_, s)| self.contains(*s));
+        crate::text::write_set(f, "OutageSignals", members.map(|(name, _)| name))
     }
 }
 

@@ -148,18 +148,8 @@ impl std::ops::BitOrAssign for RateLimitHeaders {
 impl fmt::Debug for RateLimitHeaders {
     /// The names of the families, as `RateLimitHeaders(IETF | X_RATELIMIT)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RateLimitHeaders(")?;
-        let mut first = true;
-        for (name, family) in Self::NAMES {
-            if self.contains(family) {
-                if !first {
-                    f.write_str(" | ")?;
-                }
-                f.write_str(name)?;
-                first = false;
-            }
-        }
-        f.write_str(")")
+        let members = Self::NAMES.into_iter().filter(|(_, s)| self.contains(*s));
+        crate::text::write_set(f, "RateLimitHeaders", members.map(|(name, _)| name))
     }
 }
 

@@ -15,3 +15,20 @@ pub(crate) const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// Writes a set of named flags as `Type(A | B)`: the `Debug` of the crate's small flag sets.
+pub(crate) fn write_set<'a>(
+    f: &mut std::fmt::Formatter<'_>,
+    type_name: &str,
+    members: impl Iterator<Item = &'a str>,
+) -> std::fmt::Result {
+    f.write_str(type_name)?;
+    f.write_str("(")?;
+    for (i, name) in members.enumerate() {
+        if i > 0 {
+            f.write_str(" | ")?;
+        }
+        f.write_str(name)?;
+    }
+    f.write_str(")")
+}
