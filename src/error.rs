@@ -477,11 +477,7 @@ impl Error {
             },
             facts.maybe_sent(),
         );
-        if contract.is_builtin() {
-            err
-        } else {
-            err.judged(contract)
-        }
+        err.judged(contract)
     }
 
     /// [`transport`](Self::transport), for a client adapter that knows more than the chain of
@@ -501,7 +497,9 @@ impl Error {
             if never_sent {
                 err.inner.sent = false;
             }
-            return err.judged(&ErrorContract::new());
+            // Its facts changed: judged again.
+            err.inner.verdict = ErrorContract::new().judge(&err.answer());
+            return err;
         }
         err
     }
@@ -527,7 +525,7 @@ impl Error {
     }
 
     fn new(kind: Kind, sent: bool) -> Error {
-        Error {
+        let mut err = Error {
             inner: Box::new(Inner {
                 kind,
                 attempts: 1,
@@ -540,13 +538,18 @@ impl Error {
                 view: std::sync::OnceLock::new(),
                 quota: None,
             }),
-        }
-        .judged(&ErrorContract::new())
+        };
+        err.inner.verdict = ErrorContract::new().judge(&err.answer());
+        err
     }
 
     /// This error, judged by `contract`: for a server's answer decoded, or a failure made, by
     /// a layer with that contract.
     pub(crate) fn judged(mut self, contract: &ErrorContract) -> Error {
+        // Every error is made judged by the default contract.
+        if *contract == ErrorContract::new() {
+            return self;
+        }
         if !contract.is_builtin()
             && let Kind::Api(api) = &mut self.inner.kind
             && let Some(declared) = contract.declared(&api.code)

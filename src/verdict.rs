@@ -427,8 +427,15 @@ mod tests {
         // A declared code never changes a failure made here.
         let contract = ErrorContract::new().code("RESOURCE_EXHAUSTED", NeedsHuman);
         assert_eq!(row(&held.judged(&contract)), (RateLimited, STAYS, true));
-        // With outages off, nothing is a signal.
+        // With outages off, nothing is a signal: not a server's 503, nor a refused connection
+        // the layer with that contract made.
         let off = ErrorContract::new().outages(OutageRule::OFF);
+        let refused = Error::transport_with(
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            &crate::text::Credentials::new(),
+            &off,
+        );
+        assert_eq!(row(&refused), (Retry, STAYS, true));
         assert_eq!(
             row(&envelope(503, "UNAVAILABLE").judged(&off)),
             (Retry, STAYS, false)
