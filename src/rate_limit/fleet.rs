@@ -384,16 +384,20 @@ impl GateStore for Shared {
         now: std::time::Instant,
         wait: Duration,
         probe: Option<ProbeId>,
+        outage: bool,
     ) -> Option<Entry> {
         let tracked = self.view.peek(key);
-        let e = self.view.close(key, now, wait, probe)?;
-        if tracked != Some(e) {
+        let e = self.view.close(key, now, wait, probe, outage)?;
+        // A closure for an outage is told even when it changes nothing here: the fleet
+        // learns it is one.
+        if tracked != Some(e) || outage {
             let by_probe = tracked.is_some_and(|t| policy::is_probe(&t, probe));
             let wait = e.until.saturating_duration_since(now);
             self.fleet.send(Op::Close {
                 key,
                 wait,
                 probe: by_probe,
+                outage,
             });
         }
         Some(e)
@@ -488,11 +492,13 @@ impl fmt::Debug for Fleet {
 /// A change the fleet hears of without anybody waiting for it.
 #[derive(Debug)]
 enum Op {
-    /// Closed for `wait` from now; `probe`: by the rejection of this process's probe.
+    /// Closed for `wait` from now; `probe`: by the rejection of this process's probe;
+    /// `outage`: for an outage.
     Close {
         key: Key,
         wait: Duration,
         probe: bool,
+        outage: bool,
     },
     /// This process's probe was answered: open (if it held the lease).
     Open(Key),
@@ -705,18 +711,19 @@ impl Fleet {
         if !local.alive() {
             return true;
         }
-        for gate in values.chunks_exact(4) {
-            let (Ok(f), Ok(left), Ok(rej), Ok(last)) = (
+        for gate in values.chunks_exact(5) {
+            let (Ok(f), Ok(left), Ok(rej), Ok(last), Ok(out)) = (
                 redis::from_redis_value_ref::<String>(&gate[0]),
                 redis::from_redis_value_ref::<i64>(&gate[1]),
                 redis::from_redis_value_ref::<i64>(&gate[2]),
                 redis::from_redis_value_ref::<i64>(&gate[3]),
+                redis::from_redis_value_ref::<i64>(&gate[4]),
             ) else {
                 continue;
             };
             if let Some(key) = parse_field(&f) {
                 let max = self.store.max_closed;
-                local.closed(key, millis(left, max), rej, millis(last, max));
+                local.closed(key, millis(left, max), rej, millis(last, max), out == 1);
             }
         }
         true
@@ -731,9 +738,10 @@ impl Fleet {
         match (words.next(), words.next().and_then(parse_field)) {
             (Some("c"), Some(key)) => {
                 let mut num = || words.next().and_then(|w| w.parse::<i64>().ok());
-                if let (Some(left), Some(rej), Some(last)) = (num(), num(), num()) {
+                if let (Some(left), Some(rej), Some(last), Some(out)) = (num(), num(), num(), num())
+                {
                     let max = self.store.max_closed;
-                    local.closed(key, millis(left, max), rej, millis(last, max));
+                    local.closed(key, millis(left, max), rej, millis(last, max), out == 1);
                 }
             }
             (Some("o"), Some(key)) => local.opened(key),
@@ -764,9 +772,22 @@ impl Local {
         self.view.upgrade().map_or(0, |s| s.max_keys())
     }
 
-    /// Another process of the fleet closed `key` for `wait` from now.
-    fn closed(&self, key: Key, wait: Duration, rejections: i64, last_delay: Duration) {
-        let (Some(view), Some(lanes)) = (self.view.upgrade(), self.lanes.upgrade()) else {
+    /// Another process of the fleet closed `key` for `wait` from now; `outage`: for an
+    /// outage, which this process then holds as its own (its probe's outage signal keeps the
+    /// gate closed, and the lane reopens on a slow start).
+    fn closed(
+        &self,
+        key: Key,
+        wait: Duration,
+        rejections: i64,
+        last_delay: Duration,
+        outage: bool,
+    ) {
+        let (Some(view), Some(lanes), Some(health)) = (
+            self.view.upgrade(),
+            self.lanes.upgrade(),
+            self.health.upgrade(),
+        ) else {
             return;
         };
         let now = tokio::time::Instant::now().into_std();
@@ -775,9 +796,13 @@ impl Local {
         let Some(e) = merge(&view, key, now, wait, rejections, last_delay) else {
             return;
         };
-        if tracked != Some(e) {
+        let newly_out = outage && health.mark_out(key, now);
+        if tracked != Some(e) || newly_out {
             let counts = tracked.is_none();
             lanes.rejected(key, now, tracked.map(|t| t.until), e.until, counts);
+            if newly_out {
+                lanes.outage(key, now, e.until);
+            }
         }
     }
 
@@ -808,7 +833,12 @@ async fn writer(fleet: Arc<Fleet>, mut ops: mpsc::Receiver<Op>, local: Local) {
         let s = scripts();
         // The outcome only sets the health: the local view has the change either way.
         let _: Option<i64> = match op {
-            Op::Close { key, wait, probe } => {
+            Op::Close {
+                key,
+                wait,
+                probe,
+                outage,
+            } => {
                 let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
                 let holder = if probe { fleet.holder.as_str() } else { "" };
                 let max_keys = local.max_keys();
@@ -817,7 +847,8 @@ async fn writer(fleet: Arc<Fleet>, mut ops: mpsc::Receiver<Op>, local: Local) {
                     .arg(wait_ms)
                     .arg(holder)
                     .arg(max_keys)
-                    .arg(&fleet.channel);
+                    .arg(&fleet.channel)
+                    .arg(u8::from(outage));
                 fleet.call(conn.invoke(&call)).await
             }
             Op::Open(key) => {
@@ -965,7 +996,7 @@ mod tests {
         assert_eq!((e.until, e.rejections, e.last_delay), (t0 + S(20), 3, S(4)));
         assert!(waiter.woken());
         // A probe in flight keeps its role through a merge.
-        s.close(b, t0, S(0), None).unwrap();
+        s.close(b, t0, S(0), None, false).unwrap();
         let p = s.try_acquire_probe(b, t0).unwrap();
         let e = merge(&s, b, t0, S(2), 1, S(1)).unwrap();
         assert_eq!((e.until, e.probe), (t0 + S(2), Some(p)));

@@ -329,7 +329,7 @@ impl RateLimitGates {
             },
             None => policy.close(hint, unit),
         };
-        let Some(e) = self.store.close(key, now, wait, probe) else {
+        let Some(e) = self.store.close(key, now, wait, probe, policy.outage) else {
             return;
         };
         let counts = tracked.is_none() || by_probe;

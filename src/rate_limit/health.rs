@@ -177,20 +177,7 @@ impl Health {
         }
         let mut map = self.lock();
         if !map.contains_key(&key) {
-            if map.len() >= max {
-                map.retain(|_, w| !w.quiet(now));
-            }
-            if map.len() >= max {
-                // Full of paths failing now: the one whose last signal is oldest goes
-                // (forgetting fails open).
-                let oldest = map
-                    .iter()
-                    .min_by_key(|(_, w)| w.last_signal)
-                    .map(|(k, _)| *k);
-                if let Some(oldest) = oldest {
-                    map.remove(&oldest);
-                }
-            }
+            make_room(&mut map, now, max);
             map.insert(key, Window::new(now));
         }
         let out = map.get_mut(&key).is_some_and(|w| {
@@ -207,7 +194,32 @@ impl Health {
         out
     }
 
-    /// `key`'s gate closed for an outage, here: its probe's signal says the outage goes on
+    /// Another process of the fleet closed `key`'s gate for an outage: it is held as out here
+    /// too. Returns `false` when it already was (or nothing is watched).
+    pub(crate) fn mark_out(&self, key: Key, now: Instant) -> bool {
+        let max = self.max.load(Ordering::Relaxed);
+        if max == 0 {
+            return false;
+        }
+        let mut map = self.lock();
+        if map.get(&key).is_some_and(|w| w.out) {
+            return false;
+        }
+        if !map.contains_key(&key) {
+            make_room(&mut map, now, max);
+        }
+        map.insert(
+            key,
+            Window {
+                out: true,
+                ..Window::new(now)
+            },
+        );
+        self.publish(&map);
+        true
+    }
+
+    /// `key`'s gate closed for an outage: its probe's signal says the outage goes on
     /// (a gate closed for a rate limit, or by another process, is opened by any answer).
     pub(crate) fn is_out(&self, key: Key) -> bool {
         self.may_watch(key) && self.lock().get(&key).is_some_and(|w| w.out)
@@ -220,6 +232,23 @@ impl Health {
             if map.remove(&key).is_some() {
                 self.publish(&map);
             }
+        }
+    }
+}
+
+/// Room for one more path in `map`, of at most `max`: the quiet ones go, then, when it is full
+/// of paths failing now, the one whose last signal is oldest (forgetting fails open).
+fn make_room(map: &mut HashMap<Key, Window, FixedState>, now: Instant, max: usize) {
+    if map.len() >= max {
+        map.retain(|_, w| !w.quiet(now));
+    }
+    if map.len() >= max {
+        let oldest = map
+            .iter()
+            .min_by_key(|(_, w)| w.last_signal)
+            .map(|(k, _)| *k);
+        if let Some(oldest) = oldest {
+            map.remove(&oldest);
         }
     }
 }

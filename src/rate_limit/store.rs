@@ -30,13 +30,15 @@ pub(crate) type Lease = Pin<Box<dyn Future<Output = bool> + Send>>;
 pub(crate) trait GateStore: Any + fmt::Debug + Send + Sync {
     /// Closes `key` for `wait` from `now`, or extends it ([`policy::closed_again`]). A new
     /// key makes room first: expired entries go, then the key that opens soonest. Returns
-    /// the key's entry, or `None` when no keys are tracked (`max_keys` 0).
+    /// the key's entry, or `None` when no keys are tracked (`max_keys` 0). `outage`: closed
+    /// for an outage, which only a probe's answer that is no outage signal ends.
     fn close(
         &self,
         key: Key,
         now: Instant,
         wait: Duration,
         probe: Option<ProbeId>,
+        outage: bool,
     ) -> Option<Entry>;
 
     /// `key`'s probe got an answer that is not a rate limit: forgets the key. Only the
@@ -237,6 +239,7 @@ impl GateStore for MemoryStore {
         now: Instant,
         wait: Duration,
         probe: Option<ProbeId>,
+        _outage: bool,
     ) -> Option<Entry> {
         self.update(key, now, |entry| match entry {
             Some(e) => policy::closed_again(e, now, wait, probe),
@@ -336,7 +339,7 @@ mod tests {
         assert!(!s.open(a, 1) && !s.release_probe(a, 1));
 
         // A first rejection closes with one rejection.
-        let e = s.close(a, t0, S(10), None).unwrap();
+        let e = s.close(a, t0, S(10), None, false).unwrap();
         assert_eq!(e, Entry::closed(t0, S(10)));
         assert_eq!((s.len(), s.is_empty()), (1, false));
         let (got, waiter) = s.get(a, t0).unwrap();
@@ -345,9 +348,9 @@ mod tests {
 
         // A straggler: a shorter wait changes nothing and wakes nobody; a longer one extends
         // without counting.
-        assert_eq!(s.close(a, t0, S(5), None), Some(e));
+        assert_eq!(s.close(a, t0, S(5), None, false), Some(e));
         assert!(!waiter.woken());
-        let e = s.close(a, t0, S(20), None).unwrap();
+        let e = s.close(a, t0, S(20), None, false).unwrap();
         assert_eq!(
             (e.until, e.rejections, e.last_delay),
             (t0 + S(20), 1, S(10))
@@ -363,14 +366,14 @@ mod tests {
 
         // A stale id neither opens nor releases; the probe's rejection counts and re-closes.
         assert!(!s.open(a, p1 + 1000) && !s.release_probe(a, p1 + 1000));
-        let e = s.close(a, t0 + S(20), S(2), Some(p1)).unwrap();
+        let e = s.close(a, t0 + S(20), S(2), Some(p1), false).unwrap();
         assert_eq!(
             (e.until, e.rejections, e.last_delay, e.probe),
             (t0 + S(22), 2, S(2), None)
         );
         assert!(waiter.woken());
         // The id of an ended probe is stale: its late rejection only extends.
-        let e2 = s.close(a, t0 + S(20), S(1), Some(p1)).unwrap();
+        let e2 = s.close(a, t0 + S(20), S(1), Some(p1), false).unwrap();
         assert_eq!(e2, e);
 
         // Released: the role is free again, and the waiters hear of it.
@@ -393,37 +396,38 @@ mod tests {
 
         // The bound: expired entries go first, then the key that opens soonest.
         let s = make(2);
-        s.close(a, t0, S(1), None).unwrap();
-        s.close(b, t0, S(50), None).unwrap();
+        s.close(a, t0, S(1), None, false).unwrap();
+        s.close(b, t0, S(50), None, false).unwrap();
         let (_, wa) = s.get(a, t0).unwrap();
         let (_, wb) = s.get(b, t0).unwrap();
-        s.close(c, t0 + S(1) + LINGER, S(10), None).unwrap();
+        s.close(c, t0 + S(1) + LINGER, S(10), None, false).unwrap();
         assert_eq!(s.len(), 2);
         assert!(
             s.peek(a).is_none() && wa.woken(),
             "the expired key goes first"
         );
         assert!(s.peek(b).is_some() && !wb.woken());
-        s.close(a, t0 + S(1) + LINGER, S(100), None).unwrap();
+        s.close(a, t0 + S(1) + LINGER, S(100), None, false).unwrap();
         assert_eq!(s.len(), 2);
         assert!(s.peek(c).is_none(), "then the key that opens soonest");
         assert!(s.peek(a).is_some() && s.peek(b).is_some());
         // A smaller bound applies at the next new key.
         s.set_max_keys(1);
         assert_eq!((s.max_keys(), s.len()), (1, 2));
-        s.close(c, t0 + S(1) + LINGER, S(1000), None).unwrap();
+        s.close(c, t0 + S(1) + LINGER, S(1000), None, false)
+            .unwrap();
         assert_eq!(s.len(), 1);
         assert!(s.peek(c).is_some());
 
         // Nothing is kept with a bound of zero.
         let s = make(0);
-        assert_eq!(s.close(a, t0, S(10), None), None);
+        assert_eq!(s.close(a, t0, S(10), None, false), None);
         assert!(s.is_empty());
 
         // Expired entries are swept by `get`, LINGER after their time, whatever key is asked.
         let s = make(10);
-        s.close(a, t0, S(1), None).unwrap();
-        s.close(b, t0, S(100), None).unwrap();
+        s.close(a, t0, S(1), None, false).unwrap();
+        s.close(b, t0, S(100), None, false).unwrap();
         assert!(
             s.get(c, t0 + S(1) + LINGER - Duration::from_nanos(1))
                 .is_none()
@@ -449,7 +453,7 @@ mod tests {
         for i in 0..1_000u64 {
             let now = t0 + Duration::from_millis(i * 10);
             let key = Key::of(&(i % 97));
-            s.close(key, now, Duration::from_millis((i * 37) % 500), None);
+            s.close(key, now, Duration::from_millis((i * 37) % 500), None, false);
             if let Some(id) = s.try_acquire_probe(Key::of(&(i % 13)), now) {
                 if i % 2 == 0 {
                     s.open(Key::of(&(i % 13)), id);
@@ -459,6 +463,7 @@ mod tests {
                         now,
                         Duration::from_millis(100),
                         Some(id),
+                        false,
                     );
                 }
             }

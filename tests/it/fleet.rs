@@ -199,6 +199,78 @@ async fn a_rejection_in_one_process_closes_the_path_in_the_other_and_one_probes(
     .await;
 }
 
+/// An API whose every answer is `503 Service Unavailable`, counting the requests it saw.
+fn down(seen: Arc<Mutex<usize>>, gates: &RateLimitGates) -> Client {
+    let inner = service_fn(move |_req: Request<Full<Bytes>>| {
+        *seen.lock().unwrap() += 1;
+        let body = br#"{"code":"UNAVAILABLE","message":"down"}"#;
+        let res = Response::builder()
+            .status(503)
+            .body(Full::new(Bytes::from_static(body)))
+            .unwrap();
+        std::future::ready(Ok::<_, Infallible>(res))
+    });
+    BoxCloneService::new(
+        ServiceBuilder::new()
+            .map_response(|res: Response<_>| res.status())
+            .layer(RateLimitBackoffLayer::new().gates(gates.clone()))
+            .layer(ErrorDecodeLayer::new())
+            .service(inner),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_one_process_saw_is_held_by_the_others_through_their_probes() {
+    with_redis(|redis| async move {
+        let (a, b) = (shared(&redis, |s| s).await, shared(&redis, |s| s).await);
+        let seen = Arc::new(Mutex::new(0));
+        let (ca, cb) = (down(seen.clone(), &a), down(seen.clone(), &b));
+        // Ten outage signals in a row: A takes the path out.
+        for _ in 0..10 {
+            let err = ca.clone().oneshot(get()).await.unwrap_err();
+            assert_eq!(err.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+        }
+        assert!(
+            a.time_left(key()).is_some(),
+            "A holds the path for its outage"
+        );
+        let b2 = b.clone();
+        eventually("B hears of A's closure", move || {
+            b2.time_left(key()).is_some()
+        })
+        .await;
+        // B's request waits for the hold to end and probes for the fleet: the server is still
+        // down, so the path stays closed everywhere (a gate closed for a rate limit would
+        // open on any other answer).
+        let probe = cb.clone().oneshot(get()).await.unwrap_err();
+        assert_eq!(probe.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            11,
+            "B's probe was the only request after A's ten"
+        );
+        assert!(
+            b.time_left(key()).is_some(),
+            "B holds the outage after its probe"
+        );
+        let gates: BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(format!("tower-api-retry:{{{NS}}}:gates"))
+            .query(&mut redis.conn())
+            .unwrap();
+        assert!(
+            gates.values().any(|g| g.ends_with("|1")),
+            "the fleet holds it as an outage: {gates:?}"
+        );
+        // A's next request is held too: it waits for the fleet's next probe, and so is sent
+        // after B's, never beside it.
+        let next = ca.clone().oneshot(get()).await.unwrap_err();
+        assert_eq!(next.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(*seen.lock().unwrap(), 12);
+        assert!(a.time_left(key()).is_some() && b.time_left(key()).is_some());
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn successes_cost_no_redis_command_and_a_rejection_one_script_call() {
     with_redis(|redis| async move {
@@ -297,7 +369,7 @@ async fn a_dead_lease_holder_delays_the_probe_only_until_its_lease_ends() {
         let start = Instant::now();
         let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut conn).unwrap();
         let now = secs * 1000 + micros / 1000;
-        let gate = format!("{}|1|1000|deadbeefdeadbeef|{}", now - 1, now + 400);
+        let gate = format!("{}|1|1000|deadbeefdeadbeef|{}|0", now - 1, now + 400);
         redis::cmd("HSET")
             .arg(format!("tower-api-retry:{{{NS}}}:gates"))
             .arg(format!("{}", key()))
@@ -545,11 +617,11 @@ async fn a_lying_redis_closes_nothing_past_max_closed_and_junk_is_ignored() {
         redis::cmd("HSET")
             .arg(&hash)
             .arg(format!("{}", key()))
-            .arg("99999999999999|7|99999999999|x|0")
+            .arg("99999999999999|7|99999999999|x|0|1")
             .arg(format!("{other}"))
             .arg("not a gate")
             .arg("junk-field")
-            .arg("1|1|1||0")
+            .arg("1|1|1||0|7")
             .query::<()>(&mut conn)
             .unwrap();
         let b = shared(&redis, |s| s.max_closed(Duration::from_secs(60))).await;
@@ -562,7 +634,8 @@ async fn a_lying_redis_closes_nothing_past_max_closed_and_junk_is_ignored() {
             "c zz 1 1 1",
             "o",
             "x 0000000000000001",
-            "c 0000000000000001 -5 x 1",
+            "c 0000000000000001 -5 x 1 1",
+            "c 0000000000000001 5 1 1",
         ] {
             redis::cmd("PUBLISH")
                 .arg(format!("tower-api-retry:{{{NS}}}:events"))

@@ -1,7 +1,8 @@
 -- KEYS[1] the hash; ARGV: field, wait (ms), holder ('' unless the caller's probe holds the
--- lease), max_keys, channel. Publishes and returns 1 when the gate changed.
+-- lease), max_keys, channel, out (1: closed for an outage). Publishes and returns 1 when the
+-- gate changed.
 local hash, field, wait, holder = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local max_keys, channel = tonumber(ARGV[4]), ARGV[5]
+local max_keys, channel, out = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]) == 1 and 1 or 0
 local g = get(hash, field)
 if not g then
   if max_keys <= 0 then return 0 end
@@ -24,7 +25,7 @@ if not g then
       redis.call('HDEL', hash, soonest)
     end
   end
-  g = { untl = now + wait, rej = 1, last = wait, holder = '', lease = 0 }
+  g = { untl = now + wait, rej = 1, last = wait, holder = '', lease = 0, out = out }
 elseif holder ~= '' and g.holder == holder then
   -- The probe that holds the lease was rejected: one more consecutive rejection.
   g.untl = math.max(g.untl, now + wait)
@@ -32,12 +33,15 @@ elseif holder ~= '' and g.holder == holder then
   g.last = wait
   g.holder = ''
   g.lease = 0
-elseif now + wait > g.untl then
-  -- Anybody else's rejection only extends.
-  g.untl = now + wait
+  g.out = math.max(g.out, out)
+elseif now + wait > g.untl or out > g.out then
+  -- Anybody else's rejection only extends, or marks the closure an outage.
+  g.untl = math.max(g.untl, now + wait)
+  g.out = math.max(g.out, out)
 else
   return 0
 end
 redis.call('HSET', hash, field, encode(g))
-redis.call('PUBLISH', channel, string.format('c %s %d %d %d', field, g.untl - now, g.rej, g.last))
+redis.call('PUBLISH', channel,
+  string.format('c %s %d %d %d %d', field, g.untl - now, g.rej, g.last, g.out))
 return 1

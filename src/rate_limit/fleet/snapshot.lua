@@ -1,5 +1,5 @@
 -- KEYS[1] the hash. Every gate not yet forgotten: field, time left (ms), rejections, last,
--- flattened. Forgets the expired ones on the way.
+-- out, flattened. Forgets the expired ones on the way.
 local hash = KEYS[1]
 local all = redis.call('HGETALL', hash)
 local out = {}
@@ -12,6 +12,7 @@ for i = 1, #all, 2 do
     out[#out + 1] = math.max(g.untl - now, 0)
     out[#out + 1] = g.rej
     out[#out + 1] = g.last
+    out[#out + 1] = g.out
   end
 end
 return out
