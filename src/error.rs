@@ -393,6 +393,8 @@ struct Inner {
     /// The gRPC call's deadline ran out: the code is `DEADLINE_EXCEEDED`, whatever the last
     /// attempt answered.
     deadline_exceeded: bool,
+    /// How long the request waited at a rate-limit gate before it was sent or refused.
+    gate_wait: Duration,
     /// What the contract of the layer that decoded or made this error judged it to mean.
     verdict: Verdict,
     /// A view of this error that an integration puts in its chain of sources (with `tonic`,
@@ -534,6 +536,7 @@ impl Error {
                 note: None,
                 retry_after: None,
                 deadline_exceeded: false,
+                gate_wait: Duration::ZERO,
                 verdict: Verdict::PENDING,
                 view: std::sync::OnceLock::new(),
                 quota: None,
@@ -613,6 +616,16 @@ impl Error {
     /// Records how many attempts produced this error (used by the retry layer).
     pub(crate) fn set_attempts(&mut self, attempts: u32) {
         self.inner.attempts = attempts;
+    }
+
+    /// Records how long the request waited at a rate-limit gate.
+    pub(crate) fn set_gate_wait(&mut self, wait: Duration) {
+        self.inner.gate_wait = wait;
+    }
+
+    /// How long the request waited at a rate-limit gate (zero when it did not).
+    pub(crate) fn gate_wait(&self) -> Duration {
+        self.inner.gate_wait
     }
 
     /// Records the quota the error response announced.

@@ -47,6 +47,14 @@ pub enum NotRetried {
         /// The configured most.
         max: Duration,
     },
+    /// A rate-limit gate stays closed past what is left of the request's retry schedule
+    /// (waiting at a gate spends the schedule).
+    GateOutlastsSchedule {
+        /// The wait the next attempt needed.
+        wait: Duration,
+        /// What was left of the schedule.
+        left: Duration,
+    },
     /// The request body cannot be sent again.
     BodyNotReplayable(NotReplayable),
     /// The call's deadline had passed when the error came back.
@@ -103,6 +111,7 @@ impl NotRetried {
             NotRetried::MaxRetries { .. } => "max_retries",
             NotRetried::NotIdempotent { .. } => "not_idempotent",
             NotRetried::RetryAfterTooLong { .. } => "retry_after_too_long",
+            NotRetried::GateOutlastsSchedule { .. } => "gate_outlasts_schedule",
             NotRetried::BodyNotReplayable(_) => "body_not_replayable",
             NotRetried::DeadlinePassed { .. }
             | NotRetried::DeadlineOverrun { .. }
@@ -166,6 +175,11 @@ impl fmt::Display for NotRetried {
             NotRetried::BudgetExhausted => {
                 f.write_str("not retried: the retry budget is exhausted")
             }
+            NotRetried::GateOutlastsSchedule { wait, left } => write!(
+                f,
+                "not retried: the rate-limit gate stays closed for {wait:?}, past the {left:?} \
+                 left of the retry schedule"
+            ),
             NotRetried::StreamRetriesExhausted => {
                 f.write_str("event stream: retry cap reached without a new event")
             }

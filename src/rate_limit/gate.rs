@@ -407,12 +407,14 @@ pub(crate) enum Admission {
 
 /// Waits at `key`'s gate until the request may be sent, or fails when it would have to wait
 /// past `deadline`: at once for the layer's own bound, and at the deadline, with
-/// `DEADLINE_EXCEEDED`, for the call's (`by_call`).
+/// `DEADLINE_EXCEEDED`, for the call's (`by_call`). A request not sent by `stop` (the end
+/// of its retry schedule) fails then, as a closed gate.
 pub(crate) async fn wait_turn(
     gates: RateLimitGates,
     key: Key,
     deadline: Instant,
     by_call: bool,
+    stop: Option<Instant>,
     turn: Turn,
 ) -> Result<(Admission, [Option<Key>; 2]), Error> {
     // A wait that fails or is dropped (cancelled by an outer timeout) gives its places in
@@ -430,7 +432,11 @@ pub(crate) async fn wait_turn(
     };
     loop {
         let turn = held.turn.as_mut().expect("held until the wait ends");
-        let check = held.gates.check(key, Instant::now(), deadline, turn);
+        let now = Instant::now();
+        let stopped = stop.is_some_and(|stop| now >= stop);
+        let check = held
+            .gates
+            .check(key, now, if stopped { now } else { deadline }, turn);
         let check = match check {
             Check::Lease(id, lease) => {
                 // Dropped while asking: the local role goes on.
@@ -448,7 +454,7 @@ pub(crate) async fn wait_turn(
         let admission = match check {
             Check::Open => Admission::Open,
             Check::Probe(id) => Admission::Probe(id),
-            Check::Fail(left) if !by_call => {
+            Check::Fail(left) if !by_call || stopped => {
                 crate::telemetry::gate_refused();
                 return Err(Error::gate_closed(left));
             }
@@ -466,12 +472,23 @@ pub(crate) async fn wait_turn(
                 err.set_deadline_exceeded();
                 return Err(err);
             }
+            Check::Wait { .. } if stopped => {
+                crate::telemetry::gate_refused();
+                let left = held.gates.time_left(key).unwrap_or(Duration::ZERO);
+                return Err(Error::gate_closed(left));
+            }
             Check::Wait {
                 changed,
                 moved,
                 wake,
             } => {
-                Waiter::wait_either(changed, moved, wake).await;
+                match stop {
+                    Some(stop) => {
+                        let waited = Waiter::wait_either(changed, moved, wake);
+                        let _ = tokio::time::timeout_at(stop, waited).await;
+                    }
+                    None => Waiter::wait_either(changed, moved, wake).await,
+                }
                 continue;
             }
             Check::Lease(..) => continue,
@@ -582,7 +599,7 @@ mod tests {
         for i in 0..20u32 {
             let (g, order) = (g.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
-                let admission = wait_turn(g.clone(), k, far(), false, Turn::default())
+                let admission = wait_turn(g.clone(), k, far(), false, None, Turn::default())
                     .await
                     .unwrap()
                     .0;
@@ -632,7 +649,7 @@ mod tests {
         let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
             panic!()
         };
-        let waiter = tokio::spawn(wait_turn(g.clone(), k, far(), false, Turn::default()));
+        let waiter = tokio::spawn(wait_turn(g.clone(), k, far(), false, None, Turn::default()));
         tokio::task::yield_now().await;
         g.hand_on(k, id);
         // Woken by the hand-on, not by its deadline (it would fail there: the probe is out).

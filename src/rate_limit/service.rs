@@ -5,7 +5,7 @@ use super::{
     store::GateStore,
 };
 use crate::quota::{Quota, QuotaScope};
-use crate::retry::{CallDeadline, ExhaustedBefore, policy::RequestFacts};
+use crate::retry::{CallDeadline, ExhaustedBefore, ScheduleEnd, policy::RequestFacts};
 use crate::{
     error::Error,
     retry::deadline::{GRPC_TIMEOUT, parse_grpc_timeout},
@@ -107,6 +107,8 @@ impl<S> RateLimitBackoff<S> {
             .min()
             .filter(|at| *at < longest);
         let deadline = call.unwrap_or(longest);
+        // Under a retry layer, a wait spends the request's retry schedule: it ends with it.
+        let stop = ScheduleEnd::of(&request, now).filter(|end| *end < deadline);
         // A request that must not be sent twice is the probe only when none that may be
         // waits.
         let once = !RequestFacts::of(request.method(), request.headers()).idempotent;
@@ -142,11 +144,19 @@ impl<S> RateLimitBackoff<S> {
         // one takes its place.
         let clone = self.inner.clone();
         let service = std::mem::replace(&mut self.inner, clone);
-        let wait = wait_turn(config.gates.clone(), key, deadline, call.is_some(), turn);
+        let wait = wait_turn(
+            config.gates.clone(),
+            key,
+            deadline,
+            call.is_some(),
+            stop,
+            turn,
+        );
         let wait = crate::telemetry::gate_wait(wait);
         ResponseFuture {
             state: State::Waiting {
                 wait: Box::pin(wait),
+                since: now,
                 pending: Some(Box::new((service, request))),
             },
             track: Some(track),
@@ -167,6 +177,8 @@ pub(crate) struct Track {
     /// The server last answered this request with a gRPC `RESOURCE_EXHAUSTED` that names no
     /// wait (the retry layer outside says so): the same answer again is the request's own.
     again: bool,
+    /// How long the request waited at the gate before it was sent.
+    waited: std::time::Duration,
 }
 
 impl Track {
@@ -178,6 +190,7 @@ impl Track {
             probe: None,
             landing: [None, None],
             again,
+            waited: std::time::Duration::ZERO,
         }
     }
 
@@ -324,6 +337,7 @@ pin_project! {
         // Boxed: only the slow path pays for the size of a service and a request.
         Waiting {
             wait: WaitFuture,
+            since: Instant,
             pending: Option<Box<(S, Request<B>)>>,
         },
         Ready { pending: Option<Box<(S, Request<B>)>> },
@@ -383,8 +397,11 @@ where
                             }
                             res.map(ResponseBody::plain)
                         }
-                        (Err(e), track) => {
+                        (Err(mut e), track) => {
                             if let Some(mut track) = track {
+                                if !track.waited.is_zero() {
+                                    e.set_gate_wait(track.waited);
+                                }
                                 if e.quota().is_some() {
                                     // As for a success: the server counted this request.
                                     track.land();
@@ -397,9 +414,19 @@ where
                     };
                     return Poll::Ready(Ok(res));
                 }
-                StateProj::Waiting { wait, pending } => {
-                    let (admission, landing) = ready!(wait.as_mut().poll(cx))?;
+                StateProj::Waiting {
+                    wait,
+                    since,
+                    pending,
+                } => {
+                    let waited = since.elapsed();
+                    let (admission, landing) =
+                        ready!(wait.as_mut().poll(cx)).map_err(|mut e| {
+                            e.set_gate_wait(waited);
+                            e
+                        })?;
                     if let Some(track) = this.track.as_mut() {
+                        track.waited = waited;
                         track.landing = landing;
                         if let Admission::Probe(id) = admission {
                             track.probe = Some(id);

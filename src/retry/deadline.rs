@@ -1,7 +1,7 @@
 //! The call's deadline across attempts, and gRPC's `grpc-timeout` header.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use std::time::Duration;
+use std::{cell::Cell, time::Duration};
 use tokio::time::Instant;
 
 /// gRPC's deadline header: the time the caller still waits, as `1*8DIGIT` and a unit.
@@ -92,6 +92,76 @@ impl CallDeadline {
     pub(crate) fn of<B>(request: &http::Request<B>) -> Option<CallDeadline> {
         request.extensions().get::<CallDeadline>().copied()
     }
+}
+
+/// The end of a call's retry schedule, in a retry's extensions: no wait below the
+/// [`RetryLayer`](super::RetryLayer) runs past it.
+///
+/// The retry layer puts it on every retry (and hands the first attempt's to the rate-limit
+/// gate below while it calls it): the time left of the schedule's nominal waits. A request
+/// that would wait at a closed gate past it fails there at once, unsent, as a closed gate
+/// whose `retry_after` is the wait it would need, and the retry layer returns it with
+/// [`NotRetried::GateOutlastsSchedule`](crate::NotRetried::GateOutlastsSchedule). Unlike a
+/// [`CallDeadline`], it never makes an error `DEADLINE_EXCEEDED`.
+///
+/// ```
+/// use http::Request;
+/// use std::time::Duration;
+/// use tower_api_retry::retry::ScheduleEnd;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let mut request = Request::get("http://api.example.com/items").body(()).unwrap();
+/// let at = tokio::time::Instant::now() + Duration::from_secs(6);
+/// request.extensions_mut().insert(ScheduleEnd::new(at));
+/// assert_eq!(request.extensions().get::<ScheduleEnd>().map(|e| e.at()), Some(at));
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScheduleEnd(Instant);
+
+impl ScheduleEnd {
+    /// A schedule that ends at `at`.
+    pub const fn new(at: Instant) -> ScheduleEnd {
+        ScheduleEnd(at)
+    }
+
+    /// When the schedule ends.
+    pub const fn at(&self) -> Instant {
+        self.0
+    }
+
+    /// Where `request`'s schedule ends, if a retry layer above says: its extension, or, for
+    /// a first attempt, the schedule handed down while the retry layer calls it.
+    pub(crate) fn of<B>(request: &http::Request<B>, now: Instant) -> Option<Instant> {
+        if let Some(end) = request.extensions().get::<ScheduleEnd>() {
+            return Some(end.0);
+        }
+        FIRST
+            .with(Cell::get)
+            .map(|left| now.checked_add(left).unwrap_or(now + MAX_LEFT))
+    }
+}
+
+/// A schedule past any wait the gate makes.
+const MAX_LEFT: Duration = Duration::from_secs(86_400 * 365);
+
+thread_local! {
+    /// The schedule of the first attempt the retry layer is calling on this thread: a first
+    /// attempt carries no extension, so its success path stays as cheap as a plain call.
+    static FIRST: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// Hands `schedule` to the gates that `call` reaches synchronously.
+pub(crate) fn with_first_schedule<R>(schedule: Duration, call: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Duration>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FIRST.with(|first| first.set(self.0));
+        }
+    }
+    let _restore = Restore(FIRST.with(|first| first.replace(Some(schedule))));
+    call()
 }
 
 /// A call's deadline: the earlier of the request's own `grpc-timeout` and the layer's

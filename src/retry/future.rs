@@ -1,5 +1,5 @@
 use super::{
-    Attempts, ExhaustedBefore, ReplayBody,
+    Attempts, ExhaustedBefore, ReplayBody, ScheduleEnd,
     deadline::{Deadline, GRPC_TIMEOUT, encode_grpc_timeout},
     layer::Shared,
     policy::{self, Refusal},
@@ -73,6 +73,8 @@ pub(crate) struct Retrying<S, B: ReplayBody> {
     /// Once a retry was held past its turn: the end of the request's schedule, which no
     /// later retry waits past.
     pub(crate) ends: Option<Instant>,
+    /// `ends` was set by a wait at a rate-limit gate (else by the budget's throttle).
+    pub(crate) ends_at_gate: bool,
 }
 
 /// A retry held by the budget: the budget's throttle is checked again when it is due.
@@ -90,6 +92,9 @@ pub(crate) struct Hold {
     /// The gate made it wait past when it was due.
     held: bool,
 }
+
+/// A schedule past any wait.
+const MAX_SCHEDULE: Duration = Duration::from_secs(86_400 * 365);
 
 /// How often a held retry looks at the budget's throttle again.
 const RECHECK: Duration = Duration::from_millis(100);
@@ -296,6 +301,16 @@ where
                     if retry.exhausted {
                         parts.extensions.insert(ExhaustedBefore);
                     }
+                    // A gate below waits no longer than what is left of the schedule: the
+                    // nominal waits of the retries after this one.
+                    let now = Instant::now();
+                    let from = (*this.attempts - 1).saturating_add(retry.spent);
+                    let left = schedule_left(&retry.shared.config.backoff, from, retry.max_retries);
+                    let mut end = now.checked_add(left).unwrap_or(now + MAX_SCHEDULE);
+                    if let Some(ends) = retry.ends {
+                        end = end.min(ends);
+                    }
+                    parts.extensions.insert(ScheduleEnd::new(end));
                     retry.last = None;
                     let req = Request::from_parts(parts, body);
                     *this.attempts += 1;
@@ -320,6 +335,20 @@ impl<S, B: ReplayBody> Retrying<S, B> {
         let attempts = attempts.saturating_add(self.spent);
         let retries = attempts.saturating_sub(1);
         let backoff = config.backoff.delay(retries, self.previous);
+        // The nominal waits left of the schedule: what a gate below may still hold the
+        // request.
+        let nominal = schedule_left(&config.backoff, retries, self.max_retries);
+        let waited = err.gate_wait();
+        if !waited.is_zero() {
+            // Waiting at a gate spends the schedule; the attempt's own time does not.
+            let end = now
+                .checked_add(nominal.saturating_sub(waited))
+                .unwrap_or(now + MAX_SCHEDULE);
+            if self.ends.is_none_or(|ends| end < ends) {
+                self.ends = Some(end);
+                self.ends_at_gate = true;
+            }
+        }
         // What is left of the request's schedule: failures hold a retry no longer.
         let schedule = match shared.budget {
             Some(_) => schedule_left(&config.backoff, retries, self.max_retries),
@@ -385,10 +414,32 @@ impl<S, B: ReplayBody> Retrying<S, B> {
             }
         });
         let mut decided = policy::decide(&facts, config, replay, budget);
+        if let (Ok(wait), true) = (&decided, err.is_gate_closed()) {
+            // A gate that stays closed past the schedule is not waited for.
+            let left = self
+                .ends
+                .map_or(nominal, |ends| ends.saturating_duration_since(now));
+            let needs = err.retry_after().unwrap_or(Duration::ZERO);
+            if needs > left {
+                let why = NotRetried::GateOutlastsSchedule {
+                    wait: needs.max(*wait),
+                    left,
+                };
+                decided = Err(Refusal::Note(why));
+            }
+        }
         if let (Some(ends), Ok(wait)) = (self.ends, &mut decided) {
-            // A retry held past its turn spent the schedule: the rest of it ends where it did.
+            // A retry held past its turn (by the budget or a gate) spent the schedule: the
+            // rest of it ends where it did.
             match ends.checked_duration_since(now) {
                 Some(left) if !left.is_zero() => *wait = (*wait).min(left),
+                _ if self.ends_at_gate => {
+                    let why = NotRetried::GateOutlastsSchedule {
+                        wait: *wait,
+                        left: Duration::ZERO,
+                    };
+                    decided = Err(Refusal::Note(why));
+                }
                 _ => decided = Err(Refusal::Note(NotRetried::BudgetExhausted)),
             }
         }
@@ -461,7 +512,10 @@ impl<S, B: ReplayBody> Retrying<S, B> {
             let late = now.saturating_duration_since(hold.due);
             // Held past its turn: the schedule does not start again from here, and the
             // retries whose turn passed meanwhile are spent.
-            self.ends = Some(hold.until);
+            if self.ends.is_none_or(|ends| hold.until < ends) {
+                self.ends = Some(hold.until);
+                self.ends_at_gate = false;
+            }
             let backoff = &self.shared.config.backoff;
             let mut covered = Duration::ZERO;
             for next in hold.retry + 1..self.max_retries {
@@ -516,7 +570,7 @@ impl<S, B: ReplayBody> Retrying<S, B> {
 }
 
 /// The nominal waits of retries `from..to`: what is left of a request's schedule.
-fn schedule_left(backoff: &Backoff, from: u32, to: u32) -> Duration {
+pub(crate) fn schedule_left(backoff: &Backoff, from: u32, to: u32) -> Duration {
     // Past retry 31 every nominal wait is the same (at the cap, or `base × 2^31`).
     let last = backoff.nominal(u32::MAX);
     let mut total = Duration::ZERO;

@@ -40,6 +40,9 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) budget: Option<Arc<Bucket>>,
     pub(crate) contract: ErrorContract,
+    /// The schedule's nominal waits for `max_retries` retries: how long a first attempt may
+    /// wait below.
+    pub(crate) schedule: Duration,
 }
 
 impl Default for RetryLayer {
@@ -213,6 +216,11 @@ impl<S> Layer<S> for RetryLayer {
                 config: self.config,
                 budget: self.budget.clone(),
                 contract: self.contract.clone(),
+                schedule: super::future::schedule_left(
+                    &self.config.backoff,
+                    0,
+                    self.config.max_retries,
+                ),
             }),
         }
     }

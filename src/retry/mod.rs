@@ -55,6 +55,19 @@
 //! `DEADLINE_EXCEEDED`. Every attempt carries the deadline as a [`CallDeadline`], which the
 //! rate-limit gate honours.
 //!
+//! # Waits at a rate-limit gate
+//!
+//! Waiting at a closed gate below spends a request's retry schedule; it does not add to it.
+//! An attempt waits at a gate no longer than the nominal waits left of its schedule, its own
+//! backoff's included (7 s for the first attempt and the first retry by default), as a
+//! [`ScheduleEnd`]; what it waited there is taken from the rest of the schedule. A request the
+//! gate still holds then fails unsent as a closed gate, and is returned with
+//! [`NotRetried::GateOutlastsSchedule`](crate::NotRetried::GateOutlastsSchedule), as is a
+//! closed gate whose `retry_after` is longer than what is left. While its server is down, a
+//! request has its answer within its backoffs (8.4 s at most by default), one more nominal
+//! wait (4 s), and its attempts' own time. Without a retry layer above, the gate waits up to
+//! its own [`max_wait`](crate::RateLimitBackoffLayer::max_wait).
+//!
 //! # Budget, bodies, observability
 //!
 //! All services made by one layer share a [`RetryBudget`]. While failures dominate, due
@@ -106,7 +119,7 @@ mod service;
 
 pub use body::{CaptureBody, Captured, NotReplayable, ReplayBody, ReplayedBody};
 pub use budget::RetryBudget;
-pub use deadline::CallDeadline;
+pub use deadline::{CallDeadline, ScheduleEnd};
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
 pub use overrides::RetryOverride;

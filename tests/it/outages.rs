@@ -6,7 +6,9 @@
 
 use crate::support::{
     limited::outcome,
-    outage::{Figures, Mix, Outages, Plan, Recovery, closed_loop, open_loop, paced_closed_loop},
+    outage::{
+        Figures, Mix, Outages, Plan, Recovery, Run, closed_loop, open_loop, paced_closed_loop,
+    },
 };
 use bytes::Bytes;
 use http::{Request, Response};
@@ -748,4 +750,49 @@ async fn a_pool_sending_gets_and_posts_probes_with_the_gets() {
     assert!(probes.iter().all(|a| !a.post), "{probes:?}");
     // So the only POSTs that failed are those sent before the path was taken out.
     assert!(f.failed <= f.outage_arrivals - probes.len(), "{}", f.line());
+}
+
+/// How long a request may take when its server stays down: the schedule's nominal waits
+/// with their jitter (1 s, 2 s and 4 s, each up to 20 % longer), one more nominal wait (an
+/// attempt waits at a closed gate no longer than the nominal waits left of its schedule, its
+/// own included), and its four attempts' own time (1 ms each).
+const DOWN_ANSWERED_WITHIN: Duration = Duration::from_millis(8_400 + 4_000 + 4);
+
+/// 10 s of load on a template that is down throughout, through the default stack: an open
+/// loop of `requests` callers, or `workers` workers that send one request after another.
+async fn always_down(workers: Option<usize>, requests: usize) -> (Figures, Run) {
+    let outages = Outages::new(&[(S(0), S(3_600))]);
+    let client = ServiceBuilder::new()
+        .api_contract()
+        .service(server(outages.clone()));
+    let plan = Plan::gets(requests, S(10), "http://api.test");
+    outages.begin();
+    let run = match workers {
+        Some(workers) => closed_loop(outcome(client), &plan, workers).await,
+        None => open_loop(outcome(client), &plan).await,
+    };
+    let f = Figures::of(&outages, &run, plan.over);
+    let slowest = run.latencies.last().copied().unwrap_or_default();
+    println!(
+        "always down, {workers:?} workers, {} requests: {}; slowest answer {slowest:?}",
+        run.requests,
+        f.line()
+    );
+    (f, run)
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_caller_has_its_answer_within_its_schedule_while_the_server_is_down() {
+    for (workers, requests) in [(None, 2), (None, 200), (Some(2), 200), (Some(200), 200)] {
+        let (f, run) = always_down(workers, requests).await;
+        let why = f.line();
+        assert_eq!(run.failed, run.requests, "{why}");
+        // Waiting at a closed gate spends a request's schedule; it does not add to it.
+        let slowest = run.latencies.last().copied().unwrap_or_default();
+        assert!(slowest <= DOWN_ANSWERED_WITHIN, "{slowest:?}: {why}");
+        // The last caller, started by 10 s, has its answer by 25 s.
+        assert!(f.finish <= S(25), "{why}");
+        // No request is sent more often than its schedule allows.
+        assert!(f.amplification <= 4.0, "{why}");
+    }
 }
