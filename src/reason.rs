@@ -47,8 +47,8 @@ pub enum NotRetried {
         /// The configured most.
         max: Duration,
     },
-    /// A rate-limit gate stays closed past what is left of the request's retry schedule
-    /// (waiting at a gate spends the schedule).
+    /// A rate-limit gate held for an outage stays closed past what is left of the request's
+    /// retry schedule (waiting at such a gate spends the schedule).
     GateOutlastsSchedule {
         /// The wait the next attempt needed.
         wait: Duration,

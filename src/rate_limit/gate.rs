@@ -407,8 +407,8 @@ pub(crate) enum Admission {
 
 /// Waits at `key`'s gate until the request may be sent, or fails when it would have to wait
 /// past `deadline`: at once for the layer's own bound, and at the deadline, with
-/// `DEADLINE_EXCEEDED`, for the call's (`by_call`). A request not sent by `stop` (the end
-/// of its retry schedule) fails then, as a closed gate.
+/// `DEADLINE_EXCEEDED`, for the call's (`by_call`). A request still held for an outage at
+/// `stop` (the end of its retry schedule) fails then, as a closed gate.
 pub(crate) async fn wait_turn(
     gates: RateLimitGates,
     key: Key,
@@ -433,7 +433,7 @@ pub(crate) async fn wait_turn(
     loop {
         let turn = held.turn.as_mut().expect("held until the wait ends");
         let now = Instant::now();
-        let stopped = stop.is_some_and(|stop| now >= stop);
+        let stopped = stop.is_some_and(|stop| now >= stop) && held.gates.lanes.in_outage(key);
         let check = held
             .gates
             .check(key, now, if stopped { now } else { deadline }, turn);
@@ -482,7 +482,7 @@ pub(crate) async fn wait_turn(
                 moved,
                 wake,
             } => {
-                match stop {
+                match stop.filter(|stop| now < *stop) {
                     Some(stop) => {
                         let waited = Waiter::wait_either(changed, moved, wake);
                         let _ = tokio::time::timeout_at(stop, waited).await;

@@ -419,12 +419,19 @@ where
                     since,
                     pending,
                 } => {
-                    let waited = since.elapsed();
-                    let (admission, landing) =
-                        ready!(wait.as_mut().poll(cx)).map_err(|mut e| {
-                            e.set_gate_wait(waited);
-                            e
-                        })?;
+                    let polled = ready!(wait.as_mut().poll(cx));
+                    // A wait for an outage spends the retry schedule of the request (see
+                    // `ScheduleEnd`); one for a rate limit is the server's to ask.
+                    let waited = match this.track.as_ref() {
+                        Some(track) if track.config.gates.lanes.in_outage(track.key) => {
+                            since.elapsed()
+                        }
+                        _ => std::time::Duration::ZERO,
+                    };
+                    let (admission, landing) = polled.map_err(|mut e| {
+                        e.set_gate_wait(waited);
+                        e
+                    })?;
                     if let Some(track) = this.track.as_mut() {
                         track.waited = waited;
                         track.landing = landing;

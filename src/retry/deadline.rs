@@ -98,9 +98,9 @@ impl CallDeadline {
 /// [`RetryLayer`](super::RetryLayer) runs past it.
 ///
 /// The retry layer puts it on every retry (and hands the first attempt's to the rate-limit
-/// gate below while it calls it): the time left of the schedule's nominal waits. A request
-/// that would wait at a closed gate past it fails there at once, unsent, as a closed gate
-/// whose `retry_after` is the wait it would need, and the retry layer returns it with
+/// gate below while it calls it): the nominal waits left of the schedule. A request still held
+/// for an outage at a gate then fails there, unsent, as a closed gate whose `retry_after` is
+/// the time the gate still needs, and the retry layer returns the call with
 /// [`NotRetried::GateOutlastsSchedule`](crate::NotRetried::GateOutlastsSchedule). Unlike a
 /// [`CallDeadline`], it never makes an error `DEADLINE_EXCEEDED`.
 ///

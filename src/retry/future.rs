@@ -73,6 +73,8 @@ pub(crate) struct Retrying<S, B: ReplayBody> {
     /// Once a retry was held past its turn: the end of the request's schedule, which no
     /// later retry waits past.
     pub(crate) ends: Option<Instant>,
+    /// The server's last answer, kept while the next attempt is under way.
+    pub(crate) answer: Option<Error>,
     /// `ends` was set by a wait at a rate-limit gate (else by the budget's throttle).
     pub(crate) ends_at_gate: bool,
 }
@@ -237,6 +239,14 @@ where
                             });
                         }
                         Err(refusal) => {
+                            if !err.request_sent()
+                                && !err.gate_wait().is_zero()
+                                && let Some(answer) = retry.answer.take()
+                            {
+                                // An attempt held at the gate for an outage is no answer: the
+                                // server's last one is returned.
+                                err = answer;
+                            }
                             retry.refuse(&mut err, refusal);
                             return Poll::Ready(Err(err));
                         }
@@ -311,7 +321,7 @@ where
                         end = end.min(ends);
                     }
                     parts.extensions.insert(ScheduleEnd::new(end));
-                    retry.last = None;
+                    retry.answer = retry.last.take();
                     let req = Request::from_parts(parts, body);
                     *this.attempts += 1;
                     *this.span = telemetry::attempt_span(&retry.parts.method, *this.attempts - 1);
@@ -414,20 +424,6 @@ impl<S, B: ReplayBody> Retrying<S, B> {
             }
         });
         let mut decided = policy::decide(&facts, config, replay, budget);
-        if let (Ok(wait), true) = (&decided, err.is_gate_closed()) {
-            // A gate that stays closed past the schedule is not waited for.
-            let left = self
-                .ends
-                .map_or(nominal, |ends| ends.saturating_duration_since(now));
-            let needs = err.retry_after().unwrap_or(Duration::ZERO);
-            if needs > left {
-                let why = NotRetried::GateOutlastsSchedule {
-                    wait: needs.max(*wait),
-                    left,
-                };
-                decided = Err(Refusal::Note(why));
-            }
-        }
         if let (Some(ends), Ok(wait)) = (self.ends, &mut decided) {
             // A retry held past its turn (by the budget or a gate) spent the schedule: the
             // rest of it ends where it did.

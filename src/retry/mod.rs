@@ -57,16 +57,17 @@
 //!
 //! # Waits at a rate-limit gate
 //!
-//! Waiting at a closed gate below spends a request's retry schedule; it does not add to it.
-//! An attempt waits at a gate no longer than the nominal waits left of its schedule, its own
+//! Waiting at a gate held for an outage spends a request's retry schedule; it does not add to
+//! it. An attempt waits there no longer than the nominal waits left of its schedule, its own
 //! backoff's included (7 s for the first attempt and the first retry by default), as a
-//! [`ScheduleEnd`]; what it waited there is taken from the rest of the schedule. A request the
-//! gate still holds then fails unsent as a closed gate, and is returned with
-//! [`NotRetried::GateOutlastsSchedule`](crate::NotRetried::GateOutlastsSchedule), as is a
-//! closed gate whose `retry_after` is longer than what is left. While its server is down, a
-//! request has its answer within its backoffs (8.4 s at most by default), one more nominal
-//! wait (4 s), and its attempts' own time. Without a retry layer above, the gate waits up to
-//! its own [`max_wait`](crate::RateLimitBackoffLayer::max_wait).
+//! [`ScheduleEnd`]; what it waited is taken from the rest of the schedule. Once the schedule is
+//! spent the request is returned with
+//! [`NotRetried::GateOutlastsSchedule`](crate::NotRetried::GateOutlastsSchedule), carrying the
+//! server's last answer when it had one. While its server is down, a request has its answer
+//! within its backoffs (8.4 s at most by default), one more nominal wait (4 s), and its
+//! attempts' own time. A gate closed by a rate limit is the server's to ask: it is waited for
+//! up to the gate's [`max_wait`](crate::RateLimitBackoffLayer::max_wait), as without a retry
+//! layer.
 //!
 //! # Budget, bodies, observability
 //!

@@ -121,6 +121,7 @@ where
                 hold: None,
                 spent: 0,
                 ends: None,
+                answer: None,
                 ends_at_gate: false,
             },
         )
