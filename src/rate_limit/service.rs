@@ -18,7 +18,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
-    time::SystemTime,
+    time::{Duration, SystemTime},
 };
 use tokio::time::Instant;
 use tower::{BoxError, Service};
@@ -156,8 +156,7 @@ impl<S> RateLimitBackoff<S> {
         ResponseFuture {
             state: State::Waiting {
                 wait: Box::pin(wait),
-                since: now,
-                pending: Some(Box::new((service, request))),
+                pending: Some(Box::new((service, request, now))),
             },
             track: Some(track),
         }
@@ -178,7 +177,7 @@ pub(crate) struct Track {
     /// wait (the retry layer outside says so): the same answer again is the request's own.
     again: bool,
     /// How long the request waited at the gate before it was sent.
-    waited: std::time::Duration,
+    waited: Duration,
 }
 
 impl Track {
@@ -190,7 +189,7 @@ impl Track {
             probe: None,
             landing: [None, None],
             again,
-            waited: std::time::Duration::ZERO,
+            waited: Duration::ZERO,
         }
     }
 
@@ -337,10 +336,10 @@ pin_project! {
         // Boxed: only the slow path pays for the size of a service and a request.
         Waiting {
             wait: WaitFuture,
-            since: Instant,
-            pending: Option<Box<(S, Request<B>)>>,
+            // With when the wait began.
+            pending: Option<Box<(S, Request<B>, Instant)>>,
         },
-        Ready { pending: Option<Box<(S, Request<B>)>> },
+        Ready { pending: Option<Box<(S, Request<B>, Instant)>> },
         Failed { error: Option<Error> },
     }
 }
@@ -414,19 +413,15 @@ where
                     };
                     return Poll::Ready(Ok(res));
                 }
-                StateProj::Waiting {
-                    wait,
-                    since,
-                    pending,
-                } => {
+                StateProj::Waiting { wait, pending } => {
                     let polled = ready!(wait.as_mut().poll(cx));
                     // A wait for an outage spends the retry schedule of the request (see
                     // `ScheduleEnd`); one for a rate limit is the server's to ask.
                     let waited = match this.track.as_ref() {
                         Some(track) if track.config.gates.lanes.in_outage(track.key) => {
-                            since.elapsed()
+                            pending.as_ref().map_or(Duration::ZERO, |p| p.2.elapsed())
                         }
-                        _ => std::time::Duration::ZERO,
+                        _ => Duration::ZERO,
                     };
                     let (admission, landing) = polled.map_err(|mut e| {
                         e.set_gate_wait(waited);
@@ -443,7 +438,7 @@ where
                     this.state.set(State::Ready { pending });
                 }
                 StateProj::Ready { pending } => {
-                    let (svc, _) = &mut **pending.as_mut().expect("polled after completion");
+                    let (svc, ..) = &mut **pending.as_mut().expect("polled after completion");
                     // The wait may have been long: make sure the instance is still ready. If it
                     // failed, the probe role (if ours) goes on to the next waiter at once.
                     if let Err(e) = ready!(svc.poll_ready(cx)) {
@@ -454,7 +449,7 @@ where
                         }
                         return Poll::Ready(Err(Error::transport(e)));
                     }
-                    let (mut svc, request) = *pending.take().expect("polled after completion");
+                    let (mut svc, request, _) = *pending.take().expect("polled after completion");
                     let future = svc.call(request);
                     this.state.set(State::Called { future });
                 }
