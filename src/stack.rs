@@ -192,8 +192,16 @@ where
     type Service = Retry<RateLimitBackoff<D::Service>>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        self.retry
-            .layer(self.rate_limit.layer(self.decode.layer(inner)))
+        let inner = self.decode.layer(inner);
+        // A first attempt held for an outage waits no longer than the retry schedule.
+        let inner = match self.rate_limit.max_outage_wait {
+            Some(_) => self.rate_limit.layer(inner),
+            None => {
+                let bound = self.retry.schedule();
+                self.rate_limit.clone().max_outage_wait(bound).layer(inner)
+            }
+        };
+        self.retry.layer(inner)
     }
 }
 

@@ -433,7 +433,7 @@ pub(crate) async fn wait_turn(
     loop {
         let turn = held.turn.as_mut().expect("held until the wait ends");
         let now = Instant::now();
-        let stopped = stop.is_some_and(|stop| now >= stop) && held.gates.lanes.in_outage(key);
+        let stopped = stop.is_some_and(|stop| now >= stop) && held.gates.health.is_out(key);
         let check = held
             .gates
             .check(key, now, if stopped { now } else { deadline }, turn);

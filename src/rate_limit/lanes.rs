@@ -548,14 +548,6 @@ impl Lanes {
         }
     }
 
-    /// `true` while `key` is held for an outage (until a probe opens it).
-    pub(crate) fn in_outage(&self, key: Key) -> bool {
-        self.lock()
-            .map
-            .get(&key)
-            .is_some_and(|lane| lane.outage_since.is_some())
-    }
-
     /// Drops the lanes idle for [`LINGER`], then, when still full, the least recently used.
     fn make_room(&self, map: &mut KeyMap<Lane>, now: Instant) {
         let max = self.max.load(Ordering::Relaxed);

@@ -15,6 +15,7 @@ pub(super) const DEFAULT_MAX_CLOSED: Duration = Duration::from_secs(60 * 60);
 pub struct RateLimitBackoffLayer {
     pub(crate) gates: RateLimitGates,
     pub(crate) max_wait: Duration,
+    pub(crate) max_outage_wait: Option<Duration>,
     pub(crate) backoff: Backoff,
     pub(crate) max_closed: Duration,
     pub(crate) key: KeyFn,
@@ -35,6 +36,7 @@ impl RateLimitBackoffLayer {
         RateLimitBackoffLayer {
             gates: RateLimitGates::new(),
             max_wait: DEFAULT_MAX_WAIT,
+            max_outage_wait: None,
             backoff: Backoff::new(),
             max_closed: DEFAULT_MAX_CLOSED,
             key: KeyFn::Uri,
@@ -46,6 +48,17 @@ impl RateLimitBackoffLayer {
     /// to wait longer fails at once with the time left (see the [module docs](super)).
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.max_wait = max_wait;
+        self
+    }
+
+    /// How long a request may wait at a gate held for an outage (default: as long as
+    /// [`max_wait`](Self::max_wait)); then it fails, unsent, as at any closed gate. Waiting for
+    /// an outage spends a retry schedule: under a [`RetryLayer`](crate::RetryLayer) each retry
+    /// carries what is left of its schedule ([`ScheduleEnd`](crate::retry::ScheduleEnd)), and
+    /// [`ApiContractLayer`](crate::ApiContractLayer) sets this bound, for first attempts, to
+    /// the retry layer's schedule (7 s by default).
+    pub fn max_outage_wait(mut self, max: Duration) -> Self {
+        self.max_outage_wait = Some(max);
         self
     }
 

@@ -19,10 +19,10 @@
 //! - **Waited at**: a request waits up to [`max_wait`](RateLimitBackoffLayer::max_wait), or
 //!   (with [`fail_fast`](RateLimitBackoffLayer::fail_fast), or when the gate opens too late)
 //!   fails at once, unsent, with an [`Error`](crate::Error) that
-//!   [`is_gate_closed`](crate::Error::is_gate_closed). Under a
-//!   [`RetryLayer`](crate::RetryLayer), a request held for an outage waits no longer than
-//!   what is left of its retry schedule ([`ScheduleEnd`](crate::retry::ScheduleEnd)), and then
-//!   fails the same way.
+//!   [`is_gate_closed`](crate::Error::is_gate_closed). A request held for an outage waits no
+//!   longer than [`max_outage_wait`](RateLimitBackoffLayer::max_outage_wait) or what is left
+//!   of its retry schedule ([`ScheduleEnd`](crate::retry::ScheduleEnd)), and then fails the
+//!   same way.
 //! - **Probed**: when the time is up, exactly one request goes first; any answer but another
 //!   rate limit opens the key, a rate limit closes it for the next backoff, and a probe with
 //!   no answer hands its role on. Nothing deadlocks.

@@ -107,8 +107,13 @@ impl<S> RateLimitBackoff<S> {
             .min()
             .filter(|at| *at < longest);
         let deadline = call.unwrap_or(longest);
-        // Under a retry layer, a wait spends the request's retry schedule: it ends with it.
-        let stop = ScheduleEnd::of(&request, now).filter(|end| *end < deadline);
+        // A wait for an outage ends with the request's retry schedule, or the layer's bound.
+        let stop = request
+            .extensions()
+            .get::<ScheduleEnd>()
+            .map(ScheduleEnd::at)
+            .or_else(|| config.max_outage_wait.and_then(|w| now.checked_add(w)))
+            .filter(|end| *end < deadline);
         // A request that must not be sent twice is the probe only when none that may be
         // waits.
         let once = !RequestFacts::of(request.method(), request.headers()).idempotent;
@@ -418,7 +423,7 @@ where
                     // A wait for an outage spends the retry schedule of the request (see
                     // `ScheduleEnd`); one for a rate limit is the server's to ask.
                     let waited = match this.track.as_ref() {
-                        Some(track) if track.config.gates.lanes.in_outage(track.key) => {
+                        Some(track) if track.config.gates.health.is_out(track.key) => {
                             pending.as_ref().map_or(Duration::ZERO, |p| p.2.elapsed())
                         }
                         _ => Duration::ZERO,

@@ -1,7 +1,7 @@
 //! The call's deadline across attempts, and gRPC's `grpc-timeout` header.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use std::{cell::Cell, time::Duration};
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// gRPC's deadline header: the time the caller still waits, as `1*8DIGIT` and a unit.
@@ -97,8 +97,9 @@ impl CallDeadline {
 /// The end of a call's retry schedule, in a retry's extensions: no wait below the
 /// [`RetryLayer`](super::RetryLayer) runs past it.
 ///
-/// The retry layer puts it on every retry (and hands the first attempt's to the rate-limit
-/// gate below while it calls it): the nominal waits left of the schedule. A request still held
+/// The retry layer puts it on every retry: the nominal waits left of the schedule (a first
+/// attempt carries none; the gate's
+/// [`max_outage_wait`](crate::RateLimitBackoffLayer::max_outage_wait) bounds it). A request still held
 /// for an outage at a gate then fails there, unsent, as a closed gate whose `retry_after` is
 /// the time the gate still needs, and the retry layer returns the call with
 /// [`NotRetried::GateOutlastsSchedule`](crate::NotRetried::GateOutlastsSchedule). Unlike a
@@ -130,38 +131,6 @@ impl ScheduleEnd {
     pub const fn at(&self) -> Instant {
         self.0
     }
-
-    /// Where `request`'s schedule ends, if a retry layer above says: its extension, or, for
-    /// a first attempt, the schedule handed down while the retry layer calls it.
-    pub(crate) fn of<B>(request: &http::Request<B>, now: Instant) -> Option<Instant> {
-        if let Some(end) = request.extensions().get::<ScheduleEnd>() {
-            return Some(end.0);
-        }
-        FIRST
-            .with(Cell::get)
-            .map(|left| now.checked_add(left).unwrap_or(now + MAX_LEFT))
-    }
-}
-
-/// A schedule past any wait the gate makes.
-const MAX_LEFT: Duration = Duration::from_secs(86_400 * 365);
-
-thread_local! {
-    /// The schedule of the first attempt the retry layer is calling on this thread: a first
-    /// attempt carries no extension, so its success path stays as cheap as a plain call.
-    static FIRST: Cell<Option<Duration>> = const { Cell::new(None) };
-}
-
-/// Hands `schedule` to the gates that `call` reaches synchronously.
-pub(crate) fn with_first_schedule<R>(schedule: Duration, call: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Duration>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            FIRST.with(|first| first.set(self.0));
-        }
-    }
-    let _restore = Restore(FIRST.with(|first| first.replace(Some(schedule))));
-    call()
 }
 
 /// A call's deadline: the earlier of the request's own `grpc-timeout` and the layer's

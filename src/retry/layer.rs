@@ -40,9 +40,6 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) budget: Option<Arc<Bucket>>,
     pub(crate) contract: ErrorContract,
-    /// The schedule's nominal waits for `max_retries` retries: how long a first attempt may
-    /// wait below.
-    pub(crate) schedule: Duration,
 }
 
 impl Default for RetryLayer {
@@ -207,6 +204,14 @@ impl RetryLayer {
     }
 }
 
+impl RetryLayer {
+    /// The nominal waits of every retry of the schedule: the most a first attempt may wait
+    /// below for an outage.
+    pub(crate) fn schedule(&self) -> Duration {
+        super::future::schedule_left(&self.config.backoff, 0, self.config.max_retries)
+    }
+}
+
 impl<S> Layer<S> for RetryLayer {
     type Service = Retry<S>;
     fn layer(&self, inner: S) -> Retry<S> {
@@ -216,11 +221,6 @@ impl<S> Layer<S> for RetryLayer {
                 config: self.config,
                 budget: self.budget.clone(),
                 contract: self.contract.clone(),
-                schedule: super::future::schedule_left(
-                    &self.config.backoff,
-                    0,
-                    self.config.max_retries,
-                ),
             }),
         }
     }

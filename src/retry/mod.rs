@@ -58,9 +58,11 @@
 //! # Waits at a rate-limit gate
 //!
 //! Waiting at a gate held for an outage spends a request's retry schedule; it does not add to
-//! it. An attempt waits there no longer than the nominal waits left of its schedule, its own
-//! backoff's included (7 s for the first attempt and the first retry by default), as a
-//! [`ScheduleEnd`]; what it waited is taken from the rest of the schedule. Once the schedule is
+//! it. A retry waits there no longer than the nominal waits left of its schedule, its own
+//! backoff's included, as a [`ScheduleEnd`]; a first attempt no longer than the gate's
+//! [`max_outage_wait`](crate::RateLimitBackoffLayer::max_outage_wait), which
+//! [`ApiContractLayer`](crate::ApiContractLayer) sets to the whole schedule (7 s by default).
+//! What an attempt waited is taken from the rest of the schedule. Once the schedule is
 //! spent the request is returned with
 //! [`NotRetried::GateOutlastsSchedule`](crate::NotRetried::GateOutlastsSchedule), carrying the
 //! server's last answer when it had one. While its server is down, a request has its answer

@@ -1,6 +1,6 @@
 use super::{
     ReplayBody, RetryOverride,
-    deadline::{CallDeadline, Deadline, GRPC_TIMEOUT, encode_grpc_timeout, with_first_schedule},
+    deadline::{CallDeadline, Deadline, GRPC_TIMEOUT, encode_grpc_timeout},
     future::{ResponseFuture, Retrying},
     layer::Shared,
 };
@@ -93,15 +93,8 @@ where
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
         let span = crate::telemetry::attempt_span(&parts.method, 0);
-        // A gate below waits no longer than the schedule (see `ScheduleEnd`).
-        let schedule = if max_retries == config.max_retries {
-            self.shared.schedule
-        } else {
-            super::future::schedule_left(&config.backoff, 0, max_retries)
-        };
-        let future = crate::telemetry::in_span(&span, || {
-            with_first_schedule(schedule, || service.call(Request::from_parts(first, body)))
-        });
+        let future =
+            crate::telemetry::in_span(&span, || service.call(Request::from_parts(first, body)));
         ResponseFuture::retrying(
             future,
             span,
