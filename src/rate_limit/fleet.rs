@@ -21,7 +21,7 @@ use std::{
     fmt,
     pin::Pin,
     sync::{
-        Arc, Mutex, Weak,
+        Arc, LazyLock, Mutex, Weak,
         atomic::{AtomicBool, Ordering},
     },
     task::Poll,
@@ -83,7 +83,7 @@ pub struct RedisStore {
     max_closed: Duration,
 }
 
-/// One server, or a cluster (and its nodes, to subscribe on one of them).
+/// One server, or a cluster (and the nodes it was given, to subscribe through).
 #[derive(Clone)]
 enum Target {
     Single(Client),
@@ -103,12 +103,14 @@ impl Target {
         }
     }
 
-    /// The server to subscribe on at the `attempt`-th try: any node of a cluster hears
-    /// every publication.
-    fn subscribe_on(&self, attempt: usize) -> &Client {
+    /// The scripts for this target: a cluster's publish to a shard channel (`SPUBLISH`), so
+    /// a change reaches the one shard that holds the fleet's gates, not every node.
+    fn scripts(&self) -> &'static Scripts {
+        static PLAIN: LazyLock<Scripts> = LazyLock::new(|| Scripts::new("PUBLISH"));
+        static SHARDED: LazyLock<Scripts> = LazyLock::new(|| Scripts::new("SPUBLISH"));
         match self {
-            Target::Single(c) => c,
-            Target::Cluster { nodes, .. } => &nodes[attempt % nodes.len()],
+            Target::Single(_) => &PLAIN,
+            Target::Cluster { .. } => &SHARDED,
         }
     }
 }
@@ -193,7 +195,9 @@ impl RedisStore {
 
     /// The store on the Redis Cluster reached through `urls` (some of its nodes; the others
     /// are discovered), for the fleet named `namespace`. A namespace's gates live in one
-    /// slot (one hash tag), so each gate costs one call, as on a single server.
+    /// slot (one hash tag), so each gate costs one call, as on a single server, and changes
+    /// go by sharded pub/sub (`SPUBLISH`, `SSUBSCRIBE` over RESP3: Redis 7 or later) to that
+    /// slot's shard only, never broadcast to every node.
     ///
     /// ```
     /// use tower_api_retry::rate_limit::RedisStore;
@@ -530,16 +534,19 @@ struct Scripts {
     budget: Script,
 }
 
-fn scripts() -> &'static Scripts {
-    static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
-        close: Script::new(script!("fleet/close.lua")),
-        lease: Script::new(script!("fleet/lease.lua")),
-        open: Script::new(script!("fleet/open.lua")),
-        release: Script::new(script!("fleet/release.lua")),
-        snapshot: Script::new(script!("fleet/snapshot.lua")),
-        budget: Script::new(script!("fleet/budget.lua")),
-    });
-    &SCRIPTS
+impl Scripts {
+    /// The scripts, publishing with `publish` (`PUBLISH` or `SPUBLISH`).
+    fn new(publish: &str) -> Scripts {
+        let script = |body: &str| Script::new(&format!("local PUBLISH = '{publish}'\n{body}"));
+        Scripts {
+            close: script(script!("fleet/close.lua")),
+            lease: script(script!("fleet/lease.lua")),
+            open: script(script!("fleet/open.lua")),
+            release: script(script!("fleet/release.lua")),
+            snapshot: script(script!("fleet/snapshot.lua")),
+            budget: script(script!("fleet/budget.lua")),
+        }
+    }
 }
 
 fn field(key: Key) -> String {
@@ -577,7 +584,7 @@ impl Fleet {
             return Leased::Go;
         };
         let lease_ms = u64::try_from(self.store.probe_lease.as_millis()).unwrap_or(u64::MAX);
-        let mut call = scripts().lease.key(&self.hash);
+        let mut call = self.store.target.scripts().lease.key(&self.hash);
         call.arg(field(key)).arg(&self.holder).arg(lease_ms);
         let reply: Option<Vec<i64>> = self.call(conn.invoke(&call)).await;
         match reply.as_deref() {
@@ -680,7 +687,7 @@ impl Fleet {
 
     /// Loads the scripts (after a connection, or a restart of Redis that forgot them).
     async fn load(&self, conn: &mut Conn) -> bool {
-        let s = scripts();
+        let s = self.store.target.scripts();
         for script in [
             &s.close,
             &s.lease,
@@ -703,7 +710,7 @@ impl Fleet {
             return false;
         };
         let reply: Option<Vec<redis::Value>> = self
-            .call(conn.invoke(&scripts().snapshot.key(&self.hash)))
+            .call(conn.invoke(&self.store.target.scripts().snapshot.key(&self.hash)))
             .await;
         let Some(values) = reply else {
             return false;
@@ -830,7 +837,7 @@ async fn writer(fleet: Arc<Fleet>, mut ops: mpsc::Receiver<Op>, local: Local) {
         let Some(mut conn) = fleet.conn.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
             continue;
         };
-        let s = scripts();
+        let s = fleet.store.target.scripts();
         // The outcome only sets the health: the local view has the change either way.
         let _: Option<i64> = match op {
             Op::Close {
@@ -871,28 +878,23 @@ async fn writer(fleet: Arc<Fleet>, mut ops: mpsc::Receiver<Op>, local: Local) {
 async fn subscriber(fleet: Arc<Fleet>, local: Local) {
     let every = fleet.store.resync_every;
     let mut retry = every / 4;
-    let mut attempt = 0;
     loop {
         if !local.alive() {
             return;
         }
-        let on = fleet.store.target.subscribe_on(attempt).clone();
-        attempt = attempt.wrapping_add(1);
         if let Some(mut conn) = fleet.connect().await
             && fleet.load(&mut conn).await
-            && let Some(mut pubsub) = fleet.call(on.get_async_pubsub()).await
-            && fleet.call(pubsub.subscribe(&fleet.channel)).await.is_some()
+            && let Some(mut messages) = fleet.subscribe().await
             && fleet.resync(&local).await
         {
             retry = every / 4;
             fleet.subscribed.store(true, Ordering::Relaxed);
-            let mut messages = pubsub.into_on_message();
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 match next_event(&mut messages, &mut tick).await {
-                    Event::Message(msg) => {
-                        if let Ok(payload) = std::str::from_utf8(msg.get_payload_bytes()) {
+                    Event::Message(payload) => {
+                        if let Ok(payload) = std::str::from_utf8(&payload) {
                             fleet.apply(payload, &local);
                         }
                     }
@@ -938,7 +940,7 @@ async fn heartbeat(fleet: Arc<Fleet>, bucket: Weak<crate::retry::budget::Bucket>
         let conn = fleet.conn.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let alive: Option<i64> = match conn {
             Some(mut conn) => {
-                let mut call = scripts().budget.key(&hash);
+                let mut call = fleet.store.target.scripts().budget.key(&hash);
                 call.arg(&holder)
                     .arg(u64::try_from(ALIVE.as_millis()).unwrap_or(3000));
                 fleet.call(conn.invoke(&call)).await
@@ -951,19 +953,84 @@ async fn heartbeat(fleet: Arc<Fleet>, bucket: Weak<crate::retry::budget::Bucket>
 }
 
 enum Event {
-    Message(redis::Msg),
+    /// A message's payload.
+    Message(Vec<u8>),
     Closed,
     Tick,
 }
 
-/// The next message of the subscription, its end, or the next tick.
-async fn next_event(
-    messages: &mut redis::aio::PubSubStream,
-    tick: &mut tokio::time::Interval,
-) -> Event {
+/// The fleet's channel as subscribed: on a server, a plain subscription; on a cluster, a
+/// shard channel on the connection to the shard that holds it, whose messages come as
+/// RESP3 pushes.
+enum Messages {
+    Single(redis::aio::PubSubStream),
+    Cluster {
+        /// Kept open while subscribed.
+        _conn: redis::cluster_async::ClusterConnection,
+        pushes: mpsc::UnboundedReceiver<redis::PushInfo>,
+    },
+}
+
+impl Fleet {
+    /// Subscribes to the fleet's channel; `None` when Redis did not answer.
+    async fn subscribe(&self) -> Option<Messages> {
+        match &self.store.target {
+            Target::Single(client) => {
+                let mut pubsub = self.call(client.get_async_pubsub()).await?;
+                self.call(pubsub.subscribe(&self.channel)).await?;
+                Some(Messages::Single(pubsub.into_on_message()))
+            }
+            Target::Cluster { nodes, .. } => {
+                let (tx, pushes) = mpsc::unbounded_channel();
+                let infos = nodes.iter().map(|c| c.get_connection_info().clone());
+                let client = redis::cluster::ClusterClientBuilder::new(infos)
+                    .use_protocol(redis::ProtocolVersion::RESP3)
+                    .push_sender(tx)
+                    .connection_timeout(self.store.timeout)
+                    .response_timeout(self.store.timeout)
+                    .build()
+                    .ok()?;
+                let mut conn = self.call(client.get_async_connection()).await?;
+                self.call(conn.ssubscribe(&self.channel)).await?;
+                Some(Messages::Cluster {
+                    _conn: conn,
+                    pushes,
+                })
+            }
+        }
+    }
+}
+
+/// The next message of the subscription, its end, or the next tick. A cluster's connection
+/// that dropped ends the subscription too: the messages it missed are read again when it
+/// starts over.
+async fn next_event(messages: &mut Messages, tick: &mut tokio::time::Interval) -> Event {
     std::future::poll_fn(|cx| {
-        if let Poll::Ready(msg) = Pin::new(&mut *messages).poll_next(cx) {
-            return Poll::Ready(msg.map_or(Event::Closed, Event::Message));
+        loop {
+            let event = match messages {
+                Messages::Single(stream) => match Pin::new(&mut *stream).poll_next(cx) {
+                    Poll::Ready(Some(msg)) => Event::Message(msg.get_payload_bytes().to_vec()),
+                    Poll::Ready(None) => Event::Closed,
+                    Poll::Pending => break,
+                },
+                Messages::Cluster { pushes, .. } => match pushes.poll_recv(cx) {
+                    Poll::Ready(Some(push)) => match push.kind {
+                        redis::PushKind::SMessage => match push.data.get(1) {
+                            Some(redis::Value::BulkString(payload)) => {
+                                Event::Message(payload.clone())
+                            }
+                            _ => continue,
+                        },
+                        redis::PushKind::Disconnection | redis::PushKind::SUnsubscribe => {
+                            Event::Closed
+                        }
+                        _ => continue,
+                    },
+                    Poll::Ready(None) => Event::Closed,
+                    Poll::Pending => break,
+                },
+            };
+            return Poll::Ready(event);
         }
         tick.poll_tick(cx).map(|_| Event::Tick)
     })

@@ -195,7 +195,9 @@ impl Health {
     }
 
     /// Another process of the fleet closed `key`'s gate for an outage: it is held as out here
-    /// too. Returns `false` when it already was (or nothing is watched).
+    /// too. Returns `false` when it already was (or nothing is watched). Only a store shared
+    /// by a fleet calls it.
+    #[allow(dead_code)]
     pub(crate) fn mark_out(&self, key: Key, now: Instant) -> bool {
         let max = self.max.load(Ordering::Relaxed);
         if max == 0 {

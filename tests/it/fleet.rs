@@ -537,6 +537,55 @@ fn assert_one_window_one_probe(shared: &fleet::FleetFigures) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_changes_go_to_the_shard_that_holds_the_gates_only() {
+    let Some(mut cluster) = RedisCluster::start() else {
+        return;
+    };
+    let urls = cluster.urls();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let a = RateLimitGates::new()
+        .shared(RedisStore::cluster(&urls, NS).unwrap())
+        .unwrap();
+    let b = RateLimitGates::new()
+        .shared(RedisStore::cluster(&urls, NS).unwrap())
+        .unwrap();
+    let (a2, b2) = (a.clone(), b.clone());
+    eventually("shared on the cluster", move || {
+        a2.is_shared() && b2.is_shared()
+    })
+    .await;
+    for node in &cluster.nodes {
+        node.reset_stats();
+    }
+    let api = Api::new(&[0], Duration::ZERO);
+    assert!(api.client(&a).oneshot(get()).await.is_err());
+    let b2 = b.clone();
+    eventually("B hears of A's rejection", move || {
+        b2.time_left(key()).is_some()
+    })
+    .await;
+    let channel = format!("tower-api-retry:{{{NS}}}:events");
+    let owner = cluster.owner_of(&channel).port();
+    for node in &cluster.nodes {
+        let commands = node.commands();
+        assert_eq!(commands.get("publish"), None, "no broadcast: {commands:?}");
+        let sharded = commands.get("spublish").copied().unwrap_or(0);
+        let expected = u64::from(node.port() == owner);
+        assert_eq!(sharded, expected, "node {}: {commands:?}", node.port());
+    }
+    // Both processes listen on the shard's own channel.
+    let subscribers: Vec<redis::Value> = redis::cmd("PUBSUB")
+        .arg("SHARDNUMSUB")
+        .arg(&channel)
+        .query(&mut cluster.owner_of(&channel).conn())
+        .unwrap();
+    assert_eq!(
+        redis::from_redis_value_ref::<i64>(&subscribers[1]).unwrap(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_primary_killed_and_restarted_falls_back_then_shares_again() {
     let Some(mut cluster) = RedisCluster::start() else {
         return;

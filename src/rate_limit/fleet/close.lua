@@ -42,6 +42,6 @@ else
   return 0
 end
 redis.call('HSET', hash, field, encode(g))
-redis.call('PUBLISH', channel,
+redis.call(PUBLISH, channel,
   string.format('c %s %d %d %d %d', field, g.untl - now, g.rej, g.last, g.out))
 return 1
