@@ -203,18 +203,8 @@ impl Quota {
             return None;
         }
         let mut found = Found::default();
-        // `iter` yields a repeated header's values one after the other, under the same name:
-        // only the first is looked at.
-        let mut last: Option<&HeaderName> = None;
-        for (name, value) in headers.iter() {
-            if last.is_some_and(|last| std::ptr::eq(last, name)) {
-                continue;
-            }
-            last = Some(name);
-            found.see(name, value, conventions);
-        }
-        if !found.any {
-            return None;
+        for name in headers.keys() {
+            found.see(headers, name, conventions);
         }
         // The server's clock, as its `Date` says: whole seconds, rounded down, so a reset
         // measured from it is never shorter than the server's, whatever the two clocks say.
@@ -324,7 +314,6 @@ type Triple<'a> = [Option<&'a HeaderValue>; 3];
 /// The recognised header names of one response.
 #[derive(Default)]
 struct Found<'a> {
-    any: bool,
     ratelimit: Option<&'a HeaderName>,
     policy: Option<&'a HeaderName>,
     /// One per entry of [`FAMILIES`].
@@ -355,16 +344,15 @@ fn place(name: &str, conventions: RateLimitHeaders) -> Option<Result<usize, (usi
 }
 
 impl<'a> Found<'a> {
-    /// Notes `name` and its first value if it is one of the families in `conventions`.
-    fn see(&mut self, name: &'a HeaderName, value: &'a HeaderValue, conventions: RateLimitHeaders) {
+    /// Notes `name` (a structured field, read whole later) or its first value (a family's
+    /// field) if it is one of the families in `conventions`.
+    fn see(&mut self, headers: &'a HeaderMap, name: &'a HeaderName, conventions: RateLimitHeaders) {
         match place(name.as_str(), conventions) {
-            // A structured field is read whole, every line: by name, later.
             Some(Ok(0)) => self.ratelimit = Some(name),
             Some(Ok(_)) => self.policy = Some(name),
-            Some(Err((family, at))) => self.families[family][at] = Some(value),
-            None => return,
+            Some(Err((family, at))) => self.families[family][at] = headers.get(name),
+            None => {}
         }
-        self.any = true;
     }
 
     fn read(&self, headers: &'a HeaderMap, now: SystemTime) -> Option<Quota> {
