@@ -430,13 +430,14 @@ impl<'de> Entries<'de> {
     /// Parses every line of `name` (at most [`MAX_FIELD_LINES`]) as one List; with
     /// `dictionary`, a field that is no List may be the seventh draft's Dictionary
     /// (`limit=100, remaining=25, reset=60`). An invalid line invalidates the whole field.
-    fn parse(&mut self, headers: &'de HeaderMap, name: &HeaderName, dictionary: bool) {
-        let entries = self;
-        for value in headers.get_all(name).iter().take(MAX_FIELD_LINES) {
+    fn parse(headers: &'de HeaderMap, name: Option<&HeaderName>, dictionary: bool) -> Self {
+        let mut entries = Entries::new();
+        let lines = name.map(|name| headers.get_all(name).iter());
+        for value in lines.into_iter().flatten().take(MAX_FIELD_LINES) {
             let bytes = value.as_bytes();
             let before = entries.len;
             if Parser::new(bytes)
-                .parse_list_with_visitor(&mut *entries)
+                .parse_list_with_visitor(&mut entries)
                 .is_ok()
             {
                 continue;
@@ -454,8 +455,9 @@ impl<'de> Entries<'de> {
                 continue;
             }
             entries.len = 0;
-            return;
+            break;
         }
+        entries
     }
 }
 
@@ -609,14 +611,8 @@ fn ietf(
     ratelimit: Option<&HeaderName>,
     take: &mut impl FnMut(Quota),
 ) {
-    let mut policies = Entries::new();
-    if let Some(name) = policy {
-        policies.parse(headers, name, false);
-    }
-    let mut limits = Entries::new();
-    if let Some(name) = ratelimit {
-        limits.parse(headers, name, true);
-    }
+    let policies = Entries::parse(headers, policy, false);
+    let limits = Entries::parse(headers, ratelimit, true);
     let secs = |s: Option<u64>| s.map(|s| Duration::from_secs(s).min(MAX_HINT));
     for item in limits.iter() {
         let policy = item
