@@ -215,11 +215,6 @@ impl Quota {
         found.read(headers, now)
     }
 
-    /// `true` when no field was read.
-    fn is_empty(&self) -> bool {
-        *self == Quota::default()
-    }
-
     /// The more conservative of two readings: fewer remaining, then the later reset.
     fn tighter(self, other: Quota) -> Quota {
         use std::cmp::Reverse;
@@ -358,7 +353,7 @@ impl<'a> Found<'a> {
     fn read(&self, headers: &'a HeaderMap, now: SystemTime) -> Option<Quota> {
         let mut best: Option<Quota> = None;
         let mut take = |reading: Quota| {
-            if !reading.is_empty() {
+            if reading != Quota::default() {
                 best = Some(best.map_or(reading, |best| best.tighter(reading)));
             }
         };
