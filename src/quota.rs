@@ -187,23 +187,6 @@ impl Quota {
     /// Reads the quota that `headers` announce in the families `conventions` names, resets
     /// taken relative to `now` (or the response's `Date`, for a reset given as a time).
     /// `None` when the headers carry no recognised, valid rate-limit field.
-    ///
-    /// ```
-    /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
-    /// use http::HeaderMap;
-    /// use tower_api_retry::{Quota, RateLimitHeaders};
-    ///
-    /// // GitHub: the reset is an epoch time.
-    /// let now = UNIX_EPOCH + Duration::from_secs(1_372_700_000);
-    /// let mut headers = HeaderMap::new();
-    /// headers.insert("x-ratelimit-limit", "5000".parse().unwrap());
-    /// headers.insert("x-ratelimit-remaining", "4999".parse().unwrap());
-    /// headers.insert("x-ratelimit-reset", "1372700873".parse().unwrap());
-    /// let quota = Quota::read(&headers, RateLimitHeaders::DEFAULT, now).unwrap();
-    /// assert_eq!(quota.limit, Some(5000));
-    /// assert_eq!(quota.remaining, Some(4999));
-    /// assert_eq!(quota.reset, Some(Duration::from_secs(873)));
-    /// ```
     pub fn read(
         headers: &HeaderMap,
         conventions: RateLimitHeaders,
@@ -220,18 +203,8 @@ impl Quota {
             return None;
         }
         let mut found = Found::default();
-        // `iter` yields a repeated header's values one after the other, under the same name:
-        // only the first is looked at.
-        let mut last: Option<&HeaderName> = None;
-        for (name, value) in headers.iter() {
-            if last.is_some_and(|last| std::ptr::eq(last, name)) {
-                continue;
-            }
-            last = Some(name);
-            found.see(name, value, conventions);
-        }
-        if !found.any {
-            return None;
+        for name in headers.keys() {
+            found.see(headers, name, conventions);
         }
         // The server's clock, as its `Date` says: whole seconds, rounded down, so a reset
         // measured from it is never shorter than the server's, whatever the two clocks say.
@@ -240,11 +213,6 @@ impl Quota {
             .and_then(|date| httpdate::parse_http_date(date.to_str().ok()?).ok())
             .unwrap_or(now);
         found.read(headers, now)
-    }
-
-    /// `true` when no field was read.
-    fn is_empty(&self) -> bool {
-        *self == Quota::default()
     }
 
     /// The more conservative of two readings: fewer remaining, then the later reset.
@@ -265,17 +233,17 @@ impl Quota {
         }
     }
 
-    /// A reading of a quota counted in another unit than requests (tokens, bytes): only its
-    /// exhaustion says something about requests.
-    fn exhausted_only(self) -> Quota {
-        match self.remaining {
-            Some(0) => Quota {
+    /// The reading of a quota counted in `requests`, or else in another unit (tokens, bytes),
+    /// of which only exhaustion says something about requests.
+    fn counting(self, requests: bool) -> Quota {
+        match (requests, self.remaining) {
+            (true, _) => self,
+            (false, Some(0)) => Quota {
                 remaining: Some(0),
-                limit: None,
-                window: None,
                 reset: self.reset,
+                ..Quota::default()
             },
-            _ => Quota::default(),
+            (false, _) => Quota::default(),
         }
     }
 }
@@ -341,7 +309,6 @@ type Triple<'a> = [Option<&'a HeaderValue>; 3];
 /// The recognised header names of one response.
 #[derive(Default)]
 struct Found<'a> {
-    any: bool,
     ratelimit: Option<&'a HeaderName>,
     policy: Option<&'a HeaderName>,
     /// One per entry of [`FAMILIES`].
@@ -372,27 +339,22 @@ fn place(name: &str, conventions: RateLimitHeaders) -> Option<Result<usize, (usi
 }
 
 impl<'a> Found<'a> {
-    /// Notes `name` and its first value if it is one of the families in `conventions`.
-    fn see(&mut self, name: &'a HeaderName, value: &'a HeaderValue, conventions: RateLimitHeaders) {
+    /// Notes `name` (a structured field, read whole later) or its first value (a family's
+    /// field) if it is one of the families in `conventions`.
+    fn see(&mut self, headers: &'a HeaderMap, name: &'a HeaderName, conventions: RateLimitHeaders) {
         match place(name.as_str(), conventions) {
-            // A structured field is read whole, every line: by name, later.
             Some(Ok(0)) => self.ratelimit = Some(name),
             Some(Ok(_)) => self.policy = Some(name),
-            Some(Err((family, at))) => self.families[family][at] = Some(value),
-            None => return,
+            Some(Err((family, at))) => self.families[family][at] = headers.get(name),
+            None => {}
         }
-        self.any = true;
     }
 
     fn read(&self, headers: &'a HeaderMap, now: SystemTime) -> Option<Quota> {
-        let mut best = Quota::default();
+        let mut best: Option<Quota> = None;
         let mut take = |reading: Quota| {
-            if !reading.is_empty() {
-                best = if best.is_empty() {
-                    reading
-                } else {
-                    best.tighter(reading)
-                };
+            if reading != Quota::default() {
+                best = Some(best.map_or(reading, |best| best.tighter(reading)));
             }
         };
         if self.ratelimit.is_some() || self.policy.is_some() {
@@ -406,13 +368,10 @@ impl<'a> Found<'a> {
                     window: None,
                     reset: reset.and_then(|v| (f.reset)(v, now)),
                 };
-                take(match f.requests {
-                    true => reading,
-                    false => reading.exhausted_only(),
-                });
+                take(reading.counting(f.requests));
             }
         }
-        (!best.is_empty()).then_some(best)
+        best
     }
 }
 
@@ -466,13 +425,14 @@ impl<'de> Entries<'de> {
     /// Parses every line of `name` (at most [`MAX_FIELD_LINES`]) as one List; with
     /// `dictionary`, a field that is no List may be the seventh draft's Dictionary
     /// (`limit=100, remaining=25, reset=60`). An invalid line invalidates the whole field.
-    fn parse(&mut self, headers: &'de HeaderMap, name: &HeaderName, dictionary: bool) {
-        let entries = self;
-        for value in headers.get_all(name).iter().take(MAX_FIELD_LINES) {
+    fn parse(headers: &'de HeaderMap, name: Option<&HeaderName>, dictionary: bool) -> Self {
+        let mut entries = Entries::new();
+        let lines = name.map(|name| headers.get_all(name).iter());
+        for value in lines.into_iter().flatten().take(MAX_FIELD_LINES) {
             let bytes = value.as_bytes();
             let before = entries.len;
             if Parser::new(bytes)
-                .parse_list_with_visitor(&mut *entries)
+                .parse_list_with_visitor(&mut entries)
                 .is_ok()
             {
                 continue;
@@ -481,7 +441,7 @@ impl<'de> Entries<'de> {
             let mut old = Entry::EMPTY;
             if dictionary
                 && Parser::new(bytes)
-                    .parse_dictionary_with_visitor(OldDictionary(&mut old))
+                    .parse_dictionary_with_visitor(&mut old)
                     .is_ok()
                 && entries.len < MAX_ITEMS
             {
@@ -490,8 +450,9 @@ impl<'de> Entries<'de> {
                 continue;
             }
             entries.len = 0;
-            return;
+            break;
         }
+        entries
     }
 }
 
@@ -581,21 +542,19 @@ impl<'de> visitor::ParameterVisitor<'de> for &mut Entry<'de> {
     }
 }
 
-/// The seventh draft's `RateLimit: limit=100, remaining=25, reset=60`.
-struct OldDictionary<'a, 'de>(&'a mut Entry<'de>);
-
-/// One member of [`OldDictionary`].
+/// One integer member of the seventh draft's `RateLimit: limit=100, remaining=25, reset=60`.
 struct IntSlot<'a>(&'a mut Option<u64>);
 
-impl<'de> visitor::DictionaryVisitor<'de> for OldDictionary<'_, 'de> {
+/// The seventh draft's `RateLimit: limit=100, remaining=25, reset=60`, read into `q`, `r`, `t`.
+impl<'de> visitor::DictionaryVisitor<'de> for &mut Entry<'de> {
     type Out = ();
     type Error = Infallible;
 
     fn entry(&mut self, key: &'de KeyRef) -> Result<impl visitor::EntryVisitor<'de>, Self::Error> {
         let slot = match key.as_str() {
-            "limit" => Some(IntSlot(&mut self.0.q)),
-            "remaining" => Some(IntSlot(&mut self.0.r)),
-            "reset" => Some(IntSlot(&mut self.0.t)),
+            "limit" => Some(IntSlot(&mut self.q)),
+            "remaining" => Some(IntSlot(&mut self.r)),
+            "reset" => Some(IntSlot(&mut self.t)),
             _ => None,
         };
         Ok(slot)
@@ -647,14 +606,8 @@ fn ietf(
     ratelimit: Option<&HeaderName>,
     take: &mut impl FnMut(Quota),
 ) {
-    let mut policies = Entries::new();
-    if let Some(name) = policy {
-        policies.parse(headers, name, false);
-    }
-    let mut limits = Entries::new();
-    if let Some(name) = ratelimit {
-        limits.parse(headers, name, true);
-    }
+    let policies = Entries::parse(headers, policy, false);
+    let limits = Entries::parse(headers, ratelimit, true);
     let secs = |s: Option<u64>| s.map(|s| Duration::from_secs(s).min(MAX_HINT));
     for item in limits.iter() {
         let policy = item
@@ -668,10 +621,7 @@ fn ietf(
             window: secs(policy.and_then(|p| p.w)),
             reset: secs(item.t),
         };
-        take(match policy.is_none_or(|p| p.requests) {
-            true => reading,
-            false => reading.exhausted_only(),
-        });
+        take(reading.counting(policy.is_none_or(|p| p.requests)));
     }
     for policy in policies.iter().filter(|p| p.requests) {
         let reported = policy.name.is_some() && limits.iter().any(|item| item.name == policy.name);
@@ -705,24 +655,14 @@ fn decimal(digits: &[u8]) -> Option<u64> {
 /// An earlier draft's `RateLimit-Limit`: an Integer, or a List whose first member is one
 /// (`100, 100;w=60`).
 fn parse_sf_limit(value: &HeaderValue) -> Option<u64> {
-    struct First(Option<u64>, bool);
-    impl<'de> visitor::ListVisitor<'de> for &mut First {
-        type Out = ();
-        type Error = Infallible;
-        fn entry(&mut self) -> Result<impl visitor::EntryVisitor<'de>, Self::Error> {
-            let first = !self.1;
-            self.1 = true;
-            Ok(first.then_some(IntSlot(&mut self.0)))
-        }
-        fn finish(self) -> Result<(), Self::Error> {
-            Ok(())
-        }
-    }
-    let mut first = First(None, false);
+    let mut list = Entries::new();
     Parser::new(value.as_bytes())
-        .parse_list_with_visitor(&mut first)
+        .parse_list_with_visitor(&mut list)
         .ok()?;
-    first.0
+    list.items[..list.len]
+        .first()
+        .filter(|e| e.name.is_none())?
+        .q
 }
 
 /// A number's whole part, and its fraction after a `.`.
@@ -738,10 +678,7 @@ fn split_fraction(text: &[u8]) -> (&[u8], Option<&[u8]>) {
 fn parse_reset_seconds(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
     let (whole, frac) = split_fraction(value.as_bytes().trim_ascii());
     let secs = decimal(whole)?;
-    let nanos = match frac {
-        None => 0,
-        Some(frac) => fraction_nanos(frac)?,
-    };
+    let nanos = frac.map_or(Some(0), fraction_nanos)?;
     if secs < EPOCH_RESET_FROM {
         return Some(Duration::new(secs, nanos).min(MAX_HINT));
     }
@@ -800,11 +737,9 @@ fn parse_go_duration(value: &HeaderValue) -> Option<Duration> {
             true => 0,
             false => decimal(whole)?,
         };
-        let frac_nanos = match frac {
-            None => 0,
-            // A fraction of the unit, in nanoseconds of the unit's length.
-            Some(frac) => u128::from(fraction_nanos(frac)?) * u128::from(nanos_per) / 1_000_000_000,
-        };
+        // The fraction of the unit, in nanoseconds of the unit's length.
+        let frac_nanos = u128::from(frac.map_or(Some(0), fraction_nanos)?) * u128::from(nanos_per)
+            / 1_000_000_000;
         let nanos = u128::from(whole) * u128::from(nanos_per) + frac_nanos;
         let part = match u64::try_from(nanos / 1_000_000_000) {
             Ok(secs) if secs <= MAX_HINT.as_secs() => {
@@ -830,11 +765,9 @@ fn parse_rfc3339_reset(value: &HeaderValue, now: SystemTime) -> Option<Duration>
 #[allow(clippy::option_option)]
 fn parse_rfc3339(s: &[u8]) -> Option<Option<SystemTime>> {
     fn num(s: &[u8], range: std::ops::Range<usize>) -> Option<i64> {
-        let part = s.get(range)?;
-        if !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        Some(part.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
+        s.get(range)
+            .and_then(decimal)
+            .and_then(|n| i64::try_from(n).ok())
     }
     if s.len() < 20 || s[4] != b'-' || s[7] != b'-' || s[13] != b':' || s[16] != b':' {
         return None;
@@ -882,13 +815,9 @@ fn parse_rfc3339(s: &[u8]) -> Option<Option<SystemTime>> {
     })
 }
 
-fn is_leap(year: i64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
 fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
-        2 if is_leap(year) => 29,
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,

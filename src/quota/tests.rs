@@ -618,3 +618,25 @@ fn every_family_of_the_table_is_read_only_when_chosen() {
     assert_eq!(place("ratelimit", RateLimitHeaders::X_RATELIMIT), None);
     assert_eq!(place("authorization", RateLimitHeaders::ALL), None);
 }
+
+/// An earlier draft's `RateLimit-Limit` counts only an Integer as its first member.
+#[test]
+fn an_earlier_drafts_limit_is_its_first_integer() {
+    let limit = |value: &'static str| parse_sf_limit(&HeaderValue::from_static(value));
+    assert_eq!(limit("100"), Some(100));
+    assert_eq!(limit("100;q=5;w=60, 7"), Some(100));
+    for none in [
+        r#""default";q=5"#,
+        "tok;q=5, 100",
+        "(100 200), 100",
+        "1.5",
+        "-3",
+        "?1",
+        "100, (",
+    ] {
+        assert_eq!(limit(none), None, "{none}");
+    }
+    // Past the most items that count, the field is still parsed whole.
+    assert_eq!(limit("1, 2, 3, 4, 5, 6, 7, 8, 9, 10"), Some(1));
+    assert_eq!(limit("1, 2, 3, 4, 5, 6, 7, 8, 9, 10, ("), None);
+}

@@ -1,5 +1,4 @@
-//! The response body of [`RateLimitBackoff`](super::RateLimitBackoff): the inner body, with
-//! an eye on the trailers of gRPC responses.
+//! The response body of [`RateLimitBackoff`](super::RateLimitBackoff).
 
 use super::service::Track;
 use crate::error::{ApiError, Error};

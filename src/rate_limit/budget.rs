@@ -1,10 +1,9 @@
-//! The announced-quota policy: a lane's [`Budget`], the quota a server announced for a
-//! scope, counted down locally with each request sent and spread over the time to the reset.
+//! The announced-quota policy: a lane's [`Budget`].
 
 use std::time::{Duration, Instant};
 
 /// A quota the server announced for a lane's scope: the requests left until the window ends,
-/// counted down locally with each request sent.
+/// counted down locally with each request sent and spread over the time to the reset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Budget {
     /// Requests that may still be sent before `ends`.
@@ -83,17 +82,12 @@ impl Budget {
         self.ends = at + self.window.max(MIN_WINDOW);
     }
 
-    /// A response announced `remaining` requests until `ends`. The server's count is the
-    /// truth, less the requests still in flight (it may not have counted them yet): it
-    /// lowers the local count, and raises it only when the server's window turned (its
-    /// count went up by more than the requests in flight: answers to concurrent requests
-    /// arrive in any order) or the local window is over.
-    ///
-    /// A delay in whole seconds is rounded up by the server, so `ends` is a bound: the
-    /// earliest of a window's announcements is the closest. When the local count has already
-    /// moved on to the next window (its requests are scheduled past the end of this one), an
-    /// answer from before that window began tells nothing of it, unless the server's window
-    /// turned: then it turned before the local one, which moves back to the server's.
+    /// A response announced `remaining` requests until `ends`. The server's count, less the
+    /// requests in flight, lowers the local count; it raises it only when the server's window
+    /// turned (its count rose by more than the requests in flight) or the local window is
+    /// over. The earliest `ends` of a window is the closest (servers round delays up). An
+    /// answer from before the local window began counts only when the server's window turned:
+    /// then the local window moves back to the server's.
     pub(super) fn announced(
         &mut self,
         now: Instant,

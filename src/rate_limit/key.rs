@@ -10,11 +10,9 @@ use std::{
 
 /// What a group of requests that share one rate-limit gate have in common.
 ///
-/// A key is a 64-bit hash (foldhash, with a fixed seed, so every process built from the same
-/// versions computes the same key: a fleet names a path by it). The default key
-/// ([`Key::from_uri`]) is the scheme, authority and [path template](PathTemplate) of the
-/// request URI, without the query; for gRPC the path is the method. A collision only makes
-/// a request wait when it did not have to.
+/// A 64-bit hash with a fixed seed, the same in every process (a fleet names a path by it);
+/// a collision only makes a request wait when it did not have to. The default key is
+/// [`Key::from_uri`]; for gRPC the path is the method.
 ///
 /// ```
 /// use http::Uri;
@@ -50,8 +48,7 @@ impl Key {
     }
 
     /// The default key: scheme, authority and the path's [template](PathTemplate) of `uri`,
-    /// without the query. `/v1/actors/agt_1/release` and `/v1/actors/agt_2/release` share a
-    /// key; `/v1/spaces` and `/v1/events` do not.
+    /// without the query.
     #[inline]
     pub fn from_uri(uri: &Uri) -> Key {
         template_key(origin_hasher(uri), uri)

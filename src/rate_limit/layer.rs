@@ -3,9 +3,6 @@ use crate::{backoff::Backoff, contract::ErrorContract};
 use std::{sync::Arc, time::Duration};
 use tower::Layer;
 
-/// The default for [`RateLimitBackoffLayer::max_wait`]: 30 seconds.
-const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
-
 /// The default for [`RateLimitBackoffLayer::max_closed`]: one hour.
 pub(super) const DEFAULT_MAX_CLOSED: Duration = Duration::from_secs(60 * 60);
 
@@ -35,7 +32,7 @@ impl RateLimitBackoffLayer {
     pub fn new() -> Self {
         RateLimitBackoffLayer {
             gates: RateLimitGates::new(),
-            max_wait: DEFAULT_MAX_WAIT,
+            max_wait: Duration::from_secs(30),
             max_outage_wait: None,
             backoff: Backoff::new(),
             max_closed: DEFAULT_MAX_CLOSED,
@@ -80,15 +77,6 @@ impl RateLimitBackoffLayer {
     /// hint says: a hostile `Retry-After` cannot shut a path for good, and a long limit costs
     /// one probe per `max_closed`. The rejected request's error still carries the full hint in
     /// [`retry_after`](crate::Error::retry_after).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_api_retry::rate_limit::RateLimitBackoffLayer;
-    ///
-    /// // Probe a path at least every ten minutes, whatever Retry-After said.
-    /// let layer = RateLimitBackoffLayer::new().max_closed(Duration::from_secs(600));
-    /// # let _ = layer;
-    /// ```
     pub fn max_closed(mut self, max: Duration) -> Self {
         self.max_closed = max;
         self
@@ -130,14 +118,6 @@ impl RateLimitBackoffLayer {
     /// a path is the [`Verdict`](crate::Verdict) the decoding layer gave them;
     /// [`ApiContractLayer::contract`](crate::ApiContractLayer::contract) gives one contract
     /// to both.
-    ///
-    /// ```
-    /// use tower_api_retry::{Disposition, ErrorContract, RateLimitBackoffLayer};
-    ///
-    /// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
-    /// let layer = RateLimitBackoffLayer::new().contract(contract);
-    /// # let _ = layer;
-    /// ```
     pub fn contract(mut self, contract: ErrorContract) -> Self {
         self.contract = contract;
         self

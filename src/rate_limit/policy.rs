@@ -56,10 +56,10 @@ pub(crate) struct Policy {
 }
 
 /// An outage's first hold, as a share of the backoff's base delay.
-pub(crate) const OUTAGE_FIRST: f64 = 0.5;
+const OUTAGE_FIRST: f64 = 0.5;
 
 /// How much longer each hold of an outage is than the one before.
-pub(crate) const OUTAGE_GROWTH: f64 = 1.5;
+const OUTAGE_GROWTH: f64 = 1.5;
 
 /// The nominal hold after the `k`-th consecutive probe of a path out for an outage was
 /// refused (0: the closure itself): [`OUTAGE_FIRST`] × the base delay, then
@@ -132,10 +132,7 @@ impl Policy {
     /// The first rejection of an open key: how long it closes. The hint (clamped) if any,
     /// else the first backoff delay, jittered by `unit` (a sample in `0.0..=1.0`).
     pub(crate) fn close(&self, hint: Option<Duration>, unit: f64) -> Duration {
-        match hint {
-            Some(hint) => self.clamp(hint),
-            None => self.delay(0, None, unit),
-        }
+        hint.map_or_else(|| self.delay(0, None, unit), |hint| self.clamp(hint))
     }
 
     /// A rejection of a key tracked as `e`: how long from `now` it closes, or `None` when
@@ -150,10 +147,8 @@ impl Policy {
         unit: f64,
     ) -> Option<Duration> {
         if is_probe(e, probe) {
-            return Some(match hint {
-                Some(hint) => self.clamp(hint),
-                None => self.delay(e.rejections, Some(e.last_delay), unit),
-            });
+            let backoff = || self.delay(e.rejections, Some(e.last_delay), unit);
+            return Some(hint.map_or_else(backoff, |hint| self.clamp(hint)));
         }
         let wait = self.clamp(hint?);
         (until(now, wait) > e.until).then_some(wait)

@@ -116,18 +116,7 @@ impl MemoryStore {
     fn publish(&self, st: &State) {
         self.tracked.store(st.slots.len(), Ordering::Relaxed);
     }
-}
 
-impl fmt::Debug for MemoryStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryStore")
-            .field("tracked", &self.len())
-            .field("max_keys", &self.max_keys())
-            .finish()
-    }
-}
-
-impl MemoryStore {
     /// `true` when no key is tracked. The success path: one relaxed atomic load, no lock.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
@@ -229,6 +218,15 @@ impl MemoryStore {
         // taken the role itself.
         slot.entry.probe = Some(id);
         Some(id)
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("tracked", &self.len())
+            .field("max_keys", &self.max_keys())
+            .finish()
     }
 }
 
