@@ -184,6 +184,17 @@ pub enum QuotaScope {
 }
 
 impl Quota {
+    /// The share of this quota that one of `n` processes spending it may send: its counts
+    /// divided by `n` (a limit of at least 1).
+    pub(crate) fn shared_by(&self, n: u32) -> Quota {
+        let n = u64::from(n.max(1));
+        Quota {
+            remaining: self.remaining.map(|r| r / n),
+            limit: self.limit.map(|l| (l / n).max(1)),
+            ..*self
+        }
+    }
+
     /// Reads the quota that `headers` announce in the families `conventions` names, resets
     /// taken relative to `now` (or the response's `Date`, for a reset given as a time).
     /// `None` when the headers carry no recognised, valid rate-limit field.

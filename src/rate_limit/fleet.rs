@@ -15,14 +15,17 @@ use super::{
     policy::{self, Entry, ProbeId},
     store::{GateStore, Lease, MemoryStore},
 };
+use crate::quota::Quota;
+use foldhash::fast::FixedState;
 use futures_core::Stream;
 use redis::{Client, Script, aio::ConnectionManager};
+use std::collections::HashMap;
 use std::{
     fmt,
     pin::Pin,
     sync::{
         Arc, LazyLock, Mutex, Weak,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     task::Poll,
     time::Duration,
@@ -293,6 +296,10 @@ impl RedisStore {
     fn budget_hash(&self) -> String {
         format!("tower-api-retry:{{{}}}:budget", self.namespace)
     }
+
+    fn members_hash(&self) -> String {
+        format!("tower-api-retry:{{{}}}:members", self.namespace)
+    }
 }
 
 impl RateLimitGates {
@@ -314,6 +321,10 @@ impl RateLimitGates {
             healthy: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
             ops: tx,
+            members: AtomicU32::new(1),
+            counting: AtomicBool::new(false),
+            told: Mutex::default(),
+            runtime: runtime.clone(),
         });
         let local = Local {
             view: Arc::downgrade(&self.view),
@@ -423,6 +434,47 @@ impl GateStore for Shared {
         released
     }
 
+    fn sharers(&self) -> u32 {
+        if !self.fleet.counting.swap(true, Ordering::Relaxed) {
+            let fleet = Arc::downgrade(&self.fleet);
+            self.fleet.runtime.spawn(count_members(fleet));
+        }
+        self.fleet.members.load(Ordering::Relaxed).max(1)
+    }
+
+    fn announce(&self, scope: Key, quota: &Quota, reset: Duration) {
+        let Some(remaining) = quota.remaining else {
+            return;
+        };
+        if !self.fleet.is_shared() {
+            return;
+        }
+        // Told once per window (at least a second apart): every process hears the quota
+        // before it sends, and reads the server's count from its own answers after that.
+        let now = std::time::Instant::now();
+        let window = quota.window.unwrap_or(reset).max(Duration::from_secs(1));
+        {
+            let mut told = self.fleet.told.lock().unwrap_or_else(|p| p.into_inner());
+            if told
+                .get(&scope)
+                .is_some_and(|at| now.saturating_duration_since(*at) < window)
+            {
+                return;
+            }
+            if told.len() >= self.view.max_keys() {
+                told.retain(|_, at| now.saturating_duration_since(*at) < window);
+            }
+            told.insert(scope, now);
+        }
+        self.fleet.send(Op::Announce {
+            scope,
+            remaining,
+            limit: quota.limit,
+            window: quota.window,
+            reset,
+        });
+    }
+
     fn lease(&self, key: Key, probe: ProbeId) -> Option<Lease> {
         if !self.fleet.is_shared() {
             return None;
@@ -482,6 +534,14 @@ struct Fleet {
     /// The subscription is up and the local view was read from Redis since.
     subscribed: AtomicBool,
     ops: mpsc::Sender<Op>,
+    /// How many processes of the fleet are alive, each spending its share of an announced
+    /// quota: 1 until they are counted (from the first announced quota on), or while Redis
+    /// does not answer.
+    members: AtomicU32,
+    counting: AtomicBool,
+    /// When each scope's announced quota was last told to the fleet.
+    told: Mutex<HashMap<Key, std::time::Instant, FixedState>>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl fmt::Debug for Fleet {
@@ -508,6 +568,14 @@ enum Op {
     Open(Key),
     /// This process's probe got no answer: the lease is free.
     Release(Key),
+    /// A quota announced to this process for `scope`.
+    Announce {
+        scope: Key,
+        remaining: u64,
+        limit: Option<u64>,
+        window: Option<Duration>,
+        reset: Duration,
+    },
 }
 
 /// What the fleet says of a probe this process is about to send.
@@ -526,6 +594,7 @@ enum Leased {
 }
 
 struct Scripts {
+    announce: Script,
     close: Script,
     lease: Script,
     open: Script,
@@ -539,6 +608,7 @@ impl Scripts {
     fn new(publish: &str) -> Scripts {
         let script = |body: &str| Script::new(&format!("local PUBLISH = '{publish}'\n{body}"));
         Scripts {
+            announce: script(script!("fleet/announce.lua")),
             close: script(script!("fleet/close.lua")),
             lease: script(script!("fleet/lease.lua")),
             open: script(script!("fleet/open.lua")),
@@ -689,6 +759,7 @@ impl Fleet {
     async fn load(&self, conn: &mut Conn) -> bool {
         let s = self.store.target.scripts();
         for script in [
+            &s.announce,
             &s.close,
             &s.lease,
             &s.open,
@@ -752,6 +823,25 @@ impl Fleet {
                 }
             }
             (Some("o"), Some(key)) => local.opened(key),
+            (Some("q"), Some(scope)) => {
+                let mut num = || words.next().and_then(|w| w.parse::<i64>().ok());
+                let (Some(remaining), Some(reset), Some(limit), Some(window), Some(from)) =
+                    (num(), num(), num(), num(), words.next())
+                else {
+                    return;
+                };
+                if from == self.holder {
+                    return;
+                }
+                let max = self.store.max_closed;
+                let quota = Quota {
+                    remaining: u64::try_from(remaining).ok(),
+                    limit: u64::try_from(limit).ok(),
+                    window: (window >= 0).then(|| millis(window, max)),
+                    reset: Some(millis(reset, max)),
+                };
+                local.announced(scope, &quota, self.members.load(Ordering::Relaxed));
+            }
             _ => tracing::debug!("rate-limit gates: ignoring a message that is not the store's"),
         }
     }
@@ -813,6 +903,14 @@ impl Local {
         }
     }
 
+    /// Another process was announced `quota` for `scope`: this one spends its share of it.
+    fn announced(&self, scope: Key, quota: &Quota, members: u32) {
+        if let (Some(lanes), Some(reset)) = (self.lanes.upgrade(), quota.reset) {
+            let now = tokio::time::Instant::now().into_std();
+            lanes.announced(scope, now, &quota.shared_by(members), reset);
+        }
+    }
+
     /// Another process's probe opened `key`.
     fn opened(&self, key: Key) {
         let (Some(view), Some(lanes), Some(health)) = (
@@ -866,6 +964,24 @@ async fn writer(fleet: Arc<Fleet>, mut ops: mpsc::Receiver<Op>, local: Local) {
             Op::Release(key) => {
                 let mut call = s.release.key(&fleet.hash);
                 call.arg(field(key)).arg(&fleet.holder);
+                fleet.call(conn.invoke(&call)).await
+            }
+            Op::Announce {
+                scope,
+                remaining,
+                limit,
+                window,
+                reset,
+            } => {
+                let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+                let mut call = s.announce.key(&fleet.hash);
+                call.arg(&fleet.holder)
+                    .arg(field(scope))
+                    .arg(remaining)
+                    .arg(ms(reset))
+                    .arg(limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)))
+                    .arg(window.map_or(-1, |w| i64::try_from(ms(w)).unwrap_or(i64::MAX)))
+                    .arg(&fleet.channel);
                 fleet.call(conn.invoke(&call)).await
             }
         };
@@ -937,18 +1053,41 @@ async fn heartbeat(fleet: Arc<Fleet>, bucket: Weak<crate::retry::budget::Bucket>
         let Some(bucket) = bucket.upgrade() else {
             return;
         };
-        let conn = fleet.conn.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let alive: Option<i64> = match conn {
-            Some(mut conn) => {
-                let mut call = fleet.store.target.scripts().budget.key(&hash);
-                call.arg(&holder)
-                    .arg(u64::try_from(ALIVE.as_millis()).unwrap_or(3000));
-                fleet.call(conn.invoke(&call)).await
-            }
-            None => None,
-        };
         // Without an answer, the whole floor: Redis never takes retries away.
-        bucket.share(alive.map_or(1, |n| u32::try_from(n.clamp(1, 1_000_000)).unwrap_or(1)));
+        bucket.share(fleet.alive(&hash, &holder).await.unwrap_or(1));
+    }
+}
+
+/// Tells Redis once a second that this process is a member of the fleet, and counts the
+/// members alive: each spends its share of an announced quota. Ends with the gates.
+async fn count_members(fleet: Weak<Fleet>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(fleet) = fleet.upgrade() else {
+            return;
+        };
+        let hash = fleet.store.members_hash();
+        // Without an answer, the whole quota: as local gates spend it.
+        let alive = fleet.alive(&hash, &fleet.holder).await.unwrap_or(1);
+        fleet.members.store(alive, Ordering::Relaxed);
+    }
+}
+
+impl Fleet {
+    /// Marks `holder` alive in `hash` and returns how many are; `None` without Redis.
+    async fn alive(&self, hash: &str, holder: &str) -> Option<u32> {
+        let mut conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let mut call = self.store.target.scripts().budget.key(hash);
+        call.arg(holder)
+            .arg(u64::try_from(ALIVE.as_millis()).unwrap_or(3000));
+        let alive: i64 = self.call(conn.invoke(&call)).await?;
+        Some(u32::try_from(alive.clamp(1, 1_000_000)).unwrap_or(1))
     }
 }
 

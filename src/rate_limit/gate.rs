@@ -223,8 +223,11 @@ impl RateLimitGates {
             window: quota.window.map(|w| w.min(max_closed)),
             ..*quota
         };
+        // A quota is the fleet's: the other processes hear of it, and each spends its share.
+        self.store.announce(scope, &quota, reset);
+        let share = quota.shared_by(self.store.sharers());
         self.lanes
-            .announced(scope, Instant::now().into_std(), &quota, reset);
+            .announced(scope, Instant::now().into_std(), &share, reset);
     }
 
     /// A rate limit on `key` closed its gate; `scope` is its authority. Rejections on several

@@ -8,6 +8,7 @@ use super::{
     notify::{Waiter, Waiters},
     policy::{self, Entry, ProbeId},
 };
+use crate::quota::Quota;
 use std::{
     any::Any,
     collections::BTreeSet,
@@ -48,6 +49,16 @@ pub(crate) trait GateStore: Any + fmt::Debug + Send + Sync {
     /// `key`'s probe ended without an answer: the role is free again and the waiters are
     /// woken, so one of them takes it. Returns whether `probe` was the current probe.
     fn release_probe(&self, key: Key, probe: ProbeId) -> bool;
+
+    /// How many processes share an announced quota, each spending its share: 1 but for a
+    /// store shared by a fleet.
+    fn sharers(&self) -> u32 {
+        1
+    }
+
+    /// A quota announced to this process for `scope` (its window and reset bounded by the
+    /// layer): a store shared by a fleet tells the other processes.
+    fn announce(&self, _scope: Key, _quota: &Quota, _reset: Duration) {}
 
     /// Whether this process's probe `probe` of `key` must first ask the other processes
     /// sharing the store; `None`: it goes.

@@ -12,11 +12,16 @@
 
 use crate::support::{
     fleet,
+    limited::{
+        Convention, LimitedServer, Limits, Load, Stamps, drive, outcome, rejected_after_first,
+        template_paths,
+    },
     redis::{RedisCluster, RedisServer},
 };
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
+use hyper_util::rt::TokioExecutor;
 use std::{
     collections::BTreeMap,
     convert::Infallible,
@@ -26,7 +31,7 @@ use std::{
 };
 use tower::{ServiceBuilder, ServiceExt, service_fn, util::BoxCloneService};
 use tower_api_retry::{
-    ErrorDecodeLayer,
+    ApiContractLayer, ErrorDecodeLayer,
     backoff::Backoff,
     rate_limit::{Key, RateLimitBackoffLayer, RateLimitGates, RedisStore},
 };
@@ -267,6 +272,46 @@ async fn an_outage_one_process_saw_is_held_by_the_others_through_their_probes() 
         assert_eq!(next.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
         assert_eq!(*seen.lock().unwrap(), 12);
         assert!(a.time_left(key()).is_some() && b.time_left(key()).is_some());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_spend_one_announced_quota_without_a_429() {
+    with_redis(|redis| async move {
+        let (a, b) = (shared(&redis, |s| s).await, shared(&redis, |s| s).await);
+        // 50 requests a second for the whole key, announced on every answer.
+        let server = LimitedServer::start(Limits::announced(Convention::IetfDraft, 50, 1)).await;
+        let stamps = Stamps::new();
+        let client = |gates: &RateLimitGates| {
+            let layer = ApiContractLayer::new()
+                .rate_limit(RateLimitBackoffLayer::new().gates(gates.clone()));
+            let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                .build_http::<Full<Bytes>>();
+            outcome(
+                ServiceBuilder::new()
+                    .layer(layer)
+                    .layer(stamps.layer())
+                    .service(http),
+            )
+        };
+        let load = Load {
+            workers: 8,
+            requests: 150,
+            paths: template_paths(&server, 8),
+            other: None,
+        };
+        let (ra, rb) = tokio::join!(drive(client(&a), &load), drive(client(&b), &load));
+        let arrivals = server.arrivals();
+        let rejected = rejected_after_first(&arrivals);
+        let all = arrivals.iter().filter(|a| a.status == 429).count();
+        println!(
+            "two processes, one quota of 50/s: ok {} + {}, failed {} + {}, 429s {all} \
+             ({rejected} in windows the fleet could foresee), in {:?} and {:?}",
+            ra.ok, rb.ok, ra.failed, rb.failed, ra.elapsed, rb.elapsed
+        );
+        assert_eq!(rejected, 0, "429s once the fleet knew of the quota");
+        assert_eq!(ra.failed + rb.failed, 0);
     })
     .await;
 }
