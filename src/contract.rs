@@ -85,7 +85,7 @@ use crate::{
     quota::{QuotaScope, RateLimitHeaders},
 };
 use http::StatusCode;
-use std::{collections::HashMap, error::Error as StdError, fmt, sync::Arc};
+use std::{collections::HashMap, fmt, sync::Arc};
 
 type Declared = HashMap<Box<str>, Disposition, foldhash::fast::FixedState>;
 
@@ -455,49 +455,6 @@ impl Default for OutageRule {
     }
 }
 
-/// What the links of a transport failure's source chain show.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct TransportFacts {
-    timeout: bool,
-    refused: bool,
-}
-
-impl TransportFacts {
-    /// Looks at one link of the chain.
-    pub(crate) fn see(&mut self, err: &(dyn StdError + 'static)) {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            self.timeout |= io.kind() == TimedOut;
-            self.refused |= matches!(
-                io.kind(),
-                ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable
-            );
-        }
-        self.timeout |=
-            err.is::<tower::timeout::error::Elapsed>() || err.is::<tokio::time::error::Elapsed>();
-        // A tonic `Channel` enforcing the request's `grpc-timeout`.
-        #[cfg(feature = "tonic")]
-        {
-            self.timeout |= err.is::<tonic::TimeoutExpired>();
-        }
-    }
-
-    /// The failure's code: `DEADLINE_EXCEEDED` for a timeout, otherwise `UNAVAILABLE`.
-    pub(crate) fn code(&self) -> ErrorCode {
-        if self.timeout {
-            ErrorCode::DeadlineExceeded
-        } else {
-            ErrorCode::Unavailable
-        }
-    }
-
-    /// `false` when the request certainly never left: the connection was refused, or the
-    /// address could not be reached.
-    pub(crate) fn maybe_sent(&self) -> bool {
-        !self.refused
-    }
-}
-
 /// The gRPC status number for a code: its own, or for a code of this crate with none, the one
 /// its class maps to.
 #[cfg_attr(not(feature = "tonic"), allow(dead_code))]
@@ -606,22 +563,6 @@ mod tests {
         assert_eq!(err.disposition(), Disposition::RateLimited);
         assert_eq!(err.api().unwrap().disposition(), Disposition::RateLimited);
         assert!(err.is_declared());
-    }
-
-    #[test]
-    fn transport_failures() {
-        use std::io;
-        let facts = |e: &(dyn StdError + 'static)| {
-            let mut f = TransportFacts::default();
-            f.see(e);
-            (f.code(), f.maybe_sent())
-        };
-        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(facts(&refused), (ErrorCode::Unavailable, false));
-        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
-        assert_eq!(facts(&reset), (ErrorCode::Unavailable, true));
-        let elapsed = tower::timeout::error::Elapsed::new();
-        assert_eq!(facts(&elapsed), (ErrorCode::DeadlineExceeded, true));
     }
 
     #[test]

@@ -229,21 +229,6 @@ impl ApiError {
     /// `Some(false)` makes the disposition [`DoNotRetry`](Disposition::DoNotRetry).
     /// `Some(true)` makes the error retryable whatever its status, and proves the request was
     /// not processed, so even a `POST` is sent again. A negative gRPC pushback wins over `true`.
-    ///
-    /// ```
-    /// use http::{HeaderMap, HeaderValue, StatusCode};
-    /// use tower_api_retry::{ApiError, Disposition};
-    ///
-    /// let mut headers = HeaderMap::new();
-    /// headers.insert("x-should-retry", HeaderValue::from_static("true"));
-    /// let err = ApiError::decode(StatusCode::CONFLICT, &headers, b"");
-    /// assert_eq!(err.server_should_retry(), Some(true));
-    /// assert_eq!(err.disposition(), Disposition::Retry); // a 409, but the server says retry
-    ///
-    /// headers.insert("x-should-retry", HeaderValue::from_static("false"));
-    /// let err = ApiError::decode(StatusCode::SERVICE_UNAVAILABLE, &headers, b"");
-    /// assert_eq!(err.disposition(), Disposition::DoNotRetry);
-    /// ```
     pub fn server_should_retry(&self) -> Option<bool> {
         self.should_retry
     }
@@ -452,8 +437,8 @@ impl Error {
             }
             Err(source) => source,
         };
-        let mut facts = crate::contract::TransportFacts::default();
         let mut message = String::new();
+        let (mut timeout, mut refused) = (false, false);
         let mut link: Option<&(dyn StdError + 'static)> = Some(&*source);
         let mut depth = 0;
         while let Some(err) = link {
@@ -463,19 +448,36 @@ impl Error {
                 }
                 message.push_str(&err.to_string());
             }
-            facts.see(err);
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind::*;
+                timeout |= io.kind() == TimedOut;
+                refused |= matches!(
+                    io.kind(),
+                    ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable
+                );
+            }
+            timeout |= err.is::<tower::timeout::error::Elapsed>()
+                || err.is::<tokio::time::error::Elapsed>();
+            // A tonic `Channel` enforcing the request's `grpc-timeout`.
+            #[cfg(feature = "tonic")]
+            {
+                timeout |= err.is::<tonic::TimeoutExpired>();
+            }
             link = err.source();
             depth += 1;
         }
         let message = crate::text::safe::excerpt(message.as_bytes(), credentials);
-        let code = facts.code();
+        let code = match timeout {
+            true => ErrorCode::DeadlineExceeded,
+            false => ErrorCode::Unavailable,
+        };
         let err = Error::new(
             Kind::Transport {
                 code,
                 message: message.into(),
                 source,
             },
-            facts.maybe_sent(),
+            !refused,
         );
         err.judged(contract)
     }
@@ -497,9 +499,7 @@ impl Error {
             if never_sent {
                 err.inner.sent = false;
             }
-            // Its facts changed: judged again.
-            err.inner.verdict = ErrorContract::new().judge(&err.answer());
-            return err;
+            err.rejudge();
         }
         err
     }
@@ -539,8 +539,14 @@ impl Error {
                 quota: None,
             }),
         };
-        err.inner.verdict = ErrorContract::new().judge(&err.answer());
+        err.rejudge();
         err
+    }
+
+    /// Judges this error again by the built-in contract, after its facts changed.
+    fn rejudge(&mut self) {
+        self.inner.verdict = ErrorContract::new().judge(&self.answer());
+        self.inner.view = std::sync::OnceLock::new();
     }
 
     /// This error, judged by `contract`: for a server's answer decoded, or a failure made, by
@@ -629,8 +635,7 @@ impl Error {
     /// [`api`](Self::api) keeps the last answer.
     pub(crate) fn set_deadline_exceeded(&mut self) {
         self.inner.deadline_exceeded = true;
-        self.inner.verdict = ErrorContract::new().judge(&self.answer());
-        self.inner.view = std::sync::OnceLock::new();
+        self.rejudge();
     }
 
     /// `true` when the code was set to `DEADLINE_EXCEEDED` because the call's deadline ran out.
@@ -678,7 +683,7 @@ impl Error {
             Kind::GateClosed { .. } => Disposition::RateLimited,
             Kind::Local {
                 failure, status, ..
-            } => classify(Some(*status), &failure.code()),
+            } => classify(Some(*status), failure.code()),
         }
     }
 
@@ -692,21 +697,14 @@ impl Error {
     /// failure, or `RESOURCE_EXHAUSTED` for a request a closed rate-limit gate held back. A gRPC
     /// call whose [deadline](crate::retry#deadlines) ran out is `DEADLINE_EXCEEDED`.
     pub fn code(&self) -> &ErrorCode {
-        static RESOURCE_EXHAUSTED: ErrorCode = ErrorCode::ResourceExhausted;
-        static DEADLINE_EXCEEDED: ErrorCode = ErrorCode::DeadlineExceeded;
-        static FAILED_PRECONDITION: ErrorCode = ErrorCode::FailedPrecondition;
-        static OUT_OF_RANGE: ErrorCode = ErrorCode::OutOfRange;
         if self.inner.deadline_exceeded {
-            return &DEADLINE_EXCEEDED;
+            return &ErrorCode::DeadlineExceeded;
         }
         match &self.inner.kind {
             Kind::Api(api) => api.code(),
             Kind::Transport { code, .. } => code,
-            Kind::GateClosed { .. } => &RESOURCE_EXHAUSTED,
-            Kind::Local { failure, .. } => match failure.code() {
-                ErrorCode::OutOfRange => &OUT_OF_RANGE,
-                _ => &FAILED_PRECONDITION,
-            },
+            Kind::GateClosed { .. } => &ErrorCode::ResourceExhausted,
+            Kind::Local { failure, .. } => failure.code(),
         }
     }
 
@@ -764,33 +762,7 @@ impl Error {
     }
 
     /// The quota the error response announced in its rate-limit headers (in the families its
-    /// [contract](crate::ErrorContract::rate_limit_headers) names), if any.
-    ///
-    /// ```
-    /// use http::{Request, Response};
-    /// use http_body_util::Full;
-    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
-    /// use tower_api_retry::ErrorDecodeLayer;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let server = service_fn(|_req: Request<Full<bytes::Bytes>>| async {
-    ///     Ok::<_, std::convert::Infallible>(
-    ///         Response::builder()
-    ///             .status(429)
-    ///             .header("x-ratelimit-limit", "50")
-    ///             .header("x-ratelimit-remaining", "0")
-    ///             .header("x-ratelimit-reset", "2")
-    ///             .body(Full::new(bytes::Bytes::new()))
-    ///             .unwrap(),
-    ///     )
-    /// });
-    /// let client = ServiceBuilder::new().layer(ErrorDecodeLayer::new()).service(server);
-    /// let err = client.oneshot(Request::new(Full::default())).await.unwrap_err();
-    /// let quota = err.quota().unwrap();
-    /// assert_eq!((quota.limit, quota.remaining), (Some(50), Some(0)));
-    /// assert_eq!(quota.reset, Some(std::time::Duration::from_secs(2)));
-    /// # }
-    /// ```
+    /// [contract](crate::ErrorContract::rate_limit_headers) names), if any: see [`Quota`](crate::Quota).
     pub fn quota(&self) -> Option<&crate::quota::Quota> {
         self.inner.quota.as_ref()
     }
