@@ -879,36 +879,6 @@ mod tests {
     use std::io;
 
     #[test]
-    fn release_path_keeps_unreserved_and_encodes_the_rest() {
-        let path = |id: &str| {
-            let body =
-                serde_json::json!({"error": "agent_connected", "message": "m", "agent_id": id});
-            let err = ApiError::decode(
-                StatusCode::CONFLICT,
-                &Default::default(),
-                body.to_string().as_bytes(),
-            );
-            err.agent_connected().unwrap().release_path().unwrap()
-        };
-        assert_eq!(path("agt_7-a~b"), "/api/actors/agt_7-a~b/release");
-        assert_eq!(path("../x?y#z"), "/api/actors/..%2Fx%3Fy%23z/release");
-        assert_eq!(path("agt_..."), "/api/actors/agt_.../release");
-        // A dot-segment on its own would leave /api/actors/: its dots are encoded.
-        assert_eq!(path(".."), "/api/actors/%2E%2E/release");
-        assert_eq!(path("."), "/api/actors/%2E/release");
-        let empty = ApiError::decode(
-            StatusCode::CONFLICT,
-            &Default::default(),
-            br#"{"error": "agent_connected", "message": "m", "agent_id": ""}"#,
-        );
-        assert_eq!(
-            empty.agent_connected().unwrap().release_path(),
-            None,
-            "no //release"
-        );
-    }
-
-    #[test]
     fn error_is_send_sync_and_small() {
         fn assert_send_sync<T: Send + Sync + 'static>() {}
         assert_send_sync::<Error>();

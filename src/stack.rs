@@ -163,19 +163,6 @@ impl<D: DecodeMode> ApiContractLayer<D> {
 
     /// Hands `contract` to every layer of the stack, including layers given after it (see
     /// [`ErrorContract`]).
-    ///
-    /// ```
-    /// use tower::ServiceBuilder;
-    /// use tower_api_retry::{ApiContractLayer, Disposition, ErrorContract, RetryLayer};
-    ///
-    /// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
-    /// // The retry layer given after the contract reads it too.
-    /// let layer = ApiContractLayer::new()
-    ///     .contract(contract)
-    ///     .retry(RetryLayer::new().max_retries(5));
-    /// let builder = ServiceBuilder::new().layer(layer);
-    /// # let _ = builder;
-    /// ```
     pub fn contract(mut self, contract: ErrorContract) -> Self {
         self.retry = self.retry.contract(contract.clone());
         self.rate_limit = self.rate_limit.contract(contract.clone());
