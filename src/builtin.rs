@@ -66,23 +66,18 @@ pub enum BudgetState {
 /// The `currentObjective` block: allocated, spent and remaining credits, `remainingPct`, and
 /// the optional `abortSignal`. Unknown fields are ignored.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Objective {
     /// Credits allocated to the objective.
-    #[serde(default)]
     pub allocated: Option<Credits>,
     /// Credits spent so far.
-    #[serde(default)]
     pub spent: Option<Credits>,
     /// Credits remaining.
-    #[serde(default)]
     pub remaining: Option<Credits>,
     /// Percentage of the budget remaining.
-    #[serde(default)]
     pub remaining_pct: Option<f64>,
     /// Present (any value but `null`) when the budget was exhausted mid-session.
-    #[serde(default)]
     pub abort_signal: Option<serde_json::Value>,
 }
 
