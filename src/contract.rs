@@ -185,12 +185,6 @@ impl ErrorContract {
         self.declared.as_ref()?.get(code.as_str()).copied()
     }
 
-    /// `true` for the built-in table, with no declared code (the quota settings do not
-    /// count).
-    pub(crate) fn is_builtin(&self) -> bool {
-        self.declared.is_none()
-    }
-
     /// The disposition of an error with `code`, carried by `status` (`None`: no response):
     /// the declared code first, then the built-in table (see [`ErrorContract::new`]).
     pub fn disposition(&self, status: Option<StatusCode>, code: &ErrorCode) -> Disposition {
@@ -435,7 +429,6 @@ mod tests {
     #[test]
     fn the_builtin_contract_is_the_table() {
         let contract = ErrorContract::new();
-        assert!(contract.is_builtin());
         let codes = ErrorCode::KNOWN
             .iter()
             .cloned()
@@ -510,7 +503,7 @@ mod tests {
         assert!(verdict.closes_gate() && verdict.proves_unprocessed());
         assert_eq!(err.disposition(), Disposition::RateLimited);
         assert_eq!(err.api().unwrap().disposition(), Disposition::RateLimited);
-        assert!(err.is_declared());
+        assert!(err.verdict().declared);
     }
 
     #[test]

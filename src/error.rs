@@ -499,7 +499,7 @@ impl Error {
             if never_sent {
                 err.inner.sent = false;
             }
-            err.rejudge();
+            err.rejudge(&ErrorContract::new());
         }
         err
     }
@@ -539,13 +539,13 @@ impl Error {
                 quota: None,
             }),
         };
-        err.rejudge();
+        err.rejudge(&ErrorContract::new());
         err
     }
 
-    /// Judges this error again by the built-in contract, after its facts changed.
-    fn rejudge(&mut self) {
-        self.inner.verdict = ErrorContract::new().judge(&self.answer());
+    /// Judges this error (again) by `contract`.
+    fn rejudge(&mut self, contract: &ErrorContract) {
+        self.inner.verdict = contract.judge(&self.answer());
         self.inner.view = std::sync::OnceLock::new();
     }
 
@@ -556,14 +556,12 @@ impl Error {
         if *contract == ErrorContract::new() {
             return self;
         }
-        if !contract.is_builtin()
-            && let Kind::Api(api) = &mut self.inner.kind
+        if let Kind::Api(api) = &mut self.inner.kind
             && let Some(declared) = contract.declared(&api.code)
         {
             api.declared = Some(declared);
         }
-        self.inner.verdict = contract.judge(&self.answer());
-        self.inner.view = std::sync::OnceLock::new();
+        self.rejudge(contract);
         self
     }
 
@@ -635,20 +633,13 @@ impl Error {
     /// [`api`](Self::api) keeps the last answer.
     pub(crate) fn set_deadline_exceeded(&mut self) {
         self.inner.deadline_exceeded = true;
-        self.rejudge();
+        self.rejudge(&ErrorContract::new());
     }
 
     /// `true` when the code was set to `DEADLINE_EXCEEDED` because the call's deadline ran out.
     #[cfg(feature = "tonic")]
     pub(crate) fn is_deadline_exceeded(&self) -> bool {
         self.inner.deadline_exceeded
-    }
-
-    /// `true` when the error's code is one its contract declared: a code of a fixed set the
-    /// user chose, so a bounded metrics label.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) fn is_declared(&self) -> bool {
-        self.inner.verdict.declared
     }
 
     /// The source of a transport failure, as the client reported it.

@@ -232,7 +232,7 @@ where
 /// The `code` of `err` as a bounded label: a code this crate knows, or one its contract
 /// declared (a fixed set the user chose), by name; any other is `_OTHER`.
 fn code_text(err: &Error) -> &str {
-    if err.is_declared() {
+    if err.verdict().declared {
         err.code().as_str()
     } else {
         err.code().label()
@@ -243,7 +243,7 @@ fn code_text(err: &Error) -> &str {
 #[cfg(feature = "metrics")]
 fn code_label(err: &Error) -> metrics::SharedString {
     match err.code().label() {
-        "_OTHER" if err.is_declared() => {
+        "_OTHER" if err.verdict().declared => {
             metrics::SharedString::from(err.code().as_str().to_owned())
         }
         label => metrics::SharedString::const_str(label),
