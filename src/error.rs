@@ -6,6 +6,7 @@ use crate::{
     code::ErrorCode,
     contract::ErrorContract,
     reason::{LocalFailure, NotRetried},
+    retry_after::Hint,
     text::Credentials,
     text::safe::{MAX_TEXT_CHARS, safe_text},
     verdict::{Answer, Origin, Verdict, heed_server},
@@ -63,10 +64,8 @@ pub struct ApiError {
     fix: Option<Box<str>>,
     details: Option<Value>,
     fields: Vec<(Box<str>, Value)>,
-    retry_after: Option<Duration>,
-    do_not_retry: bool,
-    /// `x-should-retry` / `Stripe-Should-Retry`.
-    should_retry: Option<bool>,
+    /// `Retry-After` and the server's other words on retrying.
+    hint: Hint,
     numeric_code: Option<i64>,
     /// What a gRPC server sent besides its status (details, metadata); `None` for HTTP.
     grpc: Option<Box<crate::grpc::metadata::GrpcExtra>>,
@@ -85,7 +84,7 @@ pub(crate) struct Assembly {
     pub(crate) fix: Option<Box<str>>,
     pub(crate) details: Option<Value>,
     pub(crate) fields: Vec<(Box<str>, Value)>,
-    pub(crate) hint: crate::retry_after::Hint,
+    pub(crate) hint: Hint,
     pub(crate) numeric_code: Option<i64>,
     pub(crate) grpc: Option<Box<crate::grpc::metadata::GrpcExtra>>,
 }
@@ -101,7 +100,7 @@ impl Assembly {
             fix: None,
             details: None,
             fields: Vec::new(),
-            hint: crate::retry_after::Hint::default(),
+            hint: Hint::default(),
             numeric_code: None,
             grpc: None,
         }
@@ -130,9 +129,7 @@ impl ApiError {
             fix: parts.fix,
             details: parts.details.filter(|d| !d.is_null()),
             fields: parts.fields,
-            retry_after: parts.hint.after,
-            do_not_retry: parts.hint.do_not_retry,
-            should_retry: parts.hint.should_retry,
+            hint: parts.hint,
             numeric_code: parts.numeric_code,
             grpc: parts.grpc,
             shape: parts.shape,
@@ -160,7 +157,7 @@ impl ApiError {
 
     /// Sets the server's `Retry-After` hint.
     pub fn with_retry_after(mut self, retry_after: Duration) -> ApiError {
-        self.retry_after = Some(retry_after.min(crate::retry_after::MAX_HINT));
+        self.hint.after = Some(retry_after.min(crate::retry_after::MAX_HINT));
         self
     }
 
@@ -213,14 +210,14 @@ impl ApiError {
     /// else `grpc-retry-pushback-ms`), saturated at one year. An invalid hint is none; an
     /// HTTP-date in the past is zero.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.hint.after
     }
 
     /// `true` when the server forbade retrying: a gRPC server's negative or unparsable
     /// `grpc-retry-pushback-ms`, or `x-should-retry: false` / `Stripe-Should-Retry: false`. A
     /// retryable error then has the disposition [`DoNotRetry`](Disposition::DoNotRetry).
     pub fn server_forbids_retry(&self) -> bool {
-        self.do_not_retry || self.should_retry == Some(false)
+        self.hint.do_not_retry || self.hint.should_retry == Some(false)
     }
 
     /// The server's word in `x-should-retry` or `Stripe-Should-Retry` (`false` when they
@@ -230,7 +227,7 @@ impl ApiError {
     /// `Some(true)` makes the error retryable whatever its status, and proves the request was
     /// not processed, so even a `POST` is sent again. A negative gRPC pushback wins over `true`.
     pub fn server_should_retry(&self) -> Option<bool> {
-        self.should_retry
+        self.hint.should_retry
     }
 
     /// The numeric code the server sent, if any: a JSON-RPC error code such as `-32602`, or
@@ -288,7 +285,11 @@ impl ApiError {
     /// assert_eq!(ErrorContract::new().disposition(Some(err.status()), err.code()), Disposition::Retry);
     /// ```
     pub fn disposition(&self) -> Disposition {
-        heed_server(self.class(), self.server_forbids_retry(), self.should_retry)
+        heed_server(
+            self.class(),
+            self.server_forbids_retry(),
+            self.hint.should_retry,
+        )
     }
 
     /// The disposition before a server's refusal to be retried: the declared one, or the
