@@ -521,6 +521,7 @@ mod tests {
                 Some(O::GATEWAY_TIMEOUT),
             ),
             (s(200), ErrorCode::Unavailable, Some(O::UNAVAILABLE)),
+            (None, ErrorCode::Unavailable, Some(O::UNAVAILABLE)),
             (
                 s(200),
                 ErrorCode::DeadlineExceeded,
