@@ -38,11 +38,6 @@
 
 use std::time::Duration;
 
-/// The default first delay of [`Backoff::new`]: 1 second.
-const DEFAULT_BASE_DELAY: Duration = Duration::from_secs(1);
-/// The default cap of [`Backoff::new`]: 30 seconds.
-const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(30);
-
 /// How a nominal delay is randomised. Every strategy stays at or below the cap; only
 /// [`Proportional`](Jitter::Proportional) (the default) and [`None`](Jitter::None) also stay at
 /// or above the nominal schedule.
@@ -86,32 +81,19 @@ impl Backoff {
     /// 1 s base, doubling, 30 s cap, up to +20 % jitter: the documented schedule.
     pub const fn new() -> Backoff {
         Backoff {
-            base: DEFAULT_BASE_DELAY,
-            max: DEFAULT_MAX_DELAY,
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(30),
             jitter: Jitter::Proportional(0.2),
         }
     }
 
     /// The first delay (default 1 s).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_api_retry::backoff::{Backoff, Jitter};
-    ///
-    /// let b = Backoff::new()
-    ///     .base_delay(Duration::from_millis(100))
-    ///     .max_delay(Duration::from_secs(2))
-    ///     .jitter(Jitter::None);
-    /// assert_eq!(b.nominal(0), Duration::from_millis(100));
-    /// assert_eq!(b.nominal(9), Duration::from_secs(2));
-    /// ```
     pub const fn base_delay(mut self, base: Duration) -> Backoff {
         self.base = base;
         self
     }
 
-    /// The cap no delay exceeds (default 30 s). A cap below the base
-    /// caps the base too.
+    /// The cap no delay exceeds (default 30 s). A cap below the base caps the base too.
     pub const fn max_delay(mut self, max: Duration) -> Backoff {
         self.max = max;
         self

@@ -3,12 +3,7 @@
 //! `currentObjective` budget block with credits shown as dollars. The layers never act on
 //! these; they are for the caller, who decides.
 //!
-//! # The `agent_connected` conflict
-//!
-//! A 409 `agent_connected` says the agent is connected to another installation. The page
-//! documents two remedies, and this crate applies neither on its own: a rotation disconnects
-//! somebody. [`ApiError::agent_connected`] reads the conflict, and [`AgentConnected`] gives the
-//! release path and adds `X-Force-Rotate: true` to a new rotation request.
+//! A 409 `agent_connected` is read by [`ApiError::agent_connected`]: see [`AgentConnected`].
 //!
 //! # Budgets
 //!
@@ -68,43 +63,21 @@ pub enum BudgetState {
     Abort,
 }
 
-impl BudgetState {
-    /// The state for a remaining percentage and whether an `abortSignal` is present.
-    ///
-    /// A missing or non-finite percentage is read as "unknown" and gives `Normal` unless the
-    /// abort signal is set: the signal, not the arithmetic, is what stops work.
-    fn from_signals(remaining_pct: Option<f64>, abort: bool) -> BudgetState {
-        if abort {
-            return BudgetState::Abort;
-        }
-        match remaining_pct {
-            Some(p) if p.is_finite() && p <= 10.0 => BudgetState::Finalize,
-            Some(p) if p.is_finite() && p <= 30.0 => BudgetState::SlowDown,
-            _ => BudgetState::Normal,
-        }
-    }
-}
-
 /// The `currentObjective` block: allocated, spent and remaining credits, `remainingPct`, and
 /// the optional `abortSignal`. Unknown fields are ignored.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Objective {
     /// Credits allocated to the objective.
-    #[serde(default)]
     pub allocated: Option<Credits>,
     /// Credits spent so far.
-    #[serde(default)]
     pub spent: Option<Credits>,
     /// Credits remaining.
-    #[serde(default)]
     pub remaining: Option<Credits>,
     /// Percentage of the budget remaining.
-    #[serde(default)]
     pub remaining_pct: Option<f64>,
     /// Present (any value but `null`) when the budget was exhausted mid-session.
-    #[serde(default)]
     pub abort_signal: Option<serde_json::Value>,
 }
 
@@ -137,13 +110,20 @@ impl Objective {
         })
     }
 
-    /// How to pace the work.
+    /// How to pace the work. A missing or non-finite percentage is read as "unknown" and
+    /// gives `Normal` unless the abort signal is set: the signal, not the arithmetic, is what
+    /// stops work.
     pub fn state(&self) -> BudgetState {
         let abort = self
             .abort_signal
             .as_ref()
             .is_some_and(|v| !v.is_null() && v != &serde_json::Value::Bool(false));
-        BudgetState::from_signals(self.remaining_pct, abort)
+        match self.remaining_pct.filter(|p| p.is_finite()) {
+            _ if abort => BudgetState::Abort,
+            Some(p) if p <= 10.0 => BudgetState::Finalize,
+            Some(p) if p <= 30.0 => BudgetState::SlowDown,
+            _ => BudgetState::Normal,
+        }
     }
 }
 
@@ -216,7 +196,38 @@ impl<'a> AgentConnected<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
     use serde_json::json;
+
+    #[test]
+    fn release_path_keeps_unreserved_and_encodes_the_rest() {
+        let path = |id: &str| {
+            let body =
+                serde_json::json!({"error": "agent_connected", "message": "m", "agent_id": id});
+            let err = ApiError::decode(
+                StatusCode::CONFLICT,
+                &Default::default(),
+                body.to_string().as_bytes(),
+            );
+            err.agent_connected().unwrap().release_path().unwrap()
+        };
+        assert_eq!(path("agt_7-a~b"), "/api/actors/agt_7-a~b/release");
+        assert_eq!(path("../x?y#z"), "/api/actors/..%2Fx%3Fy%23z/release");
+        assert_eq!(path("agt_..."), "/api/actors/agt_.../release");
+        // A dot-segment on its own would leave /api/actors/: its dots are encoded.
+        assert_eq!(path(".."), "/api/actors/%2E%2E/release");
+        assert_eq!(path("."), "/api/actors/%2E/release");
+        let empty = ApiError::decode(
+            StatusCode::CONFLICT,
+            &Default::default(),
+            br#"{"error": "agent_connected", "message": "m", "agent_id": ""}"#,
+        );
+        assert_eq!(
+            empty.agent_connected().unwrap().release_path(),
+            None,
+            "no //release"
+        );
+    }
 
     #[test]
     fn dollars() {

@@ -1,9 +1,6 @@
-//! What a careful caller does with an error: the built-in classification table.
-//!
-//! `classify` is a pure function of the HTTP status (if a response was received) and the
-//! [`ErrorCode`]. It is the table of the built-in [`ErrorContract`](crate::ErrorContract), the
-//! one value every layer (decode, retry, rate limit, server-sent events, the tower-http
-//! classifier) consults; a contract may declare other codes on top of it.
+//! What a careful caller does with an error ([`Disposition`]), and the built-in table that
+//! decides it from the code and the HTTP status: the table of the default
+//! [`ErrorContract`](crate::ErrorContract).
 
 use crate::code::ErrorCode;
 use http::StatusCode;
@@ -24,21 +21,25 @@ use std::fmt;
 #[non_exhaustive]
 pub enum Disposition {
     /// Transient: retry with exponential backoff and jitter (5xx, `UNAVAILABLE`,
-    /// `DEADLINE_EXCEEDED`, `INTERNAL`, `UNKNOWN`, `REFRESH_IN_PROGRESS`, transport failures).
+    /// `DEADLINE_EXCEEDED`, `INTERNAL`, `UNKNOWN`, `ABORTED`, `REFRESH_IN_PROGRESS`, transport
+    /// failures, an unknown code on a status that is no error, as an MCP error in a 200).
     Retry,
-    /// A rate limit (429, `RESOURCE_EXHAUSTED`): stop sending on the affected path, back off,
-    /// honour `Retry-After`, then retry.
+    /// A rate limit (429, `RESOURCE_EXHAUSTED`, also for an exhausted spend envelope): stop
+    /// sending on the affected path, back off, honour `Retry-After`, then retry.
     RateLimited,
     /// The request is wrong: fix it before sending it again (400, 404, 409, `INVALID_ARGUMENT`,
-    /// `NOT_FOUND`, `ALREADY_EXISTS`, `FAILED_PRECONDITION`, `agent_connected`, ...).
+    /// `NOT_FOUND`, `ALREADY_EXISTS`, `FAILED_PRECONDITION`, `CANCELLED`, `OUT_OF_RANGE`,
+    /// `UNIMPLEMENTED`, `agent_connected`).
     FixRequest,
-    /// The credentials are missing, invalid, revoked or expired: get new ones (401,
-    /// `UNAUTHENTICATED`, `INVALID_API_KEY`, `KEY_REVOKED`, `KEY_EXPIRED`, ...).
+    /// The credentials are missing, invalid, revoked or expired: get new ones (401, 407,
+    /// `UNAUTHENTICATED`, `INVALID_API_KEY`, `KEY_REVOKED`, `KEY_AUTO_DISABLED`, `KEY_EXPIRED`,
+    /// both `AGENT_DISCONNECTED_*`).
     Reauthenticate,
     /// The caller lacks permission (403, `PERMISSION_DENIED`, `AGENT_KEY_CONFLICT`).
     Forbidden,
     /// Only a person can fix this; never retried automatically (`AGENT_BLOCKED`,
-    /// `SUBSCRIPTION_CANCELED`, `NO_ACTIVE_USER`, `KEY_ROTATION_FAILED`, ...).
+    /// `SUBSCRIPTION_CANCELED`, `NO_ACTIVE_USER`, `KEY_ROTATION_FAILED`, `TRUST_REQUIRED`,
+    /// `DATA_LOSS`).
     NeedsHuman,
     /// The error would be [`Retry`](Self::Retry) or [`RateLimited`](Self::RateLimited), but the
     /// server forbade retrying it: a negative or unparsable `grpc-retry-pushback-ms` (gRPC's
@@ -76,8 +77,6 @@ impl fmt::Display for Disposition {
 
 /// Classifies an error by its code, falling back to its HTTP status for codes this crate does
 /// not know. `status` is `None` when no response was received (a transport failure).
-///
-/// The less obvious rows are listed on [`ErrorContract::new`](crate::ErrorContract::new).
 pub(crate) fn classify(status: Option<StatusCode>, code: &ErrorCode) -> Disposition {
     use Disposition::*;
     match code {
@@ -114,8 +113,7 @@ pub(crate) fn classify(status: Option<StatusCode>, code: &ErrorCode) -> Disposit
     }
 }
 
-/// Classifies by HTTP status alone: `None` (no response) and 5xx are transient, 429 is a rate
-/// limit, 401/407 need credentials, 403 is forbidden, every other 4xx needs a fixed request.
+/// Classifies by HTTP status alone (`None`: no response).
 pub(crate) fn classify_status(status: Option<StatusCode>) -> Disposition {
     use Disposition::*;
     let Some(status) = status else { return Retry };

@@ -146,48 +146,16 @@ impl ErrorCode {
     /// gives `None`; numbers outside the gRPC table are [`ErrorCode::Unknown`], as the gRPC
     /// specification asks of clients.
     pub(crate) fn from_grpc(status: i32) -> Option<ErrorCode> {
-        Some(match status {
-            0 => return None,
-            1 => ErrorCode::Cancelled,
-            3 => ErrorCode::InvalidArgument,
-            4 => ErrorCode::DeadlineExceeded,
-            5 => ErrorCode::NotFound,
-            6 => ErrorCode::AlreadyExists,
-            7 => ErrorCode::PermissionDenied,
-            8 => ErrorCode::ResourceExhausted,
-            9 => ErrorCode::FailedPrecondition,
-            10 => ErrorCode::Aborted,
-            11 => ErrorCode::OutOfRange,
-            12 => ErrorCode::Unimplemented,
-            13 => ErrorCode::Internal,
-            14 => ErrorCode::Unavailable,
-            15 => ErrorCode::DataLoss,
-            16 => ErrorCode::Unauthenticated,
-            _ => ErrorCode::Unknown, // 2, and anything out of range
-        })
+        match status {
+            0 => None,
+            1..=16 => Some(GRPC[status as usize - 1].clone()),
+            _ => Some(ErrorCode::Unknown),
+        }
     }
 
     /// The numeric gRPC status for this code, where gRPC has one.
     pub(crate) fn grpc_number(&self) -> Option<i32> {
-        Some(match self {
-            ErrorCode::Cancelled => 1,
-            ErrorCode::Unknown => 2,
-            ErrorCode::InvalidArgument => 3,
-            ErrorCode::DeadlineExceeded => 4,
-            ErrorCode::NotFound => 5,
-            ErrorCode::AlreadyExists => 6,
-            ErrorCode::PermissionDenied => 7,
-            ErrorCode::ResourceExhausted => 8,
-            ErrorCode::FailedPrecondition => 9,
-            ErrorCode::Aborted => 10,
-            ErrorCode::OutOfRange => 11,
-            ErrorCode::Unimplemented => 12,
-            ErrorCode::Internal => 13,
-            ErrorCode::Unavailable => 14,
-            ErrorCode::DataLoss => 15,
-            ErrorCode::Unauthenticated => 16,
-            _ => return None,
-        })
+        GRPC.iter().position(|c| c == self).map(|i| i as i32 + 1)
     }
 
     /// The code of a numeric JSON-RPC 2.0 error (`-32602` and friends): the protocol-level
@@ -235,6 +203,26 @@ impl ErrorCode {
         }
     }
 }
+
+/// The codes of gRPC's status numbers 1 to 16, in order.
+static GRPC: [ErrorCode; 16] = [
+    ErrorCode::Cancelled,
+    ErrorCode::Unknown,
+    ErrorCode::InvalidArgument,
+    ErrorCode::DeadlineExceeded,
+    ErrorCode::NotFound,
+    ErrorCode::AlreadyExists,
+    ErrorCode::PermissionDenied,
+    ErrorCode::ResourceExhausted,
+    ErrorCode::FailedPrecondition,
+    ErrorCode::Aborted,
+    ErrorCode::OutOfRange,
+    ErrorCode::Unimplemented,
+    ErrorCode::Internal,
+    ErrorCode::Unavailable,
+    ErrorCode::DataLoss,
+    ErrorCode::Unauthenticated,
+];
 
 impl FromStr for ErrorCode {
     type Err = Infallible;

@@ -1,20 +1,15 @@
-//! The decisions the layers make about a failure, as one value: [`ErrorContract`].
+//! An API's error contract as one value, [`ErrorContract`]: the built-in table of both
+//! pages, the codes an API declares on top of it, when transient rejections are an outage, and
+//! which headers announce a quota.
 //!
-//! Every layer of this crate asks the same questions of an error: is it retried
-//! ([`Disposition`]), does it close its path's rate-limit gate, does it prove the server did not
-//! process the request (so even a `POST` may be sent again), was a failed request certainly
-//! never sent. [`ErrorContract::new()`] answers them with the built-in table; an
-//! API with codes of its own declares them with [`ErrorContract::code`]. The contract of the
-//! layer that decodes an answer ([`ErrorDecodeLayer`](crate::ErrorDecodeLayer),
-//! [`McpDecodeLayer`](crate::McpDecodeLayer), or
-//! [`ResumableEvents`](crate::ResumableEvents) for what it decodes itself) judges it once, and
-//! the [`Verdict`](crate::Verdict) travels on the error: the retry layer, the rate-limit gate
-//! and, with `tower-http`, the `ContractClassifier` read it. [`ApiContractLayer::contract`]
-//! hands one contract to the whole stack.
+//! The contract of the layer that decodes an answer ([`ErrorDecodeLayer`](crate::ErrorDecodeLayer),
+//! [`McpDecodeLayer`](crate::McpDecodeLayer), or [`ResumableEvents`](crate::ResumableEvents) for
+//! what it decodes itself) judges it once; the [`Verdict`](crate::Verdict) travels on the error,
+//! and every layer above reads it. [`ApiContractLayer::contract`] hands one contract to the
+//! whole stack.
 //!
 //! A declared code is looked up by its text, exactly as the server spells it, whichever body
-//! shape carried it (a JSON envelope, an MCP tool error, a JSON-RPC error with a string code).
-//! It may also override a code this crate knows.
+//! shape carried it; it may override a code this crate knows.
 //!
 //! | declared disposition | the request is | the path's gate |
 //! | --- | --- | --- |
@@ -22,28 +17,9 @@
 //! | [`Disposition::Retry`] | retried with backoff (a `POST` only with an `Idempotency-Key`) | stays open, unless it is an [outage signal](OutageSignals) and the [`OutageRule`] says the path is out |
 //! | anything else | returned at once | stays open |
 //!
-//! A `429` closes the gate whatever code its body carries. Which transient rejections are
-//! taken for an outage, and how many of them it takes, is part of the contract too:
-//! [`outages`](ErrorContract::outages) (see [outages](crate::rate_limit#outages)).
-//!
-//! # Announced quotas
-//!
-//! Which header families announce a quota ([`rate_limit_headers`](ErrorContract::rate_limit_headers))
-//! and where it applies ([`quota_scope`](ErrorContract::quota_scope)) are part of the contract
-//! too; see the [`quota`](crate::quota) module.
-//!
-//! ```
-//! use tower_api_retry::{ErrorContract, QuotaScope, RateLimitHeaders};
-//!
-//! // An LLM API: read OpenAI's headers too, and keep each quota to its own path.
-//! let contract = ErrorContract::new()
-//!     .rate_limit_headers(RateLimitHeaders::DEFAULT | RateLimitHeaders::OPENAI)
-//!     .quota_scope(QuotaScope::Path);
-//! # let _ = contract;
-//! ```
-//!
-//! The server's own word on retrying, `x-should-retry` and `Stripe-Should-Retry`, overrides
-//! the table for one response: see [`ApiError::server_should_retry`](crate::ApiError::server_should_retry).
+//! A `429` closes the gate whatever code its body carries. The server's own word
+//! (`x-should-retry`, `Stripe-Should-Retry`) overrides the table for one response: see
+//! [`ApiError::server_should_retry`](crate::ApiError::server_should_retry).
 //!
 //! # Example
 //!
@@ -85,26 +61,12 @@ use crate::{
     quota::{QuotaScope, RateLimitHeaders},
 };
 use http::StatusCode;
-use std::{collections::HashMap, error::Error as StdError, fmt, sync::Arc};
+use std::{collections::HashMap, fmt, sync::Arc};
 
 type Declared = HashMap<Box<str>, Disposition, foldhash::fast::FixedState>;
 
 /// The answers every layer gives about a failure: the built-in table, plus the codes an API
 /// declares. See the [module docs](self). Cheap to clone.
-///
-/// ```
-/// use http::StatusCode;
-/// use tower_api_retry::{Disposition, ErrorCode, ErrorContract};
-///
-/// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
-/// let quota = ErrorCode::parse("QUOTA_EXCEEDED");
-/// assert_eq!(contract.disposition(Some(StatusCode::BAD_REQUEST), &quota), Disposition::RateLimited);
-/// // Codes it does not declare keep the built-in answer.
-/// assert_eq!(
-///     contract.disposition(Some(StatusCode::BAD_REQUEST), &ErrorCode::parse("OTHER")),
-///     Disposition::FixRequest,
-/// );
-/// ```
 #[derive(Clone, PartialEq)]
 pub struct ErrorContract {
     declared: Option<Arc<Declared>>,
@@ -116,23 +78,12 @@ pub struct ErrorContract {
 impl ErrorContract {
     /// The built-in table, with no declared codes; quotas read from the
     /// [default](RateLimitHeaders::DEFAULT) header families and applied to the whole
-    /// [authority](QuotaScope::Authority).
+    /// [authority](QuotaScope::Authority); outages per [`OutageRule::DEFAULT`].
     ///
-    /// The table classifies an error by its code, falling back to its HTTP status for codes
-    /// this crate does not know: a missing status (no response) and 5xx are transient, 429 is
-    /// a rate limit, 401/407 need credentials, 403 is forbidden, any other 4xx needs a fixed
-    /// request.
-    ///
-    /// The code wins over the status. Less obvious rows:
-    ///
-    /// - `AGENT_DISCONNECTED_AUTOMATED` (401) is [`Reauthenticate`](Disposition::Reauthenticate);
-    ///   `TRUST_REQUIRED` (403) is [`NeedsHuman`](Disposition::NeedsHuman).
-    /// - `RESOURCE_EXHAUSTED` is [`RateLimited`](Disposition::RateLimited), also for an exhausted
-    ///   spend envelope (the retry cap keeps it from looping).
-    /// - `ABORTED` is transient; `CANCELLED`, `OUT_OF_RANGE` and `UNIMPLEMENTED` are
-    ///   [`FixRequest`](Disposition::FixRequest); `DATA_LOSS` needs a human; 501 is transient.
-    /// - An unknown code on a status that is not an error (an MCP error in an HTTP 200) is
-    ///   treated as `UNKNOWN`.
+    /// The table goes by the code, and for a code this crate does not know by the HTTP status:
+    /// no response and 5xx are transient, 429 is a rate limit, 401/407 need credentials, 403
+    /// is forbidden, any other 4xx needs a fixed request. [`Disposition`] lists the codes of
+    /// each answer.
     pub const fn new() -> Self {
         ErrorContract {
             declared: None,
@@ -165,22 +116,9 @@ impl ErrorContract {
     }
 
     /// The outage signal an answer with `status` and `code` is, if any (see
-    /// [`OutageSignals`] for the table). Rate limits are not outage signals: they close
-    /// their gate at once ([`Verdict::closes_gate`](crate::Verdict::closes_gate)). A code declared anything
-    /// but [`Disposition::Retry`] is not one either.
-    ///
-    /// ```
-    /// use http::StatusCode;
-    /// use tower_api_retry::{ErrorCode, ErrorContract, contract::OutageSignals};
-    ///
-    /// let c = ErrorContract::new();
-    /// let bad_gateway = Some(StatusCode::BAD_GATEWAY);
-    /// assert_eq!(c.outage_signal(bad_gateway, &ErrorCode::Unavailable), Some(OutageSignals::BAD_GATEWAY));
-    /// assert_eq!(c.outage_signal(None, &ErrorCode::Unavailable), Some(OutageSignals::UNAVAILABLE));
-    /// // One 500 is about its request: it counts only when opted into.
-    /// assert_eq!(c.outage_signal(Some(StatusCode::INTERNAL_SERVER_ERROR), &ErrorCode::Internal), None);
-    /// ```
-    pub fn outage_signal(
+    /// [`OutageSignals`]). Neither a rate limit nor a code declared anything but
+    /// [`Disposition::Retry`] is one.
+    pub(crate) fn outage_signal(
         &self,
         status: Option<StatusCode>,
         code: &ErrorCode,
@@ -209,6 +147,16 @@ impl ErrorContract {
 
     /// Which header families announce the API's quota (see [`Quota`](crate::Quota)):
     /// [`RateLimitHeaders::DEFAULT`] unless set. [`RateLimitHeaders::NONE`] reads none.
+    ///
+    /// ```
+    /// use tower_api_retry::{ErrorContract, QuotaScope, RateLimitHeaders};
+    ///
+    /// // An LLM API: read OpenAI's headers too, and keep each quota to its own path.
+    /// let contract = ErrorContract::new()
+    ///     .rate_limit_headers(RateLimitHeaders::DEFAULT | RateLimitHeaders::OPENAI)
+    ///     .quota_scope(QuotaScope::Path);
+    /// # let _ = contract;
+    /// ```
     pub const fn rate_limit_headers(mut self, conventions: RateLimitHeaders) -> Self {
         self.rate_limit_headers = conventions;
         self
@@ -235,12 +183,6 @@ impl ErrorContract {
     /// What `code` was declared to mean, if it was.
     pub(crate) fn declared(&self, code: &ErrorCode) -> Option<Disposition> {
         self.declared.as_ref()?.get(code.as_str()).copied()
-    }
-
-    /// `true` for the built-in table, with no declared code (the quota settings do not
-    /// count).
-    pub(crate) fn is_builtin(&self) -> bool {
-        self.declared.is_none()
     }
 
     /// The disposition of an error with `code`, carried by `status` (`None`: no response):
@@ -455,49 +397,6 @@ impl Default for OutageRule {
     }
 }
 
-/// What the links of a transport failure's source chain show.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct TransportFacts {
-    timeout: bool,
-    refused: bool,
-}
-
-impl TransportFacts {
-    /// Looks at one link of the chain.
-    pub(crate) fn see(&mut self, err: &(dyn StdError + 'static)) {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            self.timeout |= io.kind() == TimedOut;
-            self.refused |= matches!(
-                io.kind(),
-                ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable
-            );
-        }
-        self.timeout |=
-            err.is::<tower::timeout::error::Elapsed>() || err.is::<tokio::time::error::Elapsed>();
-        // A tonic `Channel` enforcing the request's `grpc-timeout`.
-        #[cfg(feature = "tonic")]
-        {
-            self.timeout |= err.is::<tonic::TimeoutExpired>();
-        }
-    }
-
-    /// The failure's code: `DEADLINE_EXCEEDED` for a timeout, otherwise `UNAVAILABLE`.
-    pub(crate) fn code(&self) -> ErrorCode {
-        if self.timeout {
-            ErrorCode::DeadlineExceeded
-        } else {
-            ErrorCode::Unavailable
-        }
-    }
-
-    /// `false` when the request certainly never left: the connection was refused, or the
-    /// address could not be reached.
-    pub(crate) fn maybe_sent(&self) -> bool {
-        !self.refused
-    }
-}
-
 /// The gRPC status number for a code: its own, or for a code of this crate with none, the one
 /// its class maps to.
 #[cfg_attr(not(feature = "tonic"), allow(dead_code))]
@@ -530,7 +429,6 @@ mod tests {
     #[test]
     fn the_builtin_contract_is_the_table() {
         let contract = ErrorContract::new();
-        assert!(contract.is_builtin());
         let codes = ErrorCode::KNOWN
             .iter()
             .cloned()
@@ -605,23 +503,7 @@ mod tests {
         assert!(verdict.closes_gate() && verdict.proves_unprocessed());
         assert_eq!(err.disposition(), Disposition::RateLimited);
         assert_eq!(err.api().unwrap().disposition(), Disposition::RateLimited);
-        assert!(err.is_declared());
-    }
-
-    #[test]
-    fn transport_failures() {
-        use std::io;
-        let facts = |e: &(dyn StdError + 'static)| {
-            let mut f = TransportFacts::default();
-            f.see(e);
-            (f.code(), f.maybe_sent())
-        };
-        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(facts(&refused), (ErrorCode::Unavailable, false));
-        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
-        assert_eq!(facts(&reset), (ErrorCode::Unavailable, true));
-        let elapsed = tower::timeout::error::Elapsed::new();
-        assert_eq!(facts(&elapsed), (ErrorCode::DeadlineExceeded, true));
+        assert!(err.verdict().declared);
     }
 
     #[test]
@@ -639,6 +521,7 @@ mod tests {
                 Some(O::GATEWAY_TIMEOUT),
             ),
             (s(200), ErrorCode::Unavailable, Some(O::UNAVAILABLE)),
+            (None, ErrorCode::Unavailable, Some(O::UNAVAILABLE)),
             (
                 s(200),
                 ErrorCode::DeadlineExceeded,

@@ -6,6 +6,7 @@ use crate::{
     code::ErrorCode,
     contract::ErrorContract,
     reason::{LocalFailure, NotRetried},
+    retry_after::Hint,
     text::Credentials,
     text::safe::{MAX_TEXT_CHARS, safe_text},
     verdict::{Answer, Origin, Verdict, heed_server},
@@ -63,10 +64,8 @@ pub struct ApiError {
     fix: Option<Box<str>>,
     details: Option<Value>,
     fields: Vec<(Box<str>, Value)>,
-    retry_after: Option<Duration>,
-    do_not_retry: bool,
-    /// `x-should-retry` / `Stripe-Should-Retry`.
-    should_retry: Option<bool>,
+    /// `Retry-After` and the server's other words on retrying.
+    hint: Hint,
     numeric_code: Option<i64>,
     /// What a gRPC server sent besides its status (details, metadata); `None` for HTTP.
     grpc: Option<Box<crate::grpc::metadata::GrpcExtra>>,
@@ -85,7 +84,7 @@ pub(crate) struct Assembly {
     pub(crate) fix: Option<Box<str>>,
     pub(crate) details: Option<Value>,
     pub(crate) fields: Vec<(Box<str>, Value)>,
-    pub(crate) hint: crate::retry_after::Hint,
+    pub(crate) hint: Hint,
     pub(crate) numeric_code: Option<i64>,
     pub(crate) grpc: Option<Box<crate::grpc::metadata::GrpcExtra>>,
 }
@@ -101,7 +100,7 @@ impl Assembly {
             fix: None,
             details: None,
             fields: Vec::new(),
-            hint: crate::retry_after::Hint::default(),
+            hint: Hint::default(),
             numeric_code: None,
             grpc: None,
         }
@@ -130,9 +129,7 @@ impl ApiError {
             fix: parts.fix,
             details: parts.details.filter(|d| !d.is_null()),
             fields: parts.fields,
-            retry_after: parts.hint.after,
-            do_not_retry: parts.hint.do_not_retry,
-            should_retry: parts.hint.should_retry,
+            hint: parts.hint,
             numeric_code: parts.numeric_code,
             grpc: parts.grpc,
             shape: parts.shape,
@@ -160,7 +157,7 @@ impl ApiError {
 
     /// Sets the server's `Retry-After` hint.
     pub fn with_retry_after(mut self, retry_after: Duration) -> ApiError {
-        self.retry_after = Some(retry_after.min(crate::retry_after::MAX_HINT));
+        self.hint.after = Some(retry_after.min(crate::retry_after::MAX_HINT));
         self
     }
 
@@ -213,14 +210,14 @@ impl ApiError {
     /// else `grpc-retry-pushback-ms`), saturated at one year. An invalid hint is none; an
     /// HTTP-date in the past is zero.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.hint.after
     }
 
     /// `true` when the server forbade retrying: a gRPC server's negative or unparsable
     /// `grpc-retry-pushback-ms`, or `x-should-retry: false` / `Stripe-Should-Retry: false`. A
     /// retryable error then has the disposition [`DoNotRetry`](Disposition::DoNotRetry).
     pub fn server_forbids_retry(&self) -> bool {
-        self.do_not_retry || self.should_retry == Some(false)
+        self.hint.do_not_retry || self.hint.should_retry == Some(false)
     }
 
     /// The server's word in `x-should-retry` or `Stripe-Should-Retry` (`false` when they
@@ -229,23 +226,8 @@ impl ApiError {
     /// `Some(false)` makes the disposition [`DoNotRetry`](Disposition::DoNotRetry).
     /// `Some(true)` makes the error retryable whatever its status, and proves the request was
     /// not processed, so even a `POST` is sent again. A negative gRPC pushback wins over `true`.
-    ///
-    /// ```
-    /// use http::{HeaderMap, HeaderValue, StatusCode};
-    /// use tower_api_retry::{ApiError, Disposition};
-    ///
-    /// let mut headers = HeaderMap::new();
-    /// headers.insert("x-should-retry", HeaderValue::from_static("true"));
-    /// let err = ApiError::decode(StatusCode::CONFLICT, &headers, b"");
-    /// assert_eq!(err.server_should_retry(), Some(true));
-    /// assert_eq!(err.disposition(), Disposition::Retry); // a 409, but the server says retry
-    ///
-    /// headers.insert("x-should-retry", HeaderValue::from_static("false"));
-    /// let err = ApiError::decode(StatusCode::SERVICE_UNAVAILABLE, &headers, b"");
-    /// assert_eq!(err.disposition(), Disposition::DoNotRetry);
-    /// ```
     pub fn server_should_retry(&self) -> Option<bool> {
-        self.should_retry
+        self.hint.should_retry
     }
 
     /// The numeric code the server sent, if any: a JSON-RPC error code such as `-32602`, or
@@ -303,7 +285,11 @@ impl ApiError {
     /// assert_eq!(ErrorContract::new().disposition(Some(err.status()), err.code()), Disposition::Retry);
     /// ```
     pub fn disposition(&self) -> Disposition {
-        heed_server(self.class(), self.server_forbids_retry(), self.should_retry)
+        heed_server(
+            self.class(),
+            self.server_forbids_retry(),
+            self.hint.should_retry,
+        )
     }
 
     /// The disposition before a server's refusal to be retried: the declared one, or the
@@ -454,8 +440,8 @@ impl Error {
             }
             Err(source) => source,
         };
-        let mut facts = crate::contract::TransportFacts::default();
         let mut message = String::new();
+        let (mut timeout, mut refused) = (false, false);
         let mut link: Option<&(dyn StdError + 'static)> = Some(&*source);
         let mut depth = 0;
         while let Some(err) = link {
@@ -465,19 +451,36 @@ impl Error {
                 }
                 message.push_str(&err.to_string());
             }
-            facts.see(err);
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind::*;
+                timeout |= io.kind() == TimedOut;
+                refused |= matches!(
+                    io.kind(),
+                    ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable
+                );
+            }
+            timeout |= err.is::<tower::timeout::error::Elapsed>()
+                || err.is::<tokio::time::error::Elapsed>();
+            // A tonic `Channel` enforcing the request's `grpc-timeout`.
+            #[cfg(feature = "tonic")]
+            {
+                timeout |= err.is::<tonic::TimeoutExpired>();
+            }
             link = err.source();
             depth += 1;
         }
         let message = crate::text::safe::excerpt(message.as_bytes(), credentials);
-        let code = facts.code();
+        let code = match timeout {
+            true => ErrorCode::DeadlineExceeded,
+            false => ErrorCode::Unavailable,
+        };
         let err = Error::new(
             Kind::Transport {
                 code,
                 message: message.into(),
                 source,
             },
-            facts.maybe_sent(),
+            !refused,
         );
         err.judged(contract)
     }
@@ -499,9 +502,7 @@ impl Error {
             if never_sent {
                 err.inner.sent = false;
             }
-            // Its facts changed: judged again.
-            err.inner.verdict = ErrorContract::new().judge(&err.answer());
-            return err;
+            err.rejudge(&ErrorContract::new());
         }
         err
     }
@@ -542,8 +543,14 @@ impl Error {
                 quota: None,
             }),
         };
-        err.inner.verdict = ErrorContract::new().judge(&err.answer());
+        err.rejudge(&ErrorContract::new());
         err
+    }
+
+    /// Judges this error (again) by `contract`.
+    fn rejudge(&mut self, contract: &ErrorContract) {
+        self.inner.verdict = contract.judge(&self.answer());
+        self.inner.view = std::sync::OnceLock::new();
     }
 
     /// This error, judged by `contract`: for a server's answer decoded, or a failure made, by
@@ -553,14 +560,12 @@ impl Error {
         if *contract == ErrorContract::new() {
             return self;
         }
-        if !contract.is_builtin()
-            && let Kind::Api(api) = &mut self.inner.kind
+        if let Kind::Api(api) = &mut self.inner.kind
             && let Some(declared) = contract.declared(&api.code)
         {
             api.declared = Some(declared);
         }
-        self.inner.verdict = contract.judge(&self.answer());
-        self.inner.view = std::sync::OnceLock::new();
+        self.rejudge(contract);
         self
     }
 
@@ -642,21 +647,13 @@ impl Error {
     /// [`api`](Self::api) keeps the last answer.
     pub(crate) fn set_deadline_exceeded(&mut self) {
         self.inner.deadline_exceeded = true;
-        self.inner.verdict = ErrorContract::new().judge(&self.answer());
-        self.inner.view = std::sync::OnceLock::new();
+        self.rejudge(&ErrorContract::new());
     }
 
     /// `true` when the code was set to `DEADLINE_EXCEEDED` because the call's deadline ran out.
     #[cfg(feature = "tonic")]
     pub(crate) fn is_deadline_exceeded(&self) -> bool {
         self.inner.deadline_exceeded
-    }
-
-    /// `true` when the error's code is one its contract declared: a code of a fixed set the
-    /// user chose, so a bounded metrics label.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) fn is_declared(&self) -> bool {
-        self.inner.verdict.declared
     }
 
     /// The source of a transport failure, as the client reported it.
@@ -691,7 +688,7 @@ impl Error {
             Kind::GateClosed { .. } => Disposition::RateLimited,
             Kind::Local {
                 failure, status, ..
-            } => classify(Some(*status), &failure.code()),
+            } => classify(Some(*status), failure.code()),
         }
     }
 
@@ -705,21 +702,14 @@ impl Error {
     /// failure, or `RESOURCE_EXHAUSTED` for a request a closed rate-limit gate held back. A gRPC
     /// call whose [deadline](crate::retry#deadlines) ran out is `DEADLINE_EXCEEDED`.
     pub fn code(&self) -> &ErrorCode {
-        static RESOURCE_EXHAUSTED: ErrorCode = ErrorCode::ResourceExhausted;
-        static DEADLINE_EXCEEDED: ErrorCode = ErrorCode::DeadlineExceeded;
-        static FAILED_PRECONDITION: ErrorCode = ErrorCode::FailedPrecondition;
-        static OUT_OF_RANGE: ErrorCode = ErrorCode::OutOfRange;
         if self.inner.deadline_exceeded {
-            return &DEADLINE_EXCEEDED;
+            return &ErrorCode::DeadlineExceeded;
         }
         match &self.inner.kind {
             Kind::Api(api) => api.code(),
             Kind::Transport { code, .. } => code,
-            Kind::GateClosed { .. } => &RESOURCE_EXHAUSTED,
-            Kind::Local { failure, .. } => match failure.code() {
-                ErrorCode::OutOfRange => &OUT_OF_RANGE,
-                _ => &FAILED_PRECONDITION,
-            },
+            Kind::GateClosed { .. } => &ErrorCode::ResourceExhausted,
+            Kind::Local { failure, .. } => failure.code(),
         }
     }
 
@@ -777,33 +767,7 @@ impl Error {
     }
 
     /// The quota the error response announced in its rate-limit headers (in the families its
-    /// [contract](crate::ErrorContract::rate_limit_headers) names), if any.
-    ///
-    /// ```
-    /// use http::{Request, Response};
-    /// use http_body_util::Full;
-    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
-    /// use tower_api_retry::ErrorDecodeLayer;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let server = service_fn(|_req: Request<Full<bytes::Bytes>>| async {
-    ///     Ok::<_, std::convert::Infallible>(
-    ///         Response::builder()
-    ///             .status(429)
-    ///             .header("x-ratelimit-limit", "50")
-    ///             .header("x-ratelimit-remaining", "0")
-    ///             .header("x-ratelimit-reset", "2")
-    ///             .body(Full::new(bytes::Bytes::new()))
-    ///             .unwrap(),
-    ///     )
-    /// });
-    /// let client = ServiceBuilder::new().layer(ErrorDecodeLayer::new()).service(server);
-    /// let err = client.oneshot(Request::new(Full::default())).await.unwrap_err();
-    /// let quota = err.quota().unwrap();
-    /// assert_eq!((quota.limit, quota.remaining), (Some(50), Some(0)));
-    /// assert_eq!(quota.reset, Some(std::time::Duration::from_secs(2)));
-    /// # }
-    /// ```
+    /// [contract](crate::ErrorContract::rate_limit_headers) names), if any: see [`Quota`](crate::Quota).
     pub fn quota(&self) -> Option<&crate::quota::Quota> {
         self.inner.quota.as_ref()
     }
@@ -918,36 +882,6 @@ impl fmt::Debug for Error {
 mod tests {
     use super::*;
     use std::io;
-
-    #[test]
-    fn release_path_keeps_unreserved_and_encodes_the_rest() {
-        let path = |id: &str| {
-            let body =
-                serde_json::json!({"error": "agent_connected", "message": "m", "agent_id": id});
-            let err = ApiError::decode(
-                StatusCode::CONFLICT,
-                &Default::default(),
-                body.to_string().as_bytes(),
-            );
-            err.agent_connected().unwrap().release_path().unwrap()
-        };
-        assert_eq!(path("agt_7-a~b"), "/api/actors/agt_7-a~b/release");
-        assert_eq!(path("../x?y#z"), "/api/actors/..%2Fx%3Fy%23z/release");
-        assert_eq!(path("agt_..."), "/api/actors/agt_.../release");
-        // A dot-segment on its own would leave /api/actors/: its dots are encoded.
-        assert_eq!(path(".."), "/api/actors/%2E%2E/release");
-        assert_eq!(path("."), "/api/actors/%2E/release");
-        let empty = ApiError::decode(
-            StatusCode::CONFLICT,
-            &Default::default(),
-            br#"{"error": "agent_connected", "message": "m", "agent_id": ""}"#,
-        );
-        assert_eq!(
-            empty.agent_connected().unwrap().release_path(),
-            None,
-            "no //release"
-        );
-    }
 
     #[test]
     fn error_is_send_sync_and_small() {

@@ -61,26 +61,16 @@
 
 #![cfg_attr(not(feature = "metrics"), allow(dead_code))]
 
-/// `http.client.request.duration`: histogram, seconds, one sample per HTTP request on the
-/// wire (OpenTelemetry's HTTP client metric).
+// The names of the table above.
 pub(crate) const HTTP_CLIENT_REQUEST_DURATION: &str = "http.client.request.duration";
-/// `api_retry.attempts`: counter, by `disposition` and `code`.
 pub(crate) const ATTEMPTS: &str = "api_retry.attempts";
-/// `api_retry.retries`: counter, by the `disposition` and `code` of the error retried.
 pub(crate) const RETRIES: &str = "api_retry.retries";
-/// `api_retry.not_retried`: counter, by `reason`.
 pub(crate) const NOT_RETRIED: &str = "api_retry.not_retried";
-/// `api_retry.budget.exhausted`: counter.
 pub(crate) const BUDGET_EXHAUSTED: &str = "api_retry.budget.exhausted";
-/// `api_retry.gate.closed`: counter.
 pub(crate) const GATE_CLOSED: &str = "api_retry.gate.closed";
-/// `api_retry.gate.wait`: histogram, seconds, by `outcome` (`sent`, `refused`).
 pub(crate) const GATE_WAIT: &str = "api_retry.gate.wait";
-/// `api_retry.gate.refused`: counter.
 pub(crate) const GATE_REFUSED: &str = "api_retry.gate.refused";
-/// `api_retry.gate.probe`: counter, by `outcome` (`opened`, `rejected`, `handed_on`).
 pub(crate) const GATE_PROBE: &str = "api_retry.gate.probe";
-/// `api_retry.decode.undecodable`: counter, by `http.response.status_code`.
 pub(crate) const DECODE_UNDECODABLE: &str = "api_retry.decode.undecodable";
 
 /// Describes every metric of the table (its unit and help text) to the installed recorder.

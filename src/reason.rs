@@ -1,6 +1,7 @@
 //! Typed reasons: why a request was not retried ([`NotRetried`]), why a body cannot be sent
 //! again ([`NotReplayable`]), and what this crate itself found wrong ([`LocalFailure`]).
 
+use crate::code::ErrorCode;
 use http::Method;
 use std::{fmt, time::Duration};
 
@@ -250,12 +251,12 @@ impl LocalFailure {
     }
 
     /// The code an error of this failure carries.
-    pub(crate) fn code(&self) -> crate::code::ErrorCode {
+    pub(crate) fn code(&self) -> &'static ErrorCode {
         match self {
             LocalFailure::NotAnEventStream | LocalFailure::Redirected => {
-                crate::code::ErrorCode::FailedPrecondition
+                &ErrorCode::FailedPrecondition
             }
-            LocalFailure::EventTooLarge { .. } => crate::code::ErrorCode::OutOfRange,
+            LocalFailure::EventTooLarge { .. } => &ErrorCode::OutOfRange,
         }
     }
 }

@@ -23,15 +23,6 @@ pub(crate) const MAX_HINT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// The gRPC retry pushback header (milliseconds; negative means "do not retry").
 pub(crate) const GRPC_RETRY_PUSHBACK_MS: &str = "grpc-retry-pushback-ms";
 
-/// The `retry-after-ms` header: milliseconds, a fraction allowed.
-pub(crate) const RETRY_AFTER_MS: &str = "retry-after-ms";
-
-/// The `x-should-retry` header: `true` or `false`.
-pub(crate) const X_SHOULD_RETRY: &str = "x-should-retry";
-
-/// The `Stripe-Should-Retry` header: `true` or `false`.
-pub(crate) const STRIPE_SHOULD_RETRY: &str = "stripe-should-retry";
-
 /// What a gRPC server's `grpc-retry-pushback-ms` asks of the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Pushback {
@@ -148,54 +139,40 @@ pub(crate) struct Hint {
     pub(crate) should_retry: Option<bool>,
 }
 
+/// The server's word in `headers` (see the module docs).
 pub(crate) fn hint_from_headers(headers: &HeaderMap) -> Hint {
     if headers.is_empty() {
         return Hint::default();
     }
-    const MS: http::HeaderName = http::HeaderName::from_static(RETRY_AFTER_MS);
-    const X_SHOULD: http::HeaderName = http::HeaderName::from_static(X_SHOULD_RETRY);
-    const STRIPE_SHOULD: http::HeaderName = http::HeaderName::from_static(STRIPE_SHOULD_RETRY);
-    let verdict = |name| headers.get(name).and_then(parse_should_retry);
-    let should_retry = match (verdict(X_SHOULD), verdict(STRIPE_SHOULD)) {
+    let verdict = |name: &str| headers.get(name).and_then(parse_should_retry);
+    let should_retry = match (verdict("x-should-retry"), verdict("stripe-should-retry")) {
         (Some(false), _) | (_, Some(false)) => Some(false),
         (Some(true), _) | (_, Some(true)) => Some(true),
         (None, None) => None,
     };
-    let after = headers.get(MS).and_then(parse_retry_after_ms).or_else(|| {
-        headers
-            .get(http::header::RETRY_AFTER)
-            .and_then(|v| parse_retry_after(v, SystemTime::now()))
-    });
-    if after.is_some() {
-        return Hint {
-            after,
-            do_not_retry: false,
-            should_retry,
-        };
-    }
-    const PUSHBACK: http::HeaderName = http::HeaderName::from_static(GRPC_RETRY_PUSHBACK_MS);
-    let mut values = headers.get_all(PUSHBACK).iter();
-    let pushback = match (values.next(), values.next()) {
-        (None, _) => {
-            return Hint {
-                should_retry,
-                ..Hint::default()
-            };
-        }
-        (Some(one), None) => parse_grpc_pushback(one),
-        (Some(_), Some(_)) => Pushback::DoNotRetry,
+    let after = headers
+        .get("retry-after-ms")
+        .and_then(parse_retry_after_ms)
+        .or_else(|| {
+            headers
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| parse_retry_after(v, SystemTime::now()))
+        });
+    let mut pushbacks = headers.get_all(GRPC_RETRY_PUSHBACK_MS).iter();
+    let pushback = match (after, pushbacks.next(), pushbacks.next()) {
+        (Some(_), _, _) | (None, None, _) => None,
+        (None, Some(one), None) => Some(parse_grpc_pushback(one)),
+        (None, Some(_), Some(_)) => Some(Pushback::DoNotRetry),
     };
-    match pushback {
-        Pushback::After(d) => Hint {
-            after: Some(d),
-            do_not_retry: false,
-            should_retry,
-        },
-        Pushback::DoNotRetry => Hint {
-            after: None,
-            do_not_retry: true,
-            should_retry,
-        },
+    let (after, do_not_retry) = match pushback {
+        None => (after, false),
+        Some(Pushback::After(d)) => (Some(d), false),
+        Some(Pushback::DoNotRetry) => (None, true),
+    };
+    Hint {
+        after,
+        do_not_retry,
+        should_retry,
     }
 }
 
@@ -428,12 +405,12 @@ mod tests {
     fn retry_after_ms_wins_when_valid() {
         let mut h = HeaderMap::new();
         h.insert("retry-after", HeaderValue::from_static("3"));
-        h.insert(RETRY_AFTER_MS, HeaderValue::from_static("2500.5"));
+        h.insert("retry-after-ms", HeaderValue::from_static("2500.5"));
         assert_eq!(
             hint_from_headers(&h).after,
             Some(Duration::from_micros(2_500_500))
         );
-        h.insert(RETRY_AFTER_MS, HeaderValue::from_static("soon"));
+        h.insert("retry-after-ms", HeaderValue::from_static("soon"));
         assert_eq!(hint_from_headers(&h).after, Some(Duration::from_secs(3)));
         h.remove("retry-after");
         assert_eq!(hint_from_headers(&h).after, None);

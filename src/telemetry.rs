@@ -4,6 +4,8 @@
 //! Every label value is a `&'static str` from a fixed set (see [`crate::metrics`]): nothing a
 //! server or a caller wrote ever becomes a label.
 
+#![cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+
 use crate::{error::Error, reason::NotRetried};
 use http::{Method, StatusCode};
 use std::future::Future;
@@ -26,7 +28,6 @@ pub(crate) struct Started {
 impl Started {
     /// Now, for a request with `method`.
     #[inline]
-    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     pub(crate) fn now(method: &Method) -> Started {
         Started {
             #[cfg(feature = "metrics")]
@@ -39,7 +40,6 @@ impl Started {
 
 /// An HTTP request was answered with a response that is not an error.
 #[inline]
-#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 pub(crate) fn request_ok(started: &Started, status: StatusCode) {
     #[cfg(feature = "metrics")]
     histogram!(
@@ -52,7 +52,6 @@ pub(crate) fn request_ok(started: &Started, status: StatusCode) {
 
 /// An HTTP request failed: an error response (decoded) or a transport error.
 #[inline]
-#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 pub(crate) fn request_failed(started: &Started, err: &Error) {
     #[cfg(feature = "metrics")]
     {
@@ -78,7 +77,6 @@ pub(crate) fn request_failed(started: &Started, err: &Error) {
 
 /// An error body had no known shape.
 #[inline]
-#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 pub(crate) fn undecodable(status: StatusCode) {
     #[cfg(feature = "metrics")]
     counter!(names::DECODE_UNDECODABLE, "http.response.status_code" => status_label(status))
@@ -121,7 +119,6 @@ pub(crate) fn in_span<R>(span: &tracing::Span, f: impl FnOnce() -> R) -> R {
 
 /// An attempt got a response.
 #[inline]
-#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 pub(crate) fn attempt_ok(span: &tracing::Span, status: StatusCode) {
     if !span.is_disabled() {
         span.record("http.response.status_code", status.as_u16());
@@ -152,7 +149,6 @@ pub(crate) fn attempt_failed(span: &tracing::Span, err: &Error) {
 
 /// The request is sent again after `err`.
 #[inline]
-#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 pub(crate) fn retried(err: &Error) {
     #[cfg(feature = "metrics")]
     counter!(
@@ -165,7 +161,6 @@ pub(crate) fn retried(err: &Error) {
 
 /// A retryable error is returned without another attempt.
 #[inline]
-#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 pub(crate) fn not_retried(why: &NotRetried) {
     #[cfg(feature = "metrics")]
     counter!(names::NOT_RETRIED, "reason" => why.as_str()).increment(1);
@@ -237,7 +232,7 @@ where
 /// The `code` of `err` as a bounded label: a code this crate knows, or one its contract
 /// declared (a fixed set the user chose), by name; any other is `_OTHER`.
 fn code_text(err: &Error) -> &str {
-    if err.is_declared() {
+    if err.verdict().declared {
         err.code().as_str()
     } else {
         err.code().label()
@@ -248,7 +243,7 @@ fn code_text(err: &Error) -> &str {
 #[cfg(feature = "metrics")]
 fn code_label(err: &Error) -> metrics::SharedString {
     match err.code().label() {
-        "_OTHER" if err.is_declared() => {
+        "_OTHER" if err.verdict().declared => {
             metrics::SharedString::from(err.code().as_str().to_owned())
         }
         label => metrics::SharedString::const_str(label),

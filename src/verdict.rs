@@ -5,16 +5,10 @@ use crate::{
 };
 use http::StatusCode;
 
-/// What the contract makes of one answer: for a retry, for the path's gate, and for safety.
-///
-/// Every layer asks the same three questions of a failure: is the request sent again (and
-/// after what), does the failure close its path's gate, and does it prove the server did not
-/// process the request. The [`ErrorContract`] of the layer that decodes a server's answer, or
-/// that makes a failure of its own (a refused connection, a closed gate), answers them once;
-/// the answer travels on the [`Error`](crate::Error) and every layer above reads it. To give
-/// an API's own codes to every layer, give its contract to the layer that decodes:
-/// [`ApiContractLayer::contract`](crate::ApiContractLayer::contract) does that for the whole
-/// stack.
+/// What the contract makes of one answer: whether the request is sent again (and after
+/// what), what the answer does to its path's gate, and whether it proves the server did not
+/// process the request. Judged once, by the [`ErrorContract`] of the layer that decodes the
+/// answer or makes the failure (see [`contract`](crate::contract)); every layer above reads it.
 ///
 /// ```
 /// use http::{HeaderMap, StatusCode};
