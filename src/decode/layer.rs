@@ -340,7 +340,7 @@ where
                     }
                     let (parts, body) = res.into_parts();
                     let config = *this.limits;
-                    if super::grpc::is_error(&parts.headers) || config.max_body_bytes == 0 {
+                    if crate::grpc::is_error(&parts.headers) || config.max_body_bytes == 0 {
                         // A gRPC error is all in the headers (trailers-only): no body to read.
                         let err = decode(&parts, &[], this.credentials, true, this.contract);
                         telemetry::request_failed(this.started, &err);

@@ -42,7 +42,6 @@
 //! # }
 //! ```
 
-mod grpc;
 pub(crate) mod layer;
 mod shape;
 
@@ -109,7 +108,7 @@ impl ApiError {
         complete: bool,
     ) -> ApiError {
         let hint = hint_from_headers(headers);
-        if let Some(err) = grpc::decode(status, headers, hint, credentials) {
+        if let Some(err) = crate::grpc::api_error(status, headers, hint, credentials) {
             return err;
         }
         let mut obj = shape::Obj::default();
@@ -143,7 +142,7 @@ impl ApiError {
 
 /// `true` when a response is an error: a status of 400 or more, or a non-zero `grpc-status`.
 pub(crate) fn is_error(status: StatusCode, headers: &HeaderMap) -> bool {
-    status.as_u16() >= 400 || grpc::is_error(headers)
+    status.as_u16() >= 400 || crate::grpc::is_error(headers)
 }
 
 /// The message of an error whose body said nothing: the status's reason phrase, or the code.
