@@ -202,10 +202,6 @@ impl ErrorDecodeLayer {
         self.contract = contract;
         self
     }
-
-    pub(crate) fn limits(&self) -> Limits {
-        self.limits
-    }
 }
 
 impl<S> Layer<S> for ErrorDecodeLayer {
@@ -272,14 +268,14 @@ pin_project! {
 }
 
 impl<F, B> ResponseFuture<F, B> {
-    /// Hands the contract over (to the MCP decoder, which inspects successes).
-    pub(crate) fn take_contract(self: Pin<&mut Self>) -> ErrorContract {
-        std::mem::take(self.project().contract)
-    }
-
-    /// Hands the request's credentials over (to the MCP decoder, which inspects successes).
-    pub(crate) fn take_credentials(self: Pin<&mut Self>) -> Credentials {
-        std::mem::take(self.project().credentials)
+    /// Hands the request's credentials and the contract over (to the MCP decoder, which
+    /// inspects successes).
+    pub(crate) fn take_context(self: Pin<&mut Self>) -> (Credentials, ErrorContract) {
+        let this = self.project();
+        (
+            std::mem::take(this.credentials),
+            std::mem::take(this.contract),
+        )
     }
 }
 

@@ -500,7 +500,8 @@ impl Credentials {
         }
         self.json_spellings(value.iter().copied(), h.classes);
         if h.classes & RESERVED != 0 {
-            self.push_hasher(&Hasher::of_iter(percent_encode(value.iter().copied())));
+            let encoded = percent_encoding::percent_encode(value, super::NOT_UNRESERVED);
+            self.push_hasher(&Hasher::of_iter(encoded.flat_map(str::bytes)));
         }
         if h.classes & PCT != 0 {
             // Text with escapes is searched decoded (see `find`), and a value's own escapes
@@ -660,22 +661,6 @@ impl Credentials {
 /// The value of a hex digit, either case.
 fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
-}
-
-/// Percent-encodes everything but the URI's unreserved characters, with upper-case hex.
-fn percent_encode(bytes: impl Iterator<Item = u8>) -> impl Iterator<Item = u8> {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    bytes.flat_map(|b| {
-        let (out, n) = if CLASS[b as usize] & RESERVED == 0 {
-            ([b, 0, 0], 1)
-        } else {
-            (
-                [b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]],
-                3,
-            )
-        };
-        out.into_iter().take(n)
-    })
 }
 
 /// Percent-decodes (an invalid escape stays as it is), and with `plus_is_space` also reads
