@@ -176,28 +176,7 @@ impl ErrorDecodeLayer {
     }
 
     /// The error contract that gives a decoded error its disposition: codes an API declares
-    /// (see [`ErrorContract`]) mean what they were declared to mean.
-    ///
-    /// ```
-    /// use bytes::Bytes;
-    /// use http::{Request, Response};
-    /// use http_body_util::Full;
-    /// use tower::{service_fn, Layer, ServiceExt};
-    /// use tower_api_retry::{Disposition, ErrorContract, ErrorDecodeLayer};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let server = service_fn(|_req: Request<Full<Bytes>>| async {
-    ///     let body = r#"{"error": {"code": "QUOTA_EXCEEDED", "message": "daily quota used up"}}"#;
-    ///     Ok::<_, std::io::Error>(Response::builder().status(400).body(Full::new(Bytes::from(body))).unwrap())
-    /// });
-    /// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
-    /// let client = ErrorDecodeLayer::new().contract(contract).layer(server);
-    ///
-    /// let err = client.oneshot(Request::get("/v1/reports").body(Full::default()).unwrap()).await.unwrap_err();
-    /// assert_eq!(err.disposition(), Disposition::RateLimited);
-    /// # }
-    /// ```
+    /// mean what they were declared to mean (see [`ErrorContract`] for an example).
     pub fn contract(mut self, contract: ErrorContract) -> Self {
         self.contract = contract;
         self

@@ -58,9 +58,6 @@ use crate::{
 };
 use http::{HeaderMap, StatusCode};
 
-#[cfg(test)]
-use crate::text::safe::EXCERPT_CHARS;
-
 impl ApiError {
     /// Decodes an error response from its status, headers and (possibly truncated) body.
     ///

@@ -403,9 +403,7 @@ impl Credentials {
     /// even below [`MIN_CHARS`] (a `%00` in a credential decodes to one byte).
     #[inline(always)]
     fn push_decoded(&mut self, h: &Hasher) {
-        if h.print().is_some() {
-            self.push_hasher(h);
-        } else if h.len >= MIN_DECODED
+        if h.len >= MIN_DECODED
             && let Ok(len) = u32::try_from(h.len)
         {
             self.push(Print::new(h.hash, len));
@@ -414,13 +412,7 @@ impl Credentials {
 
     /// Remembers one hashed spelling; `false` when it is too short.
     fn push_hasher(&mut self, h: &Hasher) -> bool {
-        match h.print() {
-            Some(p) => {
-                self.push(p);
-                true
-            }
-            None => false,
-        }
+        h.print().map(|p| self.push(p)).is_some()
     }
 
     /// `<scheme> <credentials>`: the credentials, or the whole value when it has no scheme
