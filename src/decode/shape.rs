@@ -322,7 +322,7 @@ impl Obj<'_> {
         }
 
         let message = match message.take() {
-            Some(Member::Str(s)) => safe_cow(s, credentials),
+            Some(Member::Str(s)) => safe_string(s, MAX_TEXT_CHARS, credentials),
             Some(Member::Other(Value::Null)) | None if shape == BodyShape::Unrecognized => {
                 super::excerpt(body, credentials)
             }
@@ -335,7 +335,7 @@ impl Obj<'_> {
             message
         };
         let fix = match fix.take() {
-            Some(Member::Str(s)) => Some(safe_cow(s, credentials).into_boxed_str()),
+            Some(Member::Str(s)) => Some(safe_string(s, MAX_TEXT_CHARS, credentials).into()),
             Some(Member::Other(Value::Null)) | None => None,
             Some(other) => Some(
                 super::excerpt(other.into_value().to_string().as_bytes(), credentials)
@@ -378,14 +378,6 @@ fn code_of(
             None => (ErrorCode::from_status(status), None),
         },
         _ => (ErrorCode::from_status(status), None),
-    }
-}
-
-/// A message or fix made safe ([`safe_text`]), reusing an owned string when it can.
-fn safe_cow(text: Cow<'_, str>, credentials: &Credentials) -> String {
-    match text {
-        Cow::Owned(s) => safe_string(s, MAX_TEXT_CHARS, credentials),
-        Cow::Borrowed(s) => safe_text(s, MAX_TEXT_CHARS, credentials).into_owned(),
     }
 }
 

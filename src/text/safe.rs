@@ -73,13 +73,17 @@ fn cut_at(text: &str, max_chars: usize) -> Option<usize> {
     Some(cut)
 }
 
-/// [`safe_text`] of an owned string, reusing it when nothing needs changing.
-pub(crate) fn safe_string(text: String, max_chars: usize, credentials: &Credentials) -> String {
+/// [`safe_text`] of a string that may be owned, reusing it when nothing needs changing.
+pub(crate) fn safe_string(
+    text: Cow<'_, str>,
+    max_chars: usize,
+    credentials: &Credentials,
+) -> String {
     let changed = match safe_text(&text, max_chars, credentials) {
         Cow::Owned(s) => Some(s),
         Cow::Borrowed(_) => None,
     };
-    changed.unwrap_or(text)
+    changed.unwrap_or_else(|| text.into_owned())
 }
 
 /// A short, printable, credential-free excerpt of arbitrary bytes: the `<title>` of an HTML
