@@ -240,57 +240,38 @@ impl Obj<'_> {
         credentials: &Credentials,
     ) -> ApiError {
         let top = self;
-        let mut shape;
-        let mut numeric = None;
-        let code;
-        let mut message;
-        let mut fix;
-        let mut details;
         let mut fields = std::mem::take(&mut top.others);
-
-        match top.error.take() {
+        let (mut message, mut fix) = (top.message.take(), top.fix.take());
+        let mut details = top.details.take();
+        let mut numeric = None;
+        let (shape, code) = match top.error.take() {
             Some(Member::Obj(inner)) => {
                 // MCP `{"error": {code, message, fix, details}}`, or a JSON-RPC envelope.
                 let mut inner = *inner;
-                shape = if top.jsonrpc {
-                    BodyShape::JsonRpc
-                } else {
-                    BodyShape::Mcp
-                };
-                let (c, n) = code_of(inner.code.take(), status, credentials);
-                code = c;
+                let (code, n) = code_of(inner.code.take(), status, credentials);
                 numeric = n;
-                if numeric.is_some() && !top.jsonrpc {
-                    shape = BodyShape::JsonRpc;
-                }
-                message = inner.message.take();
-                fix = inner.fix.take();
+                (message, fix) = (inner.message.take(), inner.fix.take());
                 details = inner.details.take().or(inner.data.take());
                 fields.append(&mut inner.others);
+                match top.jsonrpc || numeric.is_some() {
+                    true => (BodyShape::JsonRpc, code),
+                    false => (BodyShape::Mcp, code),
+                }
             }
-            Some(Member::Str(text)) => {
-                // The structured 409: {"error": "agent_connected", "message", "agent_id"}.
-                shape = BodyShape::Structured;
-                code = parse_code(&text, status, credentials);
-                message = top.message.take();
-                fix = top.fix.take();
-                details = top.details.take();
-            }
+            // The structured 409: {"error": "agent_connected", "message", "agent_id"}.
+            Some(Member::Str(text)) => (
+                BodyShape::Structured,
+                parse_code(&text, status, credentials),
+            ),
             other => {
                 if let Some(Member::Other(v)) = other {
                     fields.push(("error".into(), v));
                 }
-                message = top.message.take();
-                fix = top.fix.take();
-                details = top.details.take();
                 if top.code.is_some() {
-                    shape = BodyShape::Envelope;
-                    let (c, n) = code_of(top.code.take(), status, credentials);
-                    code = c;
+                    let (code, n) = code_of(top.code.take(), status, credentials);
                     numeric = n;
+                    (BodyShape::Envelope, code)
                 } else if let Some(detail) = top.detail.take() {
-                    shape = BodyShape::Detail;
-                    code = ErrorCode::from_status(status);
                     match detail {
                         Member::Str(s) => message = Some(Member::Str(s)),
                         // FastAPI-style validation errors: a list of {loc, msg, type}.
@@ -306,12 +287,12 @@ impl Obj<'_> {
                             details = details.or(Some(other));
                         }
                     }
+                    (BodyShape::Detail, ErrorCode::from_status(status))
                 } else {
-                    shape = BodyShape::Unrecognized;
-                    code = ErrorCode::from_status(status);
+                    (BodyShape::Unrecognized, ErrorCode::from_status(status))
                 }
             }
-        }
+        };
         if top.detail.is_some() && shape != BodyShape::Detail {
             let detail = top
                 .detail

@@ -234,11 +234,10 @@ where
             .unwrap_or_default()
             .min(MAX_HINT);
         if floor > self.max_retry_after {
-            let asked = floor;
-            err.set_retry_after(asked);
+            err.set_retry_after(floor);
             err.set_attempts(self.failures);
             err.set_not_retried(NotRetried::StreamRetryAfterTooLong {
-                asked,
+                asked: floor,
                 max: self.max_retry_after,
             });
             self.state = State::Done;
