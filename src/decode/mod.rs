@@ -4,18 +4,11 @@
 //! non-zero `grpc-status`) passes through untouched: same body type, neither buffered nor
 //! wrapped. Anything else becomes `Err(Error)`, after reading at most
 //! [`max_body_bytes`](ErrorDecodeLayer::max_body_bytes) of the body for at most
-//! [`read_timeout`](ErrorDecodeLayer::read_timeout), so an endless or trickling error body
-//! costs a bounded amount of memory and time.
-//!
-//! Every body shape of both pages is understood (see [`BodyShape`](crate::BodyShape)), as is
-//! gRPC's trailers-only `grpc-status` / `grpc-message`. Junk from a proxy is still an
-//! [`ApiError`], classified by its status, with a short safe excerpt as the
-//! message.
-//!
+//! [`read_timeout`](ErrorDecodeLayer::read_timeout). Every body shape of both pages is
+//! understood (see [`BodyShape`](crate::BodyShape)), as is gRPC's trailers-only status; junk
+//! from a proxy is classified by its status, with a short safe excerpt as the message. The
+//! credentials a request carried never show in its error (see [`Credentials`]).
 //! [`McpDecodeLayer`](crate::McpDecodeLayer) also decodes MCP tool-call errors in an HTTP 200.
-//!
-//! The credentials a request carried never show in its [`Error`](crate::Error), however the
-//! server echoes them (see [`Credentials`] and [`ErrorDecodeLayer::sensitive_header`]).
 //!
 //! # Example
 //!
