@@ -176,35 +176,10 @@ impl ErrorDecodeLayer {
     }
 
     /// The error contract that gives a decoded error its disposition: codes an API declares
-    /// (see [`ErrorContract`]) mean what they were declared to mean.
-    ///
-    /// ```
-    /// use bytes::Bytes;
-    /// use http::{Request, Response};
-    /// use http_body_util::Full;
-    /// use tower::{service_fn, Layer, ServiceExt};
-    /// use tower_api_retry::{Disposition, ErrorContract, ErrorDecodeLayer};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let server = service_fn(|_req: Request<Full<Bytes>>| async {
-    ///     let body = r#"{"error": {"code": "QUOTA_EXCEEDED", "message": "daily quota used up"}}"#;
-    ///     Ok::<_, std::io::Error>(Response::builder().status(400).body(Full::new(Bytes::from(body))).unwrap())
-    /// });
-    /// let contract = ErrorContract::new().code("QUOTA_EXCEEDED", Disposition::RateLimited);
-    /// let client = ErrorDecodeLayer::new().contract(contract).layer(server);
-    ///
-    /// let err = client.oneshot(Request::get("/v1/reports").body(Full::default()).unwrap()).await.unwrap_err();
-    /// assert_eq!(err.disposition(), Disposition::RateLimited);
-    /// # }
-    /// ```
+    /// mean what they were declared to mean (see [`ErrorContract`] for an example).
     pub fn contract(mut self, contract: ErrorContract) -> Self {
         self.contract = contract;
         self
-    }
-
-    pub(crate) fn limits(&self) -> Limits {
-        self.limits
     }
 }
 
@@ -272,14 +247,14 @@ pin_project! {
 }
 
 impl<F, B> ResponseFuture<F, B> {
-    /// Hands the contract over (to the MCP decoder, which inspects successes).
-    pub(crate) fn take_contract(self: Pin<&mut Self>) -> ErrorContract {
-        std::mem::take(self.project().contract)
-    }
-
-    /// Hands the request's credentials over (to the MCP decoder, which inspects successes).
-    pub(crate) fn take_credentials(self: Pin<&mut Self>) -> Credentials {
-        std::mem::take(self.project().credentials)
+    /// Hands the request's credentials and the contract over (to the MCP decoder, which
+    /// inspects successes).
+    pub(crate) fn take_context(self: Pin<&mut Self>) -> (Credentials, ErrorContract) {
+        let this = self.project();
+        (
+            std::mem::take(this.credentials),
+            std::mem::take(this.contract),
+        )
     }
 }
 
@@ -340,7 +315,7 @@ where
                     }
                     let (parts, body) = res.into_parts();
                     let config = *this.limits;
-                    if super::grpc::is_error(&parts.headers) || config.max_body_bytes == 0 {
+                    if crate::grpc::is_error(&parts.headers) || config.max_body_bytes == 0 {
                         // A gRPC error is all in the headers (trailers-only): no body to read.
                         let err = decode(&parts, &[], this.credentials, true, this.contract);
                         telemetry::request_failed(this.started, &err);

@@ -4,18 +4,11 @@
 //! non-zero `grpc-status`) passes through untouched: same body type, neither buffered nor
 //! wrapped. Anything else becomes `Err(Error)`, after reading at most
 //! [`max_body_bytes`](ErrorDecodeLayer::max_body_bytes) of the body for at most
-//! [`read_timeout`](ErrorDecodeLayer::read_timeout), so an endless or trickling error body
-//! costs a bounded amount of memory and time.
-//!
-//! Every body shape of both pages is understood (see [`BodyShape`](crate::BodyShape)), as is
-//! gRPC's trailers-only `grpc-status` / `grpc-message`. Junk from a proxy is still an
-//! [`ApiError`], classified by its status, with a short safe excerpt as the
-//! message.
-//!
+//! [`read_timeout`](ErrorDecodeLayer::read_timeout). Every body shape of both pages is
+//! understood (see [`BodyShape`](crate::BodyShape)), as is gRPC's trailers-only status; junk
+//! from a proxy is classified by its status, with a short safe excerpt as the message. The
+//! credentials a request carried never show in its error (see [`Credentials`]).
 //! [`McpDecodeLayer`](crate::McpDecodeLayer) also decodes MCP tool-call errors in an HTTP 200.
-//!
-//! The credentials a request carried never show in its [`Error`](crate::Error), however the
-//! server echoes them (see [`Credentials`] and [`ErrorDecodeLayer::sensitive_header`]).
 //!
 //! # Example
 //!
@@ -42,7 +35,6 @@
 //! # }
 //! ```
 
-mod grpc;
 pub(crate) mod layer;
 mod shape;
 
@@ -58,9 +50,6 @@ use crate::{
     text::safe::excerpt,
 };
 use http::{HeaderMap, StatusCode};
-
-#[cfg(test)]
-use crate::text::safe::EXCERPT_CHARS;
 
 impl ApiError {
     /// Decodes an error response from its status, headers and (possibly truncated) body.
@@ -109,7 +98,7 @@ impl ApiError {
         complete: bool,
     ) -> ApiError {
         let hint = hint_from_headers(headers);
-        if let Some(err) = grpc::decode(status, headers, hint, credentials) {
+        if let Some(err) = crate::grpc::api_error(status, headers, hint, credentials) {
             return err;
         }
         let mut obj = shape::Obj::default();
@@ -143,7 +132,7 @@ impl ApiError {
 
 /// `true` when a response is an error: a status of 400 or more, or a non-zero `grpc-status`.
 pub(crate) fn is_error(status: StatusCode, headers: &HeaderMap) -> bool {
-    status.as_u16() >= 400 || grpc::is_error(headers)
+    status.as_u16() >= 400 || crate::grpc::is_error(headers)
 }
 
 /// The message of an error whose body said nothing: the status's reason phrase, or the code.

@@ -18,88 +18,102 @@ use std::{borrow::Cow, fmt};
 
 /// One JSON error object: the top level of a body, or the object under `"error"`.
 ///
-/// The members the crate reads as text are [`Text`], borrowed from the body when they have no
-/// escapes; only `details`, `data` and unknown members become a `Value`, because
+/// The members the crate reads as text are borrowed from the body when they have no escapes;
+/// only `details`, `data` and unknown members become a `Value`, because
 /// [`ApiError::details`] and [`ApiError::field`] hand them out as one.
 #[derive(Default)]
 pub(super) struct Obj<'de> {
-    detail: Option<Text<'de>>,
-    error: Option<ErrorField<'de>>,
-    code: Option<Text<'de>>,
-    message: Option<Text<'de>>,
-    fix: Option<Text<'de>>,
+    detail: Option<Member<'de>>,
+    /// A string (`"agent_connected"`), an object (MCP, JSON-RPC), or junk.
+    error: Option<Member<'de>>,
+    code: Option<Member<'de>>,
+    message: Option<Member<'de>>,
+    fix: Option<Member<'de>>,
     details: Option<Value>,
     data: Option<Value>,
     jsonrpc: bool,
     others: Vec<(Box<str>, Value)>,
 }
 
-/// The `"error"` member: a string (`"agent_connected"`), an object (MCP, JSON-RPC), or junk.
-enum ErrorField<'de> {
-    Text(Cow<'de, str>),
-    Object(Box<Obj<'de>>),
-    Other(Value),
-}
-
-/// A member read as text: a string (borrowed when it has no escapes), or any other value.
-enum Text<'de> {
+/// A member's value: a string (borrowed when it has no escapes), an error object (only
+/// under `"error"`), or any other value.
+enum Member<'de> {
     Str(Cow<'de, str>),
+    Obj(Box<Obj<'de>>),
     Other(Value),
 }
 
-impl Text<'_> {
+impl Member<'_> {
     fn into_value(self) -> Value {
         match self {
-            Text::Str(s) => Value::String(s.into_owned()),
-            Text::Other(v) => v,
+            Member::Str(s) => Value::String(s.into_owned()),
+            // Only `"error"` reads an object as an `Obj`, and it is never turned back.
+            Member::Obj(_) => Value::Null,
+            Member::Other(v) => v,
         }
     }
 }
 
-impl<'de> de::Deserialize<'de> for Text<'de> {
+/// Reads a [`Member`]: an object as an [`Obj`] when `objects`, else as a `Value`.
+#[derive(Clone, Copy)]
+struct MemberSeed {
+    objects: bool,
+}
+
+impl<'de> de::Deserialize<'de> for Member<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(TextVisitor)
+        MemberSeed { objects: false }.deserialize(d)
     }
 }
 
-struct TextVisitor;
+impl<'de> DeserializeSeed<'de> for MemberSeed {
+    type Value = Member<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Member<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
 
-impl<'de> Visitor<'de> for TextVisitor {
-    type Value = Text<'de>;
+impl<'de> Visitor<'de> for MemberSeed {
+    type Value = Member<'de>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Text<'de>, E> {
-        Ok(Text::Str(Cow::Borrowed(s)))
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Borrowed(s)))
     }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Text<'de>, E> {
-        Ok(Text::Str(Cow::Owned(s.to_owned())))
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Owned(s.to_owned())))
     }
-    fn visit_string<E: de::Error>(self, s: String) -> Result<Text<'de>, E> {
-        Ok(Text::Str(Cow::Owned(s)))
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Owned(s)))
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Text<'de>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Member<'de>, A::Error> {
+        if self.objects {
+            let mut obj = Obj::default();
+            fill(&mut obj, map)?;
+            return Ok(Member::Obj(Box::new(obj)));
+        }
         let v = de::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
-        Ok(Text::Other(v))
+        Ok(Member::Other(v))
     }
-    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Text<'de>, A::Error> {
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Member<'de>, A::Error> {
         let v = de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-        Ok(Text::Other(v))
+        Ok(Member::Other(v))
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text<'de>, E> {
-        Ok(Text::Other(Value::Bool(v)))
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Member<'de>, E> {
+        Ok(Member::Other(Value::Bool(v)))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text<'de>, E> {
-        Ok(Text::Other(v.into()))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Member<'de>, E> {
+        Ok(Member::Other(v.into()))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text<'de>, E> {
-        Ok(Text::Other(v.into()))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Member<'de>, E> {
+        Ok(Member::Other(v.into()))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text<'de>, E> {
-        Ok(Text::Other(v.into()))
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Member<'de>, E> {
+        Ok(Member::Other(v.into()))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Text<'de>, E> {
-        Ok(Text::Other(Value::Null))
+    fn visit_unit<E: de::Error>(self) -> Result<Member<'de>, E> {
+        Ok(Member::Other(Value::Null))
     }
 }
 
@@ -143,26 +157,6 @@ impl<'de> de::Deserialize<'de> for Key {
     }
 }
 
-impl<'de> de::Deserialize<'de> for Obj<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(ObjVisitor)
-    }
-}
-
-struct ObjVisitor;
-
-impl<'de> Visitor<'de> for ObjVisitor {
-    type Value = Obj<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an error object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<'de>, A::Error> {
-        let mut obj = Obj::default();
-        fill(&mut obj, map)?;
-        Ok(obj)
-    }
-}
-
 /// Fills a caller's [`Obj`] in place (the top level is not moved around: it is large).
 struct ObjSeed<'a, 'de>(&'a mut Obj<'de>);
 
@@ -187,7 +181,7 @@ fn fill<'de, A: MapAccess<'de>>(obj: &mut Obj<'de>, mut map: A) -> Result<(), A:
     while let Some(key) = map.next_key::<Key>()? {
         match key {
             Key::Detail => obj.detail = Some(map.next_value()?),
-            Key::Error => obj.error = Some(map.next_value_seed(ErrorFieldSeed)?),
+            Key::Error => obj.error = Some(map.next_value_seed(MemberSeed { objects: true })?),
             Key::Code => obj.code = Some(map.next_value()?),
             Key::Message => obj.message = Some(map.next_value()?),
             Key::Fix => obj.fix = Some(map.next_value()?),
@@ -210,58 +204,6 @@ fn fill<'de, A: MapAccess<'de>>(obj: &mut Obj<'de>, mut map: A) -> Result<(), A:
         }
     }
     Ok(())
-}
-
-struct ErrorFieldSeed;
-
-impl<'de> DeserializeSeed<'de> for ErrorFieldSeed {
-    type Value = ErrorField<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ErrorField<'de>, D::Error> {
-        d.deserialize_any(ErrorFieldVisitor)
-    }
-}
-
-struct ErrorFieldVisitor;
-
-impl<'de> Visitor<'de> for ErrorFieldVisitor {
-    type Value = ErrorField<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an error code or object")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<ErrorField<'de>, E> {
-        Ok(ErrorField::Text(Cow::Borrowed(s)))
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<ErrorField<'de>, E> {
-        Ok(ErrorField::Text(Cow::Owned(s.to_owned())))
-    }
-    fn visit_string<E: de::Error>(self, s: String) -> Result<ErrorField<'de>, E> {
-        Ok(ErrorField::Text(Cow::Owned(s)))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ErrorField<'de>, A::Error> {
-        ObjVisitor
-            .visit_map(map)
-            .map(|o| ErrorField::Object(Box::new(o)))
-    }
-    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<ErrorField<'de>, A::Error> {
-        TextVisitor
-            .visit_seq(seq)
-            .map(|t| ErrorField::Other(t.into_value()))
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<ErrorField<'de>, E> {
-        Ok(ErrorField::Other(Value::Bool(v)))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<ErrorField<'de>, E> {
-        Ok(ErrorField::Other(v.into()))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<ErrorField<'de>, E> {
-        Ok(ErrorField::Other(v.into()))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<ErrorField<'de>, E> {
-        Ok(ErrorField::Other(v.into()))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<ErrorField<'de>, E> {
-        Ok(ErrorField::Other(Value::Null))
-    }
 }
 
 /// Parses a body as one of the JSON shapes into `obj`; `false` when it is not a JSON object
@@ -298,89 +240,75 @@ impl Obj<'_> {
         credentials: &Credentials,
     ) -> ApiError {
         let top = self;
-        let mut shape;
-        let mut numeric = None;
-        let code;
-        let mut message;
-        let mut fix;
-        let mut details;
         let mut fields = std::mem::take(&mut top.others);
-
-        match top.error.take() {
-            Some(ErrorField::Object(inner)) => {
+        let (mut message, mut fix) = (top.message.take(), top.fix.take());
+        let mut details = top.details.take();
+        let mut numeric = None;
+        let (shape, code) = match top.error.take() {
+            Some(Member::Obj(inner)) => {
                 // MCP `{"error": {code, message, fix, details}}`, or a JSON-RPC envelope.
                 let mut inner = *inner;
-                shape = if top.jsonrpc {
-                    BodyShape::JsonRpc
-                } else {
-                    BodyShape::Mcp
-                };
-                let (c, n) = code_of(inner.code.take(), status, credentials);
-                code = c;
+                let (code, n) = code_of(inner.code.take(), status, credentials);
                 numeric = n;
-                if numeric.is_some() && !top.jsonrpc {
-                    shape = BodyShape::JsonRpc;
-                }
-                message = inner.message.take();
-                fix = inner.fix.take();
+                (message, fix) = (inner.message.take(), inner.fix.take());
                 details = inner.details.take().or(inner.data.take());
                 fields.append(&mut inner.others);
+                match top.jsonrpc || numeric.is_some() {
+                    true => (BodyShape::JsonRpc, code),
+                    false => (BodyShape::Mcp, code),
+                }
             }
-            Some(ErrorField::Text(text)) => {
-                // The structured 409: {"error": "agent_connected", "message", "agent_id"}.
-                shape = BodyShape::Structured;
-                code = parse_code(&text, status, credentials);
-                message = top.message.take();
-                fix = top.fix.take();
-                details = top.details.take();
-            }
+            // The structured 409: {"error": "agent_connected", "message", "agent_id"}.
+            Some(Member::Str(text)) => (
+                BodyShape::Structured,
+                parse_code(&text, status, credentials),
+            ),
             other => {
-                if let Some(ErrorField::Other(v)) = other {
+                if let Some(Member::Other(v)) = other {
                     fields.push(("error".into(), v));
                 }
-                message = top.message.take();
-                fix = top.fix.take();
-                details = top.details.take();
                 if top.code.is_some() {
-                    shape = BodyShape::Envelope;
-                    let (c, n) = code_of(top.code.take(), status, credentials);
-                    code = c;
+                    let (code, n) = code_of(top.code.take(), status, credentials);
                     numeric = n;
+                    (BodyShape::Envelope, code)
                 } else if let Some(detail) = top.detail.take() {
-                    shape = BodyShape::Detail;
-                    code = ErrorCode::from_status(status);
                     match detail {
-                        Text::Str(s) => message = Some(Text::Str(s)),
+                        Member::Str(s) => message = Some(Member::Str(s)),
                         // FastAPI-style validation errors: a list of {loc, msg, type}.
-                        Text::Other(other) => {
+                        other => {
+                            let other = other.into_value();
                             let first = other
                                 .as_array()
                                 .and_then(|a| a.first())
                                 .and_then(|e| e.get("msg"))
                                 .and_then(Value::as_str)
-                                .map(|s| Text::Str(Cow::Owned(s.to_owned())));
+                                .map(|s| Member::Str(Cow::Owned(s.to_owned())));
                             message = message.or(first);
                             details = details.or(Some(other));
                         }
                     }
+                    (BodyShape::Detail, ErrorCode::from_status(status))
                 } else {
-                    shape = BodyShape::Unrecognized;
-                    code = ErrorCode::from_status(status);
+                    (BodyShape::Unrecognized, ErrorCode::from_status(status))
                 }
             }
-        }
+        };
         if top.detail.is_some() && shape != BodyShape::Detail {
-            let detail = top.detail.take().map(Text::into_value).unwrap_or_default();
+            let detail = top
+                .detail
+                .take()
+                .map(Member::into_value)
+                .unwrap_or_default();
             fields.push(("detail".into(), detail));
         }
 
         let message = match message.take() {
-            Some(Text::Str(s)) => safe_cow(s, credentials),
-            Some(Text::Other(Value::Null)) | None if shape == BodyShape::Unrecognized => {
+            Some(Member::Str(s)) => safe_string(s, MAX_TEXT_CHARS, credentials),
+            Some(Member::Other(Value::Null)) | None if shape == BodyShape::Unrecognized => {
                 super::excerpt(body, credentials)
             }
-            Some(Text::Other(Value::Null)) | None => String::new(),
-            Some(Text::Other(other)) => super::excerpt(other.to_string().as_bytes(), credentials),
+            Some(Member::Other(Value::Null)) | None => String::new(),
+            Some(other) => super::excerpt(other.into_value().to_string().as_bytes(), credentials),
         };
         let message = if message.is_empty() {
             super::default_message(status, &code)
@@ -388,11 +316,12 @@ impl Obj<'_> {
             message
         };
         let fix = match fix.take() {
-            Some(Text::Str(s)) => Some(safe_cow(s, credentials).into_boxed_str()),
-            Some(Text::Other(Value::Null)) | None => None,
-            Some(Text::Other(other)) => {
-                Some(super::excerpt(other.to_string().as_bytes(), credentials).into_boxed_str())
-            }
+            Some(Member::Str(s)) => Some(safe_string(s, MAX_TEXT_CHARS, credentials).into()),
+            Some(Member::Other(Value::Null)) | None => None,
+            Some(other) => Some(
+                super::excerpt(other.into_value().to_string().as_bytes(), credentials)
+                    .into_boxed_str(),
+            ),
         };
         if let Some(d) = details.as_mut() {
             redact_value(d, credentials);
@@ -418,26 +347,18 @@ impl Obj<'_> {
 /// A `code` member: a string, or a number (JSON-RPC `-32602`; anything else numeric keeps
 /// its number and takes its code from the status).
 fn code_of(
-    code: Option<Text<'_>>,
+    code: Option<Member<'_>>,
     status: StatusCode,
     credentials: &Credentials,
 ) -> (ErrorCode, Option<i64>) {
     match code {
-        Some(Text::Str(s)) => (parse_code(&s, status, credentials), None),
-        Some(Text::Other(Value::Number(n))) => match n.as_i64() {
+        Some(Member::Str(s)) => (parse_code(&s, status, credentials), None),
+        Some(Member::Other(Value::Number(n))) => match n.as_i64() {
             Some(n) if n < 0 => (ErrorCode::from_jsonrpc(n), Some(n)),
             Some(n) => (ErrorCode::from_status(status), Some(n)),
             None => (ErrorCode::from_status(status), None),
         },
         _ => (ErrorCode::from_status(status), None),
-    }
-}
-
-/// A message or fix made safe ([`safe_text`]), reusing an owned string when it can.
-fn safe_cow(text: Cow<'_, str>, credentials: &Credentials) -> String {
-    match text {
-        Cow::Owned(s) => safe_string(s, MAX_TEXT_CHARS, credentials),
-        Cow::Borrowed(s) => safe_text(s, MAX_TEXT_CHARS, credentials).into_owned(),
     }
 }
 

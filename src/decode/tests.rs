@@ -4,8 +4,11 @@
 
 use super::*;
 use crate::{
-    classify::Disposition, error::BodyShape, error::Error, retry_after::MAX_HINT,
-    text::safe::MAX_TEXT_CHARS,
+    classify::Disposition,
+    error::BodyShape,
+    error::Error,
+    retry_after::MAX_HINT,
+    text::safe::{EXCERPT_CHARS, MAX_TEXT_CHARS},
 };
 use http::HeaderValue;
 use serde_json::json;

@@ -9,7 +9,7 @@ use base64::{
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
 };
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use std::borrow::Cow;
 
 /// The most metadata entries kept from one gRPC error.
@@ -33,22 +33,22 @@ pub(crate) struct GrpcExtra {
 /// Headers that are gRPC's or HTTP's own, not the server's metadata (grpc-go's reserved
 /// headers, plus HTTP framing).
 fn reserved(name: &HeaderName) -> bool {
-    *name == header::CONTENT_TYPE
-        || *name == header::CONTENT_LENGTH
-        || *name == header::TRANSFER_ENCODING
-        || *name == header::CONNECTION
-        || *name == header::TE
-        || *name == header::USER_AGENT
-        || matches!(
-            name.as_str(),
-            "grpc-status"
-                | "grpc-message"
-                | "grpc-status-details-bin"
-                | "grpc-encoding"
-                | "grpc-accept-encoding"
-                | "grpc-message-type"
-                | "grpc-timeout"
-        )
+    matches!(
+        name.as_str(),
+        "content-type"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "te"
+            | "user-agent"
+            | "grpc-status"
+            | "grpc-message"
+            | "grpc-status-details-bin"
+            | "grpc-encoding"
+            | "grpc-accept-encoding"
+            | "grpc-message-type"
+            | "grpc-timeout"
+    )
 }
 
 impl GrpcExtra {
@@ -110,7 +110,8 @@ fn kept_value(
     credentials: &Credentials,
 ) -> Option<HeaderValue> {
     let binary = name.as_str().ends_with("-bin");
-    if is_secret_key(name.as_str()) || is_credential_header(name) {
+    // `authorization`, `x-api-key`, `cookie`, `set-cookie` and their kin.
+    if is_secret_key(name.as_str()) {
         return (!binary).then(|| HeaderValue::from_static(REDACTED));
     }
     if binary {
@@ -124,14 +125,6 @@ fn kept_value(
         Cow::Borrowed(_) if matches!(redacted, Cow::Borrowed(_)) => Some(value.clone()),
         scrubbed => HeaderValue::from_str(&scrubbed).ok(),
     }
-}
-
-fn is_credential_header(name: &HeaderName) -> bool {
-    *name == header::AUTHORIZATION
-        || *name == header::PROXY_AUTHORIZATION
-        || *name == header::SET_COOKIE
-        || *name == header::COOKIE
-        || name.as_str() == "x-api-key"
 }
 
 /// Standard base64 as gRPC's own implementations read it: bits past the last whole byte are

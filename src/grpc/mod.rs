@@ -5,12 +5,15 @@ pub(crate) mod metadata;
 
 use crate::{
     code::ErrorCode,
+    error::{ApiError, Assembly, BodyShape},
+    retry_after::Hint,
     text::{
         Credentials,
         safe::{MAX_TEXT_CHARS, safe_text},
     },
 };
-use http::{HeaderMap, HeaderName, header::CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, StatusCode, header::CONTENT_TYPE};
+use std::borrow::Cow;
 
 pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 pub(crate) const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
@@ -45,24 +48,41 @@ pub(crate) fn is_error(headers: &HeaderMap) -> bool {
     status(headers).is_some()
 }
 
-/// The `grpc-message` in `headers`, percent-decoded and made safe; empty when absent.
+/// The `grpc-message` in `headers`, percent-decoded (lossy UTF-8) and made safe; empty when
+/// absent.
 pub(crate) fn message(headers: &HeaderMap, credentials: &Credentials) -> String {
-    headers
-        .get(GRPC_MESSAGE)
-        .map(|v| decode_message(v.as_bytes(), credentials))
-        .unwrap_or_default()
-}
-
-/// Percent-decodes a `grpc-message` (lossy UTF-8, credentials redacted, control characters
-/// replaced, length bounded).
-pub(crate) fn decode_message(raw: &[u8], credentials: &Credentials) -> String {
-    let decoded: std::borrow::Cow<'_, [u8]> = percent_encoding::percent_decode(raw).into();
+    let Some(raw) = headers.get(GRPC_MESSAGE) else {
+        return String::new();
+    };
+    let decoded: Cow<'_, [u8]> = percent_encoding::percent_decode(raw.as_bytes()).into();
     safe_text(
         &String::from_utf8_lossy(&decoded),
         MAX_TEXT_CHARS,
         credentials,
     )
     .into_owned()
+}
+
+/// The error a non-OK `grpc-status` in `headers` reports, if there is one; a parsable number
+/// is kept as the numeric code.
+pub(crate) fn api_error(
+    status: StatusCode,
+    headers: &HeaderMap,
+    hint: Hint,
+    credentials: &Credentials,
+) -> Option<ApiError> {
+    let GrpcStatus { code, number } = self::status(headers)?;
+    let mut message = message(headers, credentials);
+    if message.is_empty() {
+        message = code.as_str().to_owned();
+    }
+    Some(ApiError::assemble(Assembly {
+        message,
+        hint,
+        numeric_code: number.map(i64::from),
+        grpc: metadata::GrpcExtra::capture(headers, credentials),
+        ..Assembly::new(status, code, BodyShape::Grpc)
+    }))
 }
 
 /// `true` for a gRPC request or response: `content-type: application/grpc…`.

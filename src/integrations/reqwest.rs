@@ -231,9 +231,7 @@ fn classify(mut err: reqwest::Error) -> Error {
 /// first attempt streams it, up to [`max_replay_bytes`](crate::RetryLayer::max_replay_bytes)
 /// (see [`ReplayBody`]).
 #[derive(Clone)]
-pub struct BodyCopy {
-    repr: Repr,
-}
+pub struct BodyCopy(Repr);
 
 #[derive(Clone)]
 enum Repr {
@@ -244,7 +242,7 @@ enum Repr {
 impl fmt::Debug for BodyCopy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the bytes.
-        match &self.repr {
+        match &self.0 {
             Repr::Buffered(bytes) => f
                 .debug_struct("Buffered")
                 .field("len", &bytes.len())
@@ -261,24 +259,17 @@ impl ReplayBody for reqwest::Body {
         match buffered(self) {
             Ok(bytes) => (
                 reqwest::Body::from(bytes.clone()),
-                BodyCopy {
-                    repr: Repr::Buffered(bytes),
-                },
+                BodyCopy(Repr::Buffered(bytes)),
             ),
             Err(body) => {
                 let (body, copy) = Captured::capture_with(body, max_bytes, reqwest::Body::wrap);
-                (
-                    body,
-                    BodyCopy {
-                        repr: Repr::Streaming(copy),
-                    },
-                )
+                (body, BodyCopy(Repr::Streaming(copy)))
             }
         }
     }
 
     fn replay(copy: &BodyCopy) -> Result<Self, NotReplayable> {
-        match &copy.repr {
+        match &copy.0 {
             Repr::Buffered(bytes) => Ok(reqwest::Body::from(bytes.clone())),
             Repr::Streaming(copy) => copy.replay_with(reqwest::Body::wrap, reqwest::Body::wrap),
         }

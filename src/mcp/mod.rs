@@ -1,22 +1,14 @@
-//! MCP mode of the error decoder: tool-call errors inside HTTP 200 JSON-RPC responses.
-//!
-//! Over MCP a tool error does not change the HTTP status, so the plain
-//! [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) lets it through as a success. [`McpDecodeLayer`] also reads JSON successes, up to a bound, and turns a tool-call
-//! error into the same typed [`Error`](crate::Error) as an HTTP error. Its responses carry
-//! [`McpBody`], which replays what was read and then streams the rest.
+//! MCP mode of the error decoder: tool-call errors inside HTTP 200 JSON-RPC responses, decoded
+//! by [`McpDecodeLayer`] into the same typed [`Error`](crate::Error) as an HTTP error.
 //! [`ApiContractLayer::mcp`](crate::ApiContractLayer::mcp) installs the whole stack in this
 //! mode.
-//!
-//! Its limits default to the plain decoder's: 64 KiB of body, read for at most 10 seconds.
 
 mod body;
-mod future;
 mod inspect;
 mod layer;
 
 pub use body::McpBody;
-pub use future::ResponseFuture;
-pub use layer::{McpDecode, McpDecodeLayer};
+pub use layer::{McpDecode, McpDecodeLayer, ResponseFuture};
 
 #[cfg(test)]
 mod tests {

@@ -5,33 +5,20 @@
 //! service of HTTP requests, typically a hyper-util client wrapped in
 //! [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) so failures are typed:
 //!
-//! - it opens the endpoint (`Accept: text/event-stream`) and yields parsed [`Event`]s;
-//! - it remembers the last event id, and when the connection drops (a body error, or the
-//!   end of the body) it reconnects with `?since=<last id>` (percent-encoded, replacing a
-//!   `since` already in the URI, other parameters kept) and the standard `Last-Event-ID`
-//!   header, after the crate's jittered [`Backoff`](crate::backoff::Backoff); a `retry:`
-//!   field from the server (and a `Retry-After` on an error) is the minimum wait;
-//! - an error that is not retryable (401, 403, 404, ...: `!err.is_retryable()`) ends the
-//!   stream with the typed [`Error`](crate::Error) after that one request; transient ones
-//!   reconnect, and the retry cap ([`max_retries`](ResumableEvents::max_retries), default
-//!   5) counts only consecutive attempts that delivered no event: an attempt that delivered
-//!   one resets it;
-//! - a `204 No Content` ends the stream (the server says "stop reconnecting"), a success
-//!   whose `Content-Type` is not `text/event-stream` ends it with a `FAILED_PRECONDITION`
-//!   error (the spec fails such a connection for good; a missing `Content-Type` is
-//!   accepted).
+//! - when the connection drops it reconnects with `?since=<last id>` and `Last-Event-ID`,
+//!   after the crate's jittered [`Backoff`](crate::backoff::Backoff) (a server's `retry:` or
+//!   `Retry-After` is the minimum wait);
+//! - an error that is not retryable ends the stream with the typed
+//!   [`Error`](crate::Error); [`max_retries`](ResumableEvents::max_retries) counts only
+//!   consecutive attempts that delivered no event;
+//! - a `204 No Content` ends the stream; a success that is not `text/event-stream` ends it
+//!   with an error (a missing `Content-Type` is accepted).
 //!
-//! An event is delivered only once it is complete (the blank line that ends it arrived), and
-//! the cursor only moves on a delivered event, so a drop in the middle of an event neither
-//! loses it (it is sent again after the cursor) nor duplicates the one before.
-//!
-//! The request template's headers and query (`Authorization`, `?token=`) are copied to every
-//! reconnect; their values never appear in the errors the stream yields, its `Debug` output or
-//! its logs (see [`Credentials`](crate::decode::Credentials)).
-//!
-//! The `text/event-stream` parser is this crate's own, because it bounds its buffers: a line
-//! or an event larger than [`max_event_bytes`](ResumableEvents::max_event_bytes) ends the
-//! stream with an `OUT_OF_RANGE` error.
+//! An event is delivered only once complete, and the cursor only moves on a delivered event,
+//! so a drop mid-event neither loses it nor duplicates the one before. The template's
+//! credentials (`Authorization`, `?token=`) never appear in the errors, `Debug` or logs. The
+//! parser bounds its buffers: a line or event over
+//! [`max_event_bytes`](ResumableEvents::max_event_bytes) ends the stream with `OUT_OF_RANGE`.
 //!
 //! # Example
 //!

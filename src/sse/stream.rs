@@ -7,7 +7,11 @@ use crate::{
     reason::LocalFailure,
     reason::NotRetried,
     retry_after::MAX_HINT,
-    text::{NOT_UNRESERVED, redact::redact},
+    text::{
+        NOT_UNRESERVED,
+        redact::redact,
+        safe::{MAX_TEXT_CHARS, safe_text},
+    },
 };
 use bytes::Buf;
 use futures_core::{FusedStream, Stream};
@@ -205,7 +209,7 @@ where
 
     /// The credentials of the requests this stream makes (error path only).
     fn credentials(&self) -> Credentials {
-        credentials_of(&self.headers, &self.uri, &self.sensitive)
+        Credentials::carried(&self.headers, &self.uri, self.sensitive.as_slice())
     }
 
     /// Handles a failed attempt: ends the stream, or schedules the next connection.
@@ -230,11 +234,10 @@ where
             .unwrap_or_default()
             .min(MAX_HINT);
         if floor > self.max_retry_after {
-            let asked = floor;
-            err.set_retry_after(asked);
+            err.set_retry_after(floor);
             err.set_attempts(self.failures);
             err.set_not_retried(NotRetried::StreamRetryAfterTooLong {
-                asked,
+                asked: floor,
                 max: self.max_retry_after,
             });
             self.state = State::Done;
@@ -298,14 +301,7 @@ where
                         this.state = State::Done;
                         let got = res.headers().get(CONTENT_TYPE).map(HeaderValue::as_bytes);
                         let got = String::from_utf8_lossy(got.unwrap_or_default());
-                        let got = credentials_of(&this.headers, &this.uri, &this.sensitive)
-                            .scrub(&got)
-                            .into_owned();
-                        let got = crate::text::safe::safe_text(
-                            &got,
-                            crate::text::safe::MAX_TEXT_CHARS,
-                            &Credentials::new(),
-                        );
+                        let got = safe_text(&got, MAX_TEXT_CHARS, &this.credentials());
                         let err = Error::local(
                             LocalFailure::NotAnEventStream,
                             res.status(),
@@ -331,16 +327,12 @@ where
                         res.status(),
                         res.headers(),
                         &[],
-                        &credentials_of(&this.headers, &this.uri, &this.sensitive),
+                        &this.credentials(),
                     ))
                     .judged(&this.contract),
                     // An error from below (typed by `ErrorDecodeLayer`, or a transport
                     // failure) is scrubbed of this stream's credentials too.
-                    Err(e) => Error::transport_with(
-                        e,
-                        &credentials_of(&this.headers, &this.uri, &this.sensitive),
-                        &this.contract,
-                    ),
+                    Err(e) => Error::transport_with(e, &this.credentials(), &this.contract),
                 },
                 State::Reading(body) => match ready!(body.as_mut().poll_frame(cx)) {
                     Some(Ok(frame)) => {
@@ -363,11 +355,7 @@ where
                         }
                         continue;
                     }
-                    Some(Err(e)) => Error::transport_with(
-                        e,
-                        &credentials_of(&this.headers, &this.uri, &this.sensitive),
-                        &this.contract,
-                    ),
+                    Some(Err(e)) => Error::transport_with(e, &this.credentials(), &this.contract),
                     None => Error::transport_with(
                         std::io::Error::new(
                             std::io::ErrorKind::UnexpectedEof,
@@ -429,10 +417,6 @@ where
             .field("state", &state)
             .finish_non_exhaustive()
     }
-}
-
-fn credentials_of(headers: &HeaderMap, uri: &Uri, sensitive: &SensitiveHeaders) -> Credentials {
-    Credentials::carried(headers, uri, sensitive.as_slice())
 }
 
 /// `true` for `text/event-stream` (any parameters) and for a response without a

@@ -1,25 +1,12 @@
 //! The credentials a request carried, so that no error built from its response shows them:
-//! [`Credentials`].
+//! [`Credentials`]. Marker-based redaction ([`redact`](super::redact)) finds a secret by what
+//! surrounds it (`Bearer`, `token=`); a key echoed bare is found only by knowing what was sent.
 //!
-//! Marker-based redaction ([`redact`](super::redact)) finds a secret by what surrounds it
-//! (`Bearer`, `token=`, a member named `x-api-key`). An echo of a key with nothing around it
-//! (`"The API key mk_live_S3cr3tApiKey0003 is not recognized."`) has no such marker; only
-//! knowing what the request sent finds it. [`ErrorDecode`](crate::decode::ErrorDecode) remembers that
-//! for every request, and every text an [`Error`](crate::Error) built from the response holds
-//! has each exact occurrence replaced by `[REDACTED]`.
-//!
-//! # Fingerprints, not copies
-//!
-//! A success must cost next to nothing, and most responses are successes. Keeping the
-//! credential bytes themselves would mean copying them, or cloning the request's
-//! `HeaderValue`s, whose first clone allocates when the value was built from a string. So a
-//! request's credentials are remembered as fingerprints: the length and a 64-bit polynomial
-//! hash of each value, computed from the header bytes in place and stored inline (up to three,
-//! with no allocation; more spill to the heap). The future holds no secret at all. Only when an
-//! error is built are texts searched, with a rolling hash of the same polynomial, for windows
-//! of a remembered length and hash. Every exact occurrence is found; a window of foreign text
-//! that happened to share a 64-bit hash would be redacted too, which costs a word of a message
-//! and nothing else.
+//! Only fingerprints are kept: the length and a 64-bit polynomial hash of each spelling,
+//! computed from the header bytes in place and stored inline for up to three, so a success
+//! costs no allocation and the future holds no secret. Texts are searched, with a rolling hash
+//! of the same polynomial, only when an error is built. A foreign window that shares a 64-bit
+//! hash would be redacted too, which costs a word of a message and nothing else.
 
 use http::{
     HeaderMap, HeaderName, Request, Uri,
@@ -160,7 +147,7 @@ fn mix(mut z: u64) -> u64 {
 
 /// The polynomial hash of a byte stream (`Σ bᵢ·BASE^(n-1-i)`), its length in bytes and in
 /// characters, and the classes of its bytes.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Hasher {
     hash: u64,
     len: usize,
@@ -169,15 +156,6 @@ struct Hasher {
 }
 
 impl Hasher {
-    const fn new() -> Hasher {
-        Hasher {
-            hash: 0,
-            len: 0,
-            chars: 0,
-            classes: 0,
-        }
-    }
-
     /// Hashes a slice, eight bytes per step (the same hash as [`push`](Self::push) byte by
     /// byte: `h·B⁸ + b₀·B⁷ + … + b₇`, whose eight products are independent).
     #[inline(always)]
@@ -211,7 +189,7 @@ impl Hasher {
     }
 
     fn of_iter(bytes: impl Iterator<Item = u8>) -> Hasher {
-        let mut h = Hasher::new();
+        let mut h = Hasher::default();
         for b in bytes {
             h.hash = h.hash.wrapping_mul(BASE).wrapping_add(u64::from(b));
             h.len += 1;
@@ -318,22 +296,7 @@ impl Credentials {
     /// `text` with every exact occurrence of a remembered credential replaced by
     /// `[REDACTED]`; borrowed when there is none. Overlapping occurrences become one marker.
     pub fn scrub<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        if self.is_empty() {
-            return Cow::Borrowed(text);
-        }
-        let spans = self.find(text);
-        if spans.is_empty() {
-            return Cow::Borrowed(text);
-        }
-        let mut out = String::with_capacity(text.len());
-        let mut copied = 0;
-        for (start, end) in spans {
-            out.push_str(&text[copied..start]);
-            out.push_str(REDACTED);
-            copied = end;
-        }
-        out.push_str(&text[copied..]);
-        Cow::Owned(out)
+        self.scrub_until(text, text.len())
     }
 
     /// `true` when a remembered credential occurs in `bytes` (read as lossy UTF-8).
@@ -345,10 +308,7 @@ impl Credentials {
     /// An occurrence that straddles the cut is replaced whole, and nothing after it is kept:
     /// cutting never leaves the first half of a credential behind.
     pub(crate) fn scrub_until<'a>(&self, text: &'a str, cut: usize) -> Cow<'a, str> {
-        if text.len() <= cut {
-            return self.scrub(text);
-        }
-        let mut cut = cut;
+        let mut cut = cut.min(text.len());
         while !text.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -359,10 +319,7 @@ impl Credentials {
         };
         let mut out = String::new();
         let mut copied = 0;
-        for (start, end) in spans {
-            if start >= cut {
-                break;
-            }
+        for (start, end) in spans.into_iter().take_while(|&(start, _)| start < cut) {
             out.push_str(&text[copied..start]);
             out.push_str(REDACTED);
             copied = end;
@@ -446,9 +403,7 @@ impl Credentials {
     /// even below [`MIN_CHARS`] (a `%00` in a credential decodes to one byte).
     #[inline(always)]
     fn push_decoded(&mut self, h: &Hasher) {
-        if h.print().is_some() {
-            self.push_hasher(h);
-        } else if h.len >= MIN_DECODED
+        if h.len >= MIN_DECODED
             && let Ok(len) = u32::try_from(h.len)
         {
             self.push(Print::new(h.hash, len));
@@ -457,13 +412,7 @@ impl Credentials {
 
     /// Remembers one hashed spelling; `false` when it is too short.
     fn push_hasher(&mut self, h: &Hasher) -> bool {
-        match h.print() {
-            Some(p) => {
-                self.push(p);
-                true
-            }
-            None => false,
-        }
+        h.print().map(|p| self.push(p)).is_some()
     }
 
     /// `<scheme> <credentials>`: the credentials, or the whole value when it has no scheme
@@ -543,7 +492,8 @@ impl Credentials {
         }
         self.json_spellings(value.iter().copied(), h.classes);
         if h.classes & RESERVED != 0 {
-            self.push_hasher(&Hasher::of_iter(percent_encode(value.iter().copied())));
+            let encoded = percent_encoding::percent_encode(value, super::NOT_UNRESERVED);
+            self.push_hasher(&Hasher::of_iter(encoded.flat_map(str::bytes)));
         }
         if h.classes & PCT != 0 {
             // Text with escapes is searched decoded (see `find`), and a value's own escapes
@@ -703,22 +653,6 @@ impl Credentials {
 /// The value of a hex digit, either case.
 fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
-}
-
-/// Percent-encodes everything but the URI's unreserved characters, with upper-case hex.
-fn percent_encode(bytes: impl Iterator<Item = u8>) -> impl Iterator<Item = u8> {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    bytes.flat_map(|b| {
-        let (out, n) = if CLASS[b as usize] & RESERVED == 0 {
-            ([b, 0, 0], 1)
-        } else {
-            (
-                [b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]],
-                3,
-            )
-        };
-        out.into_iter().take(n)
-    })
 }
 
 /// Percent-decodes (an invalid escape stays as it is), and with `plus_is_space` also reads

@@ -57,28 +57,33 @@ fn safe_clean_text(text: &str, max_chars: usize) -> Cow<'_, str> {
     if redacted.len() <= max_chars {
         return redacted;
     }
-    match redacted.char_indices().nth(max_chars) {
+    match cut_at(&redacted, max_chars) {
         None => redacted,
-        Some((mut cut, _)) => {
-            // The cut leaves no fragment that would read as a credential after a marker.
-            while let Some(start) = dangling(&redacted[..cut]) {
-                cut = start;
-            }
-            let mut out = String::with_capacity(cut + '…'.len_utf8());
-            out.push_str(&redacted[..cut]);
-            out.push('…');
-            Cow::Owned(out)
-        }
+        Some(cut) => Cow::Owned(format!("{}…", &redacted[..cut])),
     }
 }
 
-/// [`safe_text`] of an owned string, reusing it when nothing needs changing.
-pub(crate) fn safe_string(text: String, max_chars: usize, credentials: &Credentials) -> String {
+/// Where `text` is cut to keep `max_chars` characters (`None`: it fits), moved back so that
+/// the cut leaves no fragment that would read as a credential after a marker.
+fn cut_at(text: &str, max_chars: usize) -> Option<usize> {
+    let (mut cut, _) = text.char_indices().nth(max_chars)?;
+    while let Some(start) = dangling(&text[..cut]) {
+        cut = start;
+    }
+    Some(cut)
+}
+
+/// [`safe_text`] of a string that may be owned, reusing it when nothing needs changing.
+pub(crate) fn safe_string(
+    text: Cow<'_, str>,
+    max_chars: usize,
+    credentials: &Credentials,
+) -> String {
     let changed = match safe_text(&text, max_chars, credentials) {
         Cow::Owned(s) => Some(s),
         Cow::Borrowed(_) => None,
     };
-    changed.unwrap_or(text)
+    changed.unwrap_or_else(|| text.into_owned())
 }
 
 /// A short, printable, credential-free excerpt of arbitrary bytes: the `<title>` of an HTML
@@ -140,18 +145,9 @@ pub(crate) fn excerpt(bytes: &[u8], credentials: &Credentials) -> String {
         Cow::Owned(r) => r,
         Cow::Borrowed(_) => out,
     };
-    match out.char_indices().nth(EXCERPT_CHARS) {
+    match cut_at(&out, EXCERPT_CHARS) {
         None => out,
-        Some((mut cut, _)) => {
-            // As for `safe_text`: no fragment that reads as a credential after a marker.
-            while let Some(start) = dangling(&out[..cut]) {
-                cut = start;
-            }
-            let mut cut_out = out;
-            cut_out.truncate(cut);
-            cut_out.push('…');
-            cut_out
-        }
+        Some(cut) => format!("{}…", &out[..cut]),
     }
 }
 
