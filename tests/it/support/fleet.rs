@@ -4,8 +4,9 @@
 //! The API is a [`LimitedServer`] in the calling process. Each worker is a separate OS
 //! process (the caller says how to start one: the test binary or the example, run again with
 //! [`API`], [`NAME`] and maybe [`REDIS`] in its environment), runs [`worker`] and prints one
-//! line, `fleet-worker: ok=N failed=N rejected=N`. Every request carries `x-worker`, so the
-//! API's log tells the processes apart.
+//! line, `fleet-worker: ok=N failed=N rejected=N last_us=N`. Every request carries
+//! `x-worker`, so the API's log tells the processes apart. A worker sends a number of
+//! requests ([`run`]), or sends from one instant to another ([`Timed`], [`run_timed`]).
 #![allow(dead_code, unreachable_pub)]
 
 use super::limited::{Arrival, LimitedServer, Limits, Load, SENT, Stamps, WORKER, drive, outcome};
@@ -13,7 +14,14 @@ use bytes::Bytes;
 use http::HeaderValue;
 use http_body_util::Full;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 use tower::ServiceBuilder;
 use tower_api_retry::{
     ApiContractLayer,
@@ -29,6 +37,14 @@ pub const NAME: &str = "FLEET_WORKER_NAME";
 pub const REDIS: &str = "FLEET_WORKER_REDIS";
 /// The namespace every worker shares.
 pub const NAMESPACE: &str = "fleet-demo-key-id";
+/// Another namespace to share gates in, instead of [`NAMESPACE`].
+pub const SPACE: &str = "FLEET_WORKER_NAMESPACE";
+/// A timed worker: when to begin sending, in microseconds since the Unix epoch.
+pub const START: &str = "FLEET_WORKER_START_US";
+/// A timed worker: when to stop starting requests, in microseconds since the Unix epoch.
+pub const UNTIL: &str = "FLEET_WORKER_UNTIL_US";
+/// A timed worker: the path template to send to, `limited` or `down` (see [`Timed`]).
+pub const TEMPLATE: &str = "FLEET_WORKER_TEMPLATE";
 
 /// The API every fleet run meets: one token bucket of 200 requests/s, burst 20, on
 /// `/limited/{n}`, answering `429` + `Retry-After: 1` over it.
@@ -161,6 +177,70 @@ pub async fn run(
     command: impl Fn() -> tokio::process::Command,
 ) -> FleetFigures {
     let server = LimitedServer::start(LIMITS).await;
+    let reported = spawn(&server, processes, redis, &[], command).await;
+    let reported = reported
+        .iter()
+        .map(|(&n, r)| (n, (r.ok, r.failed)))
+        .collect();
+    figures(&server.arrivals(), &reported)
+}
+
+/// A timed run: every worker begins sending at `start` and starts requests until `until`
+/// (both on the system clock, the same for every process), to `/limited/{n}` or, with
+/// `down`, to `/down/{n}` (always `503`).
+#[derive(Clone, Copy, Debug)]
+pub struct Timed {
+    pub start: SystemTime,
+    pub until: SystemTime,
+    pub down: bool,
+}
+
+/// What one worker process printed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Report {
+    /// Its logical requests that succeeded, and those that failed.
+    pub ok: usize,
+    pub failed: usize,
+    /// When its last request got its answer, on the system clock.
+    pub last_answer: Option<SystemTime>,
+}
+
+/// Runs `processes` workers as `timed` says against `server`, sharing gates in `namespace`
+/// through `redis` (or each on its own gates), and returns what each reported.
+pub async fn run_timed(
+    server: &LimitedServer,
+    processes: usize,
+    redis: Option<(&str, &str)>,
+    timed: Timed,
+    command: impl Fn() -> tokio::process::Command,
+) -> BTreeMap<u64, Report> {
+    let mut env = vec![
+        (START, unix_us(timed.start).to_string()),
+        (UNTIL, unix_us(timed.until).to_string()),
+        (
+            TEMPLATE,
+            if timed.down { "down" } else { "limited" }.to_owned(),
+        ),
+    ];
+    if let Some((_, namespace)) = redis {
+        env.push((SPACE, namespace.to_owned()));
+    }
+    spawn(server, processes, redis.map(|(url, _)| url), &env, command).await
+}
+
+fn unix_us(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Starts `processes` workers on `server` with `env` added, and waits for their reports.
+async fn spawn(
+    server: &LimitedServer,
+    processes: usize,
+    redis: Option<&str>,
+    env: &[(&str, String)],
+    command: impl Fn() -> tokio::process::Command,
+) -> BTreeMap<u64, Report> {
     let mut children = Vec::new();
     for n in 0..processes {
         let mut cmd = command();
@@ -169,6 +249,9 @@ pub async fn run(
             .env_remove(REDIS)
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         if let Some(url) = redis {
             cmd.env(REDIS, url);
         }
@@ -182,20 +265,30 @@ pub async fn run(
             .lines()
             .find_map(|l| Some(l.split_once("fleet-worker: ")?.1))
             .unwrap_or_else(|| panic!("worker {n} failed: {stdout}"));
-        let num = |name: &str| -> usize {
+        let num = |name: &str| -> u64 {
             line.split(' ')
                 .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| panic!("worker {n}: no {name} in {line}"))
         };
-        reported.insert(n, (num("ok"), num("failed")));
+        let last = num("last_us");
+        reported.insert(
+            n,
+            Report {
+                ok: num("ok") as usize,
+                failed: num("failed") as usize,
+                last_answer: (last > 0).then(|| UNIX_EPOCH + Duration::from_micros(last)),
+            },
+        );
     }
-    figures(&server.arrivals(), &reported)
+    reported
 }
 
 /// The body of a worker process, when its environment names an API (else `false`):
 /// `workers` tasks send `requests` GETs over `/limited/0` .. `/limited/15` through the
-/// default stack, on gates shared through the environment's Redis, if any.
+/// default stack, on gates shared through the environment's Redis, if any. A timed worker
+/// ([`START`] in its environment) ignores `requests`: its tasks send one request after
+/// another from [`START`] and start none after [`UNTIL`].
 pub fn worker(workers: usize, requests: usize) -> bool {
     let Ok(api) = std::env::var(API) else {
         return false;
@@ -205,6 +298,13 @@ pub fn worker(workers: usize, requests: usize) -> bool {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     let redis = std::env::var(REDIS).ok();
+    let namespace = std::env::var(SPACE).unwrap_or_else(|_| NAMESPACE.to_owned());
+    let us = |name: &str| -> Option<SystemTime> {
+        let us: u64 = std::env::var(name).ok()?.parse().ok()?;
+        Some(UNIX_EPOCH + Duration::from_micros(us))
+    };
+    let timed = us(START).zip(us(UNTIL));
+    let template = std::env::var(TEMPLATE).unwrap_or_else(|_| "limited".to_owned());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -216,9 +316,9 @@ pub fn worker(workers: usize, requests: usize) -> bool {
             // A list of URLs is a cluster.
             let store = if url.contains(',') {
                 let urls: Vec<&str> = url.split(',').collect();
-                RedisStore::cluster(&urls, NAMESPACE).unwrap()
+                RedisStore::cluster(&urls, &namespace).unwrap()
             } else {
-                RedisStore::new(&url, NAMESPACE).unwrap()
+                RedisStore::new(&url, &namespace).unwrap()
             };
             gates = gates.shared(store).unwrap();
             let start = std::time::Instant::now();
@@ -238,8 +338,8 @@ pub fn worker(workers: usize, requests: usize) -> bool {
                     ApiContractLayer::new().rate_limit(RateLimitBackoffLayer::new().gates(gates)),
                 )
                 .map_request(move |mut req: http::Request<Full<Bytes>>| {
-                    let sent = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
+                    let sent = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
                         .map_or(0, |d| d.as_micros() as u64);
                     req.headers_mut().insert(WORKER, HeaderValue::from(name));
                     req.headers_mut().insert(SENT, HeaderValue::from(sent));
@@ -248,19 +348,70 @@ pub fn worker(workers: usize, requests: usize) -> bool {
                 .layer(stamps.layer())
                 .service(http),
         );
-        let load = Load {
-            workers,
-            requests,
-            paths: (0..16).map(|i| format!("{api}/limited/{i}")).collect(),
-            other: None,
+        let paths: Vec<String> = (0..16).map(|i| format!("{api}/{template}/{i}")).collect();
+        let (ok, failed, last) = match timed {
+            Some((start, until)) => drive_until(client, workers, paths, start, until).await,
+            None => {
+                let load = Load {
+                    workers,
+                    requests,
+                    paths,
+                    other: None,
+                };
+                let run = drive(client, &load).await;
+                (run.ok, run.failed, None)
+            }
         };
-        let run = drive(client, &load).await;
         println!(
-            "fleet-worker: ok={} failed={} rejected={}",
-            run.ok,
-            run.failed,
-            stamps.rejected().len()
+            "fleet-worker: ok={ok} failed={failed} rejected={} last_us={}",
+            stamps.rejected().len(),
+            last.map_or(0, unix_us)
         );
     });
     true
+}
+
+/// `workers` tasks send GETs over `paths` in turn, one after another, from `start` until
+/// `until`: the successes, the failures and when the last answer came.
+async fn drive_until(
+    client: super::limited::Client,
+    workers: usize,
+    paths: Vec<String>,
+    start: SystemTime,
+    until: SystemTime,
+) -> (usize, usize, Option<SystemTime>) {
+    use tower::ServiceExt;
+    let wait = start.duration_since(SystemTime::now()).unwrap_or_default();
+    tokio::time::sleep(wait).await;
+    let next = Arc::new(AtomicUsize::new(0));
+    let paths = Arc::new(paths);
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let (client, next, paths) = (client.clone(), next.clone(), paths.clone());
+            tokio::spawn(async move {
+                let (mut ok, mut failed, mut last) = (0, 0, None);
+                while SystemTime::now() < until {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let req = http::Request::get(&paths[i % paths.len()])
+                        .body(Full::default())
+                        .unwrap();
+                    if client.clone().oneshot(req).await.unwrap_or(false) {
+                        ok += 1;
+                    } else {
+                        failed += 1;
+                    }
+                    last = Some(SystemTime::now());
+                }
+                (ok, failed, last)
+            })
+        })
+        .collect();
+    let (mut ok, mut failed, mut last) = (0, 0, None);
+    for task in tasks {
+        let (o, f, l) = task.await.expect("a worker task");
+        ok += o;
+        failed += f;
+        last = last.max(l);
+    }
+    (ok, failed, last)
 }

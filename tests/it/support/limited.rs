@@ -6,7 +6,8 @@
 //! - [`LimitedServer`] limits the path *template* `/limited/{n}`: every id shares one token
 //!   bucket (200 requests/s, burst 20 by default), and an over-limit request gets
 //!   `429` + `Retry-After: 1` + `{"code":"RESOURCE_EXHAUSTED","message":"Too many requests"}`.
-//!   `/other` is never limited. With [`Announce`], the limit is instead a fixed window of
+//!   `/other` is never limited; `/down/{n}` always answers `503` +
+//!   `{"code":"UNAVAILABLE",...}` (a server that is down). With [`Announce`], the limit is instead a fixed window of
 //!   `quota` requests per `window` seconds (aligned to Unix time), announced on every response
 //!   of the template in one [`Convention`]. Every arrival is logged ([`Arrival`]).
 //! - [`Stamps`] is a tower layer for the client, placed between the stack under test and the
@@ -56,6 +57,9 @@ pub const SENT: &str = "x-sent-us";
 
 /// The body of a `429`, in the shape of the contract pages' envelope.
 pub const TOO_MANY: &str = r#"{"code":"RESOURCE_EXHAUSTED","message":"Too many requests"}"#;
+
+/// The body of every answer on `/down/{n}`.
+pub const DOWN: &str = r#"{"code":"UNAVAILABLE","message":"The service is briefly unavailable."}"#;
 
 /// A header convention for announcing a quota.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,6 +242,12 @@ impl LimitedServer {
         self.state.limits
     }
 
+    /// Where `t`, on the system clock, falls on the server's timeline (that of
+    /// [`Arrival::at`]); zero before the server started.
+    pub fn timeline(&self, t: SystemTime) -> Duration {
+        t.duration_since(self.state.start_unix).unwrap_or_default()
+    }
+
     /// Every request so far, in arrival order.
     pub fn arrivals(&self) -> Vec<Arrival> {
         self.state.log.lock().unwrap().clone()
@@ -258,6 +268,8 @@ fn handle(state: &ServerState, req: &AxumRequest) -> AxumResponse {
         res
     } else if path == "/other" {
         json(StatusCode::OK, r#"{"ok":true}"#)
+    } else if path.starts_with("/down/") {
+        json(StatusCode::SERVICE_UNAVAILABLE, DOWN)
     } else {
         json(
             StatusCode::NOT_FOUND,
