@@ -563,6 +563,52 @@ async fn on_a_three_primary_cluster_the_fleet_shares_one_window_and_one_probe() 
     assert_one_window_one_probe(&shared);
 }
 
+/// Four worker processes (8 closed-loop workers each) send through the default stack for
+/// 10 s to a path that always answers `503`, on `redis` or each on its own gates: the sends
+/// per logical request, and how long after the load the last caller had its answer.
+async fn down_for_four(redis: Option<&RedisServer>) -> (f64, Duration) {
+    let server = LimitedServer::start(fleet::LIMITS).await;
+    // Far enough ahead for every process to start and share its gates.
+    let start = std::time::SystemTime::now() + Duration::from_secs(2);
+    let timed = fleet::Timed {
+        start,
+        until: start + Duration::from_secs(10),
+        down: true,
+    };
+    let url = redis.map(RedisServer::url);
+    let redis = url.as_deref().map(|url| (url, "fleet-down"));
+    let reports = fleet::run_timed(&server, PROCESSES, redis, timed, worker_command).await;
+    let logical: usize = reports.values().map(|r| r.ok + r.failed).sum();
+    assert_eq!(
+        reports.values().map(|r| r.ok).sum::<usize>(),
+        0,
+        "the server is down"
+    );
+    let sends = server.arrivals().len();
+    let last = reports.values().filter_map(|r| r.last_answer).max();
+    let tail = last.map_or(Duration::ZERO, |l| {
+        l.duration_since(timed.until).unwrap_or_default()
+    });
+    (sends as f64 / logical.max(1) as f64, tail)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_sends_each_request_about_once_to_a_server_that_stays_down() {
+    with_redis(|redis| async move {
+        let (shared, local) = tokio::join!(down_for_four(Some(&redis)), down_for_four(None));
+        println!(
+            "always 503, 4 processes x 8 workers, 10 s: sends per request {:.2} shared, {:.2} \
+             local; last answer {:?} and {:?} after the load",
+            shared.0, local.0, shared.1, local.1
+        );
+        // The path is held as an outage fleet-wide: only probes reach the server, and a caller
+        // held at the gate has its answer when its retry schedule is spent.
+        assert!(shared.0 <= 1.10, "shared gates amplify: {shared:?}");
+        assert!(shared.0 <= local.0, "shared {shared:?}, local {local:?}");
+    })
+    .await;
+}
+
 /// What a fleet sharing its gates must show: every request done, the limit met, nobody
 /// let through inside a window [`fleet::GRACE`] after its `429`, and one probe per window,
 /// fleet-wide.
