@@ -1,16 +1,7 @@
 use super::{Retry, RetryBudget, budget::Bucket};
-use crate::{backoff::Backoff, contract::ErrorContract};
+use crate::{backoff::Backoff, contract::ErrorContract, error::Error, text::Credentials};
 use std::{sync::Arc, time::Duration};
-use tower::Layer;
-
-/// The default for [`RetryLayer::max_retries`]: 3 (4 attempts).
-pub(crate) const DEFAULT_MAX_RETRIES: u32 = 3;
-/// The default for [`RetryLayer::max_retry_after`]: 30 seconds.
-pub(crate) const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
-/// The default for [`RetryLayer::max_budget_wait`]: 30 seconds.
-pub(crate) const DEFAULT_MAX_BUDGET_WAIT: Duration = Duration::from_secs(30);
-/// The default for [`RetryLayer::max_replay_bytes`]: 64 KiB.
-pub(crate) const DEFAULT_MAX_REPLAY_BYTES: usize = 64 * 1024;
+use tower::{BoxError, Layer};
 
 /// Retries what the API's contract calls transient, on the documented schedule.
 ///
@@ -34,14 +25,6 @@ pub(crate) struct Config {
     pub(crate) max_budget_wait: Duration,
 }
 
-/// What a [`Retry`] service shares with its clones: the configuration and the budget.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) budget: Option<Arc<Bucket>>,
-    pub(crate) contract: ErrorContract,
-}
-
 impl Default for RetryLayer {
     fn default() -> Self {
         RetryLayer::new()
@@ -56,13 +39,13 @@ impl RetryLayer {
         RetryLayer {
             config: Config {
                 backoff: Backoff::new(),
-                max_retries: DEFAULT_MAX_RETRIES,
-                max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+                max_retries: 3,
+                max_retry_after: Duration::from_secs(30),
                 deadline: None,
                 retry_non_idempotent: false,
                 retry_grpc_unavailable: true,
-                max_replay_bytes: DEFAULT_MAX_REPLAY_BYTES,
-                max_budget_wait: DEFAULT_MAX_BUDGET_WAIT,
+                max_replay_bytes: 64 * 1024,
+                max_budget_wait: Duration::from_secs(30),
             },
             budget: Some(Arc::new(Bucket::new(RetryBudget::default()))),
             contract: ErrorContract::new(),
@@ -210,6 +193,11 @@ impl RetryLayer {
     pub(crate) fn schedule(&self) -> Duration {
         super::future::schedule_left(&self.config.backoff, 0, self.config.max_retries)
     }
+
+    /// A failure met undecoded, judged by this layer's contract.
+    pub(crate) fn transport(&self, source: impl Into<BoxError>) -> Error {
+        Error::transport_with(source, &Credentials::new(), &self.contract)
+    }
 }
 
 impl<S> Layer<S> for RetryLayer {
@@ -217,11 +205,7 @@ impl<S> Layer<S> for RetryLayer {
     fn layer(&self, inner: S) -> Retry<S> {
         Retry {
             inner,
-            shared: Arc::new(Shared {
-                config: self.config,
-                budget: self.budget.clone(),
-                contract: self.contract.clone(),
-            }),
+            shared: Arc::new(self.clone()),
         }
     }
 }

@@ -1,10 +1,9 @@
 use super::{
-    ReplayBody, RetryOverride,
+    ReplayBody, RetryLayer, RetryOverride,
     deadline::{CallDeadline, Deadline, GRPC_TIMEOUT, encode_grpc_timeout},
     future::{ResponseFuture, Retrying},
-    layer::Shared,
 };
-use crate::error::Error;
+use crate::{error::Error, telemetry};
 use http::{Request, Response};
 use std::{
     sync::Arc,
@@ -19,7 +18,7 @@ use tower::Service;
 #[derive(Clone, Debug)]
 pub struct Retry<S> {
     pub(crate) inner: S,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<RetryLayer>,
 }
 
 impl<S, B, ResB> Service<Request<B>> for Retry<S>
@@ -39,14 +38,10 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let config = &self.shared.config;
         // The request's own policy, if it carries one; else the layer's.
-        let (max_retries, deadline, idempotent) = match req.extensions().get::<RetryOverride>() {
-            None => (config.max_retries, config.deadline, false),
-            Some(over) => (
-                over.max_retries.unwrap_or(config.max_retries),
-                over.deadline.unwrap_or(config.deadline),
-                over.idempotent,
-            ),
-        };
+        let over = req.extensions().get::<RetryOverride>().copied();
+        let over = over.unwrap_or_default();
+        let max_retries = over.max_retries.unwrap_or(config.max_retries);
+        let deadline = over.deadline.unwrap_or(config.deadline);
         if max_retries == 0 {
             // No retry can apply: no copy, no clone, no budget. A deadline still bounds the
             // waits below.
@@ -54,9 +49,9 @@ where
             if let Some(d) = deadline.and_then(|d| Deadline::of(Some(d), req.headers())) {
                 req.extensions_mut().insert(CallDeadline::new(d.at));
             }
-            let span = crate::telemetry::attempt_span(req.method(), 0);
-            let future = crate::telemetry::in_span(&span, || self.inner.call(req));
-            return ResponseFuture::passthrough(future, span);
+            let span = telemetry::attempt_span(req.method(), 0);
+            let future = telemetry::in_span(&span, || self.inner.call(req));
+            return ResponseFuture::new(future, span, None);
         }
         if let Some(budget) = &self.shared.budget {
             budget.deposit();
@@ -76,47 +71,39 @@ where
         }
         let mut first = parts.clone();
         let mut cutoff = None;
-        if let Some(deadline) = deadline
-            && deadline.grpc
-        {
+        if let Some(deadline) = deadline.filter(|d| d.grpc) {
             // A gRPC call is cut off at its deadline, the first attempt too. The layer's
             // deadline is the call's: the first attempt carries it. (When the request's own
             // `grpc-timeout` is the deadline, the first attempt is sent as is.)
             if deadline.from_layer {
-                first
-                    .headers
-                    .insert(GRPC_TIMEOUT, encode_grpc_timeout(deadline.limit));
+                let timeout = encode_grpc_timeout(deadline.limit);
+                first.headers.insert(GRPC_TIMEOUT, timeout);
             }
             cutoff = Some(Box::pin(tokio::time::sleep_until(deadline.at)));
         }
         // The ready service goes with the future; `self` keeps a fresh clone (tower's idiom).
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
-        let span = crate::telemetry::attempt_span(&parts.method, 0);
-        let future =
-            crate::telemetry::in_span(&span, || service.call(Request::from_parts(first, body)));
-        ResponseFuture::retrying(
-            future,
-            span,
-            Retrying {
-                service,
-                max_retries,
-                idempotent,
-                parts,
-                copy,
-                shared: Arc::clone(&self.shared),
-                deadline,
-                cutoff,
-                last: None,
-                previous: None,
-                pending: None,
-                exhausted: false,
-                hold: None,
-                spent: 0,
-                ends: None,
-                answer: None,
-                ends_at_gate: false,
-            },
-        )
+        let span = telemetry::attempt_span(&parts.method, 0);
+        let future = telemetry::in_span(&span, || service.call(Request::from_parts(first, body)));
+        let retry = Retrying {
+            service,
+            max_retries,
+            idempotent: over.idempotent,
+            parts,
+            copy,
+            shared: Arc::clone(&self.shared),
+            deadline,
+            cutoff,
+            last: None,
+            previous: None,
+            pending: None,
+            exhausted: false,
+            hold: None,
+            spent: 0,
+            ends: None,
+            answer: None,
+        };
+        ResponseFuture::new(future, span, Some(retry))
     }
 }
