@@ -74,57 +74,12 @@ impl RetryLayer {
         self
     }
 
-    /// An overall limit, from when the call enters the layer, that no wait overruns, at the
-    /// rate-limit gate included: a wait that would end past it is not begun and the last
-    /// error is returned, with a [`note`](crate::Error::note) saying why (default: none).
-    /// For a gRPC call it also ends an attempt in flight (see the [module docs](super#deadlines));
-    /// for any other request, put a timeout inside the retry layer for that.
-    ///
-    /// A gRPC call's own `grpc-timeout` is a deadline too, and every retry carries what is
-    /// left of it:
-    ///
-    /// ```
-    /// use bytes::Bytes;
-    /// use http::{Request, Response};
-    /// use http_body_util::Full;
-    /// use std::{sync::{Arc, Mutex}, time::Duration};
-    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
-    /// use tower_api_retry::{ErrorCode, ErrorDecodeLayer, RetryLayer, backoff::Backoff};
-    ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() {
-    /// // A gRPC server that answers UNAVAILABLE, "retry in 400 ms", and logs each grpc-timeout.
-    /// let seen = Arc::new(Mutex::new(Vec::new()));
-    /// let log = seen.clone();
-    /// let server = service_fn(move |req: Request<Full<Bytes>>| {
-    ///     log.lock().unwrap().push(req.headers()["grpc-timeout"].clone());
-    ///     async {
-    ///         let res = Response::builder()
-    ///             .header("content-type", "application/grpc")
-    ///             .header("grpc-status", "14")
-    ///             .header("grpc-retry-pushback-ms", "400")
-    ///             .body(Full::<Bytes>::default());
-    ///         Ok::<_, std::io::Error>(res.unwrap())
-    ///     }
-    /// });
-    /// let client = ServiceBuilder::new()
-    ///     .layer(RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(100))))
-    ///     .layer(ErrorDecodeLayer::new())
-    ///     .service(server);
-    ///
-    /// // A call with one second to live.
-    /// let call = Request::post("http://svc.test/echo.Echo/Say")
-    ///     .header("content-type", "application/grpc")
-    ///     .header("grpc-timeout", "1S")
-    ///     .body(Full::default())
-    ///     .unwrap();
-    /// let err = client.oneshot(call).await.unwrap_err();
-    /// // Attempts at 0, 0.4 and 0.8 s, each carrying the time left; a wait to 1.2 s is not begun.
-    /// assert_eq!(*seen.lock().unwrap(), ["1S", "600000u", "200000u"]);
-    /// assert_eq!(err.code(), &ErrorCode::DeadlineExceeded);
-    /// assert_eq!(err.api().unwrap().code(), &ErrorCode::Unavailable); // the last answer
-    /// # }
-    /// ```
+    /// An overall limit, from when the call enters the layer, that no wait overruns, the
+    /// rate-limit gate's included: a wait that would end past it is not begun, and the last
+    /// error is returned with a [`note`](crate::Error::note) saying why (default: none). A
+    /// gRPC call's own `grpc-timeout` is a deadline too: each gRPC retry carries what is left,
+    /// and an attempt in flight is cut off at it (see [deadlines](super#deadlines)). For other
+    /// requests, put a timeout inside the retry layer to bound an attempt.
     pub fn deadline(mut self, deadline: impl Into<Option<Duration>>) -> Self {
         self.config.deadline = deadline.into();
         self

@@ -31,12 +31,10 @@ impl RequestFacts {
         ) || headers.contains_key(IDEMPOTENCY_KEY);
         RequestFacts {
             idempotent,
-            grpc: is_grpc(headers),
+            grpc: crate::grpc::is_grpc(headers),
         }
     }
 }
-
-pub(crate) use crate::grpc::is_grpc;
 
 /// Everything one retry decision reads, gathered by the response future.
 #[derive(Clone, Copy, Debug)]
