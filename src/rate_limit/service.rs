@@ -1,6 +1,6 @@
 use super::{
     Key, RateLimitBackoffLayer, RateLimitGates, ResponseBody,
-    gate::{Admission, Check, wait_turn},
+    gate::{Check, refused, wait_turn},
     lanes::Turn,
     store::GateStore,
 };
@@ -119,23 +119,15 @@ impl<S> RateLimitBackoff<S> {
         let once = !RequestFacts::of(request.method(), request.headers()).idempotent;
         let mut turn = Turn::new((scope != key).then_some(scope), once);
         match config.gates.check(key, now, deadline, &mut turn) {
-            Check::Open => {
-                track.landing = turn.landing(key);
-                return ResponseFuture::called(self.inner.call(request), Some(track));
-            }
-            Check::Probe(id) => {
-                track.probe = Some(id);
+            Check::Go(probe) => {
+                track.probe = probe;
                 track.landing = turn.landing(key);
                 return ResponseFuture::called(self.inner.call(request), Some(track));
             }
             Check::Fail(left) if call.is_none() => {
-                crate::telemetry::gate_refused();
-                return ResponseFuture {
-                    state: State::Failed {
-                        error: Some(Error::gate_closed(left)),
-                    },
-                    track: None,
-                };
+                let error = Some(refused(left));
+                let state = State::Failed { error };
+                return ResponseFuture { state, track: None };
             }
             // Asking the fleet takes a round trip: the request gives the local role back and
             // asks again as it waits.
@@ -320,7 +312,7 @@ fn status_in_trailers<B>(res: &Response<B>) -> bool {
 }
 
 type WaitFuture =
-    Pin<Box<dyn Future<Output = Result<(Admission, [Option<Key>; 2]), Error>> + Send>>;
+    Pin<Box<dyn Future<Output = Result<(Option<u64>, [Option<Key>; 2]), Error>> + Send>>;
 
 pin_project! {
     /// The response future of [`RateLimitBackoff`].
@@ -428,16 +420,14 @@ where
                         }
                         _ => Duration::ZERO,
                     };
-                    let (admission, landing) = polled.map_err(|mut e| {
+                    let (probe, landing) = polled.map_err(|mut e| {
                         e.set_gate_wait(waited);
                         e
                     })?;
                     if let Some(track) = this.track.as_mut() {
                         track.waited = waited;
                         track.landing = landing;
-                        if let Admission::Probe(id) = admission {
-                            track.probe = Some(id);
-                        }
+                        track.probe = probe;
                     }
                     let pending = pending.take();
                     this.state.set(State::Ready { pending });
