@@ -58,7 +58,8 @@ pub(crate) struct Retrying<S, B: ReplayBody> {
     /// For a gRPC call with a deadline, once armed: fires at the deadline and cuts the attempt
     /// in flight short. Boxed, made once per call, and only when needed.
     pub(crate) cutoff: Option<Pin<Box<Sleep>>>,
-    /// The last attempt's error, kept while waiting to send the next one.
+    /// The last attempt's error: kept while the next one is due, and while it is under way
+    /// (an attempt held at a gate for an outage is no answer: then this one is returned).
     pub(crate) last: Option<Error>,
     pub(crate) previous: Option<Duration>,
     pub(crate) pending: Option<B>,
@@ -72,8 +73,6 @@ pub(crate) struct Retrying<S, B: ReplayBody> {
     /// Once a retry was held past its turn: the end of the request's schedule, which no
     /// later retry waits past, and whether a rate-limit gate held it (else the budget).
     pub(crate) ends: Option<(Instant, bool)>,
-    /// The server's last answer, kept while the next attempt is under way.
-    pub(crate) answer: Option<Error>,
 }
 
 /// A retry held by the budget: the budget's throttle is checked again when it is due.
@@ -216,11 +215,9 @@ where
                         Err(refusal) => {
                             if !err.request_sent()
                                 && !err.gate_wait().is_zero()
-                                && let Some(answer) = retry.answer.take()
+                                && let Some(last) = retry.last.take()
                             {
-                                // An attempt held at the gate for an outage is no answer: the
-                                // server's last one is returned.
-                                err = answer;
+                                err = last;
                             }
                             return Poll::Ready(Err(retry.refuse(err, refusal)));
                         }
@@ -290,7 +287,6 @@ where
                         end = end.min(ends);
                     }
                     parts.extensions.insert(ScheduleEnd::new(end));
-                    retry.answer = retry.last.take();
                     let req = Request::from_parts(parts, body);
                     *this.attempts += 1;
                     *this.span = telemetry::attempt_span(&retry.parts.method, *this.attempts - 1);

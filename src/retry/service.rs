@@ -102,7 +102,6 @@ where
             hold: None,
             spent: 0,
             ends: None,
-            answer: None,
         };
         ResponseFuture::new(future, span, Some(retry))
     }
