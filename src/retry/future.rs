@@ -53,7 +53,7 @@ pub(crate) struct Retrying<S, B: ReplayBody> {
     pub(crate) idempotent: bool,
     pub(crate) parts: Parts,
     pub(crate) copy: B::Replay,
-    pub(crate) shared: Arc<RetryLayer>,
+    pub(crate) layer: Arc<RetryLayer>,
     pub(crate) deadline: Option<Deadline>,
     /// For a gRPC call with a deadline, once armed: fires at the deadline and cuts the attempt
     /// in flight short. Boxed, made once per call, and only when needed.
@@ -175,7 +175,7 @@ where
                             return Poll::Ready(Ok(res));
                         }
                         Err(e) => match this.retry.as_ref() {
-                            Some(retry) => retry.shared.transport(e),
+                            Some(retry) => retry.layer.transport(e),
                             None => Error::transport(e),
                         },
                     };
@@ -256,7 +256,7 @@ where
                         return Poll::Ready(Err(retry.refuse(err, refusal)));
                     }
                     if let Err(e) = ready!(retry.service.poll_ready(cx)) {
-                        let mut err = retry.shared.transport(e);
+                        let mut err = retry.layer.transport(e);
                         err.set_attempts(*this.attempts);
                         return Poll::Ready(Err(err));
                     }
@@ -281,7 +281,7 @@ where
                     // nominal waits of the retries after this one.
                     let now = Instant::now();
                     let from = (*this.attempts - 1).saturating_add(retry.spent);
-                    let left = schedule_left(&retry.shared.config.backoff, from, retry.max_retries);
+                    let left = schedule_left(&retry.layer.backoff, from, retry.max_retries);
                     let mut end = after(now, left);
                     if let Some((ends, _)) = retry.ends {
                         end = end.min(ends);
@@ -303,16 +303,15 @@ impl<S, B: ReplayBody> Retrying<S, B> {
     /// Whether to send the request again after `err`, and after how long (see
     /// [`policy::decide`]). On `Ok` the body to send is in `pending`.
     fn decide(&mut self, err: &Error, attempts: u32) -> Result<Duration, Refusal> {
-        let shared = Arc::clone(&self.shared);
-        let config = &shared.config;
+        let layer = Arc::clone(&self.layer);
         let now = Instant::now();
         // Retries spent while one was held count as made.
         let attempts = attempts.saturating_add(self.spent);
         let retries = attempts.saturating_sub(1);
-        let backoff = config.backoff.delay(retries, self.previous);
+        let backoff = layer.backoff.delay(retries, self.previous);
         // The nominal waits left of the schedule: what a gate below, or the budget's
         // throttle, may still hold the request.
-        let schedule = schedule_left(&config.backoff, retries, self.max_retries);
+        let schedule = schedule_left(&layer.backoff, retries, self.max_retries);
         let waited = err.gate_wait();
         if !waited.is_zero() {
             // Waiting at a gate spends the schedule; the attempt's own time does not.
@@ -338,7 +337,7 @@ impl<S, B: ReplayBody> Retrying<S, B> {
         if err.request_sent() {
             // An attempt never sent (a closed gate) is no answer: the last one still counts.
             self.exhausted = err.verdict().is_bare_exhaustion();
-            if let Some(budget) = &shared.budget
+            if let Some(budget) = &layer.budget
                 && attempts == 1
                 && err.verdict().disposition().is_retryable()
                 && !err.verdict().closes_gate()
@@ -354,7 +353,7 @@ impl<S, B: ReplayBody> Retrying<S, B> {
             Ok(())
         };
         let mut token = false;
-        let budget = shared.budget.as_ref().map(|budget| {
+        let budget = layer.budget.as_ref().map(|budget| {
             let token = &mut token;
             move |bound: Duration| {
                 if budget.throttled() {
@@ -376,7 +375,7 @@ impl<S, B: ReplayBody> Retrying<S, B> {
                 Ok(ready)
             }
         });
-        let mut decided = policy::decide(&facts, config, replay, budget);
+        let mut decided = policy::decide(&facts, &layer, replay, budget);
         if let (Some((ends, at_gate)), Ok(wait)) = (self.ends, &mut decided) {
             // A retry held past its turn (by the budget or a gate) spent the schedule: the
             // rest of it ends where it did.
@@ -392,9 +391,9 @@ impl<S, B: ReplayBody> Retrying<S, B> {
                 _ => decided = Err(Refusal::Note(NotRetried::BudgetExhausted)),
             }
         }
-        if let (Ok(wait), Some(_)) = (&decided, &shared.budget) {
+        if let (Ok(wait), Some(_)) = (&decided, &layer.budget) {
             let due = after(now, *wait);
-            let mut until = after(now, schedule.min(config.max_budget_wait));
+            let mut until = after(now, schedule.min(layer.max_budget_wait));
             if let Some(deadline) = self.deadline {
                 until = until.min(deadline.at);
             }
@@ -422,7 +421,7 @@ impl<S, B: ReplayBody> Retrying<S, B> {
     /// runs out), a spent one makes it wait for its token. The time it was held past its
     /// backoff spends the retries whose turn passed meanwhile.
     fn gate(&mut self) -> Gate {
-        let (Some(budget), Some(hold)) = (self.shared.budget.as_ref(), self.hold.as_mut()) else {
+        let (Some(budget), Some(hold)) = (self.layer.budget.as_ref(), self.hold.as_mut()) else {
             return Gate::Go;
         };
         let now = Instant::now();
@@ -455,7 +454,7 @@ impl<S, B: ReplayBody> Retrying<S, B> {
             // retries whose turn passed meanwhile are spent.
             self.end_schedule(until, false);
             let late = now.saturating_duration_since(due);
-            let backoff = &self.shared.config.backoff;
+            let backoff = &self.layer.backoff;
             let mut covered = Duration::ZERO;
             for next in retry + 1..self.max_retries {
                 covered = covered.saturating_add(backoff.nominal(next));

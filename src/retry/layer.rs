@@ -8,13 +8,6 @@ use tower::{BoxError, Layer};
 /// See the [module docs](super) for what is retried and an example.
 #[derive(Clone, Debug)]
 pub struct RetryLayer {
-    pub(crate) config: Config,
-    pub(crate) budget: Option<Arc<Bucket>>,
-    pub(crate) contract: ErrorContract,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Config {
     pub(crate) backoff: Backoff,
     pub(crate) max_retries: u32,
     pub(crate) max_retry_after: Duration,
@@ -23,6 +16,8 @@ pub(crate) struct Config {
     pub(crate) retry_grpc_unavailable: bool,
     pub(crate) max_replay_bytes: usize,
     pub(crate) max_budget_wait: Duration,
+    pub(crate) budget: Option<Arc<Bucket>>,
+    pub(crate) contract: ErrorContract,
 }
 
 impl Default for RetryLayer {
@@ -37,16 +32,14 @@ impl RetryLayer {
     /// [`RetryBudget`], replay copies of at most 64 KiB, no overall deadline.
     pub fn new() -> Self {
         RetryLayer {
-            config: Config {
-                backoff: Backoff::new(),
-                max_retries: 3,
-                max_retry_after: Duration::from_secs(30),
-                deadline: None,
-                retry_non_idempotent: false,
-                retry_grpc_unavailable: true,
-                max_replay_bytes: 64 * 1024,
-                max_budget_wait: Duration::from_secs(30),
-            },
+            backoff: Backoff::new(),
+            max_retries: 3,
+            max_retry_after: Duration::from_secs(30),
+            deadline: None,
+            retry_non_idempotent: false,
+            retry_grpc_unavailable: true,
+            max_replay_bytes: 64 * 1024,
+            max_budget_wait: Duration::from_secs(30),
             budget: Some(Arc::new(Bucket::new(RetryBudget::default()))),
             contract: ErrorContract::new(),
         }
@@ -55,14 +48,14 @@ impl RetryLayer {
     /// How many times a request may be sent again (default 3, so 4 attempts). `0` passes every
     /// request straight through.
     pub fn max_retries(mut self, max_retries: u32) -> Self {
-        self.config.max_retries = max_retries;
+        self.max_retries = max_retries;
         self
     }
 
     /// The wait before each retry (default [`Backoff::new`]: 1 s, doubling, each plus up to
     /// 20 %, never above 30 s).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.config.backoff = backoff;
+        self.backoff = backoff;
         self
     }
 
@@ -70,7 +63,7 @@ impl RetryLayer {
     /// (default 30 s). A longer hint returns the error at once, with
     /// [`retry_after`](crate::Error::retry_after) set, so the caller can schedule the retry.
     pub fn max_retry_after(mut self, max: Duration) -> Self {
-        self.config.max_retry_after = max;
+        self.max_retry_after = max;
         self
     }
 
@@ -81,7 +74,7 @@ impl RetryLayer {
     /// and an attempt in flight is cut off at it (see [deadlines](super#deadlines)). For other
     /// requests, put a timeout inside the retry layer to bound an attempt.
     pub fn deadline(mut self, deadline: impl Into<Option<Duration>>) -> Self {
-        self.config.deadline = deadline.into();
+        self.deadline = deadline.into();
         self
     }
 
@@ -106,7 +99,7 @@ impl RetryLayer {
     /// with [`NotRetried::BudgetExhausted`](crate::NotRetried::BudgetExhausted) (or the
     /// deadline's reason).
     pub fn max_budget_wait(mut self, max: Duration) -> Self {
-        self.config.max_budget_wait = max;
+        self.max_budget_wait = max;
         self
     }
 
@@ -114,14 +107,14 @@ impl RetryLayer {
     /// have processed (default `false`). Only opt in when the API deduplicates them, or a
     /// duplicate is harmless. See the [module docs](super#side-effects).
     pub fn retry_non_idempotent(mut self, yes: bool) -> Self {
-        self.config.retry_non_idempotent = yes;
+        self.retry_non_idempotent = yes;
         self
     }
 
     /// Treat a gRPC server's `UNAVAILABLE` as "not processed", so gRPC calls (which are all
     /// POSTs) are retried after it (default `true`). See the [module docs](super#grpc).
     pub fn retry_grpc_unavailable(mut self, yes: bool) -> Self {
-        self.config.retry_grpc_unavailable = yes;
+        self.retry_grpc_unavailable = yes;
         self
     }
 
@@ -137,7 +130,7 @@ impl RetryLayer {
     /// body is sent once, whole, and not retried. Cloneable bodies are not copied, so this does
     /// not apply to them.
     pub fn max_replay_bytes(mut self, max: usize) -> Self {
-        self.config.max_replay_bytes = max;
+        self.max_replay_bytes = max;
         self
     }
 }
@@ -146,7 +139,7 @@ impl RetryLayer {
     /// The nominal waits of every retry of the schedule: the most a first attempt may wait
     /// below for an outage.
     pub(crate) fn schedule(&self) -> Duration {
-        super::future::schedule_left(&self.config.backoff, 0, self.config.max_retries)
+        super::future::schedule_left(&self.backoff, 0, self.max_retries)
     }
 
     /// A failure met undecoded, judged by this layer's contract.
@@ -160,7 +153,7 @@ impl<S> Layer<S> for RetryLayer {
     fn layer(&self, inner: S) -> Retry<S> {
         Retry {
             inner,
-            shared: Arc::new(self.clone()),
+            layer: Arc::new(self.clone()),
         }
     }
 }

@@ -18,7 +18,7 @@ use tower::Service;
 #[derive(Clone, Debug)]
 pub struct Retry<S> {
     pub(crate) inner: S,
-    pub(crate) shared: Arc<RetryLayer>,
+    pub(crate) layer: Arc<RetryLayer>,
 }
 
 impl<S, B, ResB> Service<Request<B>> for Retry<S>
@@ -36,12 +36,11 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let config = &self.shared.config;
         // The request's own policy, if it carries one; else the layer's.
         let over = req.extensions().get::<RetryOverride>().copied();
         let over = over.unwrap_or_default();
-        let max_retries = over.max_retries.unwrap_or(config.max_retries);
-        let deadline = over.deadline.unwrap_or(config.deadline);
+        let max_retries = over.max_retries.unwrap_or(self.layer.max_retries);
+        let deadline = over.deadline.unwrap_or(self.layer.deadline);
         if max_retries == 0 {
             // No retry can apply: no copy, no clone, no budget. A deadline still bounds the
             // waits below.
@@ -53,11 +52,11 @@ where
             let future = telemetry::in_span(&span, || self.inner.call(req));
             return ResponseFuture::new(future, span, None);
         }
-        if let Some(budget) = &self.shared.budget {
+        if let Some(budget) = &self.layer.budget {
             budget.deposit();
         }
         let (mut parts, body) = req.into_parts();
-        let (body, copy) = body.capture(config.max_replay_bytes);
+        let (body, copy) = body.capture(self.layer.max_replay_bytes);
         // The layer's (or the override's) deadline, or a gRPC call's own `grpc-timeout`: a
         // plain HTTP request without a deadline costs one look-up of a standard header.
         let deadline = if deadline.is_some() || crate::grpc::is_grpc(&parts.headers) {
@@ -92,7 +91,7 @@ where
             idempotent: over.idempotent,
             parts,
             copy,
-            shared: Arc::clone(&self.shared),
+            layer: Arc::clone(&self.layer),
             deadline,
             cutoff,
             last: None,
