@@ -203,6 +203,31 @@ impl Bucket {
         floor
     }
 
+    /// Asks for a retry that may wait `bound` for it. While failures throttle retries it is
+    /// held (`Ok(Duration::ZERO)` without a token: until it is due, and then until the
+    /// throttle opens or its schedule runs out), or refused when it may not wait; else it is
+    /// [taken](Self::take), and `token` says so.
+    pub(crate) fn ask(
+        &self,
+        bound: Duration,
+        token: &mut bool,
+    ) -> Result<Duration, Option<Duration>> {
+        if self.throttled() {
+            if bound.is_zero() {
+                return Err(None);
+            }
+            tracing::debug!("retry budget throttled by failures: holding the retry");
+            return Ok(Duration::ZERO);
+        }
+        let ready = self.take(bound)?;
+        *token = true;
+        if !ready.is_zero() {
+            let wait_ms = u64::try_from(ready.as_millis()).unwrap_or(u64::MAX);
+            tracing::debug!(wait_ms, "retry budget spent: waiting for it");
+        }
+        Ok(ready)
+    }
+
     /// Takes one retry from the budget: `Ok(Duration::ZERO)` when one is there; when the
     /// budget is spent, `Ok(wait)` when the reserve refills one within `max_wait` (it is then
     /// spoken for: a later ask waits behind it). `Err(Some(wait))` when the next one comes

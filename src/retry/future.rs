@@ -355,25 +355,7 @@ impl<S, B: ReplayBody> Retrying<S, B> {
         let mut token = false;
         let budget = layer.budget.as_ref().map(|budget| {
             let token = &mut token;
-            move |bound: Duration| {
-                if budget.throttled() {
-                    // Failures hold retries back: this one is held until it is due, and
-                    // then until the throttle opens or its schedule runs out.
-                    tracing::debug!("retry budget throttled by failures: holding the retry");
-                    return if bound.is_zero() {
-                        Err(None)
-                    } else {
-                        Ok(Duration::ZERO)
-                    };
-                }
-                let ready = budget.take(bound)?;
-                *token = true;
-                if !ready.is_zero() {
-                    let wait_ms = u64::try_from(ready.as_millis()).unwrap_or(u64::MAX);
-                    tracing::debug!(wait_ms, "retry budget spent: waiting for it");
-                }
-                Ok(ready)
-            }
+            move |bound| budget.ask(bound, token)
         });
         let mut decided = policy::decide(&facts, &layer, replay, budget);
         if let (Some((ends, at_gate)), Ok(wait)) = (self.ends, &mut decided) {
