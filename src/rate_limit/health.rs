@@ -141,16 +141,10 @@ impl Health {
         self.filter.load(Ordering::Relaxed) & key.filter_bit() != 0
     }
 
-    /// `key` answered with something that is not a signal.
-    #[inline]
-    pub(crate) fn answered(&self, key: Key, now: Instant) {
-        if self.may_watch(key) {
-            self.answered_slow(key, now);
-        }
-    }
-
+    /// `key` answered with something that is not a signal (callers look at
+    /// [`may_watch`](Self::may_watch) first).
     #[inline(never)]
-    fn answered_slow(&self, key: Key, now: Instant) {
+    pub(crate) fn answered(&self, key: Key, now: Instant) {
         let mut map = self.lock();
         let Some(w) = map.get_mut(&key) else {
             return;
