@@ -6,10 +6,7 @@ use super::{
 };
 use crate::quota::{Quota, QuotaScope};
 use crate::retry::{CallDeadline, ExhaustedBefore, ScheduleEnd, policy::RequestFacts};
-use crate::{
-    error::Error,
-    retry::deadline::{GRPC_TIMEOUT, parse_grpc_timeout},
-};
+use crate::{error::Error, retry::deadline::Deadline};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use std::{
@@ -96,11 +93,7 @@ impl<S> RateLimitBackoff<S> {
             .unwrap_or_else(|| now + crate::retry_after::MAX_HINT);
         // A call waits no longer than its own deadline: the one the retry layer outside put in
         // its extensions, or a gRPC call's `grpc-timeout`.
-        let own = request
-            .headers()
-            .get(GRPC_TIMEOUT)
-            .and_then(parse_grpc_timeout)
-            .and_then(|left| now.checked_add(left));
+        let own = Deadline::of(None, request.headers(), || now).map(|d| d.at);
         let call = [CallDeadline::of(&request).map(|d| d.at()), own]
             .into_iter()
             .flatten()

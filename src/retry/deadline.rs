@@ -119,9 +119,13 @@ pub(crate) struct Deadline {
 }
 
 impl Deadline {
-    /// The deadline of a call entering the layer now with these headers, or `None` when it
-    /// has none.
-    pub(crate) fn of(layer: Option<Duration>, headers: &HeaderMap) -> Option<Deadline> {
+    /// The deadline of a call with these headers entering the layer at `now()` (read only
+    /// when it has one), or `None`.
+    pub(crate) fn of(
+        layer: Option<Duration>,
+        headers: &HeaderMap,
+        now: impl FnOnce() -> Instant,
+    ) -> Option<Deadline> {
         let own = headers.get(GRPC_TIMEOUT).and_then(parse_grpc_timeout);
         let (limit, from_layer) = match (own, layer) {
             (Some(own), Some(layer)) if layer < own => (layer, true),
@@ -130,7 +134,7 @@ impl Deadline {
             (None, None) => return None,
         };
         let grpc = own.is_some() || crate::grpc::is_grpc(headers);
-        let now = Instant::now();
+        let now = now();
         let at = now
             .checked_add(limit)
             .unwrap_or_else(|| now + crate::retry_after::MAX_HINT);

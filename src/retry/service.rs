@@ -9,6 +9,7 @@ use std::{
     sync::Arc,
     task::{Context, Poll},
 };
+use tokio::time::Instant;
 use tower::BoxError;
 use tower::Service;
 
@@ -45,7 +46,9 @@ where
             // No retry can apply: no copy, no clone, no budget. A deadline still bounds the
             // waits below.
             let mut req = req;
-            if let Some(d) = deadline.and_then(|d| Deadline::of(Some(d), req.headers())) {
+            if let Some(d) =
+                deadline.and_then(|d| Deadline::of(Some(d), req.headers(), Instant::now))
+            {
                 req.extensions_mut().insert(CallDeadline::new(d.at));
             }
             let span = telemetry::attempt_span(req.method(), 0);
@@ -60,7 +63,7 @@ where
         // The layer's (or the override's) deadline, or a gRPC call's own `grpc-timeout`: a
         // plain HTTP request without a deadline costs one look-up of a standard header.
         let deadline = if deadline.is_some() || crate::grpc::is_grpc(&parts.headers) {
-            Deadline::of(deadline, &parts.headers)
+            Deadline::of(deadline, &parts.headers, Instant::now)
         } else {
             None
         };
