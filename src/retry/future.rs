@@ -260,34 +260,7 @@ where
                         err.set_attempts(*this.attempts);
                         return Poll::Ready(Err(err));
                     }
-                    let body = retry
-                        .pending
-                        .take()
-                        .expect("a body is replayed before waiting");
-                    let mut parts = retry.parts.clone();
-                    if let (Some(deadline), Some(left)) = (retry.deadline, left)
-                        && deadline.grpc
-                    {
-                        // Each attempt carries the time that is left, and is cut off when it
-                        // runs out.
-                        let timeout = encode_grpc_timeout(left);
-                        parts.headers.insert(GRPC_TIMEOUT, timeout);
-                        retry.arm_cutoff();
-                    }
-                    if retry.exhausted {
-                        parts.extensions.insert(ExhaustedBefore);
-                    }
-                    // A gate below waits no longer than what is left of the schedule: the
-                    // nominal waits of the retries after this one.
-                    let now = Instant::now();
-                    let from = (*this.attempts - 1).saturating_add(retry.spent);
-                    let left = schedule_left(&retry.layer.backoff, from, retry.max_retries);
-                    let mut end = after(now, left);
-                    if let Some((ends, _)) = retry.ends {
-                        end = end.min(ends);
-                    }
-                    parts.extensions.insert(ScheduleEnd::new(end));
-                    let req = Request::from_parts(parts, body);
+                    let req = retry.next_request(*this.attempts, left);
                     *this.attempts += 1;
                     *this.span = telemetry::attempt_span(&retry.parts.method, *this.attempts - 1);
                     let future = telemetry::in_span(this.span, || retry.service.call(req));
@@ -397,6 +370,40 @@ impl<S, B: ReplayBody> Retrying<S, B> {
             self.pending = None;
         }
         decided
+    }
+
+    /// The request of the attempt after `attempts`, with `left` of the call's deadline.
+    fn next_request(&mut self, attempts: u32, left: Option<Duration>) -> Request<B> {
+        let body = self
+            .pending
+            .take()
+            .expect("a body is replayed before waiting");
+        let mut parts = self.parts.clone();
+        if let (Some(deadline), Some(left)) = (self.deadline, left)
+            && deadline.grpc
+        {
+            // Each attempt carries the time that is left, and is cut off when it runs out.
+            parts
+                .headers
+                .insert(GRPC_TIMEOUT, encode_grpc_timeout(left));
+            self.arm_cutoff();
+        }
+        if self.exhausted {
+            parts.extensions.insert(ExhaustedBefore);
+        }
+        // A gate below waits no longer than what is left of the schedule: the nominal waits
+        // of the retries after this one.
+        let now = Instant::now();
+        let from = (attempts - 1).saturating_add(self.spent);
+        let mut end = after(
+            now,
+            schedule_left(&self.layer.backoff, from, self.max_retries),
+        );
+        if let Some((ends, _)) = self.ends {
+            end = end.min(ends);
+        }
+        parts.extensions.insert(ScheduleEnd::new(end));
+        Request::from_parts(parts, body)
     }
 
     /// Whether the retry that is due goes: a throttled budget holds it (until its schedule
