@@ -229,23 +229,16 @@ impl RateLimitGates {
         self.lanes.announced(scope, now(), &share, reset);
     }
 
-    /// A rate limit on `key` closed its gate; `scope` is its authority. Rejections on several
-    /// keys of one scope at once make the limit the scope's (see the
-    /// [module docs](super#scope)).
-    pub(crate) fn scope_rejected(&self, scope: Key, key: Key) {
-        if let Some(e) = self.view.peek(key) {
-            self.lanes.scope_rejected(scope, key, now(), e.until);
-        }
-    }
-
-    /// `key`'s gate is closed for an outage; `scope` is its authority. Outages on several keys
-    /// of one scope at once are the scope's, as rate limits are; its lane reopens on a slow
-    /// start.
-    pub(crate) fn scope_out(&self, scope: Key, key: Key) {
+    /// `key`'s gate closed for a rate limit, or an `outage`; `scope` is its authority.
+    /// Closures of several keys of one scope at once are the scope's (see the
+    /// [module docs](super#scope)); after an outage its lane reopens on a slow start.
+    pub(crate) fn scope_closed(&self, scope: Key, key: Key, outage: bool) {
         if let Some(e) = self.view.peek(key) {
             let now = now();
             self.lanes.scope_rejected(scope, key, now, e.until);
-            self.lanes.outage(scope, now, e.until);
+            if outage {
+                self.lanes.outage(scope, now, e.until);
+            }
         }
     }
 
@@ -280,22 +273,21 @@ impl RateLimitGates {
         backoff: &Backoff,
         rule: &OutageRule,
     ) -> bool {
-        let policy = Policy::new(*backoff, Duration::MAX).for_outage();
-        if probe.is_some() {
-            if !self.health.is_out(key) {
-                return false;
+        if probe.is_some() && !self.health.is_out(key) {
+            return false;
+        }
+        if probe.is_none() && self.view.peek(key).is_none() {
+            if !self.health.signalled(key, now(), rule) {
+                return true;
             }
-            self.close(key, hint, probe, &policy);
-            return true;
-        }
-        if self.view.peek(key).is_some() {
-            self.close(key, hint, None, &policy);
-            return true;
-        }
-        if self.health.signalled(key, now(), rule) {
             tracing::debug!(key = %key, "rate-limit gate: transient rejections, the path is out");
-            self.close(key, hint, None, &policy);
         }
+        self.close(
+            key,
+            hint,
+            probe,
+            &Policy::new(*backoff, Duration::MAX).for_outage(),
+        );
         true
     }
 

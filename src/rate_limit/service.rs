@@ -244,7 +244,7 @@ impl Track {
                 let hint = e.retry_after().map(|d| d.min(self.config.max_closed));
                 gates.reject(self.key, hint, probe, &self.config.backoff);
                 if self.scope != self.key {
-                    gates.scope_rejected(self.scope, self.key);
+                    gates.scope_closed(self.scope, self.key, false);
                 }
             }
             (Some(e), _)
@@ -260,7 +260,7 @@ impl Track {
                 // A path out for an outage is evidence about its server, as a rate limit is:
                 // two paths of one server out within a second hold the whole server.
                 if self.scope != self.key {
-                    gates.scope_out(self.scope, self.key);
+                    gates.scope_closed(self.scope, self.key, true);
                 }
             }
             (Some(e), _) if e.api().is_some() => {
