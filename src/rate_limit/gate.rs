@@ -16,7 +16,7 @@ use std::{fmt, sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 /// Tokio's clock (paused in tests) as the store's instants.
-fn now() -> std::time::Instant {
+fn clock() -> std::time::Instant {
     Instant::now().into_std()
 }
 
@@ -143,7 +143,7 @@ impl RateLimitGates {
     /// How long `key`'s gate stays closed: `None` when it is open (not tracked), zero when its
     /// time is up (the next request is its probe, or the probe is in flight).
     pub fn time_left(&self, key: Key) -> Option<Duration> {
-        let now = now();
+        let now = clock();
         self.view
             .peek(key)
             .map(|e| e.until.saturating_duration_since(now))
@@ -226,7 +226,7 @@ impl RateLimitGates {
         // A quota is the fleet's: the other processes hear of it, and each spends its share.
         self.store.announce(scope, &quota, reset);
         let share = quota.shared_by(self.store.sharers());
-        self.lanes.announced(scope, now(), &share, reset);
+        self.lanes.announced(scope, clock(), &share, reset);
     }
 
     /// `key`'s gate closed for a rate limit, or an `outage`; `scope` is its authority.
@@ -234,7 +234,7 @@ impl RateLimitGates {
     /// [module docs](super#scope)); after an outage its lane reopens on a slow start.
     pub(crate) fn scope_closed(&self, scope: Key, key: Key, outage: bool) {
         if let Some(e) = self.view.peek(key) {
-            let now = now();
+            let now = clock();
             self.lanes.scope_rejected(scope, key, now, e.until);
             if outage {
                 self.lanes.outage(scope, now, e.until);
@@ -253,10 +253,10 @@ impl RateLimitGates {
         // Only a paced path counts what the server accepts: the filter rules the others out
         // without the lanes' lock.
         if !self.lanes.is_empty() && self.view.filter().may_hold(key) {
-            self.lanes.succeeded(key, now());
+            self.lanes.succeeded(key, clock());
         }
         if self.health.may_watch(key) {
-            self.health.answered(key, now());
+            self.health.answered(key, clock());
         }
     }
 
@@ -277,17 +277,13 @@ impl RateLimitGates {
             return false;
         }
         if probe.is_none() && self.view.peek(key).is_none() {
-            if !self.health.signalled(key, now(), rule) {
+            if !self.health.signalled(key, clock(), rule) {
                 return true;
             }
             tracing::debug!(key = %key, "rate-limit gate: transient rejections, the path is out");
         }
-        self.close(
-            key,
-            hint,
-            probe,
-            &Policy::new(*backoff, Duration::MAX).for_outage(),
-        );
+        let policy = Policy::new(*backoff, Duration::MAX).for_outage();
+        self.close(key, hint, probe, &policy);
         true
     }
 
@@ -306,7 +302,7 @@ impl RateLimitGates {
     /// Closes `key` (or extends its closure) for a rate limit, or, by an outage's `policy`,
     /// for an outage: then the lane ramps up from a slow start when the key reopens.
     fn close(&self, key: Key, hint: Option<Duration>, probe: Option<ProbeId>, policy: &Policy) {
-        let now = now();
+        let now = clock();
         // The jitter sample, drawn only when a backoff delay may be needed.
         let unit = if hint.is_none() {
             rand::random::<f64>()
@@ -344,7 +340,7 @@ impl RateLimitGates {
     pub(crate) fn open(&self, key: Key, probe: ProbeId) {
         if self.store.open(key, probe) {
             self.health.forget(key);
-            self.lanes.opened(key, now());
+            self.lanes.opened(key, clock());
             tracing::debug!(key = %key, "rate-limit gate: opened");
             crate::telemetry::probe_opened();
         }
