@@ -80,11 +80,12 @@ impl CallDeadline {
 /// The end of a call's retry schedule, in a retry's extensions: no wait for an outage below
 /// the [`RetryLayer`](super::RetryLayer) runs past it.
 ///
-/// The retry layer puts it on every retry: the nominal waits left of the schedule (a first
-/// attempt carries none; the gate's
-/// [`max_outage_wait`](crate::RateLimitBackoffLayer::max_outage_wait) bounds it). A request
-/// still held for an outage then fails there, unsent, as a closed gate, and the retry layer
-/// returns the call with
+/// The retry layer puts it on every retry: the nominal waits left of the schedule, less what
+/// earlier attempts waited at a gate (a first attempt carries none; the gate's
+/// [`max_outage_wait`](crate::RateLimitBackoffLayer::max_outage_wait) bounds it, the whole
+/// schedule under [`ApiContractLayer`](crate::ApiContractLayer)). A request still held for
+/// an outage then fails there, unsent, as a closed gate, and the retry layer returns the
+/// server's last answer with
 /// [`NotRetried::GateOutlastsSchedule`](crate::NotRetried::GateOutlastsSchedule). Unlike a
 /// [`CallDeadline`], it never makes an error `DEADLINE_EXCEEDED`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -46,20 +46,10 @@
 //! with `DEADLINE_EXCEEDED`. Every attempt carries a [`CallDeadline`], which the rate-limit
 //! gate honours.
 //!
-//! # Waits at a rate-limit gate
+//! # Gates, budget, bodies, observability
 //!
-//! Waiting at a gate held for an outage spends the retry schedule; it does not add to it. A
-//! retry waits there no longer than the nominal waits left of its schedule (a
-//! [`ScheduleEnd`]), a first attempt no longer than the gate's
-//! [`max_outage_wait`](crate::RateLimitBackoffLayer::max_outage_wait), which
-//! [`ApiContractLayer`](crate::ApiContractLayer) sets to the whole schedule. Once the schedule
-//! is spent the request is returned with
-//! [`NotRetried::GateOutlastsSchedule`](crate::NotRetried::GateOutlastsSchedule), carrying
-//! the server's last answer. A gate closed by a rate limit is the server's to ask: it is
-//! waited for up to the gate's [`max_wait`](crate::RateLimitBackoffLayer::max_wait).
-//!
-//! # Budget, bodies, observability
-//!
+//! A wait at a rate-limit gate held for an outage spends the retry schedule instead of
+//! adding to it (see [`ScheduleEnd`]); a gate closed by a rate limit is the server's to ask.
 //! All services made by one layer share a [`RetryBudget`], which holds retries back while
 //! failures dominate. Streaming bodies are replayed from a copy (see [`ReplayBody`]). Each
 //! retry emits a `tracing` event at `INFO` (never headers or bodies), each attempt runs in a
@@ -78,13 +68,11 @@
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() {
+//! // A server that answers 503 twice, then 200.
 //! let calls = Arc::new(AtomicU32::new(0));
 //! let server = service_fn(move |_req: Request<Full<Bytes>>| {
-//!     let n = calls.fetch_add(1, Ordering::SeqCst);
-//!     async move {
-//!         let status = if n < 2 { 503 } else { 200 };
-//!         Ok::<_, std::io::Error>(Response::builder().status(status).body(Full::new(Bytes::new())).unwrap())
-//!     }
+//!     let status = if calls.fetch_add(1, Ordering::SeqCst) < 2 { 503 } else { 200 };
+//!     async move { Ok::<_, std::io::Error>(Response::builder().status(status).body(Full::<Bytes>::default()).unwrap()) }
 //! });
 //! let client = ServiceBuilder::new()
 //!     .layer(RetryLayer::new())
