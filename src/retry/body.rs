@@ -71,8 +71,7 @@ pub trait ReplayBody: Sized {
 }
 
 macro_rules! replay_by_clone {
-    ($($(#[$m:meta])* [$($g:tt)*] $ty:ty),* $(,)?) => {$(
-        $(#[$m])*
+    ($([$($g:tt)*] $ty:ty),* $(,)?) => {$(
         impl<$($g)*> ReplayBody for $ty {
             type Replay = $ty;
             #[inline]
@@ -286,13 +285,7 @@ impl Captured {
     pub fn replay(&self) -> Result<ReplayedBody, NotReplayable> {
         let state = match &self.repr {
             Repr::TooLarge => return Err(NotReplayable::TooLarge),
-            Repr::Empty => {
-                return Ok(ReplayedBody {
-                    data: Vec::new(),
-                    next: 0,
-                    trailers: None,
-                });
-            }
+            Repr::Empty => return Ok(ReplayedBody::default()),
             Repr::Shared(state) => state,
         };
         let s = lock(state);
@@ -412,7 +405,7 @@ where
 }
 
 /// A body rebuilt from a [`Captured`] copy: the same data frames and trailers.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct ReplayedBody {
     data: Vec<Bytes>,
     next: usize,
