@@ -229,11 +229,13 @@ impl RateLimitGates {
         self.lanes.announced(scope, clock(), &share, reset);
     }
 
-    /// `key`'s gate closed for a rate limit, or an `outage`; `scope` is its authority.
-    /// Closures of several keys of one scope at once are the scope's (see the
+    /// `key`'s gate closed for a rate limit, or an `outage`; `scope` is its authority, when
+    /// another key. Closures of several keys of one scope at once are the scope's (see the
     /// [module docs](super#scope)); after an outage its lane reopens on a slow start.
     pub(crate) fn scope_closed(&self, scope: Key, key: Key, outage: bool) {
-        if let Some(e) = self.view.peek(key) {
+        if scope != key
+            && let Some(e) = self.view.peek(key)
+        {
             let now = clock();
             self.lanes.scope_rejected(scope, key, now, e.until);
             if outage {

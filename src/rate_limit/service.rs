@@ -243,9 +243,7 @@ impl Track {
             (Some(e), _) if e.verdict().closes_gate() => {
                 let hint = e.retry_after().map(|d| d.min(self.config.max_closed));
                 gates.reject(self.key, hint, probe, &self.config.backoff);
-                if self.scope != self.key {
-                    gates.scope_closed(self.scope, self.key, false);
-                }
+                gates.scope_closed(self.scope, self.key, false);
             }
             (Some(e), _)
                 if e.verdict().outage_signal().is_some()
@@ -259,27 +257,22 @@ impl Track {
             {
                 // A path out for an outage is evidence about its server, as a rate limit is:
                 // two paths of one server out within a second hold the whole server.
-                if self.scope != self.key {
-                    gates.scope_closed(self.scope, self.key, true);
+                gates.scope_closed(self.scope, self.key, true);
+            }
+            // No answer (transport failure, an inner gate): another request probes.
+            (Some(e), probe) if e.api().is_none() => {
+                if let Some(id) = probe {
+                    gates.hand_on(self.key, id);
                 }
             }
-            (Some(e), _) if e.api().is_some() => {
-                // The server answered: it accepted the request, as far as its rate goes.
+            // Any other answer of the server (a success reported in gRPC trailers included)
+            // opens the gate: the server accepted the request, as far as its rate goes.
+            (_, probe) => {
                 self.succeeded();
                 if let Some(id) = probe {
                     gates.open(self.key, id);
                 }
             }
-            // Any answer of the server that is not a rate limit opens the gate.
-            (None, Some(id)) => {
-                self.succeeded();
-                gates.open(self.key, id)
-            }
-            // No answer (transport failure, an inner gate): another request probes.
-            (Some(_), Some(id)) => gates.hand_on(self.key, id),
-            // A gRPC success reported in the trailers.
-            (None, None) => self.succeeded(),
-            (Some(_), None) => {}
         }
     }
 }
