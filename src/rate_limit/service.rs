@@ -199,14 +199,11 @@ impl Track {
         }
     }
 
-    /// An error response came: the quota it announced, if any, as the decode layer read it.
-    fn announce_error(&self, error: &Error) {
-        if let Some(quota) = error.quota()
-            && !self.config.contract.rate_limit_headers.is_empty()
-        {
-            self.config
-                .gates
-                .announced(self.scope, quota, self.config.max_closed);
+    /// The response announced `quota` (for an error response, as the decode layer read it).
+    fn announced(&self, quota: &Quota) {
+        if !self.config.contract.rate_limit_headers.is_empty() {
+            let max_closed = self.config.max_closed;
+            self.config.gates.announced(self.scope, quota, max_closed);
         }
     }
 
@@ -214,13 +211,11 @@ impl Track {
     #[inline]
     fn announce(&self, headers: &http::HeaderMap) {
         let conventions = self.config.contract.rate_limit_headers;
-        if headers.is_empty() || conventions.is_empty() {
-            return;
-        }
-        if let Some(quota) = Quota::read(headers, conventions, SystemTime::now()) {
-            self.config
-                .gates
-                .announced(self.scope, &quota, self.config.max_closed);
+        if !headers.is_empty()
+            && !conventions.is_empty()
+            && let Some(quota) = Quota::read(headers, conventions, SystemTime::now())
+        {
+            self.announced(&quota);
         }
     }
 
@@ -384,10 +379,10 @@ where
                                 if !track.waited.is_zero() {
                                     e.set_gate_wait(track.waited);
                                 }
-                                if e.quota().is_some() {
+                                if let Some(quota) = e.quota() {
                                     // As for a success: the server counted this request.
                                     track.land();
-                                    track.announce_error(&e);
+                                    track.announced(quota);
                                 }
                                 track.finish_slow(Some(&e));
                             }
