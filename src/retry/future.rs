@@ -348,12 +348,9 @@ impl<S, B: ReplayBody> Retrying<S, B> {
         }
         if let (Ok(wait), Some(_)) = (&decided, &layer.budget) {
             let due = after(now, *wait);
-            let mut until = after(now, schedule.min(layer.max_budget_wait));
+            let mut until = self.within_schedule(after(now, schedule.min(layer.max_budget_wait)));
             if let Some(deadline) = self.deadline {
                 until = until.min(deadline.at);
-            }
-            if let Some((ends, _)) = self.ends {
-                until = until.min(ends);
             }
             self.hold = Some(Hold {
                 due,
@@ -393,15 +390,9 @@ impl<S, B: ReplayBody> Retrying<S, B> {
         }
         // A gate below waits no longer than what is left of the schedule: the nominal waits
         // of the retries after this one.
-        let now = Instant::now();
         let from = (attempts - 1).saturating_add(self.spent);
-        let mut end = after(
-            now,
-            schedule_left(&self.layer.backoff, from, self.max_retries),
-        );
-        if let Some((ends, _)) = self.ends {
-            end = end.min(ends);
-        }
+        let left = schedule_left(&self.layer.backoff, from, self.max_retries);
+        let end = self.within_schedule(after(Instant::now(), left));
         parts.extensions.insert(ScheduleEnd::new(end));
         Request::from_parts(parts, body)
     }
@@ -454,6 +445,11 @@ impl<S, B: ReplayBody> Retrying<S, B> {
             }
         }
         Gate::Go
+    }
+
+    /// `at`, or the end of the request's schedule when that is earlier.
+    fn within_schedule(&self, at: Instant) -> Instant {
+        self.ends.map_or(at, |(ends, _)| at.min(ends))
     }
 
     /// The request's schedule ends at `at` (held there by a gate, or else by the budget),
