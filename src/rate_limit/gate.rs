@@ -15,8 +15,10 @@ use crate::{backoff::Backoff, contract::OutageRule, error::Error, quota::Quota};
 use std::{fmt, sync::Arc, time::Duration};
 use tokio::time::Instant;
 
-/// The default for [`RateLimitGates::with_max_keys`]: 10,000 keys.
-const DEFAULT_MAX_KEYS: usize = 10_000;
+/// Tokio's clock (paused in tests) as the store's instants.
+fn clock() -> std::time::Instant {
+    Instant::now().into_std()
+}
 
 /// The gates of every rate-limited key. `Clone` shares: give the same map to two stacks with
 /// [`RateLimitBackoffLayer::gates`](super::RateLimitBackoffLayer::gates) and a rate limit seen
@@ -46,10 +48,8 @@ pub struct RateLimitGates {
 
 /// What a request arriving at its key's gate does.
 pub(crate) enum Check {
-    /// The key is open: send.
-    Open,
-    /// The key's time is up and nobody probes it: send as its probe.
-    Probe(ProbeId),
+    /// Send: as the key's probe when its time is up and nobody probes it (`Some`).
+    Go(Option<ProbeId>),
     /// The key's time is up and this request holds the local probe role, but the gates are
     /// shared: the fleet says whether it may go.
     Lease(ProbeId, Lease),
@@ -84,7 +84,7 @@ impl fmt::Debug for RateLimitGates {
 impl RateLimitGates {
     /// An empty map tracking at most 10,000 keys.
     pub fn new() -> RateLimitGates {
-        RateLimitGates::with_max_keys(DEFAULT_MAX_KEYS)
+        RateLimitGates::with_max_keys(10_000)
     }
 
     /// An empty map tracking at most `max_keys` keys (0: nothing is ever gated).
@@ -143,7 +143,7 @@ impl RateLimitGates {
     /// How long `key`'s gate stays closed: `None` when it is open (not tracked), zero when its
     /// time is up (the next request is its probe, or the probe is in flight).
     pub fn time_left(&self, key: Key) -> Option<Duration> {
-        let now = Instant::now().into_std();
+        let now = clock();
         self.view
             .peek(key)
             .map(|e| e.until.saturating_duration_since(now))
@@ -179,7 +179,7 @@ impl RateLimitGates {
                     Admit::Probe => match self.view.try_acquire_probe(key, now) {
                         Some(id) => match self.store.lease(key, id) {
                             Some(lease) => return Check::Lease(id, lease),
-                            None => return self.probe(key, id, turn),
+                            None => return Check::Go(Some(self.probe(key, id, turn))),
                         },
                         // Another request took the role (or the key changed) since the
                         // look-up: look again.
@@ -189,7 +189,7 @@ impl RateLimitGates {
             };
             return match self.lanes.turn(key, turn, now, not_before, deadline) {
                 Err(left) => Check::Fail(left),
-                Ok(None) => Check::Open,
+                Ok(None) => Check::Go(None),
                 // A request that may be sent twice wakes when the key's time is up, its turn
                 // or not: it may be the probe (see `PROBE_GRACE`).
                 Ok(Some((due, moved))) => Check::Wait {
@@ -205,10 +205,10 @@ impl RateLimitGates {
     }
 
     /// The request goes as `key`'s probe.
-    fn probe(&self, key: Key, id: ProbeId, turn: &Turn) -> Check {
+    fn probe(&self, key: Key, id: ProbeId, turn: &Turn) -> ProbeId {
         tracing::debug!(key = %key, "rate-limit gate: sending the probe");
         self.lanes.probed(key, turn);
-        Check::Probe(id)
+        id
     }
 
     /// A response for a request of `scope` announced `quota`; the layer's `max_closed` bounds
@@ -226,28 +226,21 @@ impl RateLimitGates {
         // A quota is the fleet's: the other processes hear of it, and each spends its share.
         self.store.announce(scope, &quota, reset);
         let share = quota.shared_by(self.store.sharers());
-        self.lanes
-            .announced(scope, Instant::now().into_std(), &share, reset);
+        self.lanes.announced(scope, clock(), &share, reset);
     }
 
-    /// A rate limit on `key` closed its gate; `scope` is its authority. Rejections on several
-    /// keys of one scope at once make the limit the scope's (see the
-    /// [module docs](super#scope)).
-    pub(crate) fn scope_rejected(&self, scope: Key, key: Key) {
-        if let Some(e) = self.view.peek(key) {
-            self.lanes
-                .scope_rejected(scope, key, Instant::now().into_std(), e.until);
-        }
-    }
-
-    /// `key`'s gate is closed for an outage; `scope` is its authority. Outages on several keys
-    /// of one scope at once are the scope's, as rate limits are; its lane reopens on a slow
-    /// start.
-    pub(crate) fn scope_out(&self, scope: Key, key: Key) {
-        if let Some(e) = self.view.peek(key) {
-            let now = Instant::now().into_std();
+    /// `key`'s gate closed for a rate limit, or an `outage`; `scope` is its authority, when
+    /// another key. Closures of several keys of one scope at once are the scope's (see the
+    /// [module docs](super#scope)); after an outage its lane reopens on a slow start.
+    pub(crate) fn scope_closed(&self, scope: Key, key: Key, outage: bool) {
+        if scope != key
+            && let Some(e) = self.view.peek(key)
+        {
+            let now = clock();
             self.lanes.scope_rejected(scope, key, now, e.until);
-            self.lanes.outage(scope, now, e.until);
+            if outage {
+                self.lanes.outage(scope, now, e.until);
+            }
         }
     }
 
@@ -262,10 +255,10 @@ impl RateLimitGates {
         // Only a paced path counts what the server accepts: the filter rules the others out
         // without the lanes' lock.
         if !self.lanes.is_empty() && self.view.filter().may_hold(key) {
-            self.lanes.succeeded(key, Instant::now().into_std());
+            self.lanes.succeeded(key, clock());
         }
         if self.health.may_watch(key) {
-            self.health.answered(key, Instant::now().into_std());
+            self.health.answered(key, clock());
         }
     }
 
@@ -282,22 +275,17 @@ impl RateLimitGates {
         backoff: &Backoff,
         rule: &OutageRule,
     ) -> bool {
-        let policy = Policy::new(*backoff, Duration::MAX).for_outage();
-        if probe.is_some() {
-            if !self.health.is_out(key) {
-                return false;
+        if probe.is_some() && !self.health.is_out(key) {
+            return false;
+        }
+        if probe.is_none() && self.view.peek(key).is_none() {
+            if !self.health.signalled(key, clock(), rule) {
+                return true;
             }
-            self.close(key, hint, probe, &policy);
-            return true;
-        }
-        if self.view.peek(key).is_some() {
-            self.close(key, hint, None, &policy);
-            return true;
-        }
-        if self.health.signalled(key, Instant::now().into_std(), rule) {
             tracing::debug!(key = %key, "rate-limit gate: transient rejections, the path is out");
-            self.close(key, hint, None, &policy);
         }
+        let policy = Policy::new(*backoff, Duration::MAX).for_outage();
+        self.close(key, hint, probe, &policy);
         true
     }
 
@@ -316,7 +304,7 @@ impl RateLimitGates {
     /// Closes `key` (or extends its closure) for a rate limit, or, by an outage's `policy`,
     /// for an outage: then the lane ramps up from a slow start when the key reopens.
     fn close(&self, key: Key, hint: Option<Duration>, probe: Option<ProbeId>, policy: &Policy) {
-        let now = Instant::now().into_std();
+        let now = clock();
         // The jitter sample, drawn only when a backoff delay may be needed.
         let unit = if hint.is_none() {
             rand::random::<f64>()
@@ -354,7 +342,7 @@ impl RateLimitGates {
     pub(crate) fn open(&self, key: Key, probe: ProbeId) {
         if self.store.open(key, probe) {
             self.health.forget(key);
-            self.lanes.opened(key, Instant::now().into_std());
+            self.lanes.opened(key, clock());
             tracing::debug!(key = %key, "rate-limit gate: opened");
             crate::telemetry::probe_opened();
         }
@@ -402,16 +390,11 @@ impl Repeatable {
     }
 }
 
-/// How a waiting request was let through.
-pub(crate) enum Admission {
-    Open,
-    Probe(ProbeId),
-}
-
 /// Waits at `key`'s gate until the request may be sent, or fails when it would have to wait
 /// past `deadline`: at once for the layer's own bound, and at the deadline, with
 /// `DEADLINE_EXCEEDED`, for the call's (`by_call`). A request still held for an outage at
-/// `stop` (the end of its retry schedule) fails then, as a closed gate.
+/// `stop` (the end of its retry schedule) fails then, as a closed gate. A request let through
+/// has the key's probe id when it goes as the probe.
 pub(crate) async fn wait_turn(
     gates: RateLimitGates,
     key: Key,
@@ -419,7 +402,7 @@ pub(crate) async fn wait_turn(
     by_call: bool,
     stop: Option<Instant>,
     turn: Turn,
-) -> Result<(Admission, [Option<Key>; 2]), Error> {
+) -> Result<(Option<ProbeId>, [Option<Key>; 2]), Error> {
     // A wait that fails or is dropped (cancelled by an outer timeout) gives its places in
     // any budget back.
     let repeatable = !turn.once;
@@ -437,10 +420,9 @@ pub(crate) async fn wait_turn(
         let turn = held.turn.as_mut().expect("held until the wait ends");
         let now = Instant::now();
         let stopped = stop.is_some_and(|stop| now >= stop) && held.gates.health.is_out(key);
-        let check = held
-            .gates
-            .check(key, now, if stopped { now } else { deadline }, turn);
-        let check = match check {
+        let limit = if stopped { now } else { deadline };
+        let probe = match held.gates.check(key, now, limit, turn) {
+            Check::Go(probe) => probe,
             Check::Lease(id, lease) => {
                 // Dropped while asking: the local role goes on.
                 held.probe = Some(id);
@@ -450,17 +432,9 @@ pub(crate) async fn wait_turn(
                     continue;
                 }
                 let turn = held.turn.as_ref().expect("held until the wait ends");
-                held.gates.probe(key, id, turn)
+                Some(held.gates.probe(key, id, turn))
             }
-            check => check,
-        };
-        let admission = match check {
-            Check::Open => Admission::Open,
-            Check::Probe(id) => Admission::Probe(id),
-            Check::Fail(left) if !by_call || stopped => {
-                crate::telemetry::gate_refused();
-                return Err(Error::gate_closed(left));
-            }
+            Check::Fail(left) if !by_call || stopped => return Err(refused(left)),
             Check::Fail(left) => {
                 // Nothing sent, nothing changes by failing early: the call ends at its
                 // deadline, as gRPC's own clients end it, saying how long the gate still
@@ -470,15 +444,12 @@ pub(crate) async fn wait_turn(
                     held.gates.lanes.give_back(key, &mut turn);
                 }
                 tokio::time::sleep_until(deadline).await;
-                crate::telemetry::gate_refused();
-                let mut err = Error::gate_closed(until.saturating_duration_since(Instant::now()));
+                let mut err = refused(until.saturating_duration_since(Instant::now()));
                 err.set_deadline_exceeded();
                 return Err(err);
             }
             Check::Wait { .. } if stopped => {
-                crate::telemetry::gate_refused();
-                let left = held.gates.time_left(key).unwrap_or(Duration::ZERO);
-                return Err(Error::gate_closed(left));
+                return Err(refused(held.gates.time_left(key).unwrap_or_default()));
             }
             Check::Wait {
                 changed,
@@ -494,11 +465,16 @@ pub(crate) async fn wait_turn(
                 }
                 continue;
             }
-            Check::Lease(..) => continue,
         };
         let turn = held.turn.take().expect("held until the wait ends");
-        return Ok((admission, turn.landing(key)));
+        return Ok((probe, turn.landing(key)));
     }
+}
+
+/// A request the gate turns away, unsent, `left` before it would open.
+pub(super) fn refused(left: Duration) -> Error {
+    crate::telemetry::gate_refused();
+    Error::gate_closed(left)
 }
 
 /// A waiting request's places, given back unless it goes.
@@ -544,7 +520,7 @@ mod tests {
         let k = Key::of("k");
         assert!(matches!(
             g.check(k, Instant::now(), far(), &mut Turn::default()),
-            Check::Open
+            Check::Go(None)
         ));
         g.reject(k, None, None, &B);
         assert_eq!(g.len(), 1);
@@ -560,10 +536,10 @@ mod tests {
         // Other keys are not affected.
         assert!(matches!(
             g.check(Key::of("j"), Instant::now(), far(), &mut Turn::default()),
-            Check::Open
+            Check::Go(None)
         ));
         tokio::time::advance(Duration::from_secs(1)).await;
-        let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
+        let Check::Go(Some(id)) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
             panic!("expected the probe")
         };
         // Only one probe.
@@ -575,7 +551,7 @@ mod tests {
         g.reject(k, None, Some(id), &B);
         assert_eq!(g.time_left(k), Some(Duration::from_secs(2)));
         tokio::time::advance(Duration::from_secs(2)).await;
-        let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
+        let Check::Go(Some(id)) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
             panic!()
         };
         // A stale probe id does nothing; the right one opens.
@@ -607,7 +583,7 @@ mod tests {
                     .unwrap()
                     .0;
                 order.lock().unwrap().push((i, Instant::now() - start));
-                if let Admission::Probe(id) = admission {
+                if let Some(id) = admission {
                     g.open(k, id);
                 }
             }));
@@ -635,12 +611,12 @@ mod tests {
         let g = RateLimitGates::new();
         let k = Key::of("k");
         g.reject(k, Some(Duration::ZERO), None, &B);
-        let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
+        let Check::Go(Some(id)) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
             panic!()
         };
         g.hand_on(k, id);
         assert!(
-            matches!(g.check(k, Instant::now(), far(), &mut Turn::default()), Check::Probe(n) if n != id)
+            matches!(g.check(k, Instant::now(), far(), &mut Turn::default()), Check::Go(Some(n)) if n != id)
         );
     }
 
@@ -649,7 +625,7 @@ mod tests {
         let g = RateLimitGates::new();
         let k = Key::of("k");
         g.reject(k, Some(Duration::ZERO), None, &B);
-        let Check::Probe(id) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
+        let Check::Go(Some(id)) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
             panic!()
         };
         let waiter = tokio::spawn(wait_turn(g.clone(), k, far(), false, None, Turn::default()));
@@ -657,7 +633,7 @@ mod tests {
         g.hand_on(k, id);
         // Woken by the hand-on, not by its deadline (it would fail there: the probe is out).
         let (admission, _) = waiter.await.unwrap().unwrap();
-        assert!(matches!(admission, Admission::Probe(n) if n != id));
+        assert!(matches!(admission, Some(n) if n != id));
     }
 
     #[tokio::test(start_paused = true)]

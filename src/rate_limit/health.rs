@@ -57,18 +57,13 @@ impl Window {
         if age < BUCKET {
             return;
         }
-        self.previous = if age < 2 * BUCKET {
-            self.current
-        } else {
-            (0, 0)
-        };
-        self.current = (0, 0);
         // Buckets stay aligned: a bucket is never shorter than `BUCKET`.
-        self.start = if age < 2 * BUCKET {
-            self.start + BUCKET
+        if age < 2 * BUCKET {
+            (self.previous, self.start) = (self.current, self.start + BUCKET);
         } else {
-            now
-        };
+            (self.previous, self.start) = ((0, 0), now);
+        }
+        self.current = (0, 0);
     }
 
     /// (answers, signals) of the last second: the current bucket and the share of the
@@ -146,16 +141,10 @@ impl Health {
         self.filter.load(Ordering::Relaxed) & key.filter_bit() != 0
     }
 
-    /// `key` answered with something that is not a signal.
-    #[inline]
-    pub(crate) fn answered(&self, key: Key, now: Instant) {
-        if self.may_watch(key) {
-            self.answered_slow(key, now);
-        }
-    }
-
+    /// `key` answered with something that is not a signal (callers look at
+    /// [`may_watch`](Self::may_watch) first).
     #[inline(never)]
-    fn answered_slow(&self, key: Key, now: Instant) {
+    pub(crate) fn answered(&self, key: Key, now: Instant) {
         let mut map = self.lock();
         let Some(w) = map.get_mut(&key) else {
             return;
@@ -171,6 +160,20 @@ impl Health {
     /// `key` answered with a signal: returns `true` when, by `rule`, the path is out (it is
     /// then marked out until its gate reopens: see [`is_out`](Self::is_out)).
     pub(crate) fn signalled(&self, key: Key, now: Instant, rule: &OutageRule) -> bool {
+        self.trip(key, now, |w| w.signalled(now, rule))
+    }
+
+    /// Another process of the fleet closed `key`'s gate for an outage: it is held as out here
+    /// too. Returns `false` when it already was (or nothing is watched). Only a store shared
+    /// by a fleet calls it.
+    #[allow(dead_code)]
+    pub(crate) fn mark_out(&self, key: Key, now: Instant) -> bool {
+        self.trip(key, now, |_| true)
+    }
+
+    /// Watches `key` (making room for it) and marks it out when it is not yet and `trips`
+    /// says so; returns whether it did.
+    fn trip(&self, key: Key, now: Instant, trips: impl FnOnce(&mut Window) -> bool) -> bool {
         let max = self.max.load(Ordering::Relaxed);
         if max == 0 {
             return false;
@@ -180,45 +183,16 @@ impl Health {
             make_room(&mut map, now, max);
             map.insert(key, Window::new(now));
         }
-        let out = map.get_mut(&key).is_some_and(|w| {
-            let out = !w.out && w.signalled(now, rule);
-            if out {
-                *w = Window {
-                    out: true,
-                    ..Window::new(now)
-                };
-            }
-            out
-        });
-        self.publish(&map);
-        out
-    }
-
-    /// Another process of the fleet closed `key`'s gate for an outage: it is held as out here
-    /// too. Returns `false` when it already was (or nothing is watched). Only a store shared
-    /// by a fleet calls it.
-    #[allow(dead_code)]
-    pub(crate) fn mark_out(&self, key: Key, now: Instant) -> bool {
-        let max = self.max.load(Ordering::Relaxed);
-        if max == 0 {
-            return false;
-        }
-        let mut map = self.lock();
-        if map.get(&key).is_some_and(|w| w.out) {
-            return false;
-        }
-        if !map.contains_key(&key) {
-            make_room(&mut map, now, max);
-        }
-        map.insert(
-            key,
-            Window {
+        let w = map.get_mut(&key).expect("inserted above");
+        let out = !w.out && trips(w);
+        if out {
+            *w = Window {
                 out: true,
                 ..Window::new(now)
-            },
-        );
+            };
+        }
         self.publish(&map);
-        true
+        out
     }
 
     /// `key`'s gate closed for an outage: its probe's signal says the outage goes on

@@ -1,15 +1,12 @@
 use super::{
     Key, RateLimitBackoffLayer, RateLimitGates, ResponseBody,
-    gate::{Admission, Check, wait_turn},
+    gate::{Check, refused, wait_turn},
     lanes::Turn,
     store::GateStore,
 };
 use crate::quota::{Quota, QuotaScope};
 use crate::retry::{CallDeadline, ExhaustedBefore, ScheduleEnd, policy::RequestFacts};
-use crate::{
-    error::Error,
-    retry::deadline::{GRPC_TIMEOUT, parse_grpc_timeout},
-};
+use crate::{error::Error, retry::deadline::Deadline};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use std::{
@@ -96,11 +93,7 @@ impl<S> RateLimitBackoff<S> {
             .unwrap_or_else(|| now + crate::retry_after::MAX_HINT);
         // A call waits no longer than its own deadline: the one the retry layer outside put in
         // its extensions, or a gRPC call's `grpc-timeout`.
-        let own = request
-            .headers()
-            .get(GRPC_TIMEOUT)
-            .and_then(parse_grpc_timeout)
-            .and_then(|left| now.checked_add(left));
+        let own = Deadline::of(None, request.headers(), || now).map(|d| d.at);
         let call = [CallDeadline::of(&request).map(|d| d.at()), own]
             .into_iter()
             .flatten()
@@ -119,23 +112,15 @@ impl<S> RateLimitBackoff<S> {
         let once = !RequestFacts::of(request.method(), request.headers()).idempotent;
         let mut turn = Turn::new((scope != key).then_some(scope), once);
         match config.gates.check(key, now, deadline, &mut turn) {
-            Check::Open => {
-                track.landing = turn.landing(key);
-                return ResponseFuture::called(self.inner.call(request), Some(track));
-            }
-            Check::Probe(id) => {
-                track.probe = Some(id);
+            Check::Go(probe) => {
+                track.probe = probe;
                 track.landing = turn.landing(key);
                 return ResponseFuture::called(self.inner.call(request), Some(track));
             }
             Check::Fail(left) if call.is_none() => {
-                crate::telemetry::gate_refused();
-                return ResponseFuture {
-                    state: State::Failed {
-                        error: Some(Error::gate_closed(left)),
-                    },
-                    track: None,
-                };
+                let error = Some(refused(left));
+                let state = State::Failed { error };
+                return ResponseFuture { state, track: None };
             }
             // Asking the fleet takes a round trip: the request gives the local role back and
             // asks again as it waits.
@@ -214,14 +199,11 @@ impl Track {
         }
     }
 
-    /// An error response came: the quota it announced, if any, as the decode layer read it.
-    fn announce_error(&self, error: &Error) {
-        if let Some(quota) = error.quota()
-            && !self.config.contract.rate_limit_headers.is_empty()
-        {
-            self.config
-                .gates
-                .announced(self.scope, quota, self.config.max_closed);
+    /// The response announced `quota` (for an error response, as the decode layer read it).
+    fn announced(&self, quota: &Quota) {
+        if !self.config.contract.rate_limit_headers.is_empty() {
+            let max_closed = self.config.max_closed;
+            self.config.gates.announced(self.scope, quota, max_closed);
         }
     }
 
@@ -229,13 +211,11 @@ impl Track {
     #[inline]
     fn announce(&self, headers: &http::HeaderMap) {
         let conventions = self.config.contract.rate_limit_headers;
-        if headers.is_empty() || conventions.is_empty() {
-            return;
-        }
-        if let Some(quota) = Quota::read(headers, conventions, SystemTime::now()) {
-            self.config
-                .gates
-                .announced(self.scope, &quota, self.config.max_closed);
+        if !headers.is_empty()
+            && !conventions.is_empty()
+            && let Some(quota) = Quota::read(headers, conventions, SystemTime::now())
+        {
+            self.announced(&quota);
         }
     }
 
@@ -258,9 +238,7 @@ impl Track {
             (Some(e), _) if e.verdict().closes_gate() => {
                 let hint = e.retry_after().map(|d| d.min(self.config.max_closed));
                 gates.reject(self.key, hint, probe, &self.config.backoff);
-                if self.scope != self.key {
-                    gates.scope_rejected(self.scope, self.key);
-                }
+                gates.scope_closed(self.scope, self.key, false);
             }
             (Some(e), _)
                 if e.verdict().outage_signal().is_some()
@@ -274,27 +252,22 @@ impl Track {
             {
                 // A path out for an outage is evidence about its server, as a rate limit is:
                 // two paths of one server out within a second hold the whole server.
-                if self.scope != self.key {
-                    gates.scope_out(self.scope, self.key);
+                gates.scope_closed(self.scope, self.key, true);
+            }
+            // No answer (transport failure, an inner gate): another request probes.
+            (Some(e), probe) if e.api().is_none() => {
+                if let Some(id) = probe {
+                    gates.hand_on(self.key, id);
                 }
             }
-            (Some(e), _) if e.api().is_some() => {
-                // The server answered: it accepted the request, as far as its rate goes.
+            // Any other answer of the server (a success reported in gRPC trailers included)
+            // opens the gate: the server accepted the request, as far as its rate goes.
+            (_, probe) => {
                 self.succeeded();
                 if let Some(id) = probe {
                     gates.open(self.key, id);
                 }
             }
-            // Any answer of the server that is not a rate limit opens the gate.
-            (None, Some(id)) => {
-                self.succeeded();
-                gates.open(self.key, id)
-            }
-            // No answer (transport failure, an inner gate): another request probes.
-            (Some(_), Some(id)) => gates.hand_on(self.key, id),
-            // A gRPC success reported in the trailers.
-            (None, None) => self.succeeded(),
-            (Some(_), None) => {}
         }
     }
 }
@@ -320,7 +293,7 @@ fn status_in_trailers<B>(res: &Response<B>) -> bool {
 }
 
 type WaitFuture =
-    Pin<Box<dyn Future<Output = Result<(Admission, [Option<Key>; 2]), Error>> + Send>>;
+    Pin<Box<dyn Future<Output = Result<(Option<u64>, [Option<Key>; 2]), Error>> + Send>>;
 
 pin_project! {
     /// The response future of [`RateLimitBackoff`].
@@ -406,10 +379,10 @@ where
                                 if !track.waited.is_zero() {
                                     e.set_gate_wait(track.waited);
                                 }
-                                if e.quota().is_some() {
+                                if let Some(quota) = e.quota() {
                                     // As for a success: the server counted this request.
                                     track.land();
-                                    track.announce_error(&e);
+                                    track.announced(quota);
                                 }
                                 track.finish_slow(Some(&e));
                             }
@@ -428,16 +401,14 @@ where
                         }
                         _ => Duration::ZERO,
                     };
-                    let (admission, landing) = polled.map_err(|mut e| {
+                    let (probe, landing) = polled.map_err(|mut e| {
                         e.set_gate_wait(waited);
                         e
                     })?;
                     if let Some(track) = this.track.as_mut() {
                         track.waited = waited;
                         track.landing = landing;
-                        if let Admission::Probe(id) = admission {
-                            track.probe = Some(id);
-                        }
+                        track.probe = probe;
                     }
                     let pending = pending.take();
                     this.state.set(State::Ready { pending });

@@ -17,15 +17,13 @@ use std::{
 ///
 /// Cheaply cloneable bodies ([`Full`](http_body_util::Full), [`Empty`](http_body_util::Empty),
 /// `String`, [`Bytes`], `Vec<u8>`, `()`, `&'static str`) are replayed by clone: nothing is
-/// copied, so [`max_replay_bytes`](super::RetryLayer::max_replay_bytes) does not apply.
-///
-/// Streaming bodies (`tonic::body::Body` with the `tonic` feature, `axum::body::Body` with the
-/// `axum` feature, [`BoxBody`](http_body_util::combinators::BoxBody) and
-/// [`UnsyncBoxBody`](http_body_util::combinators::UnsyncBoxBody)) are sent the first time
-/// through a [`CaptureBody`], which copies every frame (trailers included) as it streams, up
-/// to `max_replay_bytes`; a later attempt is rebuilt from that copy ([`ReplayedBody`]). A body
-/// over the limit, or not fully streamed when the response came back, is not retried. A body
-/// the first attempt never took a frame from is handed back and sent as it is.
+/// copied, and [`max_replay_bytes`](super::RetryLayer::max_replay_bytes) does not apply.
+/// Streaming bodies (`tonic::body::Body` and `axum::body::Body` with their features,
+/// [`BoxBody`](http_body_util::combinators::BoxBody),
+/// [`UnsyncBoxBody`](http_body_util::combinators::UnsyncBoxBody)) are sent first through a
+/// [`CaptureBody`], which copies every frame (trailers included) up to `max_replay_bytes`; a
+/// retry sends the copy ([`ReplayedBody`]). A body over the limit, or not fully streamed when
+/// the response came back, is not retried; one the first attempt never read is sent as is.
 ///
 /// To make your own streaming body replayable, do what the built-in impls do:
 ///
@@ -73,8 +71,7 @@ pub trait ReplayBody: Sized {
 }
 
 macro_rules! replay_by_clone {
-    ($($(#[$m:meta])* [$($g:tt)*] $ty:ty),* $(,)?) => {$(
-        $(#[$m])*
+    ($([$($g:tt)*] $ty:ty),* $(,)?) => {$(
         impl<$($g)*> ReplayBody for $ty {
             type Replay = $ty;
             #[inline]
@@ -210,7 +207,7 @@ impl Captured {
             max_bytes,
             ..State::default()
         }));
-        let body = CaptureBody::new(body, Arc::clone(&state), max_bytes);
+        let body = CaptureBody::new(body, Arc::clone(&state));
         (
             body,
             Captured {
@@ -265,9 +262,8 @@ impl Captured {
                 return None;
             }
         };
-        let max_bytes = s.max_bytes;
         drop(s);
-        Some(CaptureBody::new(body, Arc::clone(state), max_bytes))
+        Some(CaptureBody::new(body, Arc::clone(state)))
     }
 
     /// The body to send again: the unsent body if there is one, else the copy.
@@ -289,13 +285,7 @@ impl Captured {
     pub fn replay(&self) -> Result<ReplayedBody, NotReplayable> {
         let state = match &self.repr {
             Repr::TooLarge => return Err(NotReplayable::TooLarge),
-            Repr::Empty => {
-                return Ok(ReplayedBody {
-                    data: Vec::new(),
-                    next: 0,
-                    trailers: None,
-                });
-            }
+            Repr::Empty => return Ok(ReplayedBody::default()),
             Repr::Shared(state) => state,
         };
         let s = lock(state);
@@ -324,17 +314,15 @@ pub struct CaptureBody<B> {
     /// `None` only once handed back, in `drop`.
     inner: Option<B>,
     state: Arc<Mutex<State>>,
-    max_bytes: usize,
     /// Set until the first frame (or end, or error) is taken from `inner`.
     hand_back: Option<fn(B, &Mutex<State>)>,
 }
 
 impl<B: Send + 'static> CaptureBody<B> {
-    fn new(inner: B, state: Arc<Mutex<State>>, max_bytes: usize) -> Self {
+    fn new(inner: B, state: Arc<Mutex<State>>) -> Self {
         CaptureBody {
             inner: Some(inner),
             state,
-            max_bytes,
             hand_back: Some(hand_back::<B>),
         }
     }
@@ -378,7 +366,7 @@ where
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     if !s.overflow {
-                        if data.len() > this.max_bytes - s.len {
+                        if data.len() > s.max_bytes - s.len {
                             s.overflow = true;
                             s.data = Vec::new();
                             s.trailers = None;
@@ -417,7 +405,7 @@ where
 }
 
 /// A body rebuilt from a [`Captured`] copy: the same data frames and trailers.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct ReplayedBody {
     data: Vec<Bytes>,
     next: usize,

@@ -12,47 +12,24 @@ use tokio::time::Instant;
 
 /// Bounds retries to a fraction of requests, so an outage does not turn into a retry storm.
 ///
-/// A per-request retry limit alone multiplies load by `max_retries + 1` exactly when the
-/// server is least able to take it. A budget instead caps retries at a fraction of the
-/// traffic: by default 20 % of the requests of the last 10 seconds, plus a floor of 10 retries
-/// a second so that a quiet client can still retry at all (the numbers of tower's `TpsBudget`
-/// and Finagle).
+/// A per-request limit alone multiplies load by `max_retries + 1` exactly when the server is
+/// least able to take it. A budget caps retries at a fraction of the traffic: by default 20 %
+/// of the requests of the last 10 seconds (earned tokens fade with a time constant of `ttl`),
+/// plus a floor of 10 retries a second (the numbers of tower's `TpsBudget` and Finagle).
 ///
-/// When the budget is spent, a retry *waits* for it instead of failing: the floor refills at
-/// `min_per_sec`, and each waiting retry is given the next token to come, in the order they
-/// asked, so retries leave at the floor's rate, not as a burst. The wait is bounded by
-/// [`RetryLayer::max_budget_wait`](crate::RetryLayer::max_budget_wait) (30 s by default) and
-/// by the call's deadline; a retry that would wait longer (or forever: `min_per_sec` 0)
-/// returns its error at once, with [`not_retried`](crate::Error::not_retried) saying why
-/// ([`BudgetExhausted`](crate::NotRetried::BudgetExhausted), or a deadline reason). So a
-/// budget shapes an outage's retries; it drops them only when the caller's limits say so.
+/// A retry that finds the budget spent waits for the floor's next token, in the order retries
+/// asked, within [`RetryLayer::max_budget_wait`](crate::RetryLayer::max_budget_wait) and the
+/// call's deadline; else its error is returned with
+/// [`BudgetExhausted`](crate::NotRetried::BudgetExhausted) (or the deadline's reason).
 ///
-/// Failures hold retries back while they dominate, as gRPC's retry throttling does, so an
-/// overload is not fed retries until it is over. A throttle of `max(10, min_per_sec × ttl)`
-/// tokens starts full; each request whose first attempt fails (with an error a retry could
-/// follow, other than a rate limit, which the rate-limit gate paces) drains one, each request
-/// refills half of one, and time refills it at the floor's rate. At half or below, retries are
-/// held: a retry that is due waits, looking again every 100 ms, until the throttle is above
-/// half, and then takes a token that is there (those refill at the ratio and floor above, so
-/// held retries leave at that pace, not as a burst). While retries are held, each failed
-/// request also uses up a token, so what was earned before the overload is not released as a
-/// burst of retries when it ends. A retry is held no longer than what is left of the request's
-/// retry schedule (the nominal waits of the retries it has left: 7 s at the first retry of the
-/// default schedule), `max_budget_wait` and the deadline; still held then, it is not sent, with
-/// [`BudgetExhausted`](crate::NotRetried::BudgetExhausted). Holding spends the schedule: a
-/// retry held past its turn goes in the place of the retries whose turn passed meanwhile, and
-/// no later retry of the request waits past the end of that schedule.
-///
-/// With the default budget (a throttle of 100), retries are held once the failed requests
-/// outnumber half of all requests by 50. Against a server that fails every request, a client
-/// sending more than 20 requests a second then sends no retries until requests succeed again,
-/// instead of 20 % of its requests.
-///
-/// It is a token bucket on tokio's clock: each request earns `retry_ratio` of a retry, earned
-/// tokens fade with a time constant of `ttl` (so only recent traffic counts), each retry
-/// spends one, and a reserve of `min_per_sec × ttl` tokens refills at `min_per_sec` per second.
-/// Recording a request is one relaxed atomic add; the lock is only taken when an attempt
-/// fails.
+/// While failures dominate, retries are held back, as gRPC's retry throttling does. A
+/// throttle of `max(10, min_per_sec × ttl)` tokens starts full; each request whose first
+/// attempt fails with an error a retry could follow (a rate limit aside: the gate paces those)
+/// drains one; each request refills half of one, and time refills it at the floor's rate. At
+/// half or below, a due retry is held, looking again every 100 ms, no longer than what is left
+/// of its schedule, `max_budget_wait` and the deadline; the retries whose turn passed
+/// meanwhile are spent. Failed requests then also use up tokens, so what was earned before is
+/// not released as a burst when the overload ends.
 ///
 /// ```
 /// use std::time::Duration;
@@ -171,13 +148,6 @@ impl Bucket {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Takes one retry from the budget, or returns `false` when it is spent (and would not
-    /// refill at once).
-    #[cfg(test)]
-    pub(crate) fn withdraw(&self) -> bool {
-        self.take(Duration::ZERO).is_ok()
-    }
-
     /// Records a request whose first attempt failed with an error a retry could follow. It
     /// drains the throttle and, once the throttle holds retries, a token of what was earned or
     /// of the reserve: what the failures used up is not released as a burst once they stop.
@@ -233,6 +203,31 @@ impl Bucket {
         floor
     }
 
+    /// Asks for a retry that may wait `bound` for it. While failures throttle retries it is
+    /// held (`Ok(Duration::ZERO)` without a token: until it is due, and then until the
+    /// throttle opens or its schedule runs out), or refused when it may not wait; else it is
+    /// [taken](Self::take), and `token` says so.
+    pub(crate) fn ask(
+        &self,
+        bound: Duration,
+        token: &mut bool,
+    ) -> Result<Duration, Option<Duration>> {
+        if self.throttled() {
+            if bound.is_zero() {
+                return Err(None);
+            }
+            tracing::debug!("retry budget throttled by failures: holding the retry");
+            return Ok(Duration::ZERO);
+        }
+        let ready = self.take(bound)?;
+        *token = true;
+        if !ready.is_zero() {
+            let wait_ms = u64::try_from(ready.as_millis()).unwrap_or(u64::MAX);
+            tracing::debug!(wait_ms, "retry budget spent: waiting for it");
+        }
+        Ok(ready)
+    }
+
     /// Takes one retry from the budget: `Ok(Duration::ZERO)` when one is there; when the
     /// budget is spent, `Ok(wait)` when the reserve refills one within `max_wait` (it is then
     /// spoken for: a later ask waits behind it). `Err(Some(wait))` when the next one comes
@@ -267,6 +262,13 @@ impl Bucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Bucket {
+        /// Takes one retry from the budget, or returns `false` when it is spent.
+        fn withdraw(&self) -> bool {
+            self.take(Duration::ZERO).is_ok()
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn ratio_plus_reserve_bounds_retries() {

@@ -54,26 +54,9 @@ pub(crate) fn encode_grpc_timeout(left: Duration) -> HeaderValue {
 
 /// The instant by which a call must be answered, in a request's extensions: every wait the
 /// request meets below the [`RetryLayer`](super::RetryLayer) ends there, the rate-limit
-/// gate's included.
-///
-/// The retry layer puts it on every attempt of a call with a deadline. A request still
-/// waiting at a rate-limit gate when its deadline comes fails there, unsent, with
-/// `DEADLINE_EXCEEDED`. Without the retry layer, insert one yourself.
-///
-/// ```
-/// use http::Request;
-/// use std::time::Duration;
-/// use tower_api_retry::retry::CallDeadline;
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let mut request = Request::get("http://api.example.com/items").body(()).unwrap();
-/// let at = tokio::time::Instant::now() + Duration::from_secs(2);
-/// request.extensions_mut().insert(CallDeadline::new(at));
-/// let deadline = request.extensions().get::<CallDeadline>();
-/// assert_eq!(deadline.map(|d| d.at()), Some(at));
-/// # }
-/// ```
+/// gate's included. The retry layer puts it on every attempt of a call with a deadline;
+/// without one, insert it yourself. A request still waiting at a rate-limit gate when its
+/// deadline comes fails there, unsent, with `DEADLINE_EXCEEDED`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallDeadline(Instant);
 
@@ -94,30 +77,17 @@ impl CallDeadline {
     }
 }
 
-/// The end of a call's retry schedule, in a retry's extensions: no wait below the
-/// [`RetryLayer`](super::RetryLayer) runs past it.
+/// The end of a call's retry schedule, in a retry's extensions: no wait for an outage below
+/// the [`RetryLayer`](super::RetryLayer) runs past it.
 ///
-/// The retry layer puts it on every retry: the nominal waits left of the schedule (a first
-/// attempt carries none; the gate's
-/// [`max_outage_wait`](crate::RateLimitBackoffLayer::max_outage_wait) bounds it). A request still held
-/// for an outage at a gate then fails there, unsent, as a closed gate whose `retry_after` is
-/// the time the gate still needs, and the retry layer returns the call with
+/// The retry layer puts it on every retry: the nominal waits left of the schedule, less what
+/// earlier attempts waited at a gate (a first attempt carries none; the gate's
+/// [`max_outage_wait`](crate::RateLimitBackoffLayer::max_outage_wait) bounds it, the whole
+/// schedule under [`ApiContractLayer`](crate::ApiContractLayer)). A request still held for
+/// an outage then fails there, unsent, as a closed gate, and the retry layer returns the
+/// server's last answer with
 /// [`NotRetried::GateOutlastsSchedule`](crate::NotRetried::GateOutlastsSchedule). Unlike a
 /// [`CallDeadline`], it never makes an error `DEADLINE_EXCEEDED`.
-///
-/// ```
-/// use http::Request;
-/// use std::time::Duration;
-/// use tower_api_retry::retry::ScheduleEnd;
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let mut request = Request::get("http://api.example.com/items").body(()).unwrap();
-/// let at = tokio::time::Instant::now() + Duration::from_secs(6);
-/// request.extensions_mut().insert(ScheduleEnd::new(at));
-/// assert_eq!(request.extensions().get::<ScheduleEnd>().map(|e| e.at()), Some(at));
-/// # }
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScheduleEnd(Instant);
 
@@ -150,24 +120,14 @@ pub(crate) struct Deadline {
 }
 
 impl Deadline {
-    /// The deadline of a call with these headers, or `None` when it has none. Looks at the
-    /// clock only when there is one.
-    pub(crate) fn of(layer: Option<Duration>, headers: &HeaderMap) -> Option<Deadline> {
-        Deadline::since(layer, headers, Instant::now)
-    }
-
-    /// [`Deadline::of`] for a call that entered the layer at `entered()`.
-    pub(crate) fn since(
+    /// The deadline of a call with these headers entering the layer at `now()` (read only
+    /// when it has one), or `None`.
+    pub(crate) fn of(
         layer: Option<Duration>,
         headers: &HeaderMap,
-        entered: impl FnOnce() -> Instant,
+        now: impl FnOnce() -> Instant,
     ) -> Option<Deadline> {
-        let header = headers.get(GRPC_TIMEOUT);
-        if layer.is_none() && header.is_none() {
-            return None;
-        }
-        let now = entered();
-        let own = header.and_then(parse_grpc_timeout);
+        let own = headers.get(GRPC_TIMEOUT).and_then(parse_grpc_timeout);
         let (limit, from_layer) = match (own, layer) {
             (Some(own), Some(layer)) if layer < own => (layer, true),
             (Some(own), _) => (own, false),
@@ -175,6 +135,7 @@ impl Deadline {
             (None, None) => return None,
         };
         let grpc = own.is_some() || crate::grpc::is_grpc(headers);
+        let now = now();
         let at = now
             .checked_add(limit)
             .unwrap_or_else(|| now + crate::retry_after::MAX_HINT);

@@ -1,10 +1,9 @@
 use super::{
-    Attempts, ExhaustedBefore, ReplayBody, ScheduleEnd,
+    Attempts, ExhaustedBefore, ReplayBody, RetryLayer, ScheduleEnd,
     deadline::{Deadline, GRPC_TIMEOUT, encode_grpc_timeout},
-    layer::Shared,
     policy::{self, Refusal},
 };
-use crate::{backoff::Backoff, error::Error, reason::NotRetried, telemetry, text::Credentials};
+use crate::{backoff::Backoff, error::Error, reason::NotRetried, telemetry};
 use http::{Request, Response, request::Parts};
 use pin_project_lite::pin_project;
 use std::{
@@ -54,29 +53,26 @@ pub(crate) struct Retrying<S, B: ReplayBody> {
     pub(crate) idempotent: bool,
     pub(crate) parts: Parts,
     pub(crate) copy: B::Replay,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) layer: Arc<RetryLayer>,
     pub(crate) deadline: Option<Deadline>,
     /// For a gRPC call with a deadline, once armed: fires at the deadline and cuts the attempt
     /// in flight short. Boxed, made once per call, and only when needed.
     pub(crate) cutoff: Option<Pin<Box<Sleep>>>,
-    /// The last attempt's error, kept while waiting to send the next one.
+    /// The last attempt's error: kept while the next one is due, and while it is under way
+    /// (an attempt held at a gate for an outage is no answer: then this one is returned).
     pub(crate) last: Option<Error>,
     pub(crate) previous: Option<Duration>,
     pub(crate) pending: Option<B>,
     /// The server's last answer to this request was a gRPC `RESOURCE_EXHAUSTED` that names
-    /// no wait: the same answer again is the request's own (see [`Retrying::decide`]).
+    /// no wait: the same answer again is the request's own.
     pub(crate) exhausted: bool,
     /// The retry waiting to be sent passes the retry budget's throttle first (with a budget).
     pub(crate) hold: Option<Hold>,
     /// Retries whose turn passed while a retry was held: they are spent.
     pub(crate) spent: u32,
     /// Once a retry was held past its turn: the end of the request's schedule, which no
-    /// later retry waits past.
-    pub(crate) ends: Option<Instant>,
-    /// The server's last answer, kept while the next attempt is under way.
-    pub(crate) answer: Option<Error>,
-    /// `ends` was set by a wait at a rate-limit gate (else by the budget's throttle).
-    pub(crate) ends_at_gate: bool,
+    /// later retry waits past, and whether a rate-limit gate held it (else the budget).
+    pub(crate) ends: Option<(Instant, bool)>,
 }
 
 /// A retry held by the budget: the budget's throttle is checked again when it is due.
@@ -95,11 +91,14 @@ pub(crate) struct Hold {
     held: bool,
 }
 
-/// A schedule past any wait.
-const MAX_SCHEDULE: Duration = Duration::from_secs(86_400 * 365);
-
 /// How often a held retry looks at the budget's throttle again.
 const RECHECK: Duration = Duration::from_millis(100);
+
+/// `d` after `now`, or a year after for a wait past any schedule.
+fn after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .unwrap_or(now + Duration::from_secs(86_400 * 365))
+}
 
 /// What the budget says to a retry that is due.
 enum Gate {
@@ -125,19 +124,15 @@ where
     S: Service<Request<B>>,
     B: ReplayBody,
 {
-    pub(crate) fn passthrough(future: S::Future, span: tracing::Span) -> Self {
+    /// The first attempt, sent; `retry` is `None` when no retry can follow.
+    pub(crate) fn new(
+        future: S::Future,
+        span: tracing::Span,
+        retry: Option<Retrying<S, B>>,
+    ) -> Self {
         ResponseFuture {
             state: State::Called { future },
-            retry: None,
-            attempts: 1,
-            span,
-        }
-    }
-
-    pub(crate) fn retrying(future: S::Future, span: tracing::Span, retry: Retrying<S, B>) -> Self {
-        ResponseFuture {
-            state: State::Called { future },
-            retry: Some(retry),
+            retry,
             attempts: 1,
             span,
         }
@@ -157,31 +152,15 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Called { future } => {
-                    let polled = telemetry::in_span(this.span, || future.poll(cx));
-                    let result = match polled {
-                        Poll::Ready(result) => result,
-                        Poll::Pending => {
-                            if let Some(retry) = this.retry.as_mut()
-                                && retry.cut_off(cx)
-                            {
-                                // The deadline passed with the attempt in flight: drop it.
-                                this.state.set(State::Done);
-                                let mut err = Error::transport_with(
-                                    tower::timeout::error::Elapsed::new(),
-                                    &Credentials::new(),
-                                    &retry.shared.contract,
-                                );
-                                err.set_attempts(*this.attempts);
-                                telemetry::attempt_failed(this.span, &err);
-                                let why = NotRetried::DeadlineDuringAttempt {
-                                    limit: retry.limit(),
-                                    attempt: *this.attempts,
-                                };
-                                retry.refuse(&mut err, Refusal::Deadline(why));
-                                return Poll::Ready(Err(err));
-                            }
-                            return Poll::Pending;
+                    // The deadline may pass with the attempt in flight: it is dropped then.
+                    let mut cut = false;
+                    let result = match telemetry::in_span(this.span, || future.poll(cx)) {
+                        Poll::Ready(result) => result.map_err(Into::into),
+                        Poll::Pending if this.retry.as_mut().is_some_and(|r| r.cut_off(cx)) => {
+                            cut = true;
+                            Err(tower::timeout::error::Elapsed::new().into())
                         }
+                        Poll::Pending => return Poll::Pending,
                     };
                     let mut err = match result {
                         Ok(mut res) => {
@@ -196,11 +175,7 @@ where
                             return Poll::Ready(Ok(res));
                         }
                         Err(e) => match this.retry.as_ref() {
-                            Some(retry) => Error::transport_with(
-                                e,
-                                &Credentials::new(),
-                                &retry.shared.contract,
-                            ),
+                            Some(retry) => retry.layer.transport(e),
                             None => Error::transport(e),
                         },
                     };
@@ -208,12 +183,18 @@ where
                     // back as it goes (see `CaptureBody`), for the replay below.
                     this.state.set(State::Done);
                     err.set_attempts(*this.attempts);
+                    telemetry::attempt_failed(this.span, &err);
                     let Some(retry) = this.retry.as_mut() else {
-                        telemetry::attempt_failed(this.span, &err);
                         return Poll::Ready(Err(err));
                     };
-                    telemetry::attempt_failed(this.span, &err);
-                    match retry.decide(&err, *this.attempts) {
+                    let decided = match cut {
+                        true => Err(Refusal::Deadline(NotRetried::DeadlineDuringAttempt {
+                            limit: retry.limit(),
+                            attempt: *this.attempts,
+                        })),
+                        false => retry.decide(&err, *this.attempts),
+                    };
+                    let sleep = match decided {
                         Ok(wait) => {
                             telemetry::retried(&err);
                             tracing::info!(
@@ -225,32 +206,24 @@ where
                                 path = retry.parts.uri.path(),
                                 "retrying request"
                             );
-                            retry.last = Some(err);
-                            this.state.set(State::Waiting {
-                                sleep: tokio::time::sleep(wait),
-                            });
+                            tokio::time::sleep(wait)
                         }
-                        Err(Refusal::AtDeadline) => {
-                            // Nothing is sent again: the call ends when its deadline does.
-                            let at = retry.deadline.map_or_else(Instant::now, |d| d.at);
-                            retry.last = Some(err);
-                            this.state.set(State::Waiting {
-                                sleep: tokio::time::sleep_until(at),
-                            });
-                        }
+                        // Nothing is sent again: the call ends when its deadline does.
+                        Err(Refusal::AtDeadline) => tokio::time::sleep_until(
+                            retry.deadline.map_or_else(Instant::now, |d| d.at),
+                        ),
                         Err(refusal) => {
                             if !err.request_sent()
                                 && !err.gate_wait().is_zero()
-                                && let Some(answer) = retry.answer.take()
+                                && let Some(last) = retry.last.take()
                             {
-                                // An attempt held at the gate for an outage is no answer: the
-                                // server's last one is returned.
-                                err = answer;
+                                err = last;
                             }
-                            retry.refuse(&mut err, refusal);
-                            return Poll::Ready(Err(err));
+                            return Poll::Ready(Err(retry.refuse(err, refusal)));
                         }
-                    }
+                    };
+                    retry.last = Some(err);
+                    this.state.set(State::Waiting { sleep });
                 }
                 StateProj::Waiting { sleep } => {
                     ready!(sleep.poll(cx));
@@ -261,68 +234,33 @@ where
                     // No attempt starts past the deadline: the wait ended before it, but
                     // getting the service ready may take a while.
                     let left = retry.deadline.map(|d| d.left(Instant::now()));
-                    if left.is_some_and(|left| left.is_zero()) || retry.cut_off(cx) {
-                        let mut err = retry.last.take().expect("the last error is kept");
-                        let why = NotRetried::DeadlineBeforeAttempt {
+                    let refusal = if left.is_some_and(|left| left.is_zero()) || retry.cut_off(cx) {
+                        Some(Refusal::Deadline(NotRetried::DeadlineBeforeAttempt {
                             limit: retry.limit(),
                             attempt: *this.attempts + 1,
-                        };
-                        retry.refuse(&mut err, Refusal::Deadline(why));
+                        }))
+                    } else {
+                        match retry.gate() {
+                            Gate::Go => None,
+                            Gate::Wait(wait) => {
+                                let sleep = tokio::time::sleep(wait);
+                                this.state.set(State::Waiting { sleep });
+                                continue;
+                            }
+                            Gate::Refuse => Some(Refusal::Note(NotRetried::BudgetExhausted)),
+                        }
+                    };
+                    if let Some(refusal) = refusal {
+                        let err = retry.last.take().expect("the last error is kept");
                         this.state.set(State::Done);
-                        return Poll::Ready(Err(err));
-                    }
-                    match retry.gate() {
-                        Gate::Go => {}
-                        Gate::Wait(wait) => {
-                            this.state.set(State::Waiting {
-                                sleep: tokio::time::sleep(wait),
-                            });
-                            continue;
-                        }
-                        Gate::Refuse => {
-                            let mut err = retry.last.take().expect("the last error is kept");
-                            telemetry::budget_exhausted();
-                            retry.refuse(&mut err, Refusal::Note(NotRetried::BudgetExhausted));
-                            this.state.set(State::Done);
-                            return Poll::Ready(Err(err));
-                        }
+                        return Poll::Ready(Err(retry.refuse(err, refusal)));
                     }
                     if let Err(e) = ready!(retry.service.poll_ready(cx)) {
-                        let mut err =
-                            Error::transport_with(e, &Credentials::new(), &retry.shared.contract);
+                        let mut err = retry.layer.transport(e);
                         err.set_attempts(*this.attempts);
                         return Poll::Ready(Err(err));
                     }
-                    let body = retry
-                        .pending
-                        .take()
-                        .expect("a body is replayed before waiting");
-                    let mut parts = retry.parts.clone();
-                    if let (Some(deadline), Some(left)) = (retry.deadline, left)
-                        && deadline.grpc
-                    {
-                        // Each attempt carries the time that is left, and is cut off when it
-                        // runs out.
-                        parts
-                            .headers
-                            .insert(GRPC_TIMEOUT, encode_grpc_timeout(left));
-                        retry.arm_cutoff();
-                    }
-                    if retry.exhausted {
-                        parts.extensions.insert(ExhaustedBefore);
-                    }
-                    // A gate below waits no longer than what is left of the schedule: the
-                    // nominal waits of the retries after this one.
-                    let now = Instant::now();
-                    let from = (*this.attempts - 1).saturating_add(retry.spent);
-                    let left = schedule_left(&retry.shared.config.backoff, from, retry.max_retries);
-                    let mut end = now.checked_add(left).unwrap_or(now + MAX_SCHEDULE);
-                    if let Some(ends) = retry.ends {
-                        end = end.min(ends);
-                    }
-                    parts.extensions.insert(ScheduleEnd::new(end));
-                    retry.answer = retry.last.take();
-                    let req = Request::from_parts(parts, body);
+                    let req = retry.next_request(*this.attempts, left);
                     *this.attempts += 1;
                     *this.span = telemetry::attempt_span(&retry.parts.method, *this.attempts - 1);
                     let future = telemetry::in_span(this.span, || retry.service.call(req));
@@ -338,32 +276,20 @@ impl<S, B: ReplayBody> Retrying<S, B> {
     /// Whether to send the request again after `err`, and after how long (see
     /// [`policy::decide`]). On `Ok` the body to send is in `pending`.
     fn decide(&mut self, err: &Error, attempts: u32) -> Result<Duration, Refusal> {
-        let shared = Arc::clone(&self.shared);
-        let config = &shared.config;
+        let layer = Arc::clone(&self.layer);
         let now = Instant::now();
         // Retries spent while one was held count as made.
         let attempts = attempts.saturating_add(self.spent);
         let retries = attempts.saturating_sub(1);
-        let backoff = config.backoff.delay(retries, self.previous);
-        // The nominal waits left of the schedule: what a gate below may still hold the
-        // request.
-        let nominal = schedule_left(&config.backoff, retries, self.max_retries);
+        let backoff = layer.backoff.delay(retries, self.previous);
+        // The nominal waits left of the schedule: what a gate below, or the budget's
+        // throttle, may still hold the request.
+        let schedule = schedule_left(&layer.backoff, retries, self.max_retries);
         let waited = err.gate_wait();
         if !waited.is_zero() {
             // Waiting at a gate spends the schedule; the attempt's own time does not.
-            let end = now
-                .checked_add(nominal.saturating_sub(waited))
-                .unwrap_or(now + MAX_SCHEDULE);
-            if self.ends.is_none_or(|ends| end < ends) {
-                self.ends = Some(end);
-                self.ends_at_gate = true;
-            }
+            self.end_schedule(after(now, schedule.saturating_sub(waited)), true);
         }
-        // What is left of the request's schedule: failures hold a retry no longer.
-        let schedule = match shared.budget {
-            Some(_) => schedule_left(&config.backoff, retries, self.max_retries),
-            None => Duration::ZERO,
-        };
         let facts = policy::Facts {
             err,
             attempts,
@@ -384,7 +310,7 @@ impl<S, B: ReplayBody> Retrying<S, B> {
         if err.request_sent() {
             // An attempt never sent (a closed gate) is no answer: the last one still counts.
             self.exhausted = err.verdict().is_bare_exhaustion();
-            if let Some(budget) = &shared.budget
+            if let Some(budget) = &layer.budget
                 && attempts == 1
                 && err.verdict().disposition().is_retryable()
                 && !err.verdict().closes_gate()
@@ -400,36 +326,17 @@ impl<S, B: ReplayBody> Retrying<S, B> {
             Ok(())
         };
         let mut token = false;
-        let budget = shared.budget.as_ref().map(|budget| {
+        let budget = layer.budget.as_ref().map(|budget| {
             let token = &mut token;
-            move |bound: Duration| {
-                if budget.throttled() {
-                    if bound.is_zero() {
-                        return Err(None);
-                    }
-                    // Failures hold retries back: this one is held until it is due, and
-                    // then until the throttle opens or its schedule runs out.
-                    tracing::debug!("retry budget throttled by failures: holding the retry");
-                    return Ok(Duration::ZERO);
-                }
-                let ready = budget.take(bound)?;
-                *token = true;
-                if !ready.is_zero() {
-                    tracing::debug!(
-                        wait_ms = u64::try_from(ready.as_millis()).unwrap_or(u64::MAX),
-                        "retry budget spent: waiting for it"
-                    );
-                }
-                Ok(ready)
-            }
+            move |bound| budget.ask(bound, token)
         });
-        let mut decided = policy::decide(&facts, config, replay, budget);
-        if let (Some(ends), Ok(wait)) = (self.ends, &mut decided) {
+        let mut decided = policy::decide(&facts, &layer, replay, budget);
+        if let (Some((ends, at_gate)), Ok(wait)) = (self.ends, &mut decided) {
             // A retry held past its turn (by the budget or a gate) spent the schedule: the
             // rest of it ends where it did.
             match ends.checked_duration_since(now) {
                 Some(left) if !left.is_zero() => *wait = (*wait).min(left),
-                _ if self.ends_at_gate => {
+                _ if at_gate => {
                     let why = NotRetried::GateOutlastsSchedule {
                         wait: *wait,
                         left: Duration::ZERO,
@@ -439,18 +346,11 @@ impl<S, B: ReplayBody> Retrying<S, B> {
                 _ => decided = Err(Refusal::Note(NotRetried::BudgetExhausted)),
             }
         }
-        if let (Ok(wait), Some(_)) = (&decided, &shared.budget) {
-            let later = |d: Duration| {
-                now.checked_add(d)
-                    .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
-            };
-            let due = later(*wait);
-            let mut until = later(schedule.min(config.max_budget_wait));
+        if let (Ok(wait), Some(_)) = (&decided, &layer.budget) {
+            let due = after(now, *wait);
+            let mut until = self.within_schedule(after(now, schedule.min(layer.max_budget_wait)));
             if let Some(deadline) = self.deadline {
                 until = until.min(deadline.at);
-            }
-            if let Some(ends) = self.ends {
-                until = until.min(ends);
             }
             self.hold = Some(Hold {
                 due,
@@ -461,29 +361,59 @@ impl<S, B: ReplayBody> Retrying<S, B> {
                 held: false,
             });
         }
-        match &decided {
-            Ok(_) => self.previous = Some(backoff),
-            Err(Refusal::Note(NotRetried::BudgetExhausted)) => telemetry::budget_exhausted(),
-            Err(_) => {}
-        }
-        if decided.is_err() {
+        if decided.is_ok() {
+            self.previous = Some(backoff);
+        } else {
             self.pending = None;
         }
         decided
+    }
+
+    /// The request of the attempt after `attempts`, with `left` of the call's deadline.
+    fn next_request(&mut self, attempts: u32, left: Option<Duration>) -> Request<B> {
+        let body = self
+            .pending
+            .take()
+            .expect("a body is replayed before waiting");
+        let mut parts = self.parts.clone();
+        if let (Some(deadline), Some(left)) = (self.deadline, left)
+            && deadline.grpc
+        {
+            // Each attempt carries the time that is left, and is cut off when it runs out.
+            parts
+                .headers
+                .insert(GRPC_TIMEOUT, encode_grpc_timeout(left));
+            self.arm_cutoff();
+        }
+        if self.exhausted {
+            parts.extensions.insert(ExhaustedBefore);
+        }
+        // A gate below waits no longer than what is left of the schedule: the nominal waits
+        // of the retries after this one.
+        let from = (attempts - 1).saturating_add(self.spent);
+        let left = schedule_left(&self.layer.backoff, from, self.max_retries);
+        let end = self.within_schedule(after(Instant::now(), left));
+        parts.extensions.insert(ScheduleEnd::new(end));
+        Request::from_parts(parts, body)
     }
 
     /// Whether the retry that is due goes: a throttled budget holds it (until its schedule
     /// runs out), a spent one makes it wait for its token. The time it was held past its
     /// backoff spends the retries whose turn passed meanwhile.
     fn gate(&mut self) -> Gate {
-        let (Some(budget), Some(hold)) = (self.shared.budget.as_ref(), self.hold.as_mut()) else {
+        let (Some(budget), Some(hold)) = (self.layer.budget.as_ref(), self.hold.as_mut()) else {
             return Gate::Go;
         };
         let now = Instant::now();
-        if budget.throttled() {
+        let throttled = budget.throttled();
+        if throttled {
             // A token taken before the throttle closed is forfeit: held retries leave at
             // the pace tokens come in once it opens, not all at once.
             hold.token = false;
+        }
+        // Only a token that is there: what successes earn goes to the held retries that look
+        // first, and none is spoken for past the end of a schedule.
+        if throttled || (!hold.token && budget.take(Duration::ZERO).is_err()) {
             if now >= hold.until {
                 self.hold = None;
                 return Gate::Refuse;
@@ -491,30 +421,22 @@ impl<S, B: ReplayBody> Retrying<S, B> {
             hold.held = true;
             return Gate::Wait(RECHECK.min(hold.until - now));
         }
-        if !hold.token {
-            // Only a token that is there: what successes earn goes to the held retries that
-            // look first, and none is spoken for past the end of a schedule.
-            if budget.take(Duration::ZERO).is_err() {
-                if now >= hold.until {
-                    self.hold = None;
-                    return Gate::Refuse;
-                }
-                hold.held = true;
-                return Gate::Wait(RECHECK.min(hold.until - now));
-            }
-            hold.token = true;
-        }
-        if hold.held {
-            let late = now.saturating_duration_since(hold.due);
+        let Hold {
+            due,
+            until,
+            retry,
+            held,
+            ..
+        } = *hold;
+        self.hold = None;
+        if held {
             // Held past its turn: the schedule does not start again from here, and the
             // retries whose turn passed meanwhile are spent.
-            if self.ends.is_none_or(|ends| hold.until < ends) {
-                self.ends = Some(hold.until);
-                self.ends_at_gate = false;
-            }
-            let backoff = &self.shared.config.backoff;
+            self.end_schedule(until, false);
+            let late = now.saturating_duration_since(due);
+            let backoff = &self.layer.backoff;
             let mut covered = Duration::ZERO;
-            for next in hold.retry + 1..self.max_retries {
+            for next in retry + 1..self.max_retries {
                 covered = covered.saturating_add(backoff.nominal(next));
                 if covered > late {
                     break;
@@ -522,27 +444,39 @@ impl<S, B: ReplayBody> Retrying<S, B> {
                 self.spent += 1;
             }
         }
-        self.hold = None;
         Gate::Go
+    }
+
+    /// `at`, or the end of the request's schedule when that is earlier.
+    fn within_schedule(&self, at: Instant) -> Instant {
+        self.ends.map_or(at, |(ends, _)| at.min(ends))
+    }
+
+    /// The request's schedule ends at `at` (held there by a gate, or else by the budget),
+    /// unless it already ends earlier.
+    fn end_schedule(&mut self, at: Instant, by_gate: bool) {
+        if self.ends.is_none_or(|(ends, _)| at < ends) {
+            self.ends = Some((at, by_gate));
+        }
     }
 
     /// Says on `err` why it is returned; a gRPC call whose deadline ran out becomes
     /// `DEADLINE_EXCEEDED`.
-    fn refuse(&self, err: &mut Error, refusal: Refusal) {
-        match refusal {
-            Refusal::Quiet | Refusal::AtDeadline => {}
-            Refusal::Note(why) => {
-                telemetry::not_retried(&why);
-                err.set_not_retried(why);
-            }
-            Refusal::Deadline(why) => {
-                telemetry::not_retried(&why);
-                err.set_not_retried(why);
-                if self.deadline.is_some_and(|d| d.grpc) {
-                    err.set_deadline_exceeded();
-                }
-            }
+    fn refuse(&self, mut err: Error, refusal: Refusal) -> Error {
+        let (why, deadline) = match refusal {
+            Refusal::Quiet | Refusal::AtDeadline => return err,
+            Refusal::Note(why) => (why, false),
+            Refusal::Deadline(why) => (why, true),
+        };
+        if matches!(why, NotRetried::BudgetExhausted) {
+            telemetry::budget_exhausted();
         }
+        telemetry::not_retried(&why);
+        err.set_not_retried(why);
+        if deadline && self.deadline.is_some_and(|d| d.grpc) {
+            err.set_deadline_exceeded();
+        }
+        err
     }
 
     /// The call's whole allowance, for messages.

@@ -1,29 +1,13 @@
 use super::{Retry, RetryBudget, budget::Bucket};
-use crate::{backoff::Backoff, contract::ErrorContract};
+use crate::{backoff::Backoff, contract::ErrorContract, error::Error, text::Credentials};
 use std::{sync::Arc, time::Duration};
-use tower::Layer;
-
-/// The default for [`RetryLayer::max_retries`]: 3 (4 attempts).
-pub(crate) const DEFAULT_MAX_RETRIES: u32 = 3;
-/// The default for [`RetryLayer::max_retry_after`]: 30 seconds.
-pub(crate) const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
-/// The default for [`RetryLayer::max_budget_wait`]: 30 seconds.
-pub(crate) const DEFAULT_MAX_BUDGET_WAIT: Duration = Duration::from_secs(30);
-/// The default for [`RetryLayer::max_replay_bytes`]: 64 KiB.
-pub(crate) const DEFAULT_MAX_REPLAY_BYTES: usize = 64 * 1024;
+use tower::{BoxError, Layer};
 
 /// Retries what the API's contract calls transient, on the documented schedule.
 ///
 /// See the [module docs](super) for what is retried and an example.
 #[derive(Clone, Debug)]
 pub struct RetryLayer {
-    pub(crate) config: Config,
-    pub(crate) budget: Option<Arc<Bucket>>,
-    pub(crate) contract: ErrorContract,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Config {
     pub(crate) backoff: Backoff,
     pub(crate) max_retries: u32,
     pub(crate) max_retry_after: Duration,
@@ -32,12 +16,6 @@ pub(crate) struct Config {
     pub(crate) retry_grpc_unavailable: bool,
     pub(crate) max_replay_bytes: usize,
     pub(crate) max_budget_wait: Duration,
-}
-
-/// What a [`Retry`] service shares with its clones: the configuration and the budget.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: Config,
     pub(crate) budget: Option<Arc<Bucket>>,
     pub(crate) contract: ErrorContract,
 }
@@ -54,16 +32,14 @@ impl RetryLayer {
     /// [`RetryBudget`], replay copies of at most 64 KiB, no overall deadline.
     pub fn new() -> Self {
         RetryLayer {
-            config: Config {
-                backoff: Backoff::new(),
-                max_retries: DEFAULT_MAX_RETRIES,
-                max_retry_after: DEFAULT_MAX_RETRY_AFTER,
-                deadline: None,
-                retry_non_idempotent: false,
-                retry_grpc_unavailable: true,
-                max_replay_bytes: DEFAULT_MAX_REPLAY_BYTES,
-                max_budget_wait: DEFAULT_MAX_BUDGET_WAIT,
-            },
+            backoff: Backoff::new(),
+            max_retries: 3,
+            max_retry_after: Duration::from_secs(30),
+            deadline: None,
+            retry_non_idempotent: false,
+            retry_grpc_unavailable: true,
+            max_replay_bytes: 64 * 1024,
+            max_budget_wait: Duration::from_secs(30),
             budget: Some(Arc::new(Bucket::new(RetryBudget::default()))),
             contract: ErrorContract::new(),
         }
@@ -72,14 +48,14 @@ impl RetryLayer {
     /// How many times a request may be sent again (default 3, so 4 attempts). `0` passes every
     /// request straight through.
     pub fn max_retries(mut self, max_retries: u32) -> Self {
-        self.config.max_retries = max_retries;
+        self.max_retries = max_retries;
         self
     }
 
     /// The wait before each retry (default [`Backoff::new`]: 1 s, doubling, each plus up to
     /// 20 %, never above 30 s).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.config.backoff = backoff;
+        self.backoff = backoff;
         self
     }
 
@@ -87,63 +63,18 @@ impl RetryLayer {
     /// (default 30 s). A longer hint returns the error at once, with
     /// [`retry_after`](crate::Error::retry_after) set, so the caller can schedule the retry.
     pub fn max_retry_after(mut self, max: Duration) -> Self {
-        self.config.max_retry_after = max;
+        self.max_retry_after = max;
         self
     }
 
-    /// An overall limit, from when the call enters the layer, that no wait overruns, at the
-    /// rate-limit gate included: a wait that would end past it is not begun and the last
-    /// error is returned, with a [`note`](crate::Error::note) saying why (default: none).
-    /// For a gRPC call it also ends an attempt in flight (see the [module docs](super#deadlines));
-    /// for any other request, put a timeout inside the retry layer for that.
-    ///
-    /// A gRPC call's own `grpc-timeout` is a deadline too, and every retry carries what is
-    /// left of it:
-    ///
-    /// ```
-    /// use bytes::Bytes;
-    /// use http::{Request, Response};
-    /// use http_body_util::Full;
-    /// use std::{sync::{Arc, Mutex}, time::Duration};
-    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
-    /// use tower_api_retry::{ErrorCode, ErrorDecodeLayer, RetryLayer, backoff::Backoff};
-    ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() {
-    /// // A gRPC server that answers UNAVAILABLE, "retry in 400 ms", and logs each grpc-timeout.
-    /// let seen = Arc::new(Mutex::new(Vec::new()));
-    /// let log = seen.clone();
-    /// let server = service_fn(move |req: Request<Full<Bytes>>| {
-    ///     log.lock().unwrap().push(req.headers()["grpc-timeout"].clone());
-    ///     async {
-    ///         let res = Response::builder()
-    ///             .header("content-type", "application/grpc")
-    ///             .header("grpc-status", "14")
-    ///             .header("grpc-retry-pushback-ms", "400")
-    ///             .body(Full::<Bytes>::default());
-    ///         Ok::<_, std::io::Error>(res.unwrap())
-    ///     }
-    /// });
-    /// let client = ServiceBuilder::new()
-    ///     .layer(RetryLayer::new().backoff(Backoff::new().base_delay(Duration::from_millis(100))))
-    ///     .layer(ErrorDecodeLayer::new())
-    ///     .service(server);
-    ///
-    /// // A call with one second to live.
-    /// let call = Request::post("http://svc.test/echo.Echo/Say")
-    ///     .header("content-type", "application/grpc")
-    ///     .header("grpc-timeout", "1S")
-    ///     .body(Full::default())
-    ///     .unwrap();
-    /// let err = client.oneshot(call).await.unwrap_err();
-    /// // Attempts at 0, 0.4 and 0.8 s, each carrying the time left; a wait to 1.2 s is not begun.
-    /// assert_eq!(*seen.lock().unwrap(), ["1S", "600000u", "200000u"]);
-    /// assert_eq!(err.code(), &ErrorCode::DeadlineExceeded);
-    /// assert_eq!(err.api().unwrap().code(), &ErrorCode::Unavailable); // the last answer
-    /// # }
-    /// ```
+    /// An overall limit, from when the call enters the layer, that no wait overruns, the
+    /// rate-limit gate's included: a wait that would end past it is not begun, and the last
+    /// error is returned with a [`note`](crate::Error::note) saying why (default: none). A
+    /// gRPC call's own `grpc-timeout` is a deadline too: each gRPC retry carries what is left,
+    /// and an attempt in flight is cut off at it (see [deadlines](super#deadlines)). For other
+    /// requests, put a timeout inside the retry layer to bound an attempt.
     pub fn deadline(mut self, deadline: impl Into<Option<Duration>>) -> Self {
-        self.config.deadline = deadline.into();
+        self.deadline = deadline.into();
         self
     }
 
@@ -168,7 +99,7 @@ impl RetryLayer {
     /// with [`NotRetried::BudgetExhausted`](crate::NotRetried::BudgetExhausted) (or the
     /// deadline's reason).
     pub fn max_budget_wait(mut self, max: Duration) -> Self {
-        self.config.max_budget_wait = max;
+        self.max_budget_wait = max;
         self
     }
 
@@ -176,14 +107,14 @@ impl RetryLayer {
     /// have processed (default `false`). Only opt in when the API deduplicates them, or a
     /// duplicate is harmless. See the [module docs](super#side-effects).
     pub fn retry_non_idempotent(mut self, yes: bool) -> Self {
-        self.config.retry_non_idempotent = yes;
+        self.retry_non_idempotent = yes;
         self
     }
 
     /// Treat a gRPC server's `UNAVAILABLE` as "not processed", so gRPC calls (which are all
     /// POSTs) are retried after it (default `true`). See the [module docs](super#grpc).
     pub fn retry_grpc_unavailable(mut self, yes: bool) -> Self {
-        self.config.retry_grpc_unavailable = yes;
+        self.retry_grpc_unavailable = yes;
         self
     }
 
@@ -199,7 +130,7 @@ impl RetryLayer {
     /// body is sent once, whole, and not retried. Cloneable bodies are not copied, so this does
     /// not apply to them.
     pub fn max_replay_bytes(mut self, max: usize) -> Self {
-        self.config.max_replay_bytes = max;
+        self.max_replay_bytes = max;
         self
     }
 }
@@ -208,7 +139,12 @@ impl RetryLayer {
     /// The nominal waits of every retry of the schedule: the most a first attempt may wait
     /// below for an outage.
     pub(crate) fn schedule(&self) -> Duration {
-        super::future::schedule_left(&self.config.backoff, 0, self.config.max_retries)
+        super::future::schedule_left(&self.backoff, 0, self.max_retries)
+    }
+
+    /// A failure met undecoded, judged by this layer's contract.
+    pub(crate) fn transport(&self, source: impl Into<BoxError>) -> Error {
+        Error::transport_with(source, &Credentials::new(), &self.contract)
     }
 }
 
@@ -217,11 +153,7 @@ impl<S> Layer<S> for RetryLayer {
     fn layer(&self, inner: S) -> Retry<S> {
         Retry {
             inner,
-            shared: Arc::new(Shared {
-                config: self.config,
-                budget: self.budget.clone(),
-                contract: self.contract.clone(),
-            }),
+            layer: Arc::new(self.clone()),
         }
     }
 }

@@ -3,83 +3,58 @@
 //!
 //! A transient failure (a `503`, a reset connection, a rate limit) often succeeds a moment
 //! later, but a careless retry makes things worse: clients in step hammer a recovering
-//! server, and a `POST` sent twice may charge twice. [`RetryLayer`] retries only what
-//! [`Error::is_retryable`](crate::Error::is_retryable) says, waits as the API asks, resends a
-//! request only when a duplicate cannot happen, and stops at a cap, a budget and a deadline.
-//!
-//! It goes outside [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) (and the rate-limit layer)
-//! and keeps the request type. [`Attempts::of`] tells how many attempts produced a response;
-//! an error has [`attempts()`](crate::Error::attempts) and [`note()`](crate::Error::note).
+//! server, and a `POST` sent twice may charge twice. [`RetryLayer`] goes outside
+//! [`ErrorDecodeLayer`](crate::ErrorDecodeLayer) (and the rate-limit layer), retries only what
+//! [`Error::is_retryable`](crate::Error::is_retryable) says, waits as the API asks, and stops
+//! at a cap, a [budget](RetryBudget) and a deadline. [`Attempts::of`] tells how many attempts
+//! produced a response; an error has [`attempts()`](crate::Error::attempts) and
+//! [`note()`](crate::Error::note).
 //!
 //! # Schedule
 //!
-//! Waits of 1 s, 2 s, 4 s, each plus up to 20 % (see [`backoff`](crate::backoff)), never above
-//! [`max_delay`](crate::backoff::Backoff::max_delay); 3 retries. A server hint (`Retry-After`,
-//! `retry-after-ms`, `grpc-retry-pushback-ms`) is a floor; one above
-//! [`max_retry_after`](RetryLayer::max_retry_after) returns the error at once, with
-//! [`retry_after()`](crate::Error::retry_after) set for the caller. `x-should-retry` overrules
-//! the contract for one response (see [`server_should_retry`](crate::ApiError::server_should_retry)).
-//! A gRPC `RESOURCE_EXHAUSTED` without a pushback is retried once
-//! ([`NotRetried::ExhaustedAgain`](crate::NotRetried::ExhaustedAgain)): gRPC libraries answer
-//! so to a message over the server's size limit, which fails the same way every time.
+//! Waits of 1 s, 2 s, 4 s, each plus up to 20 % (see [`backoff`](crate::backoff)); 3 retries.
+//! A server hint (`Retry-After`, `retry-after-ms`, `grpc-retry-pushback-ms`) is a floor; one
+//! above [`max_retry_after`](RetryLayer::max_retry_after) returns the error at once, with
+//! [`retry_after()`](crate::Error::retry_after) set. `x-should-retry` overrules the contract
+//! for one response. A gRPC `RESOURCE_EXHAUSTED` without a pushback is retried once: gRPC
+//! answers so to a message over the server's size limit, which fails the same way every time.
 //!
 //! # Side effects
 //!
-//! GET, HEAD, OPTIONS, TRACE, PUT and DELETE are idempotent (RFC 9110 §9.2.2): sending them
-//! twice does them once. A POST or PATCH (and every gRPC call, which is a POST) is retried only
-//! when a duplicate cannot happen:
-//!
-//! - the server turned it away unprocessed: 429, `RESOURCE_EXHAUSTED`, `REFRESH_IN_PROGRESS`,
-//!   `x-should-retry: true`;
-//! - it never left this process (a refused connection, a closed rate-limit gate:
-//!   [`request_sent()`](crate::Error::request_sent) is `false`);
-//! - it carries an `Idempotency-Key` header, so the server deduplicates;
-//! - or the caller opted in, for the layer
-//!   ([`retry_non_idempotent`](RetryLayer::retry_non_idempotent)) or for one request
-//!   ([`RetryOverride`]).
+//! GET, HEAD, OPTIONS, TRACE, PUT and DELETE are idempotent (RFC 9110 §9.2.2). A POST or
+//! PATCH (and every gRPC call, which is a POST) is retried only when a duplicate cannot
+//! happen: the server turned it away unprocessed (429, `RESOURCE_EXHAUSTED`,
+//! `REFRESH_IN_PROGRESS`, `x-should-retry: true`); it never left this process
+//! ([`request_sent()`](crate::Error::request_sent) is `false`); it carries an
+//! `Idempotency-Key` header; or the caller opted in, for the layer
+//! ([`retry_non_idempotent`](RetryLayer::retry_non_idempotent)) or for one request
+//! ([`RetryOverride`]).
 //!
 //! ## gRPC
 //!
-//! A gRPC *server's* `UNAVAILABLE` (a `grpc-status: 14` answer to an `application/grpc`
-//! request) also counts as unprocessed: gRPC defines it as "try again with backoff". A
-//! transport failure after the request was sent, also coded `UNAVAILABLE`, does not. Turn the
-//! server case off with [`retry_grpc_unavailable(false)`](RetryLayer::retry_grpc_unavailable)
-//! if your server can answer `UNAVAILABLE` after a side effect.
+//! A gRPC server's `UNAVAILABLE` also counts as unprocessed: gRPC defines it as "try again
+//! with backoff" (a transport failure coded `UNAVAILABLE` does not). Turn it off with
+//! [`retry_grpc_unavailable(false)`](RetryLayer::retry_grpc_unavailable) if your server can
+//! answer `UNAVAILABLE` after a side effect.
 //!
 //! # Deadlines
 //!
-//! A call's deadline covers every attempt and every wait, as in gRPC's retry design (A6): the
-//! earlier of the request's own `grpc-timeout` and [`deadline`](RetryLayer::deadline), counted
-//! from when the call enters the layer. No wait is begun that would end past it. A gRPC retry
-//! carries the time left in `grpc-timeout`, and a gRPC call ends at its deadline with
-//! `DEADLINE_EXCEEDED`. Every attempt carries the deadline as a [`CallDeadline`], which the
-//! rate-limit gate honours.
+//! A call's deadline covers every attempt and every wait, as in gRPC's retry design (A6):
+//! the earlier of the request's own `grpc-timeout` and [`deadline`](RetryLayer::deadline),
+//! counted from when the call enters the layer. No wait is begun that would end past it. A
+//! gRPC retry carries the time left in `grpc-timeout`, and a gRPC call ends at its deadline
+//! with `DEADLINE_EXCEEDED`. Every attempt carries a [`CallDeadline`], which the rate-limit
+//! gate honours.
 //!
-//! # Waits at a rate-limit gate
+//! # Gates, budget, bodies, observability
 //!
-//! Waiting at a gate held for an outage spends a request's retry schedule; it does not add to
-//! it. A retry waits there no longer than the nominal waits left of its schedule, its own
-//! backoff's included, as a [`ScheduleEnd`]; a first attempt no longer than the gate's
-//! [`max_outage_wait`](crate::RateLimitBackoffLayer::max_outage_wait), which
-//! [`ApiContractLayer`](crate::ApiContractLayer) sets to the whole schedule (7 s by default).
-//! What an attempt waited is taken from the rest of the schedule. Once the schedule is
-//! spent the request is returned with
-//! [`NotRetried::GateOutlastsSchedule`](crate::NotRetried::GateOutlastsSchedule), carrying the
-//! server's last answer when it had one. While its server is down, a request has its answer
-//! within its backoffs (8.4 s at most by default), one more nominal wait (4 s), and its
-//! attempts' own time. A gate closed by a rate limit is the server's to ask: it is waited for
-//! up to the gate's [`max_wait`](crate::RateLimitBackoffLayer::max_wait), as without a retry
-//! layer.
-//!
-//! # Budget, bodies, observability
-//!
-//! All services made by one layer share a [`RetryBudget`]. While failures dominate, due
-//! retries are held back (gRPC's retry throttling), and a retry still held at the end of its
-//! schedule is not sent: an overload is not fed retries (see `examples/metastable.rs`).
-//! Streaming bodies are replayed from a copy (see [`ReplayBody`]). Each retry emits a
-//! `tracing` event at `INFO` (never headers or bodies), each attempt runs in a `DEBUG` span,
-//! `api_retry.attempt`, and the `metrics` feature counts attempts, retries and refusals (see
-//! [`metrics`](crate::metrics)).
+//! A wait at a rate-limit gate held for an outage spends the retry schedule instead of
+//! adding to it (see [`ScheduleEnd`]); a gate closed by a rate limit is the server's to ask.
+//! All services made by one layer share a [`RetryBudget`], which holds retries back while
+//! failures dominate. Streaming bodies are replayed from a copy (see [`ReplayBody`]). Each
+//! retry emits a `tracing` event at `INFO` (never headers or bodies), each attempt runs in a
+//! `DEBUG` span, `api_retry.attempt`, and the `metrics` feature counts attempts, retries and
+//! refusals (see [`metrics`](crate::metrics)).
 //!
 //! # Example
 //!
@@ -93,13 +68,11 @@
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() {
+//! // A server that answers 503 twice, then 200.
 //! let calls = Arc::new(AtomicU32::new(0));
 //! let server = service_fn(move |_req: Request<Full<Bytes>>| {
-//!     let n = calls.fetch_add(1, Ordering::SeqCst);
-//!     async move {
-//!         let status = if n < 2 { 503 } else { 200 };
-//!         Ok::<_, std::io::Error>(Response::builder().status(status).body(Full::new(Bytes::new())).unwrap())
-//!     }
+//!     let status = if calls.fetch_add(1, Ordering::SeqCst) < 2 { 503 } else { 200 };
+//!     async move { Ok::<_, std::io::Error>(Response::builder().status(status).body(Full::<Bytes>::default()).unwrap()) }
 //! });
 //! let client = ServiceBuilder::new()
 //!     .layer(RetryLayer::new())
@@ -137,54 +110,20 @@ pub use service::Retry;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExhaustedBefore;
 
-/// How many attempts produced a response. Read it with [`Attempts::of`], which answers for
-/// every response; [`Error::attempts`](crate::Error::attempts) carries the same on failure.
-///
-/// [`Retry`] adds this extension to a response that took more than one attempt; a first
-/// attempt's success carries none, so that success allocates nothing.
-///
-/// ```
-/// use bytes::Bytes;
-/// use http::{Request, Response};
-/// use http_body_util::Full;
-/// use tower::{ServiceBuilder, ServiceExt, service_fn};
-/// use tower_api_retry::{Attempts, ServiceBuilderExt};
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// let server = service_fn(|_req: Request<Full<Bytes>>| async {
-///     Ok::<_, std::io::Error>(Response::new(Full::new(Bytes::from("ok"))))
-/// });
-/// let client = ServiceBuilder::new().api_contract().service(server);
-/// let res = client.oneshot(Request::get("/api/status").body(Full::default()).unwrap()).await.unwrap();
-/// assert_eq!(Attempts::of(&res), 1);
-/// assert_eq!(res.extensions().get::<Attempts>(), None); // nothing was inserted
-/// # }
-/// ```
+/// How many attempts produced a response; read it with [`Attempts::of`].
+/// [`Error::attempts`](crate::Error::attempts) carries the same on failure. [`Retry`] inserts
+/// it only after more than one attempt, so a first attempt's success allocates nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Attempts(pub(crate) u32);
 
 impl Attempts {
     /// How many attempts produced `res`: the count [`Retry`] recorded when it took more than
     /// one, else 1 (a first attempt's success, or a response that no retry layer saw).
-    ///
-    /// ```
-    /// # use tower_api_retry::Attempts;
-    /// let res = http::Response::new(());
-    /// assert_eq!(Attempts::of(&res), 1);
-    /// ```
     pub fn of<B>(res: &http::Response<B>) -> u32 {
         Attempts::from_extensions(res.extensions())
     }
 
-    /// [`Attempts::of`] for a response's extensions alone (a `tonic::Response`'s, say, or
-    /// extensions taken apart from their response).
-    ///
-    /// ```
-    /// # use tower_api_retry::Attempts;
-    /// let extensions = http::Extensions::new();
-    /// assert_eq!(Attempts::from_extensions(&extensions), 1);
-    /// ```
+    /// [`Attempts::of`] for a response's extensions alone (a `tonic::Response`'s, say).
     pub fn from_extensions(extensions: &http::Extensions) -> u32 {
         extensions.get::<Attempts>().map_or(1, |a| a.0)
     }

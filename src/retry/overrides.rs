@@ -8,40 +8,16 @@ use std::time::Duration;
 /// says. The [retry budget](super::RetryBudget) and the rate-limit gate still apply.
 ///
 /// ```
-/// use bytes::Bytes;
-/// use http::{Request, Response};
-/// use http_body_util::Full;
-/// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
-/// use tower::{ServiceBuilder, ServiceExt, service_fn};
-/// use tower_api_retry::{ErrorDecodeLayer, RetryLayer, RetryOverride};
+/// use http::Request;
+/// use tower_api_retry::RetryOverride;
 ///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// // A server that always answers 503.
-/// let calls = Arc::new(AtomicU32::new(0));
-/// let count = calls.clone();
-/// let server = service_fn(move |_req: Request<Full<Bytes>>| {
-///     count.fetch_add(1, Ordering::SeqCst);
-///     async { Ok::<_, std::io::Error>(Response::builder().status(503).body(Full::<Bytes>::default()).unwrap()) }
-/// });
-/// let client = ServiceBuilder::new()
-///     .layer(RetryLayer::new()) // 3 retries by default
-///     .layer(ErrorDecodeLayer::new())
-///     .service(server);
-///
-/// // This one request is sent once.
-/// let mut request = Request::get("/api/status").body(Full::default()).unwrap();
+/// // Sent once, whatever the layer says.
+/// let mut request = Request::get("/api/status").body(()).unwrap();
 /// request.extensions_mut().insert(RetryOverride::no_retries());
-/// let err = client.clone().oneshot(request).await.unwrap_err();
-/// assert_eq!(err.attempts(), 1);
 ///
 /// // This POST creates nothing twice: let it be retried once, like a GET.
-/// let mut request = Request::post("/api/search").body(Full::default()).unwrap();
+/// let mut request = Request::post("/api/search").body(()).unwrap();
 /// request.extensions_mut().insert(RetryOverride::new().max_retries(1).idempotent(true));
-/// let err = client.oneshot(request).await.unwrap_err();
-/// assert_eq!(err.attempts(), 2);
-/// assert_eq!(calls.load(Ordering::SeqCst), 3);
-/// # }
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RetryOverride {

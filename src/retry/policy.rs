@@ -1,6 +1,6 @@
 //! The retry decision: what may be sent again, when, and without duplicating a side effect.
 
-use super::{NotReplayable, layer::Config};
+use super::{NotReplayable, RetryLayer};
 use crate::{error::Error, reason::NotRetried};
 use http::{HeaderMap, HeaderName, Method};
 use std::time::Duration;
@@ -31,12 +31,10 @@ impl RequestFacts {
         ) || headers.contains_key(IDEMPOTENCY_KEY);
         RequestFacts {
             idempotent,
-            grpc: is_grpc(headers),
+            grpc: crate::grpc::is_grpc(headers),
         }
     }
 }
-
-pub(crate) use crate::grpc::is_grpc;
 
 /// Everything one retry decision reads, gathered by the response future.
 #[derive(Clone, Copy, Debug)]
@@ -92,7 +90,7 @@ pub(crate) enum Refusal {
 /// need, if any).
 pub(crate) fn decide(
     facts: &Facts<'_>,
-    config: &Config,
+    config: &RetryLayer,
     replay: impl FnOnce() -> Result<(), NotReplayable>,
     budget: Option<impl FnOnce(Duration) -> Result<Duration, Option<Duration>>>,
 ) -> Result<Duration, Refusal> {
@@ -189,7 +187,7 @@ fn overrun(deadline: Left, wait: Duration) -> Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{error::ApiError, retry::RetryLayer};
+    use crate::error::ApiError;
     use http::{HeaderValue, StatusCode};
 
     const SEC: Duration = Duration::from_secs(1);
@@ -232,7 +230,7 @@ mod tests {
     };
 
     fn run(err: &Error, case: Case) -> Result<Duration, Refusal> {
-        let config = RetryLayer::new().config;
+        let config = RetryLayer::new();
         let method = if case.post { Method::POST } else { Method::GET };
         let facts = Facts {
             err,
