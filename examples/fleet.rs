@@ -24,7 +24,7 @@
 //!   answered to the fleet, more than 200 ms after that `429` (the time a closure may take to
 //!   reach every process on a loaded machine).
 //! - **an outage run** on `/down/{n}`: the workers start requests for half as long as the
-//!   steady run (10 s), then wait for their answers. *Amplification*, the requests the API
+//!   steady run (10 s), then wait for their answers, however long that takes. *Amplification*, the requests the API
 //!   received per logical request; *time until the last caller's answer*, from the start.
 //!
 //! Under the table, lines per row say where the figures come from: for the steady run, each
