@@ -73,6 +73,9 @@ struct Ceiling {
     from: f64,
     /// How long it holds before it probes above the ceiling, in seconds.
     hold: f64,
+    /// The lowest pace at or under the hold that overran the server, if any: a rejected
+    /// probe raises the ceiling no higher.
+    over: f64,
 }
 
 impl Ceiling {
@@ -207,30 +210,38 @@ impl Pace {
             rate,
             from: BETA,
             hold: HOLD,
+            over: f64::INFINITY,
         };
         let ceiling = match self.phase {
             Phase::SlowStart(_) | Phase::Ramp(..) => fresh(took.max(SLOW_START_KEEP * pace)),
             Phase::Held(c) => {
                 let took = took.min(pace);
+                // Clearly more than the ceiling, or than a pace that overran it, beyond
+                // what a saved burst adds.
+                let more = match c.over.is_finite() {
+                    true => took > c.over / (MARGIN * MARGIN),
+                    false => took > c.rate / MARGIN,
+                };
                 if pace <= MARGIN * c.rate || took < MARGIN * c.rate {
                     // The hold (or the climb to it) overran the server: a lower ceiling.
                     Ceiling {
                         hold: c.hold,
+                        over: pace.min(c.over),
                         ..fresh(took)
                     }
-                } else if took > c.rate / MARGIN {
-                    // A probe found the server took more: halfway up to it (a saved burst
-                    // adds to what it took).
+                } else if more {
                     Ceiling {
                         from: 1.0,
-                        ..fresh((c.rate + took) / 2.0)
+                        ..fresh(took)
                     }
                 } else {
-                    // A probe rejected about the ceiling: it holds, for longer.
+                    // A rejected probe: the ceiling holds (raised to what the server took,
+                    // never to a pace that overran it), for longer.
                     Ceiling {
-                        rate: c.rate.min(pace),
+                        rate: c.rate.max(took).min(c.over),
                         from: 1.0,
                         hold: (2.0 * c.hold).min(MAX_HOLD),
+                        over: c.over,
                     }
                 }
             }
@@ -287,11 +298,14 @@ pub(crate) struct Accepted {
     count: u64,
     /// The latest reopening: answers landing before it are to requests of the closed time.
     since: Instant,
-    /// The current second since the reopening, its successes, and those of the one before.
+    /// The latest second since the reopening with a success, and the successes of the
+    /// [`WINDOW`] seconds up to it, by second modulo [`WINDOW`].
     second: u64,
-    this: u64,
-    last: u64,
+    seconds: [u32; WINDOW as usize],
 }
+
+/// The rate the server took is counted over this many seconds.
+const WINDOW: u64 = 4;
 
 impl Accepted {
     /// Nothing counted yet; counting from `since`.
@@ -300,8 +314,7 @@ impl Accepted {
             count: 0,
             since,
             second: 0,
-            this: 0,
-            last: 0,
+            seconds: [0; WINDOW as usize],
         }
     }
 
@@ -311,38 +324,39 @@ impl Accepted {
         let Some(open) = now.checked_duration_since(self.since) else {
             return;
         };
+        let s = open.as_secs();
         self.count = self.count.saturating_add(1);
-        (self.this, self.last) = self.seconds(open.as_secs());
-        self.second = open.as_secs();
-        self.this += 1;
+        self.seconds = self.window(s);
+        self.second = s;
+        let slot = &mut self.seconds[(s % WINDOW) as usize];
+        *slot = slot.saturating_add(1);
     }
 
-    /// The successes of second `s` since the reopening and of the one before, as far as
-    /// counted.
-    fn seconds(&self, s: u64) -> (u64, u64) {
-        match s.saturating_sub(self.second) {
-            0 => (self.this, self.last),
-            1 => (0, self.this),
-            _ => (0, 0),
+    /// The counts of the [`WINDOW`] seconds up to second `s`.
+    fn window(&self, s: u64) -> [u32; WINDOW as usize] {
+        let mut seconds = self.seconds;
+        for gone in self.second.max(s.saturating_sub(WINDOW)) + 1..=s {
+            seconds[(gone % WINDOW) as usize] = 0;
         }
+        seconds
     }
 
-    /// The successes per second at `now`, over the last second or two: over the whole open
-    /// time when shorter than two seconds, and never over less than a second (a burst the
-    /// server saved while the path was closed is not a rate).
+    /// The successes per second at `now`, over the last [`WINDOW`] seconds at most, and never
+    /// over less than a second (a burst the server saved while the path was closed is not a
+    /// rate).
     pub(crate) fn rate(&self, now: Instant) -> f64 {
         let open = now.saturating_duration_since(self.since).as_secs_f64();
-        if open < 2.0 {
+        if open < WINDOW as f64 {
             return self.count as f64 / open.max(1.0);
         }
-        let (this, last) = self.seconds(open as u64);
-        (this + last) as f64 / (1.0 + open.fract())
+        let sum: u32 = self.window(open as u64).iter().sum();
+        f64::from(sum) / (WINDOW as f64 - 1.0 + open.fract())
     }
 
     /// Whether the server took [`MIN_TAKEN`] requests and [`IN_USE`] of `pace` until `now`.
     fn kept_up(&self, now: Instant, pace: f64) -> bool {
         let open = now.saturating_duration_since(self.since).as_secs_f64();
-        let rate = match open < 2.0 {
+        let rate = match open < WINDOW as f64 {
             true => self.count as f64 / open,
             false => self.rate(now),
         };
@@ -450,6 +464,7 @@ mod tests {
                 rate: w,
                 from: BETA,
                 hold: HOLD,
+                over: f64::INFINITY,
             }),
             since: at,
         }
@@ -532,15 +547,35 @@ mod tests {
     }
 
     #[test]
-    fn a_probe_that_finds_more_raises_the_ceiling_halfway() {
+    fn a_probe_that_finds_more_raises_the_ceiling() {
         let t0 = Instant::now();
         let k = ((1.0 - BETA) / C).cbrt();
         let mut p = held(100.0, t0);
         let probe = t0 + Duration::from_secs_f64(k + HOLD + 10.0);
         assert!(p.rate(probe) > 200.0);
         p.rejected(probe, &took(probe - Duration::from_secs(5), 200, 5), probe);
-        assert_eq!(p.ceiling(), Some(150.0));
+        assert_eq!(p.ceiling(), Some(200.0));
         assert_eq!(p.hold(), Some(HOLD));
+        assert!((p.rate(probe) - MARGIN * 200.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_pace_that_overran_the_server_bounds_the_ceiling() {
+        let t0 = Instant::now();
+        let mut p = held(210.0, t0);
+        // Rejected at the hold (203.7 a second), the server having taken 200 a second.
+        let now = t0 + Duration::from_secs(6);
+        let hold = p.rate(now);
+        p.rejected(now, &took(t0, 200, 6), now);
+        assert_eq!(p.ceiling(), Some(200.0));
+        // A probe rejected with 205 a second taken (a saved burst on top of the rate):
+        // the ceiling rises no higher than the pace that overran the server.
+        let k = ((1.0 - BETA) / C).cbrt();
+        let probe = now + Duration::from_secs_f64(k + HOLD + 3.0);
+        assert!(p.rate(probe) > hold);
+        p.rejected(probe, &took(probe - Duration::from_secs(5), 205, 5), probe);
+        assert_eq!(p.ceiling(), Some(hold));
+        assert_eq!(p.hold(), Some(2.0 * HOLD));
     }
 
     #[test]
@@ -628,16 +663,17 @@ mod tests {
     }
 
     #[test]
-    fn the_rate_taken_is_the_last_second_or_two() {
+    fn the_rate_taken_is_that_of_the_last_seconds() {
         let t0 = Instant::now();
-        // 100 a second for 5 s, then 300 a second.
+        // 100 a second for 5 s, then 300 in the sixth second.
         let mut a = took(t0, 100, 5);
         for i in 0..300 {
             a.count(t0 + Duration::from_secs(5) + MS(i * 1000 / 300));
         }
-        assert!((a.rate(t0 + MS(5_999)) - 200.0).abs() < 1.0);
-        assert!((a.rate(t0 + MS(6_500)) - 200.0).abs() < 1.0);
-        // Nothing for two seconds: nothing taken.
-        assert_eq!(a.rate(t0 + MS(8_500)), 0.0);
+        let at = |ms| a.rate(t0 + MS(ms));
+        assert!((at(5_999) - 600.0 / 3.999).abs() < 1e-9);
+        assert!((at(6_500) - 500.0 / 3.5).abs() < 1e-9);
+        assert!((at(8_500) - 300.0 / 3.5).abs() < 1e-9);
+        assert_eq!(at(9_500), 0.0);
     }
 }

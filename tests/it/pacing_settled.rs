@@ -47,6 +47,9 @@ enum Load {
 
 #[derive(Clone, Copy, Debug)]
 struct Setup {
+    /// The server's bucket: requests per second and burst.
+    rate: f64,
+    burst: f64,
     processes: usize,
     /// One map of gates for every process (a fleet sharing its gates).
     shared: bool,
@@ -66,15 +69,13 @@ type Client = BoxCloneService<
     tower::BoxError,
 >;
 
-const RATE: f64 = 200.0;
-
 async fn run(setup: Setup) -> Log {
     let start = Instant::now();
     let log: Log = Arc::default();
     let bucket = Arc::new(Mutex::new(Bucket {
-        rate: RATE,
-        burst: 20.0,
-        tokens: 20.0,
+        rate: setup.rate,
+        burst: setup.burst,
+        tokens: setup.burst,
         at: start,
     }));
     let first429 = Arc::new(Mutex::new(None));
@@ -172,15 +173,15 @@ fn get(i: usize) -> Request<Full<Bytes>> {
         .unwrap()
 }
 
-/// From `from` to `to`: (429s per second, goodput as a share of the server's rate).
-fn figures(log: &Log, from: Duration, to: Duration) -> (f64, f64) {
+/// From `from` to `to`: (429s per second, goodput as a share of `rate`).
+fn figures(log: &Log, rate: f64, from: Duration, to: Duration) -> (f64, f64) {
     let log = log.lock().unwrap();
     let inside = log.iter().filter(|(t, _)| *t >= from && *t < to);
     let (ok, no) = inside.fold((0usize, 0usize), |(ok, no), (_, a)| {
         if *a { (ok + 1, no) } else { (ok, no + 1) }
     });
     let secs = (to - from).as_secs_f64();
-    (no as f64 / secs, ok as f64 / secs / RATE)
+    (no as f64 / secs, ok as f64 / secs / rate)
 }
 
 fn trace(log: &Log, what: &str) {
@@ -203,10 +204,11 @@ fn trace(log: &Log, what: &str) {
 /// Runs `setup` and prints, then returns, its figures from `settled` on.
 async fn measure(setup: Setup, settled: Duration) -> (f64, f64) {
     let log = run(setup).await;
-    let (rejected, goodput) = figures(&log, settled, setup.run);
+    let (rejected, goodput) = figures(&log, setup.rate, settled, setup.run);
     println!(
-        "{setup:?}: from {settled:?}, {rejected:.3} 429s per second, goodput {:.1} % of {RATE}/s",
-        100.0 * goodput
+        "{setup:?}: from {settled:?}, {rejected:.3} 429s per second, goodput {:.1} % of {}/s",
+        100.0 * goodput,
+        setup.rate
     );
     trace(&log, "ok/429 per second");
     (rejected, goodput)
@@ -220,6 +222,8 @@ async fn a_rejected_probe_does_not_leave_the_pace_stuck() {
     // probe at the reopening is rejected, before anything was sent at the pace. That teaches
     // nothing of the server's rate: the pace is back near it within seconds.
     let setup = Setup {
+        rate: 200.0,
+        burst: 20.0,
         processes: 1,
         shared: false,
         load: Load::Closed { workers: 8 },
@@ -237,6 +241,8 @@ async fn a_settled_pace_sends_just_under_the_servers_rate_and_probes_rarely() {
     let cases = [(1, 2), (1, 8), (1, 32), (1, 500), (4, 8), (8, 8)];
     for (processes, workers) in cases {
         let setup = Setup {
+            rate: 200.0,
+            burst: 20.0,
             processes,
             shared: true,
             load: Load::Closed { workers },
@@ -251,8 +257,27 @@ async fn a_settled_pace_sends_just_under_the_servers_rate_and_probes_rarely() {
             100.0 * goodput
         );
     }
+    // A slow server with a small burst.
+    let setup = Setup {
+        rate: 20.0,
+        burst: 5.0,
+        processes: 1,
+        shared: true,
+        load: Load::Closed { workers: 32 },
+        held: Duration::ZERO,
+        run: S(600),
+    };
+    let (rejected, goodput) = measure(setup, S(60)).await;
+    assert!(rejected <= 0.05, "{setup:?}: {rejected:.3} 429s per second");
+    assert!(
+        goodput >= 0.95,
+        "{setup:?}: goodput {:.1} %",
+        100.0 * goodput
+    );
     // An open loop under the server's rate is never paced below it.
     let setup = Setup {
+        rate: 200.0,
+        burst: 20.0,
         processes: 1,
         shared: true,
         load: Load::Open { per_second: 180.0 },
