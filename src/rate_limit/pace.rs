@@ -28,7 +28,7 @@ pub(crate) const SLOW_START_KEEP: f64 = 0.5;
 /// pace, and [`MIN_TAKEN`] requests: otherwise the pace was not what overran it (a probe,
 /// another client).
 const IN_USE: f64 = 0.25;
-const MIN_TAKEN: u64 = 3;
+const MIN_TAKEN: f64 = 3.0;
 
 /// The cubic curve's scaling, as a share of the hold per second³, so every server is probed
 /// on the same timeline.
@@ -170,7 +170,8 @@ impl Pace {
             }
             Phase::Held(c) => {
                 // The pace never falls: `n` requests take at most `n / r0`. Bisect.
-                let t0 = from.saturating_duration_since(self.since).as_secs_f64();
+                let t0 = from.saturating_duration_since(self.since).as_secs_f64()
+                    - self.since.saturating_duration_since(from).as_secs_f64();
                 let (mut lo, mut hi) = (0.0, n / r0);
                 let at_start = c.sent(t0);
                 for _ in 0..48 {
@@ -206,51 +207,41 @@ impl Pace {
         if !accepted.kept_up(now, pace) {
             return;
         }
-        let fresh = |rate: f64| Ceiling {
-            rate,
-            from: BETA,
-            hold: HOLD,
-            over: f64::INFINITY,
-        };
-        let ceiling = match self.phase {
-            Phase::SlowStart(_) | Phase::Ramp(..) => fresh(took.max(SLOW_START_KEEP * pace)),
+        let (rate, from, hold, over) = match self.phase {
+            Phase::SlowStart(_) | Phase::Ramp(..) => {
+                (took.max(SLOW_START_KEEP * pace), BETA, HOLD, f64::INFINITY)
+            }
             Phase::Held(c) => {
                 let took = took.min(pace);
-                // Clearly more than the ceiling, or than a pace that overran it, beyond
-                // what a saved burst adds.
-                let more = match c.over.is_finite() {
-                    true => took > c.over / (MARGIN * MARGIN),
-                    false => took > c.rate / MARGIN,
+                // Clearly more than the ceiling, or than a pace that overran the server,
+                // beyond what a saved burst adds.
+                let bound = if c.over.is_finite() {
+                    c.over / MARGIN
+                } else {
+                    c.rate
                 };
                 if pace <= MARGIN * c.rate || took < MARGIN * c.rate {
-                    // The hold (or the climb to it) overran the server: a lower ceiling.
-                    Ceiling {
-                        hold: c.hold,
-                        over: pace.min(c.over),
-                        ..fresh(took)
-                    }
-                } else if more {
-                    Ceiling {
-                        from: 1.0,
-                        ..fresh(took)
-                    }
+                    // The hold, or the climb to it, overran the server: a lower ceiling.
+                    (took, BETA, c.hold, pace.min(c.over))
+                } else if took > bound / MARGIN {
+                    (took, 1.0, HOLD, f64::INFINITY)
                 } else {
                     // A rejected probe: the ceiling holds (raised to what the server took,
                     // never to a pace that overran it), for longer.
-                    Ceiling {
-                        rate: c.rate.max(took).min(c.over),
-                        from: 1.0,
-                        hold: (2.0 * c.hold).min(MAX_HOLD),
-                        over: c.over,
-                    }
+                    let hold = (2.0 * c.hold).min(MAX_HOLD);
+                    (c.rate.max(took).min(c.over), 1.0, hold, c.over)
                 }
             }
         };
+        let rate = rate.clamp(MIN_RATE, MAX_RATE);
         self.phase = Phase::Held(Ceiling {
-            rate: ceiling.rate.clamp(MIN_RATE, MAX_RATE),
-            ..ceiling
+            rate,
+            from,
+            hold,
+            over,
         });
     }
+
     /// A ramp given a new `cap` at `now`: it goes on doubling from the rate it has reached,
     /// up to the new cap. Returns whether the pace changed (`false` for any other phase, or
     /// a cap within an eighth of the old one: the schedule is not moved for noise).
@@ -292,75 +283,69 @@ impl Pace {
     }
 }
 
-/// The successes since a path last reopened: counters, no clock read of their own.
+/// The successes since a path last reopened, by second: no clock read of their own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Accepted {
-    count: u64,
     /// The latest reopening: answers landing before it are to requests of the closed time.
     since: Instant,
     /// The latest second since the reopening with a success, and the successes of the
     /// [`WINDOW`] seconds up to it, by second modulo [`WINDOW`].
     second: u64,
-    seconds: [u32; WINDOW as usize],
+    seconds: [u32; WINDOW],
 }
 
 /// The rate the server took is counted over this many seconds.
-const WINDOW: u64 = 4;
+const WINDOW: usize = 4;
 
 impl Accepted {
     /// Nothing counted yet; counting from `since`.
     pub(crate) fn new(since: Instant) -> Accepted {
         Accepted {
-            count: 0,
             since,
             second: 0,
-            seconds: [0; WINDOW as usize],
+            seconds: [0; WINDOW],
         }
     }
 
     /// One success at `now`.
     #[inline]
     pub(crate) fn count(&mut self, now: Instant) {
-        let Some(open) = now.checked_duration_since(self.since) else {
-            return;
-        };
-        let s = open.as_secs();
-        self.count = self.count.saturating_add(1);
-        self.seconds = self.window(s);
-        self.second = s;
-        let slot = &mut self.seconds[(s % WINDOW) as usize];
-        *slot = slot.saturating_add(1);
+        if let Some(open) = now.checked_duration_since(self.since) {
+            let s = open.as_secs();
+            self.seconds = self.window(s);
+            self.second = s;
+            let slot = &mut self.seconds[s as usize % WINDOW];
+            *slot = slot.saturating_add(1);
+        }
     }
 
     /// The counts of the [`WINDOW`] seconds up to second `s`.
-    fn window(&self, s: u64) -> [u32; WINDOW as usize] {
+    fn window(&self, s: u64) -> [u32; WINDOW] {
         let mut seconds = self.seconds;
-        for gone in self.second.max(s.saturating_sub(WINDOW)) + 1..=s {
-            seconds[(gone % WINDOW) as usize] = 0;
+        for gone in self.second.max(s.saturating_sub(WINDOW as u64)) + 1..=s {
+            seconds[gone as usize % WINDOW] = 0;
         }
         seconds
     }
 
-    /// The successes per second at `now`, over the last [`WINDOW`] seconds at most, and never
-    /// over less than a second (a burst the server saved while the path was closed is not a
-    /// rate).
-    pub(crate) fn rate(&self, now: Instant) -> f64 {
+    /// The successes of the last [`WINDOW`] seconds at `now`, and the seconds they span.
+    fn taken(&self, now: Instant) -> (f64, f64) {
         let open = now.saturating_duration_since(self.since).as_secs_f64();
-        if open < WINDOW as f64 {
-            return self.count as f64 / open.max(1.0);
-        }
-        let sum: u32 = self.window(open as u64).iter().sum();
-        f64::from(sum) / (WINDOW as f64 - 1.0 + open.fract())
+        let n = self.window(open as u64).iter().map(|&n| f64::from(n)).sum();
+        (n, open.min(WINDOW as f64 - 1.0 + open.fract()))
+    }
+
+    /// The successes per second at `now`, over the last [`WINDOW`] seconds, and never over
+    /// less than a second (a burst the server saved while the path was closed is not a rate).
+    pub(crate) fn rate(&self, now: Instant) -> f64 {
+        let (n, secs) = self.taken(now);
+        n / secs.max(1.0)
     }
 
     /// Whether the server took [`MIN_TAKEN`] requests and [`IN_USE`] of `pace` until `now`.
     fn kept_up(&self, now: Instant, pace: f64) -> bool {
-        let open = now.saturating_duration_since(self.since).as_secs_f64();
-        let rate = match open < WINDOW as f64 {
-            true => self.count as f64 / open,
-            false => self.rate(now),
-        };
-        self.count >= MIN_TAKEN && rate >= IN_USE * pace
+        let (n, secs) = self.taken(now);
+        n >= MIN_TAKEN && n / secs >= IN_USE * pace
     }
 
     /// The path reopens at `at`: successes are counted from then.
@@ -628,9 +613,9 @@ mod tests {
     #[test]
     fn hostile_numbers_stay_in_range() {
         let t0 = Instant::now();
-        for accepted in [0, 1, u64::MAX] {
+        for accepted in [0, 1, u32::MAX] {
             let a = Accepted {
-                count: accepted,
+                seconds: [accepted; WINDOW],
                 ..Accepted::new(t0)
             };
             let mut p = Pace::slow_start(t0);
