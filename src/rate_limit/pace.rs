@@ -221,8 +221,9 @@ impl Pace {
                     c.rate
                 };
                 if pace <= MARGIN * c.rate || took < MARGIN * c.rate {
-                    // The hold, or the climb to it, overran the server: a lower ceiling.
-                    (took, BETA, c.hold, pace.min(c.over))
+                    // The hold, or the climb to it, overran the server: a lower ceiling, by
+                    // [`BETA`] at most at once.
+                    (took.max(BETA * pace), BETA, c.hold, pace.min(c.over))
                 } else if took > bound / MARGIN {
                     (took, 1.0, HOLD, f64::INFINITY)
                 } else {
@@ -567,12 +568,16 @@ mod tests {
     fn a_rejection_at_the_hold_lowers_the_ceiling_to_what_was_taken() {
         let t0 = Instant::now();
         let mut p = held(200.0, t0);
-        // Six seconds in, the pace holds at 194 a second; the server took 150 a second.
+        // Six seconds in, the pace holds at 194 a second; the server took 180 a second.
         let now = t0 + Duration::from_secs(6);
         let reopen = now + Duration::from_secs(1);
-        p.rejected(now, &took(t0, 150, 6), reopen);
-        assert_eq!(p.ceiling(), Some(150.0));
-        assert!((p.rate(reopen) - BETA * MARGIN * 150.0).abs() < 1e-6);
+        p.rejected(now, &took(t0, 180, 6), reopen);
+        assert_eq!(p.ceiling(), Some(180.0));
+        assert!((p.rate(reopen) - BETA * MARGIN * 180.0).abs() < 1e-6);
+        // Never below BETA of the pace that was rejected at once, whatever was taken.
+        let mut q = held(200.0, t0);
+        q.rejected(now, &took(t0, 50, 6), reopen);
+        assert!((q.ceiling().unwrap() - BETA * MARGIN * 200.0).abs() < 1e-6);
     }
 
     #[test]
