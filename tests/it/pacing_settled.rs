@@ -50,6 +50,8 @@ struct Setup {
     /// The server's bucket: requests per second and burst.
     rate: f64,
     burst: f64,
+    /// From this time on, the server's bucket refills at this rate.
+    change: Option<(Duration, f64)>,
     processes: usize,
     /// One map of gates for every process (a fleet sharing its gates).
     shared: bool,
@@ -89,7 +91,13 @@ async fn run(setup: Setup) -> Log {
                 let now = Instant::now();
                 let first = *first429.lock().unwrap();
                 let held = first.is_some_and(|f: Instant| now < f + setup.held);
-                let ok = !held && bucket.lock().unwrap().take(now);
+                let ok = !held && {
+                    let mut bucket = bucket.lock().unwrap();
+                    if let Some((_, rate)) = setup.change.filter(|(at, _)| now - start >= *at) {
+                        bucket.rate = rate;
+                    }
+                    bucket.take(now)
+                };
                 if !ok {
                     first429.lock().unwrap().get_or_insert(now);
                 }
@@ -224,6 +232,7 @@ async fn a_rejected_probe_does_not_leave_the_pace_stuck() {
     let setup = Setup {
         rate: 200.0,
         burst: 20.0,
+        change: None,
         processes: 1,
         shared: false,
         load: Load::Closed { workers: 8 },
@@ -243,6 +252,7 @@ async fn a_settled_pace_sends_just_under_the_servers_rate_and_probes_rarely() {
         let setup = Setup {
             rate: 200.0,
             burst: 20.0,
+            change: None,
             processes,
             shared: true,
             load: Load::Closed { workers },
@@ -261,6 +271,7 @@ async fn a_settled_pace_sends_just_under_the_servers_rate_and_probes_rarely() {
     let setup = Setup {
         rate: 20.0,
         burst: 5.0,
+        change: None,
         processes: 1,
         shared: true,
         load: Load::Closed { workers: 32 },
@@ -278,6 +289,7 @@ async fn a_settled_pace_sends_just_under_the_servers_rate_and_probes_rarely() {
     let setup = Setup {
         rate: 200.0,
         burst: 20.0,
+        change: None,
         processes: 1,
         shared: true,
         load: Load::Open { per_second: 180.0 },
@@ -287,4 +299,31 @@ async fn a_settled_pace_sends_just_under_the_servers_rate_and_probes_rarely() {
     let (rejected, goodput) = measure(setup, S(10)).await;
     assert_eq!(rejected, 0.0);
     assert!(goodput >= 0.89, "goodput {:.1} %", 100.0 * goodput);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_slows_down_or_speeds_up_is_followed() {
+    // At 60 s the server's rate changes from 200/s; from 90 s on, the pace is just under the
+    // new rate.
+    for to in [50.0, 100.0, 300.0] {
+        let setup = Setup {
+            rate: 200.0,
+            burst: 20.0,
+            change: Some((S(60), to)),
+            processes: 1,
+            shared: true,
+            load: Load::Closed { workers: 8 },
+            held: Duration::ZERO,
+            run: S(240),
+        };
+        let log = run(setup).await;
+        let (rejected, goodput) = figures(&log, to, S(90), setup.run);
+        println!(
+            "200/s, then {to}/s: from 90 s, {rejected:.3} 429s per second, goodput {:.1} % of {to}/s",
+            100.0 * goodput
+        );
+        trace(&log, "ok/429 per second");
+        assert!(rejected <= 0.05, "{to}/s: {rejected:.3} 429s per second");
+        assert!(goodput >= 0.95, "{to}/s: goodput {:.1} %", 100.0 * goodput);
+    }
 }
