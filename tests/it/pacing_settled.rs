@@ -1,7 +1,8 @@
-//! A settled pace, in virtual time: clients of one token bucket (200 requests/s, burst 20,
-//! `429` + `Retry-After: 1`), one process or several, each with its own gates or all on one
-//! map, closed loop or open loop. Once settled, the clients send just under the server's rate:
-//! few `429`s, and goodput near the server's rate. Figures are counts, never wall time.
+//! A settled pace, in virtual time: clients of one token bucket (mostly 200 requests/s, burst
+//! 20; `429` + `Retry-After: 1`), one process or several, each with its own gates or all on
+//! one map, closed loop or open loop. Once settled, the clients send just under the server's
+//! rate: few `429`s, and goodput near the server's rate. Figures are counts, never wall time;
+//! `PACING_TRACE=1` prints them second by second.
 
 use bytes::Bytes;
 use http::{Request, Response};
