@@ -496,8 +496,8 @@ impl Lanes {
 
     /// `key`'s gate closed until `until` (it was closed until `before`, or open). Every slot
     /// not yet used moves back past `until`. With `counts` (the first rejection, or the
-    /// probe's), the pace drops below what the server accepted; a path without a lane gets
-    /// one, starting slowly.
+    /// probe's), the pace learns from what the server took (see [`Pace::rejected`]); a path
+    /// without a lane gets one, starting slowly.
     pub(crate) fn rejected(
         &self,
         key: Key,
@@ -518,7 +518,7 @@ impl Lanes {
             lane.closed_until = Some(lane.closed_until.map_or(until, |u| u.max(until)));
             lane.touched = now;
             if counts {
-                lane.pace.rejected(now, lane.accepted.since_open(), until);
+                lane.pace.rejected(now, &lane.accepted, until);
                 lane.accepted.reopens(until);
             }
             if counts || lane.next < until {

@@ -39,6 +39,7 @@ mod metrics;
 mod nginx;
 mod outages;
 mod pacing;
+mod pacing_settled;
 mod props;
 mod quota;
 mod retry;

@@ -1,0 +1,330 @@
+//! A settled pace, in virtual time: clients of one token bucket (mostly 200 requests/s, burst
+//! 20; `429` + `Retry-After: 1`), one process or several, each with its own gates or all on
+//! one map, closed loop or open loop. Once settled, the clients send just under the server's
+//! rate: few `429`s, and goodput near the server's rate. Figures are counts, never wall time;
+//! `PACING_TRACE=1` prints them second by second.
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use std::{
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::time::Instant;
+use tower::{ServiceBuilder, ServiceExt, service_fn, util::BoxCloneService};
+use tower_api_retry::{ApiContractLayer, RateLimitBackoffLayer, RateLimitGates};
+
+/// A token bucket: `rate` tokens a second, at most `burst` saved.
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, now: Instant) -> bool {
+        let refill = (now - self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        let ok = self.tokens >= 1.0;
+        if ok {
+            self.tokens -= 1.0;
+        }
+        ok
+    }
+}
+
+/// How the clients load the server.
+#[derive(Clone, Copy, Debug)]
+enum Load {
+    /// Each process's workers send one request after another.
+    Closed { workers: usize },
+    /// Each process starts requests at this rate, each in its own task.
+    Open { per_second: f64 },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    /// The server's bucket: requests per second and burst.
+    rate: f64,
+    burst: f64,
+    /// From this time on, the server's bucket refills at this rate.
+    change: Option<(Duration, f64)>,
+    processes: usize,
+    /// One map of gates for every process (a fleet sharing its gates).
+    shared: bool,
+    load: Load,
+    /// The server rejects every request for this long after its first `429`, whatever its
+    /// `Retry-After` said (another client took the bucket meanwhile).
+    held: Duration,
+    run: Duration,
+}
+
+/// The server's log: (arrival since the start, accepted).
+type Log = Arc<Mutex<Vec<(Duration, bool)>>>;
+
+type Client = BoxCloneService<
+    Request<Full<Bytes>>,
+    Response<tower_api_retry::rate_limit::ResponseBody<Full<Bytes>>>,
+    tower::BoxError,
+>;
+
+async fn run(setup: Setup) -> Log {
+    let start = Instant::now();
+    let log: Log = Arc::default();
+    let bucket = Arc::new(Mutex::new(Bucket {
+        rate: setup.rate,
+        burst: setup.burst,
+        tokens: setup.burst,
+        at: start,
+    }));
+    let first429 = Arc::new(Mutex::new(None));
+    let server = {
+        let log = log.clone();
+        service_fn(move |_req: Request<Full<Bytes>>| {
+            let (log, bucket) = (log.clone(), bucket.clone());
+            let first429 = first429.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let now = Instant::now();
+                let first = *first429.lock().unwrap();
+                let held = first.is_some_and(|f: Instant| now < f + setup.held);
+                let ok = !held && {
+                    let mut bucket = bucket.lock().unwrap();
+                    if let Some((_, rate)) = setup.change.filter(|(at, _)| now - start >= *at) {
+                        bucket.rate = rate;
+                    }
+                    bucket.take(now)
+                };
+                if !ok {
+                    first429.lock().unwrap().get_or_insert(now);
+                }
+                log.lock().unwrap().push((now - start, ok));
+                let res = if ok {
+                    Response::builder()
+                        .status(200)
+                        .body(Full::new(Bytes::from_static(b"{}")))
+                } else {
+                    Response::builder()
+                        .status(429)
+                        .header("retry-after", "1")
+                        .body(Full::new(Bytes::from_static(
+                            br#"{"code":"RESOURCE_EXHAUSTED","message":"slow down"}"#,
+                        )))
+                };
+                Ok::<_, Infallible>(res.unwrap())
+            }
+        })
+    };
+    let shared = RateLimitGates::new();
+    let clients: Vec<Client> = (0..setup.processes)
+        .map(|_| {
+            let gates = if setup.shared {
+                shared.clone()
+            } else {
+                RateLimitGates::new()
+            };
+            let stack =
+                ApiContractLayer::new().rate_limit(RateLimitBackoffLayer::new().gates(gates));
+            BoxCloneService::new(
+                ServiceBuilder::new()
+                    .layer(stack)
+                    .service(server.clone())
+                    .map_err(Into::into),
+            )
+        })
+        .collect();
+    let end = start + setup.run;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (p, client) in clients.into_iter().enumerate() {
+        match setup.load {
+            Load::Closed { workers } => {
+                for w in 0..workers {
+                    let client = client.clone();
+                    tasks.spawn(async move {
+                        let mut i = p * 7919 + w * 131;
+                        while Instant::now() < end {
+                            let _ = client.clone().oneshot(get(i)).await;
+                            i += 1;
+                        }
+                    });
+                }
+            }
+            Load::Open { per_second } => {
+                let client = client.clone();
+                tasks.spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
+                    let mut inner = tokio::task::JoinSet::new();
+                    let mut i = p * 7919;
+                    while Instant::now() < end {
+                        tick.tick().await;
+                        let client = client.clone();
+                        inner.spawn(async move {
+                            let _ = client.oneshot(get(i)).await;
+                        });
+                        i += 1;
+                    }
+                    inner.abort_all();
+                });
+            }
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    log
+}
+
+fn get(i: usize) -> Request<Full<Bytes>> {
+    Request::get(format!("http://api.test/limited/{}", i % 97))
+        .body(Full::default())
+        .unwrap()
+}
+
+/// From `from` to `to`: (429s per second, goodput as a share of `rate`).
+fn figures(log: &Log, rate: f64, from: Duration, to: Duration) -> (f64, f64) {
+    let log = log.lock().unwrap();
+    let inside = log.iter().filter(|(t, _)| *t >= from && *t < to);
+    let (ok, no) = inside.fold((0usize, 0usize), |(ok, no), (_, a)| {
+        if *a { (ok + 1, no) } else { (ok, no + 1) }
+    });
+    let secs = (to - from).as_secs_f64();
+    (no as f64 / secs, ok as f64 / secs / rate)
+}
+
+fn trace(log: &Log, what: &str) {
+    if std::env::var_os("PACING_TRACE").is_none() {
+        return;
+    }
+    let log = log.lock().unwrap();
+    let mut per = std::collections::BTreeMap::<u64, (u32, u32)>::new();
+    for (t, ok) in log.iter() {
+        let e = per.entry(t.as_millis() as u64 / 1000).or_default();
+        if *ok { e.0 += 1 } else { e.1 += 1 }
+    }
+    let line: Vec<String> = per
+        .iter()
+        .map(|(s, (ok, no))| format!("{s}:{ok}/{no}"))
+        .collect();
+    println!("{what}: {}", line.join(" "));
+}
+
+/// Runs `setup` and prints, then returns, its figures from `settled` on.
+async fn measure(setup: Setup, settled: Duration) -> (f64, f64) {
+    let log = run(setup).await;
+    let (rejected, goodput) = figures(&log, setup.rate, settled, setup.run);
+    println!(
+        "{setup:?}: from {settled:?}, {rejected:.3} 429s per second, goodput {:.1} % of {}/s",
+        100.0 * goodput,
+        setup.rate
+    );
+    trace(&log, "ok/429 per second");
+    (rejected, goodput)
+}
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+#[tokio::test(start_paused = true)]
+async fn a_rejected_probe_does_not_leave_the_pace_stuck() {
+    // The server keeps rejecting 1.5 s after its first `429`, though it said one second: the
+    // probe at the reopening is rejected, before anything was sent at the pace. That teaches
+    // nothing of the server's rate: the pace is back near it within seconds.
+    let setup = Setup {
+        rate: 200.0,
+        burst: 20.0,
+        change: None,
+        processes: 1,
+        shared: false,
+        load: Load::Closed { workers: 8 },
+        held: Duration::from_millis(1_500),
+        run: S(30),
+    };
+    let (_, goodput) = measure(setup, S(10)).await;
+    assert!(goodput >= 0.9, "goodput {:.1} %", 100.0 * goodput);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_settled_pace_sends_just_under_the_servers_rate_and_probes_rarely() {
+    // Closed loops of any size, one process or a fleet on one map of gates; three minutes,
+    // settled after 30 s.
+    let cases = [(1, 2), (1, 8), (1, 32), (1, 500), (4, 8), (8, 8)];
+    for (processes, workers) in cases {
+        let setup = Setup {
+            rate: 200.0,
+            burst: 20.0,
+            change: None,
+            processes,
+            shared: true,
+            load: Load::Closed { workers },
+            held: Duration::ZERO,
+            run: S(180),
+        };
+        let (rejected, goodput) = measure(setup, S(30)).await;
+        assert!(rejected <= 0.05, "{setup:?}: {rejected:.3} 429s per second");
+        assert!(
+            goodput >= 0.95,
+            "{setup:?}: goodput {:.1} %",
+            100.0 * goodput
+        );
+    }
+    // A slow server with a small burst.
+    let setup = Setup {
+        rate: 20.0,
+        burst: 5.0,
+        change: None,
+        processes: 1,
+        shared: true,
+        load: Load::Closed { workers: 32 },
+        held: Duration::ZERO,
+        run: S(600),
+    };
+    let (rejected, goodput) = measure(setup, S(60)).await;
+    assert!(rejected <= 0.05, "{setup:?}: {rejected:.3} 429s per second");
+    assert!(
+        goodput >= 0.95,
+        "{setup:?}: goodput {:.1} %",
+        100.0 * goodput
+    );
+    // An open loop under the server's rate is never paced below it.
+    let setup = Setup {
+        rate: 200.0,
+        burst: 20.0,
+        change: None,
+        processes: 1,
+        shared: true,
+        load: Load::Open { per_second: 180.0 },
+        held: Duration::ZERO,
+        run: S(60),
+    };
+    let (rejected, goodput) = measure(setup, S(10)).await;
+    assert_eq!(rejected, 0.0);
+    assert!(goodput >= 0.89, "goodput {:.1} %", 100.0 * goodput);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_slows_down_or_speeds_up_is_followed() {
+    // At 60 s the server's rate changes from 200/s; from 90 s on, the pace is just under the
+    // new rate.
+    for to in [50.0, 100.0, 300.0] {
+        let setup = Setup {
+            rate: 200.0,
+            burst: 20.0,
+            change: Some((S(60), to)),
+            processes: 1,
+            shared: true,
+            load: Load::Closed { workers: 8 },
+            held: Duration::ZERO,
+            run: S(240),
+        };
+        let log = run(setup).await;
+        let (rejected, goodput) = figures(&log, to, S(90), setup.run);
+        println!(
+            "200/s, then {to}/s: from 90 s, {rejected:.3} 429s per second, goodput {:.1} % of {to}/s",
+            100.0 * goodput
+        );
+        trace(&log, "ok/429 per second");
+        assert!(rejected <= 0.05, "{to}/s: {rejected:.3} 429s per second");
+        assert!(goodput >= 0.95, "{to}/s: goodput {:.1} %", 100.0 * goodput);
+    }
+}
