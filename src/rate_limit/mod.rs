@@ -20,7 +20,8 @@
 //! no key closed a request takes no lock.
 //!
 //! Around that mechanism, policies: a rate-limited key is **paced** (requests leave in
-//! arrival order, one interval apart, the interval easing back along a cubic curve), and an
+//! arrival order, one interval apart: a slow start, then just under the rate the server took,
+//! probing above it at intervals that double while the probes are rejected), and an
 //! announced [quota](crate::quota) is spent as a **budget** spread over the time to its reset,
 //! so the client stops before the `429`. Rate limits (or outages) on two keys of one server
 //! within a second hold every path to it. With the `redis` feature, [`RedisStore`] shares the
