@@ -4,6 +4,7 @@
 //! The clock is tokio's paused clock, so the figures are the stack's own behaviour, not the
 //! machine's: the server takes 1 ms per request, and nothing else takes time.
 
+use crate::support::bucket::Bucket;
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 use http::{Request, Response};
@@ -16,28 +17,6 @@ use std::{
 use tokio::time::Instant;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_api_retry::ServiceBuilderExt;
-
-/// A token bucket: `rate` tokens a second, at most `burst` saved.
-struct Bucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn take(&mut self, now: Instant) -> bool {
-        let refill = (now - self.at).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + refill).min(self.burst);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 #[derive(Default)]
 struct Seen {
@@ -62,12 +41,7 @@ const SETTLED: Duration = Duration::from_secs(3);
 async fn run(workers: usize, requests: usize, rate: f64, burst: f64) -> Figures {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let start = Instant::now();
-    let bucket = Arc::new(Mutex::new(Bucket {
-        rate,
-        burst,
-        tokens: burst,
-        at: start,
-    }));
+    let bucket = Arc::new(Mutex::new(Bucket::full(rate, burst, start)));
     let server = {
         let seen = seen.clone();
         service_fn(move |req: Request<Full<Bytes>>| {

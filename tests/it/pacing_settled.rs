@@ -4,6 +4,7 @@
 //! rate: few `429`s, and goodput near the server's rate. Figures are counts, never wall time;
 //! `PACING_TRACE=1` prints them second by second.
 
+use crate::support::bucket::Bucket;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
@@ -15,27 +16,6 @@ use std::{
 use tokio::time::Instant;
 use tower::{ServiceBuilder, ServiceExt, service_fn, util::BoxCloneService};
 use tower_api_retry::{ApiContractLayer, RateLimitBackoffLayer, RateLimitGates};
-
-/// A token bucket: `rate` tokens a second, at most `burst` saved.
-struct Bucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn take(&mut self, now: Instant) -> bool {
-        let refill = (now - self.at).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + refill).min(self.burst);
-        self.at = now;
-        let ok = self.tokens >= 1.0;
-        if ok {
-            self.tokens -= 1.0;
-        }
-        ok
-    }
-}
 
 /// How the clients load the server.
 #[derive(Clone, Copy, Debug)]
@@ -75,12 +55,7 @@ type Client = BoxCloneService<
 async fn run(setup: Setup) -> Log {
     let start = Instant::now();
     let log: Log = Arc::default();
-    let bucket = Arc::new(Mutex::new(Bucket {
-        rate: setup.rate,
-        burst: setup.burst,
-        tokens: setup.burst,
-        at: start,
-    }));
+    let bucket = Arc::new(Mutex::new(Bucket::full(setup.rate, setup.burst, start)));
     let first429 = Arc::new(Mutex::new(None));
     let server = {
         let log = log.clone();

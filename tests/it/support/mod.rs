@@ -1,6 +1,7 @@
 //! Shared support for the integration tests.
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
+pub mod bucket;
 pub mod emulator;
 
 pub use emulator::{Emulator, Reply, Seen, checksum};
