@@ -45,8 +45,8 @@ pub(crate) use crate::text::SensitiveHeaders;
 
 use crate::{
     code::ErrorCode,
-    error::{ApiError, Assembly},
-    retry_after::hint_from_headers,
+    error::{ApiError, Assembly, BodyShape},
+    retry_after::{Hint, hint_from_headers},
     text::safe::excerpt,
 };
 use http::{HeaderMap, StatusCode};
@@ -98,7 +98,7 @@ impl ApiError {
         complete: bool,
     ) -> ApiError {
         let hint = hint_from_headers(headers);
-        if let Some(err) = crate::grpc::api_error(status, headers, hint, credentials) {
+        if let Some(err) = grpc_error(status, headers, hint, credentials) {
             return err;
         }
         let mut obj = shape::Obj::default();
@@ -141,6 +141,28 @@ pub(crate) fn default_message(status: StatusCode, code: &ErrorCode) -> String {
         Some(reason) if status.as_u16() >= 400 => reason.to_owned(),
         _ => code.as_str().to_owned(),
     }
+}
+
+/// The error a non-OK `grpc-status` in `headers` reports, if there is one; a parsable number
+/// is kept as the numeric code.
+fn grpc_error(
+    status: StatusCode,
+    headers: &HeaderMap,
+    hint: Hint,
+    credentials: &Credentials,
+) -> Option<ApiError> {
+    let crate::grpc::GrpcStatus { code, number } = crate::grpc::status(headers)?;
+    let mut message = crate::grpc::message(headers, credentials);
+    if message.is_empty() {
+        message = code.as_str().to_owned();
+    }
+    Some(ApiError::assemble(Assembly {
+        message,
+        hint,
+        numeric_code: number.map(i64::from),
+        grpc: crate::grpc::metadata::GrpcExtra::capture(headers, credentials),
+        ..Assembly::new(status, code, BodyShape::Grpc)
+    }))
 }
 
 #[cfg(test)]

@@ -5,14 +5,12 @@ pub(crate) mod metadata;
 
 use crate::{
     code::ErrorCode,
-    error::{ApiError, Assembly, BodyShape},
-    retry_after::Hint,
     text::{
         Credentials,
         safe::{MAX_TEXT_CHARS, safe_text},
     },
 };
-use http::{HeaderMap, HeaderName, StatusCode, header::CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, header::CONTENT_TYPE};
 use std::borrow::Cow;
 
 pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
@@ -61,28 +59,6 @@ pub(crate) fn message(headers: &HeaderMap, credentials: &Credentials) -> String 
         credentials,
     )
     .into_owned()
-}
-
-/// The error a non-OK `grpc-status` in `headers` reports, if there is one; a parsable number
-/// is kept as the numeric code.
-pub(crate) fn api_error(
-    status: StatusCode,
-    headers: &HeaderMap,
-    hint: Hint,
-    credentials: &Credentials,
-) -> Option<ApiError> {
-    let GrpcStatus { code, number } = self::status(headers)?;
-    let mut message = message(headers, credentials);
-    if message.is_empty() {
-        message = code.as_str().to_owned();
-    }
-    Some(ApiError::assemble(Assembly {
-        message,
-        hint,
-        numeric_code: number.map(i64::from),
-        grpc: metadata::GrpcExtra::capture(headers, credentials),
-        ..Assembly::new(status, code, BodyShape::Grpc)
-    }))
 }
 
 /// `true` for a gRPC request or response: `content-type: application/grpc…`.
