@@ -5,7 +5,7 @@
 //! wrapped. Anything else becomes `Err(Error)`, after reading at most
 //! [`max_body_bytes`](ErrorDecodeLayer::max_body_bytes) of the body for at most
 //! [`read_timeout`](ErrorDecodeLayer::read_timeout). Every body shape of both pages is
-//! understood (see [`BodyShape`](crate::BodyShape)), as is gRPC's trailers-only status; junk
+//! understood (see [`BodyShape`]), as is gRPC's trailers-only status; junk
 //! from a proxy is classified by its status, with a short safe excerpt as the message. The
 //! credentials a request carried never show in its error (see [`Credentials`]).
 //! [`McpDecodeLayer`](crate::McpDecodeLayer) also decodes MCP tool-call errors in an HTTP 200.
