@@ -16,7 +16,7 @@ use super::{
 };
 use foldhash::fast::FixedState;
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicUsize, Ordering},
@@ -184,7 +184,14 @@ struct Inner {
     /// The requests waiting for a ticket of a lane, woken (the entry dropped) when its
     /// schedule moves: a ticket may be due sooner.
     waiting: HashMap<Key, Waiters, FixedState>,
+    /// Each lane's waiting tickets that will not go (their requests gave up, or a moved
+    /// schedule put them past their deadlines), as ranges `start..end`: the next callers take
+    /// them, so a queue of given-up tickets never holds the path idle.
+    dead: HashMap<Key, BTreeMap<u64, u64>, FixedState>,
 }
+
+/// The most ranges of dead tickets a lane keeps; past it, more are not reused.
+const MAX_DEAD_RANGES: usize = 1024;
 
 impl Inner {
     /// `key`'s schedule moved: its waiting requests look again.
@@ -204,6 +211,7 @@ impl Lanes {
                 next_sweep: None,
                 recent: HashMap::default(),
                 waiting: HashMap::default(),
+                dead: HashMap::default(),
             }),
         }
     }
@@ -243,17 +251,26 @@ impl Lanes {
                 map,
                 recent,
                 waiting,
+                dead,
                 ..
             } = &mut *inner;
             map.retain(|_, lane| !idle(lane, now));
             recent.retain(|_, (_, at)| now.saturating_duration_since(*at) < WIDEN_WITHIN);
             // The waiters of a forgotten lane go at once.
             waiting.retain(|k, _| map.contains_key(k));
+            dead.retain(|k, _| map.contains_key(k));
             self.tracked.store(map.len(), Ordering::Relaxed);
         }
-        let Some(lane) = inner.map.get_mut(&key) else {
+        let Inner { map, dead, .. } = &mut *inner;
+        let Some(lane) = map.get_mut(&key) else {
             return Reserve::Unpaced;
         };
+        if let Some(slot) = dead
+            .get_mut(&key)
+            .and_then(|dead| lane.revive(dead, now, not_before, deadline))
+        {
+            return Reserve::Slot(slot);
+        }
         let before = *lane;
         let slot = lane.take(now, not_before);
         if slot.at > deadline {
@@ -331,6 +348,19 @@ impl Lanes {
     pub(crate) fn give_back(&self, key: Key, turn: &mut Turn) {
         for k in turn.landing(key).into_iter().flatten() {
             self.landed(k);
+        }
+        let places = [(Some(key), turn.path), (turn.scope_key, turn.scope)];
+        if places.iter().any(|(_, slot)| slot.is_some()) {
+            let mut inner = self.lock();
+            let Inner { map, dead, .. } = &mut *inner;
+            for (key, slot) in places {
+                if let (Some(key), Some(slot)) = (key, slot)
+                    && let Some(lane) = map.get(&key)
+                    && slot.ticket >= lane.first_waiting()
+                {
+                    bury(dead.entry(key).or_default(), slot.ticket);
+                }
+            }
         }
         *turn = Turn::new(turn.scope_key, turn.once);
     }
@@ -643,6 +673,55 @@ impl Lane {
         }
     }
 
+    /// A dead ticket for a caller at `now`, when the schedule has one due from then (and
+    /// from `not_before`, the gate's time) by `deadline`: the first of them. The dead tickets
+    /// already past are dropped. Not for a lane paced by a budget, or reopening after an
+    /// outage, whose counts follow every caller.
+    fn revive(
+        &mut self,
+        dead: &mut BTreeMap<u64, u64>,
+        now: Instant,
+        not_before: Instant,
+        deadline: Instant,
+    ) -> Option<Slot> {
+        if self.budget.is_some() || self.outage_since.is_some() || not_before > now {
+            return None;
+        }
+        let first = self.first_waiting();
+        while let Some((&start, &end)) = dead.iter().next() {
+            dead.remove(&start);
+            // The first ticket of the range still to come: due times grow with the ticket.
+            let (mut lo, mut hi) = (start.max(first), end);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if self.due(mid) < now {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            if lo >= end {
+                continue;
+            }
+            let at = self.due(lo);
+            if at > deadline {
+                dead.insert(lo, end);
+                return None;
+            }
+            if lo + 1 < end {
+                dead.insert(lo + 1, end);
+            }
+            self.touched = now;
+            return Some(Slot {
+                ticket: lo,
+                at,
+                epoch: self.epoch,
+                budgeted: false,
+            });
+        }
+        None
+    }
+
     /// Every waiting ticket moves with the schedule (from `base` at `base_at`, one interval of
     /// the pace of that time apart); the next ticket comes after them.
     fn new_epoch(&mut self) {
@@ -673,6 +752,29 @@ impl Lane {
     }
 }
 
+/// Adds `ticket` to the ranges of dead tickets, merging neighbours.
+fn bury(dead: &mut BTreeMap<u64, u64>, ticket: u64) {
+    let before = dead
+        .range(..=ticket)
+        .next_back()
+        .map(|(&start, &end)| (start, end));
+    if before.is_some_and(|(_, end)| end > ticket) {
+        return;
+    }
+    let joins_before = before
+        .filter(|&(_, end)| end == ticket)
+        .map(|(start, _)| start);
+    let joins_after = dead.contains_key(&(ticket + 1));
+    if joins_before.is_none() && !joins_after && dead.len() >= MAX_DEAD_RANGES {
+        return;
+    }
+    let end = match joins_after {
+        true => dead.remove(&(ticket + 1)).unwrap_or(ticket + 1),
+        false => ticket + 1,
+    };
+    dead.insert(joins_before.unwrap_or(ticket), end);
+}
+
 /// Rejections on two keys of one scope this close together widen the limit to the scope.
 pub(crate) const WIDEN_WITHIN: Duration = Duration::from_secs(1);
 
@@ -696,6 +798,26 @@ fn idle(lane: &Lane, now: Instant) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dead_tickets_merge_into_ranges_in_any_order() {
+        let mut dead = BTreeMap::new();
+        for t in [5, 3, 4, 9, 7, 8, 4, 1] {
+            bury(&mut dead, t);
+        }
+        assert_eq!(
+            dead.into_iter().collect::<Vec<_>>(),
+            [(1, 2), (3, 6), (7, 10)]
+        );
+        let mut full = BTreeMap::new();
+        for t in 0..(2 * MAX_DEAD_RANGES as u64) {
+            bury(&mut full, 2 * t);
+        }
+        assert_eq!(full.len(), MAX_DEAD_RANGES);
+        // A neighbour still merges into a full map.
+        bury(&mut full, 1);
+        assert_eq!(full.len(), MAX_DEAD_RANGES - 1);
+    }
     use crate::rate_limit::pace::INITIAL_RATE;
 
     impl Lanes {
