@@ -435,7 +435,10 @@ impl GateStore for Shared {
     }
 
     fn sharers(&self) -> u32 {
-        if !self.fleet.counting.swap(true, Ordering::Relaxed) {
+        // Started once: later calls only read (no write to a shared cache line).
+        if !self.fleet.counting.load(Ordering::Relaxed)
+            && !self.fleet.counting.swap(true, Ordering::Relaxed)
+        {
             let fleet = Arc::downgrade(&self.fleet);
             self.fleet.runtime.spawn(count_members(fleet));
         }
@@ -451,7 +454,7 @@ impl GateStore for Shared {
         }
         // Told once per window (at least a second apart): every process hears the quota
         // before it sends, and reads the server's count from its own answers after that.
-        let now = std::time::Instant::now();
+        let now = tokio::time::Instant::now().into_std();
         let window = quota.window.unwrap_or(reset).max(Duration::from_secs(1));
         {
             let mut told = self.fleet.told.lock().unwrap_or_else(|p| p.into_inner());
@@ -463,6 +466,11 @@ impl GateStore for Shared {
             }
             if told.len() >= self.view.max_keys() {
                 told.retain(|_, at| now.saturating_duration_since(*at) < window);
+                if told.len() >= self.view.max_keys() {
+                    // As many scopes told within a window as keys are kept: this one stays
+                    // local, and the memory bounded.
+                    return;
+                }
             }
             told.insert(scope, now);
         }

@@ -220,6 +220,18 @@ async fn a_rejected_probe_does_not_leave_the_pace_stuck() {
     assert!(goodput >= 0.9, "goodput {:.1} %", 100.0 * goodput);
 }
 
+/// Runs `setup`: from `settled` on, at most 0.05 `429`s per second and goodput of at least
+/// 95 % of the server's rate.
+async fn assert_settled(setup: Setup, settled: Duration) {
+    let (rejected, goodput) = measure(setup, settled).await;
+    assert!(rejected <= 0.05, "{setup:?}: {rejected:.3} 429s per second");
+    assert!(
+        goodput >= 0.95,
+        "{setup:?}: goodput {:.1} %",
+        100.0 * goodput
+    );
+}
+
 /// A closed loop of `workers` in each of `processes` processes, all on one map of gates,
 /// settled after 30 s: few `429`s and goodput near the server's rate.
 async fn settled_closed_loop(processes: usize, workers: usize) {
@@ -233,13 +245,7 @@ async fn settled_closed_loop(processes: usize, workers: usize) {
         held: Duration::ZERO,
         run: S(120),
     };
-    let (rejected, goodput) = measure(setup, S(30)).await;
-    assert!(rejected <= 0.05, "{setup:?}: {rejected:.3} 429s per second");
-    assert!(
-        goodput >= 0.95,
-        "{setup:?}: goodput {:.1} %",
-        100.0 * goodput
-    );
+    assert_settled(setup, S(30)).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -272,13 +278,7 @@ async fn a_slow_server_with_a_small_burst_is_probed_rarely() {
         held: Duration::ZERO,
         run: S(600),
     };
-    let (rejected, goodput) = measure(setup, S(60)).await;
-    assert!(rejected <= 0.05, "{setup:?}: {rejected:.3} 429s per second");
-    assert!(
-        goodput >= 0.95,
-        "{setup:?}: goodput {:.1} %",
-        100.0 * goodput
-    );
+    assert_settled(setup, S(60)).await;
 }
 
 #[tokio::test(start_paused = true)]
