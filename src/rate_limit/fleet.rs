@@ -372,6 +372,28 @@ impl RateLimitGates {
         runtime.spawn(heartbeat(fleet.clone(), Arc::downgrade(bucket)));
     }
 
+    /// How many processes spend these gates' announced quotas, each its share: `None` for
+    /// local gates. Each process counts itself once a second (one script call), from its
+    /// first announced quota or the first call of this method on; a process that joins is
+    /// counted by the others as soon as it counts itself. 1 until counted, or while Redis
+    /// does not answer.
+    ///
+    /// ```
+    /// use tower_api_retry::rate_limit::{RateLimitGates, RedisStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let gates = RateLimitGates::new().shared(RedisStore::new("redis://127.0.0.1/", "key-id-7f3a")?)?;
+    /// assert_eq!(gates.sharers(), Some(1)); // until Redis has answered
+    /// assert_eq!(RateLimitGates::new().sharers(), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn sharers(&self) -> Option<u32> {
+        self.fleet()?;
+        Some(self.store.sharers())
+    }
+
     /// `true` when these gates are shared through a store that answers now, and hears the
     /// fleet's changes; `false` for local gates, or while the store is unreachable (the
     /// gates then work locally).
@@ -821,7 +843,17 @@ impl Fleet {
             return;
         }
         let mut words = payload.split(' ');
-        match (words.next(), words.next().and_then(parse_field)) {
+        let kind = words.next();
+        if kind == Some("m") {
+            // A process joined the fleet's count: counted here at once (when this one counts).
+            if let Some(n) = words.next().and_then(|w| w.parse::<u32>().ok())
+                && self.counting.load(Ordering::Relaxed)
+            {
+                self.members.store(n.clamp(1, 1_000_000), Ordering::Relaxed);
+            }
+            return;
+        }
+        match (kind, words.next().and_then(parse_field)) {
             (Some("c"), Some(key)) => {
                 let mut num = || words.next().and_then(|w| w.parse::<i64>().ok());
                 if let (Some(left), Some(rej), Some(last), Some(out)) = (num(), num(), num(), num())
@@ -1062,7 +1094,7 @@ async fn heartbeat(fleet: Arc<Fleet>, bucket: Weak<crate::retry::budget::Bucket>
             return;
         };
         // Without an answer, the whole floor: Redis never takes retries away.
-        bucket.share(fleet.alive(&hash, &holder).await.unwrap_or(1));
+        bucket.share(fleet.alive(&hash, &holder, "").await.unwrap_or(1));
     }
 }
 
@@ -1078,14 +1110,18 @@ async fn count_members(fleet: Weak<Fleet>) {
         };
         let hash = fleet.store.members_hash();
         // Without an answer, the whole quota: as local gates spend it.
-        let alive = fleet.alive(&hash, &fleet.holder).await.unwrap_or(1);
+        let alive = fleet
+            .alive(&hash, &fleet.holder, &fleet.channel)
+            .await
+            .unwrap_or(1);
         fleet.members.store(alive, Ordering::Relaxed);
     }
 }
 
 impl Fleet {
-    /// Marks `holder` alive in `hash` and returns how many are; `None` without Redis.
-    async fn alive(&self, hash: &str, holder: &str) -> Option<u32> {
+    /// Marks `holder` alive in `hash` and returns how many are; `None` without Redis. A
+    /// holder new to `hash` tells `channel` (when not empty) the count.
+    async fn alive(&self, hash: &str, holder: &str, channel: &str) -> Option<u32> {
         let mut conn = self
             .conn
             .lock()
@@ -1093,7 +1129,8 @@ impl Fleet {
             .clone()?;
         let mut call = self.store.target.scripts().budget.key(hash);
         call.arg(holder)
-            .arg(u64::try_from(ALIVE.as_millis()).unwrap_or(3000));
+            .arg(u64::try_from(ALIVE.as_millis()).unwrap_or(3000))
+            .arg(channel);
         let alive: i64 = self.call(conn.invoke(&call)).await?;
         Some(u32::try_from(alive.clamp(1, 1_000_000)).unwrap_or(1))
     }

@@ -280,6 +280,13 @@ async fn an_outage_one_process_saw_is_held_by_the_others_through_their_probes() 
 async fn two_processes_spend_one_announced_quota_without_a_429() {
     with_redis(|redis| async move {
         let (a, b) = (shared(&redis, |s| s).await, shared(&redis, |s| s).await);
+        // Each process counts the fleet before it sends: a process not yet counted is one
+        // the others cannot leave a share for.
+        eventually("both count two processes", || {
+            // Both asked each time: asking is what starts a count.
+            [a.sharers(), b.sharers()] == [Some(2), Some(2)]
+        })
+        .await;
         // 50 requests a second for the whole key, announced on every answer.
         let server = LimitedServer::start(Limits::announced(Convention::IetfDraft, 50, 1)).await;
         let stamps = Stamps::new();
