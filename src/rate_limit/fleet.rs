@@ -565,9 +565,10 @@ struct Fleet {
     subscribed: AtomicBool,
     ops: mpsc::Sender<Op>,
     /// How many processes of the fleet are alive, each spending its share of an announced
-    /// quota: 1 until they are counted (from the first announced quota on), or while Redis
-    /// does not answer.
+    /// quota: 1 until they are counted (from the first announced quota, or the first
+    /// [`RateLimitGates::sharers`], on), or while Redis does not answer.
     members: AtomicU32,
+    /// The count has started (once a second, and at each `m` message).
     counting: AtomicBool,
     /// When each scope's announced quota was last told to the fleet.
     told: Mutex<HashMap<Key, std::time::Instant, FixedState>>,
