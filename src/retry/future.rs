@@ -152,32 +152,32 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Called { future } => {
-                    // The deadline may pass with the attempt in flight: it is dropped then.
-                    let mut cut = false;
-                    let result = match telemetry::in_span(this.span, || future.poll(cx)) {
-                        Poll::Ready(result) => result.map_err(Into::into),
+                    let mut polled = telemetry::in_span(this.span, || future.poll(cx));
+                    // A response is seen where it lies and moved once, into the output: each
+                    // move of it on the way out is a copy on every call.
+                    if let Poll::Ready(Ok(res)) = &mut polled {
+                        telemetry::attempt_ok(this.span, res.status());
+                        if *this.attempts > 1 {
+                            res.extensions_mut().insert(Attempts(*this.attempts));
+                        } else if !res.extensions().is_empty() {
+                            // A first attempt's success carries no count (`Attempts::of`
+                            // answers 1), not even one an inner retry layer left.
+                            res.extensions_mut().remove::<Attempts>();
+                        }
+                    }
+                    let (failure, cut): (BoxError, bool) = match polled {
+                        Poll::Ready(Ok(res)) => return Poll::Ready(Ok(res)),
+                        Poll::Ready(Err(e)) => (e.into(), false),
+                        // The deadline may pass with the attempt in flight: it is dropped
+                        // then.
                         Poll::Pending if this.retry.as_mut().is_some_and(|r| r.cut_off(cx)) => {
-                            cut = true;
-                            Err(tower::timeout::error::Elapsed::new().into())
+                            (tower::timeout::error::Elapsed::new().into(), true)
                         }
                         Poll::Pending => return Poll::Pending,
                     };
-                    let mut err = match result {
-                        Ok(mut res) => {
-                            telemetry::attempt_ok(this.span, res.status());
-                            if *this.attempts > 1 {
-                                res.extensions_mut().insert(Attempts(*this.attempts));
-                            } else if !res.extensions().is_empty() {
-                                // A first attempt's success carries no count (`Attempts::of`
-                                // answers 1), not even one an inner retry layer left.
-                                res.extensions_mut().remove::<Attempts>();
-                            }
-                            return Poll::Ready(Ok(res));
-                        }
-                        Err(e) => match this.retry.as_ref() {
-                            Some(retry) => retry.layer.transport(e),
-                            None => Error::transport(e),
-                        },
+                    let mut err = match this.retry.as_ref() {
+                        Some(retry) => retry.layer.transport(failure),
+                        None => Error::transport(failure),
                     };
                     // Drop the failed attempt first: a request it never sent hands its body
                     // back as it goes (see `CaptureBody`), for the replay below.

@@ -58,6 +58,9 @@ where
         if let Some(budget) = &self.layer.budget {
             budget.deposit();
         }
+        // Cloned here, not in the `Retrying` below: a clone between the fields would copy the
+        // request's head once more on every call.
+        let layer = Arc::clone(&self.layer);
         let (mut parts, body) = req.into_parts();
         let (body, copy) = body.capture(self.layer.max_replay_bytes);
         // The layer's (or the override's) deadline, or a gRPC call's own `grpc-timeout`: a
@@ -94,7 +97,7 @@ where
             idempotent: over.idempotent,
             parts,
             copy,
-            layer: Arc::clone(&self.layer),
+            layer,
             deadline,
             cutoff,
             last: None,
