@@ -323,6 +323,7 @@ impl RateLimitGates {
             ops: tx,
             members: AtomicU32::new(1),
             counting: AtomicBool::new(false),
+            joins: AtomicU32::new(0),
             told: Mutex::default(),
             runtime: runtime.clone(),
         });
@@ -570,6 +571,8 @@ struct Fleet {
     members: AtomicU32,
     /// The count has started (once a second, and at each `m` message).
     counting: AtomicBool,
+    /// How many `m` messages came: a count that crossed one in flight may be older.
+    joins: AtomicU32,
     /// When each scope's announced quota was last told to the fleet.
     told: Mutex<HashMap<Key, std::time::Instant, FixedState>>,
     runtime: tokio::runtime::Handle,
@@ -851,6 +854,7 @@ impl Fleet {
                 && self.counting.load(Ordering::Relaxed)
             {
                 self.members.store(n.clamp(1, 1_000_000), Ordering::Relaxed);
+                self.joins.fetch_add(1, Ordering::Relaxed);
             }
             return;
         }
@@ -1111,11 +1115,18 @@ async fn count_members(fleet: Weak<Fleet>) {
         };
         let hash = fleet.store.members_hash();
         // Without an answer, the whole quota: as local gates spend it.
+        let joins = fleet.joins.load(Ordering::Relaxed);
         let alive = fleet
             .alive(&hash, &fleet.holder, &fleet.channel)
             .await
             .unwrap_or(1);
-        fleet.members.store(alive, Ordering::Relaxed);
+        if fleet.joins.load(Ordering::Relaxed) == joins {
+            fleet.members.store(alive, Ordering::Relaxed);
+        } else {
+            // A join was heard while this count was out (on another connection): the count
+            // may predate it. Fewer members are taken at the next count.
+            fleet.members.fetch_max(alive, Ordering::Relaxed);
+        }
     }
 }
 
