@@ -544,8 +544,29 @@ async fn four_processes_share_one_window_and_one_probe() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_os_processes_spend_one_announced_quota_without_a_429() {
+    with_redis(|redis| async move {
+        // 50 requests a second for the whole key, announced on every answer.
+        let server = LimitedServer::start(Limits::announced(Convention::IetfDraft, 50, 1)).await;
+        let reported = fleet::run_counted(&server, 3, &redis.url(), worker_command).await;
+        let arrivals = server.arrivals();
+        let rejected = rejected_after_first(&arrivals);
+        let all = arrivals.iter().filter(|a| a.status == 429).count();
+        let ok: usize = reported.values().map(|r| r.ok).sum();
+        let failed: usize = reported.values().map(|r| r.failed).sum();
+        println!(
+            "three processes, one quota of 50/s: ok {ok}, failed {failed}, 429s {all} \
+             ({rejected} in windows the fleet could foresee)"
+        );
+        assert_eq!(rejected, 0, "429s once the fleet knew of the quota");
+        assert_eq!((ok, failed), (3 * REQUESTS_PER_PROCESS, 0));
+    })
+    .await;
+}
+
 /// One worker process of the fleet (run by `four_processes_share_one_window_and_one_probe`
-/// with its environment set; does nothing on its own).
+/// and the other multi-process tests, with its environment set; does nothing on its own).
 #[test]
 #[ignore = "a worker process, run by four_processes_share_one_window_and_one_probe"]
 fn fleet_worker() {

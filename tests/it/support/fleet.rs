@@ -45,6 +45,8 @@ pub const START: &str = "FLEET_WORKER_START_US";
 pub const UNTIL: &str = "FLEET_WORKER_UNTIL_US";
 /// A timed worker: the path template to send to, `limited` or `down` (see [`Timed`]).
 pub const TEMPLATE: &str = "FLEET_WORKER_TEMPLATE";
+/// A worker on shared gates waits until they count this many processes before it sends.
+pub const SHARERS: &str = "FLEET_WORKER_SHARERS";
 
 /// The API every fleet run meets: one token bucket of 200 requests/s, burst 20, on
 /// `/limited/{n}`, answering `429` + `Retry-After: 1` over it.
@@ -205,6 +207,19 @@ pub struct Report {
     pub last_answer: Option<SystemTime>,
 }
 
+/// Runs `processes` workers against `server`, sharing gates through `redis`, and returns what
+/// each reported. Each waits until its gates count every process before it sends, so none
+/// spends a share of an announced quota that another was not counted in.
+pub async fn run_counted(
+    server: &LimitedServer,
+    processes: usize,
+    redis: &str,
+    command: impl Fn() -> tokio::process::Command,
+) -> BTreeMap<u64, Report> {
+    let env = [(SHARERS, processes.to_string())];
+    spawn(server, processes, Some(redis), &env, command).await
+}
+
 /// Runs `processes` workers as `timed` says against `server`, sharing gates in `namespace`
 /// through `redis` (or each on its own gates), and returns what each reported.
 pub async fn run_timed(
@@ -328,6 +343,15 @@ pub fn worker(workers: usize, requests: usize) -> bool {
                     "the gates never shared"
                 );
                 tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if let Some(n) = std::env::var(SHARERS).ok().and_then(|n| n.parse().ok()) {
+                while gates.sharers() != Some(n) {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(20),
+                        "the gates never counted {n} processes"
+                    );
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
             }
         }
         let stamps = Stamps::new();
