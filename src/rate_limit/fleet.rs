@@ -25,7 +25,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc, LazyLock, Mutex, Weak,
-        atomic::{AtomicBool, AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     task::Poll,
     time::Duration,
@@ -321,9 +321,8 @@ impl RateLimitGates {
             healthy: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
             ops: tx,
-            members: AtomicU32::new(1),
+            members: Members::default(),
             counting: AtomicBool::new(false),
-            joins: AtomicU32::new(0),
             told: Mutex::default(),
             runtime: runtime.clone(),
         });
@@ -374,10 +373,10 @@ impl RateLimitGates {
     }
 
     /// How many processes spend these gates' announced quotas, each its share: `None` for
-    /// local gates. Each process counts itself once a second (one script call), from its
-    /// first announced quota or the first call of this method on; a process that joins is
-    /// counted by the others as soon as it counts itself. 1 until counted, or while Redis
-    /// does not answer.
+    /// local gates. A process becomes a member, and the others leave it a share, with its
+    /// first announced quota (its own or one heard from the fleet) or its first call of this
+    /// method; from then on it counts itself once a second (one script call), and the others
+    /// count it as soon as it does. 1 until counted, or once Redis has not answered for 3 s.
     ///
     /// ```
     /// use tower_api_retry::rate_limit::{RateLimitGates, RedisStore};
@@ -458,14 +457,8 @@ impl GateStore for Shared {
     }
 
     fn sharers(&self) -> u32 {
-        // Started once: later calls only read (no write to a shared cache line).
-        if !self.fleet.counting.load(Ordering::Relaxed)
-            && !self.fleet.counting.swap(true, Ordering::Relaxed)
-        {
-            let fleet = Arc::downgrade(&self.fleet);
-            self.fleet.runtime.spawn(count_members(fleet));
-        }
-        self.fleet.members.load(Ordering::Relaxed).max(1)
+        self.fleet.start_counting();
+        self.fleet.members.get()
     }
 
     fn announce(&self, scope: Key, quota: &Quota, reset: Duration) {
@@ -567,12 +560,10 @@ struct Fleet {
     ops: mpsc::Sender<Op>,
     /// How many processes of the fleet are alive, each spending its share of an announced
     /// quota: 1 until they are counted (from the first announced quota, or the first
-    /// [`RateLimitGates::sharers`], on), or while Redis does not answer.
-    members: AtomicU32,
+    /// [`RateLimitGates::sharers`], on), or once Redis has not answered for [`ALIVE`].
+    members: Members,
     /// The count has started (once a second, and at each `m` message).
     counting: AtomicBool,
-    /// How many `m` messages came: a count that crossed one in flight may be older.
-    joins: AtomicU32,
     /// When each scope's announced quota was last told to the fleet.
     told: Mutex<HashMap<Key, std::time::Instant, FixedState>>,
     runtime: tokio::runtime::Handle,
@@ -670,6 +661,14 @@ fn millis(ms: i64, max: Duration) -> Duration {
 }
 
 impl Fleet {
+    /// Starts counting the fleet's members, once: later calls only read (no write to a
+    /// shared cache line).
+    fn start_counting(self: &Arc<Self>) {
+        if !self.counting.load(Ordering::Relaxed) && !self.counting.swap(true, Ordering::Relaxed) {
+            self.runtime.spawn(count_members(Arc::downgrade(self)));
+        }
+    }
+
     /// Redis answers, and the local view was read from it since the subscription.
     fn is_shared(&self) -> bool {
         self.healthy.load(Ordering::Relaxed) && self.subscribed.load(Ordering::Relaxed)
@@ -842,7 +841,7 @@ impl Fleet {
     }
 
     /// Applies one message of the channel.
-    fn apply(&self, payload: &str, local: &Local) {
+    fn apply(self: &Arc<Self>, payload: &str, local: &Local) {
         if !local.alive() {
             return;
         }
@@ -853,8 +852,7 @@ impl Fleet {
             if let Some(n) = words.next().and_then(|w| w.parse::<u32>().ok())
                 && self.counting.load(Ordering::Relaxed)
             {
-                self.members.store(n.clamp(1, 1_000_000), Ordering::Relaxed);
-                self.joins.fetch_add(1, Ordering::Relaxed);
+                self.members.joined(n);
             }
             return;
         }
@@ -885,7 +883,9 @@ impl Fleet {
                     window: (window >= 0).then(|| millis(window, max)),
                     reset: Some(millis(reset, max)),
                 };
-                local.announced(scope, &quota, self.members.load(Ordering::Relaxed));
+                // A quota heard before any answer of this process's own starts its count.
+                self.start_counting();
+                local.announced(scope, &quota, self.members.get());
             }
             _ => tracing::debug!("rate-limit gates: ignoring a message that is not the store's"),
         }
@@ -1106,6 +1106,7 @@ async fn heartbeat(fleet: Arc<Fleet>, bucket: Weak<crate::retry::budget::Bucket>
 /// Tells Redis once a second that this process is a member of the fleet, and counts the
 /// members alive: each spends its share of an announced quota. Ends with the gates.
 async fn count_members(fleet: Weak<Fleet>) {
+    let mut answered = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -1114,19 +1115,63 @@ async fn count_members(fleet: Weak<Fleet>) {
             return;
         };
         let hash = fleet.store.members_hash();
-        // Without an answer, the whole quota: as local gates spend it.
-        let joins = fleet.joins.load(Ordering::Relaxed);
-        let alive = fleet
-            .alive(&hash, &fleet.holder, &fleet.channel)
-            .await
-            .unwrap_or(1);
-        if fleet.joins.load(Ordering::Relaxed) == joins {
-            fleet.members.store(alive, Ordering::Relaxed);
-        } else {
-            // A join was heard while this count was out (on another connection): the count
-            // may predate it. Fewer members are taken at the next count.
-            fleet.members.fetch_max(alive, Ordering::Relaxed);
+        let joins = fleet.members.joins();
+        match fleet.alive(&hash, &fleet.holder, &fleet.channel).await {
+            Some(alive) => {
+                answered = tokio::time::Instant::now();
+                fleet.members.counted(alive, joins);
+            }
+            // As long as the others still count this process (for `ALIVE`), the last count
+            // holds; then the whole quota, as local gates spend it.
+            None if answered.elapsed() >= ALIVE => fleet.members.counted(1, joins),
+            None => {}
         }
+    }
+}
+
+/// The members' count and the `m` messages heard, in one word: a count that crossed a join
+/// message in flight (they come on two connections) is read together with it.
+#[derive(Debug)]
+struct Members(AtomicU64);
+
+impl Default for Members {
+    fn default() -> Self {
+        Members(AtomicU64::new(1))
+    }
+}
+
+impl Members {
+    fn get(&self) -> u32 {
+        (self.0.load(Ordering::Relaxed) as u32).max(1)
+    }
+
+    fn joins(&self) -> u32 {
+        (self.0.load(Ordering::Relaxed) >> 32) as u32
+    }
+
+    /// A process joined: `n` are alive.
+    fn joined(&self, n: u32) {
+        let n = u64::from(n.clamp(1, 1_000_000));
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some((((v >> 32) + 1) & 0xffff_ffff) << 32 | n)
+            });
+    }
+
+    /// A count of `alive`, asked for after `joins` join messages: when one came meanwhile,
+    /// the count may predate it, and only raises the members (fewer are taken at the next).
+    fn counted(&self, alive: u32, joins: u32) {
+        let alive = u64::from(alive.clamp(1, 1_000_000));
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                let members = match (v >> 32) as u32 == joins {
+                    true => alive,
+                    false => alive.max(v & 0xffff_ffff),
+                };
+                Some(v & !0xffff_ffff | members)
+            });
     }
 }
 
@@ -1237,6 +1282,25 @@ async fn next_event(messages: &mut Messages, tick: &mut tokio::time::Interval) -
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    #[test]
+    fn a_count_that_crossed_a_join_never_lowers_the_members() {
+        let m = Members::default();
+        assert_eq!(m.get(), 1);
+        // A count asked for before a join, answered after it: it may predate the join.
+        let before = m.joins();
+        m.joined(3);
+        m.counted(2, before);
+        assert_eq!(m.get(), 3);
+        // A count asked for after the join is taken as it is, fewer members too.
+        m.counted(2, m.joins());
+        assert_eq!(m.get(), 2);
+        // Bounded either way: a lying Redis neither zeroes nor overflows it.
+        m.joined(0);
+        assert_eq!(m.get(), 1);
+        m.counted(u32::MAX, m.joins());
+        assert_eq!(m.get(), 1_000_000);
+    }
 
     #[test]
     fn merges_keep_the_later_time_and_the_higher_count() {

@@ -568,7 +568,7 @@ async fn three_os_processes_spend_one_announced_quota_without_a_429() {
 /// One worker process of the fleet (run by `four_processes_share_one_window_and_one_probe`
 /// and the other multi-process tests, with its environment set; does nothing on its own).
 #[test]
-#[ignore = "a worker process, run by four_processes_share_one_window_and_one_probe"]
+#[ignore = "a worker process, run by the multi-process tests"]
 fn fleet_worker() {
     fleet::worker(WORKERS, REQUESTS_PER_PROCESS);
 }
@@ -813,6 +813,32 @@ async fn a_lying_redis_closes_nothing_past_max_closed_and_junk_is_ignored() {
         }
         assert!(b.is_shared());
         assert_eq!(b.len(), 1);
+        // Junk counts of members, then a closure: the channel is read in order, so once the
+        // closure is applied, so was the junk before it.
+        assert_eq!(b.sharers(), Some(1), "counting from here");
+        let closure = format!("c {other} 5000 1 5000 0");
+        for message in [
+            "m",
+            "m x",
+            "m -1",
+            "m 99999999999",
+            "m 0",
+            "m 3 extra",
+            &closure,
+        ] {
+            redis::cmd("PUBLISH")
+                .arg(format!("tower-api-retry:{{{NS}}}:events"))
+                .arg(message)
+                .query::<()>(&mut conn)
+                .unwrap();
+        }
+        let b2 = b.clone();
+        eventually("the closure after the junk", move || {
+            b2.time_left(other).is_some()
+        })
+        .await;
+        assert!(matches!(b.sharers(), Some(1..=1_000_000)));
+        assert!(b.is_shared());
     })
     .await;
 }
