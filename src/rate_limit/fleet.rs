@@ -1086,13 +1086,19 @@ async fn subscriber(fleet: Arc<Fleet>, local: Local) {
 /// How long a process counts as alive after its last heartbeat.
 const ALIVE: Duration = Duration::from_secs(3);
 
+/// The heartbeats' clock: a tick missed by a busy runtime is taken late, not twice.
+fn each_second() -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
 /// Tells Redis once a second that this process shares `bucket`'s floor, and sets the floor's
 /// share from the number of processes alive. Ends with the bucket.
 async fn heartbeat(fleet: Arc<Fleet>, bucket: Weak<crate::retry::budget::Bucket>) {
     let hash = fleet.store.budget_hash();
     let holder = format!("{}-{:08x}", fleet.holder, rand::random::<u32>());
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = each_second();
     loop {
         tick.tick().await;
         let Some(bucket) = bucket.upgrade() else {
@@ -1107,8 +1113,7 @@ async fn heartbeat(fleet: Arc<Fleet>, bucket: Weak<crate::retry::budget::Bucket>
 /// members alive: each spends its share of an announced quota. Ends with the gates.
 async fn count_members(fleet: Weak<Fleet>) {
     let mut answered = tokio::time::Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = each_second();
     loop {
         tick.tick().await;
         let Some(fleet) = fleet.upgrade() else {

@@ -655,24 +655,33 @@ fn assert_one_window_one_probe(shared: &fleet::FleetFigures) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_cluster_changes_go_to_the_shard_that_holds_the_gates_only() {
-    let Some(mut cluster) = RedisCluster::start() else {
-        return;
-    };
+/// Two processes' gates, shared through `cluster`, once both are.
+async fn two_on_cluster(
+    cluster: &RedisCluster,
+    store: impl Fn(RedisStore) -> RedisStore,
+) -> (RateLimitGates, RateLimitGates) {
     let urls = cluster.urls();
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    let a = RateLimitGates::new()
-        .shared(RedisStore::cluster(&urls, NS).unwrap())
-        .unwrap();
-    let b = RateLimitGates::new()
-        .shared(RedisStore::cluster(&urls, NS).unwrap())
-        .unwrap();
+    let share = || {
+        RateLimitGates::new()
+            .shared(store(RedisStore::cluster(&urls, NS).unwrap()))
+            .unwrap()
+    };
+    let (a, b) = (share(), share());
     let (a2, b2) = (a.clone(), b.clone());
     eventually("shared on the cluster", move || {
         a2.is_shared() && b2.is_shared()
     })
     .await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_changes_go_to_the_shard_that_holds_the_gates_only() {
+    let Some(mut cluster) = RedisCluster::start() else {
+        return;
+    };
+    let (a, b) = two_on_cluster(&cluster, |s| s).await;
     for node in &cluster.nodes {
         node.reset_stats();
     }
@@ -709,20 +718,7 @@ async fn a_cluster_primary_killed_and_restarted_falls_back_then_shares_again() {
     let Some(mut cluster) = RedisCluster::start() else {
         return;
     };
-    let urls = cluster.urls();
-    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    let store = |urls: &[&str]| {
-        RedisStore::cluster(urls, NS)
-            .unwrap()
-            .resync_interval(Duration::from_millis(100))
-    };
-    let a = RateLimitGates::new().shared(store(&urls)).unwrap();
-    let b = RateLimitGates::new().shared(store(&urls)).unwrap();
-    let (a2, b2) = (a.clone(), b.clone());
-    eventually("shared on the cluster", move || {
-        a2.is_shared() && b2.is_shared()
-    })
-    .await;
+    let (a, b) = two_on_cluster(&cluster, |s| s.resync_interval(Duration::from_millis(100))).await;
     let api = Api::new(&[0, 29, 31], Duration::ZERO);
     let (ca, cb) = (api.client(&a), api.client(&b));
     // Shared: A's rejection closes the path for B.

@@ -44,6 +44,23 @@ struct Setup {
     run: Duration,
 }
 
+impl Setup {
+    /// `load` for `run` on one process's shared gates, against a server of 200/s with a
+    /// burst of 20 that keeps its rate and its word.
+    fn new(load: Load, run: Duration) -> Setup {
+        Setup {
+            rate: 200.0,
+            burst: 20.0,
+            change: None,
+            processes: 1,
+            shared: true,
+            load,
+            held: Duration::ZERO,
+            run,
+        }
+    }
+}
+
 /// The server's log: (arrival since the start, accepted).
 type Log = Arc<Mutex<Vec<(Duration, bool)>>>;
 
@@ -207,14 +224,9 @@ async fn a_rejected_probe_does_not_leave_the_pace_stuck() {
     // probe at the reopening is rejected, before anything was sent at the pace. That teaches
     // nothing of the server's rate: the pace is back near it within seconds.
     let setup = Setup {
-        rate: 200.0,
-        burst: 20.0,
-        change: None,
-        processes: 1,
         shared: false,
-        load: Load::Closed { workers: 8 },
         held: Duration::from_millis(1_500),
-        run: S(30),
+        ..Setup::new(Load::Closed { workers: 8 }, S(30))
     };
     let (_, goodput) = measure(setup, S(10)).await;
     assert!(goodput >= 0.9, "goodput {:.1} %", 100.0 * goodput);
@@ -236,14 +248,8 @@ async fn assert_settled(setup: Setup, settled: Duration) {
 /// settled after 30 s: few `429`s and goodput near the server's rate.
 async fn settled_closed_loop(processes: usize, workers: usize) {
     let setup = Setup {
-        rate: 200.0,
-        burst: 20.0,
-        change: None,
         processes,
-        shared: true,
-        load: Load::Closed { workers },
-        held: Duration::ZERO,
-        run: S(120),
+        ..Setup::new(Load::Closed { workers }, S(120))
     };
     assert_settled(setup, S(30)).await;
 }
@@ -271,28 +277,14 @@ async fn a_slow_server_with_a_small_burst_is_probed_rarely() {
     let setup = Setup {
         rate: 20.0,
         burst: 5.0,
-        change: None,
-        processes: 1,
-        shared: true,
-        load: Load::Closed { workers: 32 },
-        held: Duration::ZERO,
-        run: S(600),
+        ..Setup::new(Load::Closed { workers: 32 }, S(600))
     };
     assert_settled(setup, S(60)).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_open_loop_under_the_servers_rate_is_never_paced_below_it() {
-    let setup = Setup {
-        rate: 200.0,
-        burst: 20.0,
-        change: None,
-        processes: 1,
-        shared: true,
-        load: Load::Open { per_second: 180.0 },
-        held: Duration::ZERO,
-        run: S(60),
-    };
+    let setup = Setup::new(Load::Open { per_second: 180.0 }, S(60));
     let (rejected, goodput) = measure(setup, S(10)).await;
     assert_eq!(rejected, 0.0);
     assert!(goodput >= 0.89, "goodput {:.1} %", 100.0 * goodput);
@@ -312,14 +304,8 @@ async fn a_server_that_slows_down_or_speeds_up_is_followed() {
     // new rate.
     for to in [50.0, 100.0, 300.0] {
         let setup = Setup {
-            rate: 200.0,
-            burst: 20.0,
             change: Some((S(60), to)),
-            processes: 1,
-            shared: true,
-            load: Load::Closed { workers: 8 },
-            held: Duration::ZERO,
-            run: S(240),
+            ..Setup::new(Load::Closed { workers: 8 }, S(240))
         };
         let log = run(setup).await;
         let (rejected, goodput) = figures(&log, to, S(90), setup.run);
@@ -338,16 +324,7 @@ async fn an_open_loop_above_the_servers_rate_is_never_stalled() {
     // 300 requests a second for a server of 200: the queue at the gate grows to its bound
     // (`max_wait`), and requests past it fail at once. The path goes on sending at the
     // server's rate: no stretch of seconds without a request.
-    let setup = Setup {
-        rate: 200.0,
-        burst: 20.0,
-        change: None,
-        processes: 1,
-        shared: true,
-        load: Load::Open { per_second: 300.0 },
-        held: Duration::ZERO,
-        run: S(100),
-    };
+    let setup = Setup::new(Load::Open { per_second: 300.0 }, S(100));
     let log = run(setup).await;
     trace(&log, "open loop at 300/s, ok/429 per second");
     for from in (10..95).step_by(5) {
