@@ -207,7 +207,7 @@ impl RateLimitGates {
     /// The request goes as `key`'s probe.
     fn probe(&self, key: Key, id: ProbeId, turn: &Turn) -> ProbeId {
         tracing::debug!(key = %key, "rate-limit gate: sending the probe");
-        self.lanes.probed(key, turn);
+        self.lanes.probed(key, turn, clock());
         id
     }
 

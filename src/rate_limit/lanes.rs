@@ -162,6 +162,8 @@ struct Lane {
     closed_until: Option<Instant>,
     /// Closed for an outage: the tickets issued when it closed, and when.
     outage_since: Option<(u64, Instant)>,
+    /// When the probe of the lane's key went: the first ticket after it waits its gap.
+    probe_went: Option<Instant>,
 }
 
 /// Every paced path's lane.
@@ -397,19 +399,24 @@ impl Lanes {
         }
     }
 
-    /// `slot`'s request went as the probe, which any request may be, out of turn: the tickets
-    /// before it still wait, so it moves the schedule on only when it was the first waiting.
-    pub(crate) fn probed(&self, key: Key, turn: &Turn) {
-        let Some(slot) = turn.path else { return };
-        if let Some(lane) = self.lock().map.get_mut(&key)
-            && lane.first_waiting() == slot.ticket
-        {
-            lane.gone = lane.gone.max(slot.ticket + 1);
+    /// `turn`'s request went at `now` as the probe, which any request may be, out of turn:
+    /// the tickets before it still wait, so it moves the schedule on only when it was the
+    /// first waiting.
+    pub(crate) fn probed(&self, key: Key, turn: &Turn, now: Instant) {
+        if let Some(lane) = self.lock().map.get_mut(&key) {
+            lane.probe_went = Some(now);
+            if let Some(slot) = turn.path
+                && lane.first_waiting() == slot.ticket
+            {
+                lane.gone = lane.gone.max(slot.ticket + 1);
+            }
         }
     }
 
     /// `key`'s gate opened at `now` (its probe was answered): the tickets still waiting go
-    /// from now, at the pace, not all at once for the time the probe was out.
+    /// from now, at the pace, not all at once for the time the probe was out; the first one
+    /// no sooner than the pace's gap after the probe (a server that allows no burst rejects
+    /// a request right behind it).
     pub(crate) fn opened(&self, key: Key, now: Instant) {
         let mut inner = self.lock();
         if let Some(lane) = inner.map.get_mut(&key) {
@@ -422,8 +429,12 @@ impl Lanes {
                 lane.pace = Pace::ramp(now, RAMP_HEADROOM * asked.max(INITIAL_RATE));
                 lane.joins = Joins::new(now, lane.issued - lane.first_waiting());
             }
+            let at = match lane.probe_went.take() {
+                Some(went) => now.max(went + lane.pace.interval(now)),
+                None => now,
+            };
             let first = lane.first_waiting();
-            lane.rebase(now, first);
+            lane.rebase(at, first);
             lane.new_epoch();
             inner.moved(key);
         }
@@ -621,6 +632,7 @@ impl Lane {
             widened: None,
             closed_until: None,
             outage_since: None,
+            probe_went: None,
         }
     }
 
@@ -980,6 +992,21 @@ mod tests {
         for pair in due.windows(2) {
             assert!(pair[1] > pair[0]);
         }
+    }
+
+    #[test]
+    fn a_quick_probe_answer_leaves_the_next_request_its_gap() {
+        // A server that allows no burst rejects a request right behind the probe: the first
+        // waiting ticket goes a pace's gap after the probe went, not when its answer came.
+        let lanes = Lanes::new(10);
+        let (k, t0) = (Key::of("k"), Instant::now());
+        let reopen = t0 + MS(1000);
+        lanes.rejected(k, t0, None, reopen, true);
+        let waiting = take(&lanes, k, t0, reopen).unwrap();
+        lanes.probed(k, &Turn::default(), reopen);
+        let answered = reopen + MS(1);
+        lanes.opened(k, answered);
+        assert_eq!(lanes.due(k, waiting, answered), reopen + gap());
     }
 
     #[test]

@@ -24,9 +24,9 @@ pub(crate) const MARGIN: f64 = 0.97;
 /// server: the pace one [`DOUBLING`] before.
 pub(crate) const SLOW_START_KEEP: f64 = 0.5;
 
-/// A rejection measures the server when the server took at least this share of the path's
-/// pace, and [`MIN_TAKEN`] requests: otherwise the pace was not what overran it (a probe,
-/// another client).
+/// A rejection measures the server when the server took at least this share of what the
+/// path's pace let through over the same seconds, and [`MIN_TAKEN`] requests: otherwise the
+/// pace was not what overran it (a probe, another client).
 const IN_USE: f64 = 0.25;
 const MIN_TAKEN: f64 = 3.0;
 
@@ -188,6 +188,20 @@ impl Pace {
         Duration::try_from_secs_f64(secs).unwrap_or(crate::retry_after::MAX_HINT)
     }
 
+    /// The mean pace over the `secs` seconds up to `now`: what it let the callers send. A
+    /// slow start's mean is well under its pace at the end.
+    fn mean_rate(&self, now: Instant, secs: f64) -> f64 {
+        const SAMPLES: u32 = 32;
+        let sum: f64 = (0..SAMPLES)
+            .map(|i| {
+                let back = secs * (f64::from(i) + 0.5) / f64::from(SAMPLES);
+                let back = Duration::try_from_secs_f64(back).unwrap_or_default();
+                self.rate(now.checked_sub(back).unwrap_or(now))
+            })
+            .sum();
+        sum / f64::from(SAMPLES)
+    }
+
     /// The gap after a request sent at `at`.
     pub(crate) fn interval(&self, at: Instant) -> Duration {
         Duration::from_secs_f64(1.0 / self.rate(at))
@@ -203,8 +217,9 @@ impl Pace {
     /// the pace climbs back to it.
     pub(crate) fn rejected(&mut self, now: Instant, accepted: &Accepted, reopen: Instant) {
         let (pace, took) = (self.rate(now), accepted.rate(now));
+        let kept_up = accepted.kept_up(now, |secs| self.mean_rate(now, secs));
         self.since = reopen;
-        if !accepted.kept_up(now, pace) {
+        if !kept_up {
             return;
         }
         let (rate, from, hold, over) = match self.phase {
@@ -343,10 +358,11 @@ impl Accepted {
         n / secs.max(1.0)
     }
 
-    /// Whether the server took [`MIN_TAKEN`] requests and [`IN_USE`] of `pace` until `now`.
-    fn kept_up(&self, now: Instant, pace: f64) -> bool {
+    /// Whether the server took [`MIN_TAKEN`] requests until `now`, and [`IN_USE`] of the
+    /// `mean` pace over the seconds they span.
+    fn kept_up(&self, now: Instant, mean: impl FnOnce(f64) -> f64) -> bool {
         let (n, secs) = self.taken(now);
-        n >= MIN_TAKEN && n / secs >= IN_USE * pace
+        n >= MIN_TAKEN && n / secs >= IN_USE * mean(secs)
     }
 
     /// The path reopens at `at`: successes are counted from then.
@@ -463,6 +479,26 @@ mod tests {
             a.count(t0 + Duration::from_secs_f64(f64::from(i) / f64::from(per_second)));
         }
         a
+    }
+
+    #[test]
+    fn a_long_slow_start_that_overran_a_fast_server_learns_from_it() {
+        // A server of 1,000/s with a small burst: the slow start, sending all it lets through,
+        // overruns it after about 1.5 s, at a pace near 1,400/s. What the server took over
+        // those seconds is well under a quarter of that pace, but not of what the slow start
+        // let through: the rejection measures the server, and the pace keeps a ceiling.
+        let t0 = Instant::now();
+        let mut p = Pace::slow_start(t0);
+        let mut accepted = Accepted::new(t0);
+        let (mut at, end) = (t0, t0 + MS(1_530));
+        while at < end {
+            accepted.count(at);
+            at += p.interval(at);
+        }
+        assert!(accepted.rate(end) < IN_USE * p.rate(end));
+        p.rejected(end, &accepted, end + Duration::from_secs(1));
+        let ceiling = p.ceiling().expect("a ceiling learned");
+        assert!(ceiling >= SLOW_START_KEEP * 1_300.0, "{ceiling}");
     }
 
     #[test]

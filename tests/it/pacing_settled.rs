@@ -337,3 +337,46 @@ async fn an_open_loop_above_the_servers_rate_is_never_stalled() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_fast_server_is_learned_not_slow_started_again_at_every_rejection() {
+    // 1,000 requests/s: the slow start runs long enough that the pace at its end is over four
+    // times what it let through on average. Its rejection still measures the server: the
+    // pace keeps a ceiling and climbs from it, where starting over from 20/s at every
+    // rejection left the path at a fifth of the server's rate.
+    for workers in [8, 32] {
+        let setup = Setup {
+            rate: 1_000.0,
+            ..Setup::new(Load::Closed { workers }, S(60))
+        };
+        let (rejected, goodput) = measure(setup, S(20)).await;
+        assert!(rejected <= 0.1, "{setup:?}: {rejected:.3} 429s per second");
+        assert!(
+            goodput >= 0.75,
+            "{setup:?}: goodput {:.1} %",
+            100.0 * goodput
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_allows_no_burst_is_paced_not_stalled() {
+    // A bucket of one token (nginx's `limit_req` without `burst`): a request right behind
+    // the probe that reopened the path is rejected. The first request after the probe waits
+    // the pace's gap, so the path learns the server's rate, where it sent one probe and one
+    // rejected request a second for as long as it ran.
+    for rate in [50.0, 200.0] {
+        let setup = Setup {
+            rate,
+            burst: 1.0,
+            ..Setup::new(Load::Closed { workers: 8 }, S(60))
+        };
+        let (rejected, goodput) = measure(setup, S(20)).await;
+        assert!(rejected <= 0.1, "{setup:?}: {rejected:.3} 429s per second");
+        assert!(
+            goodput >= 0.65,
+            "{setup:?}: goodput {:.1} %",
+            100.0 * goodput
+        );
+    }
+}
