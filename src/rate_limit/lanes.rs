@@ -192,8 +192,11 @@ struct Inner {
     dead: HashMap<Key, BTreeMap<u64, u64>, FixedState>,
 }
 
-/// The most ranges of dead tickets a lane keeps; past it, more are not reused.
-const MAX_DEAD_RANGES: usize = 1024;
+/// The most ranges of dead tickets a lane keeps; past it, more are not reused (each costs
+/// its slot once, when its time passes). Ranges lie between tickets still waiting, so this
+/// many take as many waiting requests: a queue that gives up all at once, in any order, stays
+/// well under it.
+const MAX_DEAD_RANGES: usize = 1 << 16;
 
 impl Inner {
     /// `key`'s schedule moved: its waiting requests look again.
@@ -360,7 +363,11 @@ impl Lanes {
                     && let Some(lane) = map.get(&key)
                     && slot.ticket >= lane.first_waiting()
                 {
-                    bury(dead.entry(key).or_default(), slot.ticket);
+                    bury(
+                        dead.entry(key).or_default(),
+                        slot.ticket,
+                        lane.first_waiting(),
+                    );
                 }
             }
         }
@@ -764,8 +771,14 @@ impl Lane {
     }
 }
 
-/// Adds `ticket` to the ranges of dead tickets, merging neighbours.
-fn bury(dead: &mut BTreeMap<u64, u64>, ticket: u64) {
+/// Adds `ticket` to the ranges of dead tickets, merging neighbours, and drops the ranges
+/// already past (`first` is the first ticket still waiting).
+fn bury(dead: &mut BTreeMap<u64, u64>, ticket: u64, first: u64) {
+    while let Some(past) = dead.first_entry()
+        && *past.get() <= first
+    {
+        past.remove();
+    }
     let before = dead
         .range(..=ticket)
         .next_back()
@@ -815,19 +828,22 @@ mod tests {
     fn dead_tickets_merge_into_ranges_in_any_order() {
         let mut dead = BTreeMap::new();
         for t in [5, 3, 4, 9, 7, 8, 4, 1] {
-            bury(&mut dead, t);
+            bury(&mut dead, t, 0);
         }
         assert_eq!(
-            dead.into_iter().collect::<Vec<_>>(),
+            dead.clone().into_iter().collect::<Vec<_>>(),
             [(1, 2), (3, 6), (7, 10)]
         );
+        // The ranges the queue has passed are dropped.
+        bury(&mut dead, 12, 6);
+        assert_eq!(dead.into_iter().collect::<Vec<_>>(), [(7, 10), (12, 13)]);
         let mut full = BTreeMap::new();
         for t in 0..(2 * MAX_DEAD_RANGES as u64) {
-            bury(&mut full, 2 * t);
+            bury(&mut full, 2 * t, 0);
         }
         assert_eq!(full.len(), MAX_DEAD_RANGES);
         // A neighbour still merges into a full map.
-        bury(&mut full, 1);
+        bury(&mut full, 1, 0);
         assert_eq!(full.len(), MAX_DEAD_RANGES - 1);
     }
     use crate::rate_limit::pace::INITIAL_RATE;
