@@ -6,7 +6,7 @@
 //! ```
 //!
 //! 150 GETs a second for 30 s to a server of 8 slots of 40 ms (200 a second) with a FIFO
-//! queue and no shedding, whose service time doubles from 2 s to 7 s; every client times each
+//! queue and no shedding, whose service time doubles to 80 ms from the 2nd to the 7th second; every client times each
 //! attempt out after 1 s. Time is virtual (tokio's paused clock): the run is quick and its
 //! figures are the same on any machine, up to the retry jitter. Per second, for each client:
 //! goodput (successes), attempts that reached the server, and failed requests (the trigger's

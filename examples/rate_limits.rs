@@ -2,8 +2,8 @@
 //! server announcing its quota in each header convention.
 //!
 //! ```sh
-//! cargo run --release --example rate_limits
-//! cargo run --release --example rate_limits -- --requests 600   # a shorter run
+//! cargo run --example rate_limits
+//! cargo run --example rate_limits -- --requests 600   # a shorter run
 //! ```
 //!
 //! The server (in process, on loopback) limits `/limited/{n}` with one token bucket of 200

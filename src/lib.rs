@@ -55,8 +55,11 @@
 //! # }
 //! ```
 //!
-//! `api_contract()` is exactly this, with each layer configurable through
-//! [`ApiContractLayer`] (`.layer(ApiContractLayer::new().retry(...))`):
+//! `api_contract()` is this stack plus one link the separate layers lack: a first attempt held
+//! at a gate closed for an outage waits no longer than the retry schedule (see
+//! [`RateLimitBackoffLayer::max_outage_wait`](crate::RateLimitBackoffLayer::max_outage_wait)).
+//! Each layer stays configurable through [`ApiContractLayer`]
+//! (`.layer(ApiContractLayer::new().retry(...))`):
 //!
 //! ```text
 //! ServiceBuilder::new()

@@ -94,7 +94,10 @@ pub fn describe() {
         "Retryable errors returned without another attempt, by reason."
     );
     describe_counter!(BUDGET_EXHAUSTED, "Retries refused by the retry budget.");
-    describe_counter!(GATE_CLOSED, "Rate-limit gates closed by a rate limit.");
+    describe_counter!(
+        GATE_CLOSED,
+        "Rate-limit gates closed by a rate limit or an outage."
+    );
     describe_histogram!(
         GATE_WAIT,
         Unit::Seconds,

@@ -11,7 +11,9 @@
 //! - the retry layer is outermost, so it sees a closed gate as "never sent" and may retry even a
 //!   POST after it.
 //!
-//! [`ApiContractLayer`] is that stack as one layer, each part configurable;
+//! [`ApiContractLayer`] is that stack as one layer, each part configurable, plus one link
+//! between the parts: a first attempt held for an outage waits no longer than the retry
+//! layer's schedule (see [`RateLimitBackoffLayer::max_outage_wait`]);
 //! [`ServiceBuilderExt::api_contract`] adds its defaults to a `tower::ServiceBuilder`.
 //! [`ApiContractLayer::mcp()`] puts [`McpDecodeLayer`] innermost, for MCP clients.
 //!

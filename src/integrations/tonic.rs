@@ -3,16 +3,6 @@
 //! An [`Error`] also carries the equivalent `Status` in its chain of sources, where
 //! `tonic::client::Grpc` looks, so a call through the stack fails with the server's own code,
 //! message, details and metadata, not `Unknown`.
-//!
-//! ```
-//! use http::StatusCode;
-//! use tower_api_retry::{ApiError, Error, ErrorCode};
-//!
-//! let err = Error::from(ApiError::new(StatusCode::OK, ErrorCode::Unavailable, "restarting"));
-//! let status = tonic::Status::from(err);
-//! assert_eq!(status.code(), tonic::Code::Unavailable);
-//! assert_eq!(status.message(), "restarting");
-//! ```
 
 use crate::error::Error;
 
@@ -53,6 +43,20 @@ pub(crate) fn status_of(err: &Error) -> tonic::Status {
     status
 }
 
+/// Every [`Error`] converts into a [`tonic::Status`] with the right code, its message,
+/// details and metadata. An [`Error`] also carries the equivalent `Status` in its chain of
+/// sources, where `tonic::client::Grpc` looks, so a call through the stack fails with the
+/// server's own code, not `Unknown`.
+///
+/// ```
+/// use http::StatusCode;
+/// use tower_api_retry::{ApiError, Error, ErrorCode};
+///
+/// let err = Error::from(ApiError::new(StatusCode::OK, ErrorCode::Unavailable, "restarting"));
+/// let status = tonic::Status::from(err);
+/// assert_eq!(status.code(), tonic::Code::Unavailable);
+/// assert_eq!(status.message(), "restarting");
+/// ```
 impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
         status_of(&err)

@@ -1,7 +1,10 @@
-//! MCP mode of the error decoder: tool-call errors inside HTTP 200 JSON-RPC responses, decoded
-//! by [`McpDecodeLayer`] into the same typed [`Error`](crate::Error) as an HTTP error.
+//! MCP mode of the error decoder. Over MCP a tool error does not change the HTTP status: it
+//! comes back as a 200 whose JSON-RPC `result` has `isError: true`, which the retry and
+//! rate-limit layers would take for a success. [`McpDecodeLayer`] reads a JSON success (up to
+//! 64 KiB, for up to 10 s), turns a tool error into the same typed [`Error`](crate::Error) as
+//! an HTTP error, and hands every other body back byte for byte in an [`McpBody`].
 //! [`ApiContractLayer::mcp`](crate::ApiContractLayer::mcp) installs the whole stack in this
-//! mode.
+//! mode; [`McpDecodeLayer`] has an example.
 
 mod body;
 mod inspect;

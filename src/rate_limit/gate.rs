@@ -135,7 +135,7 @@ impl RateLimitGates {
         !filter.may_hold(key) && (scope == key || !filter.may_hold(scope))
     }
 
-    /// How many paths are paced after a rate limit (see the [module docs](super#pacing)).
+    /// How many paths are paced after a rate limit (see the [module docs](super)).
     pub fn paced(&self) -> usize {
         self.lanes.len()
     }
@@ -231,7 +231,7 @@ impl RateLimitGates {
 
     /// `key`'s gate closed for a rate limit, or an `outage`; `scope` is its authority, when
     /// another key. Closures of several keys of one scope at once are the scope's (see the
-    /// [module docs](super#scope)); after an outage its lane reopens on a slow start.
+    /// [module docs](super)); after an outage its lane reopens on a slow start.
     pub(crate) fn scope_closed(&self, scope: Key, key: Key, outage: bool) {
         if scope != key
             && let Some(e) = self.view.peek(key)

@@ -26,7 +26,7 @@ impl Default for RateLimitBackoffLayer {
 }
 
 impl RateLimitBackoffLayer {
-    /// Waits up to 30 s at a closed gate, keys by scheme + authority + path, backs off 1 s
+    /// Waits up to 30 s at a closed gate, keys by scheme + authority + path template ([`Key::from_uri`](super::Key::from_uri)), backs off 1 s
     /// doubling to 30 s (plus up to 20 %) without a `Retry-After`, tracks up to 10,000 keys
     /// in a new gate map.
     pub fn new() -> Self {

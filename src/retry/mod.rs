@@ -106,7 +106,7 @@ pub use service::Retry;
 ///
 /// The same answer to that attempt shows it was the request's own (a message over a gRPC
 /// size limit), so a rate-limit gate below neither closes nor extends the path for it (see
-/// [outages](crate::rate_limit#outages)).
+/// [one request's own `RESOURCE_EXHAUSTED`](crate::rate_limit#one-requests-own-resource_exhausted)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExhaustedBefore;
 
