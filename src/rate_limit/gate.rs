@@ -61,8 +61,9 @@ pub(crate) enum Check {
         moved: Option<Waiter>,
         wake: Instant,
     },
-    /// The gate will not open before the deadline: fail with the time left.
-    Fail(Duration),
+    /// The gate will not open before the deadline: fail with the time left; at once when
+    /// the request's retry schedule is spent (`true`: see [`RateLimitGates::check`]).
+    Fail(Duration, bool),
 }
 
 impl Default for RateLimitGates {
@@ -150,15 +151,30 @@ impl RateLimitGates {
     }
 
     /// Decides what a request for `key` does now, given the latest time it may still be sent.
-    /// `turn` is the request's place in the lanes of its key and of its quota's scope: taken
-    /// at its first check, kept across checks.
+    /// A request still held for an outage at `stop` (the end of its retry schedule) fails
+    /// then, as at a closed gate. `turn` is the request's place in the lanes of its key and of
+    /// its quota's scope: taken at its first check, kept across checks.
     pub(crate) fn check(
         &self,
         key: Key,
         now: Instant,
         deadline: Instant,
+        stop: Option<Instant>,
         turn: &mut Turn,
     ) -> Check {
+        let stopped = stop.is_some_and(|stop| now >= stop) && self.health.is_out(key);
+        if !stopped {
+            return self.admit(key, now, deadline, turn);
+        }
+        match self.admit(key, now, now, turn) {
+            Check::Wait { .. } => Check::Fail(self.time_left(key).unwrap_or_default(), true),
+            Check::Fail(left, _) => Check::Fail(left, true),
+            go => go,
+        }
+    }
+
+    /// [`check`](Self::check), for a request that may wait until `deadline`.
+    fn admit(&self, key: Key, now: Instant, deadline: Instant, turn: &mut Turn) -> Check {
         let (now, deadline) = (now.into_std(), deadline.into_std());
         loop {
             let entry = self.view.get(key, now);
@@ -175,7 +191,7 @@ impl RateLimitGates {
                             wake,
                         };
                     }
-                    Admit::Fail(left) => return Check::Fail(left),
+                    Admit::Fail(left) => return Check::Fail(left, false),
                     Admit::Probe => match self.view.try_acquire_probe(key, now) {
                         Some(id) => match self.store.lease(key, id) {
                             Some(lease) => return Check::Lease(id, lease),
@@ -188,7 +204,7 @@ impl RateLimitGates {
                 },
             };
             return match self.lanes.turn(key, turn, now, not_before, deadline) {
-                Err(left) => Check::Fail(left),
+                Err(left) => Check::Fail(left, false),
                 Ok(None) => Check::Go(None),
                 // A request that may be sent twice wakes when the key's time is up, its turn
                 // or not: it may be the probe (see `PROBE_GRACE`).
@@ -419,9 +435,7 @@ pub(crate) async fn wait_turn(
     loop {
         let turn = held.turn.as_mut().expect("held until the wait ends");
         let now = Instant::now();
-        let stopped = stop.is_some_and(|stop| now >= stop) && held.gates.health.is_out(key);
-        let limit = if stopped { now } else { deadline };
-        let probe = match held.gates.check(key, now, limit, turn) {
+        let probe = match held.gates.check(key, now, deadline, stop, turn) {
             Check::Go(probe) => probe,
             Check::Lease(id, lease) => {
                 // Dropped while asking: the local role goes on.
@@ -434,22 +448,17 @@ pub(crate) async fn wait_turn(
                 let turn = held.turn.as_ref().expect("held until the wait ends");
                 Some(held.gates.probe(key, id, turn))
             }
-            Check::Fail(left) if !by_call || stopped => return Err(refused(left)),
-            Check::Fail(left) => {
+            Check::Fail(left, stopped) if !by_call || stopped => return Err(refused(left)),
+            Check::Fail(left, _) => {
                 // Nothing sent, nothing changes by failing early: the call ends at its
                 // deadline, as gRPC's own clients end it, saying how long the gate still
                 // needed then. (Its places in the lanes are given back at once.)
                 let until = Instant::now() + left;
-                if let Some(mut turn) = held.turn.take() {
-                    held.gates.lanes.give_back(key, &mut turn);
-                }
+                drop(held);
                 tokio::time::sleep_until(deadline).await;
                 let mut err = refused(until.saturating_duration_since(Instant::now()));
                 err.set_deadline_exceeded();
                 return Err(err);
-            }
-            Check::Wait { .. } if stopped => {
-                return Err(refused(held.gates.time_left(key).unwrap_or_default()));
             }
             Check::Wait {
                 changed,
@@ -519,39 +528,47 @@ mod tests {
         let g = RateLimitGates::new();
         let k = Key::of("k");
         assert!(matches!(
-            g.check(k, Instant::now(), far(), &mut Turn::default()),
+            g.check(k, Instant::now(), far(), None, &mut Turn::default()),
             Check::Go(None)
         ));
         g.reject(k, None, None, &B);
         assert_eq!(g.len(), 1);
         assert_eq!(g.time_left(k), Some(Duration::from_secs(1)));
         assert!(matches!(
-            g.check(k, Instant::now(), Instant::now(), &mut Turn::default()),
-            Check::Fail(d) if d == Duration::from_secs(1)
+            g.check(k, Instant::now(), Instant::now(), None, &mut Turn::default()),
+            Check::Fail(d, false) if d == Duration::from_secs(1)
         ));
         assert!(matches!(
-            g.check(k, Instant::now(), far(), &mut Turn::default()),
+            g.check(k, Instant::now(), far(), None, &mut Turn::default()),
             Check::Wait { .. }
         ));
         // Other keys are not affected.
         assert!(matches!(
-            g.check(Key::of("j"), Instant::now(), far(), &mut Turn::default()),
+            g.check(
+                Key::of("j"),
+                Instant::now(),
+                far(),
+                None,
+                &mut Turn::default()
+            ),
             Check::Go(None)
         ));
         tokio::time::advance(Duration::from_secs(1)).await;
-        let Check::Go(Some(id)) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
+        let Check::Go(Some(id)) = g.check(k, Instant::now(), far(), None, &mut Turn::default())
+        else {
             panic!("expected the probe")
         };
         // Only one probe.
         assert!(matches!(
-            g.check(k, Instant::now(), far(), &mut Turn::default()),
+            g.check(k, Instant::now(), far(), None, &mut Turn::default()),
             Check::Wait { .. }
         ));
         // Probe rejected: 2 s.
         g.reject(k, None, Some(id), &B);
         assert_eq!(g.time_left(k), Some(Duration::from_secs(2)));
         tokio::time::advance(Duration::from_secs(2)).await;
-        let Check::Go(Some(id)) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
+        let Check::Go(Some(id)) = g.check(k, Instant::now(), far(), None, &mut Turn::default())
+        else {
             panic!()
         };
         // A stale probe id does nothing; the right one opens.
@@ -563,7 +580,13 @@ mod tests {
         assert_eq!(g.paced(), 1);
         assert!(!g.is_empty());
         tokio::time::advance(LINGER + Duration::from_secs(1)).await;
-        let _ = g.check(Key::of("x"), Instant::now(), far(), &mut Turn::default());
+        let _ = g.check(
+            Key::of("x"),
+            Instant::now(),
+            far(),
+            None,
+            &mut Turn::default(),
+        );
         assert!(g.is_empty());
     }
 
@@ -611,12 +634,13 @@ mod tests {
         let g = RateLimitGates::new();
         let k = Key::of("k");
         g.reject(k, Some(Duration::ZERO), None, &B);
-        let Check::Go(Some(id)) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
+        let Check::Go(Some(id)) = g.check(k, Instant::now(), far(), None, &mut Turn::default())
+        else {
             panic!()
         };
         g.hand_on(k, id);
         assert!(
-            matches!(g.check(k, Instant::now(), far(), &mut Turn::default()), Check::Go(Some(n)) if n != id)
+            matches!(g.check(k, Instant::now(), far(), None, &mut Turn::default()), Check::Go(Some(n)) if n != id)
         );
     }
 
@@ -625,7 +649,8 @@ mod tests {
         let g = RateLimitGates::new();
         let k = Key::of("k");
         g.reject(k, Some(Duration::ZERO), None, &B);
-        let Check::Go(Some(id)) = g.check(k, Instant::now(), far(), &mut Turn::default()) else {
+        let Check::Go(Some(id)) = g.check(k, Instant::now(), far(), None, &mut Turn::default())
+        else {
             panic!()
         };
         let waiter = tokio::spawn(wait_turn(g.clone(), k, far(), false, None, Turn::default()));
@@ -677,7 +702,13 @@ mod tests {
         assert!(g.time_left(Key::of(&9_999u32)).is_some());
         assert!(g.time_left(Key::of(&0u32)).is_none());
         tokio::time::advance(Duration::from_secs(20_000) + LINGER).await;
-        let _ = g.check(Key::of("x"), Instant::now(), far(), &mut Turn::default());
+        let _ = g.check(
+            Key::of("x"),
+            Instant::now(),
+            far(),
+            None,
+            &mut Turn::default(),
+        );
         assert!(g.is_empty());
         let none = RateLimitGates::with_max_keys(0);
         none.reject(Key::of("k"), None, None, &B);

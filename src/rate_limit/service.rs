@@ -111,13 +111,13 @@ impl<S> RateLimitBackoff<S> {
         // waits.
         let once = !RequestFacts::of(request.method(), request.headers()).idempotent;
         let mut turn = Turn::new((scope != key).then_some(scope), once);
-        match config.gates.check(key, now, deadline, &mut turn) {
+        match config.gates.check(key, now, deadline, stop, &mut turn) {
             Check::Go(probe) => {
                 track.probe = probe;
                 track.landing = turn.landing(key);
                 return ResponseFuture::called(self.inner.call(request), Some(track));
             }
-            Check::Fail(left) if call.is_none() => {
+            Check::Fail(left, stopped) if call.is_none() || stopped => {
                 let error = Some(refused(left));
                 let state = State::Failed { error };
                 return ResponseFuture { state, track: None };
@@ -128,7 +128,7 @@ impl<S> RateLimitBackoff<S> {
                 config.gates.view.release_probe(key, id);
             }
             // A gate that opens past the call's deadline fails there (see `wait_turn`).
-            Check::Fail(_) | Check::Wait { .. } => {}
+            Check::Fail(..) | Check::Wait { .. } => {}
         }
         // The request waits for its turn. Keep the instance that `poll_ready` readied; this
         // one takes its place.
