@@ -15,6 +15,7 @@ use super::{
     policy::{self, Entry, ProbeId},
     store::{GateStore, Lease, MemoryStore},
 };
+use crate::lock;
 use crate::quota::Quota;
 use foldhash::fast::FixedState;
 use futures_core::Stream;
@@ -473,7 +474,7 @@ impl GateStore for Shared {
         let now = tokio::time::Instant::now().into_std();
         let window = quota.window.unwrap_or(reset).max(Duration::from_secs(1));
         {
-            let mut told = self.fleet.told.lock().unwrap_or_else(|p| p.into_inner());
+            let mut told = lock(&self.fleet.told);
             if told
                 .get(&scope)
                 .is_some_and(|at| now.saturating_duration_since(*at) < window)
@@ -710,7 +711,7 @@ impl Fleet {
         if !self.healthy.load(Ordering::Relaxed) {
             return None;
         }
-        self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.conn).clone()
     }
 
     /// Runs one call with the store's timeout; the outcome sets the health.
@@ -746,7 +747,7 @@ impl Fleet {
     /// Connects (once; the manager reconnects by itself afterwards) and loads the scripts,
     /// so a rejection costs one call.
     async fn connect(&self) -> Option<Conn> {
-        if let Some(conn) = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(conn) = lock(&self.conn).clone() {
             return Some(conn);
         }
         let timeout = self.store.timeout;
@@ -784,7 +785,7 @@ impl Fleet {
                 return None;
             }
         };
-        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+        *lock(&self.conn) = Some(conn.clone());
         Some(conn)
     }
 
@@ -810,7 +811,7 @@ impl Fleet {
     /// Every gate of the fleet, read again into the local view. `false` when Redis did not
     /// answer.
     async fn resync(&self, local: &Local) -> bool {
-        let Some(mut conn) = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+        let Some(mut conn) = lock(&self.conn).clone() else {
             return false;
         };
         let reply: Option<Vec<redis::Value>> = self
@@ -977,7 +978,7 @@ impl Local {
 async fn writer(fleet: Arc<Fleet>, mut ops: mpsc::Receiver<Op>, local: Local) {
     while let Some(op) = ops.recv().await {
         // Tried even while the last call failed: this is how the writer finds Redis back.
-        let Some(mut conn) = fleet.conn.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+        let Some(mut conn) = lock(&fleet.conn).clone() else {
             continue;
         };
         let s = fleet.store.target.scripts();
@@ -1184,11 +1185,7 @@ impl Fleet {
     /// Marks `holder` alive in `hash` and returns how many are; `None` without Redis. A
     /// holder new to `hash` tells `channel` (when not empty) the count.
     async fn alive(&self, hash: &str, holder: &str, channel: &str) -> Option<u32> {
-        let mut conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()?;
+        let mut conn = lock(&self.conn).clone()?;
         let mut call = self.store.target.scripts().budget.key(hash);
         call.arg(holder)
             .arg(u64::try_from(ALIVE.as_millis()).unwrap_or(3000))

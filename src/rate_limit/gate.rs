@@ -366,21 +366,16 @@ pub(super) struct Repeatable(std::sync::Mutex<Counts>);
 type Counts = std::collections::HashMap<Key, u32, foldhash::fast::FixedState>;
 
 impl Repeatable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
-        // A panic while holding the lock cannot leave a count half-written: recover.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn waits(&self, key: Key) -> bool {
-        self.lock().contains_key(&key)
+        crate::lock(&self.0).contains_key(&key)
     }
 
     fn add(&self, key: Key) {
-        *self.lock().entry(key).or_default() += 1;
+        *crate::lock(&self.0).entry(key).or_default() += 1;
     }
 
     fn remove(&self, key: Key) {
-        let mut map = self.lock();
+        let mut map = crate::lock(&self.0);
         if let Some(n) = map.get_mut(&key) {
             *n -= 1;
             if *n == 0 {
