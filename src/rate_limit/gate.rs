@@ -334,7 +334,7 @@ impl RateLimitGates {
             crate::telemetry::gate_closed();
         } else if by_probe {
             tracing::debug!(key = %key, delay = ?wait, rejections = e.rejections, "rate-limit gate: probe rejected");
-            crate::telemetry::probe_rejected();
+            crate::telemetry::probe("rejected");
         }
     }
 
@@ -344,7 +344,7 @@ impl RateLimitGates {
             self.health.forget(key);
             self.lanes.opened(key, clock());
             tracing::debug!(key = %key, "rate-limit gate: opened");
-            crate::telemetry::probe_opened();
+            crate::telemetry::probe("opened");
         }
     }
 
@@ -352,7 +352,7 @@ impl RateLimitGates {
     /// takes the probe role.
     pub(crate) fn hand_on(&self, key: Key, probe: ProbeId) {
         if self.store.release_probe(key, probe) {
-            crate::telemetry::probe_handed_on();
+            crate::telemetry::probe("handed_on");
         }
     }
 }
