@@ -283,23 +283,11 @@ impl RedisStore {
         self
     }
 
-    /// The Redis key of the namespace's gates: one hash tag per namespace, so a Redis
-    /// Cluster keeps every gate of a fleet in one slot.
-    fn hash(&self) -> String {
-        format!("tower-api-retry:{{{}}}:gates", self.namespace)
-    }
-
-    fn channel(&self) -> String {
-        format!("tower-api-retry:{{{}}}:events", self.namespace)
-    }
-
-    /// The Redis key of the processes sharing the namespace's retry budget.
-    fn budget_hash(&self) -> String {
-        format!("tower-api-retry:{{{}}}:budget", self.namespace)
-    }
-
-    fn members_hash(&self) -> String {
-        format!("tower-api-retry:{{{}}}:members", self.namespace)
+    /// The namespace's Redis key (or channel) `what`: `gates`, `events`, `budget` (the
+    /// processes sharing the retry budget) or `members`. One hash tag per namespace, so a
+    /// Redis Cluster keeps every key of a fleet in one slot.
+    fn redis_key(&self, what: &str) -> String {
+        format!("tower-api-retry:{{{}}}:{what}", self.namespace)
     }
 }
 
@@ -314,8 +302,8 @@ impl RateLimitGates {
             tokio::runtime::Handle::try_current().map_err(|_| RedisStoreError::NoRuntime)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let fleet = Arc::new(Fleet {
-            hash: store.hash(),
-            channel: store.channel(),
+            hash: store.redis_key("gates"),
+            channel: store.redis_key("events"),
             holder: format!("{:016x}", rand::random::<u64>()),
             store,
             conn: Mutex::new(None),
@@ -1097,7 +1085,7 @@ fn each_second() -> tokio::time::Interval {
 /// Tells Redis once a second that this process shares `bucket`'s floor, and sets the floor's
 /// share from the number of processes alive. Ends with the bucket.
 async fn heartbeat(fleet: Arc<Fleet>, bucket: Weak<crate::retry::budget::Bucket>) {
-    let hash = fleet.store.budget_hash();
+    let hash = fleet.store.redis_key("budget");
     let holder = format!("{}-{:08x}", fleet.holder, rand::random::<u32>());
     let mut tick = each_second();
     loop {
@@ -1120,7 +1108,7 @@ async fn count_members(fleet: Weak<Fleet>) {
         let Some(fleet) = fleet.upgrade() else {
             return;
         };
-        let hash = fleet.store.members_hash();
+        let hash = fleet.store.redis_key("members");
         let joins = fleet.members.joins();
         match fleet.alive(&hash, &fleet.holder, &fleet.channel).await {
             Some(alive) => {
