@@ -894,6 +894,15 @@ impl Local {
         self.view.strong_count() > 0 && self.lanes.strong_count() > 0
     }
 
+    /// The gates, while they live.
+    fn upgrade(&self) -> Option<(Arc<MemoryStore>, Arc<Lanes>, Arc<Health>)> {
+        Some((
+            self.view.upgrade()?,
+            self.lanes.upgrade()?,
+            self.health.upgrade()?,
+        ))
+    }
+
     fn any_closed(&self) -> Option<bool> {
         Some(!self.view.upgrade()?.is_empty())
     }
@@ -914,11 +923,7 @@ impl Local {
         last_delay: Duration,
         outage: bool,
     ) {
-        let (Some(view), Some(lanes), Some(health)) = (
-            self.view.upgrade(),
-            self.lanes.upgrade(),
-            self.health.upgrade(),
-        ) else {
+        let Some((view, lanes, health)) = self.upgrade() else {
             return;
         };
         let now = tokio::time::Instant::now().into_std();
@@ -947,11 +952,7 @@ impl Local {
 
     /// Another process's probe opened `key`.
     fn opened(&self, key: Key) {
-        let (Some(view), Some(lanes), Some(health)) = (
-            self.view.upgrade(),
-            self.lanes.upgrade(),
-            self.health.upgrade(),
-        ) else {
+        let Some((view, lanes, health)) = self.upgrade() else {
             return;
         };
         if view.remove_if(key, |_| true) {
