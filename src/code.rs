@@ -44,7 +44,6 @@ macro_rules! codes {
 
             /// A bounded label for metrics: the code's name, or `_OTHER` for a code this
             /// crate does not know (its text is the server's, and unbounded).
-            #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
             pub(crate) const fn label(&self) -> &'static str {
                 match self {
                     $( ErrorCode::$variant => $text, )*

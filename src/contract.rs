@@ -273,50 +273,21 @@ impl OutageSignals {
             | Self::DEADLINE_EXCEEDED.0
             | Self::REFUSED.0,
     );
-
-    const NAMES: [(&'static str, OutageSignals); 6] = [
-        ("UNAVAILABLE", Self::UNAVAILABLE),
-        ("BAD_GATEWAY", Self::BAD_GATEWAY),
-        ("GATEWAY_TIMEOUT", Self::GATEWAY_TIMEOUT),
-        ("DEADLINE_EXCEEDED", Self::DEADLINE_EXCEEDED),
-        ("REFUSED", Self::REFUSED),
-        ("INTERNAL", Self::INTERNAL),
-    ];
-
-    /// `true` when every signal of `other` is in `self`.
-    pub const fn contains(self, other: OutageSignals) -> bool {
-        self.0 & other.0 == other.0
-    }
 }
 
-impl std::ops::BitOr for OutageSignals {
-    type Output = OutageSignals;
-
-    fn bitor(self, other: OutageSignals) -> OutageSignals {
-        OutageSignals(self.0 | other.0)
-    }
-}
-
-impl std::ops::BitOrAssign for OutageSignals {
-    fn bitor_assign(&mut self, other: OutageSignals) {
-        self.0 |= other.0;
-    }
-}
-
-impl fmt::Debug for OutageSignals {
-    /// The names of the signals, as `OutageSignals(UNAVAILABLE | REFUSED)`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let members = Self::NAMES.into_iter().filter(|(_, s)| self.contains(*s));
-        crate::text::write_set(f, "OutageSignals", members.map(|(name, _)| name))
-    }
-}
-
-impl Default for OutageSignals {
-    /// [`OutageSignals::DEFAULT`].
-    fn default() -> Self {
-        OutageSignals::DEFAULT
-    }
-}
+crate::text::flag_set!(
+    OutageSignals[
+        UNAVAILABLE,
+        BAD_GATEWAY,
+        GATEWAY_TIMEOUT,
+        DEADLINE_EXCEEDED,
+        REFUSED,
+        INTERNAL,
+    ],
+    "signal",
+    "signals",
+    "OutageSignals(UNAVAILABLE | REFUSED)"
+);
 
 /// When a path's transient rejections are an outage, which closes its gate: the
 /// [signals](OutageSignals) that count, and the threshold (a circuit breaker's "consecutive

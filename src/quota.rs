@@ -45,7 +45,6 @@ use sfv::{BareItemFromInput, KeyRef, Parser, visitor};
 use std::{
     borrow::Cow,
     convert::Infallible,
-    fmt,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -108,18 +107,6 @@ impl RateLimitHeaders {
     /// Every family.
     pub(crate) const ALL: Self = RateLimitHeaders(0b1111);
 
-    const NAMES: [(&'static str, RateLimitHeaders); 4] = [
-        ("IETF", Self::IETF),
-        ("X_RATELIMIT", Self::X_RATELIMIT),
-        ("OPENAI", Self::OPENAI),
-        ("ANTHROPIC", Self::ANTHROPIC),
-    ];
-
-    /// `true` when every family of `other` is in `self`.
-    pub const fn contains(self, other: RateLimitHeaders) -> bool {
-        self.0 & other.0 == other.0
-    }
-
     /// `true` for [`NONE`](Self::NONE).
     pub(crate) const fn is_empty(self) -> bool {
         self.0 == 0
@@ -131,34 +118,12 @@ impl RateLimitHeaders {
     }
 }
 
-impl std::ops::BitOr for RateLimitHeaders {
-    type Output = RateLimitHeaders;
-
-    fn bitor(self, other: RateLimitHeaders) -> RateLimitHeaders {
-        RateLimitHeaders(self.0 | other.0)
-    }
-}
-
-impl std::ops::BitOrAssign for RateLimitHeaders {
-    fn bitor_assign(&mut self, other: RateLimitHeaders) {
-        self.0 |= other.0;
-    }
-}
-
-impl fmt::Debug for RateLimitHeaders {
-    /// The names of the families, as `RateLimitHeaders(IETF | X_RATELIMIT)`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let members = Self::NAMES.into_iter().filter(|(_, s)| self.contains(*s));
-        crate::text::write_set(f, "RateLimitHeaders", members.map(|(name, _)| name))
-    }
-}
-
-impl Default for RateLimitHeaders {
-    /// [`RateLimitHeaders::DEFAULT`].
-    fn default() -> Self {
-        RateLimitHeaders::DEFAULT
-    }
-}
+crate::text::flag_set!(
+    RateLimitHeaders[IETF, X_RATELIMIT, OPENAI, ANTHROPIC],
+    "family",
+    "families",
+    "RateLimitHeaders(IETF | X_RATELIMIT)"
+);
 
 /// Where a quota announced in response headers applies: by default the whole authority
 /// (GitHub's quota covers every path of the API for the caller). A `429` that announces no

@@ -187,25 +187,12 @@ pub(crate) fn gate_refused() {
     counter!(names::GATE_REFUSED).increment(1);
 }
 
-/// A probe's answer opened its gate.
+/// A probe's outcome: `"opened"` (its answer opened its gate), `"rejected"` (rate limited
+/// again) or `"handed_on"` (no answer: another request takes the role).
 #[inline]
-pub(crate) fn probe_opened() {
+pub(crate) fn probe(outcome: &'static str) {
     #[cfg(feature = "metrics")]
-    counter!(names::GATE_PROBE, "outcome" => "opened").increment(1);
-}
-
-/// A probe was rate limited again.
-#[inline]
-pub(crate) fn probe_rejected() {
-    #[cfg(feature = "metrics")]
-    counter!(names::GATE_PROBE, "outcome" => "rejected").increment(1);
-}
-
-/// A probe got no answer: another request takes the role.
-#[inline]
-pub(crate) fn probe_handed_on() {
-    #[cfg(feature = "metrics")]
-    counter!(names::GATE_PROBE, "outcome" => "handed_on").increment(1);
+    counter!(names::GATE_PROBE, "outcome" => outcome).increment(1);
 }
 
 /// A wait at a closed gate, timed: `wait` as it is without the `metrics` feature.

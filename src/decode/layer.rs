@@ -169,9 +169,7 @@ impl ErrorDecodeLayer {
     /// # }
     /// ```
     pub fn sensitive_header<N: TryInto<HeaderName>>(mut self, name: N) -> Self {
-        if let Ok(name) = name.try_into() {
-            self.sensitive = self.sensitive.with(name);
-        }
+        self.sensitive = self.sensitive.with(name);
         self
     }
 

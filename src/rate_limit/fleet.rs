@@ -15,6 +15,7 @@ use super::{
     policy::{self, Entry, ProbeId},
     store::{GateStore, Lease, MemoryStore},
 };
+use crate::lock;
 use crate::quota::Quota;
 use foldhash::fast::FixedState;
 use futures_core::Stream;
@@ -282,23 +283,11 @@ impl RedisStore {
         self
     }
 
-    /// The Redis key of the namespace's gates: one hash tag per namespace, so a Redis
-    /// Cluster keeps every gate of a fleet in one slot.
-    fn hash(&self) -> String {
-        format!("tower-api-retry:{{{}}}:gates", self.namespace)
-    }
-
-    fn channel(&self) -> String {
-        format!("tower-api-retry:{{{}}}:events", self.namespace)
-    }
-
-    /// The Redis key of the processes sharing the namespace's retry budget.
-    fn budget_hash(&self) -> String {
-        format!("tower-api-retry:{{{}}}:budget", self.namespace)
-    }
-
-    fn members_hash(&self) -> String {
-        format!("tower-api-retry:{{{}}}:members", self.namespace)
+    /// The namespace's Redis key (or channel) `what`: `gates`, `events`, `budget` (the
+    /// processes sharing the retry budget) or `members`. One hash tag per namespace, so a
+    /// Redis Cluster keeps every key of a fleet in one slot.
+    fn redis_key(&self, what: &str) -> String {
+        format!("tower-api-retry:{{{}}}:{what}", self.namespace)
     }
 }
 
@@ -313,8 +302,8 @@ impl RateLimitGates {
             tokio::runtime::Handle::try_current().map_err(|_| RedisStoreError::NoRuntime)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let fleet = Arc::new(Fleet {
-            hash: store.hash(),
-            channel: store.channel(),
+            hash: store.redis_key("gates"),
+            channel: store.redis_key("events"),
             holder: format!("{:016x}", rand::random::<u64>()),
             store,
             conn: Mutex::new(None),
@@ -473,7 +462,7 @@ impl GateStore for Shared {
         let now = tokio::time::Instant::now().into_std();
         let window = quota.window.unwrap_or(reset).max(Duration::from_secs(1));
         {
-            let mut told = self.fleet.told.lock().unwrap_or_else(|p| p.into_inner());
+            let mut told = lock(&self.fleet.told);
             if told
                 .get(&scope)
                 .is_some_and(|at| now.saturating_duration_since(*at) < window)
@@ -710,7 +699,7 @@ impl Fleet {
         if !self.healthy.load(Ordering::Relaxed) {
             return None;
         }
-        self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.conn).clone()
     }
 
     /// Runs one call with the store's timeout; the outcome sets the health.
@@ -746,7 +735,7 @@ impl Fleet {
     /// Connects (once; the manager reconnects by itself afterwards) and loads the scripts,
     /// so a rejection costs one call.
     async fn connect(&self) -> Option<Conn> {
-        if let Some(conn) = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(conn) = lock(&self.conn).clone() {
             return Some(conn);
         }
         let timeout = self.store.timeout;
@@ -784,7 +773,7 @@ impl Fleet {
                 return None;
             }
         };
-        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+        *lock(&self.conn) = Some(conn.clone());
         Some(conn)
     }
 
@@ -810,7 +799,7 @@ impl Fleet {
     /// Every gate of the fleet, read again into the local view. `false` when Redis did not
     /// answer.
     async fn resync(&self, local: &Local) -> bool {
-        let Some(mut conn) = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+        let Some(mut conn) = lock(&self.conn).clone() else {
             return false;
         };
         let reply: Option<Vec<redis::Value>> = self
@@ -905,6 +894,15 @@ impl Local {
         self.view.strong_count() > 0 && self.lanes.strong_count() > 0
     }
 
+    /// The gates, while they live.
+    fn upgrade(&self) -> Option<(Arc<MemoryStore>, Arc<Lanes>, Arc<Health>)> {
+        Some((
+            self.view.upgrade()?,
+            self.lanes.upgrade()?,
+            self.health.upgrade()?,
+        ))
+    }
+
     fn any_closed(&self) -> Option<bool> {
         Some(!self.view.upgrade()?.is_empty())
     }
@@ -925,11 +923,7 @@ impl Local {
         last_delay: Duration,
         outage: bool,
     ) {
-        let (Some(view), Some(lanes), Some(health)) = (
-            self.view.upgrade(),
-            self.lanes.upgrade(),
-            self.health.upgrade(),
-        ) else {
+        let Some((view, lanes, health)) = self.upgrade() else {
             return;
         };
         let now = tokio::time::Instant::now().into_std();
@@ -958,11 +952,7 @@ impl Local {
 
     /// Another process's probe opened `key`.
     fn opened(&self, key: Key) {
-        let (Some(view), Some(lanes), Some(health)) = (
-            self.view.upgrade(),
-            self.lanes.upgrade(),
-            self.health.upgrade(),
-        ) else {
+        let Some((view, lanes, health)) = self.upgrade() else {
             return;
         };
         if view.remove_if(key, |_| true) {
@@ -977,7 +967,7 @@ impl Local {
 async fn writer(fleet: Arc<Fleet>, mut ops: mpsc::Receiver<Op>, local: Local) {
     while let Some(op) = ops.recv().await {
         // Tried even while the last call failed: this is how the writer finds Redis back.
-        let Some(mut conn) = fleet.conn.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+        let Some(mut conn) = lock(&fleet.conn).clone() else {
             continue;
         };
         let s = fleet.store.target.scripts();
@@ -1096,7 +1086,7 @@ fn each_second() -> tokio::time::Interval {
 /// Tells Redis once a second that this process shares `bucket`'s floor, and sets the floor's
 /// share from the number of processes alive. Ends with the bucket.
 async fn heartbeat(fleet: Arc<Fleet>, bucket: Weak<crate::retry::budget::Bucket>) {
-    let hash = fleet.store.budget_hash();
+    let hash = fleet.store.redis_key("budget");
     let holder = format!("{}-{:08x}", fleet.holder, rand::random::<u32>());
     let mut tick = each_second();
     loop {
@@ -1119,7 +1109,7 @@ async fn count_members(fleet: Weak<Fleet>) {
         let Some(fleet) = fleet.upgrade() else {
             return;
         };
-        let hash = fleet.store.members_hash();
+        let hash = fleet.store.redis_key("members");
         let joins = fleet.members.joins();
         match fleet.alive(&hash, &fleet.holder, &fleet.channel).await {
             Some(alive) => {
@@ -1184,11 +1174,7 @@ impl Fleet {
     /// Marks `holder` alive in `hash` and returns how many are; `None` without Redis. A
     /// holder new to `hash` tells `channel` (when not empty) the count.
     async fn alive(&self, hash: &str, holder: &str, channel: &str) -> Option<u32> {
-        let mut conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()?;
+        let mut conn = lock(&self.conn).clone()?;
         let mut call = self.store.target.scripts().budget.key(hash);
         call.arg(holder)
             .arg(u64::try_from(ALIVE.as_millis()).unwrap_or(3000))

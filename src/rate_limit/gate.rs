@@ -350,7 +350,7 @@ impl RateLimitGates {
             crate::telemetry::gate_closed();
         } else if by_probe {
             tracing::debug!(key = %key, delay = ?wait, rejections = e.rejections, "rate-limit gate: probe rejected");
-            crate::telemetry::probe_rejected();
+            crate::telemetry::probe("rejected");
         }
     }
 
@@ -360,7 +360,7 @@ impl RateLimitGates {
             self.health.forget(key);
             self.lanes.opened(key, clock());
             tracing::debug!(key = %key, "rate-limit gate: opened");
-            crate::telemetry::probe_opened();
+            crate::telemetry::probe("opened");
         }
     }
 
@@ -368,7 +368,7 @@ impl RateLimitGates {
     /// takes the probe role.
     pub(crate) fn hand_on(&self, key: Key, probe: ProbeId) {
         if self.store.release_probe(key, probe) {
-            crate::telemetry::probe_handed_on();
+            crate::telemetry::probe("handed_on");
         }
     }
 }
@@ -382,21 +382,16 @@ pub(super) struct Repeatable(std::sync::Mutex<Counts>);
 type Counts = std::collections::HashMap<Key, u32, foldhash::fast::FixedState>;
 
 impl Repeatable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
-        // A panic while holding the lock cannot leave a count half-written: recover.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn waits(&self, key: Key) -> bool {
-        self.lock().contains_key(&key)
+        crate::lock(&self.0).contains_key(&key)
     }
 
     fn add(&self, key: Key) {
-        *self.lock().entry(key).or_default() += 1;
+        *crate::lock(&self.0).entry(key).or_default() += 1;
     }
 
     fn remove(&self, key: Key) {
-        let mut map = self.lock();
+        let mut map = crate::lock(&self.0);
         if let Some(n) = map.get_mut(&key) {
             *n -= 1;
             if *n == 0 {

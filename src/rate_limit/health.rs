@@ -5,11 +5,12 @@
 
 use super::Key;
 use crate::contract::OutageRule;
+use crate::lock;
 use foldhash::fast::FixedState;
 use std::{
     collections::HashMap,
     sync::{
-        Mutex, MutexGuard,
+        Mutex,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -120,11 +121,6 @@ impl Health {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Window, FixedState>> {
-        // A panic while holding the lock cannot leave a window half-written: recover.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn publish(&self, map: &HashMap<Key, Window, FixedState>) {
         let bits = map.keys().fold(0, |bits, k| bits | k.filter_bit());
         self.filter.store(bits, Ordering::Relaxed);
@@ -145,7 +141,7 @@ impl Health {
     /// [`may_watch`](Self::may_watch) first).
     #[inline(never)]
     pub(crate) fn answered(&self, key: Key, now: Instant) {
-        let mut map = self.lock();
+        let mut map = lock(&self.inner);
         let Some(w) = map.get_mut(&key) else {
             return;
         };
@@ -178,7 +174,7 @@ impl Health {
         if max == 0 {
             return false;
         }
-        let mut map = self.lock();
+        let mut map = lock(&self.inner);
         if !map.contains_key(&key) {
             make_room(&mut map, now, max);
             map.insert(key, Window::new(now));
@@ -198,13 +194,13 @@ impl Health {
     /// `key`'s gate closed for an outage: its probe's signal says the outage goes on
     /// (a gate closed for a rate limit, or by another process, is opened by any answer).
     pub(crate) fn is_out(&self, key: Key) -> bool {
-        self.may_watch(key) && self.lock().get(&key).is_some_and(|w| w.out)
+        self.may_watch(key) && lock(&self.inner).get(&key).is_some_and(|w| w.out)
     }
 
     /// `key`'s gate opened: it starts afresh.
     pub(crate) fn forget(&self, key: Key) {
         if self.may_watch(key) {
-            let mut map = self.lock();
+            let mut map = lock(&self.inner);
             if map.remove(&key).is_some() {
                 self.publish(&map);
             }
@@ -237,7 +233,7 @@ mod tests {
     impl Health {
         /// How many paths are watched.
         pub(crate) fn len(&self) -> usize {
-            self.lock().len()
+            lock(&self.inner).len()
         }
     }
 

@@ -14,11 +14,12 @@ use super::{
     pace::{Accepted, DOUBLING, INITIAL_RATE, Pace},
     policy::LINGER,
 };
+use crate::lock;
 use foldhash::fast::FixedState;
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -221,11 +222,6 @@ impl Lanes {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave a lane half-written: recover.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// `true` when no path is paced: one relaxed atomic load.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
@@ -249,7 +245,7 @@ impl Lanes {
         not_before: Instant,
         deadline: Instant,
     ) -> Reserve {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         if inner.next_sweep.is_none_or(|t| t <= now) {
             inner.next_sweep = Some(now + Duration::from_secs(1));
             let Inner {
@@ -356,7 +352,7 @@ impl Lanes {
         }
         let places = [(Some(key), turn.path), (turn.scope_key, turn.scope)];
         if places.iter().any(|(_, slot)| slot.is_some()) {
-            let mut inner = self.lock();
+            let mut inner = lock(&self.inner);
             let Inner { map, dead, .. } = &mut *inner;
             for (key, slot) in places {
                 if let (Some(key), Some(slot)) = (key, slot)
@@ -382,7 +378,7 @@ impl Lanes {
         slot: Slot,
         now: Instant,
     ) -> (Instant, Option<Waiter>) {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let due = match inner.map.get(&key) {
             Some(lane) if lane.epoch == slot.epoch => slot.at,
             Some(lane) => lane.due(slot.ticket),
@@ -401,7 +397,7 @@ impl Lanes {
 
     /// `slot`'s request went: the tickets before it no longer hold the schedule back.
     pub(crate) fn went(&self, key: Key, slot: Slot) {
-        if let Some(lane) = self.lock().map.get_mut(&key) {
+        if let Some(lane) = lock(&self.inner).map.get_mut(&key) {
             lane.gone = lane.gone.max(slot.ticket + 1);
         }
     }
@@ -410,7 +406,7 @@ impl Lanes {
     /// the tickets before it still wait, so it moves the schedule on only when it was the
     /// first waiting.
     pub(crate) fn probed(&self, key: Key, turn: &Turn, now: Instant) {
-        if let Some(lane) = self.lock().map.get_mut(&key) {
+        if let Some(lane) = lock(&self.inner).map.get_mut(&key) {
             lane.probe_went = Some(now);
             if let Some(slot) = turn.path
                 && lane.first_waiting() == slot.ticket
@@ -425,7 +421,7 @@ impl Lanes {
     /// no sooner than the pace's gap after the probe (a server that allows no burst rejects
     /// a request right behind it).
     pub(crate) fn opened(&self, key: Key, now: Instant) {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         if let Some(lane) = inner.map.get_mut(&key) {
             lane.pace.reopened(now);
             if let Some((issued, since)) = lane.outage_since.take() {
@@ -458,7 +454,7 @@ impl Lanes {
             return;
         }
         let ends = now + reset;
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let map = &mut inner.map;
         if !map.contains_key(&key) {
             self.make_room(map, now);
@@ -485,8 +481,7 @@ impl Lanes {
 
     /// A request that took a slot of `key`'s budget is no longer in flight.
     pub(crate) fn landed(&self, key: Key) {
-        if let Some(b) = self
-            .lock()
+        if let Some(b) = lock(&self.inner)
             .map
             .get_mut(&key)
             .and_then(|l| l.budget.as_mut())
@@ -500,7 +495,7 @@ impl Lanes {
     /// has a lane) closes the scope's lane too.
     pub(crate) fn scope_rejected(&self, scope: Key, key: Key, now: Instant, until: Instant) {
         let widen = {
-            let mut inner = self.lock();
+            let mut inner = lock(&self.inner);
             if let Some(lane) = inner.map.get_mut(&scope) {
                 if lane.widened.is_some() {
                     lane.widened = Some(now);
@@ -527,9 +522,9 @@ impl Lanes {
         if !widen {
             return;
         }
-        let existed = !self.is_empty() && self.lock().map.contains_key(&scope);
+        let existed = !self.is_empty() && lock(&self.inner).map.contains_key(&scope);
         self.rejected(scope, now, None, until, true);
-        if !existed && let Some(lane) = self.lock().map.get_mut(&scope) {
+        if !existed && let Some(lane) = lock(&self.inner).map.get_mut(&scope) {
             tracing::debug!(scope = %scope, "rate-limit gate: rejections on several paths, the limit is the whole server's");
             lane.widened = Some(now);
         }
@@ -537,7 +532,7 @@ impl Lanes {
 
     /// A request of `key`'s lane got an answer that is not a rate limit.
     pub(crate) fn succeeded(&self, key: Key, now: Instant) {
-        if let Some(lane) = self.lock().map.get_mut(&key) {
+        if let Some(lane) = lock(&self.inner).map.get_mut(&key) {
             lane.accepted.count(now);
         }
     }
@@ -557,7 +552,7 @@ impl Lanes {
         if self.max.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let map = &mut inner.map;
         if let Some(lane) = map.get_mut(&key) {
             // A scope's lane has no gate of its own: it remembers its last closure, so
@@ -586,7 +581,7 @@ impl Lanes {
     /// `key` closed at `now` for an outage, until `until`. An outage says nothing of the
     /// server's capacity: the lane ramps up from a slow start when it reopens (see [`Joins`]).
     pub(crate) fn outage(&self, key: Key, now: Instant, until: Instant) {
-        if let Some(lane) = self.lock().map.get_mut(&key) {
+        if let Some(lane) = lock(&self.inner).map.get_mut(&key) {
             lane.pace = Pace::slow_start(until);
             // Tickets taken from now on follow the slow start, not the pace it replaced.
             lane.new_epoch();
@@ -864,7 +859,7 @@ mod tests {
             if self.is_empty() {
                 return;
             }
-            let mut inner = self.lock();
+            let mut inner = lock(&self.inner);
             inner.map.retain(|_, lane| !idle(lane, now));
             self.tracked.store(inner.map.len(), Ordering::Relaxed);
         }

@@ -8,6 +8,7 @@ use super::{
     notify::{Waiter, Waiters},
     policy::{self, Entry, ProbeId},
 };
+use crate::lock;
 use crate::quota::Quota;
 use std::{
     any::Any,
@@ -16,7 +17,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -116,14 +117,6 @@ impl MemoryStore {
         &self.filter
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the map inconsistent in a way that
-        // matters more than losing rate-limit state, so poisoning is ignored.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     fn publish(&self, st: &State) {
         self.tracked.store(st.slots.len(), Ordering::Relaxed);
     }
@@ -155,7 +148,7 @@ impl MemoryStore {
     /// change between the two is missed). Drops the entries that expired
     /// [`LINGER`](policy::LINGER) ago first.
     pub(crate) fn get(&self, key: Key, now: Instant) -> Option<(Entry, Waiter)> {
-        let mut st = self.lock();
+        let mut st = lock(&self.state);
         if st.sweep(now) > 0 {
             self.publish(&st);
         }
@@ -166,7 +159,7 @@ impl MemoryStore {
 
     /// `key`'s entry as it is: no sweep, no subscription.
     pub(crate) fn peek(&self, key: Key) -> Option<Entry> {
-        self.lock().slots.get(&key).map(|slot| slot.entry)
+        lock(&self.state).slots.get(&key).map(|slot| slot.entry)
     }
 
     /// Sets `key`'s entry to what `next` makes of it (`None`: the key is new, after making
@@ -178,7 +171,7 @@ impl MemoryStore {
         now: Instant,
         next: impl FnOnce(Option<&Entry>) -> Entry,
     ) -> Option<Entry> {
-        let mut st = self.lock();
+        let mut st = lock(&self.state);
         if let Some(slot) = st.slots.get(&key) {
             let next = next(Some(&slot.entry));
             if next != slot.entry {
@@ -205,7 +198,7 @@ impl MemoryStore {
     /// Forgets `key` if `forget` says so of its entry, which wakes its waiters. Returns
     /// whether it did.
     pub(crate) fn remove_if(&self, key: Key, forget: impl FnOnce(&Entry) -> bool) -> bool {
-        let mut st = self.lock();
+        let mut st = lock(&self.state);
         if !st.slots.get(&key).is_some_and(|s| forget(&s.entry)) {
             return false;
         }
@@ -217,7 +210,7 @@ impl MemoryStore {
     /// Makes the caller `key`'s probe if the policy says one is due
     /// ([`policy::probe_due`]): its time is up and nobody probes it.
     pub(crate) fn try_acquire_probe(&self, key: Key, now: Instant) -> Option<ProbeId> {
-        let mut st = self.lock();
+        let mut st = lock(&self.state);
         let entry = st.slots.get(&key)?.entry;
         if !policy::probe_due(&entry, now) {
             return None;
@@ -261,7 +254,7 @@ impl GateStore for MemoryStore {
     }
 
     fn release_probe(&self, key: Key, probe: ProbeId) -> bool {
-        let mut st = self.lock();
+        let mut st = lock(&self.state);
         let Some(slot) = st.slots.get_mut(&key) else {
             return false;
         };
@@ -476,7 +469,7 @@ mod tests {
                     );
                 }
             }
-            let st = s.lock();
+            let st = lock(&s.state);
             assert_eq!(st.slots.len(), st.by_until.len());
             assert_eq!(st.slots.len(), s.len());
             assert!(st.slots.len() <= 64);

@@ -1,6 +1,7 @@
 //! Request bodies that can be sent again: by clone, or from a copy captured while the first
 //! attempt streams.
 
+use crate::lock;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
@@ -9,7 +10,7 @@ use std::{
     convert::Infallible,
     fmt,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex},
     task::{Context, Poll, ready},
 };
 
@@ -178,12 +179,6 @@ impl fmt::Debug for Captured {
         };
         d.finish()
     }
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What a [`CaptureBody`] dropped before anything was taken from its body does with it.

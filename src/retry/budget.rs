@@ -1,5 +1,6 @@
 //! The retry budget: retries as a fraction of requests, shared by every clone of a layer.
 
+use crate::lock;
 use std::{
     fmt,
     sync::{
@@ -152,7 +153,7 @@ impl Bucket {
     /// drains the throttle and, once the throttle holds retries, a token of what was earned or
     /// of the reserve: what the failures used up is not released as a burst once they stop.
     pub(crate) fn failed(&self) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = lock(&self.state);
         self.refresh(&mut s);
         s.health = (s.health - 1.0).max(0.0);
         if s.health > self.config.health_max() / 2.0 {
@@ -170,7 +171,7 @@ impl Bucket {
 
     /// `true` while failures hold retries back: the throttle is at half or below.
     pub(crate) fn throttled(&self) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = lock(&self.state);
         self.refresh(&mut s);
         s.health <= self.config.health_max() / 2.0
     }
@@ -234,7 +235,7 @@ impl Bucket {
     /// only after `wait`, later than `max_wait`, and `Err(None)` when none will (no floor):
     /// nothing is taken then.
     pub(crate) fn take(&self, max_wait: Duration) -> Result<Duration, Option<Duration>> {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = lock(&self.state);
         let floor = self.refresh(&mut s);
         if s.earned >= 1.0 {
             s.earned -= 1.0;

@@ -167,9 +167,7 @@ where
     /// Also treats the value of the header `name` as a credential, as
     /// [`ErrorDecodeLayer::sensitive_header`](crate::ErrorDecodeLayer::sensitive_header) does.
     pub fn sensitive_header<N: TryInto<HeaderName>>(mut self, name: N) -> Self {
-        if let Ok(name) = name.try_into() {
-            self.sensitive = self.sensitive.with(name);
-        }
+        self.sensitive = self.sensitive.with(name);
         self
     }
 

@@ -722,8 +722,11 @@ impl SensitiveHeaders {
         SensitiveHeaders(None)
     }
 
-    /// The list with `name` added.
-    pub(crate) fn with(self, name: HeaderName) -> SensitiveHeaders {
+    /// The list with `name` added; the list as it is when `name` is not a header name.
+    pub(crate) fn with(self, name: impl TryInto<HeaderName>) -> SensitiveHeaders {
+        let Ok(name) = name.try_into() else {
+            return self;
+        };
         let mut names: Vec<HeaderName> = self.as_slice().to_vec();
         if !names.contains(&name) {
             names.push(name);

@@ -32,3 +32,47 @@ pub(crate) fn write_set<'a>(
     }
     f.write_str(")")
 }
+
+/// The methods and impls of a small flag set `$ty(u8)` with a `DEFAULT`: `contains`, `|`,
+/// `|=`, a `Debug` naming the flags listed (through [`write_set`]) and `Default`.
+macro_rules! flag_set {
+    ($ty:ident [$($flag:ident),+ $(,)?], $member:literal, $members:literal, $example:literal) => {
+        impl $ty {
+            #[doc = concat!("`true` when every ", $member, " of `other` is in `self`.")]
+            pub const fn contains(self, other: $ty) -> bool {
+                self.0 & other.0 == other.0
+            }
+        }
+
+        impl std::ops::BitOr for $ty {
+            type Output = $ty;
+
+            fn bitor(self, other: $ty) -> $ty {
+                $ty(self.0 | other.0)
+            }
+        }
+
+        impl std::ops::BitOrAssign for $ty {
+            fn bitor_assign(&mut self, other: $ty) {
+                self.0 |= other.0;
+            }
+        }
+
+        impl std::fmt::Debug for $ty {
+            #[doc = concat!("The names of the ", $members, ", as `", $example, "`.")]
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let names = [$((stringify!($flag), Self::$flag)),+];
+                let members = names.into_iter().filter(|(_, s)| self.contains(*s));
+                crate::text::write_set(f, stringify!($ty), members.map(|(name, _)| name))
+            }
+        }
+
+        impl Default for $ty {
+            #[doc = concat!("[`", stringify!($ty), "::DEFAULT`].")]
+            fn default() -> Self {
+                $ty::DEFAULT
+            }
+        }
+    };
+}
+pub(crate) use flag_set;
