@@ -111,13 +111,16 @@ impl<S> RateLimitBackoff<S> {
         // waits.
         let once = !RequestFacts::of(request.method(), request.headers()).idempotent;
         let mut turn = Turn::new((scope != key).then_some(scope), once);
-        match config.gates.check(key, now, deadline, stop, &mut turn) {
+        // The first look leaves out the end of the schedule: a request held past it fails in
+        // `wait_turn`, as one that waited at the gate, and the retry layer then returns the
+        // server's last answer rather than the closed gate.
+        match config.gates.check(key, now, deadline, None, &mut turn) {
             Check::Go(probe) => {
                 track.probe = probe;
                 track.landing = turn.landing(key);
                 return ResponseFuture::called(self.inner.call(request), Some(track));
             }
-            Check::Fail(left, stopped) if call.is_none() || stopped => {
+            Check::Fail(left, _) if call.is_none() => {
                 let error = Some(refused(left));
                 let state = State::Failed { error };
                 return ResponseFuture { state, track: None };
