@@ -119,15 +119,10 @@ pub mod retry;
 mod retry_after;
 pub mod sse;
 pub mod stack;
+mod sync;
 mod telemetry;
 mod text;
 mod verdict;
-
-/// Locks `m`, recovering a poisoned lock: a panic while holding one of the crate's locks cannot
-/// leave its value half-written.
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 pub use classify::Disposition;
 pub(crate) use classify::classify;

@@ -15,8 +15,8 @@ use super::{
     policy::{self, Entry, ProbeId},
     store::{GateStore, Lease, MemoryStore},
 };
-use crate::lock;
 use crate::quota::Quota;
+use crate::sync::lock;
 use foldhash::fast::FixedState;
 use futures_core::Stream;
 use redis::{Client, Script, aio::ConnectionManager};

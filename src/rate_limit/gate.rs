@@ -383,15 +383,15 @@ type Counts = std::collections::HashMap<Key, u32, foldhash::fast::FixedState>;
 
 impl Repeatable {
     fn waits(&self, key: Key) -> bool {
-        crate::lock(&self.0).contains_key(&key)
+        crate::sync::lock(&self.0).contains_key(&key)
     }
 
     fn add(&self, key: Key) {
-        *crate::lock(&self.0).entry(key).or_default() += 1;
+        *crate::sync::lock(&self.0).entry(key).or_default() += 1;
     }
 
     fn remove(&self, key: Key) {
-        let mut map = crate::lock(&self.0);
+        let mut map = crate::sync::lock(&self.0);
         if let Some(n) = map.get_mut(&key) {
             *n -= 1;
             if *n == 0 {

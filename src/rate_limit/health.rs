@@ -5,7 +5,7 @@
 
 use super::Key;
 use crate::contract::OutageRule;
-use crate::lock;
+use crate::sync::lock;
 use foldhash::fast::FixedState;
 use std::{
     collections::HashMap,

@@ -14,7 +14,7 @@ use super::{
     pace::{Accepted, DOUBLING, INITIAL_RATE, Pace},
     policy::LINGER,
 };
-use crate::lock;
+use crate::sync::lock;
 use foldhash::fast::FixedState;
 use std::{
     collections::{BTreeMap, HashMap},

@@ -8,8 +8,8 @@ use super::{
     notify::{Waiter, Waiters},
     policy::{self, Entry, ProbeId},
 };
-use crate::lock;
 use crate::quota::Quota;
+use crate::sync::lock;
 use std::{
     any::Any,
     collections::BTreeSet,

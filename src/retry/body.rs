@@ -1,7 +1,7 @@
 //! Request bodies that can be sent again: by clone, or from a copy captured while the first
 //! attempt streams.
 
-use crate::lock;
+use crate::sync::lock;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};

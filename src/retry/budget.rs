@@ -1,6 +1,6 @@
 //! The retry budget: retries as a fraction of requests, shared by every clone of a layer.
 
-use crate::lock;
+use crate::sync::lock;
 use std::{
     fmt,
     sync::{
