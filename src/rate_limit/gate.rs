@@ -518,14 +518,16 @@ mod tests {
         Instant::now() + Duration::from_secs(3600)
     }
 
+    /// What a request for `k` with an hour to wait does now.
+    fn look(g: &RateLimitGates, k: Key) -> Check {
+        g.check(k, Instant::now(), far(), None, &mut Turn::default())
+    }
+
     #[tokio::test(start_paused = true)]
     async fn closes_probes_and_opens() {
         let g = RateLimitGates::new();
         let k = Key::of("k");
-        assert!(matches!(
-            g.check(k, Instant::now(), far(), None, &mut Turn::default()),
-            Check::Go(None)
-        ));
+        assert!(matches!(look(&g, k), Check::Go(None)));
         g.reject(k, None, None, &B);
         assert_eq!(g.len(), 1);
         assert_eq!(g.time_left(k), Some(Duration::from_secs(1)));
@@ -533,37 +535,20 @@ mod tests {
             g.check(k, Instant::now(), Instant::now(), None, &mut Turn::default()),
             Check::Fail(d, false) if d == Duration::from_secs(1)
         ));
-        assert!(matches!(
-            g.check(k, Instant::now(), far(), None, &mut Turn::default()),
-            Check::Wait { .. }
-        ));
+        assert!(matches!(look(&g, k), Check::Wait { .. }));
         // Other keys are not affected.
-        assert!(matches!(
-            g.check(
-                Key::of("j"),
-                Instant::now(),
-                far(),
-                None,
-                &mut Turn::default()
-            ),
-            Check::Go(None)
-        ));
+        assert!(matches!(look(&g, Key::of("j")), Check::Go(None)));
         tokio::time::advance(Duration::from_secs(1)).await;
-        let Check::Go(Some(id)) = g.check(k, Instant::now(), far(), None, &mut Turn::default())
-        else {
+        let Check::Go(Some(id)) = look(&g, k) else {
             panic!("expected the probe")
         };
         // Only one probe.
-        assert!(matches!(
-            g.check(k, Instant::now(), far(), None, &mut Turn::default()),
-            Check::Wait { .. }
-        ));
+        assert!(matches!(look(&g, k), Check::Wait { .. }));
         // Probe rejected: 2 s.
         g.reject(k, None, Some(id), &B);
         assert_eq!(g.time_left(k), Some(Duration::from_secs(2)));
         tokio::time::advance(Duration::from_secs(2)).await;
-        let Check::Go(Some(id)) = g.check(k, Instant::now(), far(), None, &mut Turn::default())
-        else {
+        let Check::Go(Some(id)) = look(&g, k) else {
             panic!()
         };
         // A stale probe id does nothing; the right one opens.
@@ -575,13 +560,7 @@ mod tests {
         assert_eq!(g.paced(), 1);
         assert!(!g.is_empty());
         tokio::time::advance(LINGER + Duration::from_secs(1)).await;
-        let _ = g.check(
-            Key::of("x"),
-            Instant::now(),
-            far(),
-            None,
-            &mut Turn::default(),
-        );
+        let _ = look(&g, Key::of("x"));
         assert!(g.is_empty());
     }
 
@@ -629,14 +608,11 @@ mod tests {
         let g = RateLimitGates::new();
         let k = Key::of("k");
         g.reject(k, Some(Duration::ZERO), None, &B);
-        let Check::Go(Some(id)) = g.check(k, Instant::now(), far(), None, &mut Turn::default())
-        else {
+        let Check::Go(Some(id)) = look(&g, k) else {
             panic!()
         };
         g.hand_on(k, id);
-        assert!(
-            matches!(g.check(k, Instant::now(), far(), None, &mut Turn::default()), Check::Go(Some(n)) if n != id)
-        );
+        assert!(matches!(look(&g, k), Check::Go(Some(n)) if n != id));
     }
 
     #[tokio::test(start_paused = true)]
@@ -644,8 +620,7 @@ mod tests {
         let g = RateLimitGates::new();
         let k = Key::of("k");
         g.reject(k, Some(Duration::ZERO), None, &B);
-        let Check::Go(Some(id)) = g.check(k, Instant::now(), far(), None, &mut Turn::default())
-        else {
+        let Check::Go(Some(id)) = look(&g, k) else {
             panic!()
         };
         let waiter = tokio::spawn(wait_turn(g.clone(), k, far(), false, None, Turn::default()));
@@ -697,13 +672,7 @@ mod tests {
         assert!(g.time_left(Key::of(&9_999u32)).is_some());
         assert!(g.time_left(Key::of(&0u32)).is_none());
         tokio::time::advance(Duration::from_secs(20_000) + LINGER).await;
-        let _ = g.check(
-            Key::of("x"),
-            Instant::now(),
-            far(),
-            None,
-            &mut Turn::default(),
-        );
+        let _ = look(&g, Key::of("x"));
         assert!(g.is_empty());
         let none = RateLimitGates::with_max_keys(0);
         none.reject(Key::of("k"), None, None, &B);
