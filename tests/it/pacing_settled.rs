@@ -232,16 +232,25 @@ async fn a_rejected_probe_does_not_leave_the_pace_stuck() {
     assert!(goodput >= 0.9, "goodput {:.1} %", 100.0 * goodput);
 }
 
-/// Runs `setup`: from `settled` on, at most 0.05 `429`s per second and goodput of at least
-/// 95 % of the server's rate.
-async fn assert_settled(setup: Setup, settled: Duration) {
-    let (rejected, goodput) = measure(setup, settled).await;
-    assert!(rejected <= 0.05, "{setup:?}: {rejected:.3} 429s per second");
+/// Runs `setup`: from `from` on, at most `max_rejected` `429`s per second and goodput of at
+/// least `min_goodput` of the server's rate.
+async fn assert_figures(setup: Setup, from: Duration, max_rejected: f64, min_goodput: f64) {
+    let (rejected, goodput) = measure(setup, from).await;
     assert!(
-        goodput >= 0.95,
+        rejected <= max_rejected,
+        "{setup:?}: {rejected:.3} 429s per second"
+    );
+    assert!(
+        goodput >= min_goodput,
         "{setup:?}: goodput {:.1} %",
         100.0 * goodput
     );
+}
+
+/// Runs `setup`: from `settled` on, at most 0.05 `429`s per second and goodput of at least
+/// 95 % of the server's rate.
+async fn assert_settled(setup: Setup, settled: Duration) {
+    assert_figures(setup, settled, 0.05, 0.95).await;
 }
 
 /// A closed loop of `workers` in each of `processes` processes, all on one map of gates,
@@ -362,13 +371,7 @@ async fn a_fast_server_is_learned_not_slow_started_again_at_every_rejection() {
             rate: 1_000.0,
             ..Setup::new(Load::Closed { workers }, S(60))
         };
-        let (rejected, goodput) = measure(setup, S(20)).await;
-        assert!(rejected <= 0.1, "{setup:?}: {rejected:.3} 429s per second");
-        assert!(
-            goodput >= 0.75,
-            "{setup:?}: goodput {:.1} %",
-            100.0 * goodput
-        );
+        assert_figures(setup, S(20), 0.1, 0.75).await;
     }
 }
 
@@ -384,12 +387,6 @@ async fn a_server_that_allows_no_burst_is_paced_not_stalled() {
             burst: 1.0,
             ..Setup::new(Load::Closed { workers: 8 }, S(60))
         };
-        let (rejected, goodput) = measure(setup, S(20)).await;
-        assert!(rejected <= 0.1, "{setup:?}: {rejected:.3} 429s per second");
-        assert!(
-            goodput >= 0.65,
-            "{setup:?}: goodput {:.1} %",
-            100.0 * goodput
-        );
+        assert_figures(setup, S(20), 0.1, 0.65).await;
     }
 }
